@@ -1,0 +1,259 @@
+"""``ReconstructiveDefense`` (the paper's AE as a transform with hub loading) and ``Defended``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import safetensors.torch
+import torch
+import torch.nn.functional as F
+from huggingface_hub import PyTorchModelHubMixin, hf_hub_download
+from torch import nn
+
+from .autoencoder import ReconAutoencoder
+from .transform import PixelDefense
+from .weights import SAFETENSORS_FILE, get_weights, list_weights
+
+__all__ = ["ReconstructiveDefense", "Defended", "IMAGENET_MEAN", "IMAGENET_STD", "FORMAT_VERSION"]
+
+#: Version of the config.json layout written by ``save_pretrained``; loading refuses any other.
+FORMAT_VERSION = 1
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+#: Weights ``Defended(model)`` loads when no defense is given.
+DEFAULT_IMAGENET_WEIGHTS = "imagenet-efficientnet_lite0-pgd"
+
+
+class ReconstructiveDefense(
+    PixelDefense,
+    PyTorchModelHubMixin,
+    library_name="recondefense",
+    tags=["adversarial-defense", "image-classification", "recondefense"],
+    repo_url="https://github.com/recondefense/recondefense",
+):
+    """The paper's reconstructive defense as a torchvision-style transform.
+
+    Wraps a :class:`~recondefense.autoencoder.ReconAutoencoder`. Inputs of any height and width
+    are padded (replicate) to the AE's stride multiple and cropped back. Parameters are frozen and
+    the module stays in eval mode (``.train()`` does not switch it); gradients still flow to the
+    input, so attacks can go through it. Train the AE itself with :mod:`recondefense.train`.
+
+    Shape: ``(C, H, W)`` or ``(N, C, H, W)`` -> same shape. Values: float in [0, 1] (or ``uint8``,
+    scaled by 1/255, returned as ``float32``) -> [0, 1]; ``float16``/``bfloat16`` inputs are returned
+    in their dtype.
+
+    Args:
+        in_channels, width, depth, skip, widths: the AE's hyper-parameters (see ``ReconAutoencoder``).
+        meta: free-form metadata saved in config.json (dataset, classifier, mean/std, metrics).
+        format_version: config layout version; anything but :data:`FORMAT_VERSION` is refused.
+
+    Example:
+        >>> defense = ReconstructiveDefense.from_pretrained("fashionmnist-smallcnn-pgd")  # doctest: +SKIP
+        >>> clean = defense(images)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 3,
+        width: int = 16,
+        depth: int = 3,
+        skip: bool = True,
+        widths: list | None = None,
+        meta: dict | None = None,
+        format_version: int = FORMAT_VERSION,
+    ) -> None:
+        if format_version != FORMAT_VERSION:
+            raise ValueError(
+                f"config.json has format_version={format_version!r}, this recondefense reads version {FORMAT_VERSION}: "
+                "upgrade recondefense or re-export the weights"
+            )
+        super().__init__()
+        self.autoencoder = ReconAutoencoder(in_channels, width, depth, skip, widths)
+        self.meta: dict[str, Any] = dict(meta or {})
+        self.requires_grad_(False)
+        self.eval()
+
+    @property
+    def channels(self) -> int:
+        return self.autoencoder.in_channels
+
+    def train(self, mode: bool = True) -> ReconstructiveDefense:
+        """Kept in eval mode: the defense is frozen at inference and while a classifier trains."""
+        return super().train(False)
+
+    def purify(self, images: torch.Tensor) -> torch.Tensor:
+        """Reconstruct a floating ``(N, C, H, W)`` batch in [0, 1]; any H, W."""
+        height, width = images.shape[-2:]
+        stride = self.autoencoder.stride
+        pad_h, pad_w = (-height) % stride, (-width) % stride
+        param_dtype = next(self.autoencoder.parameters()).dtype
+        x = images.to(param_dtype)
+        if pad_h or pad_w:
+            x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+        return self.autoencoder(x)[..., :height, :width].to(images.dtype)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        pretrained_model_name_or_path: str | Path,
+        *,
+        revision: str | None = None,
+        **kwargs: Any,
+    ) -> ReconstructiveDefense:
+        """Load weights by registered name, Hugging Face hub repo id, or local folder.
+
+        Args:
+            pretrained_model_name_or_path: a name from :func:`~recondefense.list_weights`, a hub
+                repo id such as ``"someone/their-defense"``, or a folder written by ``save_pretrained``.
+            revision: hub branch, tag or commit (hub repo ids only).
+            kwargs: passed to ``huggingface_hub.PyTorchModelHubMixin.from_pretrained`` (``cache_dir``,
+                ``local_files_only``, ``token``, ``map_location``, ...).
+
+        Raises:
+            FileNotFoundError: not a registered name, not a folder, and not on the hub or in its cache.
+            ValueError: a corrupt weights file or a config.json of another version.
+        """
+        key = str(pretrained_model_name_or_path)
+        if key in list_weights():
+            return super().from_pretrained(get_weights(key).path(), **kwargs)
+        if os.path.isdir(key):
+            return super().from_pretrained(key, **kwargs)
+        if key.startswith((".", "/", "~")) or key.count("/") != 1 or os.sep != "/" and os.sep in key:
+            raise FileNotFoundError(
+                f"cannot load {key!r}: not a registered name ({list_weights() or 'none shipped'}), "
+                "not an existing folder, and not a hub repo id of the form 'owner/name'"
+            )
+        try:
+            return super().from_pretrained(key, revision=revision, **kwargs)
+        except (OSError, ValueError) as err:
+            if isinstance(err, ValueError) and "format_version" in str(err):
+                raise
+            offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
+            hint = " (HF_HUB_OFFLINE is set and the repo is not in the local hub cache)" if offline else ""
+            raise FileNotFoundError(
+                f"cannot load {key!r} from the Hugging Face hub{hint}: {type(err).__name__}: {err}"
+            ) from err
+
+    @classmethod
+    def _from_pretrained(
+        cls,
+        *,
+        model_id: str,
+        revision: str | None,
+        cache_dir: str | Path | None,
+        force_download: bool,
+        local_files_only: bool,
+        token: str | bool | None,
+        config: dict | None = None,
+        map_location: str = "cpu",
+        **model_kwargs: Any,
+    ) -> ReconstructiveDefense:
+        # Called by the mixin with config.json already parsed: check it, then load safetensors only.
+        model_kwargs.pop("strict", None)
+        if config is None:
+            raise FileNotFoundError(f"{model_id}: config.json is missing; save weights with save_pretrained()")
+        known = set(cls._hub_mixin_init_parameters)
+        unknown = sorted(set(config) - known)
+        if "format_version" not in config or unknown:
+            raise ValueError(
+                f"{model_id}: config.json is not a recondefense v{FORMAT_VERSION} config "
+                f"(format_version={config.get('format_version')!r}, unknown keys {unknown}): "
+                "upgrade recondefense or re-export the weights"
+            )
+        model = cls(**model_kwargs)
+        if os.path.isdir(model_id):
+            model_file = os.path.join(model_id, SAFETENSORS_FILE)
+            if not os.path.isfile(model_file):
+                raise FileNotFoundError(
+                    f"{model_id}: {SAFETENSORS_FILE} is missing (only safetensors weights are read)"
+                )
+        else:
+            model_file = hf_hub_download(
+                repo_id=model_id,
+                filename=SAFETENSORS_FILE,
+                revision=revision,
+                cache_dir=cache_dir,
+                force_download=force_download,
+                token=token,
+                local_files_only=local_files_only,
+            )
+        try:
+            state = safetensors.torch.load_file(model_file, device=str(map_location))
+        except Exception as err:  # safetensors raises its own error types for truncated/garbled files
+            raise ValueError(f"{model_file}: corrupt safetensors file ({err})") from err
+        try:
+            model.load_state_dict(state, strict=True)
+        except RuntimeError as err:
+            raise ValueError(f"{model_file}: weights do not match config.json ({err})") from err
+        return model.to(map_location)
+
+
+class Defended(nn.Module):
+    """Put a defense in front of a classifier: a drop-in replacement taking the model's own inputs.
+
+    ``Defended(model)(x) == model(normalize(defense(unnormalize(x))))``. With ``mean=None`` and
+    ``std=None`` the model takes [0, 1] pixels directly (the RobustBench/torchattacks/foolbox
+    convention), so peer attacks can be pointed at the defended model.
+
+    Args:
+        model: any classifier ``nn.Module``; exposed as ``.model``.
+        defense: a pixel-space defense (``ReconstructiveDefense`` or a baseline); None loads the
+            default shipped ImageNet weights.
+        mean, std: per-channel normalization the model expects, or None for pixel-space models.
+
+    Shape: whatever ``model`` takes (``(N, C, H, W)`` images normalized with ``mean``/``std``).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        defense: nn.Module | None = None,
+        *,
+        mean: Sequence[float] | None = IMAGENET_MEAN,
+        std: Sequence[float] | None = IMAGENET_STD,
+    ) -> None:
+        super().__init__()
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"expected the classifier as an nn.Module, got {type(model).__name__}")
+        if (mean is None) != (std is None):
+            raise ValueError("pass both mean and std (normalized model) or neither (model takes [0, 1] pixels)")
+        if defense is None:
+            if DEFAULT_IMAGENET_WEIGHTS not in list_weights():
+                raise ValueError(
+                    f"Defended(model) loads the default weights {DEFAULT_IMAGENET_WEIGHTS!r}, which this version "
+                    f"does not ship (shipped: {list_weights() or 'none'}); pass one: "
+                    "Defended(model, ReconstructiveDefense.from_pretrained(...))"
+                )
+            defense = ReconstructiveDefense.from_pretrained(DEFAULT_IMAGENET_WEIGHTS)
+        if not isinstance(defense, nn.Module):
+            raise TypeError(f"expected the defense as an nn.Module, got {type(defense).__name__}")
+        self.model = model
+        self.defense = defense.eval()
+        self.normalized = mean is not None
+        if mean is not None:
+            mean_t = torch.as_tensor(mean, dtype=torch.float32).view(-1, 1, 1)
+            std_t = torch.as_tensor(std, dtype=torch.float32).view(-1, 1, 1)
+            if mean_t.numel() != std_t.numel():
+                raise ValueError(f"mean and std differ in length: {mean_t.numel()} vs {std_t.numel()}")
+            if (std_t <= 0).any():
+                raise ValueError(f"std must be positive, got {std}")
+            self.register_buffer("mean", mean_t, persistent=False)
+            self.register_buffer("std", std_t, persistent=False)
+
+    def train(self, mode: bool = True) -> Defended:
+        """Switch the classifier's mode; the defense stays frozen in eval mode."""
+        self.training = mode
+        self.model.train(mode)
+        self.defense.eval()
+        return self
+
+    def forward(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+        """Un-normalize, purify, re-normalize, classify; extra arguments go to the model."""
+        if self.normalized:
+            pixels = x * self.std.to(x.dtype) + self.mean.to(x.dtype)
+            purified = self.defense(pixels)
+            return self.model((purified - self.mean.to(x.dtype)) / self.std.to(x.dtype), *args, **kwargs)
+        return self.model(self.defense(x), *args, **kwargs)

@@ -1,0 +1,125 @@
+"""The pixel-space transform contract every defense in the package follows.
+
+A defense takes images in [0, 1] of shape ``(C, H, W)`` or ``(N, C, H, W)`` (any ``H`` and ``W``;
+``uint8`` is accepted and scaled by 1/255; ``float16``/``bfloat16``/``float32``/``float64`` are kept),
+and returns purified images in [0, 1] with the input's shape. :class:`PixelDefense` does the
+checking and reshaping once, so subclasses only implement :meth:`PixelDefense.purify` on a float
+``(N, C, H, W)`` batch.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+__all__ = ["PixelDefense", "check_pixels", "RANGE_TOLERANCE"]
+
+#: How far outside [0, 1] a float input may stray (rounding of un-normalization) before it is refused.
+RANGE_TOLERANCE = 1e-3
+
+_FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+def check_pixels(
+    images: torch.Tensor,
+    *,
+    channels: int | None = None,
+    device: torch.device | None = None,
+    name: str = "images",
+) -> torch.Tensor:
+    """Validate a pixel-space image tensor and return it as a floating ``(N, C, H, W)`` batch.
+
+    Args:
+        images: ``(C, H, W)`` or ``(N, C, H, W)``, float in [0, 1] or ``uint8`` in [0, 255].
+        channels: the channel count the caller needs, or None for any.
+        device: the device the caller's parameters live on, or None to skip the check.
+        name: how the argument is named in error messages.
+
+    Returns:
+        ``(N, C, H, W)`` floating tensor in [0, 1] (``uint8`` becomes ``float32``; a float input
+        keeps its dtype and is not copied).
+
+    Raises:
+        TypeError: not a tensor, or a dtype other than ``uint8`` or floating point.
+        ValueError: wrong rank, wrong channel count, an empty batch or image, NaN/Inf, values
+            outside [0, 1], or a device other than ``device``.
+    """
+    if not isinstance(images, torch.Tensor):
+        raise TypeError(f"expected {name} as a torch.Tensor, got {type(images).__name__}")
+    if images.dtype != torch.uint8 and images.dtype not in _FLOAT_DTYPES:
+        raise TypeError(
+            f"expected {name} of dtype uint8 or floating point, got {images.dtype}: "
+            "convert with torchvision.transforms.v2.ToDtype(torch.float32, scale=True)"
+        )
+    if images.ndim not in (3, 4):
+        raise ValueError(
+            f"expected {name} of shape (C, H, W) or (N, C, H, W), got {images.ndim} dimensions {tuple(images.shape)}"
+        )
+    batch = images if images.ndim == 4 else images.unsqueeze(0)
+    if channels is not None and batch.shape[1] != channels:
+        raise ValueError(
+            f"expected {name} with {channels} channel(s) in dimension {images.ndim - 3}, got shape "
+            f"{tuple(images.shape)}: these weights were trained on {channels}-channel images"
+        )
+    if batch.numel() == 0:
+        raise ValueError(f"expected a non-empty batch of non-empty images, got {name} of shape {tuple(images.shape)}")
+    if device is not None and batch.device != device:
+        raise ValueError(
+            f"{name} are on {batch.device} but the defense is on {device}: move one with .to({str(device)!r})"
+        )
+    if batch.dtype == torch.uint8:
+        return batch.float().div_(255)
+    lo, hi = torch.aminmax(batch.detach())
+    lo, hi = float(lo), float(hi)
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise ValueError(f"{name} contain NaN or Inf values")
+    if lo < -RANGE_TOLERANCE or hi > 1 + RANGE_TOLERANCE:
+        raise ValueError(
+            f"expected pixel values in [0, 1], got min={lo:.3g} max={hi:.3g}: pass un-normalized images "
+            "(or wrap the classifier with Defended(model, mean=..., std=...), which un-normalizes for you)"
+        )
+    return batch
+
+
+class PixelDefense(nn.Module):
+    """Base class of input-purifying defenses: validate, purify a batch, restore the input's form.
+
+    Subclasses implement :meth:`purify`. Class attributes tell attacks how to get through it:
+
+    - ``differentiable``: gradients of :meth:`purify` are meaningful (else attack with BPDA through
+      :meth:`surrogate`);
+    - ``randomized``: outputs are random (attack with EOT);
+    - ``channels``: the channel count the defense requires (None: any).
+
+    Shape: ``(C, H, W)`` or ``(N, C, H, W)`` -> same shape. Values: [0, 1] -> [0, 1].
+    """
+
+    differentiable: bool = True
+    randomized: bool = False
+
+    @property
+    def channels(self) -> int | None:
+        """Channel count the defense requires, or None for any."""
+        return None
+
+    def _device(self) -> torch.device | None:
+        tensor = next(self.parameters(), None)
+        if tensor is None:
+            tensor = next(self.buffers(), None)
+        return None if tensor is None else tensor.device
+
+    def purify(self, images: torch.Tensor) -> torch.Tensor:
+        """Purify a floating ``(N, C, H, W)`` batch in [0, 1]; returns the same shape in [0, 1]."""
+        raise NotImplementedError
+
+    def surrogate(self, images: torch.Tensor) -> torch.Tensor:
+        """Differentiable approximation used by BPDA for the backward pass (default: identity)."""
+        return images
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Purify ``images``: ``(C, H, W)`` or ``(N, C, H, W)`` in [0, 1] -> same shape in [0, 1]."""
+        batch = check_pixels(images, channels=self.channels, device=self._device())
+        out = self.purify(batch).clamp(0, 1)
+        return out if images.ndim == 4 else out.squeeze(0)

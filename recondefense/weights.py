@@ -1,0 +1,92 @@
+"""Registry of named pretrained defense weights shipped inside the package.
+
+Names follow ``<dataset>-<classifier>-<training attack>``. Each entry points at a folder of the
+repository's ``weights/`` directory (installed as the ``recondefense._weights`` package data) holding
+``model.safetensors``, ``config.json`` and a model card ``README.md``; the sha256 of the safetensors
+file is checked on every load.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+__all__ = ["WeightsEntry", "list_weights", "get_weights", "register_weights", "weights_root"]
+
+SAFETENSORS_FILE = "model.safetensors"
+
+
+@dataclass(frozen=True)
+class WeightsEntry:
+    """One named set of shipped weights.
+
+    Attributes:
+        name: registered name, e.g. ``"fashionmnist-smallcnn-pgd"``.
+        folder: folder name under the shipped weights root.
+        sha256: hex digest of ``model.safetensors``.
+        meta: dataset, classifier, attack, input size, mean/std and measured metrics.
+    """
+
+    name: str
+    folder: str
+    sha256: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def path(self) -> Path:
+        """Folder holding the weights, verified against ``sha256``."""
+        folder = weights_root() / self.folder
+        file = folder / SAFETENSORS_FILE
+        if not file.is_file():
+            raise FileNotFoundError(
+                f"weights {self.name!r}: {file} is missing; reinstall recondefense (pip install --force-reinstall recondefense)"
+            )
+        digest = sha256_file(file)
+        if digest != self.sha256:
+            raise ValueError(
+                f"weights {self.name!r}: {file} is corrupt (sha256 {digest[:12]}..., expected {self.sha256[:12]}...); "
+                "reinstall recondefense"
+            )
+        return folder
+
+
+_REGISTRY: dict[str, WeightsEntry] = {}
+
+
+def weights_root() -> Path:
+    """Directory of the shipped weights (the repository's ``weights/`` folder, installed as package data)."""
+    return Path(str(resources.files("recondefense._weights")))
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex sha256 digest of a file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def register_weights(entry: WeightsEntry) -> None:
+    """Add ``entry`` to the registry (a name may only be registered once)."""
+    if entry.name in _REGISTRY:
+        raise ValueError(f"weights {entry.name!r} are already registered")
+    _REGISTRY[entry.name] = entry
+
+
+def list_weights() -> list[str]:
+    """Names of the shipped weights, sorted; pass one to ``ReconstructiveDefense.from_pretrained``."""
+    return sorted(_REGISTRY)
+
+
+def get_weights(name: str) -> WeightsEntry:
+    """The registry entry called ``name``; raises KeyError listing the known names."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"no weights named {name!r}; known: {list_weights() or 'none yet'}") from None
+
+
+# Shipped weights are registered below, one entry per folder of weights/ (none trained yet).

@@ -1,0 +1,286 @@
+"""ReconstructiveDefense and Defended: the transform contract, hub loading, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from torch import nn
+
+from recondefense import Defended, ReconAutoencoder, ReconstructiveDefense, list_weights
+from recondefense.weights import _REGISTRY, WeightsEntry, sha256_file
+
+
+@pytest.fixture
+def defense() -> ReconstructiveDefense:
+    torch.manual_seed(0)
+    d = ReconstructiveDefense(width=8)
+    # Non-trivial BatchNorm statistics so eval-mode outputs depend on them.
+    for m in d.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.1, 0.1)
+            m.running_var.uniform_(0.5, 1.5)
+    return d
+
+
+def test_autoencoder_shapes_and_skip():
+    for skip in (True, False):
+        ae = ReconAutoencoder(in_channels=1, width=8, depth=2, skip=skip)
+        assert ae.stride == 4
+        assert ae(torch.rand(2, 1, 28, 28)).shape == (2, 1, 28, 28)
+    ae = ReconAutoencoder(width=16, depth=3)
+    assert ae.widths == (16, 8, 4)
+    assert ReconAutoencoder(widths=[32, 8]).widths == (32, 8)
+    with pytest.raises(ValueError, match="depth >= 2"):
+        ReconAutoencoder(depth=1)
+
+
+@pytest.mark.parametrize("shape", [(3, 32, 32), (2, 3, 32, 32), (1, 3, 17, 45), (4, 3, 9, 224)])
+def test_output_shape_and_range(defense, shape):
+    x = torch.rand(shape)
+    y = defense(x)
+    assert y.shape == x.shape and y.dtype == x.dtype
+    assert y.min() >= 0 and y.max() <= 1
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
+def test_float_dtypes_are_kept(defense, dtype):
+    x = torch.rand(2, 3, 16, 16)
+    y = defense(x.to(dtype))
+    assert y.dtype == dtype
+    torch.testing.assert_close(y.float(), defense(x), atol=1e-2, rtol=0)
+
+
+def test_uint8_is_scaled(defense):
+    x = torch.randint(0, 256, (2, 3, 20, 20), dtype=torch.uint8)
+    y = defense(x)
+    assert y.dtype == torch.float32
+    torch.testing.assert_close(y, defense(x.float() / 255))
+
+
+def test_batch_equals_single_images(defense):
+    x = torch.rand(3, 3, 21, 30)
+    batched = defense(x)
+    for i in range(3):
+        torch.testing.assert_close(defense(x[i]), batched[i], atol=1e-6, rtol=1e-5)
+
+
+def test_gradient_reaches_input_and_parameters_stay_frozen(defense):
+    x = torch.rand(2, 3, 24, 24, requires_grad=True)
+    defense(x).square().sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    assert all(not p.requires_grad and p.grad is None for p in defense.parameters())
+
+
+def test_stays_in_eval_mode(defense):
+    defense.train()
+    assert not defense.training and not any(m.training for m in defense.modules())
+
+
+def test_save_load_roundtrip_is_bitwise(defense, tmp_path):
+    defense.save_pretrained(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    loaded = ReconstructiveDefense.from_pretrained(tmp_path)
+    for (k, a), (k2, b) in zip(defense.state_dict().items(), loaded.state_dict().items()):
+        assert k == k2 and torch.equal(a, b)
+    x = torch.rand(2, 3, 33, 33)
+    assert torch.equal(defense(x), loaded(x))
+    assert loaded.autoencoder.widths == defense.autoencoder.widths
+
+
+def _write_hub_cache(hf_home, repo_id: str, source_folder) -> str:
+    """Lay out a Hugging Face hub cache entry for ``repo_id`` the way hf_hub_download leaves it."""
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo_dir = hf_home / "hub" / ("models--" + repo_id.replace("/", "--"))
+    snapshot = repo_dir / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    for name in ("config.json", "model.safetensors"):
+        (snapshot / name).write_bytes((source_folder / name).read_bytes())
+    (repo_dir / "refs").mkdir()
+    (repo_dir / "refs" / "main").write_text(commit)
+    return commit
+
+
+def _load_offline(hf_home, repo_id: str) -> subprocess.CompletedProcess:
+    code = textwrap.dedent(
+        f"""
+        import torch
+        from recondefense import ReconstructiveDefense
+        d = ReconstructiveDefense.from_pretrained({repo_id!r})
+        print(d(torch.full((1, 3, 8, 8), 0.5)).sum().item())
+        """
+    )
+    env = {**os.environ, "HF_HOME": str(hf_home), "HF_HUB_OFFLINE": "1"}
+    env.pop("HF_HUB_CACHE", None)
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_hub_repo_id_loads_offline_from_local_cache(defense, tmp_path):
+    defense.save_pretrained(tmp_path / "saved")
+    _write_hub_cache(tmp_path / "hf", "someone/their-defense", tmp_path / "saved")
+    result = _load_offline(tmp_path / "hf", "someone/their-defense")
+    assert result.returncode == 0, result.stderr
+    expected = defense(torch.full((1, 3, 8, 8), 0.5)).sum().item()
+    assert float(result.stdout.strip().splitlines()[-1]) == pytest.approx(expected, rel=1e-6)
+
+
+def test_hub_repo_id_missing_from_cache_fails_clearly(tmp_path):
+    result = _load_offline(tmp_path / "hf", "someone/not-cached")
+    assert result.returncode != 0
+    assert "FileNotFoundError" in result.stderr and "HF_HUB_OFFLINE" in result.stderr
+
+
+# ----------------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize(
+    "images, error, match",
+    [
+        (torch.rand(32, 32), ValueError, "shape"),
+        (torch.rand(1, 1, 3, 8, 8), ValueError, "shape"),
+        (torch.rand(2, 1, 8, 8), ValueError, "3 channel"),
+        (torch.zeros(2, 3, 8, 8, dtype=torch.bool), TypeError, "dtype"),
+        (torch.zeros(2, 3, 8, 8, dtype=torch.int64), TypeError, "dtype"),
+        (torch.rand(2, 3, 8, 8) * 4 - 2, ValueError, r"\[0, 1\]"),
+        (torch.full((1, 3, 8, 8), float("nan")), ValueError, "NaN"),
+        (torch.full((1, 3, 8, 8), float("inf")), ValueError, "NaN or Inf"),
+        (torch.rand(0, 3, 8, 8), ValueError, "non-empty"),
+        ([[0.5]], TypeError, "Tensor"),
+    ],
+)
+def test_bad_input_is_refused_clearly(defense, images, error, match):
+    with pytest.raises(error, match=match):
+        defense(images)
+
+
+def test_slightly_out_of_range_input_is_tolerated(defense):
+    x = torch.rand(1, 3, 8, 8)
+    x[0, 0, 0, 0] = 1 + 1e-5
+    defense(x)
+
+
+def test_device_mismatch_is_refused(defense):
+    meta = defense.to("meta")
+    with pytest.raises(ValueError, match="defense is on meta"):
+        meta(torch.rand(1, 3, 8, 8))
+
+
+def test_missing_and_corrupt_weights_files(defense, tmp_path):
+    with pytest.raises(FileNotFoundError, match="not a registered name"):
+        ReconstructiveDefense.from_pretrained(tmp_path / "nowhere")
+    defense.save_pretrained(tmp_path)
+    (tmp_path / "model.safetensors").write_bytes(b"\x00garbage")
+    with pytest.raises(ValueError, match="corrupt"):
+        ReconstructiveDefense.from_pretrained(tmp_path)
+    (tmp_path / "model.safetensors").unlink()
+    with pytest.raises(FileNotFoundError, match="model.safetensors"):
+        ReconstructiveDefense.from_pretrained(tmp_path)
+
+
+@pytest.mark.parametrize("edit", [{"format_version": 99}, {"format_version": None}, {"hidden_size": 7}])
+def test_config_of_another_version_is_refused(defense, tmp_path, edit):
+    defense.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    config.update(edit)
+    if edit.get("format_version", 1) is None:
+        del config["format_version"]
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="format_version"):
+        ReconstructiveDefense.from_pretrained(tmp_path)
+
+
+def test_config_of_other_architecture_does_not_match_weights(defense, tmp_path):
+    defense.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    config["width"] = 16
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="do not match"):
+        ReconstructiveDefense.from_pretrained(tmp_path)
+
+
+def test_registered_name_checks_sha256(defense, tmp_path, monkeypatch):
+    folder = tmp_path / "toy-weights"
+    defense.save_pretrained(folder)
+    monkeypatch.setattr("recondefense.weights.weights_root", lambda: tmp_path)
+    good = WeightsEntry("toy-weights", "toy-weights", sha256_file(folder / "model.safetensors"))
+    monkeypatch.setitem(_REGISTRY, "toy-weights", good)
+    assert "toy-weights" in list_weights()
+    loaded = ReconstructiveDefense.from_pretrained("toy-weights")
+    assert torch.equal(loaded(torch.rand(1, 3, 8, 8) * 0 + 0.5), defense(torch.full((1, 3, 8, 8), 0.5)))
+    monkeypatch.setitem(_REGISTRY, "toy-weights", WeightsEntry("toy-weights", "toy-weights", "0" * 64))
+    with pytest.raises(ValueError, match="corrupt"):
+        ReconstructiveDefense.from_pretrained("toy-weights")
+
+
+# ----------------------------------------------------------------------------------- Defended
+class TinyNet(nn.Module):
+    def __init__(self, channels: int = 3, classes: int = 5) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(channels, 4, 3, padding=1)
+        self.bn = nn.BatchNorm2d(4)
+        self.fc = nn.Linear(4, classes)
+
+    def forward(self, x):
+        return self.fc(self.bn(self.conv(x)).relu().mean((2, 3)))
+
+
+def test_defended_equals_manual_pipeline(defense):
+    torch.manual_seed(1)
+    net = TinyNet().eval()
+    mean, std = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
+    model = Defended(net, defense, mean=mean, std=std)
+    m, s = torch.tensor(mean).view(3, 1, 1), torch.tensor(std).view(3, 1, 1)
+    x = (torch.rand(4, 3, 20, 20) - m) / s
+    expected = net((defense(x * s + m) - m) / s)
+    torch.testing.assert_close(model(x), expected)
+    assert model.model is net
+
+
+def test_defended_pixel_convention(defense):
+    net = TinyNet().eval()
+    model = Defended(net, defense, mean=None, std=None)
+    x = torch.rand(2, 3, 16, 16)
+    torch.testing.assert_close(model(x), net(defense(x)))
+
+
+def test_defended_keeps_defense_frozen_while_classifier_trains(defense):
+    net = TinyNet()
+    model = Defended(net, defense).train()
+    assert net.training and not defense.training
+    before = {k: v.clone() for k, v in defense.state_dict().items()}
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    for _ in range(2):
+        x = (torch.rand(4, 3, 16, 16) - model.mean) / model.std
+        loss = nn.functional.cross_entropy(model(x), torch.randint(0, 5, (4,)))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert all(torch.equal(before[k], v) for k, v in defense.state_dict().items())
+    assert net.conv.weight.grad is not None
+
+
+def test_defended_moves_with_to(defense):
+    model = Defended(TinyNet(), defense).to(torch.float64)
+    assert model.mean.dtype == torch.float64 and next(defense.parameters()).dtype == torch.float64
+    assert model(torch.zeros(1, 3, 8, 8, dtype=torch.float64)).dtype == torch.float64
+
+
+def test_defended_with_torchvision_model(defense):
+    from torchvision.models import resnet18
+
+    net = resnet18(num_classes=10).eval()
+    out = Defended(net, defense)(torch.zeros(2, 3, 32, 32))
+    assert out.shape == (2, 10)
+
+
+def test_defended_bad_arguments(defense, monkeypatch):
+    with pytest.raises(ValueError, match="both mean and std"):
+        Defended(TinyNet(), defense, mean=(0.5,), std=None)
+    with pytest.raises(TypeError, match="nn.Module"):
+        Defended(lambda x: x, defense)
+    monkeypatch.delitem(_REGISTRY, "imagenet-efficientnet_lite0-pgd", raising=False)
+    with pytest.raises(ValueError, match="does not ship"):
+        Defended(TinyNet())

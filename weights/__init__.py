@@ -1,0 +1,1 @@
+"""Shipped defense weights: one folder per registered name (see recondefense/weights.py)."""
