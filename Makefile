@@ -5,7 +5,8 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo venv lint bench clean
+.PHONY: test demo venv data lint bench clean
+FMNIST := /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -19,14 +20,22 @@ $(STAMP): $(PY) setup.cfg pyproject.toml
 
 venv: $(STAMP)
 
-test: $(STAMP)
+# Fashion-MNIST (tier 1) from Debian; tests that need it skip with a reason when it cannot be installed.
+data:
+	@test -f $(FMNIST) || { \
+	  echo "installing Fashion-MNIST: apt-get install -y dataset-fashion-mnist"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  ( $$SUDO apt-get install -y -q dataset-fashion-mnist || { $$SUDO apt-get update -q && $$SUDO apt-get install -y -q dataset-fashion-mnist; } ) >/dev/null \
+	  || echo "WARNING: could not install dataset-fashion-mnist (Debian); Fashion-MNIST tests will be skipped"; }
+
+test: $(STAMP) data
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check recondefense tests benchmarks examples
 	$(VENV)/bin/ruff format --check recondefense tests benchmarks examples
 
-demo: $(STAMP)
+demo: $(STAMP) data
 	$(PY) examples/demo.py
 
 bench: $(STAMP)

@@ -1,0 +1,67 @@
+"""Latency and throughput of resnet50 vs Defended(resnet50) and the AE alone, at 224 px.
+
+Prints, for batch 1 and 32 on the CPU (and CUDA when available), the median time per batch and
+images/s of each, and the ratio Defended / bare. Goal: ratio at most 1.25.
+
+    python benchmarks/inference.py [--width 16] [--repeats 5] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+from torchvision.models import resnet50
+
+from recondefense import Defended, ReconstructiveDefense
+
+
+def median_seconds(fn, x: torch.Tensor, repeats: int, device: torch.device) -> float:
+    with torch.inference_mode():
+        fn(x)  # warm-up
+        times = []
+        for _ in range(repeats):
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            fn(x)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--width", type=int, default=16, help="AE width (the shipped default is 16)")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 32])
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, AE width {args.width}")
+    print(
+        f"{'device':6} {'batch':>5} {'resnet50 ms':>12} {'defended ms':>12} {'AE ms':>9} {'img/s bare':>11} {'img/s def':>10} {'ratio':>6}"
+    )
+    for device in devices:
+        net = resnet50().eval().to(device)
+        defense = ReconstructiveDefense(width=args.width).to(device)
+        defended = Defended(net, defense).eval()
+        for batch in args.batches:
+            x = torch.rand(batch, 3, 224, 224, device=device)
+            normalized = (x - defended.mean) / defended.std
+            bare = median_seconds(net, normalized, args.repeats, device)
+            full = median_seconds(defended, normalized, args.repeats, device)
+            ae = median_seconds(defense, x, args.repeats, device)
+            print(
+                f"{device.type:6} {batch:5d} {bare * 1e3:12.1f} {full * 1e3:12.1f} {ae * 1e3:9.1f} "
+                f"{batch / bare:11.1f} {batch / full:10.1f} {full / bare:6.3f}"
+            )
+
+
+if __name__ == "__main__":
+    main()

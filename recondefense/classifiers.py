@@ -1,0 +1,225 @@
+"""Target classifiers: the Fashion-MNIST networks we train and ship, and loading any classifier by spec.
+
+Every classifier this module returns takes **pixel-space** input in [0, 1] (normalization lives
+inside the model, :class:`Normalized`), the convention the attacks and :class:`~recondefense.Defended`
+with ``mean=None`` use.
+
+Classifier specs (what ``recondefense train --classifier`` and ``evaluate`` accept):
+
+- a registered name, e.g. ``"fashionmnist-smallcnn"`` (shipped weights, sha256-checked);
+- ``"torchvision:resnet50"`` plus a safetensors weights file and mean/std;
+- ``"package.module:factory"`` (a callable returning an ``nn.Module``) plus optional weights and mean/std.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import safetensors.torch
+import torch
+from torch import nn
+
+from .weights import sha256_file, weights_root
+
+__all__ = [
+    "FASHION_MNIST_MEAN",
+    "FASHION_MNIST_STD",
+    "Normalized",
+    "SmallCNN",
+    "FashionResNet",
+    "ClassifierEntry",
+    "list_classifiers",
+    "load_classifier",
+]
+
+FASHION_MNIST_MEAN = (0.2860,)
+FASHION_MNIST_STD = (0.3530,)
+
+
+class Normalized(nn.Module):
+    """``model((x - mean) / std)``: turns a normalized-input classifier into a pixel-space one.
+
+    Shape: ``(N, C, H, W)`` in [0, 1] -> whatever ``model`` returns. The wrapped model is ``.model``.
+    """
+
+    def __init__(self, model: nn.Module, mean: Sequence[float], std: Sequence[float]) -> None:
+        super().__init__()
+        self.model = model
+        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32).view(-1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32).view(-1, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model((x - self.mean.to(x.dtype)) / self.std.to(x.dtype))
+
+
+class SmallCNN(nn.Module):
+    """The Fashion-MNIST target classifier: two conv blocks (32, 64 filters) and a 128-unit head.
+
+    Shape: ``(N, 1, 28, 28)`` normalized -> ``(N, 10)`` logits. 0.42 M parameters.
+    """
+
+    def __init__(self, in_channels: int = 1, num_classes: int = 10) -> None:
+        super().__init__()
+
+        def block(c_in: int, c_out: int) -> nn.Sequential:
+            return nn.Sequential(
+                nn.Conv2d(c_in, c_out, 3, padding=1),
+                nn.ReLU(inplace=True),
+                nn.Conv2d(c_out, c_out, 3, padding=1),
+                nn.ReLU(inplace=True),
+                nn.MaxPool2d(2),
+            )
+
+        self.features = nn.Sequential(block(in_channels, 32), block(32, 64))
+        self.head = nn.Sequential(
+            nn.Flatten(),
+            nn.Dropout(0.25),
+            nn.Linear(64 * 7 * 7, 128),
+            nn.ReLU(inplace=True),
+            nn.Linear(128, num_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+class _BasicBlock(nn.Module):
+    def __init__(self, c_in: int, c_out: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.shortcut = (
+            nn.Identity()
+            if stride == 1 and c_in == c_out
+            else nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.bn1(self.conv1(x)).relu()
+        return (self.bn2(self.conv2(h)) + self.shortcut(x)).relu()
+
+
+class FashionResNet(nn.Module):
+    """A second, different architecture (the transfer target of Table 3): a ResNet-8 with BatchNorm.
+
+    Stem conv 16, three basic blocks of 16, 32 (stride 2) and 64 (stride 2) filters, global average
+    pooling. Shape: ``(N, 1, 28, 28)`` normalized -> ``(N, 10)`` logits. 0.08 M parameters.
+    """
+
+    def __init__(self, in_channels: int = 1, num_classes: int = 10) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU())
+        self.blocks = nn.Sequential(_BasicBlock(16, 16, 1), _BasicBlock(16, 32, 2), _BasicBlock(32, 64, 2))
+        self.fc = nn.Linear(64, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.blocks(self.stem(x)).mean((2, 3)))
+
+
+@dataclass(frozen=True)
+class ClassifierEntry:
+    """A shipped classifier: architecture factory, weights folder under ``weights/``, sha256, meta."""
+
+    name: str
+    factory: Callable[[], nn.Module]
+    folder: str
+    sha256: str
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+_CLASSIFIERS: dict[str, ClassifierEntry] = {}
+
+
+def register_classifier(entry: ClassifierEntry) -> None:
+    """Add a shipped classifier to the registry."""
+    _CLASSIFIERS[entry.name] = entry
+
+
+def list_classifiers() -> list[str]:
+    """Names of the registered classifiers."""
+    return sorted(_CLASSIFIERS)
+
+
+def _load_state(model: nn.Module, path: str, sha256: str | None = None) -> nn.Module:
+    if sha256 is not None and sha256_file(path) != sha256:
+        raise ValueError(f"classifier weights {path} are corrupt (sha256 mismatch); reinstall recondefense")
+    try:
+        state = safetensors.torch.load_file(path)
+    except FileNotFoundError:
+        raise
+    except Exception as err:
+        raise ValueError(f"{path}: not a readable safetensors file ({err})") from err
+    model.load_state_dict(state)
+    return model
+
+
+def load_classifier(
+    spec: str,
+    weights: str | None = None,
+    *,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+) -> nn.Module:
+    """Build a frozen, eval-mode, pixel-space classifier from a spec (see the module docstring).
+
+    Args:
+        spec: registered name, ``"torchvision:<arch>"`` or ``"package.module:factory"``.
+        weights: safetensors state dict for the torchvision/factory forms (None: as constructed).
+        mean, std: normalization the model expects (None: it takes [0, 1] pixels).
+
+    Returns:
+        ``nn.Module`` taking ``(N, C, H, W)`` in [0, 1] and returning logits.
+    """
+    if spec in _CLASSIFIERS:
+        entry = _CLASSIFIERS[spec]
+        model = _load_state(entry.factory(), str(weights_root() / entry.folder / "model.safetensors"), entry.sha256)
+        mean, std = entry.mean, entry.std
+    elif ":" in spec:
+        module_name, _, attr = spec.partition(":")
+        if module_name == "torchvision":
+            import torchvision.models
+
+            model = torchvision.models.get_model(attr, weights=None)
+        else:
+            try:
+                factory = getattr(importlib.import_module(module_name), attr)
+            except (ImportError, AttributeError) as err:
+                raise ValueError(
+                    f"classifier spec {spec!r}: cannot import {attr!r} from {module_name!r} ({err})"
+                ) from err
+            model = factory()
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"classifier spec {spec!r} returned {type(model).__name__}, expected an nn.Module")
+        if weights is not None:
+            _load_state(model, weights)
+    else:
+        raise ValueError(
+            f"unknown classifier {spec!r}: expected a registered name {list_classifiers()}, "
+            "'torchvision:<arch>' or 'package.module:factory'"
+        )
+    if (mean is None) != (std is None):
+        raise ValueError("pass both mean and std, or neither")
+    if mean is not None:
+        model = Normalized(model, mean, std)
+    return model.eval().requires_grad_(False)
+
+
+# Shipped classifiers (trained by `python -m recondefense.train.classifier`, see weights/classifiers/*/README.md).
+register_classifier(
+    ClassifierEntry(
+        name="fashionmnist-smallcnn",
+        factory=SmallCNN,
+        folder="classifiers/fashionmnist-smallcnn",
+        sha256="30f8727555cffb65e77cd2404b5150afb872e62a76f3eb466c851879628b6006",
+        mean=FASHION_MNIST_MEAN,
+        std=FASHION_MNIST_STD,
+        meta={"dataset": "fashionmnist", "val_accuracy": 0.918, "test_accuracy": 0.9161},
+    )
+)

@@ -1,0 +1,104 @@
+"""The paper's training losses: the visual loss (Eq. 1) and visual + classification (Eq. 1 + Eq. 2)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .metrics import psnr
+
+__all__ = ["visual_loss", "VisualLossParts", "ReconstructiveLoss", "LossParts", "psnr"]
+
+
+@dataclass
+class VisualLossParts:
+    """Eq. 1 and its two terms, each a scalar tensor averaged over the batch."""
+
+    total: torch.Tensor
+    rmse: torch.Tensor
+    psnr_term: torch.Tensor
+
+
+def visual_loss(
+    reconstruction: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    alpha: float = 1.0,
+    beta: float = 0.01,
+    c: float = 100.0,
+    eps: float = 1e-10,
+) -> VisualLossParts:
+    """Eq. 1: ``alpha * RMSE + beta * (C + log(squared error))``, paper defaults alpha=1, beta=0.01, C=100.
+
+    Reduction: per image ``i`` (all ``C*H*W`` values), ``rmse_i = sqrt(mean (x - x^)^2)`` and the
+    PSNR term ``C + 10*log10(mean (x - x^)^2 + eps) = C - PSNR_i`` (dB, unit peak); both are then
+    averaged over the batch. The paper writes ``log`` of the *sum* of squared errors; using the mean
+    and base 10 changes the term by a constant and a factor, so it reads as ``C - PSNR`` and matches
+    the official code's ``C + 10*log10(per-image MSE)`` averaged over the batch.
+
+    Args:
+        reconstruction, target: ``(N, C, H, W)`` in [0, 1].
+
+    Returns:
+        :class:`VisualLossParts` with ``total``, ``rmse`` and ``psnr_term`` (scalars).
+    """
+    if reconstruction.shape != target.shape:
+        raise ValueError(
+            f"reconstruction {tuple(reconstruction.shape)} and target {tuple(target.shape)} differ in shape"
+        )
+    mse = (reconstruction.float() - target.float()).square().flatten(1).mean(1)
+    rmse = torch.sqrt(mse + eps).mean()
+    psnr_term = (c + 10 * torch.log10(mse + eps)).mean()
+    return VisualLossParts(alpha * rmse + beta * psnr_term, rmse, psnr_term)
+
+
+@dataclass
+class LossParts:
+    """Eq. 1 + Eq. 2 and their parts (scalar tensors), plus the classifier's logits on x^."""
+
+    total: torch.Tensor
+    visual: torch.Tensor
+    rmse: torch.Tensor
+    psnr_term: torch.Tensor
+    cross_entropy: torch.Tensor
+    logits: torch.Tensor
+
+
+class ReconstructiveLoss(nn.Module):
+    """``visual_weight * Eq. 1 + ce_weight * Eq. 2`` with the frozen classifier as discriminator.
+
+    Eq. 2 is the categorical cross-entropy of ``classifier(x^)`` against the labels, averaged over
+    the batch. The paper sums the two (both weights 1); the official code uses
+    ``visual_weight=0.005`` in this phase.
+
+    Args:
+        classifier: pixel-space classifier (input in [0, 1]); frozen here (``requires_grad_(False)``).
+        alpha, beta, c: Eq. 1 constants.
+        visual_weight, ce_weight: weights of Eq. 1 and Eq. 2.
+    """
+
+    def __init__(
+        self,
+        classifier: nn.Module,
+        *,
+        alpha: float = 1.0,
+        beta: float = 0.01,
+        c: float = 100.0,
+        visual_weight: float = 1.0,
+        ce_weight: float = 1.0,
+    ) -> None:
+        super().__init__()
+        self.classifier = classifier.eval().requires_grad_(False)
+        self.alpha, self.beta, self.c = alpha, beta, c
+        self.visual_weight, self.ce_weight = visual_weight, ce_weight
+
+    def forward(self, reconstruction: torch.Tensor, clean: torch.Tensor, labels: torch.Tensor) -> LossParts:
+        """Loss of ``reconstruction`` (N, C, H, W) against ``clean`` and integer ``labels`` (N,)."""
+        visual = visual_loss(reconstruction, clean, alpha=self.alpha, beta=self.beta, c=self.c)
+        logits = self.classifier(reconstruction)
+        ce = F.cross_entropy(logits.float(), labels)
+        total = self.visual_weight * visual.total + self.ce_weight * ce
+        return LossParts(total, visual.total, visual.rmse, visual.psnr_term, ce, logits)

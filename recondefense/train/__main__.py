@@ -1,0 +1,37 @@
+"""``python -m recondefense.train``: command-line front end of :func:`recondefense.train.train`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from .config import add_config_arguments, config_from_args
+from .loop import TrainingInterrupted, train
+
+
+def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    parser = parser or argparse.ArgumentParser(
+        prog="recondefense train", description="Train a reconstructive defense (paper Algorithm 1)."
+    )
+    add_config_arguments(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    try:
+        final = train(config_from_args(args))
+    except TrainingInterrupted as err:
+        print(err, file=sys.stderr)
+        return 130
+    except (FileNotFoundError, FileExistsError, ValueError, FloatingPointError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"saved {final}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

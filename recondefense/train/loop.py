@@ -1,0 +1,536 @@
+"""Algorithm 1: warm-up on the visual loss, then the GAN-like phase with the frozen classifier.
+
+Machinery: DistributedDataParallel under ``torchrun`` (gloo on CPU, nccl on CUDA), bfloat16 autocast
+and channels_last on CUDA, atomic checkpoints with exact resume (each step re-seeds from
+``(seed, epoch, step)`` and the sampler skips consumed batches), SIGINT/SIGTERM checkpoint-and-exit,
+a NaN/Inf guard, tqdm progress, ``metrics.jsonl``, per-epoch validation and a final
+``save_pretrained`` folder with a model card.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import shutil
+import signal
+import sys
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from tqdm.auto import tqdm
+
+from .. import __version__
+from ..attacks import FGSM, PGD
+from ..autoencoder import ReconAutoencoder
+from ..classifiers import load_classifier
+from ..data import collate_skipping, load_dataset
+from ..defense import ReconstructiveDefense
+from ..losses import ReconstructiveLoss, visual_loss
+from ..metrics import psnr
+from .config import TrainConfig
+
+__all__ = ["train", "TrainingInterrupted"]
+
+logger = logging.getLogger(__name__)
+CHECKPOINT = "checkpoint.pt"
+METRICS = "metrics.jsonl"
+CACHED_TRIPLETS = "triplets_x_adv.npy"
+
+
+class TrainingInterrupted(RuntimeError):
+    """Raised by :func:`train` after SIGINT/SIGTERM once the checkpoint is saved."""
+
+
+# ----------------------------------------------------------------------------------- setup helpers
+def _distributed() -> tuple[int, int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    return int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def _device(config: TrainConfig, local_rank: int) -> torch.device:
+    if config.device == "auto":
+        return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
+    device = torch.device(config.device)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", local_rank)
+    return device
+
+
+def _prepare_out(out: Path, config: TrainConfig) -> None:
+    used = out.is_dir() and any((out / n).exists() for n in (CHECKPOINT, METRICS, "final"))
+    if config.resume:
+        if not (out / CHECKPOINT).is_file():
+            raise FileNotFoundError(f"--resume: no {CHECKPOINT} in {out} to resume from")
+        return
+    if used and not config.overwrite:
+        raise FileExistsError(f"{out} holds another run; pass --resume to continue it or --overwrite to replace it")
+    if used:
+        for name in (CHECKPOINT, METRICS, CACHED_TRIPLETS):
+            (out / name).unlink(missing_ok=True)
+        shutil.rmtree(out / "final", ignore_errors=True)
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def _step_seed(seed: int, epoch: int, step: int) -> int:
+    return (seed * 1_000_003 + epoch * 100_003 + step) % (2**63)
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+class _StopRequest:
+    """Turns SIGINT/SIGTERM into a flag the loop checks after each step."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopRequest:
+        if hasattr(signal, "SIGTERM") and _is_main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.signal = signum
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def _is_main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _num_classes(dataset: Dataset) -> int | None:
+    base = getattr(dataset, "dataset", dataset)
+    classes = getattr(base, "classes", None)
+    if classes is not None:
+        return len(classes)
+    labels = getattr(base, "labels", None)
+    return int(labels.max()) + 1 if labels is not None else None
+
+
+# ----------------------------------------------------------------------------------- triplets
+class _TripletMaker:
+    """Makes x~ for a batch: FGSM/PGD/mix against the classifier (or AE + classifier when adaptive)."""
+
+    def __init__(self, config: TrainConfig, classifier: nn.Module) -> None:
+        self.config = config
+        self.classifier = classifier
+        self.fgsm = FGSM(classifier, eps=config.eps)
+        self.pgd = PGD(
+            classifier, eps=config.eps, alpha=config.step_size, steps=config.steps, random_start=config.random_start
+        )
+
+    def kind(self) -> str:
+        if self.config.attack == "mix":
+            return "fgsm" if torch.rand(()) < 0.5 else "pgd"
+        return self.config.attack
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor, ae: nn.Module | None = None) -> torch.Tensor:
+        kind = self.kind()
+        if self.config.adaptive and ae is not None:
+            target = nn.Sequential(ae, self.classifier)
+            attack = (
+                FGSM(target, eps=self.config.eps)
+                if kind == "fgsm"
+                else PGD(
+                    target,
+                    eps=self.config.eps,
+                    alpha=self.config.step_size,
+                    steps=self.config.steps,
+                    random_start=self.config.random_start,
+                )
+            )
+        else:
+            attack = self.fgsm if kind == "fgsm" else self.pgd
+        x_adv = attack(x, y)
+        if self.config.clean_fraction > 0:
+            keep_clean = torch.rand(len(x), device=x.device) < self.config.clean_fraction
+            x_adv = torch.where(keep_clean.view(-1, 1, 1, 1), x, x_adv)
+        return x_adv.detach()
+
+
+def _cache_triplets(
+    dataset: Dataset, maker: _TripletMaker, config: TrainConfig, out: Path, device: torch.device
+) -> np.ndarray:
+    """Attack the whole training set once (8-bit, as the official code stored them); reused every epoch."""
+    path = out / CACHED_TRIPLETS
+    if path.is_file():
+        return np.load(path, mmap_mode="r")
+    loader = DataLoader(dataset, batch_size=config.batch_size, shuffle=False, collate_fn=collate_skipping)
+    chunks = []
+    for i, (x, y, _) in enumerate(tqdm(loader, desc="caching triplets", disable=not config.progress)):
+        torch.manual_seed(_step_seed(config.seed, -1, i))
+        x_adv = maker(x.to(device), y.to(device))
+        chunks.append((x_adv * 255).round().to(torch.uint8).cpu().numpy())
+    array = np.concatenate(chunks)
+    tmp = path.with_suffix(".tmp.npy")
+    np.save(tmp, array)
+    os.replace(tmp, path)
+    return array
+
+
+class _WithIndex(Dataset):
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int] | None:
+        item = self.dataset[index]
+        return None if item is None else (item[0], item[1], index)
+
+
+def _collate_indexed(batch: list) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+    kept = [b for b in batch if b is not None]
+    images, labels, skipped = collate_skipping([(b[0], b[1]) for b in kept] + [None] * (len(batch) - len(kept)))
+    return images, labels, torch.as_tensor([b[2] for b in kept], dtype=torch.long), skipped
+
+
+# ----------------------------------------------------------------------------------- validation
+@torch.no_grad()
+def _predict(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return model(x).argmax(1)
+
+
+def validate(
+    ae: nn.Module,
+    classifier: nn.Module,
+    maker: _TripletMaker,
+    dataset: Dataset,
+    config: TrainConfig,
+    device: torch.device,
+) -> dict[str, float]:
+    """Clean and attacked accuracy with and without the AE, and PSNR of AE(x~) vs x, on ``dataset``."""
+    was_training = ae.training
+    ae.eval()
+    loader = DataLoader(dataset, batch_size=max(config.batch_size, 250), shuffle=False, collate_fn=collate_skipping)
+    totals = {
+        "n": 0,
+        "clean_acc_undefended": 0.0,
+        "attacked_acc_undefended": 0.0,
+        "clean_acc": 0.0,
+        "attacked_acc": 0.0,
+        "psnr": 0.0,
+    }
+    for i, (x, y, _) in enumerate(loader):
+        if config.val_limit is not None and totals["n"] >= config.val_limit:
+            break
+        x, y = x.to(device), y.to(device)
+        torch.manual_seed(_step_seed(config.seed, -2, i))
+        x_adv = maker.pgd(x, y) if config.attack != "fgsm" else maker.fgsm(x, y)
+        with torch.no_grad():
+            recon_clean, recon_adv = ae(x).clamp(0, 1), ae(x_adv).clamp(0, 1)
+        totals["n"] += len(y)
+        totals["clean_acc_undefended"] += (_predict(classifier, x) == y).sum().item()
+        totals["attacked_acc_undefended"] += (_predict(classifier, x_adv) == y).sum().item()
+        totals["clean_acc"] += (_predict(classifier, recon_clean) == y).sum().item()
+        totals["attacked_acc"] += (_predict(classifier, recon_adv) == y).sum().item()
+        totals["psnr"] += psnr(recon_adv, x).sum().item()
+    ae.train(was_training)
+    n = max(totals.pop("n"), 1)
+    return {k: v / n for k, v in totals.items()} | {"n": n}
+
+
+# ----------------------------------------------------------------------------------- the loop
+def train(config: TrainConfig) -> Path:
+    """Train a reconstructive defense; returns the ``<out>/final`` folder (``from_pretrained``-loadable).
+
+    Raises:
+        FileNotFoundError: missing data folder, or ``resume`` without a checkpoint.
+        FileExistsError: ``out`` holds another run and neither ``resume`` nor ``overwrite`` is set.
+        ValueError: empty dataset, or a classifier whose class count does not match the labels.
+        FloatingPointError: a NaN/Inf loss (the last good checkpoint is left intact).
+        TrainingInterrupted: SIGINT/SIGTERM (after saving a checkpoint).
+    """
+    rank, world, local_rank = _distributed()
+    device = _device(config, local_rank)
+    if world > 1 and not dist.is_initialized():
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    out = Path(config.out)
+    if rank == 0:
+        _prepare_out(out, config)
+    if world > 1:
+        dist.barrier()
+    try:
+        return _train(config, rank, world, device, out)
+    finally:
+        if world > 1 and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _train(config: TrainConfig, rank: int, world: int, device: torch.device, out: Path) -> Path:
+    torch.manual_seed(config.seed)
+    train_set = load_dataset(config.data, "train", image_size=config.image_size)
+    val_set = load_dataset(config.data, "val", image_size=config.image_size)
+    if len(train_set) == 0:
+        raise ValueError(f"the training data {config.data!r} is empty")
+    classifier = load_classifier(config.classifier, config.classifier_weights, mean=config.mean, std=config.std).to(
+        device
+    )
+    probe = next(item for item in (train_set[i] for i in range(min(len(train_set), 64))) if item is not None)
+    in_channels = probe[0].shape[0]
+    with torch.no_grad():
+        outputs = classifier(probe[0].unsqueeze(0).to(device)).shape[-1]
+    classes = _num_classes(train_set)
+    if classes is not None and classes != outputs:
+        raise ValueError(
+            f"the classifier {config.classifier!r} outputs {outputs} classes but the data {config.data!r} has {classes}: "
+            "pass the classifier trained on these labels"
+        )
+    ae = ReconAutoencoder(in_channels, config.width, config.depth, config.skip)
+    if config.init_from is not None:
+        start = ReconstructiveDefense.from_pretrained(config.init_from).autoencoder
+        if (start.in_channels, start.widths, start.skip) != (ae.in_channels, ae.widths, ae.skip):
+            raise ValueError(
+                f"--init-from {config.init_from!r} has an AE with widths {start.widths} (skip {start.skip}), "
+                f"but the config asks for {ae.widths} (skip {ae.skip}): match --width/--depth/--skip"
+            )
+        ae.load_state_dict(start.state_dict())
+    ae = ae.to(device)
+    use_cuda = device.type == "cuda"
+    if use_cuda and config.channels_last:
+        ae = ae.to(memory_format=torch.channels_last)
+    model: nn.Module = ae
+    if world > 1:
+        model = nn.parallel.DistributedDataParallel(ae, device_ids=[device.index] if use_cuda else None)
+    opt = torch.optim.Adam(ae.parameters(), lr=config.lr)
+    steps_per_epoch = math.ceil(math.ceil(len(train_set) / world) / config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    if config.lr_schedule == "cosine":
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(total_steps, 1))
+    elif config.lr_schedule == "constant":
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
+    else:
+        raise ValueError(f"unknown lr_schedule {config.lr_schedule!r}: expected constant or cosine")
+    loss_fn = ReconstructiveLoss(
+        classifier,
+        alpha=config.alpha,
+        beta=config.beta,
+        c=config.c,
+        visual_weight=config.visual_weight,
+        ce_weight=config.ce_weight,
+    )
+    maker = _TripletMaker(config, classifier)
+    epoch, step_in_epoch, global_step, skipped_images = 0, 0, 0, 0
+    if config.resume:
+        state = torch.load(out / CHECKPOINT, map_location=device, weights_only=True)
+        ae.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        epoch, step_in_epoch, global_step = state["epoch"], state["step_in_epoch"], state["global_step"]
+        skipped_images = state["skipped_images"]
+        torch.set_rng_state(state["rng_torch"])
+        np.random.set_state(tuple(state["rng_numpy"]))  # type: ignore[arg-type]
+        logger.info("resumed from %s at epoch %d, step %d", out / CHECKPOINT, epoch, step_in_epoch)
+    cached = None
+    if config.triplets == "cached":
+        if config.adaptive:
+            raise ValueError("adaptive triplets depend on the current AE and cannot be cached; use triplets='online'")
+        cached = _cache_triplets(train_set, maker, config, out, device) if rank == 0 else None
+        if world > 1:
+            dist.barrier()
+            cached = cached if cached is not None else np.load(out / CACHED_TRIPLETS, mmap_mode="r")
+    elif config.triplets != "online":
+        raise ValueError(f"unknown triplets mode {config.triplets!r}: expected online or cached")
+    metrics_file = open(out / METRICS, "a") if rank == 0 else None
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if use_cuda and config.amp else nullcontext()
+
+    def log(record: dict[str, Any]) -> None:
+        if metrics_file is not None:
+            metrics_file.write(json.dumps(record) + "\n")
+            metrics_file.flush()
+
+    def checkpoint() -> None:
+        if rank != 0:
+            return
+        _atomic_save(
+            {
+                "model": ae.state_dict(),
+                "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(),
+                "epoch": epoch,
+                "step_in_epoch": step_in_epoch,
+                "global_step": global_step,
+                "skipped_images": skipped_images,
+                "rng_torch": torch.get_rng_state(),
+                "rng_numpy": [v.tolist() if isinstance(v, np.ndarray) else v for v in np.random.get_state()],
+                "config": dataclasses.asdict(config),
+            },
+            out / CHECKPOINT,
+        )
+
+    sampler = DistributedSampler(
+        _WithIndex(train_set), num_replicas=world, rank=rank, shuffle=True, seed=config.seed, drop_last=False
+    )
+    start_time = time.time()
+    with _StopRequest() as stop:
+        while epoch < config.epochs:
+            sampler.set_epoch(epoch)
+            order = list(sampler)[step_in_epoch * config.batch_size :]
+            loader = DataLoader(
+                _WithIndex(train_set),
+                batch_size=config.batch_size,
+                sampler=order,
+                collate_fn=_collate_indexed,
+                num_workers=config.num_workers,
+            )
+            warmup = epoch < config.warmup_epochs
+            ae.train()
+            bar = tqdm(
+                loader,
+                desc=f"epoch {epoch + 1}/{config.epochs} {'warm-up' if warmup else 'joint'}",
+                disable=not config.progress or rank != 0,
+                leave=False,
+            )
+            for x, y, index, skipped in bar:
+                skipped_images += skipped
+                if len(y) == 0:
+                    step_in_epoch += 1
+                    continue
+                torch.manual_seed(_step_seed(config.seed, epoch, step_in_epoch + rank * 7919))
+                x, y = x.to(device), y.to(device)
+                if cached is not None:
+                    x_adv = torch.from_numpy(np.asarray(cached[index.numpy()])).to(device).float().div(255)
+                else:
+                    x_adv = maker(x, y, ae)
+                    ae.train()
+                if use_cuda and config.channels_last:
+                    x_adv = x_adv.contiguous(memory_format=torch.channels_last)
+                with autocast:
+                    recon = model(x_adv).float()
+                    if warmup:
+                        parts = visual_loss(recon, x, alpha=config.alpha, beta=config.beta, c=config.c)
+                        loss, ce, acc = parts.total, None, None
+                    else:
+                        parts = loss_fn(recon, x, y)
+                        loss, ce = parts.total, parts.cross_entropy.item()
+                        acc = (parts.logits.argmax(1) == y).float().mean().item()
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(
+                        f"non-finite loss ({loss.item()}) at epoch {epoch + 1}, step {step_in_epoch}: training stopped; "
+                        f"the last good checkpoint in {out / CHECKPOINT} is intact (lower --lr or check the data)"
+                    )
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                step_in_epoch += 1
+                global_step += 1
+                with torch.no_grad():
+                    batch_psnr = psnr(recon.detach(), x).mean().item()
+                bar.set_postfix(
+                    loss=f"{loss.item():.3f}",
+                    psnr=f"{batch_psnr:.1f}",
+                    **({} if ce is None else {"ce": f"{ce:.3f}", "acc": f"{acc:.2f}"}),
+                )
+                if global_step % config.log_every == 0 or global_step == 1:
+                    log(
+                        {
+                            "step": global_step,
+                            "epoch": epoch + 1,
+                            "phase": "warmup" if warmup else "joint",
+                            "loss": loss.item(),
+                            "rmse": parts.rmse.item(),
+                            "psnr_term": parts.psnr_term.item(),
+                            "cross_entropy": ce,
+                            "train_acc": acc,
+                            "psnr": batch_psnr,
+                            "lr": sched.get_last_lr()[0],
+                            "seconds": round(time.time() - start_time, 1),
+                        }
+                    )
+                if global_step % config.checkpoint_every == 0:
+                    checkpoint()
+                if stop.signal is not None:
+                    checkpoint()
+                    raise TrainingInterrupted(
+                        f"stopped by signal {stop.signal} at step {global_step}; resume with --resume (checkpoint in {out})"
+                    )
+                if config.stop_after_steps is not None and global_step >= config.stop_after_steps:
+                    checkpoint()
+                    logger.info("stopped after %d steps as asked; resume with --resume", global_step)
+                    return out / CHECKPOINT
+            epoch += 1
+            step_in_epoch = 0
+            if rank == 0:
+                val = validate(ae, classifier, maker, val_set, config, device)
+                log({"epoch": epoch, "validation": val, "skipped_images": skipped_images})
+                logger.info("epoch %d validation: %s", epoch, {k: round(v, 4) for k, v in val.items()})
+            checkpoint()
+            if world > 1:
+                dist.barrier()
+    agree = _ranks_agree(ae, world)
+    final = out / "final"
+    if rank == 0:
+        val = validate(ae, classifier, maker, val_set, config, device)
+        log({"final": True, "validation": val, "ranks_agree": agree, "skipped_images": skipped_images})
+        _save_final(ae, config, val, final)
+    if metrics_file is not None:
+        metrics_file.close()
+    return final
+
+
+def _ranks_agree(ae: nn.Module, world: int) -> bool:
+    if world == 1:
+        return True
+    checksum = torch.stack([p.detach().double().sum() for p in ae.parameters()]).sum().reshape(1).cpu()
+    gathered = [torch.zeros_like(checksum) for _ in range(world)]
+    dist.all_gather(gathered, checksum)
+    return all(torch.equal(g, gathered[0]) for g in gathered)
+
+
+def _save_final(ae: ReconAutoencoder, config: TrainConfig, val: dict[str, float], final: Path) -> None:
+    attack = f"{config.attack} (eps={config.eps}" + (
+        f", step {config.step_size}, {config.steps} steps)" if config.attack != "fgsm" else ")"
+    )
+    meta = {
+        "dataset": config.data,
+        "classifier": config.classifier,
+        "attack": attack,
+        "adaptive": config.adaptive,
+        "clean_fraction": config.clean_fraction,
+        "input_mean": config.mean,
+        "input_std": config.std,
+        "validation": val,
+        "recondefense_version": __version__,
+        **config.extra_meta,
+    }
+    defense = ReconstructiveDefense(ae.in_channels, config.width, config.depth, config.skip, meta=meta)
+    defense.autoencoder.load_state_dict({k: v.float().contiguous() for k, v in ae.state_dict().items()})
+    defense.save_pretrained(final)
+    command = "recondefense train " + " ".join(sys.argv[1:]) if "recondefense" in " ".join(sys.argv[:2]) else None
+    rows = "\n".join(f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in val.items())
+    config_lines = "\n".join(f"    {k}: {v}" for k, v in dataclasses.asdict(config).items())
+    (final / "README.md").write_text(
+        f"---\nlibrary_name: recondefense\ntags: [adversarial-defense, image-classification, recondefense]\n---\n\n"
+        f"# Reconstructive defense\n\n"
+        f"Trained with `recondefense.train` (Patrick et al., WACV-W 2022, Algorithm 1).\n\n"
+        f"- Data: `{config.data}`\n- Classifier (frozen discriminator): `{config.classifier}`\n"
+        f"- Attack making the triplets: {attack}; adaptive: {config.adaptive}; clean fraction: {config.clean_fraction}\n"
+        f"- AE: width {config.width}, depth {config.depth}, skip {config.skip}\n"
+        + (f"- Command: `{command}`\n" if command else "")
+        + f"\n## Validation (held-out split, attack aimed at the classifier alone)\n\n| metric | value |\n|---|---|\n{rows}\n"
+        f"\n## Full configuration\n\n{config_lines}\n"
+    )

@@ -1,0 +1,210 @@
+"""recondefense.train on tiny synthetic ImageFolder data with a tiny classifier (CPU, seconds)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from recondefense import ReconstructiveDefense
+from recondefense.train import TrainConfig, TrainingInterrupted, train
+from recondefense.train.__main__ import main as train_cli
+
+TESTS = Path(__file__).parent
+
+
+def _write_images(root: Path, classes: int = 2, per_class: int = 8, size: int = 16, seed: int = 0) -> Path:
+    gen = torch.Generator().manual_seed(seed)
+    for split in ("train", "val"):
+        for c in range(classes):
+            folder = root / split / f"class{c}"
+            folder.mkdir(parents=True)
+            for i in range(per_class if split == "train" else 4):
+                pixels = (torch.rand(size, size, 3, generator=gen) * 128 + 100 * c).clamp(0, 255).byte().numpy()
+                Image.fromarray(pixels).save(folder / f"{i}.png")
+    return root
+
+
+@pytest.fixture
+def data(tmp_path) -> Path:
+    return _write_images(tmp_path / "data")
+
+
+def _config(data: Path, out: Path, **overrides) -> TrainConfig:
+    base = dict(
+        data=str(data),
+        classifier="tiny_models:tiny_classifier",
+        out=str(out),
+        epochs=2,
+        warmup_epochs=1,
+        batch_size=4,
+        width=4,
+        depth=2,
+        steps=2,
+        eps=0.03,
+        step_size=0.01,
+        log_every=1,
+        checkpoint_every=1000,
+        val_limit=None,
+        progress=False,
+        lr=1e-2,
+    )
+    base.update(overrides)
+    return TrainConfig(**base)
+
+
+def _weights(folder: Path) -> dict[str, torch.Tensor]:
+    return ReconstructiveDefense.from_pretrained(folder).state_dict()
+
+
+def _metrics(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_training_lowers_the_loss_and_final_folder_loads(data, tmp_path):
+    out = tmp_path / "run"
+    final = train(_config(data, out, epochs=4, warmup_epochs=4))
+    losses = [m["loss"] for m in _metrics(out) if "loss" in m]
+    assert len(losses) == 16
+    assert sum(losses[-4:]) < sum(losses[:4])
+    defense = ReconstructiveDefense.from_pretrained(final)
+    assert defense(torch.rand(3, 16, 16)).shape == (3, 16, 16)
+    assert defense.meta["classifier"] == "tiny_models:tiny_classifier"
+    card = (final / "README.md").read_text()
+    assert "Validation" in card and "attacked_acc" in card
+
+
+def test_interrupt_and_resume_is_bitwise_equal(data, tmp_path):
+    full = train(_config(data, tmp_path / "full"))
+    partial_cfg = _config(data, tmp_path / "part", stop_after_steps=5)
+    train(partial_cfg)  # epoch 1 (4 steps) + 1 step of epoch 2
+    state = torch.load(tmp_path / "part" / "checkpoint.pt", weights_only=True)
+    assert (state["epoch"], state["step_in_epoch"]) == (1, 1)
+    resumed = train(_config(data, tmp_path / "part", resume=True))
+    a, b = _weights(full), _weights(resumed)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_joint_phase_and_cached_triplets(data, tmp_path):
+    out = tmp_path / "cached"
+    train(_config(data, out, triplets="cached", attack="mix", clean_fraction=0.5))
+    assert (out / "triplets_x_adv.npy").is_file()
+    joint = [m for m in _metrics(out) if m.get("phase") == "joint"]
+    assert joint and all(isinstance(m["cross_entropy"], float) for m in joint)
+    assert all(m["cross_entropy"] is None for m in _metrics(out) if m.get("phase") == "warmup")
+
+
+def test_adaptive_triplets(data, tmp_path):
+    final = train(_config(data, tmp_path / "adaptive", adaptive=True))
+    assert ReconstructiveDefense.from_pretrained(final).meta["adaptive"] is True
+
+
+def test_sigterm_saves_checkpoint_and_stops(data, tmp_path):
+    out = tmp_path / "sig"
+    with pytest.raises(TrainingInterrupted, match="resume"):
+        train(_config(data, out, classifier="tiny_models:sigterm_classifier", epochs=50))
+    assert (out / "checkpoint.pt").is_file()
+
+
+def test_nan_loss_stops_with_last_checkpoint_intact(data, tmp_path):
+    out = tmp_path / "nan"
+    with pytest.raises(FloatingPointError, match="last good checkpoint"):
+        train(_config(data, out, classifier="tiny_models:nan_classifier", epochs=50, checkpoint_every=1))
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+
+
+def test_bad_inputs(data, tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        train(_config(tmp_path / "missing", tmp_path / "a"))
+    empty = tmp_path / "empty"
+    (empty / "train" / "c0").mkdir(parents=True)
+    (empty / "val" / "c0").mkdir(parents=True)
+    with pytest.raises(ValueError, match="no images|empty"):
+        train(_config(empty, tmp_path / "b"))
+    with pytest.raises(ValueError, match="outputs 3 classes"):
+        train(_config(data, tmp_path / "c", classifier="tiny_models:three_class_classifier"))
+    train(_config(data, tmp_path / "d", epochs=1))
+    with pytest.raises(FileExistsError, match="--resume"):
+        train(_config(data, tmp_path / "d", epochs=1))
+    train(_config(data, tmp_path / "d", epochs=1, overwrite=True))
+    with pytest.raises(FileNotFoundError, match="no checkpoint.pt"):
+        train(_config(data, tmp_path / "e", resume=True))
+
+
+def test_undecodable_image_is_skipped_and_counted(data, tmp_path):
+    (data / "train" / "class0" / "broken.png").write_bytes(b"not a png")
+    out = tmp_path / "skip"
+    train(_config(data, out, epochs=1))
+    final = [m for m in _metrics(out) if m.get("final")][0]
+    assert final["skipped_images"] == 1
+
+
+def test_cli_reports_errors_without_traceback(data, tmp_path, capsys):
+    assert (
+        train_cli(
+            [
+                "--data",
+                str(tmp_path / "nope"),
+                "--classifier",
+                "tiny_models:tiny_classifier",
+                "--out",
+                str(tmp_path / "o"),
+                "--no-progress",
+            ]
+        )
+        == 2
+    )
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_torchrun_two_processes_agree(data, tmp_path):
+    out = tmp_path / "ddp"
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
+        "OMP_NUM_THREADS": "1",
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29517",
+        "-m",
+        "recondefense.train",
+        "--data",
+        str(data),
+        "--classifier",
+        "tiny_models:tiny_classifier",
+        "--out",
+        str(out),
+        "--epochs",
+        "2",
+        "--warmup-epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--width",
+        "4",
+        "--depth",
+        "2",
+        "--steps",
+        "2",
+        "--no-progress",
+        "--device",
+        "cpu",
+    ]
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    final = [m for m in _metrics(out) if m.get("final")][0]
+    assert final["ranks_agree"] is True
+    ReconstructiveDefense.from_pretrained(out / "final")
