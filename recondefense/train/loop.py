@@ -161,11 +161,7 @@ class _TripletMaker:
             )
         else:
             attack = self.fgsm if kind == "fgsm" else self.pgd
-        x_adv = attack(x, y)
-        if self.config.clean_fraction > 0:
-            keep_clean = torch.rand(len(x), device=x.device) < self.config.clean_fraction
-            x_adv = torch.where(keep_clean.view(-1, 1, 1, 1), x, x_adv)
-        return x_adv.detach()
+        return attack(x, y).detach()
 
 
 def _cache_triplets(
@@ -416,6 +412,9 @@ def _train(config: TrainConfig, rank: int, world: int, device: torch.device, out
                 else:
                     x_adv = maker(x, y, ae)
                     ae.train()
+                if config.clean_fraction > 0:  # beyond the paper: some inputs stay clean
+                    keep_clean = torch.rand(len(x), device=device) < config.clean_fraction
+                    x_adv = torch.where(keep_clean.view(-1, 1, 1, 1), x, x_adv)
                 if use_cuda and config.channels_last:
                     x_adv = x_adv.contiguous(memory_format=torch.channels_last)
                 with autocast:
