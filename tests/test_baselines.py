@@ -1,0 +1,292 @@
+"""Baseline defenses: one shared transform contract, plus checks against outside references."""
+
+from __future__ import annotations
+
+import copy
+import io
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from recondefense.attacks import BPDA
+from recondefense.baselines import JPEG, BitDepth, FeatureDistillation, PixelDeflection, RandomResizePad
+from recondefense.transform import PixelDefense
+
+FACTORIES = {
+    "pixel_deflection": lambda seed=0: PixelDeflection(seed=seed),
+    "random_resize_pad": lambda seed=0: RandomResizePad(seed=seed),
+    "feature_distillation": lambda seed=0: FeatureDistillation(),
+    "jpeg": lambda seed=0: JPEG(),
+    "bit_depth": lambda seed=0: BitDepth(),
+}
+NAMES = sorted(FACTORIES)
+SHAPES = [(3, 32, 32), (2, 3, 32, 32), (1, 3, 17, 45), (2, 1, 28, 28), (1, 3, 1, 9)]
+
+
+def smooth_images(shape: tuple[int, ...], seed: int = 0) -> torch.Tensor:
+    """Natural-ish test images: upsampled low-resolution noise plus a little fine noise, in [0, 1]."""
+    g = torch.Generator().manual_seed(seed)
+    n, c, h, w = shape
+    low = torch.rand(n, c, max(h // 8, 1), max(w // 8, 1), generator=g)
+    x = F.interpolate(low, size=(h, w), mode="bilinear", align_corners=False)
+    return (x + 0.03 * torch.randn(n, c, h, w, generator=g)).clamp(0, 1)
+
+
+def to_uint8(x: torch.Tensor) -> torch.Tensor:
+    return x.mul(255).round().to(torch.uint8)
+
+
+# ---------------------------------------------------------------- shared contract
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_contract_shape_range_dtype(name, shape):
+    defense = FACTORIES[name]()
+    assert isinstance(defense, PixelDefense)
+    x = torch.rand(shape)
+    y = defense(x)
+    assert y.shape == x.shape and y.dtype == x.dtype and y.device == x.device
+    assert y.min() >= 0 and y.max() <= 1 and torch.isfinite(y).all()
+    assert defense.surrogate(x).shape == x.shape
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
+def test_contract_float_dtypes_are_kept(name, dtype):
+    x = smooth_images((2, 3, 24, 24))
+    y = FACTORIES[name]()(x.to(dtype))
+    assert y.dtype == dtype
+    ref = FACTORIES[name]()(x)  # same seed: same random draws whatever the dtype
+    diff = (y.float() - ref).abs()
+    assert diff.mean() < (1e-2 if dtype == torch.bfloat16 else 3e-3) and diff.max() < 0.15
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_contract_uint8_is_scaled(name):
+    x = to_uint8(smooth_images((2, 3, 16, 16)))
+    y = FACTORIES[name]()(x)
+    assert y.dtype == torch.float32
+    torch.testing.assert_close(y, FACTORIES[name]()(x.float() / 255))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_contract_rejects_bad_input(name):
+    defense = FACTORIES[name]()
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        defense(torch.rand(1, 3, 8, 8) * 4 - 2)
+    with pytest.raises(ValueError, match="shape"):
+        defense(torch.rand(8, 8))
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if not FACTORIES[n]().randomized])
+@pytest.mark.parametrize("shape", [(3, 3, 32, 32), (2, 3, 17, 45), (2, 1, 28, 28)])
+def test_contract_batch_equals_per_image(name, shape):
+    defense = FACTORIES[name]()
+    x = smooth_images(shape)
+    batched = defense(x)
+    single = torch.stack([defense(image) for image in x])
+    torch.testing.assert_close(batched, single, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if FACTORIES[n]().randomized])
+def test_contract_seeded_determinism(name):
+    x = smooth_images((2, 3, 32, 32))
+    first, second = FACTORIES[name](seed=3), FACTORIES[name](seed=3)
+    a1, a2 = first(x), first(x)
+    torch.testing.assert_close(a1, second(x), atol=0, rtol=0)  # same seed: same sequence
+    torch.testing.assert_close(a2, second(x), atol=0, rtol=0)
+    assert not torch.equal(a1, a2)  # successive draws differ
+    assert not torch.equal(a1, FACTORIES[name](seed=4)(x))
+    twin = copy.deepcopy(first)  # copies carry the generator state
+    torch.testing.assert_close(twin(x), first(x), atol=0, rtol=0)
+    first.reseed(3)
+    torch.testing.assert_close(first(x), a1, atol=0, rtol=0)
+    gen = torch.Generator().manual_seed(3)
+    torch.testing.assert_close(type(first)(generator=gen)(x), a1, atol=0, rtol=0)
+    torch.manual_seed(11)  # neither seed nor generator: the global RNG
+    b = type(first)()(x)
+    torch.manual_seed(11)
+    torch.testing.assert_close(type(first)()(x), b, atol=0, rtol=0)
+    with pytest.raises(ValueError, match="not both"):
+        type(first)(seed=1, generator=gen)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_contract_attack_flags_and_bpda_gradient(name):
+    defense = FACTORIES[name]()
+    assert isinstance(defense.differentiable, bool) and isinstance(defense.randomized, bool)
+    x = smooth_images((2, 3, 16, 16)).requires_grad_(True)
+    model = defense if defense.differentiable else BPDA(defense)
+    model(x).square().sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+
+
+def test_flags():
+    assert PixelDeflection.randomized and not PixelDeflection.differentiable
+    assert RandomResizePad.randomized and RandomResizePad.differentiable
+    for cls in (FeatureDistillation, JPEG, BitDepth):
+        assert not cls.randomized and not cls.differentiable
+
+
+# ---------------------------------------------------------------- JPEG
+
+
+@pytest.mark.parametrize("quality", [75, 30])
+@pytest.mark.parametrize("channels", [3, 1])
+def test_jpeg_matches_pil(quality, channels):
+    Image = pytest.importorskip("PIL.Image")
+    x = smooth_images((1, channels, 64, 48))[0]
+    array = to_uint8(x).permute(1, 2, 0).numpy()
+    buffer = io.BytesIO()
+    Image.fromarray(array[..., 0] if channels == 1 else array).save(buffer, format="JPEG", quality=quality)
+    decoded = np.array(Image.open(io.BytesIO(buffer.getvalue())), dtype=np.float32) / 255
+    ref = torch.from_numpy(decoded).reshape(64, 48, channels).permute(2, 0, 1)
+    diff = (JPEG(quality)(x) - ref).abs()
+    assert diff.mean() < 0.5 / 255 and diff.max() <= 3 / 255
+
+
+def test_jpeg_other_channel_counts_and_bad_quality():
+    x = smooth_images((2, 4, 16, 16))
+    assert JPEG()(x).shape == x.shape
+    with pytest.raises(ValueError, match="quality"):
+        JPEG(0)
+
+
+# ---------------------------------------------------------------- bit depth
+
+
+@pytest.mark.parametrize("bits", [1, 5, 8])
+def test_bit_depth_formula(bits):
+    x = torch.rand(2, 3, 16, 16, dtype=torch.float64)
+    levels = 2**bits - 1
+    expected = np.rint(x.numpy() * levels) / levels
+    np.testing.assert_array_equal(BitDepth(bits)(x).numpy(), expected)
+    assert len(torch.unique(BitDepth(bits)(x))) <= levels + 1
+
+
+@pytest.mark.parametrize("bits", [1, 5])
+def test_bit_depth_matches_art_feature_squeezing(bits):
+    pytest.importorskip("art")
+    from art.defences.preprocessor import FeatureSqueezing
+
+    x = torch.rand(2, 3, 16, 16)
+    expected, _ = FeatureSqueezing(clip_values=(0.0, 1.0), bit_depth=bits)(x.numpy())
+    np.testing.assert_allclose(BitDepth(bits)(x).numpy(), expected, atol=1e-6, rtol=0)
+
+
+# ---------------------------------------------------------------- pixel deflection
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 32, 32), (1, 3, 17, 45), (2, 1, 28, 28), (1, 3, 224, 224)])
+def test_pixel_deflection_changes_exactly_the_deflection_count(shape):
+    n, c, h, w = shape
+    pd = PixelDeflection(seed=0)
+    x = torch.rand(shape, dtype=torch.float64)  # distinct values, so every copy changes a value
+    changed = (pd.deflect(x) != x).sum(dim=(1, 2, 3))
+    assert changed.tolist() == [min(200, c * h * w)] * n
+    assert (PixelDeflection(deflections=7, seed=0).deflect(x) != x).sum(dim=(1, 2, 3)).tolist() == [7] * n
+
+
+@pytest.mark.parametrize("window", [1, 10])
+def test_pixel_deflection_sources_lie_within_the_window(window):
+    c, h, w = 3, 20, 30
+    index = torch.arange(c * h * w, dtype=torch.float64).reshape(1, c, h, w)
+    out = PixelDeflection(deflections=500, window=window, seed=1).deflect(index)
+    target = (out != index).nonzero()[:, 1:]
+    source = out[out != index].long()
+    s_c, s_r, s_w = source // (h * w), source % (h * w) // w, source % w
+    assert len(target) == 500
+    assert (s_c == target[:, 0]).all()
+    assert ((s_r - target[:, 1]).abs() <= window).all() and ((s_w - target[:, 2]).abs() <= window).all()
+
+
+def test_pixel_deflection_without_denoise_is_the_deflection_and_tiny_images_work():
+    x = torch.rand(2, 3, 16, 16)
+    torch.testing.assert_close(PixelDeflection(denoise=False, seed=2)(x), PixelDeflection(seed=2).deflect(x))
+    assert PixelDeflection(seed=0)(torch.rand(1, 3, 1, 1)).shape == (1, 3, 1, 1)
+    with pytest.raises(ValueError, match="wavelet"):
+        PixelDeflection(wavelet="nope")
+
+
+def test_pixel_deflection_denoiser_matches_scikit_image():
+    """Our PyWavelets BayesShrink against the original's scikit-image call (per channel, sigma 0.04)."""
+    pytest.importorskip("skimage")
+    from skimage import color
+    from skimage.restoration import denoise_wavelet
+
+    from recondefense.baselines.pixel_deflection import wavelet_denoise
+
+    x = smooth_images((1, 3, 64, 40)).double()
+    image = x[0].permute(1, 2, 0).numpy()
+    ycbcr = color.rgb2ycbcr(image)
+    for i in range(3):
+        lo, hi = ycbcr[..., i].min(), ycbcr[..., i].max()
+        channel = denoise_wavelet((ycbcr[..., i] - lo) / (hi - lo), sigma=0.04, wavelet="db1", method="BayesShrink")
+        ycbcr[..., i] = channel * (hi - lo) + lo
+    expected = np.clip(color.ycbcr2rgb(ycbcr), 0, 1)
+    ours = wavelet_denoise(x).clamp(0, 1)[0].permute(1, 2, 0).numpy()
+    np.testing.assert_allclose(ours, expected, atol=1e-5, rtol=0)
+
+
+# ---------------------------------------------------------------- feature distillation
+
+
+def test_feature_distillation_constant_block_and_idempotence():
+    fd = FeatureDistillation()
+    # A constant block has only a DC coefficient 8 * 255 * v, quantized with step 25.
+    out = fd(torch.full((1, 1, 8, 8), 0.5))
+    torch.testing.assert_close(out, torch.full_like(out, round(8 * 255 * 0.5 / 25) * 25 / (8 * 255)))
+    x = 0.25 + 0.5 * smooth_images((2, 3, 32, 32))  # far from 0 and 1: no clipping
+    once = fd(x)
+    torch.testing.assert_close(fd(once), once, atol=1e-5, rtol=0)
+
+
+def test_feature_distillation_matches_scipy_blockwise_dct():
+    """The original algorithm written with scipy's orthonormal DCT, block by block."""
+    fft = pytest.importorskip("scipy.fft")
+    x = torch.rand(1, 3, 16, 24, dtype=torch.float64)
+    table = np.full((8, 8), 30.0)
+    table[:4, :4] = 25.0
+    pixels = x[0].numpy() * 255
+    expected = np.empty_like(pixels)
+    for c in range(3):
+        for i in range(0, 16, 8):
+            for j in range(0, 24, 8):
+                coef = fft.dctn(pixels[c, i : i + 8, j : j + 8], norm="ortho")
+                expected[c, i : i + 8, j : j + 8] = fft.idctn(np.round(coef / table) * table, norm="ortho")
+    expected = np.clip(expected / 255, 0, 1)
+    np.testing.assert_allclose(FeatureDistillation()(x)[0].numpy(), expected, atol=1e-9, rtol=0)
+
+
+# ---------------------------------------------------------------- random resize and padding
+
+
+def test_random_resize_pad_sizes_follow_xie_et_al():
+    rrp = RandomResizePad(seed=0)
+    assert rrp.padded_size(224, 224) == (248, 248)
+    assert rrp.padded_size(299, 299) == (331, 331)
+    params = rrp.sample(2000, 224, 224)
+    rnd_h, rnd_w, top, left = params.unbind(1)
+    assert rnd_h.min() == 224 and rnd_h.max() == 247 and torch.equal(rnd_h, rnd_w)
+    assert (top >= 0).all() and (top <= 248 - rnd_h).all() and (left <= 248 - rnd_w).all()
+    assert top.max() == 24 and left.max() == 24
+    rnd_h, rnd_w, _, _ = rrp.sample(500, 28, 56).unbind(1)  # aspect ratio kept
+    assert rnd_h.min() >= 28 and rnd_h.max() < 31 and torch.equal(rnd_w, rnd_h * 2)
+
+
+def test_random_resize_pad_canvas_is_zero_padded_nearest_resize():
+    rrp = RandomResizePad()
+    x = torch.rand(1, 3, 224, 224) * 0.9 + 0.1  # no zeros inside the image
+    canvas = rrp.resize_pad(x, 240, 240, 3, 5)
+    assert canvas.shape == (1, 3, 248, 248)
+    inside = canvas[..., 3:243, 5:245]
+    torch.testing.assert_close(inside, F.interpolate(x, size=(240, 240), mode="nearest"))
+    mask = torch.ones_like(canvas, dtype=torch.bool)
+    mask[..., 3:243, 5:245] = False
+    assert (canvas[mask] == 0).all() and (inside > 0).all()
+    y = RandomResizePad(seed=0)(x)
+    assert y.shape == x.shape
+    assert (y < 0.1).any()  # some of the zero padding survives the resize back
