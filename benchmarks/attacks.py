@@ -219,7 +219,7 @@ def deepfool_100(net, images, labels, torchattacks, *, k: int, cap: int) -> None
     )
     first = correct_indices(model100, images, labels100, k)
     x, y = images[first], labels100[first]
-    counting = Counting(model100)
+    counting = Counting(model100).eval()  # a fresh wrapper defaults to train mode, which torchattacks restores
     adv_ta, t_ta = timed(lambda: torchattacks.DeepFool(counting, steps=cap, overshoot=0.02)(x, y))
     with torch.no_grad():
         ta_fooled = int((model100(adv_ta).argmax(1) != y).sum())
