@@ -12,5 +12,6 @@ from .feature_distillation import FeatureDistillation
 from .jpeg import JPEG
 from .pixel_deflection import PixelDeflection
 from .random_resize_pad import RandomResizePad
+from .stl import STL
 
-__all__ = ["BitDepth", "FeatureDistillation", "JPEG", "PixelDeflection", "RandomResizePad"]
+__all__ = ["BitDepth", "FeatureDistillation", "JPEG", "PixelDeflection", "RandomResizePad", "STL"]
