@@ -223,3 +223,15 @@ register_classifier(
         meta={"dataset": "fashionmnist", "val_accuracy": 0.918, "test_accuracy": 0.9161},
     )
 )
+
+register_classifier(
+    ClassifierEntry(
+        name="fashionmnist-resnet8",
+        factory=FashionResNet,
+        folder="classifiers/fashionmnist-resnet8",
+        sha256="d52c052b6660e93c012da94fd29b6eeadaeba52ee12b22d0bc49866f9cfea4c6",
+        mean=FASHION_MNIST_MEAN,
+        std=FASHION_MNIST_STD,
+        meta={"dataset": "fashionmnist", "val_accuracy": 0.9064, "test_accuracy": 0.9064},
+    )
+)

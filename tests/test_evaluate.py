@@ -1,0 +1,99 @@
+"""recondefense.evaluate and the shipped Fashion-MNIST weights, on real test images."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from conftest import needs_fashion_mnist
+
+from recondefense import ReconstructiveDefense
+from recondefense.baselines import PixelDeflection
+from recondefense.evaluate import TIERS, build_defense, evaluate, format_markdown, main
+from recondefense.weights import get_weights, list_weights
+
+TIER = TIERS["fashionmnist"]
+SHIPPED = ["fashionmnist-smallcnn-fgsm", "fashionmnist-smallcnn-pgd"]
+
+
+def _table(rows: list[dict]) -> dict[tuple[str, str], dict]:
+    return {(r["defense"], r["attack"]): r for r in rows}
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_weights_are_registered_and_load(name: str) -> None:
+    assert name in list_weights()
+    entry = get_weights(name)
+    assert entry.meta["classifier"] == TIER.classifier and entry.meta["dataset"] == "fashionmnist"
+    defense = ReconstructiveDefense.from_pretrained(name)  # checks the sha256
+    assert defense.autoencoder.in_channels == 1
+    out = defense(torch.rand(2, 1, 28, 28))
+    assert out.shape == (2, 1, 28, 28) and 0 <= out.min() and out.max() <= 1
+
+
+def test_build_defense_applies_the_tiers_baseline_arguments() -> None:
+    pd = build_defense("pd", seed=3, tier=TIER)
+    assert isinstance(pd, PixelDeflection)
+    assert (pd.deflections, pd.window) == (3, 1)  # ImageNet's 200 / window 10 scaled to 28 x 28
+    assert build_defense("none") is None
+    with pytest.raises(ValueError, match="unknown attack"):
+        evaluate(TIER, defenses=["none"], attacks=["cw"], limit=1)
+
+
+@needs_fashion_mnist
+def test_fast_evaluation_reproduces_the_defense_on_real_images() -> None:
+    """A few hundred test images: the attack works, the shipped defense undoes it, caps are honoured."""
+    rows = evaluate(
+        TIER,
+        defenses=["none", "bitdepth", "fashionmnist-smallcnn-pgd"],
+        attacks=["none", "fgsm", "pgd", "pgd-e2e"],
+        limit=300,
+        caps={"bitdepth": 100},
+        batch_size=100,
+        progress=False,
+    )
+    t = _table(rows)
+    clean, attacked = t["none", "none"]["accuracy"], t["none", "pgd"]["accuracy"]
+    assert clean > 0.85 and attacked < clean / 2  # the Table 1 rule holds on these images too
+    assert t["none", "pgd-e2e"]["accuracy"] == attacked  # nothing to adapt to: the same attack
+    ours = {a: t["fashionmnist-smallcnn-pgd", a]["accuracy"] for a in ("none", "fgsm", "pgd", "pgd-e2e")}
+    assert ours["none"] > clean - 0.05
+    assert ours["pgd"] > 0.8 and ours["fgsm"] > 0.8
+    assert ours["pgd-e2e"] < ours["pgd"]  # an attacker who knows the AE does much better
+    for r in rows:
+        assert r["n"] == (100 if r["defense"] == "bitdepth" else 300)
+        if r["attack"] != "quality":
+            low, high = r["ci95"]
+            assert low <= r["accuracy"] <= high
+    assert t["fashionmnist-smallcnn-pgd", "quality"]["psnr"] > 20
+    table = format_markdown(rows, TIER)
+    assert "300 test images" in table and "(n=100)" in table and "| fashionmnist-smallcnn-pgd |" in table
+
+
+@needs_fashion_mnist
+def test_cli_writes_json_and_merges_shards(tmp_path, capsys) -> None:
+    a, b, md = tmp_path / "a.json", tmp_path / "b.json", tmp_path / "t.md"
+    assert (
+        main(["--defenses", "jpeg", "--attacks", "none,fgsm", "--limit", "20", "--json", str(a), "--no-progress"]) == 0
+    )
+    assert (
+        main(["--defenses", "none", "--attacks", "none,fgsm", "--limit", "20", "--json", str(b), "--no-progress"]) == 0
+    )
+    rows = json.loads(a.read_text())
+    assert {r["defense"] for r in rows} == {"jpeg"} and all(r["n"] == 20 for r in rows)
+    assert main(["--from-json", str(a), str(b), "--markdown", str(md)]) == 0
+    lines = [line for line in md.read_text().splitlines() if line.startswith("| ")]
+    assert [line.split("|")[1].strip() for line in lines[1:]] == ["none", "jpeg"]  # the tier's order
+    assert main(["--defenses", "none", "--cap", "stl=5", "--limit", "2", "--no-progress"]) == 2
+    assert "names neither" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@needs_fashion_mnist
+def test_full_table2_for_the_shipped_pgd_weights() -> None:
+    """The README's ours_PGD row on all 10,000 test images (minutes on a CPU)."""
+    rows = evaluate(TIER, defenses=["none", "fashionmnist-smallcnn-pgd"], attacks=["none", "pgd"], progress=False)
+    t = _table(rows)
+    assert t["fashionmnist-smallcnn-pgd", "none"]["accuracy"] >= t["none", "none"]["accuracy"] - 0.03
+    assert t["fashionmnist-smallcnn-pgd", "pgd"]["accuracy"] >= 0.9 * t["fashionmnist-smallcnn-pgd", "none"]["accuracy"]
