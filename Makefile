@@ -51,6 +51,14 @@ tables: $(STAMP) data
 	$(EVAL) --defenses stl --cap stl=1000 --json $(RESULTS)/table2-stl.json & \
 	wait
 	$(EVAL) --from-json $(RESULTS)/table2-*.json --markdown $(RESULTS)/table2.md
+	$(EVAL) --transfer --cap pgd-e2e=2000 --defenses none,fashionmnist-smallcnn-fgsm,fashionmnist-smallcnn-pgd,jpeg,bitdepth,fd,rrp,pd \
+	  --json $(RESULTS)/table3-a.json & \
+	$(EVAL) --transfer --cap pgd-e2e=2000 --defenses fashionmnist-smallcnn-adaptive --json $(RESULTS)/table3-c.json & \
+	$(EVAL) --transfer --defenses stl --cap stl=500 --json $(RESULTS)/table3-stl.json & \
+	wait
+	$(EVAL) --transfer --from-json $(RESULTS)/table3-*.json --markdown $(RESULTS)/table3.md
+	$(EVAL) --defenses fashionmnist-smallcnn-pgd,fashionmnist-smallcnn-adaptive --attacks none --limit 1 \
+	  --figures $(RESULTS) --curve $(RESULTS)/pgd-eps-curve.png --json /dev/null
 
 bench: $(STAMP)
 	$(PY) benchmarks/inference.py

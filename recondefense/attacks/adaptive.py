@@ -16,6 +16,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from ..classifiers import Normalized
 from ..defense import Defended
 
 __all__ = ["BPDA", "EOT", "adaptive_model"]
@@ -99,19 +100,6 @@ class EOT(nn.Module):
         return torch.logsumexp(log_probs, 0) - torch.log(torch.tensor(float(self.samples), device=x.device))
 
 
-class _Normalize(nn.Module):
-    """``model((x - mean) / std)``: a pixel-space view of a normalized-input model."""
-
-    def __init__(self, model: nn.Module, mean: torch.Tensor, std: torch.Tensor) -> None:
-        super().__init__()
-        self.model = model
-        self.register_buffer("mean", mean.detach().clone(), persistent=False)
-        self.register_buffer("std", std.detach().clone(), persistent=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model((x - self.mean.to(x.dtype)) / self.std.to(x.dtype))
-
-
 def adaptive_model(
     defended_or_defense: nn.Module,
     classifier: nn.Module | None = None,
@@ -149,7 +137,7 @@ def adaptive_model(
             raise ValueError("pass a Defended alone: its classifier and normalization are already set")
         defense, classifier = defended_or_defense.defense, defended_or_defense.model
         if defended_or_defense.normalized:
-            classifier = _Normalize(classifier, defended_or_defense.mean, defended_or_defense.std)
+            classifier = Normalized(classifier, defended_or_defense.mean.detach(), defended_or_defense.std.detach())
     else:
         if classifier is None:
             raise ValueError(
@@ -160,11 +148,7 @@ def adaptive_model(
             raise ValueError("pass both mean and std (normalized classifier) or neither (it takes [0, 1] pixels)")
         defense = defended_or_defense
         if mean is not None:
-            classifier = _Normalize(
-                classifier,
-                torch.as_tensor(mean, dtype=torch.float32).view(-1, 1, 1),
-                torch.as_tensor(std, dtype=torch.float32).view(-1, 1, 1),
-            )
+            classifier = Normalized(classifier, mean, std)
     if not getattr(defense, "differentiable", True):
         defense = BPDA(defense, backward)
     model: nn.Module = Defended(classifier, defense, mean=None, std=None)
