@@ -1,0 +1,30 @@
+"""The examples/ scripts run as users copy them (Fashion-MNIST and the shipped weights)."""
+
+from __future__ import annotations
+
+import runpy
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import needs_fashion_mnist
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+@needs_fashion_mnist
+@pytest.mark.parametrize("script", ["defended_oneliner.py", "transform_pipeline.py", "peer_attacks.py"])
+def test_example_runs(script: str, capsys) -> None:
+    if script == "peer_attacks.py":
+        pytest.importorskip("torchattacks")
+    runpy.run_path(str(EXAMPLES / script), run_name="__main__")
+    assert capsys.readouterr().out.strip()
+
+
+@needs_fashion_mnist
+def test_demo_prints_the_accuracies_and_writes_figure1(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.setattr(sys, "argv", ["demo.py", "--images", "40", "--out", str(tmp_path)])
+    runpy.run_path(str(EXAMPLES / "demo.py"), run_name="__main__")
+    out = capsys.readouterr().out
+    assert "PGD on the classifier (paper)" in out and "PGD end to end" in out
+    assert (tmp_path / "figure1.png").stat().st_size > 1000 and (tmp_path / "figure2.png").is_file()
