@@ -277,7 +277,9 @@ def format_markdown(rows: list[dict[str, Any]], tier: Tier, classifier: str | No
     """The rows as the README's table: one line per defense, one column per attack, plus PSNR/SSIM."""
     defenses = list(dict.fromkeys(r["defense"] for r in rows))
     attacks = list(dict.fromkeys(r["attack"] for r in rows if r["attack"] != "quality"))
-    by_key = {(r["defense"], r["attack"]): r for r in rows}
+    by_key: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in rows:  # merged shards: the first row of a cell wins
+        by_key.setdefault((r["defense"], r["attack"]), r)
     n = max((r["n"] for r in rows), default=0)
     head = ["Defense", *(ATTACK_NAMES[a] for a in attacks), "PSNR (PGD)", "SSIM (PGD)"]
     lines = [
@@ -290,7 +292,10 @@ def format_markdown(rows: list[dict[str, Any]], tier: Tier, classifier: str | No
     for d in defenses:
         cells = []
         for a in attacks:
-            r = by_key[d, a]
+            r = by_key.get((d, a))
+            if r is None:  # not evaluated for this defense
+                cells.append("-")
+                continue
             note = f" (n={r['n']})" if r["n"] != n else ""
             cells.append(f"{r['accuracy']:.3f} ±{(r['ci95'][1] - r['ci95'][0]) / 2:.3f}{note}")
         q = by_key[d, "quality"]

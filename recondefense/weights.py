@@ -119,3 +119,14 @@ register_weights(
         clean_fraction=0.5,
     )
 )
+register_weights(
+    _fashion_mnist_entry(
+        "fashionmnist-smallcnn-adaptive",
+        "e1c23d1cfc6b0263d4a6a2efc8c1fac4d83abc38c19806f36a4ac74ac7c99d69",
+        attack="pgd",
+        validation={"clean_acc": 0.89, "attacked_acc": 0.804, "psnr": 28.13},
+        clean_fraction=0.5,
+        adaptive=True,
+        init_from="fashionmnist-smallcnn-pgd",
+    )
+)

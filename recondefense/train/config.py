@@ -91,6 +91,30 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(flag, type=str, default=default)
 
 
+#: Fields that change how a run is executed or logged, not what it trains.
+_OPERATIONAL = {"out", "resume", "overwrite", "progress", "log_every", "checkpoint_every", "num_workers", "device"}
+
+
+def config_to_command(config: TrainConfig) -> str:
+    """The ``recondefense train`` command line that trains ``config``: data, classifier and attack,
+    every other field that differs from its default, then ``--out`` (``--resume`` etc. left out)."""
+    parts = ["recondefense train"]
+    for f in dataclasses.fields(TrainConfig):
+        value = getattr(config, f.name)
+        shown = f.name in ("data", "classifier", "attack") or value != f.default
+        if f.name == "extra_meta" or f.name in _OPERATIONAL or not shown:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        if isinstance(value, bool):
+            parts.append(flag if value else "--no-" + f.name.replace("_", "-"))
+        elif isinstance(value, tuple):
+            parts.append(f"{flag} {','.join(str(v) for v in value)}")
+        else:
+            parts.append(f"{flag} {value}")
+    parts.append(f"--out {config.out}")
+    return " ".join(parts)
+
+
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """Build a :class:`TrainConfig` from parsed ``add_config_arguments`` flags."""
     names = {f.name for f in dataclasses.fields(TrainConfig)} - {"extra_meta"}

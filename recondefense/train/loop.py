@@ -16,7 +16,6 @@ import math
 import os
 import shutil
 import signal
-import sys
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -37,7 +36,7 @@ from ..data import collate_skipping, load_dataset
 from ..defense import ReconstructiveDefense
 from ..losses import ReconstructiveLoss, visual_loss
 from ..metrics import psnr
-from .config import TrainConfig
+from .config import TrainConfig, config_to_command
 
 __all__ = ["train", "TrainingInterrupted"]
 
@@ -519,7 +518,7 @@ def _save_final(ae: ReconAutoencoder, config: TrainConfig, val: dict[str, float]
     defense = ReconstructiveDefense(ae.in_channels, config.width, config.depth, config.skip, meta=meta)
     defense.autoencoder.load_state_dict({k: v.float().contiguous() for k, v in ae.state_dict().items()})
     defense.save_pretrained(final)
-    command = "recondefense train " + " ".join(sys.argv[1:]) if "recondefense" in " ".join(sys.argv[:2]) else None
+    command = config_to_command(config)
     rows = "\n".join(f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in val.items())
     config_lines = "\n".join(f"    {k}: {v}" for k, v in dataclasses.asdict(config).items())
     (final / "README.md").write_text(
@@ -529,7 +528,7 @@ def _save_final(ae: ReconAutoencoder, config: TrainConfig, val: dict[str, float]
         f"- Data: `{config.data}`\n- Classifier (frozen discriminator): `{config.classifier}`\n"
         f"- Attack making the triplets: {attack}; adaptive: {config.adaptive}; clean fraction: {config.clean_fraction}\n"
         f"- AE: width {config.width}, depth {config.depth}, skip {config.skip}\n"
-        + (f"- Command: `{command}`\n" if command else "")
+        + f"- Command: `{command}`\n"
         + f"\n## Validation (held-out split, attack aimed at the classifier alone)\n\n| metric | value |\n|---|---|\n{rows}\n"
         f"\n## Full configuration\n\n{config_lines}\n"
     )
