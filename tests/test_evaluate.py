@@ -14,7 +14,7 @@ from recondefense.evaluate import TIERS, build_defense, evaluate, format_markdow
 from recondefense.weights import get_weights, list_weights
 
 TIER = TIERS["fashionmnist"]
-SHIPPED = ["fashionmnist-smallcnn-fgsm", "fashionmnist-smallcnn-pgd"]
+SHIPPED = ["fashionmnist-smallcnn-fgsm", "fashionmnist-smallcnn-pgd", "fashionmnist-smallcnn-adaptive"]
 
 
 def _table(rows: list[dict]) -> dict[tuple[str, str], dict]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -15,6 +16,7 @@ from PIL import Image
 from recondefense import ReconstructiveDefense
 from recondefense.train import TrainConfig, TrainingInterrupted, train
 from recondefense.train.__main__ import main as train_cli
+from recondefense.train.config import add_config_arguments, config_from_args, config_to_command
 
 TESTS = Path(__file__).parent
 
@@ -78,6 +80,17 @@ def test_training_lowers_the_loss_and_final_folder_loads(data, tmp_path):
     assert defense.meta["classifier"] == "tiny_models:tiny_classifier"
     card = (final / "README.md").read_text()
     assert "Validation" in card and "attacked_acc" in card
+    assert f"- Command: `{config_to_command(_config(data, out, epochs=4, warmup_epochs=4))}`" in card
+
+
+def test_config_to_command_round_trips_through_the_cli_parser():
+    config = TrainConfig(attack="fgsm", eps=0.04, adaptive=True, amp=False, mean=(0.5, 0.25), std=(0.5, 0.5), out="o")
+    command = config_to_command(config)
+    assert command.startswith("recondefense train --data fashionmnist --classifier fashionmnist-smallcnn --mean 0.5,0.25")
+    assert "--resume" not in config_to_command(TrainConfig(out="o", resume=True))
+    parser = argparse.ArgumentParser()
+    add_config_arguments(parser)
+    assert config_from_args(parser.parse_args(command.split()[2:])) == config
 
 
 def test_interrupt_and_resume_is_bitwise_equal(data, tmp_path):
