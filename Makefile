@@ -57,8 +57,9 @@ tables: $(STAMP) data
 	$(EVAL) --transfer --defenses stl --cap stl=500 --json $(RESULTS)/table3-stl.json & \
 	wait
 	$(EVAL) --transfer --from-json $(RESULTS)/table3-*.json --markdown $(RESULTS)/table3.md
-	$(EVAL) --defenses fashionmnist-smallcnn-pgd,fashionmnist-smallcnn-adaptive --attacks none --limit 1 \
-	  --figures $(RESULTS) --curve $(RESULTS)/pgd-eps-curve.png --json /dev/null
+	$(EVAL) --no-table --figures $(RESULTS) --curve $(RESULTS)/pgd-eps-curve.png \
+	  --defenses pd,rrp,fd,stl,jpeg,bitdepth,fashionmnist-smallcnn-pgd,fashionmnist-smallcnn-fgsm,fashionmnist-smallcnn-adaptive \
+	  --curve-defenses fashionmnist-smallcnn-pgd,fashionmnist-smallcnn-adaptive
 
 bench: $(STAMP)
 	$(PY) benchmarks/inference.py

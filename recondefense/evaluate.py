@@ -359,7 +359,7 @@ def save_figures(
 
 def eps_curve(
     tier: Tier,
-    defense: str,
+    defenses: Sequence[str],
     path: str | Path,
     *,
     eps_values: Sequence[float] = (0.0, 0.01, 0.02, 0.04, 0.08, 0.12, 0.16),
@@ -367,48 +367,47 @@ def eps_curve(
     device: str = "cpu",
     progress: bool = True,
 ) -> list[dict[str, Any]]:
-    """Accuracy against PGD eps: undefended, ``defense`` under oblivious PGD, and under end-to-end PGD; a PNG."""
+    """Accuracy against PGD eps on the first ``limit`` test images, as a PNG: the undefended
+    classifier, and each defense under oblivious PGD and under end-to-end PGD (the tier's steps,
+    step size proportional to eps).
+
+    Returns:
+        One point per eps: ``{"eps", "undefended", "<defense> oblivious", "<defense> end-to-end", ...}``.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     clf = load_classifier(tier.classifier).to(device)
-    module = build_defense(defense, tier=tier).to(device)
-    pipeline = _defended(module, clf)
-    target = adaptive_model(module, clf, eot_samples=tier.eot_samples)
+    modules = {d: build_defense(d, tier=tier).to(device) for d in defenses}
     data = Subset(tier.test_set(), range(limit))
     x, y = next(iter(DataLoader(data, batch_size=limit)))
     x, y = x.to(device), y.to(device)
+    ratio = tier.pgd["alpha"] / tier.pgd["eps"]
     points = []
     for eps in tqdm(eps_values, desc="eps curve", disable=not progress):
-        ratio = tier.pgd["alpha"] / tier.pgd["eps"]
-        if eps == 0:
-            x_obl = x_e2e = x
-        else:
-            x_obl = PGD(clf, eps=eps, alpha=eps * ratio, steps=tier.pgd["steps"])(x, y)
-            x_e2e = PGD(target, eps=eps, alpha=eps * ratio, steps=tier.pgd["steps"])(x, y)
-        points.append(
-            {
-                "eps": eps,
-                "undefended": _correct(clf, x_obl, y) / limit,
-                "oblivious": _correct(pipeline, x_obl, y) / limit,
-                "end_to_end": _correct(pipeline, x_e2e, y) / limit,
-            }
-        )
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    for key, label in (
-        ("undefended", "no defense"),
-        ("oblivious", f"{defense}, oblivious PGD"),
-        ("end_to_end", f"{defense}, end-to-end PGD"),
-    ):
-        ax.plot([p["eps"] for p in points], [p[key] for p in points], marker="o", label=label)
+        attack = {"eps": eps, "alpha": eps * ratio, "steps": tier.pgd["steps"]}
+        x_obl = x if eps == 0 else PGD(clf, **attack)(x, y)
+        point = {"eps": eps, "undefended": _correct(clf, x_obl, y) / limit}
+        for d, module in modules.items():
+            pipeline = _defended(module, clf)
+            target = adaptive_model(module, clf, eot_samples=tier.eot_samples)
+            x_e2e = x if eps == 0 else PGD(target, **attack)(x, y)
+            point[f"{d} oblivious"] = _correct(pipeline, x_obl, y) / limit
+            point[f"{d} end-to-end"] = _correct(pipeline, x_e2e, y) / limit
+        points.append(point)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for key in points[0]:
+        if key != "eps":
+            style = "--" if key.endswith("end-to-end") else "-"
+            ax.plot([p["eps"] for p in points], [p[key] for p in points], style, marker="o", label=key)
     ax.set_xlabel("PGD eps (L-inf, pixels in [0, 1])")
     ax.set_ylabel("accuracy")
-    ax.set_title(f"{tier.name}: {limit} test images, {tier.pgd['steps']}-step PGD")
+    ax.set_title(f"{tier.name}: first {limit} test images, {tier.pgd['steps']}-step PGD", fontsize=9)
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=150)
     plt.close(fig)
@@ -444,14 +443,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default=None, help="write the rows here")
     parser.add_argument("--markdown", default=None, help="write the table here")
     parser.add_argument("--figures", default=None, help="write Figure 1 and the Figure 2 grid here")
-    parser.add_argument("--curve", default=None, help="write the accuracy-vs-eps PNG here (with --curve-defense)")
-    parser.add_argument("--curve-defense", default=None)
+    parser.add_argument(
+        "--curve", default=None, help="write the accuracy-vs-eps PNG here (and its points as .json beside it)"
+    )
+    parser.add_argument(
+        "--curve-defenses", default=None, help="comma-separated defenses of the curve (default: the evaluated weights)"
+    )
     parser.add_argument(
         "--from-json",
         nargs="+",
         default=None,
         metavar="PATH",
         help="no evaluation: print (and --markdown) the table of rows saved by earlier --json runs, in order",
+    )
+    parser.add_argument(
+        "--no-table", action="store_true", help="skip the table: only --figures and/or --curve for --defenses"
     )
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
@@ -472,36 +478,37 @@ def main(argv: list[str] | None = None) -> int:
         if args.markdown:
             Path(args.markdown).write_text(table)
         return 0
-    try:
-        rows = evaluate(
-            tier,
-            defenses=defenses,
-            attacks=args.attacks.split(","),
-            classifier=classifier,
-            limit=args.limit,
-            caps=caps,
-            batch_size=args.batch_size,
-            device=args.device,
-            seed=args.seed,
-            progress=not args.no_progress,
-        )
-    except (ValueError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    table = format_markdown(rows, tier, classifier)
-    print(table)
-    if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=1))
-    if args.markdown:
-        Path(args.markdown).write_text(table)
+    if not args.no_table:
+        try:
+            rows = evaluate(
+                tier,
+                defenses=defenses,
+                attacks=args.attacks.split(","),
+                classifier=classifier,
+                limit=args.limit,
+                caps=caps,
+                batch_size=args.batch_size,
+                device=args.device,
+                seed=args.seed,
+                progress=not args.no_progress,
+            )
+        except (ValueError, FileNotFoundError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        table = format_markdown(rows, tier, classifier)
+        print(table)
+        if args.json:
+            Path(args.json).write_text(json.dumps(rows, indent=1))
+        if args.markdown:
+            Path(args.markdown).write_text(table)
     ours = [d for d in defenses if d not in BASELINES and d != "none"]
     if args.figures and ours:
-        for path in save_figures(tier, defenses, ours[-1], args.figures, device=args.device):
+        for path in save_figures(tier, defenses, ours[0], args.figures, device=args.device):
             print(f"wrote {path}")
     if args.curve:
-        points = eps_curve(
-            tier, args.curve_defense or ours[-1], args.curve, device=args.device, progress=not args.no_progress
-        )
+        curve_defenses = args.curve_defenses.split(",") if args.curve_defenses else ours
+        points = eps_curve(tier, curve_defenses, args.curve, device=args.device, progress=not args.no_progress)
+        Path(args.curve).with_suffix(".json").write_text(json.dumps(points, indent=1))
         print(json.dumps(points))
     return 0
 
