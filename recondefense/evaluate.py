@@ -304,6 +304,13 @@ def format_markdown(rows: list[dict[str, Any]], tier: Tier, classifier: str | No
     return "\n".join(lines) + "\n"
 
 
+def short_name(defense: str) -> str:
+    """Label for figures: ``ours_<attack>`` for weights named ``<dataset>-<classifier>-<attack>``."""
+    if defense in BASELINES or defense == "none" or "-" not in defense or "/" in defense:
+        return defense
+    return "ours_" + defense.rsplit("-", 1)[1]
+
+
 def save_figures(
     tier: Tier, defenses: Sequence[str], ours: str, folder: str | Path, *, index: int = 0, device: str = "cpu"
 ) -> list[Path]:
@@ -334,7 +341,7 @@ def save_figures(
     scale = 1 / max(tier.pgd["eps"] * 2, 1e-8)
     show(axes[0], x, "original")
     show(axes[1], ((x_adv - x).abs() * scale).clamp(0, 1), f"|PGD - x| (x{scale:.0f})")
-    show(axes[2], ((x_hat - x).abs() * scale).clamp(0, 1), f"|{ours}(PGD) - x| (x{scale:.0f})")
+    show(axes[2], ((x_hat - x).abs() * scale).clamp(0, 1), f"|{short_name(ours)}(PGD) - x| (x{scale:.0f})")
     fig.tight_layout()
     paths = [folder / "figure1.png"]
     fig.savefig(paths[0], dpi=150)
@@ -349,7 +356,7 @@ def save_figures(
         with torch.no_grad():
             out = module(x_adv)
         pred = int(clf(out).argmax(1))
-        show(ax, out, f"{d}\n{'ok' if pred == int(y) else 'wrong'}")
+        show(ax, out, f"{short_name(d)}\n{'ok' if pred == int(y) else 'wrong'}")
     fig.tight_layout()
     paths.append(folder / "figure2.png")
     fig.savefig(paths[1], dpi=150)
@@ -394,8 +401,8 @@ def eps_curve(
             pipeline = _defended(module, clf)
             target = adaptive_model(module, clf, eot_samples=tier.eot_samples)
             x_e2e = x if eps == 0 else PGD(target, **attack)(x, y)
-            point[f"{d} oblivious"] = _correct(pipeline, x_obl, y) / limit
-            point[f"{d} end-to-end"] = _correct(pipeline, x_e2e, y) / limit
+            point[f"{short_name(d)} oblivious"] = _correct(pipeline, x_obl, y) / limit
+            point[f"{short_name(d)} end-to-end"] = _correct(pipeline, x_e2e, y) / limit
         points.append(point)
     fig, ax = plt.subplots(figsize=(6, 4))
     for key in points[0]:
