@@ -49,6 +49,8 @@ tables: $(STAMP) data
 	$(EVAL) --defenses rrp,pd --json $(RESULTS)/table2-b.json & \
 	$(EVAL) --defenses fashionmnist-smallcnn-adaptive --json $(RESULTS)/table2-c.json & \
 	$(EVAL) --defenses stl --cap stl=1000 --json $(RESULTS)/table2-stl.json & \
+	$(EVAL) --defenses fashionmnist-smallcnn-pgd,fashionmnist-smallcnn-adaptive --attacks autoattack --limit 200 \
+	  --batch-size 200 --json $(RESULTS)/table2-z-autoattack.json & \
 	wait
 	$(EVAL) --from-json $(RESULTS)/table2-*.json --markdown $(RESULTS)/table2.md
 	$(EVAL) --transfer --cap pgd-e2e=2000 --defenses none,fashionmnist-smallcnn-fgsm,fashionmnist-smallcnn-pgd,jpeg,bitdepth,fd,rrp,pd \
