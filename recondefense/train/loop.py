@@ -277,13 +277,14 @@ def train(config: TrainConfig) -> Path:
 
 def _train(config: TrainConfig, rank: int, world: int, device: torch.device, out: Path) -> Path:
     torch.manual_seed(config.seed)
-    train_set = load_dataset(config.data, "train", image_size=config.image_size)
-    val_set = load_dataset(config.data, "val", image_size=config.image_size)
-    if len(train_set) == 0:
-        raise ValueError(f"the training data {config.data!r} is empty")
     classifier = load_classifier(config.classifier, config.classifier_weights, mean=config.mean, std=config.std).to(
         device
     )
+    # the classifier labels unlabelled data ("photos") with its own clean predictions
+    train_set = load_dataset(config.data, "train", image_size=config.image_size, classifier=classifier)
+    val_set = load_dataset(config.data, "val", image_size=config.image_size, classifier=classifier)
+    if len(train_set) == 0:
+        raise ValueError(f"the training data {config.data!r} is empty")
     probe = next(item for item in (train_set[i] for i in range(min(len(train_set), 64))) if item is not None)
     in_channels = probe[0].shape[0]
     with torch.no_grad():
