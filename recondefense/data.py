@@ -112,7 +112,7 @@ def fashion_mnist(split: str, source: str | Path | None = None) -> Dataset:
     for name in FASHION_MNIST_FILES:  # torchvision reads the decompressed IDX files
         target = raw / name.removesuffix(".gz")
         if not target.exists():
-            tmp = target.with_suffix(".tmp")
+            tmp = target.with_suffix(f".{os.getpid()}.tmp")  # per-process: parallel first runs do not collide
             with gzip.open(source / name, "rb") as src, open(tmp, "wb") as dst:
                 shutil.copyfileobj(src, dst)
             tmp.replace(target)

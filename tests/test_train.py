@@ -86,7 +86,9 @@ def test_training_lowers_the_loss_and_final_folder_loads(data, tmp_path):
 def test_config_to_command_round_trips_through_the_cli_parser():
     config = TrainConfig(attack="fgsm", eps=0.04, adaptive=True, amp=False, mean=(0.5, 0.25), std=(0.5, 0.5), out="o")
     command = config_to_command(config)
-    assert command.startswith("recondefense train --data fashionmnist --classifier fashionmnist-smallcnn --mean 0.5,0.25")
+    assert command.startswith(
+        "recondefense train --data fashionmnist --classifier fashionmnist-smallcnn --mean 0.5,0.25"
+    )
     assert "--resume" not in config_to_command(TrainConfig(out="o", resume=True))
     parser = argparse.ArgumentParser()
     add_config_arguments(parser)
