@@ -48,7 +48,7 @@ tables: $(STAMP) data
 	  --json $(RESULTS)/table2-a.json & \
 	$(EVAL) --defenses rrp,pd --cap pgd-e2e=2000 --json $(RESULTS)/table2-b.json & \
 	$(EVAL) --defenses fashionmnist-smallcnn-adaptive --json $(RESULTS)/table2-c.json & \
-	$(EVAL) --defenses stl --cap stl=1000 --json $(RESULTS)/table2-stl.json & \
+	$(EVAL) --defenses stl --cap stl=250 --json $(RESULTS)/table2-stl.json & \
 	$(EVAL) --defenses fashionmnist-smallcnn-pgd,fashionmnist-smallcnn-adaptive --attacks autoattack --limit 200 \
 	  --batch-size 200 --json $(RESULTS)/table2-z-autoattack.json & \
 	wait
@@ -56,7 +56,7 @@ tables: $(STAMP) data
 	$(EVAL) --transfer --cap pgd-e2e=2000 --defenses none,fashionmnist-smallcnn-fgsm,fashionmnist-smallcnn-pgd,jpeg,bitdepth,fd,rrp,pd \
 	  --json $(RESULTS)/table3-a.json & \
 	$(EVAL) --transfer --cap pgd-e2e=2000 --defenses fashionmnist-smallcnn-adaptive --json $(RESULTS)/table3-c.json & \
-	$(EVAL) --transfer --defenses stl --cap stl=500 --json $(RESULTS)/table3-stl.json & \
+	$(EVAL) --transfer --defenses stl --cap stl=250 --json $(RESULTS)/table3-stl.json & \
 	wait
 	$(EVAL) --transfer --from-json $(RESULTS)/table3-*.json --markdown $(RESULTS)/table3.md
 	$(EVAL) --no-table --figures $(RESULTS) --curve $(RESULTS)/pgd-eps-curve.png \
