@@ -48,7 +48,7 @@ tables: $(STAMP) data
 	  --json $(RESULTS)/table2-a.json & \
 	$(EVAL) --defenses rrp,pd --cap pgd-e2e=2000 --json $(RESULTS)/table2-b.json & \
 	$(EVAL) --defenses fashionmnist-smallcnn-adaptive --json $(RESULTS)/table2-c.json & \
-	$(EVAL) --defenses stl --cap stl=250 --json $(RESULTS)/table2-stl.json & \
+	$(EVAL) --defenses stl --cap stl=1000 --json $(RESULTS)/table2-stl.json & \
 	$(EVAL) --defenses fashionmnist-smallcnn-pgd,fashionmnist-smallcnn-adaptive --attacks autoattack --limit 200 \
 	  --batch-size 200 --json $(RESULTS)/table2-z-autoattack.json & \
 	wait
