@@ -137,7 +137,6 @@ TIERS: dict[str, Tier] = {
         notes="Fashion-MNIST test set (10,000 images, never used for training or model selection).",
     ),
 }
-_IMAGENET_BASELINES = ("none", "pd", "rrp", "fd", "stl", "jpeg", "bitdepth")
 #: ImageNet tier: EfficientNet-Lite0 (target) and Lite2 (transfer), the paper's Table 1 attacks at 224 px.
 #: Our rows join when ImageNet weights are shipped (``--defenses`` also takes a local weights folder).
 _IMAGENET = {
@@ -147,7 +146,7 @@ _IMAGENET = {
     "pgd": {"eps": 0.01, "alpha": 0.004, "steps": 10},
     "deepfool": {"steps": 50, "overshoot": 0.02, "candidates": 10},
     "num_classes": 1000,
-    "defenses": _IMAGENET_BASELINES,
+    "defenses": ("none", "pd", "rrp", "fd", "stl", "jpeg", "bitdepth"),
 }
 TIERS["imagenet-photos"] = Tier(
     name="imagenet-photos",
