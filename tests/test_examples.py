@@ -23,7 +23,7 @@ def test_example_runs(script: str, capsys) -> None:
 
 @needs_fashion_mnist
 def test_demo_prints_the_accuracies_and_writes_figure1(tmp_path, monkeypatch, capsys) -> None:
-    monkeypatch.setattr(sys, "argv", ["demo.py", "--images", "40", "--out", str(tmp_path)])
+    monkeypatch.setattr(sys, "argv", ["demo.py", "--tier", "fashionmnist", "--images", "40", "--out", str(tmp_path)])
     runpy.run_path(str(EXAMPLES / "demo.py"), run_name="__main__")
     out = capsys.readouterr().out
     assert "PGD on the classifier (paper)" in out and "PGD end to end" in out

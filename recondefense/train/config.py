@@ -9,6 +9,11 @@ from dataclasses import dataclass, field
 __all__ = ["TrainConfig", "add_config_arguments", "config_from_args"]
 
 
+def _opt(default, help: str = ""):  # noqa: A002 (argparse's name)
+    """A field with its default and its ``--help`` text (kept in the field's metadata)."""
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass
 class TrainConfig:
     """Configuration of :func:`recondefense.train.train`.
@@ -19,51 +24,55 @@ class TrainConfig:
     """
 
     # data and classifier
-    data: str = "fashionmnist"  # "fashionmnist", "photos[:N]" (crops labelled by the classifier) or an ImageFolder
-    image_size: int | None = None  # resize + center-crop ImageFolder images (photos: crop size, default 224)
-    classifier: str = "fashionmnist-smallcnn"  # registered name, "torchvision:<arch>" or "package.module:factory"
-    classifier_weights: str | None = None  # safetensors state dict for the torchvision/factory forms
-    mean: tuple[float, ...] | None = None  # normalization the classifier expects (None: it takes [0, 1])
-    std: tuple[float, ...] | None = None
+    data: str = _opt(
+        "fashionmnist", '"fashionmnist", "photos[:N]" (crops labelled by the classifier) or an ImageFolder'
+    )
+    image_size: int | None = _opt(None, "resize + center-crop ImageFolder images (photos: crop size, default 224)")
+    classifier: str = _opt("fashionmnist-smallcnn", 'registered name, "torchvision:<arch>" or "package.module:factory"')
+    classifier_weights: str | None = _opt(None, "safetensors state dict for the torchvision/factory forms")
+    mean: tuple[float, ...] | None = _opt(None, "normalization the classifier expects (None: it takes [0, 1])")
+    std: tuple[float, ...] | None = _opt(None, "per-channel std, with --mean")
     # attack that makes the triplets (x, x~, y), against the frozen classifier (Table 1)
-    attack: str = "pgd"  # "fgsm", "pgd" or "mix" (a fair coin per batch)
-    eps: float = 0.01
-    step_size: float = 0.004
-    steps: int = 10
-    random_start: bool = False
-    triplets: str = "online"  # "online": attacked each batch; "cached": attacked once, stored as 8-bit in <out>/
-    clean_fraction: float = 0.0  # beyond the paper: share of inputs left unattacked
-    adaptive: bool = False  # beyond the paper: attack through the current AE + classifier
+    attack: str = _opt("pgd", '"fgsm", "pgd" or "mix" (a fair coin per batch)')
+    eps: float = _opt(0.01, "L-inf budget of the training attack, pixels in [0, 1]")
+    step_size: float = _opt(0.004, "PGD step size")
+    steps: int = _opt(10, "PGD steps")
+    random_start: bool = _opt(False, "PGD starts from a random point in the eps-ball")
+    triplets: str = _opt("online", '"online": attacked each batch; "cached": attacked once, stored as 8-bit in <out>/')
+    clean_fraction: float = _opt(0.0, "beyond the paper: share of inputs left unattacked")
+    adaptive: bool = _opt(False, "beyond the paper: attack through the current AE + classifier")
     # autoencoder (paper section 3.1)
-    width: int = 16
-    depth: int = 3
-    skip: bool = True
-    init_from: str | None = None  # start from these defense weights (name, hub id or folder) instead of random init
+    width: int = _opt(16, "channels of the first encoder block (doubled per block)")
+    depth: int = _opt(3, "stride-2 encoder blocks (the decoder mirrors them)")
+    skip: bool = _opt(True, "skip from the first encoder block to the last decoder block")
+    init_from: str | None = _opt(
+        None, "start from these defense weights (name, hub id or folder) instead of random init"
+    )
     # optimisation (paper: Adam 1e-3, no decay; warm-up 50 + 150 epochs on ImageNet)
-    epochs: int = 20
-    warmup_epochs: int = 5  # visual loss only
-    batch_size: int = 125
-    lr: float = 1e-3
-    lr_schedule: str = "constant"  # or "cosine"
-    alpha: float = 1.0
-    beta: float = 0.01
-    c: float = 100.0
-    visual_weight: float = 1.0  # weight of Eq. 1 after warm-up (official code: 0.005)
-    ce_weight: float = 1.0
+    epochs: int = _opt(20, "total epochs, warm-up included")
+    warmup_epochs: int = _opt(5, "visual loss only")
+    batch_size: int = _opt(125, "per process")
+    lr: float = _opt(1e-3, "Adam learning rate")
+    lr_schedule: str = _opt("constant", 'or "cosine"')
+    alpha: float = _opt(1.0, "Eq. 1 weight of the RMSE term")
+    beta: float = _opt(0.01, "Eq. 1 weight of the PSNR term")
+    c: float = _opt(100.0, "Eq. 1 PSNR offset C")
+    visual_weight: float = _opt(1.0, "weight of Eq. 1 after warm-up (official code: 0.005)")
+    ce_weight: float = _opt(1.0, "weight of Eq. 2 (cross-entropy on the reconstruction)")
     # validation, logging, checkpoints
-    val_limit: int | None = 2000
-    log_every: int = 50
-    checkpoint_every: int = 500
-    out: str = "runs/exp"
-    resume: bool = False
-    overwrite: bool = False
-    seed: int = 0
-    device: str = "auto"  # "auto": cuda when available
-    amp: bool = True  # bfloat16 autocast on CUDA (ignored on CPU)
-    channels_last: bool = True  # on CUDA
-    num_workers: int = 0
-    progress: bool = True
-    stop_after_steps: int | None = None  # save a checkpoint and stop after this many steps (tests, time budgets)
+    val_limit: int | None = _opt(2000, "validation images per evaluation")
+    log_every: int = _opt(50, "steps between metrics.jsonl records")
+    checkpoint_every: int = _opt(500, "steps between checkpoints (also at each epoch end)")
+    out: str = _opt("runs/exp", "run folder: checkpoint, metrics.jsonl, final/ weights")
+    resume: bool = _opt(False, "continue from the checkpoint in --out")
+    overwrite: bool = _opt(False, "replace an existing --out")
+    seed: int = _opt(0, "seed of init, shuffling and attacks")
+    device: str = _opt("auto", '"auto": cuda when available')
+    amp: bool = _opt(True, "bfloat16 autocast on CUDA (ignored on CPU)")
+    channels_last: bool = _opt(True, "on CUDA")
+    num_workers: int = _opt(0, "DataLoader workers")
+    progress: bool = _opt(True, "tqdm progress bars")
+    stop_after_steps: int | None = _opt(None, "save a checkpoint and stop after this many steps (tests, time budgets)")
     extra_meta: dict = field(default_factory=dict)  # copied into the model card's config.json meta
 
 
@@ -79,16 +88,20 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         flag = "--" + f.name.replace("_", "-")
         default = f.default
         kind = str(f.type)
+        text = f.metadata.get("help", "").replace("%", "%%")  # argparse formats help with %
+        shown_default = "" if kind == "bool" else " (default: %(default)s)"  # BooleanOptionalAction adds its own
+        options = {"default": default, "help": (text + shown_default).strip()}
         if kind == "bool":
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, **options)
         elif "tuple" in kind:
-            parser.add_argument(flag, type=_parse_floats, default=default, help="comma-separated floats")
+            options["help"] = "comma-separated floats: " + options["help"]
+            parser.add_argument(flag, type=_parse_floats, **options)
         elif kind.startswith("int"):
-            parser.add_argument(flag, type=int, default=default)
+            parser.add_argument(flag, type=int, **options)
         elif kind.startswith("float"):
-            parser.add_argument(flag, type=float, default=default)
+            parser.add_argument(flag, type=float, **options)
         else:
-            parser.add_argument(flag, type=str, default=default)
+            parser.add_argument(flag, type=str, **options)
 
 
 #: Fields that change how a run is executed or logged, not what it trains.

@@ -137,6 +137,8 @@ class _TripletMaker:
         self.pgd = PGD(
             classifier, eps=config.eps, alpha=config.step_size, steps=config.steps, random_start=config.random_start
         )
+        #: validation batch index -> attacked batch (against the classifier alone), filled by :func:`validate`
+        self.validation_attacks: dict[int, torch.Tensor] = {}
 
     def kind(self) -> str:
         if self.config.attack == "mix":
@@ -231,8 +233,10 @@ def validate(
         if config.val_limit is not None and totals["n"] >= config.val_limit:
             break
         x, y = x.to(device), y.to(device)
-        torch.manual_seed(_step_seed(config.seed, -2, i))
-        x_adv = maker.pgd(x, y) if config.attack != "fgsm" else maker.fgsm(x, y)
+        if i not in maker.validation_attacks:  # the attack ignores the AE: made once, reused every epoch
+            torch.manual_seed(_step_seed(config.seed, -2, i))
+            maker.validation_attacks[i] = maker.pgd(x, y) if config.attack != "fgsm" else maker.fgsm(x, y)
+        x_adv = maker.validation_attacks[i]
         with torch.no_grad():
             recon_clean, recon_adv = ae(x).clamp(0, 1), ae(x_adv).clamp(0, 1)
         totals["n"] += len(y)
