@@ -42,7 +42,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check recondefense tests benchmarks examples
 
 demo: $(IMAGENET_STAMP)
-	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(PY) examples/demo.py
+	$(PY) examples/demo.py
 
 # The README's Fashion-MNIST tables on all 10,000 test images (hours on 2 CPU cores). Rows of different
 # defenses are independent (per-batch seeds, private generators), so shards run in parallel and merge.
