@@ -137,8 +137,9 @@ class _TripletMaker:
         self.pgd = PGD(
             classifier, eps=config.eps, alpha=config.step_size, steps=config.steps, random_start=config.random_start
         )
-        #: validation batch index -> attacked batch (against the classifier alone), filled by :func:`validate`
-        self.validation_attacks: dict[int, torch.Tensor] = {}
+        #: validation batch index -> (attacked batch against the classifier alone, undefended clean and
+        #: attacked correct counts), filled once by :func:`validate`
+        self.validation_attacks: dict[int, tuple[torch.Tensor, int, int]] = {}
 
     def kind(self) -> str:
         if self.config.attack == "mix":
@@ -235,13 +236,19 @@ def validate(
         x, y = x.to(device), y.to(device)
         if i not in maker.validation_attacks:  # the attack ignores the AE: made once, reused every epoch
             torch.manual_seed(_step_seed(config.seed, -2, i))
-            maker.validation_attacks[i] = maker.pgd(x, y) if config.attack != "fgsm" else maker.fgsm(x, y)
-        x_adv = maker.validation_attacks[i]
+            x_adv = maker.pgd(x, y) if config.attack != "fgsm" else maker.fgsm(x, y)
+            with torch.no_grad():
+                undefended = (
+                    (_predict(classifier, x) == y).sum().item(),
+                    (_predict(classifier, x_adv) == y).sum().item(),
+                )
+            maker.validation_attacks[i] = (x_adv, *undefended)
+        x_adv, clean_correct, attacked_correct = maker.validation_attacks[i]
         with torch.no_grad():
             recon_clean, recon_adv = ae(x).clamp(0, 1), ae(x_adv).clamp(0, 1)
         totals["n"] += len(y)
-        totals["clean_acc_undefended"] += (_predict(classifier, x) == y).sum().item()
-        totals["attacked_acc_undefended"] += (_predict(classifier, x_adv) == y).sum().item()
+        totals["clean_acc_undefended"] += clean_correct
+        totals["attacked_acc_undefended"] += attacked_correct
         totals["clean_acc"] += (_predict(classifier, recon_clean) == y).sum().item()
         totals["attacked_acc"] += (_predict(classifier, recon_adv) == y).sum().item()
         totals["psnr"] += psnr(recon_adv, x).sum().item()
