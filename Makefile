@@ -26,15 +26,21 @@ $(IMAGENET_STAMP): $(STAMP)
 	$(PIP) install --quiet -e ".[test,imagenet]"
 	touch $(IMAGENET_STAMP)
 
-# Fashion-MNIST (tier 1) from Debian; tests that need it skip with a reason when it cannot be installed.
-data:
-	@test -f $(FMNIST) || { \
-	  echo "installing Fashion-MNIST: apt-get install -y dataset-fashion-mnist"; \
+# Debian data: Fashion-MNIST (tier 1) and the opencv-doc photos the ImageNet-tier weights train on.
+# Tests that need one skip with a reason when it cannot be installed.
+PHOTOS := /usr/share/doc/opencv-doc/examples/data/baboon.jpg
+define apt_install
+	@test -f $(1) || { \
+	  echo "installing $(2) (Debian): apt-get install -y $(2)"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  ( $$SUDO apt-get install -y -q dataset-fashion-mnist || { $$SUDO apt-get update -q && $$SUDO apt-get install -y -q dataset-fashion-mnist; } ) >/dev/null \
-	  || echo "WARNING: could not install dataset-fashion-mnist (Debian); Fashion-MNIST tests will be skipped"; }
+	  ( $$SUDO apt-get install -y -q $(2) || { $$SUDO apt-get update -q && $$SUDO apt-get install -y -q $(2); } ) >/dev/null \
+	  || echo "WARNING: could not install $(2) (Debian); the tests that need it will be skipped"; }
+endef
+data:
+	$(call apt_install,$(FMNIST),dataset-fashion-mnist)
+	$(call apt_install,$(PHOTOS),opencv-doc)
 
-test: $(STAMP) data
+test: $(IMAGENET_STAMP) data
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
