@@ -80,6 +80,8 @@ class Tier:
     notes: str = ""
     eot_samples: int = 8
     num_classes: int = 10
+    #: images per batch; EOT attacks and DeepFool multiply it (memory), randomized baselines seed per batch
+    batch_size: int = 250
     baseline_args: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def test_set(self, classifier: nn.Module | None = None) -> Dataset:
@@ -146,6 +148,7 @@ _IMAGENET = {
     "pgd": {"eps": 0.01, "alpha": 0.004, "steps": 10},
     "deepfool": {"steps": 50, "overshoot": 0.02, "candidates": 10},
     "num_classes": 1000,
+    "batch_size": 10,  # x 8 EOT draws x 224 px through Lite0 fits in a few GB
     "defenses": ("none", "pd", "rrp", "fd", "stl", "jpeg", "bitdepth"),
 }
 TIERS["imagenet-photos"] = Tier(
@@ -215,7 +218,7 @@ def evaluate(
     classifier: str | None = None,
     limit: int | None = None,
     caps: dict[str, int] | None = None,
-    batch_size: int = 250,
+    batch_size: int | None = None,
     device: str | torch.device = "cpu",
     seed: int = 0,
     progress: bool = True,
@@ -227,6 +230,7 @@ def evaluate(
 
     Args:
         limit: evaluate the first ``limit`` test images (default: all).
+        batch_size: images per batch (default: the tier's, ``Tier.batch_size``).
         caps: ``{defense or attack name: N}``: cells of that defense (row) or attack (column) use only
             the first N images, for defenses or attacks too slow for the whole set; each row says its n.
 
@@ -238,6 +242,7 @@ def evaluate(
     device = torch.device(device)
     defenses = list(defenses or tier.defenses)
     caps = dict(caps or {})
+    batch_size = batch_size or tier.batch_size
     for a in attacks:
         if a not in ATTACK_NAMES:
             raise ValueError(f"unknown attack {a!r}: expected some of {list(ATTACK_NAMES)}")
@@ -480,7 +485,9 @@ def main(argv: list[str] | None = None) -> int:
         metavar="NAME=N",
         help="evaluate defense or attack NAME on the first N images only (repeatable; the table marks its n)",
     )
-    parser.add_argument("--batch-size", type=int, default=250)
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="images per batch (default: the tier's; 250, ImageNet tiers 10)"
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default=None, help="write the rows here")

@@ -90,7 +90,8 @@ def get_weights(name: str) -> WeightsEntry:
 
 
 # Shipped weights, one entry per folder of weights/. Each was trained by the command in its model card;
-# "validation" holds the held-out numbers from training (2,000 images of the 5,000-image validation split).
+# "validation" holds the held-out numbers from training (Fashion-MNIST: 2,000 images of the 5,000-image
+# validation split; ImageNet tier: 100 validation crops of the training photos, a seed never trained on).
 _FASHION_MNIST = {"dataset": "fashionmnist", "input_size": (1, 28, 28), "mean": None, "std": None}
 _FASHION_MNIST_ATTACK = {"eps": 0.04, "step_size": 0.016, "steps": 10}
 
@@ -130,3 +131,14 @@ register_weights(
         init_from="fashionmnist-smallcnn-pgd",
     )
 )
+
+
+# ImageNet tier: EfficientNet-Lite0 (takes [0, 1] pixels and normalizes with 127/128 inside its loader),
+# trained on labelled crops of the opencv-doc photos at 224 px with the paper's Table 1 ImageNet attacks.
+_IMAGENET = {"dataset": "photos", "classifier": "imagenet-efficientnet_lite0", "input_size": (3, 224, 224)}
+_IMAGENET_ATTACK = {"eps": 0.01, "step_size": 0.004, "steps": 10}
+
+
+def _imagenet_entry(name: str, sha256: str, attack: str, validation: dict[str, float], **extra: Any) -> WeightsEntry:
+    meta = {**_IMAGENET, "mean": None, "std": None, "attack": attack, **_IMAGENET_ATTACK}
+    return WeightsEntry(name, name, sha256, {**meta, **extra, "validation": validation})

@@ -221,7 +221,8 @@ def validate(
     """Clean and attacked accuracy with and without the AE, and PSNR of AE(x~) vs x, on ``dataset``."""
     was_training = ae.training
     ae.eval()
-    loader = DataLoader(dataset, batch_size=max(config.batch_size, 250), shuffle=False, collate_fn=collate_skipping)
+    # the training batch size bounds the memory of the validation attacks too (224 px PGD: ~80 MB per image)
+    loader = DataLoader(dataset, batch_size=config.batch_size, shuffle=False, collate_fn=collate_skipping)
     totals = {
         "n": 0,
         "clean_acc_undefended": 0.0,
@@ -231,8 +232,10 @@ def validate(
         "psnr": 0.0,
     }
     for i, (x, y, _) in enumerate(loader):
-        if config.val_limit is not None and totals["n"] >= config.val_limit:
-            break
+        if config.val_limit is not None:
+            if totals["n"] >= config.val_limit:
+                break
+            x, y = x[: config.val_limit - totals["n"]], y[: config.val_limit - totals["n"]]
         x, y = x.to(device), y.to(device)
         if i not in maker.validation_attacks:  # the attack ignores the AE: made once, reused every epoch
             torch.manual_seed(_step_seed(config.seed, -2, i))
