@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo venv data lint bench tables clean
+.PHONY: test demo venv data lint bench tables imagenet-tables clean
 FMNIST := /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
 
 $(PY):
@@ -74,6 +74,30 @@ tables: $(STAMP) data
 	$(EVAL) --no-table --figures $(RESULTS) --curve $(RESULTS)/pgd-eps-curve.png \
 	  --defenses pd,rrp,fd,stl,jpeg,bitdepth,fashionmnist-smallcnn-pgd,fashionmnist-smallcnn-fgsm,fashionmnist-smallcnn-adaptive \
 	  --curve-defenses fashionmnist-smallcnn-pgd,fashionmnist-smallcnn-adaptive
+
+# The README's ImageNet-tier tables (EfficientNet-Lite0 target, Lite2 transfer); about 2 hours on 2 CPU cores.
+IMAGENET := results/imagenet
+OURS_IMAGENET := imagenet-efficientnet_lite0-pgd
+BASELINES_IMAGENET := none,pd,rrp,fd,jpeg,bitdepth
+EVAL_IMAGENET := OMP_NUM_THREADS=1 $(PY) -m recondefense.evaluate --no-progress
+imagenet-tables: $(IMAGENET_STAMP) data
+	mkdir -p $(IMAGENET)
+	$(EVAL_IMAGENET) --tier imagenet-photos --defenses $(BASELINES_IMAGENET) --batch-size 20 --json $(IMAGENET)/photos-baselines.json & \
+	$(EVAL_IMAGENET) --tier imagenet-heldout --defenses $(BASELINES_IMAGENET) --json $(IMAGENET)/heldout-baselines.json & \
+	wait
+	$(EVAL_IMAGENET) --tier imagenet-photos --transfer --defenses $(BASELINES_IMAGENET) --json $(IMAGENET)/photos-transfer-baselines.json & \
+	$(EVAL_IMAGENET) --tier imagenet-photos --defenses $(OURS_IMAGENET) --json $(IMAGENET)/photos-ours.json & \
+	wait
+	$(EVAL_IMAGENET) --tier imagenet-heldout --defenses $(OURS_IMAGENET) --json $(IMAGENET)/heldout-ours.json & \
+	$(EVAL_IMAGENET) --tier imagenet-photos --transfer --defenses $(OURS_IMAGENET) --json $(IMAGENET)/photos-transfer-ours.json & \
+	wait
+	$(EVAL_IMAGENET) --tier imagenet-photos --from-json $(IMAGENET)/photos-baselines.json $(IMAGENET)/photos-ours.json \
+	  --markdown $(IMAGENET)/photos.md
+	$(EVAL_IMAGENET) --tier imagenet-heldout --from-json $(IMAGENET)/heldout-baselines.json $(IMAGENET)/heldout-ours.json \
+	  --markdown $(IMAGENET)/heldout.md
+	$(EVAL_IMAGENET) --tier imagenet-photos --transfer --from-json $(IMAGENET)/photos-transfer-*.json \
+	  --markdown $(IMAGENET)/photos-transfer.md
+	$(EVAL_IMAGENET) --tier imagenet-photos --no-table --figures $(IMAGENET) --defenses pd,rrp,fd,jpeg,bitdepth,$(OURS_IMAGENET)
 
 bench: $(STAMP)
 	$(PY) benchmarks/inference.py

@@ -140,7 +140,6 @@ TIERS: dict[str, Tier] = {
     ),
 }
 #: ImageNet tier: EfficientNet-Lite0 (target) and Lite2 (transfer), the paper's Table 1 attacks at 224 px.
-#: Our rows join when ImageNet weights are shipped (``--defenses`` also takes a local weights folder).
 _IMAGENET = {
     "classifier": "imagenet-efficientnet_lite0",
     "transfer_classifier": "imagenet-efficientnet_lite2",
@@ -149,7 +148,7 @@ _IMAGENET = {
     "deepfool": {"steps": 50, "overshoot": 0.02, "candidates": 10},
     "num_classes": 1000,
     "batch_size": 10,  # x 8 EOT draws x 224 px through Lite0 fits in a few GB
-    "defenses": ("none", "pd", "rrp", "fd", "stl", "jpeg", "bitdepth"),
+    "defenses": ("none", "pd", "rrp", "fd", "stl", "jpeg", "bitdepth", "imagenet-efficientnet_lite0-pgd"),
 }
 TIERS["imagenet-photos"] = Tier(
     name="imagenet-photos",

@@ -142,3 +142,14 @@ _IMAGENET_ATTACK = {"eps": 0.01, "step_size": 0.004, "steps": 10}
 def _imagenet_entry(name: str, sha256: str, attack: str, validation: dict[str, float], **extra: Any) -> WeightsEntry:
     meta = {**_IMAGENET, "mean": None, "std": None, "attack": attack, **_IMAGENET_ATTACK}
     return WeightsEntry(name, name, sha256, {**meta, **extra, "validation": validation})
+
+
+register_weights(
+    _imagenet_entry(
+        "imagenet-efficientnet_lite0-pgd",
+        "c68b2e5d3b1e24b5b161093943f8b0457548b9db352f23e36f07831493755c11",
+        attack="pgd",
+        validation={"clean_acc": 0.784, "attacked_acc": 0.708, "psnr": 25.28},
+        clean_fraction=0.5,
+    )
+)

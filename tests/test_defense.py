@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from recondefense import Defended, ReconAutoencoder, ReconstructiveDefense, list_weights
+from recondefense import IMAGENET_MEAN, IMAGENET_STD, Defended, ReconAutoencoder, ReconstructiveDefense, list_weights
 from recondefense.weights import _REGISTRY, WeightsEntry, sha256_file
 
 
@@ -284,3 +284,18 @@ def test_defended_bad_arguments(defense, monkeypatch):
     monkeypatch.delitem(_REGISTRY, "imagenet-efficientnet_lite0-pgd", raising=False)
     with pytest.raises(ValueError, match="does not ship"):
         Defended(TinyNet())
+
+
+def test_defended_without_a_defense_loads_the_shipped_imagenet_weights():
+    from torchvision.models import resnet18
+
+    model = Defended(resnet18(num_classes=10).eval())  # ImageNet normalization by default
+    assert isinstance(model.defense, ReconstructiveDefense)
+    assert model.defense.meta["classifier"] == "imagenet-efficientnet_lite0"
+    assert model.defense.autoencoder.in_channels == 3
+    x = torch.rand(2, 3, 64, 48)
+    normalized = (x - torch.tensor(IMAGENET_MEAN).view(3, 1, 1)) / torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    expected = model.model(
+        (model.defense(x) - torch.tensor(IMAGENET_MEAN).view(3, 1, 1)) / torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    )
+    torch.testing.assert_close(model(normalized), expected, atol=1e-4, rtol=1e-4)
