@@ -85,17 +85,16 @@ imagenet-tables: $(IMAGENET_STAMP) data
 	$(EVAL_IMAGENET) --tier imagenet-photos --defenses $(BASELINES_IMAGENET) --batch-size 20 --json $(IMAGENET)/photos-baselines.json & \
 	$(EVAL_IMAGENET) --tier imagenet-heldout --defenses $(BASELINES_IMAGENET) --json $(IMAGENET)/heldout-baselines.json & \
 	wait
-	$(EVAL_IMAGENET) --tier imagenet-photos --transfer --defenses $(BASELINES_IMAGENET) --json $(IMAGENET)/photos-transfer-baselines.json & \
 	$(EVAL_IMAGENET) --tier imagenet-photos --defenses $(OURS_IMAGENET) --json $(IMAGENET)/photos-ours.json & \
-	wait
 	$(EVAL_IMAGENET) --tier imagenet-heldout --defenses $(OURS_IMAGENET) --json $(IMAGENET)/heldout-ours.json & \
-	$(EVAL_IMAGENET) --tier imagenet-photos --transfer --defenses $(OURS_IMAGENET) --json $(IMAGENET)/photos-transfer-ours.json & \
+	$(EVAL_IMAGENET) --tier imagenet-photos --transfer --defenses $(BASELINES_IMAGENET),$(OURS_IMAGENET) \
+	  --json $(IMAGENET)/photos-transfer.json & \
 	wait
 	$(EVAL_IMAGENET) --tier imagenet-photos --from-json $(IMAGENET)/photos-baselines.json $(IMAGENET)/photos-ours.json \
 	  --markdown $(IMAGENET)/photos.md
 	$(EVAL_IMAGENET) --tier imagenet-heldout --from-json $(IMAGENET)/heldout-baselines.json $(IMAGENET)/heldout-ours.json \
 	  --markdown $(IMAGENET)/heldout.md
-	$(EVAL_IMAGENET) --tier imagenet-photos --transfer --from-json $(IMAGENET)/photos-transfer-*.json \
+	$(EVAL_IMAGENET) --tier imagenet-photos --transfer --from-json $(IMAGENET)/photos-transfer.json \
 	  --markdown $(IMAGENET)/photos-transfer.md
 	$(EVAL_IMAGENET) --tier imagenet-photos --no-table --figures $(IMAGENET) --defenses pd,rrp,fd,jpeg,bitdepth,$(OURS_IMAGENET)
 
