@@ -89,6 +89,8 @@ imagenet-tables: $(IMAGENET_STAMP) data
 	$(EVAL_IMAGENET) --tier imagenet-heldout --defenses $(OURS_IMAGENET) --json $(IMAGENET)/heldout-ours.json & \
 	$(EVAL_IMAGENET) --tier imagenet-photos --transfer --defenses $(BASELINES_IMAGENET),$(OURS_IMAGENET) \
 	  --json $(IMAGENET)/photos-transfer.json & \
+	$(EVAL_IMAGENET) --tier imagenet-heldout --transfer --defenses $(BASELINES_IMAGENET),$(OURS_IMAGENET) \
+	  --json $(IMAGENET)/heldout-transfer.json & \
 	wait
 	$(EVAL_IMAGENET) --tier imagenet-photos --from-json $(IMAGENET)/photos-baselines.json $(IMAGENET)/photos-ours.json \
 	  --markdown $(IMAGENET)/photos.md
@@ -96,6 +98,8 @@ imagenet-tables: $(IMAGENET_STAMP) data
 	  --markdown $(IMAGENET)/heldout.md
 	$(EVAL_IMAGENET) --tier imagenet-photos --transfer --from-json $(IMAGENET)/photos-transfer.json \
 	  --markdown $(IMAGENET)/photos-transfer.md
+	$(EVAL_IMAGENET) --tier imagenet-heldout --transfer --from-json $(IMAGENET)/heldout-transfer.json \
+	  --markdown $(IMAGENET)/heldout-transfer.md
 	$(EVAL_IMAGENET) --tier imagenet-photos --no-table --figures $(IMAGENET) --defenses pd,rrp,fd,jpeg,bitdepth,$(OURS_IMAGENET)
 
 bench: $(STAMP)
