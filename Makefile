@@ -77,7 +77,7 @@ tables: $(STAMP) data
 
 # The README's ImageNet-tier tables (EfficientNet-Lite0 target, Lite2 transfer); about 2 hours on 2 CPU cores.
 IMAGENET := results/imagenet
-OURS_IMAGENET := imagenet-efficientnet_lite0-pgd
+OURS_IMAGENET := imagenet-efficientnet_lite0-fgsm,imagenet-efficientnet_lite0-pgd
 BASELINES_IMAGENET := none,pd,rrp,fd,jpeg,bitdepth
 EVAL_IMAGENET := OMP_NUM_THREADS=1 $(PY) -m recondefense.evaluate --no-progress
 imagenet-tables: $(IMAGENET_STAMP) data
@@ -87,20 +87,20 @@ imagenet-tables: $(IMAGENET_STAMP) data
 	wait
 	$(EVAL_IMAGENET) --tier imagenet-photos --defenses $(OURS_IMAGENET) --json $(IMAGENET)/photos-ours.json & \
 	$(EVAL_IMAGENET) --tier imagenet-heldout --defenses $(OURS_IMAGENET) --json $(IMAGENET)/heldout-ours.json & \
-	$(EVAL_IMAGENET) --tier imagenet-photos --transfer --defenses $(BASELINES_IMAGENET),$(OURS_IMAGENET) \
+	$(EVAL_IMAGENET) --tier imagenet-photos --transfer --defenses $(BASELINES_IMAGENET),imagenet-efficientnet_lite0-pgd \
 	  --json $(IMAGENET)/photos-transfer.json & \
-	$(EVAL_IMAGENET) --tier imagenet-heldout --transfer --defenses $(BASELINES_IMAGENET),$(OURS_IMAGENET) \
+	$(EVAL_IMAGENET) --tier imagenet-heldout --transfer --defenses $(BASELINES_IMAGENET),imagenet-efficientnet_lite0-pgd \
 	  --json $(IMAGENET)/heldout-transfer.json & \
 	wait
-	$(EVAL_IMAGENET) --tier imagenet-photos --from-json $(IMAGENET)/photos-baselines.json $(IMAGENET)/photos-ours.json \
+	$(EVAL_IMAGENET) --tier imagenet-photos --from-json $(IMAGENET)/photos-baselines.json $(IMAGENET)/photos-ours*.json \
 	  --markdown $(IMAGENET)/photos.md
-	$(EVAL_IMAGENET) --tier imagenet-heldout --from-json $(IMAGENET)/heldout-baselines.json $(IMAGENET)/heldout-ours.json \
+	$(EVAL_IMAGENET) --tier imagenet-heldout --from-json $(IMAGENET)/heldout-baselines.json $(IMAGENET)/heldout-ours*.json \
 	  --markdown $(IMAGENET)/heldout.md
 	$(EVAL_IMAGENET) --tier imagenet-photos --transfer --from-json $(IMAGENET)/photos-transfer.json \
 	  --markdown $(IMAGENET)/photos-transfer.md
 	$(EVAL_IMAGENET) --tier imagenet-heldout --transfer --from-json $(IMAGENET)/heldout-transfer.json \
 	  --markdown $(IMAGENET)/heldout-transfer.md
-	$(EVAL_IMAGENET) --tier imagenet-photos --no-table --figures $(IMAGENET) --defenses pd,rrp,fd,jpeg,bitdepth,$(OURS_IMAGENET)
+	$(EVAL_IMAGENET) --tier imagenet-photos --no-table --figures $(IMAGENET) --defenses pd,rrp,fd,jpeg,bitdepth,imagenet-efficientnet_lite0-pgd
 
 bench: $(STAMP)
 	$(PY) benchmarks/inference.py

@@ -148,7 +148,17 @@ _IMAGENET = {
     "deepfool": {"steps": 50, "overshoot": 0.02, "candidates": 10},
     "num_classes": 1000,
     "batch_size": 10,  # x 8 EOT draws x 224 px through Lite0 fits in a few GB
-    "defenses": ("none", "pd", "rrp", "fd", "stl", "jpeg", "bitdepth", "imagenet-efficientnet_lite0-pgd"),
+    "defenses": (
+        "none",
+        "pd",
+        "rrp",
+        "fd",
+        "stl",
+        "jpeg",
+        "bitdepth",
+        "imagenet-efficientnet_lite0-fgsm",
+        "imagenet-efficientnet_lite0-pgd",
+    ),
 }
 TIERS["imagenet-photos"] = Tier(
     name="imagenet-photos",

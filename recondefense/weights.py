@@ -153,3 +153,11 @@ register_weights(
         clean_fraction=0.5,
     )
 )
+register_weights(
+    _imagenet_entry(
+        "imagenet-efficientnet_lite0-fgsm",
+        "b920e4d6b7fe4739d8899751c6f898824d6a9b50f6a90bf17a20df7b70de7da9",
+        attack="fgsm",
+        validation={"clean_acc": 0.708, "attacked_acc": 0.632, "psnr": 21.32},
+    )
+)
