@@ -89,6 +89,8 @@ imagenet-tables: $(IMAGENET_STAMP) data
 	$(EVAL_IMAGENET) --tier imagenet-heldout --defenses $(OURS_IMAGENET) --json $(IMAGENET)/heldout-ours.json & \
 	$(EVAL_IMAGENET) --tier imagenet-photos --transfer --defenses $(BASELINES_IMAGENET),imagenet-efficientnet_lite0-pgd \
 	  --json $(IMAGENET)/photos-transfer.json & \
+	$(EVAL_IMAGENET) --tier imagenet-photos --transfer --defenses imagenet-efficientnet_lite0-fgsm \
+	  --json $(IMAGENET)/photos-transfer-fgsm.json & \
 	$(EVAL_IMAGENET) --tier imagenet-heldout --transfer --defenses $(BASELINES_IMAGENET),imagenet-efficientnet_lite0-pgd \
 	  --json $(IMAGENET)/heldout-transfer.json & \
 	wait
@@ -96,7 +98,7 @@ imagenet-tables: $(IMAGENET_STAMP) data
 	  --markdown $(IMAGENET)/photos.md
 	$(EVAL_IMAGENET) --tier imagenet-heldout --from-json $(IMAGENET)/heldout-baselines.json $(IMAGENET)/heldout-ours*.json \
 	  --markdown $(IMAGENET)/heldout.md
-	$(EVAL_IMAGENET) --tier imagenet-photos --transfer --from-json $(IMAGENET)/photos-transfer.json \
+	$(EVAL_IMAGENET) --tier imagenet-photos --transfer --from-json $(IMAGENET)/photos-transfer*.json \
 	  --markdown $(IMAGENET)/photos-transfer.md
 	$(EVAL_IMAGENET) --tier imagenet-heldout --transfer --from-json $(IMAGENET)/heldout-transfer.json \
 	  --markdown $(IMAGENET)/heldout-transfer.md
