@@ -93,6 +93,8 @@ imagenet-tables: $(IMAGENET_STAMP) data
 	  --json $(IMAGENET)/photos-transfer-fgsm.json & \
 	$(EVAL_IMAGENET) --tier imagenet-heldout --transfer --defenses $(BASELINES_IMAGENET),imagenet-efficientnet_lite0-pgd \
 	  --json $(IMAGENET)/heldout-transfer.json & \
+	$(EVAL_IMAGENET) --tier imagenet-heldout --transfer --defenses imagenet-efficientnet_lite0-fgsm \
+	  --json $(IMAGENET)/heldout-transfer-fgsm.json & \
 	wait
 	$(EVAL_IMAGENET) --tier imagenet-photos --from-json $(IMAGENET)/photos-baselines.json $(IMAGENET)/photos-ours*.json \
 	  --markdown $(IMAGENET)/photos.md
@@ -100,7 +102,7 @@ imagenet-tables: $(IMAGENET_STAMP) data
 	  --markdown $(IMAGENET)/heldout.md
 	$(EVAL_IMAGENET) --tier imagenet-photos --transfer --from-json $(IMAGENET)/photos-transfer*.json \
 	  --markdown $(IMAGENET)/photos-transfer.md
-	$(EVAL_IMAGENET) --tier imagenet-heldout --transfer --from-json $(IMAGENET)/heldout-transfer.json \
+	$(EVAL_IMAGENET) --tier imagenet-heldout --transfer --from-json $(IMAGENET)/heldout-transfer*.json \
 	  --markdown $(IMAGENET)/heldout-transfer.md
 	$(EVAL_IMAGENET) --tier imagenet-photos --no-table --figures $(IMAGENET) --defenses pd,rrp,fd,jpeg,bitdepth,imagenet-efficientnet_lite0-pgd
 
