@@ -25,8 +25,12 @@ from recondefense.attacks import PGD
 from recondefense.classifiers import load_classifier
 from recondefense.evaluate import TIERS, save_figures
 
-#: The shipped defense each demo tier uses, and the baselines shown next to it in Figure 2.
-DEMO_WEIGHTS = {"imagenet-photos": "imagenet-efficientnet_lite0-pgd", "fashionmnist": "fashionmnist-smallcnn-pgd"}
+#: Per demo tier: the shipped defense and the default number of test images.
+DEMO_DEFAULTS = {
+    "imagenet-photos": ("imagenet-efficientnet_lite0-pgd", 20),
+    "fashionmnist": ("fashionmnist-smallcnn-pgd", 500),
+}
+#: The baselines shown next to ours in Figure 2.
 FIGURE_BASELINES = ("none", "jpeg", "fd", "rrp")
 
 
@@ -37,7 +41,7 @@ def accuracy(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--tier", default="imagenet-photos", choices=sorted(DEMO_WEIGHTS))
+    parser.add_argument("--tier", default="imagenet-photos", choices=sorted(DEMO_DEFAULTS))
     parser.add_argument("--images", type=int, default=None, help="first N test images (default: 20 / 500)")
     parser.add_argument("--weights", default=None, help="registered defense weights (default: the tier's)")
     parser.add_argument("--out", default="demo-output", help="folder for the figures")
@@ -45,13 +49,14 @@ def main() -> None:
     start = time.time()
     torch.manual_seed(0)
     tier = TIERS[args.tier]
-    weights = args.weights or DEMO_WEIGHTS[args.tier]
+    default_weights, default_images = DEMO_DEFAULTS[args.tier]
+    weights = args.weights or default_weights
     classifier = load_classifier(tier.classifier)  # takes [0, 1] pixels, normalizes inside
     # Defended(classifier, mean=None, std=None) alone loads the default ImageNet weights; mean/std None: the
     # classifier takes [0, 1] pixels (it normalizes inside).
     defended = Defended(classifier, ReconstructiveDefense.from_pretrained(weights), mean=None, std=None)
     test_set = tier.test_set(classifier)
-    count = min(args.images or (20 if args.tier == "imagenet-photos" else 500), len(test_set))
+    count = min(args.images or default_images, len(test_set))
     images, labels = next(iter(DataLoader(Subset(test_set, range(count)), batch_size=count)))
 
     pgd = PGD(classifier, **tier.pgd)  # oblivious: the attacker sees the classifier only

@@ -126,12 +126,7 @@ TIERS: dict[str, Tier] = {
         baseline_args={"pd": {"deflections": round(200 * 28 * 28 / 224**2), "window": max(1, round(10 * 28 / 224))}},
         defenses=(
             "none",
-            "pd",
-            "rrp",
-            "fd",
-            "stl",
-            "jpeg",
-            "bitdepth",
+            *BASELINES,
             "fashionmnist-smallcnn-fgsm",
             "fashionmnist-smallcnn-pgd",
             "fashionmnist-smallcnn-adaptive",
@@ -148,17 +143,7 @@ _IMAGENET = {
     "deepfool": {"steps": 50, "overshoot": 0.02, "candidates": 10},
     "num_classes": 1000,
     "batch_size": 10,  # x 8 EOT draws x 224 px through Lite0 fits in a few GB
-    "defenses": (
-        "none",
-        "pd",
-        "rrp",
-        "fd",
-        "stl",
-        "jpeg",
-        "bitdepth",
-        "imagenet-efficientnet_lite0-fgsm",
-        "imagenet-efficientnet_lite0-pgd",
-    ),
+    "defenses": ("none", *BASELINES, "imagenet-efficientnet_lite0-fgsm", "imagenet-efficientnet_lite0-pgd"),
 }
 TIERS["imagenet-photos"] = Tier(
     name="imagenet-photos",

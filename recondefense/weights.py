@@ -91,39 +91,63 @@ def get_weights(name: str) -> WeightsEntry:
 
 # Shipped weights, one entry per folder of weights/. Each was trained by the command in its model card;
 # "validation" holds the held-out numbers from training (Fashion-MNIST: 2,000 images of the 5,000-image
-# validation split; ImageNet tier: 100 validation crops of the training photos, a seed never trained on).
-_FASHION_MNIST = {"dataset": "fashionmnist", "input_size": (1, 28, 28), "mean": None, "std": None}
-_FASHION_MNIST_ATTACK = {"eps": 0.04, "step_size": 0.016, "steps": 10}
+# validation split; ImageNet tier: 250 validation crops of the training photos, a seed never trained on).
+# Per tier: data, frozen classifier, input size, normalization and the training attack's parameters.
+_FASHION_MNIST = {
+    "dataset": "fashionmnist",
+    "classifier": "fashionmnist-smallcnn",
+    "input_size": (1, 28, 28),
+    "mean": None,
+    "std": None,
+    "eps": 0.04,
+    "step_size": 0.016,
+    "steps": 10,
+}
+# EfficientNet-Lite0 takes [0, 1] pixels and normalizes with 127/128 inside its loader; trained on labelled
+# crops of the opencv-doc photos at 224 px with the paper's Table 1 ImageNet attacks.
+_IMAGENET = {
+    "dataset": "photos",
+    "classifier": "imagenet-efficientnet_lite0",
+    "input_size": (3, 224, 224),
+    "mean": None,
+    "std": None,
+    "eps": 0.01,
+    "step_size": 0.004,
+    "steps": 10,
+}
 
 
-def _fashion_mnist_entry(
-    name: str, sha256: str, attack: str, validation: dict[str, float], **extra: Any
+def _entry(
+    name: str, sha256: str, tier: dict[str, Any], attack: str, validation: dict[str, float], **extra: Any
 ) -> WeightsEntry:
-    meta = {**_FASHION_MNIST, "classifier": "fashionmnist-smallcnn", "attack": attack, **_FASHION_MNIST_ATTACK}
-    return WeightsEntry(name, name, sha256, {**meta, **extra, "validation": validation})
+    """A registry entry for the folder ``weights/<name>``: the tier's meta, the attack, then ``extra``."""
+    return WeightsEntry(name, name, sha256, {**tier, "attack": attack, **extra, "validation": validation})
 
 
 register_weights(
-    _fashion_mnist_entry(
+    _entry(
         "fashionmnist-smallcnn-fgsm",
         "723744ccc19848564d81f5ae58ba485ea48242a6b67f7000210b774294517315",
+        _FASHION_MNIST,
         attack="fgsm",
         validation={"clean_acc": 0.818, "attacked_acc": 0.979, "psnr": 29.66},
     )
 )
 register_weights(
-    _fashion_mnist_entry(
+    _entry(
         "fashionmnist-smallcnn-pgd",
         "a15de9ad92bf37877db17878b7607a0a69860c4ff4a308c554586bc9ace0e0f6",
+        _FASHION_MNIST,
         attack="pgd",
         validation={"clean_acc": 0.911, "attacked_acc": 0.9545, "psnr": 28.60},
         clean_fraction=0.5,
     )
 )
 register_weights(
-    _fashion_mnist_entry(
+    _entry(
         "fashionmnist-smallcnn-adaptive",
         "e1c23d1cfc6b0263d4a6a2efc8c1fac4d83abc38c19806f36a4ac74ac7c99d69",
+        _FASHION_MNIST,
         attack="pgd",
         validation={"clean_acc": 0.89, "attacked_acc": 0.804, "psnr": 28.13},
         clean_fraction=0.5,
@@ -133,30 +157,21 @@ register_weights(
 )
 
 
-# ImageNet tier: EfficientNet-Lite0 (takes [0, 1] pixels and normalizes with 127/128 inside its loader),
-# trained on labelled crops of the opencv-doc photos at 224 px with the paper's Table 1 ImageNet attacks.
-_IMAGENET = {"dataset": "photos", "classifier": "imagenet-efficientnet_lite0", "input_size": (3, 224, 224)}
-_IMAGENET_ATTACK = {"eps": 0.01, "step_size": 0.004, "steps": 10}
-
-
-def _imagenet_entry(name: str, sha256: str, attack: str, validation: dict[str, float], **extra: Any) -> WeightsEntry:
-    meta = {**_IMAGENET, "mean": None, "std": None, "attack": attack, **_IMAGENET_ATTACK}
-    return WeightsEntry(name, name, sha256, {**meta, **extra, "validation": validation})
-
-
 register_weights(
-    _imagenet_entry(
+    _entry(
         "imagenet-efficientnet_lite0-pgd",
         "c68b2e5d3b1e24b5b161093943f8b0457548b9db352f23e36f07831493755c11",
+        _IMAGENET,
         attack="pgd",
         validation={"clean_acc": 0.784, "attacked_acc": 0.708, "psnr": 25.28},
         clean_fraction=0.5,
     )
 )
 register_weights(
-    _imagenet_entry(
+    _entry(
         "imagenet-efficientnet_lite0-fgsm",
         "b920e4d6b7fe4739d8899751c6f898824d6a9b50f6a90bf17a20df7b70de7da9",
+        _IMAGENET,
         attack="fgsm",
         validation={"clean_acc": 0.708, "attacked_acc": 0.632, "psnr": 21.32},
     )
