@@ -26,9 +26,12 @@ $(IMAGENET_STAMP): $(STAMP)
 	$(PIP) install --quiet -e ".[test,imagenet]"
 	touch $(IMAGENET_STAMP)
 
-# Debian data: Fashion-MNIST (tier 1) and the opencv-doc photos the ImageNet-tier weights train on.
+# Debian data: Fashion-MNIST (tier 1) and the opencv-doc and wallpaper photos the ImageNet-tier weights train on.
 # Tests that need one skip with a reason when it cannot be installed.
 PHOTOS := /usr/share/doc/opencv-doc/examples/data/baboon.jpg
+# The wallpaper photographs the ImageNet-tier weights also train on (recondefense.data.WALLPAPER_PHOTOS).
+WALLPAPERS := /usr/share/wallpapers/Path/contents/images/2560x1600.jpg
+WALLPAPER_PACKAGES := lomiri-wallpapers-16.04 lomiri-wallpapers-20.04 mate-backgrounds plasma-workspace-wallpapers
 define apt_install
 	@test -f $(1) || { \
 	  echo "installing $(2) (Debian): apt-get install -y $(2)"; \
@@ -39,6 +42,7 @@ endef
 data:
 	$(call apt_install,$(FMNIST),dataset-fashion-mnist)
 	$(call apt_install,$(PHOTOS),opencv-doc)
+	$(call apt_install,$(WALLPAPERS),$(WALLPAPER_PACKAGES))
 
 test: $(IMAGENET_STAMP) data
 	$(PY) -m pytest -q

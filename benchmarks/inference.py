@@ -3,7 +3,10 @@
 Prints, for batch 1 and 32 on the CPU (and CUDA when available), the median time per batch and
 images/s of each, and the ratio Defended / bare. Goal: ratio at most 1.25.
 
-    python benchmarks/inference.py [--width 16] [--repeats 5] [--threads N]
+    python benchmarks/inference.py [--weights NAME] [--repeats 5] [--threads N]
+
+``--weights`` names the defense measured (default: the weights ``Defended(model)`` loads); ``--width`` instead
+measures an untrained paper AE of that width.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import torch
 from torchvision.models import resnet50
 
 from recondefense import Defended, ReconstructiveDefense
+from recondefense.defense import DEFAULT_IMAGENET_WEIGHTS
 
 
 def median_seconds(fn, x: torch.Tensor, repeats: int, device: torch.device) -> float:
@@ -35,7 +39,8 @@ def median_seconds(fn, x: torch.Tensor, repeats: int, device: torch.device) -> f
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--width", type=int, default=16, help="AE width (the shipped default is 16)")
+    parser.add_argument("--weights", default=DEFAULT_IMAGENET_WEIGHTS, help="defense weights (name, hub id or folder)")
+    parser.add_argument("--width", type=int, default=None, help="measure an untrained paper AE of this width instead")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 32])
     parser.add_argument("--threads", type=int, default=None)
@@ -43,13 +48,18 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, AE width {args.width}")
+    what = f"paper AE width {args.width} (untrained)" if args.width else args.weights
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, defense: {what}")
     print(
         f"{'device':6} {'batch':>5} {'resnet50 ms':>12} {'defended ms':>12} {'AE ms':>9} {'img/s bare':>11} {'img/s def':>10} {'ratio':>6}"
     )
     for device in devices:
         net = resnet50().eval().to(device)
-        defense = ReconstructiveDefense(width=args.width).to(device)
+        defense = (
+            ReconstructiveDefense(width=args.width)
+            if args.width
+            else ReconstructiveDefense.from_pretrained(args.weights)
+        ).to(device)
         defended = Defended(net, defense).eval()
         for batch in args.batches:
             x = torch.rand(batch, 3, 224, 224, device=device)

@@ -283,7 +283,7 @@ register_classifier(
 )
 
 # ImageNet classifiers from PyPI (the optional `imagenet` extra); the factories import their packages lazily.
-for _variant, _native in ((0, 224), (2, 260)):
+for _variant, _native in ((0, 224), (1, 240), (2, 260)):
     register_classifier(
         ClassifierEntry(
             name=f"imagenet-efficientnet_lite{_variant}",

@@ -33,8 +33,7 @@ __all__ = [
     "FASHION_MNIST_DEBIAN_DIR",
     "OPENCV_DATA_DIR",
     "OPENCV_PHOTOS",
-    "GNOME_BACKGROUNDS_DIR",
-    "GNOME_BACKGROUND_PHOTOS",
+    "WALLPAPER_PHOTOS",
     "HELDOUT_PHOTOS",
     "PHOTO_SIZE",
     "UNLABELLED",
@@ -204,11 +203,61 @@ OPENCV_PHOTOS = (
     "squirrel_cls.jpg",
     "stuff.jpg",
 )
-#: Where ``apt-get install gnome-backgrounds`` puts its wallpapers.
-GNOME_BACKGROUNDS_DIR = Path("/usr/share/backgrounds/gnome")
-#: The photos among them. gnome-backgrounds 43.1 (Debian 12) ships only 3D renders, vector art and flat
-#: colours (adwaita, grid, licorice, pixels, symbolic, truchet, vnc, wood; checked by eye), so none.
-GNOME_BACKGROUND_PHOTOS: tuple[str, ...] = ()
+#: Photographs among the Debian wallpaper packages, ``(package, path)``, checked by eye on 2026-11-25 (one
+#: resolution per plasma wallpaper). Left out: lomiri-wallpapers (2 gradient artworks); lomiri-wallpapers-16.04:
+#: analogpattern (abstract texture), umang (gradient art); lomiri-wallpapers-20.04: Fossa (render), Infinite-Sea
+#: (composite), Painting-Colors (vector); ukui-wallpapers: all 12 (vector, flat, 3D renders); mate-backgrounds:
+#: abstract/* and desktop/* (paintings, logos, gradients); sway-backgrounds: all 8 (one logo); plasma: 19 of 30
+#: (renders, vector and painted art).
+WALLPAPER_PHOTOS: tuple[tuple[str, str], ...] = (
+    ("lomiri-wallpapers-16.04", "/usr/share/backgrounds/Bridge_by_Sander_Klootwijk.jpg"),
+    ("lomiri-wallpapers-16.04", "/usr/share/backgrounds/Dragonfly_by_Bolly.jpg"),
+    ("lomiri-wallpapers-16.04", "/usr/share/backgrounds/Picture_0B_by_freespace.jpg"),
+    ("lomiri-wallpapers-16.04", "/usr/share/backgrounds/Picture_1A_by_freespace.jpg"),
+    ("lomiri-wallpapers-16.04", "/usr/share/backgrounds/Wine_by_Jakkub_Mede.jpg"),
+    ("lomiri-wallpapers-16.04", "/usr/share/backgrounds/aitzgorri_by_Aitzol_Berasategi.jpg"),
+    ("lomiri-wallpapers-16.04", "/usr/share/backgrounds/free_by_Peter_Nerlich.jpg"),
+    ("lomiri-wallpapers-16.04", "/usr/share/backgrounds/friends_by_Aitzol_Berasategi.jpg"),
+    ("lomiri-wallpapers-16.04", "/usr/share/backgrounds/greentock_by_Peter_Nerlich.jpg"),
+    ("lomiri-wallpapers-16.04", "/usr/share/backgrounds/life_by_Aitzol_Berasategi.jpg"),
+    ("lomiri-wallpapers-16.04", "/usr/share/backgrounds/picosdeeuropa_by_Aitzol_Berasategi.jpg"),
+    ("lomiri-wallpapers-16.04", "/usr/share/backgrounds/seeding_by_Clements_Engelhardt.jpg"),
+    ("lomiri-wallpapers-16.04", "/usr/share/backgrounds/sunset_by_Aitzol_Berasategi.jpg"),
+    ("lomiri-wallpapers-20.04", "/usr/share/backgrounds/Kleiber_by_Lukas_Baubkus.jpg"),
+    *(
+        ("mate-backgrounds", f"/usr/share/backgrounds/mate/nature/{name}.jpg")
+        for name in (
+            "Aqua",
+            "Blinds",
+            "Dune",
+            "FreshFlower",
+            "Garden",
+            "GreenMeadow",
+            "LadyBird",
+            "RainDrops",
+            "Storm",
+            "TwoWings",
+            "Wood",
+            "YellowFlower",
+        )
+    ),
+    *(
+        ("plasma-workspace-wallpapers", f"/usr/share/wallpapers/{name}/contents/images/2560x1600.jpg")
+        for name in (
+            "BytheWater",
+            "ColdRipple",
+            "ColorfulCups",
+            "DarkestHour",
+            "EveningGlow",
+            "FallenLeaf",
+            "Grey",
+            "Kite",
+            "OneStandsOut",
+            "Path",
+            "summer_1am",
+        )
+    ),
+)
 #: Held-out photos, never trained on: ``(import name, path inside the package, pip package)``.
 HELDOUT_PHOTOS = (
     ("skimage", "data/astronaut.png", "scikit-image"),
@@ -243,31 +292,25 @@ def _read_photo(path: str | Path) -> torch.Tensor:
 
 
 def training_photo_paths() -> list[Path]:
-    """The training photos that are installed: :data:`OPENCV_PHOTOS` then :data:`GNOME_BACKGROUND_PHOTOS`.
+    """The training photos that are installed: :data:`OPENCV_PHOTOS`, then :data:`WALLPAPER_PHOTOS`.
 
     Raises:
         FileNotFoundError: none is installed (the message says which Debian packages to install).
     """
-    paths = []
-    for folder, names, package in (
-        (OPENCV_DATA_DIR, OPENCV_PHOTOS, "opencv-doc"),
-        (GNOME_BACKGROUNDS_DIR, GNOME_BACKGROUND_PHOTOS, "gnome-backgrounds"),
-    ):
-        found = [folder / n for n in names if (folder / n).is_file()]
-        if len(found) < len(names):
-            logger.warning(
-                "%d of %d training photos of %s missing in %s: `sudo apt-get install %s`",
-                len(names) - len(found),
-                len(names),
-                package,
-                folder,
-                package,
-            )
-        paths += found
+    sources = [(OPENCV_DATA_DIR / name, "opencv-doc") for name in OPENCV_PHOTOS]
+    sources += [(Path(path), package) for package, path in WALLPAPER_PHOTOS]
+    paths = [path for path, _ in sources if path.is_file()]
+    missing = sorted({package for path, package in sources if not path.is_file()})
+    if missing:
+        logger.warning(
+            "%d of %d training photos missing: `sudo apt-get install %s`",
+            len(sources) - len(paths),
+            len(sources),
+            " ".join(missing),
+        )
     if not paths:
         raise FileNotFoundError(
-            f"no training photos in {OPENCV_DATA_DIR} or {GNOME_BACKGROUNDS_DIR}: "
-            "`sudo apt-get install opencv-doc gnome-backgrounds`"
+            "no training photos installed: `sudo apt-get install " + " ".join(sorted({p for _, p in sources})) + "`"
         )
     return paths
 
@@ -413,6 +456,9 @@ class PhotoCrops(Dataset):
 
 class _Relabelled(Dataset):
     """``dataset`` with its labels replaced by stored ones (None items stay None)."""
+
+    #: the labels are a classifier's predictions (training with several classifiers relabels per classifier)
+    labelled_by_classifier = True
 
     def __init__(self, dataset: Dataset, predicted: torch.Tensor) -> None:
         self.dataset = dataset

@@ -13,7 +13,15 @@ import torch.nn.functional as F
 from huggingface_hub import PyTorchModelHubMixin, hf_hub_download
 from torch import nn
 
-from .autoencoder import ReconAutoencoder
+from .errors import (
+    ConfigError,
+    CorruptWeightsError,
+    ModelTooLargeError,
+    NonFiniteWeightsError,
+    WeightsError,
+    WeightsMismatchError,
+)
+from .purifiers import ARCHITECTURES, build_purifier
 from .transform import PixelDefense
 from .weights import SAFETENSORS_FILE, get_weights, list_weights
 
@@ -36,7 +44,10 @@ class ReconstructiveDefense(
 ):
     """The paper's reconstructive defense as a torchvision-style transform.
 
-    Wraps a :class:`~recondefense.autoencoder.ReconAutoencoder`. Inputs of any height and width
+    Wraps a purifier network, ``.autoencoder``: the paper's
+    :class:`~recondefense.autoencoder.ReconAutoencoder` (``arch="recon"``, the default, which is what a
+    config.json without ``arch`` holds) or one of :mod:`recondefense.purifiers` (``"residual"``,
+    ``"detail"``). Inputs of any height and width
     are padded (replicate) to the AE's stride multiple and cropped back. Parameters are frozen and
     the module stays in eval mode (``.train()`` does not switch it); gradients still flow to the
     input, so attacks can go through it. Train the AE itself with :mod:`recondefense.train`.
@@ -46,7 +57,10 @@ class ReconstructiveDefense(
     in their dtype.
 
     Args:
-        in_channels, width, depth, skip, widths: the AE's hyper-parameters (see ``ReconAutoencoder``).
+        in_channels, width, depth, skip, widths: the network's hyper-parameters (see ``ReconAutoencoder``;
+            ``"residual"`` uses ``width`` and ``depth`` for its U-Net, ``"detail"`` for its bottleneck AE).
+        arch: ``"recon"``, ``"residual"`` or ``"detail"`` (:data:`recondefense.purifiers.ARCHITECTURES`).
+        detail_width, detail_depth: the detail U-Net of ``arch="detail"`` (ignored otherwise).
         meta: free-form metadata saved in config.json (dataset, classifier, mean/std, metrics).
         format_version: config layout version; anything but :data:`FORMAT_VERSION` is refused.
 
@@ -64,14 +78,29 @@ class ReconstructiveDefense(
         widths: list | None = None,
         meta: dict | None = None,
         format_version: int = FORMAT_VERSION,
+        arch: str = "recon",
+        detail_width: int = 16,
+        detail_depth: int = 2,
     ) -> None:
         if format_version != FORMAT_VERSION:
             raise ValueError(
                 f"config.json has format_version={format_version!r}, this recondefense reads version {FORMAT_VERSION}: "
                 "upgrade recondefense or re-export the weights"
             )
+        if arch not in ARCHITECTURES:
+            raise ValueError(f"unknown purifier architecture {arch!r}: expected one of {sorted(ARCHITECTURES)}")
         super().__init__()
-        self.autoencoder = ReconAutoencoder(in_channels, width, depth, skip, widths)
+        self.arch = arch
+        self.autoencoder = build_purifier(
+            arch,
+            in_channels=in_channels,
+            width=width,
+            depth=depth,
+            skip=skip,
+            widths=widths,
+            detail_width=detail_width,
+            detail_depth=detail_depth,
+        )
         self.meta: dict[str, Any] = dict(meta or {})
         self.requires_grad_(False)
         self.eval()
@@ -118,24 +147,32 @@ class ReconstructiveDefense(
         """
         key = str(pretrained_model_name_or_path)
         if key in list_weights():
-            return super().from_pretrained(get_weights(key).path(), **kwargs)
+            return cls._mixin_load(get_weights(key).path(), **kwargs)
         if os.path.isdir(key):
-            return super().from_pretrained(key, **kwargs)
+            return cls._mixin_load(key, **kwargs)
         if key.startswith((".", "/", "~")) or key.count("/") != 1 or os.sep != "/" and os.sep in key:
             raise FileNotFoundError(
                 f"cannot load {key!r}: not a registered name ({list_weights() or 'none shipped'}), "
                 "not an existing folder, and not a hub repo id of the form 'owner/name'"
             )
         try:
-            return super().from_pretrained(key, revision=revision, **kwargs)
+            return cls._mixin_load(key, revision=revision, **kwargs)
         except (OSError, ValueError) as err:
-            if isinstance(err, ValueError) and "format_version" in str(err):
+            if isinstance(err, WeightsError):
                 raise
             offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
             hint = " (HF_HUB_OFFLINE is set and the repo is not in the local hub cache)" if offline else ""
             raise FileNotFoundError(
                 f"cannot load {key!r} from the Hugging Face hub{hint}: {type(err).__name__}: {err}"
             ) from err
+
+    @classmethod
+    def _mixin_load(cls, model_id: str | Path, **kwargs: Any) -> ReconstructiveDefense:
+        """``PyTorchModelHubMixin.from_pretrained``, with a config.json that is not a JSON object refused."""
+        try:
+            return super().from_pretrained(model_id, **kwargs)
+        except (AttributeError, TypeError) as err:  # the mixin iterates config.json as a dict
+            raise ConfigError(f"{model_id}: config.json must hold a JSON object ({err})") from err
 
     @classmethod
     def _from_pretrained(
@@ -151,19 +188,13 @@ class ReconstructiveDefense(
         map_location: str = "cpu",
         **model_kwargs: Any,
     ) -> ReconstructiveDefense:
-        # Called by the mixin with config.json already parsed: check it, then load safetensors only.
+        # Called by the mixin with config.json already parsed. Everything is checked before any allocation:
+        # the config's types and ranges, the network's size (built on the meta device), then the safetensors
+        # header's names and shapes; only then are the tensors read, and non-finite ones refused.
         model_kwargs.pop("strict", None)
         if config is None:
             raise FileNotFoundError(f"{model_id}: config.json is missing; save weights with save_pretrained()")
-        known = set(cls._hub_mixin_init_parameters)
-        unknown = sorted(set(config) - known)
-        if "format_version" not in config or unknown:
-            raise ValueError(
-                f"{model_id}: config.json is not a recondefense v{FORMAT_VERSION} config "
-                f"(format_version={config.get('format_version')!r}, unknown keys {unknown}): "
-                "upgrade recondefense or re-export the weights"
-            )
-        model = cls(**model_kwargs)
+        kwargs = _validated_config(config, model_id, set(cls._hub_mixin_init_parameters))
         if os.path.isdir(model_id):
             model_file = os.path.join(model_id, SAFETENSORS_FILE)
             if not os.path.isfile(model_file):
@@ -180,15 +211,102 @@ class ReconstructiveDefense(
                 token=token,
                 local_files_only=local_files_only,
             )
+        with torch.device("meta"):
+            expected = cls(**kwargs).state_dict()
+        _check_header(model_file, {k: tuple(v.shape) for k, v in expected.items()})
         try:
             state = safetensors.torch.load_file(model_file, device=str(map_location))
         except Exception as err:  # safetensors raises its own error types for truncated/garbled files
-            raise ValueError(f"{model_file}: corrupt safetensors file ({err})") from err
-        try:
-            model.load_state_dict(state, strict=True)
-        except RuntimeError as err:
-            raise ValueError(f"{model_file}: weights do not match config.json ({err})") from err
+            raise CorruptWeightsError(f"{model_file}: corrupt safetensors file ({err})") from err
+        bad = sorted(k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all())
+        if bad:
+            raise NonFiniteWeightsError(f"{model_file}: NaN or Inf values in {bad[:5]}")
+        model = cls(**kwargs)
+        model.load_state_dict(state, strict=True)
         return model.to(map_location)
+
+
+#: The largest network config.json may describe (parameters); the shipped ones have under 0.2 M.
+MAX_PARAMETERS = 50_000_000
+#: config.json keys: (type, low, high) for integers, a type otherwise; checked before anything is built.
+_INT_RANGES = {
+    "in_channels": (1, 16),
+    "width": (1, 1024),
+    "depth": (1, 8),
+    "detail_width": (1, 256),
+    "detail_depth": (1, 6),
+}
+
+
+def _validated_config(config: Any, source: str, known: set[str]) -> dict[str, Any]:
+    """The constructor arguments of a config.json after checking types, ranges and size (nothing allocated).
+
+    Raises:
+        ConfigError: not a dict, wrong version, unknown key, a wrong type or out of range.
+        ModelTooLargeError: the network would have more than :data:`MAX_PARAMETERS` parameters.
+    """
+    if not isinstance(config, dict):
+        raise ConfigError(f"{source}: config.json must hold a JSON object, got {type(config).__name__}")
+    unknown = sorted(set(config) - known)
+    version = config.get("format_version")
+    if version != FORMAT_VERSION or isinstance(version, bool) or unknown:
+        raise ConfigError(
+            f"{source}: config.json is not a recondefense v{FORMAT_VERSION} config "
+            f"(format_version={version!r}, unknown keys {unknown}): upgrade recondefense or re-export the weights"
+        )
+
+    def fail(key: str, wanted: str) -> ConfigError:
+        return ConfigError(f"{source}: config.json {key}={config[key]!r}: expected {wanted}")
+
+    for key, (low, high) in _INT_RANGES.items():
+        value = config.get(key)
+        if key in config and (type(value) is not int or not low <= value <= high):
+            raise fail(key, f"an integer in [{low}, {high}]")
+    if "skip" in config and type(config["skip"]) is not bool:
+        raise fail("skip", "true or false")
+    widths = config.get("widths")
+    if widths is not None and (
+        not isinstance(widths, list)
+        or not 1 <= len(widths) <= _INT_RANGES["depth"][1]
+        or any(type(w) is not int or not 1 <= w <= _INT_RANGES["width"][1] for w in widths)
+    ):
+        raise fail("widths", "null or a list of 1 to 8 integers in [1, 1024]")
+    if "arch" in config and config["arch"] not in ARCHITECTURES:
+        raise fail("arch", f"one of {sorted(ARCHITECTURES)}")
+    if config.get("meta") is not None and not isinstance(config["meta"], dict):
+        raise fail("meta", "a JSON object or null")
+    kwargs = dict(config)
+    try:
+        with torch.device("meta"):
+            size = sum(p.numel() for p in ReconstructiveDefense(**kwargs).parameters())
+    except ValueError as err:
+        raise ConfigError(f"{source}: config.json describes no valid network: {err}") from err
+    if size > MAX_PARAMETERS:
+        raise ModelTooLargeError(
+            f"{source}: config.json describes a network of {size:,} parameters, above the cap of {MAX_PARAMETERS:,}"
+        )
+    return kwargs
+
+
+def _check_header(model_file: str, expected: dict[str, tuple[int, ...]]) -> None:
+    """Compare the safetensors header's tensor names and shapes with ``expected`` without reading tensors.
+
+    Raises:
+        CorruptWeightsError: the header is unreadable.
+        WeightsMismatchError: other names or shapes.
+    """
+    try:
+        with safetensors.safe_open(model_file, framework="pt") as f:
+            found = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except Exception as err:  # safetensors raises its own error types for truncated/garbled files
+        raise CorruptWeightsError(f"{model_file}: corrupt safetensors file ({err})") from err
+    missing, extra = sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
+    shapes = sorted(k for k in set(found) & set(expected) if found[k] != expected[k])
+    if missing or extra or shapes:
+        raise WeightsMismatchError(
+            f"{model_file}: weights do not match config.json (missing {missing[:5]}, unexpected {extra[:5]}, "
+            f"other shapes {[(k, found[k], expected[k]) for k in shapes[:5]]})"
+        )
 
 
 class Defended(nn.Module):

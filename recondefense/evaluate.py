@@ -59,6 +59,8 @@ ATTACK_NAMES = {
     "autoattack": "AutoAttack e2e",
 }
 OBLIVIOUS = ("none", "fgsm", "pgd", "deepfool")
+#: The held-out tier's crops per photo side: 4 x 4 crops of each of the 8 held-out photos = 128 crops.
+HELDOUT_GRID = 4
 
 
 @dataclass(frozen=True)
@@ -96,7 +98,7 @@ class Tier:
         if self.dataset == "heldout-photos":
             if classifier is None:
                 raise ValueError(f"tier {self.name!r} labels its photos with the classifier: pass classifier=")
-            return data.label_with_classifier(data.heldout_photos(grid=2), classifier)
+            return data.label_with_classifier(data.heldout_photos(grid=HELDOUT_GRID), classifier)
         raise ValueError(f"tier {self.name!r}: unknown dataset {self.dataset!r}")
 
     def describe(self) -> str:
@@ -135,6 +137,7 @@ TIERS: dict[str, Tier] = {
     ),
 }
 #: ImageNet tier: EfficientNet-Lite0 (target) and Lite2 (transfer), the paper's Table 1 attacks at 224 px.
+#: EfficientNet-Lite1 is never trained against: ``--classifier imagenet-efficientnet_lite1`` is the unseen column.
 _IMAGENET = {
     "classifier": "imagenet-efficientnet_lite0",
     "transfer_classifier": "imagenet-efficientnet_lite2",
@@ -154,7 +157,7 @@ TIERS["imagenet-photos"] = Tier(
 TIERS["imagenet-heldout"] = Tier(
     name="imagenet-heldout",
     dataset="heldout-photos",
-    notes="Held-out sample photos of scikit-image, scikit-learn and matplotlib, 2 x 2 fixed crops at 224 px, "
+    notes="Held-out sample photos of scikit-image, scikit-learn and matplotlib, 4 x 4 fixed crops at 224 px, "
     "never trained on: agreement with the evaluated classifier's clean prediction.",
     **_IMAGENET,
 )

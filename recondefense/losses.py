@@ -10,7 +10,7 @@ from torch import nn
 
 from .metrics import psnr
 
-__all__ = ["visual_loss", "VisualLossParts", "ReconstructiveLoss", "LossParts", "psnr"]
+__all__ = ["visual_loss", "VisualLossParts", "ReconstructiveLoss", "LossParts", "psnr", "guidance_loss", "GUIDANCES"]
 
 
 @dataclass
@@ -102,3 +102,32 @@ class ReconstructiveLoss(nn.Module):
         ce = F.cross_entropy(logits.float(), labels)
         total = self.visual_weight * visual.total + self.ce_weight * ce
         return LossParts(total, visual.total, visual.rmse, visual.psnr_term, ce, logits)
+
+
+#: Guidance of the joint phase: the paper's cross-entropy to the labels, or matching the frozen classifier's
+#: logits on the clean image (HGD's representation-guided loss, Liao et al. CVPR 2018) by KL or L1.
+GUIDANCES = ("ce", "kl", "logits-l1")
+
+
+def guidance_loss(logits: torch.Tensor, clean_logits: torch.Tensor, labels: torch.Tensor, kind: str) -> torch.Tensor:
+    """How far the classifier's ``logits`` on a purified image are from what it says on the clean image.
+
+    Args:
+        logits: ``(N, K)`` on the purified image (differentiable).
+        clean_logits: ``(N, K)`` on the clean image (a constant target).
+        labels: ``(N,)`` integer labels, used by ``"ce"`` only.
+        kind: ``"ce"`` (Eq. 2: cross-entropy to ``labels``), ``"kl"`` (KL(softmax(clean) || softmax(logits)),
+            mean over the batch) or ``"logits-l1"`` (mean absolute logit difference, HGD).
+
+    Returns:
+        A scalar tensor.
+    """
+    logits = logits.float()
+    if kind == "ce":
+        return F.cross_entropy(logits, labels)
+    if kind == "kl":
+        target = F.log_softmax(clean_logits.float(), dim=1)
+        return F.kl_div(F.log_softmax(logits, dim=1), target, log_target=True, reduction="batchmean")
+    if kind == "logits-l1":
+        return (logits - clean_logits.float()).abs().mean()
+    raise ValueError(f"unknown guidance {kind!r}: expected one of {GUIDANCES}")

@@ -2,8 +2,8 @@
 
 Names follow ``<dataset>-<classifier>-<training attack>``. Each entry points at a folder of the
 repository's ``weights/`` directory (installed as the ``recondefense._weights`` package data) holding
-``model.safetensors``, ``config.json`` and a model card ``README.md``; the sha256 of the safetensors
-file is checked on every load.
+``model.safetensors``, ``config.json`` and a model card ``README.md``; the sha256 digests of the
+safetensors file and of config.json are checked on every load.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+from .errors import CorruptWeightsError
 
 __all__ = ["WeightsEntry", "list_weights", "get_weights", "register_weights", "weights_root"]
 
@@ -28,12 +30,14 @@ class WeightsEntry:
         folder: folder name under the shipped weights root.
         sha256: hex digest of ``model.safetensors``.
         meta: dataset, classifier, attack, input size, mean/std and measured metrics.
+        config_sha256: hex digest of ``config.json`` (the architecture the tensors are loaded into).
     """
 
     name: str
     folder: str
     sha256: str
     meta: dict[str, Any] = field(default_factory=dict)
+    config_sha256: str | None = None
 
     def path(self) -> Path:
         """Folder holding the weights, verified against ``sha256``."""
@@ -43,12 +47,15 @@ class WeightsEntry:
             raise FileNotFoundError(
                 f"weights {self.name!r}: {file} is missing; reinstall recondefense (pip install --force-reinstall recondefense)"
             )
-        digest = sha256_file(file)
-        if digest != self.sha256:
-            raise ValueError(
-                f"weights {self.name!r}: {file} is corrupt (sha256 {digest[:12]}..., expected {self.sha256[:12]}...); "
-                "reinstall recondefense"
-            )
+        for checked, expected in ((file, self.sha256), (folder / "config.json", self.config_sha256)):
+            if expected is None:
+                continue
+            digest = sha256_file(checked) if checked.is_file() else "missing"
+            if digest != expected:
+                raise CorruptWeightsError(
+                    f"weights {self.name!r}: {checked} is corrupt (sha256 {digest[:12]}..., expected {expected[:12]}...); "
+                    "reinstall recondefense"
+                )
         return folder
 
 
@@ -118,16 +125,24 @@ _IMAGENET = {
 
 
 def _entry(
-    name: str, sha256: str, tier: dict[str, Any], attack: str, validation: dict[str, float], **extra: Any
+    name: str,
+    sha256: str,
+    config_sha256: str,
+    tier: dict[str, Any],
+    attack: str,
+    validation: dict[str, float],
+    **extra: Any,
 ) -> WeightsEntry:
     """A registry entry for the folder ``weights/<name>``: the tier's meta, the attack, then ``extra``."""
-    return WeightsEntry(name, name, sha256, {**tier, "attack": attack, **extra, "validation": validation})
+    meta = {**tier, "attack": attack, **extra, "validation": validation}
+    return WeightsEntry(name, name, sha256, meta, config_sha256)
 
 
 register_weights(
     _entry(
         "fashionmnist-smallcnn-fgsm",
         "723744ccc19848564d81f5ae58ba485ea48242a6b67f7000210b774294517315",
+        "03a8c25916023c88dd452fd91510facc86e7a5343de0872aaf39940fef606544",
         _FASHION_MNIST,
         attack="fgsm",
         validation={"clean_acc": 0.818, "attacked_acc": 0.979, "psnr": 29.66},
@@ -137,6 +152,7 @@ register_weights(
     _entry(
         "fashionmnist-smallcnn-pgd",
         "a15de9ad92bf37877db17878b7607a0a69860c4ff4a308c554586bc9ace0e0f6",
+        "42b13479bc1e9898fb29668278072df34ff42768592a4b1f1e795b3729e8ba16",
         _FASHION_MNIST,
         attack="pgd",
         validation={"clean_acc": 0.911, "attacked_acc": 0.9545, "psnr": 28.60},
@@ -147,6 +163,7 @@ register_weights(
     _entry(
         "fashionmnist-smallcnn-adaptive",
         "e1c23d1cfc6b0263d4a6a2efc8c1fac4d83abc38c19806f36a4ac74ac7c99d69",
+        "56e655a1cb1b5f4129e98a2ad314a4bc25c8df9a39064781aba1717ad2a36765",
         _FASHION_MNIST,
         attack="pgd",
         validation={"clean_acc": 0.89, "attacked_acc": 0.804, "psnr": 28.13},
@@ -161,6 +178,7 @@ register_weights(
     _entry(
         "imagenet-efficientnet_lite0-pgd",
         "c68b2e5d3b1e24b5b161093943f8b0457548b9db352f23e36f07831493755c11",
+        "cf27f0d3ec0edb66dea6143ffd9afc35cbca321eb1efd8b528c05eebf638746a",
         _IMAGENET,
         attack="pgd",
         validation={"clean_acc": 0.784, "attacked_acc": 0.708, "psnr": 25.28},
@@ -171,6 +189,7 @@ register_weights(
     _entry(
         "imagenet-efficientnet_lite0-fgsm",
         "b920e4d6b7fe4739d8899751c6f898824d6a9b50f6a90bf17a20df7b70de7da9",
+        "1bd96f81234fa666b5f8ee96a07ffd76d9097cd1bdd5ad78647b22d82c31980a",
         _IMAGENET,
         attack="fgsm",
         validation={"clean_acc": 0.708, "attacked_acc": 0.632, "psnr": 21.32},

@@ -165,8 +165,8 @@ def test_missing_sources_are_skipped_with_a_message(
     with pytest.raises(FileNotFoundError, match="pip install"):
         heldout_photos()
     monkeypatch.setattr(data, "OPENCV_DATA_DIR", tmp_path)
-    monkeypatch.setattr(data, "GNOME_BACKGROUNDS_DIR", tmp_path)
-    with pytest.raises(FileNotFoundError, match="apt-get install opencv-doc gnome-backgrounds"):
+    monkeypatch.setattr(data, "WALLPAPER_PHOTOS", (("mate-backgrounds", str(tmp_path / "missing.jpg")),))
+    with pytest.raises(FileNotFoundError, match="apt-get install mate-backgrounds opencv-doc"):
         training_photo_paths()
 
 

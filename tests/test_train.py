@@ -223,3 +223,71 @@ def test_torchrun_two_processes_agree(data, tmp_path):
     final = [m for m in _metrics(out) if m.get("final")][0]
     assert final["ranks_agree"] is True
     ReconstructiveDefense.from_pretrained(out / "final")
+
+
+@pytest.mark.parametrize("arch", ["residual", "detail"])
+@pytest.mark.parametrize("guidance", ["kl", "logits-l1"])
+def test_identity_start_architectures_with_logit_guidance(data, tmp_path, arch, guidance):
+    out = tmp_path / f"{arch}-{guidance}"
+    final = train(
+        _config(data, out, arch=arch, guidance=guidance, clean_weight=1.0, warmup_epochs=0, triplets="cached")
+    )
+    defense = ReconstructiveDefense.from_pretrained(final)
+    assert defense.arch == arch
+    assert defense.meta["guidance"] == guidance
+    records = [m for m in _metrics(out) if "guidance" in m]
+    assert records and all(m["guidance"] is not None and m["guidance"] >= 0 for m in records)
+    # training moved the zero-initialised correction away from its start
+    start = ReconstructiveDefense(arch=arch, width=4, depth=2).state_dict()
+    trained = defense.state_dict()
+    assert any(not torch.equal(start[k], trained[k]) for k in start if "out." in k)
+
+
+def test_several_classifiers_judge_alternate_images(data, tmp_path, monkeypatch):
+    import tiny_models
+
+    from recondefense.train import loop
+
+    calls: dict[str, int] = {"tiny": 0, "other": 0}
+    for name, cls in (("tiny", tiny_models.TinyClassifier), ("other", tiny_models._OtherTiny)):
+        original = cls.forward
+
+        def counted(self, x, _original=original, _name=name, _cls=cls):
+            if type(self) is _cls:
+                calls[_name] += len(x)
+            return _original(self, x)
+
+        monkeypatch.setattr(cls, "forward", counted)
+    index = torch.tensor([0, 1, 2, 3, 4])
+    assert [(k, rows.tolist()) for k, rows in loop._groups(index, 2)] == [(0, [0, 2, 4]), (1, [1, 3])]
+    out = tmp_path / "two"
+    final = train(
+        _config(
+            data,
+            out,
+            classifier="tiny_models:tiny_classifier,tiny_models:other_tiny_classifier",
+            arch="residual",
+            guidance="kl",
+            warmup_epochs=0,
+        )
+    )
+    assert calls["tiny"] > 0 and calls["other"] > 0  # both attacked and judged their share
+    assert ReconstructiveDefense.from_pretrained(final).meta["classifier"].count(",") == 1
+
+
+def test_detail_network_starts_as_the_recon_weights_it_is_initialised_from(data, tmp_path):
+    recon = train(_config(data, tmp_path / "recon", epochs=1, warmup_epochs=1))
+    start = loop_build(
+        _config(data, tmp_path / "unused", arch="detail", init_from=str(recon), width=4, depth=2), in_channels=3
+    )
+    x = torch.rand(2, 3, 16, 16)
+    expected = ReconstructiveDefense.from_pretrained(recon).autoencoder(x)
+    assert torch.allclose(start.eval()(x), expected.clamp(0, 1), atol=1e-6)
+    with pytest.raises(ValueError, match="does not match"):
+        loop_build(_config(data, tmp_path / "unused", arch="residual", init_from=str(recon)), in_channels=3)
+
+
+def loop_build(config: TrainConfig, in_channels: int):
+    from recondefense.train.loop import _build_network
+
+    return _build_network(config, in_channels)

@@ -59,3 +59,16 @@ class _SignalAfter(TinyClassifier):
 def sigterm_classifier() -> nn.Module:
     _SignalAfter.calls = 0
     return _SignalAfter(2)
+
+
+class _OtherTiny(TinyClassifier):
+    """A second tiny classifier with other weights (the multi-classifier training test)."""
+
+    def __init__(self) -> None:
+        super().__init__(2)
+        with torch.no_grad():
+            self.fc.weight.mul_(-1)
+
+
+def other_tiny_classifier() -> nn.Module:
+    return _OtherTiny()

@@ -28,7 +28,12 @@ class TrainConfig:
         "fashionmnist", '"fashionmnist", "photos[:N]" (crops labelled by the classifier) or an ImageFolder'
     )
     image_size: int | None = _opt(None, "resize + center-crop ImageFolder images (photos: crop size, default 224)")
-    classifier: str = _opt("fashionmnist-smallcnn", 'registered name, "torchvision:<arch>" or "package.module:factory"')
+    classifier: str = _opt(
+        "fashionmnist-smallcnn",
+        'registered name, "torchvision:<arch>" or "package.module:factory"; several, comma-separated, are '
+        "discriminators in turn (training image i is attacked and judged by classifier i mod K; the first one "
+        "labels unlabelled data and is the one validated)",
+    )
     classifier_weights: str | None = _opt(None, "safetensors state dict for the torchvision/factory forms")
     mean: tuple[float, ...] | None = _opt(None, "normalization the classifier expects (None: it takes [0, 1])")
     std: tuple[float, ...] | None = _opt(None, "per-channel std, with --mean")
@@ -42,9 +47,16 @@ class TrainConfig:
     clean_fraction: float = _opt(0.0, "beyond the paper: share of inputs left unattacked")
     adaptive: bool = _opt(False, "beyond the paper: attack through the current AE + classifier")
     # autoencoder (paper section 3.1)
-    width: int = _opt(16, "channels of the first encoder block (doubled per block)")
+    width: int = _opt(16, "channels of the first encoder block (halved per block; residual: doubled per level)")
     depth: int = _opt(3, "stride-2 encoder blocks (the decoder mirrors them)")
     skip: bool = _opt(True, "skip from the first encoder block to the last decoder block")
+    arch: str = _opt(
+        "recon",
+        '"recon" (the paper\'s AE), "residual" (x + zero-initialised U-Net correction: identity at init) or '
+        '"detail" (the AE plus a zero-initialised detail U-Net; --init-from may name trained "recon" weights)',
+    )
+    detail_width: int = _opt(16, '"detail": channels of the detail U-Net\'s full-resolution level')
+    detail_depth: int = _opt(2, '"detail": stride-2 levels of the detail U-Net')
     init_from: str | None = _opt(
         None, "start from these defense weights (name, hub id or folder) instead of random init"
     )
@@ -58,7 +70,15 @@ class TrainConfig:
     beta: float = _opt(0.01, "Eq. 1 weight of the PSNR term")
     c: float = _opt(100.0, "Eq. 1 PSNR offset C")
     visual_weight: float = _opt(1.0, "weight of Eq. 1 after warm-up (official code: 0.005)")
-    ce_weight: float = _opt(1.0, "weight of Eq. 2 (cross-entropy on the reconstruction)")
+    ce_weight: float = _opt(1.0, "weight of the guidance term (Eq. 2 with --guidance ce)")
+    guidance: str = _opt(
+        "ce",
+        '"ce" (paper, Eq. 2: cross-entropy to the label), "kl" or "logits-l1" (match the classifier\'s logits on '
+        "the clean image, HGD)",
+    )
+    clean_weight: float = _opt(
+        0.0, "beyond the paper: weight of the clean-consistency term (the same guidance on purify(x), clean x)"
+    )
     # validation, logging, checkpoints
     val_limit: int | None = _opt(2000, "validation images per evaluation")
     log_every: int = _opt(50, "steps between metrics.jsonl records")

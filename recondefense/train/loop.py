@@ -30,12 +30,12 @@ from tqdm.auto import tqdm
 
 from .. import __version__
 from ..attacks import FGSM, PGD
-from ..autoencoder import ReconAutoencoder
 from ..classifiers import load_classifier
 from ..data import collate_skipping, load_dataset
 from ..defense import ReconstructiveDefense
-from ..losses import ReconstructiveLoss, visual_loss
+from ..losses import GUIDANCES, guidance_loss, visual_loss
 from ..metrics import psnr
+from ..purifiers import build_purifier
 from .config import TrainConfig, config_to_command
 
 __all__ = ["train", "TrainingInterrupted"]
@@ -128,16 +128,17 @@ def _num_classes(dataset: Dataset) -> int | None:
 
 # ----------------------------------------------------------------------------------- triplets
 class _TripletMaker:
-    """Makes x~ for a batch: FGSM/PGD/mix against the classifier (or AE + classifier when adaptive)."""
+    """Makes x~ for a batch: FGSM/PGD/mix against classifier ``k`` (or AE + classifier when adaptive)."""
 
-    def __init__(self, config: TrainConfig, classifier: nn.Module) -> None:
+    def __init__(self, config: TrainConfig, classifiers: list[nn.Module]) -> None:
         self.config = config
-        self.classifier = classifier
-        self.fgsm = FGSM(classifier, eps=config.eps)
-        self.pgd = PGD(
-            classifier, eps=config.eps, alpha=config.step_size, steps=config.steps, random_start=config.random_start
-        )
-        #: validation batch index -> (attacked batch against the classifier alone, undefended clean and
+        self.classifiers = classifiers
+        self.fgsm = [FGSM(c, eps=config.eps) for c in classifiers]
+        self.pgd = [
+            PGD(c, eps=config.eps, alpha=config.step_size, steps=config.steps, random_start=config.random_start)
+            for c in classifiers
+        ]
+        #: validation batch index -> (attacked batch against the first classifier alone, undefended clean and
         #: attacked correct counts), filled once by :func:`validate`
         self.validation_attacks: dict[int, tuple[torch.Tensor, int, int]] = {}
 
@@ -146,10 +147,10 @@ class _TripletMaker:
             return "fgsm" if torch.rand(()) < 0.5 else "pgd"
         return self.config.attack
 
-    def __call__(self, x: torch.Tensor, y: torch.Tensor, ae: nn.Module | None = None) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, y: torch.Tensor, ae: nn.Module | None = None, k: int = 0) -> torch.Tensor:
         kind = self.kind()
         if self.config.adaptive and ae is not None:
-            target = nn.Sequential(ae, self.classifier)
+            target = nn.Sequential(ae, self.classifiers[k])
             attack = (
                 FGSM(target, eps=self.config.eps)
                 if kind == "fgsm"
@@ -162,24 +163,53 @@ class _TripletMaker:
                 )
             )
         else:
-            attack = self.fgsm if kind == "fgsm" else self.pgd
+            attack = self.fgsm[k] if kind == "fgsm" else self.pgd[k]
         return attack(x, y).detach()
 
 
+def _groups(index: torch.Tensor, count: int) -> list[tuple[int, torch.Tensor]]:
+    """``(k, positions in the batch)`` of the training images judged by classifier ``k`` (image index mod count)."""
+    if count == 1:
+        return [(0, torch.arange(len(index)))]
+    owner = index % count
+    return [(k, (owner == k).nonzero().flatten()) for k in range(count) if (owner == k).any()]
+
+
+def _labels_for(
+    classifier: nn.Module, x: torch.Tensor, y: torch.Tensor, relabel: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The classifier's clean logits on ``x`` and the labels to attack and guide with: ``y``, or its own
+    predictions when the data was labelled by another classifier (``relabel``)."""
+    with torch.no_grad():
+        logits = classifier(x)
+    return logits, (logits.argmax(1) if relabel else y)
+
+
 def _cache_triplets(
-    dataset: Dataset, maker: _TripletMaker, config: TrainConfig, out: Path, device: torch.device
+    dataset: Dataset, maker: _TripletMaker, config: TrainConfig, out: Path, device: torch.device, relabel: bool
 ) -> np.ndarray:
-    """Attack the whole training set once (8-bit, as the official code stored them); reused every epoch."""
+    """Attack the whole training set once (8-bit, as the official code stored them); reused every epoch.
+
+    Image ``i`` is attacked against classifier ``i mod K`` (with its own label when ``relabel``)."""
     path = out / CACHED_TRIPLETS
     if path.is_file():
         return np.load(path, mmap_mode="r")
-    loader = DataLoader(dataset, batch_size=config.batch_size, shuffle=False, collate_fn=collate_skipping)
-    chunks = []
-    for i, (x, y, _) in enumerate(tqdm(loader, desc="caching triplets", disable=not config.progress)):
+    loader = DataLoader(_WithIndex(dataset), batch_size=config.batch_size, shuffle=False, collate_fn=_collate_indexed)
+    array: np.ndarray | None = None  # row i = training image i (undecodable images leave zeros, never read)
+    for i, (x, y, index, _) in enumerate(tqdm(loader, desc="caching triplets", disable=not config.progress)):
+        if len(y) == 0:
+            continue
         torch.manual_seed(_step_seed(config.seed, -1, i))
-        x_adv = maker(x.to(device), y.to(device))
-        chunks.append((x_adv * 255).round().to(torch.uint8).cpu().numpy())
-    array = np.concatenate(chunks)
+        x, y = x.to(device), y.to(device)
+        x_adv = torch.empty_like(x)
+        for k, rows in _groups(index, len(maker.classifiers)):
+            _, labels = _labels_for(maker.classifiers[k], x[rows], y[rows], relabel)
+            x_adv[rows] = maker(x[rows], labels, k=k)
+        if array is None:
+            array = np.zeros((len(dataset), *x.shape[1:]), dtype=np.uint8)
+        array[index.numpy()] = (x_adv * 255).round().to(torch.uint8).cpu().numpy()
+    if array is None:
+        raise ValueError("no decodable training image to attack")
     tmp = path.with_suffix(".tmp.npy")
     np.save(tmp, array)
     os.replace(tmp, path)
@@ -239,7 +269,7 @@ def validate(
         x, y = x.to(device), y.to(device)
         if i not in maker.validation_attacks:  # the attack ignores the AE: made once, reused every epoch
             torch.manual_seed(_step_seed(config.seed, -2, i))
-            x_adv = maker.pgd(x, y) if config.attack != "fgsm" else maker.fgsm(x, y)
+            x_adv = maker.pgd[0](x, y) if config.attack != "fgsm" else maker.fgsm[0](x, y)
             with torch.no_grad():
                 undefended = (
                     (_predict(classifier, x) == y).sum().item(),
@@ -291,34 +321,32 @@ def train(config: TrainConfig) -> Path:
 
 def _train(config: TrainConfig, rank: int, world: int, device: torch.device, out: Path) -> Path:
     torch.manual_seed(config.seed)
-    classifier = load_classifier(config.classifier, config.classifier_weights, mean=config.mean, std=config.std).to(
-        device
-    )
-    # the classifier labels unlabelled data ("photos") with its own clean predictions
+    if config.guidance not in GUIDANCES:
+        raise ValueError(f"unknown guidance {config.guidance!r}: expected one of {GUIDANCES}")
+    classifiers = [
+        load_classifier(spec, config.classifier_weights, mean=config.mean, std=config.std).to(device)
+        for spec in _classifier_specs(config.classifier)
+    ]
+    classifier = classifiers[0]
+    # the (first) classifier labels unlabelled data ("photos") with its own clean predictions
     train_set = load_dataset(config.data, "train", image_size=config.image_size, classifier=classifier)
     val_set = load_dataset(config.data, "val", image_size=config.image_size, classifier=classifier)
     if len(train_set) == 0:
         raise ValueError(f"the training data {config.data!r} is empty")
+    # with several classifiers, each one attacks and judges its images against its own clean prediction
+    relabel = len(classifiers) > 1 and getattr(train_set, "labelled_by_classifier", False)
     probe = next(item for item in (train_set[i] for i in range(min(len(train_set), 64))) if item is not None)
     in_channels = probe[0].shape[0]
-    with torch.no_grad():
-        outputs = classifier(probe[0].unsqueeze(0).to(device)).shape[-1]
     classes = _num_classes(train_set)
-    if classes is not None and classes != outputs:
-        raise ValueError(
-            f"the classifier {config.classifier!r} outputs {outputs} classes but the data {config.data!r} has {classes}: "
-            "pass the classifier trained on these labels"
-        )
-    ae = ReconAutoencoder(in_channels, config.width, config.depth, config.skip)
-    if config.init_from is not None:
-        start = ReconstructiveDefense.from_pretrained(config.init_from).autoencoder
-        if (start.in_channels, start.widths, start.skip) != (ae.in_channels, ae.widths, ae.skip):
+    for spec, model_k in zip(_classifier_specs(config.classifier), classifiers):
+        with torch.no_grad():
+            outputs = model_k(probe[0].unsqueeze(0).to(device)).shape[-1]
+        if classes is not None and classes != outputs:
             raise ValueError(
-                f"--init-from {config.init_from!r} has an AE with widths {start.widths} (skip {start.skip}), "
-                f"but the config asks for {ae.widths} (skip {ae.skip}): match --width/--depth/--skip"
+                f"the classifier {spec!r} outputs {outputs} classes but the data {config.data!r} has {classes}: "
+                "pass the classifier trained on these labels"
             )
-        ae.load_state_dict(start.state_dict())
-    ae = ae.to(device)
+    ae = _build_network(config, in_channels)
     use_cuda = device.type == "cuda"
     if use_cuda and config.channels_last:
         ae = ae.to(memory_format=torch.channels_last)
@@ -334,15 +362,7 @@ def _train(config: TrainConfig, rank: int, world: int, device: torch.device, out
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
     else:
         raise ValueError(f"unknown lr_schedule {config.lr_schedule!r}: expected constant or cosine")
-    loss_fn = ReconstructiveLoss(
-        classifier,
-        alpha=config.alpha,
-        beta=config.beta,
-        c=config.c,
-        visual_weight=config.visual_weight,
-        ce_weight=config.ce_weight,
-    )
-    maker = _TripletMaker(config, classifier)
+    maker = _TripletMaker(config, classifiers)
     epoch, step_in_epoch, global_step, skipped_images = 0, 0, 0, 0
     if config.resume:
         state = torch.load(out / CHECKPOINT, map_location=device, weights_only=True)
@@ -358,7 +378,7 @@ def _train(config: TrainConfig, rank: int, world: int, device: torch.device, out
     if config.triplets == "cached":
         if config.adaptive:
             raise ValueError("adaptive triplets depend on the current AE and cannot be cached; use triplets='online'")
-        cached = _cache_triplets(train_set, maker, config, out, device) if rank == 0 else None
+        cached = _cache_triplets(train_set, maker, config, out, device, relabel) if rank == 0 else None
         if world > 1:
             dist.barrier()
             cached = cached if cached is not None else np.load(out / CACHED_TRIPLETS, mmap_mode="r")
@@ -421,10 +441,14 @@ def _train(config: TrainConfig, rank: int, world: int, device: torch.device, out
                     continue
                 torch.manual_seed(_step_seed(config.seed, epoch, step_in_epoch + rank * 7919))
                 x, y = x.to(device), y.to(device)
+                groups = _groups(index, len(classifiers))
                 if cached is not None:
                     x_adv = torch.from_numpy(np.asarray(cached[index.numpy()])).to(device).float().div(255)
                 else:
-                    x_adv = maker(x, y, ae)
+                    x_adv = torch.empty_like(x)
+                    for k, rows in groups:
+                        _, labels = _labels_for(classifiers[k], x[rows], y[rows], relabel)
+                        x_adv[rows] = maker(x[rows], labels, ae, k=k)
                     ae.train()
                 if config.clean_fraction > 0:  # beyond the paper: some inputs stay clean
                     keep_clean = torch.rand(len(x), device=device) < config.clean_fraction
@@ -433,13 +457,18 @@ def _train(config: TrainConfig, rank: int, world: int, device: torch.device, out
                     x_adv = x_adv.contiguous(memory_format=torch.channels_last)
                 with autocast:
                     recon = model(x_adv).float()
+                    parts = visual_loss(recon, x, alpha=config.alpha, beta=config.beta, c=config.c)
                     if warmup:
-                        parts = visual_loss(recon, x, alpha=config.alpha, beta=config.beta, c=config.c)
                         loss, ce, acc = parts.total, None, None
                     else:
-                        parts = loss_fn(recon, x, y)
-                        loss, ce = parts.total, parts.cross_entropy.item()
-                        acc = (parts.logits.argmax(1) == y).float().mean().item()
+                        recon_clean = model(x).float() if config.clean_weight > 0 else None
+                        guide, clean_guide, correct = _guidance(
+                            config, classifiers, groups, x, y, recon, recon_clean, relabel
+                        )
+                        loss = config.visual_weight * parts.total + config.ce_weight * guide
+                        if recon_clean is not None:
+                            loss = loss + config.clean_weight * clean_guide
+                        ce, acc = guide.item(), correct / len(y)
                 if not torch.isfinite(loss):
                     raise FloatingPointError(
                         f"non-finite loss ({loss.item()}) at epoch {epoch + 1}, step {step_in_epoch}: training stopped; "
@@ -467,7 +496,7 @@ def _train(config: TrainConfig, rank: int, world: int, device: torch.device, out
                             "loss": loss.item(),
                             "rmse": parts.rmse.item(),
                             "psnr_term": parts.psnr_term.item(),
-                            "cross_entropy": ce,
+                            "guidance": ce,
                             "train_acc": acc,
                             "psnr": batch_psnr,
                             "lr": sched.get_last_lr()[0],
@@ -505,6 +534,69 @@ def _train(config: TrainConfig, rank: int, world: int, device: torch.device, out
     return final
 
 
+def _classifier_specs(text: str) -> list[str]:
+    specs = [part.strip() for part in text.split(",") if part.strip()]
+    if not specs:
+        raise ValueError(f"no classifier in {text!r}")
+    return specs
+
+
+def _build_network(config: TrainConfig, in_channels: int) -> nn.Module:
+    """The purifier ``config.arch``, randomly initialised or started from ``config.init_from``.
+
+    A ``"detail"`` network may start from trained ``"recon"`` weights: they fill its bottleneck AE and the
+    zero-initialised detail path makes it compute exactly that AE at step 0."""
+    net = build_purifier(
+        config.arch,
+        in_channels=in_channels,
+        width=config.width,
+        depth=config.depth,
+        skip=config.skip,
+        detail_width=config.detail_width,
+        detail_depth=config.detail_depth,
+    )
+    if config.init_from is None:
+        return net
+    start = ReconstructiveDefense.from_pretrained(config.init_from)
+    target = net.bottleneck if config.arch == "detail" and start.arch == "recon" else net
+    try:
+        target.load_state_dict(start.autoencoder.state_dict())
+    except RuntimeError as err:
+        raise ValueError(
+            f"--init-from {config.init_from!r} holds a {start.arch!r} network that does not match --arch "
+            f"{config.arch} with --width {config.width} --depth {config.depth} --skip {config.skip}: {err}"
+        ) from err
+    return net
+
+
+def _guidance(
+    config: TrainConfig,
+    classifiers: list[nn.Module],
+    groups: list[tuple[int, torch.Tensor]],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    recon: torch.Tensor,
+    recon_clean: torch.Tensor | None,
+    relabel: bool,
+) -> tuple[torch.Tensor, torch.Tensor | None, int]:
+    """The joint phase's guidance terms, each image judged by its classifier: on the purified attacked batch,
+    on the purified clean batch (None without the clean-consistency term), and the count of purified attacked
+    images the classifiers label as they label the clean ones."""
+    guide = recon.new_zeros(())
+    clean_guide = None if recon_clean is None else recon.new_zeros(())
+    correct = 0
+    for k, rows in groups:
+        clean_logits, labels = _labels_for(classifiers[k], x[rows], y[rows], relabel)
+        share = len(rows) / len(y)
+        logits = classifiers[k](recon[rows])
+        guide = guide + share * guidance_loss(logits, clean_logits, labels, config.guidance)
+        correct += int((logits.argmax(1) == labels).sum())
+        if recon_clean is not None:
+            logits_clean = classifiers[k](recon_clean[rows])
+            clean_guide = clean_guide + share * guidance_loss(logits_clean, clean_logits, labels, config.guidance)
+    return guide, clean_guide, correct
+
+
 def _ranks_agree(ae: nn.Module, world: int) -> bool:
     if world == 1:
         return True
@@ -514,7 +606,7 @@ def _ranks_agree(ae: nn.Module, world: int) -> bool:
     return all(torch.equal(g, gathered[0]) for g in gathered)
 
 
-def _save_final(ae: ReconAutoencoder, config: TrainConfig, val: dict[str, float], final: Path) -> None:
+def _save_final(ae: nn.Module, config: TrainConfig, val: dict[str, float], final: Path) -> None:
     attack = f"{config.attack} (eps={config.eps}" + (
         f", step {config.step_size}, {config.steps} steps)" if config.attack != "fgsm" else ")"
     )
@@ -524,13 +616,24 @@ def _save_final(ae: ReconAutoencoder, config: TrainConfig, val: dict[str, float]
         "attack": attack,
         "adaptive": config.adaptive,
         "clean_fraction": config.clean_fraction,
+        "guidance": config.guidance,
+        "clean_weight": config.clean_weight,
         "input_mean": config.mean,
         "input_std": config.std,
         "validation": val,
         "recondefense_version": __version__,
         **config.extra_meta,
     }
-    defense = ReconstructiveDefense(ae.in_channels, config.width, config.depth, config.skip, meta=meta)
+    defense = ReconstructiveDefense(
+        ae.in_channels,
+        config.width,
+        config.depth,
+        config.skip,
+        meta=meta,
+        arch=config.arch,
+        detail_width=config.detail_width,
+        detail_depth=config.detail_depth,
+    )
     defense.autoencoder.load_state_dict({k: v.float().contiguous() for k, v in ae.state_dict().items()})
     defense.save_pretrained(final)
     command = config_to_command(config)
@@ -542,7 +645,9 @@ def _save_final(ae: ReconAutoencoder, config: TrainConfig, val: dict[str, float]
         f"Trained with `recondefense.train` (Patrick et al., WACV-W 2022, Algorithm 1).\n\n"
         f"- Data: `{config.data}`\n- Classifier (frozen discriminator): `{config.classifier}`\n"
         f"- Attack making the triplets: {attack}; adaptive: {config.adaptive}; clean fraction: {config.clean_fraction}\n"
-        f"- AE: width {config.width}, depth {config.depth}, skip {config.skip}\n"
+        f"- Network: {config.arch}, width {config.width}, depth {config.depth}, skip {config.skip}"
+        + (f", detail width {config.detail_width}, depth {config.detail_depth}" if config.arch == "detail" else "")
+        + f"\n- Guidance: {config.guidance} (weight {config.ce_weight}), clean consistency {config.clean_weight}\n"
         + f"- Command: `{command}`\n"
         + f"\n## Validation (held-out split, attack aimed at the classifier alone)\n\n| metric | value |\n|---|---|\n{rows}\n"
         f"\n## Full configuration\n\n{config_lines}\n"

@@ -1,0 +1,160 @@
+"""Purifier networks beyond the paper's AE, and the one registry that builds any of them by name.
+
+- ``"recon"``: :class:`~recondefense.autoencoder.ReconAutoencoder`, the paper's bottleneck AE (section 3.1).
+- ``"residual"``: :class:`ResidualPurifier`, HGD's design (Liao et al., CVPR 2018): a small U-Net predicts a
+  correction that is *added to its input*; the output convolution starts at zero, so an untrained purifier is
+  exactly the identity and cannot cost clean accuracy before it has learned anything.
+- ``"detail"``: :class:`DetailPurifier`, a bottleneck path plus a detail path: the paper's AE removes the
+  perturbation from the start (it can be initialised from trained AE weights), and a zero-initialised
+  residual U-Net that sees both the input and the AE's output learns to put back the detail the bottleneck
+  lost, so at initialisation it equals the AE.
+
+Every architecture maps ``(N, C, H, W)`` in [0, 1] to ``(N, C, H, W)`` and exposes ``in_channels`` and
+``stride`` (input height and width must be multiples of it; ``ReconstructiveDefense`` pads).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .autoencoder import ReconAutoencoder
+
+__all__ = ["ResidualPurifier", "DetailPurifier", "ARCHITECTURES", "build_purifier"]
+
+
+def _conv_relu(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1), nn.ReLU(inplace=True))
+
+
+class _CorrectionUNet(nn.Module):
+    """A light U-Net whose output convolution starts at zero: ``(N, C_in, H, W) -> (N, C_out, H, W)``, 0 at init.
+
+    Level 0 runs at full resolution with ``width`` channels; level ``i`` at ``1/2**i`` resolution with
+    ``width * 2**i`` channels (capacity where it is cheap). Decoder: 1x1 projection, bilinear upsampling,
+    addition of the encoder feature of that level, 3x3 conv. No normalisation layers: batch statistics of
+    small CPU batches are noise, and the module stays exportable as plain convolutions.
+    """
+
+    def __init__(self, c_in: int, c_out: int, width: int, depth: int) -> None:
+        super().__init__()
+        widths = [width * 2**i for i in range(depth + 1)]
+        self.stem = _conv_relu(c_in, widths[0])
+        self.down = nn.ModuleList(
+            nn.Sequential(_conv_relu(widths[i], widths[i + 1], stride=2), _conv_relu(widths[i + 1], widths[i + 1]))
+            for i in range(depth)
+        )
+        self.project = nn.ModuleList(nn.Conv2d(widths[i + 1], widths[i], 1) for i in range(depth))
+        self.up = nn.ModuleList(_conv_relu(widths[i], widths[i]) for i in range(depth))
+        self.out = nn.Conv2d(widths[0], c_out, 3, padding=1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+        self.depth = depth
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = [self.stem(x)]
+        for block in self.down:
+            features.append(block(features[-1]))
+        h = features[-1]
+        for i in reversed(range(self.depth)):
+            skip = features[i]
+            h = F.interpolate(self.project[i](h), size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            h = self.up[i](h + skip)
+        return self.out(h)
+
+
+class ResidualPurifier(nn.Module):
+    """``x + r(x)``: a zero-initialised U-Net correction added to the input (HGD's ``out += x``).
+
+    Exactly the identity at initialisation. Cost at 224 px (``width=16, depth=2``, 3 channels), counted
+    with ``torch.utils.flop_counter``: see ``benchmarks/inference.py`` for the wall-clock ratio.
+
+    Args:
+        in_channels: image channels.
+        width: channels of the full-resolution level (doubled per level).
+        depth: number of stride-2 levels of the U-Net.
+
+    Shape: ``(N, C, H, W)`` in [0, 1] -> ``(N, C, H, W)``, clamped to [0, 1].
+    """
+
+    def __init__(self, in_channels: int = 3, width: int = 16, depth: int = 2) -> None:
+        super().__init__()
+        if in_channels < 1 or width < 1 or depth < 1:
+            raise ValueError(f"expected positive in_channels, width, depth; got {in_channels}, {width}, {depth}")
+        self.in_channels = in_channels
+        self.correction = _CorrectionUNet(in_channels, in_channels, width, depth)
+        self._stride = 2**depth
+
+    @property
+    def stride(self) -> int:
+        """Input height and width must be multiples of this."""
+        return self._stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x + self.correction(x)).clamp(0, 1)
+
+
+class DetailPurifier(nn.Module):
+    """``AE(x) + d(x, AE(x))``: the paper's bottleneck AE plus a zero-initialised detail path.
+
+    Equal to the AE at initialisation (load trained AE weights into ``.bottleneck`` to start from a purifier
+    that already removes the perturbation); the detail U-Net sees the input and the AE's reconstruction and
+    learns what to restore.
+
+    Args:
+        in_channels, width, depth, skip, widths: the bottleneck AE (see :class:`ReconAutoencoder`).
+        detail_width, detail_depth: the detail U-Net (see :class:`ResidualPurifier`).
+
+    Shape: ``(N, C, H, W)`` in [0, 1] -> ``(N, C, H, W)``, clamped to [0, 1].
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 3,
+        width: int = 16,
+        depth: int = 3,
+        skip: bool = True,
+        widths: list[int] | None = None,
+        detail_width: int = 16,
+        detail_depth: int = 2,
+    ) -> None:
+        super().__init__()
+        self.in_channels = in_channels
+        self.bottleneck = ReconAutoencoder(in_channels, width, depth, skip, widths)
+        self.detail = _CorrectionUNet(2 * in_channels, in_channels, detail_width, detail_depth)
+        self._stride = max(self.bottleneck.stride, 2**detail_depth)
+
+    @property
+    def stride(self) -> int:
+        """Input height and width must be multiples of this."""
+        return self._stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        base = self.bottleneck(x)
+        return (base + self.detail(torch.cat([x, base], dim=1))).clamp(0, 1)
+
+
+#: Architecture name (config.json's ``arch``) -> class and the config keys it takes.
+ARCHITECTURES: dict[str, tuple[type[nn.Module], tuple[str, ...]]] = {
+    "recon": (ReconAutoencoder, ("in_channels", "width", "depth", "skip", "widths")),
+    "residual": (ResidualPurifier, ("in_channels", "width", "depth")),
+    "detail": (
+        DetailPurifier,
+        ("in_channels", "width", "depth", "skip", "widths", "detail_width", "detail_depth"),
+    ),
+}
+
+
+def build_purifier(arch: str = "recon", **config: Any) -> nn.Module:
+    """Build the purifier ``arch`` from config keys; keys the architecture does not take are ignored.
+
+    Raises:
+        ValueError: unknown ``arch``.
+    """
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"unknown purifier architecture {arch!r}: expected one of {sorted(ARCHITECTURES)}")
+    cls, keys = ARCHITECTURES[arch]
+    return cls(**{k: config[k] for k in keys if k in config})

@@ -1,0 +1,61 @@
+"""The purifier architectures: identity at initialisation, config round trips, old configs still load."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from recondefense import ReconstructiveDefense
+from recondefense.autoencoder import ReconAutoencoder
+from recondefense.purifiers import ARCHITECTURES, DetailPurifier, ResidualPurifier, build_purifier
+
+
+def test_residual_purifier_is_exactly_the_identity_at_init():
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 32, 48)
+    assert torch.equal(ResidualPurifier(width=8, depth=2)(x), x)
+    defense = ReconstructiveDefense(arch="residual", width=8, depth=2)
+    odd = torch.rand(3, 37, 29)  # padded to the stride and cropped back
+    assert torch.equal(defense(odd), odd)
+
+
+def test_detail_purifier_equals_its_bottleneck_at_init():
+    torch.manual_seed(0)
+    net = DetailPurifier(width=8, depth=2, detail_width=4).eval()
+    x = torch.rand(2, 3, 16, 16)
+    assert torch.equal(net(x), net.bottleneck(x).clamp(0, 1))
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
+def test_new_configs_round_trip(tmp_path, arch):
+    torch.manual_seed(0)
+    defense = ReconstructiveDefense(arch=arch, width=8, depth=2, detail_width=4, detail_depth=1)
+    with torch.no_grad():  # leave the identity so the round trip checks real weights
+        for p in defense.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    defense.save_pretrained(tmp_path)
+    assert json.loads((tmp_path / "config.json").read_text())["arch"] == arch
+    loaded = ReconstructiveDefense.from_pretrained(tmp_path)
+    assert loaded.arch == arch and type(loaded.autoencoder) is ARCHITECTURES[arch][0]
+    x = torch.rand(1, 3, 20, 20)
+    assert torch.equal(loaded(x), defense(x))
+
+
+def test_old_configs_without_arch_load_as_the_paper_autoencoder(tmp_path):
+    defense = ReconstructiveDefense(width=8, depth=2)
+    defense.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    for key in ("arch", "detail_width", "detail_depth"):  # what a version-1 file written before them holds
+        config.pop(key)
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    loaded = ReconstructiveDefense.from_pretrained(tmp_path)
+    assert loaded.arch == "recon" and isinstance(loaded.autoencoder, ReconAutoencoder)
+
+
+def test_unknown_architecture_is_refused():
+    with pytest.raises(ValueError, match="unknown purifier architecture"):
+        ReconstructiveDefense(arch="unet9000")
+    with pytest.raises(ValueError, match="unknown purifier architecture"):
+        build_purifier("nope")
