@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from .errors import (
     WeightsMismatchError,
 )
 from .purifiers import ARCHITECTURES, build_purifier
-from .transform import PixelDefense
+from .transform import PixelDefense, is_tracing, range_tolerance
 from .weights import SAFETENSORS_FILE, get_weights, list_weights
 
 __all__ = ["ReconstructiveDefense", "Defended", "IMAGENET_MEAN", "IMAGENET_STD", "FORMAT_VERSION"]
@@ -120,8 +121,9 @@ class ReconstructiveDefense(
         pad_h, pad_w = (-height) % stride, (-width) % stride
         param_dtype = next(self.autoencoder.parameters()).dtype
         x = images.to(param_dtype)
-        if pad_h or pad_w:
-            x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+        if stride == 1:  # any size: nothing to pad, and export sees no size arithmetic
+            return self.autoencoder(x).to(images.dtype)
+        x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")  # unconditional: no shape branch for export
         return self.autoencoder(x)[..., :height, :width].to(images.dtype)
 
     @classmethod
@@ -323,6 +325,10 @@ class Defended(nn.Module):
         mean, std: per-channel normalization the model expects, or None for pixel-space models.
 
     Shape: whatever ``model`` takes (``(N, C, H, W)`` images normalized with ``mean``/``std``).
+
+    Normalized inputs that un-normalize outside [0, 1] (``torch.randn`` from a shape probe, an export script
+    or a benchmark) are clamped to [0, 1] with a one-time warning instead of refused; the clamp is part of the
+    traced graph, so ``torch.export``, ONNX and ``torch.compile(fullgraph=True)`` see the same computation.
     """
 
     def __init__(
@@ -351,6 +357,7 @@ class Defended(nn.Module):
         self.model = model
         self.defense = defense.eval()
         self.normalized = mean is not None
+        self._warned_range = False
         if mean is not None:
             mean_t = torch.as_tensor(mean, dtype=torch.float32).view(-1, 1, 1)
             std_t = torch.as_tensor(std, dtype=torch.float32).view(-1, 1, 1)
@@ -372,6 +379,16 @@ class Defended(nn.Module):
         """Un-normalize, purify, re-normalize, classify; extra arguments go to the model."""
         if self.normalized:
             pixels = x * self.std.to(x.dtype) + self.mean.to(x.dtype)
-            purified = self.defense(pixels)
+            if not self._warned_range and not is_tracing(pixels) and x.is_floating_point():
+                lo, hi = torch.aminmax(pixels.detach())
+                tolerance = range_tolerance(x.dtype)
+                if float(lo) < -tolerance or float(hi) > 1 + tolerance:
+                    warnings.warn(
+                        f"Defended: the input un-normalizes to pixels in [{float(lo):.3g}, {float(hi):.3g}], outside "
+                        "[0, 1]; they are clamped (warned once). Feed images normalized with this model's mean/std.",
+                        stacklevel=2,
+                    )
+                    self._warned_range = True
+            purified = self.defense(pixels.clamp(0, 1))
             return self.model((purified - self.mean.to(x.dtype)) / self.std.to(x.dtype), *args, **kwargs)
         return self.model(self.defense(x), *args, **kwargs)

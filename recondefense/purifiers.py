@@ -86,12 +86,11 @@ class ResidualPurifier(nn.Module):
             raise ValueError(f"expected positive in_channels, width, depth; got {in_channels}, {width}, {depth}")
         self.in_channels = in_channels
         self.correction = _CorrectionUNet(in_channels, in_channels, width, depth)
-        self._stride = 2**depth
 
     @property
     def stride(self) -> int:
-        """Input height and width must be multiples of this."""
-        return self._stride
+        """Any height and width works (the U-Net upsamples to each skip's size): 1, nothing to pad."""
+        return 1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (x + self.correction(x)).clamp(0, 1)

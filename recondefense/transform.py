@@ -14,10 +14,28 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["PixelDefense", "check_pixels", "RANGE_TOLERANCE"]
+__all__ = ["PixelDefense", "check_pixels", "range_tolerance", "is_tracing", "RANGE_TOLERANCE"]
 
-#: How far outside [0, 1] a float input may stray (rounding of un-normalization) before it is refused.
+#: How far outside [0, 1] a float32/float64 input may stray (rounding of un-normalization) before it is refused.
 RANGE_TOLERANCE = 1e-3
+
+
+def range_tolerance(dtype: torch.dtype) -> float:
+    """How far outside [0, 1] an input of ``dtype`` may stray: :data:`RANGE_TOLERANCE`, or 8 units in the last
+    place at 1.0 for coarser dtypes (bfloat16: 0.0625, float16: 0.0078), where un-normalizing rounds more."""
+    return max(RANGE_TOLERANCE, 8 * torch.finfo(dtype).eps) if dtype.is_floating_point else RANGE_TOLERANCE
+
+
+def is_tracing(tensor: torch.Tensor | None = None) -> bool:
+    """True under ``torch.compile``/``torch.export``/``torch.jit.trace``, or for meta and fake tensors: the value
+    checks, which read numbers back to the host, are skipped there (the graph keeps only the computation)."""
+    if torch.jit.is_tracing() or torch.compiler.is_compiling():
+        return True
+    if tensor is None:
+        return False
+    from torch._subclasses.fake_tensor import is_fake
+
+    return tensor.device.type == "meta" or is_fake(tensor)
 
 _FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
@@ -44,7 +62,8 @@ def check_pixels(
     Raises:
         TypeError: not a tensor, or a dtype other than ``uint8`` or floating point.
         ValueError: wrong rank, wrong channel count, an empty batch or image, NaN/Inf, values
-            outside [0, 1], or a device other than ``device``.
+            outside [0, 1] (beyond :func:`range_tolerance`), or a device other than ``device``. The value
+            checks (NaN/Inf, range) are skipped while tracing (:func:`is_tracing`).
     """
     if not isinstance(images, torch.Tensor):
         raise TypeError(f"expected {name} as a torch.Tensor, got {type(images).__name__}")
@@ -70,12 +89,15 @@ def check_pixels(
             f"{name} are on {batch.device} but the defense is on {device}: move one with .to({str(device)!r})"
         )
     if batch.dtype == torch.uint8:
-        return batch.float().div_(255)
+        return batch.float() / 255
+    if is_tracing(batch):
+        return batch
     lo, hi = torch.aminmax(batch.detach())
     lo, hi = float(lo), float(hi)
     if not (math.isfinite(lo) and math.isfinite(hi)):
         raise ValueError(f"{name} contain NaN or Inf values")
-    if lo < -RANGE_TOLERANCE or hi > 1 + RANGE_TOLERANCE:
+    tolerance = range_tolerance(batch.dtype)
+    if lo < -tolerance or hi > 1 + tolerance:
         raise ValueError(
             f"expected pixel values in [0, 1], got min={lo:.3g} max={hi:.3g}: pass un-normalized images "
             "(or wrap the classifier with Defended(model, mean=..., std=...), which un-normalizes for you)"

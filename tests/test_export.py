@@ -1,0 +1,104 @@
+"""torch.export, ONNX (both exporters), torch.compile(fullgraph=True), meta and fake tensors on the defenses."""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from recondefense import Defended, ReconstructiveDefense
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
+
+
+class _TinyNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x).mean((2, 3))
+
+
+def _defenses() -> list[tuple[str, nn.Module]]:
+    torch.manual_seed(0)
+    residual = ReconstructiveDefense(arch="residual", width=4, depth=2)
+    with torch.no_grad():  # leave the identity so outputs differ from inputs
+        residual.autoencoder.correction.out.weight.normal_(0, 0.01)
+    recon = ReconstructiveDefense(width=8, depth=2)
+    return [("residual", residual), ("recon", recon), ("defended", Defended(_TinyNet(), residual).eval())]
+
+
+def _dims(stride: int = 1) -> dict[int, torch.export.Dim]:
+    """Dynamic batch, height, width; the paper AE's transposed convolutions need multiples of its stride."""
+    if stride == 1:
+        return {
+            0: torch.export.Dim("n", min=1, max=16),
+            2: torch.export.Dim("h", min=8),
+            3: torch.export.Dim("w", min=8),
+        }
+    h, w = torch.export.Dim("h", min=2), torch.export.Dim("w", min=2)
+    return {0: torch.export.Dim("n", min=1, max=16), 2: stride * h, 3: stride * w}
+
+
+@pytest.mark.parametrize(("name", "module"), _defenses(), ids=lambda v: v if isinstance(v, str) else "")
+def test_torch_export_with_dynamic_batch_height_width(name, module):
+    example = torch.rand(2, 3, 16, 24)
+    stride = module.autoencoder.stride if isinstance(module, ReconstructiveDefense) else 1
+    program = torch.export.export(module, (example,), dynamic_shapes=(_dims(stride),))
+    other = torch.rand(3, 3, 20, 36) if name != "recon" else torch.rand(3, 3, 24, 40)
+    assert torch.allclose(program.module()(other), module(other), atol=1e-6)
+
+
+@pytest.mark.parametrize(("name", "module"), _defenses(), ids=lambda v: v if isinstance(v, str) else "")
+def test_compile_fullgraph_meta_and_fake_tensors(name, module):
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    x = torch.rand(2, 3, 16, 16)
+    compiled = torch.compile(module, fullgraph=True, backend="eager")
+    assert torch.allclose(compiled(x), module(x), atol=1e-6)
+    assert copy.deepcopy(module).to("meta")(x.to("meta")).shape == module(x).shape
+    expected = module(x).shape
+    with FakeTensorMode(allow_non_fake_inputs=True) as mode:
+        assert module(mode.from_tensor(x)).shape == expected
+
+
+def test_tolerance_follows_the_dtype():
+    defense = ReconstructiveDefense(width=8, depth=2)
+    model = Defended(_TinyNet(), defense).to(torch.bfloat16)
+    black = (torch.zeros(1, 3, 16, 16) - model.mean) / model.std  # bf16 rounding lands a little below 0
+    assert torch.isfinite(model(black.to(torch.bfloat16))).all()
+    with pytest.raises(ValueError, match="pixel values"):
+        defense(torch.full((1, 3, 8, 8), 1.01))  # float32 keeps the strict tolerance
+
+
+def test_defended_clamps_out_of_range_normalized_input_with_one_warning():
+    model = Defended(_TinyNet(), ReconstructiveDefense(width=8, depth=2)).eval()
+    x = torch.randn(2, 3, 16, 16) * 3
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        first, second = model(x), model(x)
+    assert len([w for w in caught if "clamped" in str(w.message)]) == 1
+    assert torch.equal(first, second)
+    pixels = (x * model.std + model.mean).clamp(0, 1)
+    assert torch.allclose(first, model(((pixels - model.mean) / model.std)), atol=1e-5)
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["dynamo", "torchscript"])
+def test_onnx_export_example_matches_onnxruntime(tmp_path, legacy):
+    for package in ("onnx", "onnxruntime", "onnxscript"):
+        if importlib.util.find_spec(package) is None:
+            pytest.skip(f"{package} is not installed (pip install recondefense[test])")
+    sys.path.insert(0, str(EXAMPLES))
+    try:
+        import export_onnx
+    finally:
+        sys.path.remove(str(EXAMPLES))
+    gap = export_onnx.export(export_onnx.DEFAULT_IMAGENET_WEIGHTS, str(tmp_path / "m.onnx"), legacy)
+    assert gap < 1e-4
