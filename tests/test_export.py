@@ -87,7 +87,7 @@ def test_defended_clamps_out_of_range_normalized_input_with_one_warning():
     assert len([w for w in caught if "clamped" in str(w.message)]) == 1
     assert torch.equal(first, second)
     pixels = (x * model.std + model.mean).clamp(0, 1)
-    assert torch.allclose(first, model(((pixels - model.mean) / model.std)), atol=1e-5)
+    assert torch.allclose(first, model((pixels - model.mean) / model.std), atol=1e-5)
 
 
 @pytest.mark.parametrize("legacy", [False, True], ids=["dynamo", "torchscript"])
