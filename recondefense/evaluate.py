@@ -460,6 +460,22 @@ def eps_curve(
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The ``recondefense evaluate`` command line. Returns the exit code: 2 for a bad argument, reported
+    as one ``error:`` line before any data, classifier or defense is loaded."""
+    import os
+    import re
+
+    from .weights import list_weights
+
+    def positive_int(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+        return value
+
     parser = argparse.ArgumentParser(
         prog="recondefense evaluate", description="The paper's tables (defenses x attacks)."
     )
@@ -474,7 +490,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--transfer", action="store_true", help="Table 3: attack and evaluate the tier's transfer classifier"
     )
-    parser.add_argument("--limit", type=int, default=None, help="first N test images (default: all)")
+    parser.add_argument("--limit", type=positive_int, default=None, help="first N test images (default: all)")
     parser.add_argument(
         "--cap",
         action="append",
@@ -483,11 +499,16 @@ def main(argv: list[str] | None = None) -> int:
         help="evaluate defense or attack NAME on the first N images only (repeatable; the table marks its n)",
     )
     parser.add_argument(
-        "--batch-size", type=int, default=None, help="images per batch (default: the tier's; 250, ImageNet tiers 10)"
+        "--batch-size",
+        type=positive_int,
+        default=None,
+        help="images per batch (default: the tier's; 250, ImageNet tiers 10)",
     )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", default=None, help="write the rows here")
+    parser.add_argument(
+        "--json", default=None, help="write the rows here ('-': to stdout, and the table to stderr instead)"
+    )
     parser.add_argument("--markdown", default=None, help="write the table here")
     parser.add_argument("--figures", default=None, help="write Figure 1 and the Figure 2 grid here")
     parser.add_argument(
@@ -508,14 +529,76 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
     tier = TIERS[args.tier]
     classifier = tier.transfer_classifier if args.transfer else args.classifier
     defenses = args.defenses.split(",") if args.defenses else list(tier.defenses)
+    attacks = args.attacks.split(",")
+    curve_defenses = args.curve_defenses.split(",") if args.curve_defenses else None
     try:
         caps = {key: int(value) for key, _, value in (c.partition("=") for c in args.cap)}
     except ValueError:
         parser.error(f"--cap expects NAME=N with an integer N, got {args.cap}")
+
+    def known_defense(name: str) -> bool:
+        if not name:  # (Path("") is the current folder)
+            return False
+        hub_id = re.fullmatch(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*", name) is not None
+        return name == "none" or name in BASELINES or name in list_weights() or Path(name).is_dir() or hub_id
+
+    def output_problem(flag: str, path: Path, folder: bool = False) -> str | None:
+        # a file's parent must be an existing writable folder; a folder (created with its parents) must be
+        # an existing writable folder or have its nearest existing ancestor be one
+        if path.is_dir() != folder and path.exists():
+            return f"{flag} {path} is {'a file' if folder else 'a folder'}"
+        parent = path if folder else path.parent
+        while folder and not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        if not parent.is_dir():
+            return f"{flag} {path}: {parent} is not an existing folder"
+        if not os.access(parent, os.W_OK | os.X_OK):
+            return f"{flag} {path}: {parent} is not writable"
+        return None
+
+    problems: list[str | None] = []
+    unknown = [d for d in dict.fromkeys([*defenses, *(curve_defenses or [])]) if not known_defense(d)]
+    if unknown:
+        problems.append(
+            f"unknown defense(s) {unknown}: expected 'none', a baseline ({', '.join(BASELINES)}), registered "
+            f"weights ({', '.join(list_weights()) or 'none shipped'}), a weights folder or a hub repo id 'owner/name'"
+        )
+    if curve_defenses and "none" in curve_defenses:
+        problems.append("--curve-defenses none: the curve always has the undefended classifier; name defenses")
+    unknown = [a for a in dict.fromkeys(attacks) if a not in ATTACK_NAMES]
+    if unknown:
+        problems.append(f"unknown attack(s) {unknown}: expected some of {','.join(ATTACK_NAMES)}")
+    for path in args.from_json or []:
+        if not Path(path).is_file():
+            problems.append(f"--from-json {path}: no such file")
+    wanted = {
+        "--json": None if args.json == "-" else args.json,
+        "--markdown": args.markdown,
+        "--curve": args.curve,
+        "--curve (points)": Path(args.curve).with_suffix(".json") if args.curve else None,
+    }
+    outputs = {flag: Path(path) for flag, path in wanted.items() if path}
+    found = {flag: output_problem(flag, path) for flag, path in outputs.items()}
+    if found.get("--curve"):
+        found.pop("--curve (points)", None)  # the same folder: said once
+    problems.extend(found.values())
+    if args.figures:
+        problems.append(output_problem("--figures", Path(args.figures), folder=True))
+    claimed: dict[Path, str] = {Path(p).resolve(): "--from-json" for p in args.from_json or []}
+    for flag, path in outputs.items():
+        other = claimed.setdefault(path.resolve(), flag)
+        if other != flag:
+            problems.append(f"{flag} {path} is also the {other} file: it would be overwritten")
+    problems = [p for p in problems if p]
+    if problems:
+        print("error: " + "; ".join(problems), file=sys.stderr)
+        return 2
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    info = sys.stderr if args.json == "-" else sys.stdout  # keep stdout for the JSON rows
     if args.from_json:
         rows = [row for path in args.from_json for row in json.loads(Path(path).read_text())]
         order = {d: i for i, d in enumerate(tier.defenses)}
@@ -530,7 +613,7 @@ def main(argv: list[str] | None = None) -> int:
             rows = evaluate(
                 tier,
                 defenses=defenses,
-                attacks=args.attacks.split(","),
+                attacks=attacks,
                 classifier=classifier,
                 limit=args.limit,
                 caps=caps,
@@ -540,23 +623,25 @@ def main(argv: list[str] | None = None) -> int:
                 progress=not args.no_progress,
             )
         except (ValueError, FileNotFoundError) as err:
-            print(f"error: {err}", file=sys.stderr)
+            print("error: " + " ".join(str(err).splitlines()), file=sys.stderr)
             return 2
         table = format_markdown(rows, tier, classifier)
-        print(table)
-        if args.json:
+        print(table, file=info)
+        if args.json == "-":
+            sys.stdout.write(json.dumps(rows, indent=1) + "\n")
+        elif args.json:
             Path(args.json).write_text(json.dumps(rows, indent=1))
         if args.markdown:
             Path(args.markdown).write_text(table)
     ours = [d for d in defenses if d not in BASELINES and d != "none"]
     if args.figures and ours:
         for path in save_figures(tier, defenses, ours[0], args.figures, device=args.device):
-            print(f"wrote {path}")
+            print(f"wrote {path}", file=info)
     if args.curve:
-        curve_defenses = args.curve_defenses.split(",") if args.curve_defenses else ours
+        curve_defenses = curve_defenses or ours
         points = eps_curve(tier, curve_defenses, args.curve, device=args.device, progress=not args.no_progress)
         Path(args.curve).with_suffix(".json").write_text(json.dumps(points, indent=1))
-        print(json.dumps(points))
+        print(json.dumps(points), file=info)
     return 0
 
 

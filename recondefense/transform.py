@@ -37,6 +37,7 @@ def is_tracing(tensor: torch.Tensor | None = None) -> bool:
 
     return tensor.device.type == "meta" or is_fake(tensor)
 
+
 _FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 

@@ -111,8 +111,8 @@ def test_joint_phase_and_cached_triplets(data, tmp_path):
     train(_config(data, out, triplets="cached", attack="mix", clean_fraction=0.5))
     assert (out / "triplets_x_adv.npy").is_file()
     joint = [m for m in _metrics(out) if m.get("phase") == "joint"]
-    assert joint and all(isinstance(m["cross_entropy"], float) for m in joint)
-    assert all(m["cross_entropy"] is None for m in _metrics(out) if m.get("phase") == "warmup")
+    assert joint and all(isinstance(m["guidance"], float) for m in joint)
+    assert all(m["guidance"] is None for m in _metrics(out) if m.get("phase") == "warmup")
 
 
 def test_adaptive_triplets(data, tmp_path):
@@ -291,3 +291,72 @@ def loop_build(config: TrainConfig, in_channels: int):
     from recondefense.train.loop import _build_network
 
     return _build_network(config, in_channels)
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--attack", "nope"], "--attack 'nope'"),
+        (["--batch-size", "0"], "--batch-size 0"),
+        (["--epochs", "0"], "--epochs 0"),
+        (["--epochs", "2", "--warmup-epochs", "9"], "--warmup-epochs 9"),
+        (["--clean-fraction", "1.5"], "--clean-fraction"),
+        (["--guidance", "mse"], "--guidance"),
+        (["--arch", "unet"], "--arch"),
+        (["--lr-schedule", "step"], "--lr-schedule"),
+        (["--val-limit", "0"], "--val-limit"),
+        (["--triplets", "cached", "--adaptive"], "cannot be cached"),
+    ],
+)
+def test_cli_refuses_bad_flags_before_touching_anything(data, tmp_path, capsys, flags, message):
+    out = tmp_path / "run"
+    code = train_cli(["--data", str(data), "--classifier", "tiny_models:tiny_classifier", "--out", str(out), *flags])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and message in err and len(err.splitlines()) == 1
+    assert not out.exists()
+
+
+def test_overwrite_with_bad_data_keeps_the_previous_run(data, tmp_path, capsys):
+    out = tmp_path / "run"
+    train(_config(data, out, epochs=1))
+    before = sorted(p.name for p in out.iterdir())
+    code = train_cli(
+        ["--data", str(tmp_path / "typo"), "--classifier", "tiny_models:tiny_classifier", "--out", str(out)]
+        + ["--overwrite", "--no-progress"]
+    )
+    assert code == 2 and "does not exist" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == before and (out / "final" / "model.safetensors").is_file()
+
+
+def test_resume_refuses_changed_settings_and_corrupt_checkpoints(data, tmp_path):
+    out = tmp_path / "run"
+    train(_config(data, out, epochs=2, stop_after_steps=3))
+    with pytest.raises(ValueError, match="--batch-size 2 .checkpoint: 4."):
+        train(_config(data, out, epochs=2, batch_size=2, resume=True))
+    good = (out / "checkpoint.pt").read_bytes()
+    (out / "checkpoint.pt").write_bytes(good[: len(good) // 2])
+    with pytest.raises(ValueError, match="checkpoint.pt is not a readable"):
+        train(_config(data, out, epochs=2, resume=True))
+    (out / "checkpoint.pt").write_bytes(good)
+    with (out / "metrics.jsonl").open("a") as f:
+        f.write('{"step": 99, "loss": 1.0}\n{"torn')  # logged after the checkpoint, then a crash mid-line
+    train(_config(data, out, epochs=3, resume=True))  # more epochs: applied and recorded
+    records = _metrics(out)
+    steps = [m["step"] for m in records if "loss" in m]
+    assert len(steps) == len(set(steps)) and 99 not in steps
+    assert any(m.get("changed") == {"epochs": [2, 3]} for m in records)
+
+
+def test_unwritable_out_and_undecodable_data_are_one_line_errors(data, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert train_cli(["--data", str(data), "--classifier", "tiny_models:tiny_classifier", "--out", str(blocker)]) == 2
+    assert "is a file" in capsys.readouterr().err
+    broken = tmp_path / "broken"
+    for split in ("train", "val"):
+        (broken / split / "c0").mkdir(parents=True)
+        (broken / split / "c0" / "x.png").write_bytes(b"not a png")
+    code = train_cli(
+        ["--data", str(broken), "--classifier", "tiny_models:tiny_classifier", "--out", str(tmp_path / "o")]
+    )
+    assert code == 2 and "can be decoded" in capsys.readouterr().err

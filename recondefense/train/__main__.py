@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     except TrainingInterrupted as err:
         print(err, file=sys.stderr)
         return 130
-    except (FileNotFoundError, FileExistsError, ValueError, FloatingPointError) as err:
+    except (FileNotFoundError, FileExistsError, PermissionError, ValueError, ImportError, FloatingPointError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"saved {final}")

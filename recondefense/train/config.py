@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 from dataclasses import dataclass, field
 
-__all__ = ["TrainConfig", "add_config_arguments", "config_from_args"]
+__all__ = ["TrainConfig", "add_config_arguments", "config_from_args", "validate_config", "changed_fields", "CHOICES"]
 
 
 def _opt(default, help: str = ""):  # noqa: A002 (argparse's name)
@@ -152,3 +152,59 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """Build a :class:`TrainConfig` from parsed ``add_config_arguments`` flags."""
     names = {f.name for f in dataclasses.fields(TrainConfig)} - {"extra_meta"}
     return TrainConfig(**{n: getattr(args, n) for n in names})
+
+
+#: Allowed values of the choice fields (``--attack`` also takes ``mix``).
+CHOICES = {
+    "attack": ("fgsm", "pgd", "mix"),
+    "triplets": ("online", "cached"),
+    "lr_schedule": ("constant", "cosine"),
+    "guidance": ("ce", "kl", "logits-l1"),
+    "arch": ("recon", "residual", "detail"),
+}
+
+
+def validate_config(config: TrainConfig) -> None:
+    """Refuse a config that cannot train, before anything is read, written or deleted.
+
+    Raises:
+        ValueError: an unknown choice, a non-positive count, a fraction outside [0, 1], or a CUDA device
+            on a machine without one (one line saying which flag and what is allowed).
+    """
+    for name, allowed in CHOICES.items():
+        if getattr(config, name) not in allowed:
+            raise ValueError(f"--{name.replace('_', '-')} {getattr(config, name)!r}: expected one of {list(allowed)}")
+    for name in ("epochs", "batch_size", "width", "depth", "steps", "log_every", "checkpoint_every"):
+        if getattr(config, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} {getattr(config, name)}: expected a positive integer")
+    if not 0 <= config.warmup_epochs <= config.epochs:
+        raise ValueError(f"--warmup-epochs {config.warmup_epochs}: expected 0 to --epochs ({config.epochs})")
+    for name in ("eps", "step_size", "lr", "visual_weight", "ce_weight", "clean_weight", "alpha", "beta"):
+        if not getattr(config, name) >= 0:
+            raise ValueError(f"--{name.replace('_', '-')} {getattr(config, name)}: expected a number >= 0")
+    if not 0 <= config.clean_fraction <= 1:
+        raise ValueError(f"--clean-fraction {config.clean_fraction}: expected a fraction in [0, 1]")
+    if config.val_limit is not None and config.val_limit < 1:
+        raise ValueError(f"--val-limit {config.val_limit}: expected a positive number of images")
+    if config.adaptive and config.triplets == "cached":
+        raise ValueError("--adaptive triplets depend on the current AE and cannot be cached: use --triplets online")
+    if config.device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ValueError(f"--device {config.device}: this machine has no CUDA device (use --device cpu or auto)")
+
+
+def changed_fields(saved: dict, config: TrainConfig) -> dict[str, tuple]:
+    """Fields that decide what a run trains and differ between a checkpoint's saved config and ``config``:
+    ``{name: (saved value, new value)}`` (operational fields such as ``out`` or ``progress`` are ignored)."""
+    changed = {}
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in _OPERATIONAL or f.name in ("extra_meta", "stop_after_steps") or f.name not in saved:
+            continue
+        old, new = saved[f.name], getattr(config, f.name)
+        if isinstance(new, tuple) and isinstance(old, list):
+            old = tuple(old)
+        if old != new:
+            changed[f.name] = (old, new)
+    return changed

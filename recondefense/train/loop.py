@@ -36,7 +36,7 @@ from ..defense import ReconstructiveDefense
 from ..losses import GUIDANCES, guidance_loss, visual_loss
 from ..metrics import psnr
 from ..purifiers import build_purifier
-from .config import TrainConfig, config_to_command
+from .config import TrainConfig, changed_fields, config_to_command, validate_config
 
 __all__ = ["train", "TrainingInterrupted"]
 
@@ -44,6 +44,10 @@ logger = logging.getLogger(__name__)
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
 CACHED_TRIPLETS = "triplets_x_adv.npy"
+
+
+#: Settings a resumed run may change; the change is recorded in metrics.jsonl.
+_RESUMABLE_CHANGES = {"epochs", "stop_after_steps"}
 
 
 class TrainingInterrupted(RuntimeError):
@@ -65,19 +69,60 @@ def _device(config: TrainConfig, local_rank: int) -> torch.device:
     return device
 
 
-def _prepare_out(out: Path, config: TrainConfig) -> None:
+def _check_out(out: Path, config: TrainConfig) -> None:
+    """Check ``out`` before anything is read or deleted: resumable, free (or ``overwrite``), and writable."""
     used = out.is_dir() and any((out / n).exists() for n in (CHECKPOINT, METRICS, "final"))
     if config.resume:
         if not (out / CHECKPOINT).is_file():
             raise FileNotFoundError(f"--resume: no {CHECKPOINT} in {out} to resume from")
-        return
-    if used and not config.overwrite:
+    elif used and not config.overwrite:
         raise FileExistsError(f"{out} holds another run; pass --resume to continue it or --overwrite to replace it")
-    if used:
-        for name in (CHECKPOINT, METRICS, CACHED_TRIPLETS):
-            (out / name).unlink(missing_ok=True)
-        shutil.rmtree(out / "final", ignore_errors=True)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"--out {out} is a file, not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise PermissionError(f"--out {out} is not writable: {err.strerror or err}") from err
+
+
+def _clear_previous_run(out: Path) -> None:
+    """``--overwrite``: remove the previous run's files, once the new run has loaded its data and models."""
+    for name in (CHECKPOINT, METRICS, CACHED_TRIPLETS):
+        (out / name).unlink(missing_ok=True)
+    shutil.rmtree(out / "final", ignore_errors=True)
+
+
+def _load_checkpoint(path: Path, device: torch.device) -> dict[str, Any]:
+    """The checkpoint at ``path``; a truncated or foreign file is a ValueError naming it."""
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except Exception as err:  # torch raises several types for truncated zips and foreign pickles
+        raise ValueError(f"{path} is not a readable recondefense checkpoint ({type(err).__name__}: {err})") from err
+    keys = {"model", "optimizer", "scheduler", "epoch", "step_in_epoch", "global_step", "config"}
+    if not isinstance(state, dict) or not keys <= set(state):
+        raise ValueError(f"{path} is not a recondefense checkpoint (missing {sorted(keys - set(state or {}))})")
+    return state
+
+
+def _trim_metrics(path: Path, global_step: int, epoch: int) -> None:
+    """On resume, drop the metrics records written after the checkpoint (they are logged again) and torn lines."""
+    if not path.is_file():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line torn by a crash
+        if record.get("step", 0) > global_step or ("validation" in record and record.get("epoch", 0) > epoch):
+            continue
+        kept.append(line)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(line + "\n" for line in kept))
+    os.replace(tmp, path)
 
 
 def _step_seed(seed: int, epoch: int, step: int) -> int:
@@ -301,6 +346,7 @@ def train(config: TrainConfig) -> Path:
         FloatingPointError: a NaN/Inf loss (the last good checkpoint is left intact).
         TrainingInterrupted: SIGINT/SIGTERM (after saving a checkpoint).
     """
+    validate_config(config)
     rank, world, local_rank = _distributed()
     device = _device(config, local_rank)
     if world > 1 and not dist.is_initialized():
@@ -309,7 +355,7 @@ def train(config: TrainConfig) -> Path:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     out = Path(config.out)
     if rank == 0:
-        _prepare_out(out, config)
+        _check_out(out, config)
     if world > 1:
         dist.barrier()
     try:
@@ -335,7 +381,9 @@ def _train(config: TrainConfig, rank: int, world: int, device: torch.device, out
         raise ValueError(f"the training data {config.data!r} is empty")
     # with several classifiers, each one attacks and judges its images against its own clean prediction
     relabel = len(classifiers) > 1 and getattr(train_set, "labelled_by_classifier", False)
-    probe = next(item for item in (train_set[i] for i in range(min(len(train_set), 64))) if item is not None)
+    probe = next((item for item in (train_set[i] for i in range(min(len(train_set), 64))) if item is not None), None)
+    if probe is None:
+        raise ValueError(f"the training data {config.data!r}: none of the first 64 images can be decoded")
     in_channels = probe[0].shape[0]
     classes = _num_classes(train_set)
     for spec, model_k in zip(_classifier_specs(config.classifier), classifiers):
@@ -364,8 +412,19 @@ def _train(config: TrainConfig, rank: int, world: int, device: torch.device, out
         raise ValueError(f"unknown lr_schedule {config.lr_schedule!r}: expected constant or cosine")
     maker = _TripletMaker(config, classifiers)
     epoch, step_in_epoch, global_step, skipped_images = 0, 0, 0, 0
+    changed: dict[str, tuple] = {}
     if config.resume:
-        state = torch.load(out / CHECKPOINT, map_location=device, weights_only=True)
+        state = _load_checkpoint(out / CHECKPOINT, device)
+        changed = changed_fields(state["config"], config)
+        refused = {k: v for k, v in changed.items() if k not in _RESUMABLE_CHANGES}
+        if refused:
+            raise ValueError(
+                "--resume with other settings than the checkpoint's: "
+                + ", ".join(
+                    f"--{k.replace('_', '-')} {new!r} (checkpoint: {old!r})" for k, (old, new) in refused.items()
+                )
+                + "; start a new --out, or resume with the checkpoint's settings"
+            )
         ae.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
@@ -374,6 +433,10 @@ def _train(config: TrainConfig, rank: int, world: int, device: torch.device, out
         torch.set_rng_state(state["rng_torch"])
         np.random.set_state(tuple(state["rng_numpy"]))  # type: ignore[arg-type]
         logger.info("resumed from %s at epoch %d, step %d", out / CHECKPOINT, epoch, step_in_epoch)
+    if rank == 0 and config.resume:
+        _trim_metrics(out / METRICS, global_step, epoch)
+    elif rank == 0 and config.overwrite:
+        _clear_previous_run(out)  # the new run has loaded its data and models: now the old one may go
     cached = None
     if config.triplets == "cached":
         if config.adaptive:
@@ -414,6 +477,8 @@ def _train(config: TrainConfig, rank: int, world: int, device: torch.device, out
     sampler = DistributedSampler(
         _WithIndex(train_set), num_replicas=world, rank=rank, shuffle=True, seed=config.seed, drop_last=False
     )
+    if config.resume and changed:
+        log({"resumed_at_step": global_step, "changed": {k: list(v) for k, v in changed.items()}})
     start_time = time.time()
     with _StopRequest() as stop:
         while epoch < config.epochs:

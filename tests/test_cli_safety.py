@@ -1,0 +1,202 @@
+"""Bad command lines of ``recondefense purify`` and ``recondefense evaluate``: exit code 2 with one
+``error:`` line on stderr, before anything is written, loaded or evaluated; inputs are never overwritten."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import needs_fashion_mnist
+from PIL import Image
+
+import recondefense.evaluate as ev
+from recondefense.cli import main as cli
+
+WEIGHTS = "fashionmnist-smallcnn-pgd"  # 1 channel
+
+
+def _png(path: Path, seed: int, fmt: str = "PNG") -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pixels = np.random.default_rng(seed).integers(0, 256, (16, 16), dtype=np.uint8)
+    Image.fromarray(pixels).save(path, format=fmt)
+
+
+def _snapshot(root: Path) -> dict[str, bytes | None]:
+    """Every path under ``root`` (folders as None, files and symlinks by content)."""
+    return {str(p.relative_to(root)): (p.read_bytes() if p.is_file() else None) for p in sorted(root.rglob("*"))}
+
+
+def _run(argv: list[str], main, capsys) -> tuple[int, str, str]:
+    try:
+        code = main(argv)
+    except SystemExit as exit_:  # argparse usage errors
+        code = exit_.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def _assert_one_line_error(err: str, usage: bool, match: str) -> None:
+    lines = err.strip().splitlines()
+    if usage:  # argparse: the usage, then one "prog: error: ..." line
+        assert [line for line in lines if "error:" in line] == [lines[-1]]
+    else:
+        assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert match in lines[-1], lines[-1]
+
+
+@pytest.fixture
+def tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """In the working folder: in/x.png, in/a/x.png, in/a/x.jpg, in/b/x.png, in/bad.png (garbage),
+    in/empty.png, a file ``afile``, link/x.png (symlink to in/a/x.png), hard/x.png (hard link to it)."""
+    monkeypatch.chdir(tmp_path)
+    _png(tmp_path / "in" / "x.png", 0)
+    _png(tmp_path / "in" / "a" / "x.png", 1)
+    _png(tmp_path / "in" / "a" / "x.jpg", 2, fmt="JPEG")
+    _png(tmp_path / "in" / "b" / "x.png", 3)
+    (tmp_path / "in" / "bad.png").write_bytes(b"\x89PNG not really")
+    (tmp_path / "in" / "empty.png").write_bytes(b"")
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "link").mkdir()
+    (tmp_path / "link" / "x.png").symlink_to(tmp_path / "in" / "a" / "x.png")
+    (tmp_path / "hard").mkdir()
+    os.link(tmp_path / "in" / "a" / "x.png", tmp_path / "hard" / "x.png")
+    return tmp_path
+
+
+PURIFY_BAD = [
+    # (arguments, argparse usage error, part of the message)
+    (["in/a/x.png", "--out", "in/a"], False, "is the input folder"),
+    (["in/a/x.png", "in/b/x.png", "--out", "in"], False, "is the input folder"),
+    (["in/a/x.png", "in/b/x.png", "--out", "in/."], False, "is the input folder"),
+    (["in/x.png", "in/a/x.png", "--out", "in/a"], False, "would overwrite the input in/a/x.png"),
+    (["in/a/x.png", "--out", "link"], False, "would overwrite the input in/a/x.png"),
+    (["in/a/x.png", "--out", "hard"], False, "would overwrite the input in/a/x.png"),
+    (["in/a/x.png", "in/a/x.jpg", "--out", "out"], False, "in/a/x.png and in/a/x.jpg"),
+    (["in/a/x.png", "in/bad.png", "--out", "out"], False, "1 of 2 input(s) cannot be read, nothing written"),
+    (["in/empty.png", "in/a/x.png", "--out", "out"], False, "in/empty.png (empty file)"),
+    (["in/missing.png", "--out", "out"], False, "in/missing.png (no such file"),
+    (["in/b", "--out", "out"], False, "in/b (is a directory)"),
+    (["in/a/x.png", "--out", "afile"], False, "is a file"),
+    (["in/a/x.png", "--out", "afile/sub"], False, "afile is a file"),
+    (["in/a/x.png", "--weights", "no-such-weights", "--out", "out"], False, "cannot load 'no-such-weights'"),
+    (["--out", "out"], True, "the following arguments are required: images"),
+]
+
+
+@pytest.mark.parametrize(("argv", "usage", "match"), PURIFY_BAD)
+def test_purify_refuses_bad_input_and_writes_nothing(tree: Path, capsys, argv, usage, match) -> None:
+    before = _snapshot(tree)
+    weights = [] if "--weights" in argv else ["--weights", WEIGHTS]
+    code, out, err = _run(["purify", *argv, *weights], cli, capsys)
+    assert code == 2 and out == ""
+    _assert_one_line_error(err, usage, match)
+    assert _snapshot(tree) == before  # nothing written, no input modified
+
+
+def test_purify_names_every_bad_file_at_once(tree: Path, capsys) -> None:
+    code, _, err = _run(
+        ["purify", "in/a/x.png", "in/bad.png", "in/empty.png", "in/nope.png", "in/b", "--weights", WEIGHTS], cli, capsys
+    )
+    assert code == 2
+    _assert_one_line_error(err, False, "4 of 5 input(s) cannot be read")
+    for name in ("in/bad.png", "in/empty.png", "in/nope.png", "in/b "):
+        assert name in err
+    assert "in/a/x.png" not in err and not (tree / "purified").exists()
+
+
+def test_purify_keeps_the_relative_layout(tree: Path, capsys) -> None:
+    before = _snapshot(tree / "in")
+    code, out, err = _run(["purify", "in/a/x.png", "in/b/x.png", "in/a/x.png", "--weights", WEIGHTS], cli, capsys)
+    assert code == 0 and err == ""
+    assert out.splitlines() == ["in/a/x.png -> purified/a/x.png", "in/b/x.png -> purified/b/x.png"]
+    a, b = (np.asarray(Image.open(tree / "purified" / s / "x.png")) for s in "ab")
+    assert a.shape == b.shape == (16, 16) and not np.array_equal(a, b)  # two files, not merged
+    assert _snapshot(tree / "in") == before
+    # a folder inside the input tree is fine when no input is overwritten; a single file keeps its name
+    assert _run(["purify", "in/a/x.jpg", "--weights", WEIGHTS, "--out", "in/a/purified"], cli, capsys)[0] == 0
+    assert (tree / "in" / "a" / "purified" / "x.png").is_file()
+
+
+@pytest.fixture
+def no_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail the test if evaluate.main loads a classifier or starts any evaluation."""
+
+    def boom(*args, **kwargs):
+        raise AssertionError("evaluate.main did work before refusing its arguments")
+
+    for name in ("evaluate", "save_figures", "eps_curve", "load_classifier", "build_defense"):
+        monkeypatch.setattr(ev, name, boom)
+
+
+EVALUATE_BAD = [
+    (["--limit", "0"], True, "argument --limit: expected a positive integer, got 0"),
+    (["--limit", "-5"], True, "argument --limit: expected a positive integer, got -5"),
+    (["--limit", "many"], True, "argument --limit"),
+    (["--batch-size", "0"], True, "argument --batch-size"),
+    (["--tier", "nope"], True, "argument --tier"),
+    (["--defenses", "none,nope"], False, "unknown defense(s) ['nope']"),
+    (["--defenses", "./no-such-folder"], False, "unknown defense(s) ['./no-such-folder']"),
+    (["--defenses", "none,,jpeg"], False, "unknown defense(s) ['']"),
+    (["--no-table", "--curve", "c.png", "--curve-defenses", "nope"], False, "unknown defense(s) ['nope']"),
+    (["--curve", "c.png", "--curve-defenses", "none"], False, "--curve-defenses none"),
+    (["--attacks", "none,pgd,nope"], False, "unknown attack(s) ['nope']"),
+    (["--no-table", "--attacks", "fgms"], False, "unknown attack(s) ['fgms']"),
+    (["--json", "no-dir/rows.json"], False, "--json no-dir/rows.json: no-dir is not an existing folder"),
+    (["--json", "afile/rows.json"], False, "afile is not an existing folder"),
+    (["--json", "in"], False, "--json in is a folder"),
+    (["--markdown", "no-dir/t.md"], False, "--markdown no-dir/t.md"),
+    (["--figures", "afile/figs"], False, "--figures afile/figs"),
+    (["--figures", "afile"], False, "--figures afile is a file"),
+    (["--curve", "no-dir/c.png", "--json", "ok.json"], False, "--curve no-dir/c.png: no-dir is not an existing folder"),
+    (["--curve", "c.json"], False, "--curve (points) c.json is also the --curve file"),
+    (["--json", "t.json", "--markdown", "t.json"], False, "is also the"),
+    (["--curve", "c.png", "--json", "c.json"], False, "--curve (points) c.json is also the --json file"),
+    (["--from-json", "no-such.json"], False, "--from-json no-such.json: no such file"),
+    (["--from-json", "rows.json", "--markdown", "rows.json"], False, "is also the --from-json file"),
+]
+
+
+@pytest.mark.parametrize(("argv", "usage", "match"), EVALUATE_BAD)
+def test_evaluate_refuses_bad_arguments_before_any_work(tree: Path, no_work, capsys, argv, usage, match) -> None:
+    (tree / "rows.json").write_text("[]")
+    before = _snapshot(tree)
+    code, out, err = _run(["evaluate", *argv, "--no-progress"], cli, capsys)
+    assert code == 2 and out == ""
+    _assert_one_line_error(err, usage, match)
+    assert _snapshot(tree) == before
+
+
+def test_evaluate_accepts_every_kind_of_defense_name(tree: Path, monkeypatch, capsys) -> None:
+    seen = {}
+
+    def fake_evaluate(tier, **kwargs):
+        seen.update(kwargs)
+        return []
+
+    monkeypatch.setattr(ev, "evaluate", fake_evaluate)
+    names = ["none", "jpeg", WEIGHTS, "owner/their-defense", str(tree / "in")]  # the last: an existing folder
+    assert ev.main(["--defenses", ",".join(names), "--attacks", "none,pgd-e2e", "--no-progress"]) == 0
+    assert seen["defenses"] == names and seen["attacks"] == ["none", "pgd-e2e"]
+
+
+@needs_fashion_mnist
+def test_evaluate_json_to_stdout_keeps_stdout_pure(tmp_path: Path) -> None:
+    argv = ["--tier", "fashionmnist", "--limit", "2", "--defenses", "none", "--attacks", "none", "--no-progress"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "recondefense.cli", "evaluate", *argv, "--json", "-"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(proc.stdout)  # nothing but the rows
+    assert {(r["defense"], r["attack"]) for r in rows} == {("none", "none"), ("none", "quality")}
+    assert all(r["n"] == 2 for r in rows)
+    assert "| none |" in proc.stderr  # the table went to stderr
+    assert list(tmp_path.iterdir()) == []  # no file named '-'
