@@ -92,6 +92,17 @@ class ReconstructiveDefense(
             raise ValueError(f"unknown purifier architecture {arch!r}: expected one of {sorted(ARCHITECTURES)}")
         super().__init__()
         self.arch = arch
+        #: the constructor's network arguments (what config.json holds besides meta and version)
+        self.hyperparameters: dict[str, Any] = {
+            "in_channels": in_channels,
+            "width": width,
+            "depth": depth,
+            "skip": skip,
+            "widths": widths,
+            "arch": arch,
+            "detail_width": detail_width,
+            "detail_depth": detail_depth,
+        }
         self.autoencoder = build_purifier(
             arch,
             in_channels=in_channels,

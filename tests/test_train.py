@@ -290,7 +290,8 @@ def test_detail_network_starts_as_the_recon_weights_it_is_initialised_from(data,
 def loop_build(config: TrainConfig, in_channels: int):
     from recondefense.train.loop import _build_network
 
-    return _build_network(config, in_channels)
+    start = None if config.init_from is None else ReconstructiveDefense.from_pretrained(config.init_from)
+    return _build_network(config, in_channels, start)
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ Run it as ``python -m recondefense.train --help``, ``recondefense train --help``
 from __future__ import annotations
 
 from .config import TrainConfig
+from .fit import fit
 from .loop import TrainingInterrupted, train, validate
 
-__all__ = ["TrainConfig", "TrainingInterrupted", "train", "validate"]
+__all__ = ["TrainConfig", "TrainingInterrupted", "fit", "train", "validate"]

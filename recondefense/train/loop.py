@@ -33,7 +33,7 @@ from ..attacks import FGSM, PGD
 from ..classifiers import load_classifier
 from ..data import collate_skipping, load_dataset
 from ..defense import ReconstructiveDefense
-from ..losses import GUIDANCES, guidance_loss, visual_loss
+from ..losses import guidance_loss, visual_loss
 from ..metrics import psnr
 from ..purifiers import build_purifier
 from .config import TrainConfig, changed_fields, config_to_command, validate_config
@@ -336,8 +336,10 @@ def validate(
 
 
 # ----------------------------------------------------------------------------------- the loop
-def train(config: TrainConfig) -> Path:
+def train(config: TrainConfig, _setup: Any = None) -> Path:
     """Train a reconstructive defense; returns the ``<out>/final`` folder (``from_pretrained``-loadable).
+
+    From Python with your own classifier and dataset objects, use :func:`recondefense.train.fit`.
 
     Raises:
         FileNotFoundError: missing data folder, or ``resume`` without a checkpoint.
@@ -359,42 +361,63 @@ def train(config: TrainConfig) -> Path:
     if world > 1:
         dist.barrier()
     try:
-        return _train(config, rank, world, device, out)
+        return _train(config, rank, world, device, out, None if _setup is None else _setup(device))
     finally:
         if world > 1 and dist.is_initialized():
             dist.destroy_process_group()
 
 
-def _train(config: TrainConfig, rank: int, world: int, device: torch.device, out: Path) -> Path:
-    torch.manual_seed(config.seed)
-    if config.guidance not in GUIDANCES:
-        raise ValueError(f"unknown guidance {config.guidance!r}: expected one of {GUIDANCES}")
+@dataclasses.dataclass
+class _Setup:
+    """What a run trains with: frozen pixel-space classifiers (the first labels and is validated), the
+    training and validation datasets of ``(image, label)`` items, a start network and how to describe them."""
+
+    classifiers: list[nn.Module]
+    names: list[str]
+    train_set: Dataset
+    val_set: Dataset
+    start: ReconstructiveDefense | None
+    data_name: str
+
+
+def _setup_from_config(config: TrainConfig, device: torch.device) -> _Setup:
+    """``recondefense train``: classifiers, data and start weights named by the config's spec strings."""
+    names = _classifier_specs(config.classifier)
     classifiers = [
-        load_classifier(spec, config.classifier_weights, mean=config.mean, std=config.std).to(device)
-        for spec in _classifier_specs(config.classifier)
+        load_classifier(spec, config.classifier_weights, mean=config.mean, std=config.std).to(device) for spec in names
     ]
-    classifier = classifiers[0]
     # the (first) classifier labels unlabelled data ("photos") with its own clean predictions
-    train_set = load_dataset(config.data, "train", image_size=config.image_size, classifier=classifier)
-    val_set = load_dataset(config.data, "val", image_size=config.image_size, classifier=classifier)
+    train_set = load_dataset(config.data, "train", image_size=config.image_size, classifier=classifiers[0])
+    val_set = load_dataset(config.data, "val", image_size=config.image_size, classifier=classifiers[0])
+    start = None if config.init_from is None else ReconstructiveDefense.from_pretrained(config.init_from)
+    return _Setup(classifiers, names, train_set, val_set, start, config.data)
+
+
+def _train(
+    config: TrainConfig, rank: int, world: int, device: torch.device, out: Path, setup: _Setup | None = None
+) -> Path:
+    torch.manual_seed(config.seed)
+    setup = setup or _setup_from_config(config, device)
+    classifiers, train_set, val_set = setup.classifiers, setup.train_set, setup.val_set
+    classifier = classifiers[0]
     if len(train_set) == 0:
-        raise ValueError(f"the training data {config.data!r} is empty")
+        raise ValueError(f"the training data {setup.data_name!r} is empty")
     # with several classifiers, each one attacks and judges its images against its own clean prediction
     relabel = len(classifiers) > 1 and getattr(train_set, "labelled_by_classifier", False)
     probe = next((item for item in (train_set[i] for i in range(min(len(train_set), 64))) if item is not None), None)
     if probe is None:
-        raise ValueError(f"the training data {config.data!r}: none of the first 64 images can be decoded")
+        raise ValueError(f"the training data {setup.data_name!r}: none of the first 64 images can be decoded")
     in_channels = probe[0].shape[0]
     classes = _num_classes(train_set)
-    for spec, model_k in zip(_classifier_specs(config.classifier), classifiers):
+    for spec, model_k in zip(setup.names, classifiers):
         with torch.no_grad():
             outputs = model_k(probe[0].unsqueeze(0).to(device)).shape[-1]
         if classes is not None and classes != outputs:
             raise ValueError(
-                f"the classifier {spec!r} outputs {outputs} classes but the data {config.data!r} has {classes}: "
+                f"the classifier {spec!r} outputs {outputs} classes but the data {setup.data_name!r} has {classes}: "
                 "pass the classifier trained on these labels"
             )
-    ae = _build_network(config, in_channels)
+    ae = _build_network(config, in_channels, setup.start).to(device)
     use_cuda = device.type == "cuda"
     if use_cuda and config.channels_last:
         ae = ae.to(memory_format=torch.channels_last)
@@ -606,8 +629,8 @@ def _classifier_specs(text: str) -> list[str]:
     return specs
 
 
-def _build_network(config: TrainConfig, in_channels: int) -> nn.Module:
-    """The purifier ``config.arch``, randomly initialised or started from ``config.init_from``.
+def _build_network(config: TrainConfig, in_channels: int, start: ReconstructiveDefense | None) -> nn.Module:
+    """The purifier ``config.arch``, randomly initialised or started from ``start`` (``config.init_from``).
 
     A ``"detail"`` network may start from trained ``"recon"`` weights: they fill its bottleneck AE and the
     zero-initialised detail path makes it compute exactly that AE at step 0."""
@@ -620,15 +643,14 @@ def _build_network(config: TrainConfig, in_channels: int) -> nn.Module:
         detail_width=config.detail_width,
         detail_depth=config.detail_depth,
     )
-    if config.init_from is None:
+    if start is None:
         return net
-    start = ReconstructiveDefense.from_pretrained(config.init_from)
     target = net.bottleneck if config.arch == "detail" and start.arch == "recon" else net
     try:
         target.load_state_dict(start.autoencoder.state_dict())
     except RuntimeError as err:
         raise ValueError(
-            f"--init-from {config.init_from!r} holds a {start.arch!r} network that does not match --arch "
+            f"--init-from {config.init_from or 'defense'!r} holds a {start.arch!r} network that does not match --arch "
             f"{config.arch} with --width {config.width} --depth {config.depth} --skip {config.skip}: {err}"
         ) from err
     return net
@@ -701,7 +723,11 @@ def _save_final(ae: nn.Module, config: TrainConfig, val: dict[str, float], final
     )
     defense.autoencoder.load_state_dict({k: v.float().contiguous() for k, v in ae.state_dict().items()})
     defense.save_pretrained(final)
-    command = config_to_command(config)
+    command = (
+        config.extra_meta.get("python_call", "recondefense.train.fit(...)")
+        if config.data.startswith("python:")
+        else config_to_command(config)
+    )
     rows = "\n".join(f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in val.items())
     config_lines = "\n".join(f"    {k}: {v}" for k, v in dataclasses.asdict(config).items())
     (final / "README.md").write_text(

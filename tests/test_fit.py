@@ -1,0 +1,74 @@
+"""recondefense.train.fit: a user's nn.Module and Dataset objects, labelled or not, tensors or PIL."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from PIL import Image
+from torch.utils.data import Dataset, TensorDataset
+
+import tiny_models
+from recondefense import ReconstructiveDefense
+from recondefense.train import TrainConfig, fit
+
+
+class _Unlabelled(Dataset):
+    """PIL images, no labels: what a folder of camera frames gives."""
+
+    def __init__(self, count: int = 12) -> None:
+        gen = torch.Generator().manual_seed(0)
+        self.images = [
+            Image.fromarray((torch.rand(16, 16, 3, generator=gen) * 255).byte().numpy()) for _ in range(count)
+        ]
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> Image.Image:
+        return self.images[index]
+
+
+def _config(tmp_path, **overrides) -> TrainConfig:
+    base = dict(
+        out=str(tmp_path / "run"),
+        epochs=1,
+        warmup_epochs=0,
+        batch_size=4,
+        width=4,
+        depth=2,
+        steps=2,
+        eps=0.03,
+        step_size=0.01,
+        val_limit=None,
+        progress=False,
+        arch="residual",
+        guidance="kl",
+    )
+    return TrainConfig(**(base | overrides))
+
+
+def test_fit_unlabelled_pil_images_with_a_normalized_classifier(tmp_path):
+    classifier = tiny_models.TinyClassifier(2)
+    defense = fit(classifier, _Unlabelled(), mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), config=_config(tmp_path))
+    assert isinstance(defense, ReconstructiveDefense) and defense.arch == "residual"
+    assert defense.meta["classifier"] == "python:TinyClassifier"
+    card = (tmp_path / "run" / "final" / "README.md").read_text()
+    assert "recondefense.train.fit(TinyClassifier, _Unlabelled" in card
+    assert not any(p.requires_grad for p in classifier.parameters())  # frozen in place, as documented
+
+
+def test_fit_labelled_tensors_from_a_start_defense(tmp_path):
+    gen = torch.Generator().manual_seed(1)
+    data = TensorDataset(torch.rand(10, 3, 16, 16, generator=gen), torch.randint(0, 2, (10,), generator=gen))
+    start = ReconstructiveDefense(arch="detail", width=4, depth=2, detail_width=4, detail_depth=1)
+    defense = fit(tiny_models.TinyClassifier(2), data, val_data=data, defense=start, config=_config(tmp_path))
+    assert defense.arch == "detail" and defense.hyperparameters["detail_depth"] == 1
+
+
+def test_fit_refuses_bad_arguments(tmp_path):
+    with pytest.raises(TypeError, match="nn.Module"):
+        fit(lambda x: x, _Unlabelled(), config=_config(tmp_path))
+    with pytest.raises(ValueError, match="both mean and std"):
+        fit(tiny_models.TinyClassifier(2), _Unlabelled(), mean=(0.5,) * 3, config=_config(tmp_path))
+    with pytest.raises(ValueError, match="empty"):
+        fit(tiny_models.TinyClassifier(2), TensorDataset(torch.rand(0, 3, 4, 4)), config=_config(tmp_path))
