@@ -16,6 +16,7 @@ not installed are skipped with a warning naming the package to install.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import importlib.util
 import logging
 import os
@@ -159,6 +160,62 @@ class SkippingImageFolder(Dataset):
             logger.warning("skipping %s: cannot decode (%s)", path, err)
             return None
         return self.transform(image), label
+
+
+#: Share of a ``folder:PATH`` data set that goes to validation (chosen per file by a seeded hash of its path).
+FOLDER_VAL_SHARE = 0.1
+
+
+def hash_split(relative_path: str, seed: int = 0, val_share: float = FOLDER_VAL_SHARE) -> str:
+    """``"val"`` or ``"train"`` for a file, from a seeded sha256 of its path relative to the data folder:
+    the split of a file never changes when files are added or removed."""
+    digest = hashlib.sha256(f"{seed}:{relative_path}".encode()).digest()
+    return "val" if int.from_bytes(digest[:8], "big") / 2**64 < val_share else "train"
+
+
+class UnlabelledFolder(Dataset):
+    """Every image under ``root`` (any nesting, no class folders needed), one split of them (:func:`hash_split`).
+
+    Items are ``(image (3, size, size) float in [0, 1], UNLABELLED)``, resized and center-cropped to ``size``
+    (default :data:`PHOTO_SIZE`);
+    undecodable files yield None (skipped, warned, counted). Label them with :func:`label_with_classifier`.
+    """
+
+    def __init__(self, root: str | Path, split: str, size: int | None = None, seed: int = 0) -> None:
+        from torchvision.datasets.folder import IMG_EXTENSIONS
+        from torchvision.transforms import v2
+
+        root = Path(root)
+        if not root.is_dir():
+            raise FileNotFoundError(f"data folder {root} does not exist")
+        if split not in ("train", "val"):
+            raise ValueError(f"a folder has splits train and val, not {split!r}")
+        files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMG_EXTENSIONS)
+        if not files:
+            raise ValueError(f"data folder {root} holds no images ({', '.join(IMG_EXTENSIONS)})")
+        self.paths = [p for p in files if hash_split(p.relative_to(root).as_posix(), seed) == split]
+        self.transform = v2.Compose(
+            [
+                v2.ToImage(),
+                v2.Resize(size or PHOTO_SIZE),
+                v2.CenterCrop(size or PHOTO_SIZE),
+                v2.ToDtype(torch.float32, scale=True),
+            ]
+        )
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int] | None:
+        from PIL import Image
+
+        try:
+            with Image.open(self.paths[index]) as image:
+                image = image.convert("RGB")
+        except Exception as err:  # PIL raises many types for broken files
+            logger.warning("skipping %s: cannot decode (%s)", self.paths[index], err)
+            return None
+        return self.transform(image), UNLABELLED
 
 
 def collate_skipping(batch: list[tuple[torch.Tensor, int] | None]) -> tuple[torch.Tensor, torch.Tensor, int]:
@@ -521,7 +578,8 @@ def _photo_split(spec: str, split: str, image_size: int | None, classifier: nn.M
 def load_dataset(
     spec: str, split: str, *, image_size: int | None = None, classifier: nn.Module | None = None
 ) -> Dataset:
-    """Dataset by spec: ``"fashionmnist"``, ``"photos"`` / ``"photos:N"`` or an ImageFolder path
+    """Dataset by spec: ``"fashionmnist"``, ``"photos"`` / ``"photos:N"``, ``"folder:PATH"`` (unlabelled images,
+    any nesting, split by :func:`hash_split`, labelled by ``classifier``) or an ImageFolder path
     (``"imagefolder:PATH"`` or ``PATH``).
 
     For an ImageFolder, ``split`` picks the sub-folder ``PATH/<split>`` when it exists (else ``PATH``
@@ -535,6 +593,11 @@ def load_dataset(
         return fashion_mnist(split)
     if spec == "photos" or spec.startswith("photos:"):
         return _photo_split(spec, split, image_size, classifier)
+    if spec.startswith("folder:"):
+        if classifier is None:
+            raise ValueError("a folder of unlabelled images is labelled by the classifier: pass classifier=")
+        images = UnlabelledFolder(spec.removeprefix("folder:"), split, image_size or PHOTO_SIZE)
+        return label_with_classifier(images, classifier)
     path = Path(spec.removeprefix("imagefolder:"))
     if (path / split).is_dir():
         path = path / split

@@ -361,3 +361,24 @@ def test_unwritable_out_and_undecodable_data_are_one_line_errors(data, tmp_path,
         ["--data", str(broken), "--classifier", "tiny_models:tiny_classifier", "--out", str(tmp_path / "o")]
     )
     assert code == 2 and "can be decoded" in capsys.readouterr().err
+
+
+def test_folder_of_unlabelled_images_any_nesting_hash_split(tmp_path):
+    from recondefense.data import UnlabelledFolder, hash_split
+
+    root = tmp_path / "camera"
+    gen = torch.Generator().manual_seed(0)
+    for i in range(30):
+        folder = root / f"day{i % 3}" / ("night" if i % 2 else "")
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray((torch.rand(20, 24, 3, generator=gen) * 255).byte().numpy()).save(folder / f"{i}.jpg")
+    train_split, val_split = UnlabelledFolder(root, "train", size=16), UnlabelledFolder(root, "val", size=16)
+    assert len(train_split) + len(val_split) == 30 and len(val_split) >= 1
+    assert train_split[0][0].shape == (3, 16, 16) and train_split[0][1] == -1
+    # adding files never moves an existing file to the other split
+    before = {p.name for p in val_split.paths}
+    Image.fromarray(torch.zeros(8, 8, 3, dtype=torch.uint8).numpy()).save(root / "new.jpg")
+    assert before <= {p.name for p in UnlabelledFolder(root, "val", size=16).paths}
+    assert hash_split("a/b.jpg") == hash_split("a/b.jpg") and hash_split("a/b.jpg", seed=1) in ("train", "val")
+    final = train(_config(f"folder:{root}", tmp_path / "run", image_size=16, warmup_epochs=0, arch="residual"))
+    assert ReconstructiveDefense.from_pretrained(final).meta["dataset"] == f"folder:{root}"
