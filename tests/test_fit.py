@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+import tiny_models
 import torch
 from PIL import Image
 from torch.utils.data import Dataset, TensorDataset
 
-import tiny_models
 from recondefense import ReconstructiveDefense
 from recondefense.train import TrainConfig, fit
 

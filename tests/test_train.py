@@ -72,6 +72,7 @@ def _metrics(out: Path) -> list[dict]:
 def test_training_lowers_the_loss_and_final_folder_loads(data, tmp_path):
     out = tmp_path / "run"
     final = train(_config(data, out, epochs=4, warmup_epochs=4))
+    assert (out / "curves.png").stat().st_size > 1000
     losses = [m["loss"] for m in _metrics(out) if "loss" in m]
     assert len(losses) == 16
     assert sum(losses[-4:]) < sum(losses[:4])

@@ -37,6 +37,7 @@ from ..losses import guidance_loss, visual_loss
 from ..metrics import psnr
 from ..purifiers import build_purifier
 from .config import TrainConfig, changed_fields, config_to_command, validate_config
+from .curves import plot_curves
 
 __all__ = ["train", "TrainingInterrupted"]
 
@@ -619,6 +620,7 @@ def _train(
         _save_final(ae, config, val, final)
     if metrics_file is not None:
         metrics_file.close()
+        plot_curves(out / METRICS)
     return final
 
 
