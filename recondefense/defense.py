@@ -11,7 +11,7 @@ from typing import Any
 import safetensors.torch
 import torch
 import torch.nn.functional as F
-from huggingface_hub import PyTorchModelHubMixin, hf_hub_download
+from huggingface_hub import ModelCard, PyTorchModelHubMixin, hf_hub_download
 from torch import nn
 
 from .errors import (
@@ -178,6 +178,45 @@ class ReconstructiveDefense(
             raise FileNotFoundError(
                 f"cannot load {key!r} from the Hugging Face hub{hint}: {type(err).__name__}: {err}"
             ) from err
+
+    def generate_model_card(self, *args: Any, **kwargs: Any) -> ModelCard:
+        """The model card ``save_pretrained`` and ``push_to_hub`` write, rendered from :attr:`meta`: classifier,
+        data, attack, network, guidance, the command or Python call that trained it, and its validation table."""
+        meta = self.meta
+        lines = [
+            "# Reconstructive defense",
+            "",
+            "A purifier for `recondefense` (Patrick et al., WACV-W 2022, plus the options named below): "
+            "`ReconstructiveDefense.from_pretrained(...)` or `Defended(model, defense)`.",
+            "",
+        ]
+        facts = {
+            "Classifier (frozen discriminator)": meta.get("classifier"),
+            "Data": meta.get("dataset"),
+            "Attack making the triplets": meta.get("attack"),
+            "Network": ", ".join(f"{k} {v}" for k, v in self.hyperparameters.items() if v is not None),
+            "Guidance": meta.get("guidance"),
+            "Clean-consistency weight": meta.get("clean_weight"),
+            "Clean fraction": meta.get("clean_fraction"),
+            "Adaptive triplets": meta.get("adaptive"),
+            "Input normalization of the classifier": None
+            if meta.get("input_mean") is None
+            else f"mean {meta.get('input_mean')}, std {meta.get('input_std')}",
+            "Trained by": f"`{meta['command']}`" if meta.get("command") else None,
+            "Compute": meta.get("compute"),
+        }
+        lines += [f"- {k}: {v}" for k, v in facts.items() if v is not None]
+        validation = meta.get("validation") or {}
+        if validation:
+            lines += ["", "## Validation (attack aimed at the classifier alone)", "", "| metric | value |", "|---|---|"]
+            lines += [f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in validation.items()]
+        if meta.get("train_config"):
+            lines += ["", "## Full training configuration", "", "```"]
+            lines += [f"{k}: {v}" for k, v in meta["train_config"].items()]
+            lines += ["```"]
+        card = ModelCard("\n".join(lines) + "\n")
+        card.data = self._hub_mixin_info.model_card_data
+        return card
 
     @classmethod
     def _mixin_load(cls, model_id: str | Path, **kwargs: Any) -> ReconstructiveDefense:

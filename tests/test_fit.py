@@ -72,3 +72,30 @@ def test_fit_refuses_bad_arguments(tmp_path):
         fit(tiny_models.TinyClassifier(2), _Unlabelled(), mean=(0.5,) * 3, config=_config(tmp_path))
     with pytest.raises(ValueError, match="empty"):
         fit(tiny_models.TinyClassifier(2), TensorDataset(torch.rand(0, 3, 4, 4)), config=_config(tmp_path))
+
+
+def test_push_to_hub_uploads_weights_config_and_the_trained_card(tmp_path, monkeypatch):
+    import huggingface_hub
+
+    defense = fit(tiny_models.TinyClassifier(2), _Unlabelled(), config=_config(tmp_path))
+    uploaded: dict[str, str] = {}
+
+    class FakeApi:
+        def __init__(self, token=None) -> None:
+            pass
+
+        def create_repo(self, repo_id, private=None, exist_ok=False):
+            return type("Repo", (), {"repo_id": repo_id})()
+
+        def upload_folder(self, *, repo_id, folder_path, **kwargs):
+            for path in sorted(folder_path.iterdir()):
+                uploaded[path.name] = path.read_text() if path.suffix in (".md", ".json") else "<binary>"
+            return f"https://huggingface.co/{repo_id}/commit/0"
+
+    monkeypatch.setattr(huggingface_hub.hub_mixin, "HfApi", FakeApi)
+    url = defense.push_to_hub("me/my-defense")
+    assert url.endswith("/commit/0")
+    assert set(uploaded) == {"README.md", "config.json", "model.safetensors"}
+    card = uploaded["README.md"]
+    assert "python:TinyClassifier" in card and "recondefense.train.fit(TinyClassifier" in card
+    assert "| attacked_acc |" in card and "library_name: recondefense" in card

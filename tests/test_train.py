@@ -81,7 +81,7 @@ def test_training_lowers_the_loss_and_final_folder_loads(data, tmp_path):
     assert defense.meta["classifier"] == "tiny_models:tiny_classifier"
     card = (final / "README.md").read_text()
     assert "Validation" in card and "attacked_acc" in card
-    assert f"- Command: `{config_to_command(_config(data, out, epochs=4, warmup_epochs=4))}`" in card
+    assert f"- Trained by: `{config_to_command(_config(data, out, epochs=4, warmup_epochs=4))}`" in card
 
 
 def test_config_to_command_round_trips_through_the_cli_parser():

@@ -696,8 +696,14 @@ def _ranks_agree(ae: nn.Module, world: int) -> bool:
 
 
 def _save_final(ae: nn.Module, config: TrainConfig, val: dict[str, float], final: Path) -> None:
+    """``final/``: weights, config.json with the run's meta, and the model card rendered from that meta."""
     attack = f"{config.attack} (eps={config.eps}" + (
         f", step {config.step_size}, {config.steps} steps)" if config.attack != "fgsm" else ")"
+    )
+    command = (
+        config.extra_meta.get("python_call", "recondefense.train.fit(...)")
+        if config.data.startswith("python:")
+        else config_to_command(config)
     )
     meta = {
         "dataset": config.data,
@@ -710,6 +716,8 @@ def _save_final(ae: nn.Module, config: TrainConfig, val: dict[str, float], final
         "input_mean": config.mean,
         "input_std": config.std,
         "validation": val,
+        "command": command,
+        "train_config": {k: v for k, v in dataclasses.asdict(config).items() if k != "extra_meta"},
         "recondefense_version": __version__,
         **config.extra_meta,
     }
@@ -724,24 +732,5 @@ def _save_final(ae: nn.Module, config: TrainConfig, val: dict[str, float], final
         detail_depth=config.detail_depth,
     )
     defense.autoencoder.load_state_dict({k: v.float().contiguous() for k, v in ae.state_dict().items()})
+    (final / "README.md").unlink(missing_ok=True)  # a resumed run writes its card anew
     defense.save_pretrained(final)
-    command = (
-        config.extra_meta.get("python_call", "recondefense.train.fit(...)")
-        if config.data.startswith("python:")
-        else config_to_command(config)
-    )
-    rows = "\n".join(f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in val.items())
-    config_lines = "\n".join(f"    {k}: {v}" for k, v in dataclasses.asdict(config).items())
-    (final / "README.md").write_text(
-        f"---\nlibrary_name: recondefense\ntags: [adversarial-defense, image-classification, recondefense]\n---\n\n"
-        f"# Reconstructive defense\n\n"
-        f"Trained with `recondefense.train` (Patrick et al., WACV-W 2022, Algorithm 1).\n\n"
-        f"- Data: `{config.data}`\n- Classifier (frozen discriminator): `{config.classifier}`\n"
-        f"- Attack making the triplets: {attack}; adaptive: {config.adaptive}; clean fraction: {config.clean_fraction}\n"
-        f"- Network: {config.arch}, width {config.width}, depth {config.depth}, skip {config.skip}"
-        + (f", detail width {config.detail_width}, depth {config.detail_depth}" if config.arch == "detail" else "")
-        + f"\n- Guidance: {config.guidance} (weight {config.ce_weight}), clean consistency {config.clean_weight}\n"
-        + f"- Command: `{command}`\n"
-        + f"\n## Validation (held-out split, attack aimed at the classifier alone)\n\n| metric | value |\n|---|---|\n{rows}\n"
-        f"\n## Full configuration\n\n{config_lines}\n"
-    )
