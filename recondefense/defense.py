@@ -418,6 +418,24 @@ class Defended(nn.Module):
             self.register_buffer("mean", mean_t, persistent=False)
             self.register_buffer("std", std_t, persistent=False)
 
+    @classmethod
+    def from_classifier(cls, spec: str, defense: nn.Module | str | None = None) -> Defended:
+        """A defended classifier by name, normalization read from the classifier's own metadata.
+
+        ``spec`` is any :func:`recondefense.classifiers.load_classifier` spec, e.g.
+        ``"torchvision:resnet50:IMAGENET1K_V2"`` (mean/std from the weights enum), ``"timm:<name>"``
+        (``pretrained_cfg``) or ``"imagenet-efficientnet_lite0"``. The result takes **[0, 1] pixels**
+        (``(N, 3, H, W)``) and normalizes inside, so no mean/std is typed by hand.
+
+        Args:
+            defense: weights name, hub id, folder or module (None: the default ImageNet weights).
+        """
+        from .classifiers import load_classifier
+
+        if isinstance(defense, str):
+            defense = ReconstructiveDefense.from_pretrained(defense)
+        return cls(load_classifier(spec), defense, mean=None, std=None)
+
     def train(self, mode: bool = True) -> Defended:
         """Switch the classifier's mode; the defense stays frozen in eval mode."""
         self.training = mode

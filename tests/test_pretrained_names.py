@@ -1,0 +1,75 @@
+"""Classifiers by pretrained name, offline: torchvision weights planted in torch's hub cache, timm faked."""
+
+from __future__ import annotations
+
+import sys
+import types
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+from recondefense import Defended
+from recondefense.classifiers import load_classifier, pretrained_classifier
+
+
+@pytest.fixture
+def planted_resnet18(tmp_path, monkeypatch) -> nn.Module:
+    """resnet18 IMAGENET1K_V1 'downloaded' into an isolated torch hub cache (random weights, real file name)."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    torch.hub.set_dir(str(tmp_path / "torch" / "hub"))
+    weights = torchvision.models.ResNet18_Weights.IMAGENET1K_V1
+    cache = tmp_path / "torch" / "hub" / "checkpoints"
+    cache.mkdir(parents=True)
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18()
+    torch.save(model.state_dict(), cache / weights.url.rsplit("/", 1)[1])
+    yield model
+    torch.hub.set_dir(str(tmp_path / "unused"))
+
+
+def test_torchvision_weights_by_name_with_their_own_normalization(planted_resnet18):
+    model, mean, std = pretrained_classifier("torchvision:resnet18:IMAGENET1K_V1")
+    assert mean == pytest.approx((0.485, 0.456, 0.406)) and std == pytest.approx((0.229, 0.224, 0.225))
+    assert torch.equal(model.fc.weight, planted_resnet18.fc.weight)
+    pixel_model = load_classifier("torchvision:resnet18:IMAGENET1K_V1")
+    x = torch.rand(1, 3, 64, 64)
+    normalized = (x - torch.tensor(mean).view(3, 1, 1)) / torch.tensor(std).view(3, 1, 1)
+    assert torch.allclose(pixel_model(x), planted_resnet18.eval()(normalized), atol=1e-5)
+    defended = Defended.from_classifier("torchvision:resnet18:IMAGENET1K_V1")
+    assert defended(x).shape == (1, 1000)
+
+
+def test_offline_and_not_cached_is_a_clear_error(tmp_path, monkeypatch):
+    torch.hub.set_dir(str(tmp_path / "empty"))
+    monkeypatch.setattr(torch.hub, "download_url_to_file", _no_network)
+    with pytest.raises(FileNotFoundError, match="not in torch's hub cache"):
+        pretrained_classifier("torchvision:resnet18:IMAGENET1K_V1")
+
+
+def _no_network(*args, **kwargs):
+    raise OSError("network is unreachable (test)")
+
+
+def test_unknown_names_are_value_errors():
+    with pytest.raises(ValueError, match="no weights 'NOPE'"):
+        pretrained_classifier("torchvision:resnet18:NOPE")
+    with pytest.raises(ValueError, match="no architecture"):
+        pretrained_classifier("torchvision:resnet9000:DEFAULT")
+
+
+def test_timm_names_read_pretrained_cfg(monkeypatch):
+    class Net(nn.Module):
+        pretrained_cfg = {"mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5), "input_size": (3, 224, 224)}
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x.mean((2, 3))
+
+    fake = types.ModuleType("timm")
+    fake.create_model = lambda name, pretrained: Net()
+    monkeypatch.setitem(sys.modules, "timm", fake)
+    model, mean, std = pretrained_classifier("timm:tiny_fake")
+    assert isinstance(model, Net) and mean == (0.5, 0.5, 0.5) and std == (0.5, 0.5, 0.5)
+    x = torch.full((1, 3, 4, 4), 0.75)
+    assert torch.allclose(load_classifier("timm:tiny_fake")(x), torch.full((1, 3), 0.5))
