@@ -43,3 +43,39 @@ def test_imagenet_demo_on_two_photos(tmp_path, monkeypatch, capsys) -> None:
     out = capsys.readouterr().out
     assert "imagenet-efficientnet_lite0-pgd" in out and "PGD end to end" in out
     assert (tmp_path / "figure1.png").stat().st_size > 1000
+
+
+def test_finetune_python_example_on_a_tiny_folder(tmp_path) -> None:
+    """The ten-line fine-tuning example: default weights, a torchvision classifier, unlabelled photos."""
+    import torch
+    from PIL import Image
+
+    from recondefense import ReconstructiveDefense
+
+    sys.path.insert(0, str(EXAMPLES))
+    try:
+        import finetune_python
+    finally:
+        sys.path.remove(str(EXAMPLES))
+    photos = tmp_path / "photos" / "cam1"
+    photos.mkdir(parents=True)
+    gen = torch.Generator().manual_seed(0)
+    for i in range(24):
+        Image.fromarray((torch.rand(40, 48, 3, generator=gen) * 255).byte().numpy()).save(photos / f"{i}.png")
+    # "torchvision:resnet18" (no weights name): random weights, nothing to download in the test
+    folder = finetune_python.finetune(
+        str(tmp_path / "photos"),
+        "torchvision:resnet18",
+        epochs=1,
+        out=str(tmp_path / "run"),
+        size=32,
+        batch_size=8,
+        steps=2,
+        val_limit=4,
+        progress=False,
+    )
+    defense = ReconstructiveDefense.from_pretrained(folder)
+    assert (
+        defense.hyperparameters
+        == ReconstructiveDefense.from_pretrained(finetune_python.DEFAULT_IMAGENET_WEIGHTS).hyperparameters
+    )

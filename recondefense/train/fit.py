@@ -36,8 +36,10 @@ class _Images(Dataset):
     def __len__(self) -> int:
         return len(self.indices)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int] | None:
         item = self.dataset[self.indices[index]]
+        if item is None:  # an undecodable file of a recondefense folder dataset: skipped and counted
+            return None
         image, label = (
             (item[0], item[1] if len(item) > 1 else UNLABELLED)
             if isinstance(item, (tuple, list))
@@ -65,6 +67,8 @@ def _has_labels(dataset: Dataset) -> bool:
     if not isinstance(item, (tuple, list)) or len(item) < 2:
         return False
     label = item[1]
+    if isinstance(label, int) and label == UNLABELLED:  # e.g. recondefense.data.UnlabelledFolder
+        return False
     return (
         isinstance(label, int)
         or isinstance(label, torch.Tensor)
