@@ -1,0 +1,62 @@
+"""Randomized smoothing against cases known in closed form (Cohen et al. 2019)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from scipy.stats import beta, norm
+from torch import nn
+
+from recondefense.certify import ABSTAIN, certify, lower_confidence_bound, predict, sample_counts
+
+
+class Linear2(nn.Module):
+    """Two-class linear classifier on one pixel value: class 1 iff w * (x - 0.5) > 0 (w = +1)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        score = x.flatten(1).mean(1) - 0.5
+        return torch.stack([-score, score], dim=1)
+
+
+def test_lower_confidence_bound_is_clopper_pearson():
+    assert lower_confidence_bound(990, 1000, 0.001) == pytest.approx(beta.ppf(0.001, 990, 11))
+    assert lower_confidence_bound(0, 1000, 0.001) == 0.0
+    assert lower_confidence_bound(1000, 1000, 0.001) == pytest.approx(0.001 ** (1 / 1000))
+
+
+def test_certified_radius_of_a_linear_classifier_matches_the_closed_form():
+    """On a 1x1x1 image at x, f = [x > 0.5]; the smoothed classifier's true pA is Phi((x - 0.5) / sigma) (clamping
+    to [0, 1] does not move the decision boundary at 0.5), so the exact radius is |x - 0.5|; the certificate is
+    sigma * Phi^-1(pA_lower) <= that, and close to it for large n."""
+    sigma, x = 0.25, 0.7
+    image = torch.full((1, 1, 1), x)
+    result = certify(
+        Linear2(), image, sigma, n0=100, n=200_000, alpha=0.001, generator=torch.Generator().manual_seed(0)
+    )
+    assert result.prediction == 1
+    exact = x - 0.5
+    assert result.radius <= exact + 1e-9
+    assert result.radius == pytest.approx(exact, abs=0.01)
+    assert result.radius == pytest.approx(sigma * norm.ppf(result.p_a_lower))
+
+
+def test_abstains_near_the_boundary_and_predict_matches():
+    image = torch.full((1, 1, 1), 0.5 + 1e-4)  # pA is about 1/2: no certificate
+    gen = torch.Generator().manual_seed(1)
+    result = certify(Linear2(), image, 0.25, n0=100, n=2_000, alpha=0.001, generator=gen)
+    assert result.prediction == ABSTAIN and result.radius == 0.0
+    assert predict(Linear2(), image, 0.25, n=2_000, alpha=0.001, generator=gen) == ABSTAIN
+    far = torch.full((1, 1, 1), 0.95)
+    assert predict(Linear2(), far, 0.25, n=2_000, alpha=0.001, generator=gen) == 1
+
+
+def test_sample_counts_batches_and_sums():
+    counts = sample_counts(Linear2(), torch.full((1, 2, 2), 0.9), 0.1, 2_500, batch_size=1000)
+    assert counts.sum() == 2_500 and counts[1] == 2_500
+    with pytest.raises(ValueError, match="one image"):
+        sample_counts(Linear2(), torch.rand(2, 1, 2, 2), 0.1, 10)
+    with pytest.raises(ValueError, match="sigma"):
+        certify(Linear2(), torch.rand(1, 2, 2), 0.0)
+    assert math.isfinite(certify(Linear2(), torch.full((1, 2, 2), 0.9), 0.1, n0=10, n=100).radius)
