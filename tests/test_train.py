@@ -383,3 +383,17 @@ def test_folder_of_unlabelled_images_any_nesting_hash_split(tmp_path):
     assert hash_split("a/b.jpg") == hash_split("a/b.jpg") and hash_split("a/b.jpg", seed=1) in ("train", "val")
     final = train(_config(f"folder:{root}", tmp_path / "run", image_size=16, warmup_epochs=0, arch="residual"))
     assert ReconstructiveDefense.from_pretrained(final).meta["dataset"] == f"folder:{root}"
+
+
+def test_gaussian_noise_triplets_for_denoised_smoothing(data, tmp_path, capsys):
+    from recondefense.train.config import gaussian_sigma
+
+    assert gaussian_sigma("gaussian:0.25") == 0.25 and gaussian_sigma("pgd") is None
+    out = tmp_path / "noise"
+    final = train(_config(data, out, attack="gaussian:0.25", arch="residual", guidance="kl", warmup_epochs=0))
+    assert ReconstructiveDefense.from_pretrained(final).meta["attack"].startswith("gaussian noise, sigma 0.25")
+    code = train_cli(
+        ["--data", str(data), "--classifier", "tiny_models:tiny_classifier", "--attack", "gaussian:-1"]
+        + ["--out", str(tmp_path / "bad")]
+    )
+    assert code == 2 and "positive sigma" in capsys.readouterr().err

@@ -38,7 +38,10 @@ class TrainConfig:
     mean: tuple[float, ...] | None = _opt(None, "normalization the classifier expects (None: it takes [0, 1])")
     std: tuple[float, ...] | None = _opt(None, "per-channel std, with --mean")
     # attack that makes the triplets (x, x~, y), against the frozen classifier (Table 1)
-    attack: str = _opt("pgd", '"fgsm", "pgd" or "mix" (a fair coin per batch)')
+    attack: str = _opt(
+        "pgd",
+        '"fgsm", "pgd", "mix" (a fair coin per batch) or "gaussian:<sigma>" (noise triplets for randomized smoothing)',
+    )
     eps: float = _opt(0.01, "L-inf budget of the training attack, pixels in [0, 1]")
     step_size: float = _opt(0.004, "PGD step size")
     steps: int = _opt(10, "PGD steps")
@@ -172,6 +175,11 @@ def validate_config(config: TrainConfig) -> None:
             on a machine without one (one line saying which flag and what is allowed).
     """
     for name, allowed in CHOICES.items():
+        if name == "attack" and config.attack.startswith("gaussian:"):
+            sigma = gaussian_sigma(config.attack)
+            if sigma is None or sigma <= 0:
+                raise ValueError(f"--attack {config.attack!r}: expected gaussian:<sigma> with a positive sigma")
+            continue
         if getattr(config, name) not in allowed:
             raise ValueError(f"--{name.replace('_', '-')} {getattr(config, name)!r}: expected one of {list(allowed)}")
     for name in ("epochs", "batch_size", "width", "depth", "steps", "log_every", "checkpoint_every"):
@@ -193,6 +201,16 @@ def validate_config(config: TrainConfig) -> None:
 
         if not torch.cuda.is_available():
             raise ValueError(f"--device {config.device}: this machine has no CUDA device (use --device cpu or auto)")
+
+
+def gaussian_sigma(attack: str) -> float | None:
+    """The sigma of ``"gaussian:<sigma>"`` (noise triplets), or None for the adversarial attacks (and bad numbers)."""
+    if not attack.startswith("gaussian:"):
+        return None
+    try:
+        return float(attack.removeprefix("gaussian:"))
+    except ValueError:
+        return None
 
 
 def changed_fields(saved: dict, config: TrainConfig) -> dict[str, tuple]:

@@ -36,7 +36,7 @@ from ..defense import ReconstructiveDefense
 from ..losses import guidance_loss, visual_loss
 from ..metrics import psnr
 from ..purifiers import build_purifier
-from .config import TrainConfig, changed_fields, config_to_command, validate_config
+from .config import TrainConfig, changed_fields, config_to_command, gaussian_sigma, validate_config
 from .curves import plot_curves
 
 __all__ = ["train", "TrainingInterrupted"]
@@ -194,6 +194,9 @@ class _TripletMaker:
         return self.config.attack
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor, ae: nn.Module | None = None, k: int = 0) -> torch.Tensor:
+        sigma = gaussian_sigma(self.config.attack)
+        if sigma is not None:  # noise triplets (denoised smoothing): clamp(x + N(0, sigma^2)), no classifier needed
+            return (x + sigma * torch.randn_like(x)).clamp(0, 1)
         kind = self.kind()
         if self.config.adaptive and ae is not None:
             target = nn.Sequential(ae, self.classifiers[k])
@@ -315,7 +318,10 @@ def validate(
         x, y = x.to(device), y.to(device)
         if i not in maker.validation_attacks:  # the attack ignores the AE: made once, reused every epoch
             torch.manual_seed(_step_seed(config.seed, -2, i))
-            x_adv = maker.pgd[0](x, y) if config.attack != "fgsm" else maker.fgsm[0](x, y)
+            if gaussian_sigma(config.attack) is not None:
+                x_adv = maker(x, y)
+            else:
+                x_adv = maker.pgd[0](x, y) if config.attack != "fgsm" else maker.fgsm[0](x, y)
             with torch.no_grad():
                 undefended = (
                     (_predict(classifier, x) == y).sum().item(),
@@ -700,6 +706,8 @@ def _save_final(ae: nn.Module, config: TrainConfig, val: dict[str, float], final
     attack = f"{config.attack} (eps={config.eps}" + (
         f", step {config.step_size}, {config.steps} steps)" if config.attack != "fgsm" else ")"
     )
+    if gaussian_sigma(config.attack) is not None:
+        attack = f"gaussian noise, sigma {gaussian_sigma(config.attack)} (clamped to [0, 1])"
     command = (
         config.extra_meta.get("python_call", "recondefense.train.fit(...)")
         if config.data.startswith("python:")
