@@ -1,4 +1,4 @@
-"""The ``recondefense`` console script: ``train``, ``evaluate``, ``purify``, ``weights``."""
+"""The ``recondefense`` console script: ``train``, ``evaluate``, ``certify``, ``purify``, ``weights``."""
 
 from __future__ import annotations
 
@@ -147,6 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("train", help="train a defense (see recondefense train --help)", add_help=False)
     sub.add_parser("evaluate", help="the paper's tables (see recondefense evaluate --help)", add_help=False)
+    sub.add_parser(
+        "certify", help="randomized-smoothing certificates (see recondefense certify --help)", add_help=False
+    )
     purify = sub.add_parser("purify", help="purify image files with a defense, writing PNGs")
     purify.add_argument("images", nargs="+")
     purify.add_argument("--weights", required=True, help="registered name, hub repo id or folder")
@@ -160,6 +163,10 @@ def main(argv: list[str] | None = None) -> int:
         from .evaluate import main as evaluate_main
 
         return evaluate_main(argv[1:])
+    if argv and argv[0] == "certify":
+        from .certify import main as certify_main
+
+        return certify_main(argv[1:])
     args = parser.parse_args(argv)
     return {"purify": _purify, "weights": _weights}[args.command](args)
 

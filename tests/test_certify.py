@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from conftest import needs_fashion_mnist
 from scipy.stats import beta, norm
 from torch import nn
 
@@ -60,3 +61,22 @@ def test_sample_counts_batches_and_sums():
     with pytest.raises(ValueError, match="sigma"):
         certify(Linear2(), torch.rand(1, 2, 2), 0.0)
     assert math.isfinite(certify(Linear2(), torch.full((1, 2, 2), 0.9), 0.1, n0=10, n=100).radius)
+
+
+@needs_fashion_mnist
+def test_certify_cli_writes_rows_and_the_curve(tmp_path, capsys):
+    from recondefense.cli import main
+
+    rows_path, plot = tmp_path / "rows.json", tmp_path / "curve.png"
+    code = main(
+        ["certify", "--tier", "fashionmnist", "--defenses", "none,fashionmnist-smallcnn-pgd", "--sigma", "0.25"]
+        + ["--n", "100", "--n0", "10", "--limit", "2", "--json", str(rows_path), "--plot", str(plot), "--no-progress"]
+    )
+    assert code == 0 and plot.stat().st_size > 1000
+    import json
+
+    rows = json.loads(rows_path.read_text())
+    assert len(rows) == 4 and {r["defense"] for r in rows} == {"none", "fashionmnist-smallcnn-pgd"}
+    assert "| none |" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["certify", "--sigma", "-1"])
