@@ -8,25 +8,14 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .files import writable_folder_problem
+
 if TYPE_CHECKING:
     from torchvision.io import ImageReadMode
 
 
 class _UsageError(Exception):
     """A bad command line or input, reported as one ``error:`` line on stderr (exit code 2)."""
-
-
-def _writable_folder_problem(folder: Path) -> str | None:
-    """Why ``folder`` cannot be created or written into, or None: its nearest existing ancestor
-    must be a writable folder."""
-    existing = folder
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        return f"{existing} is a file, not a folder"
-    if not os.access(existing, os.W_OK | os.X_OK):
-        return f"{existing} is not writable"
-    return None
 
 
 def _purify_plan(inputs: dict[Path, str], out: Path) -> list[tuple[Path, Path]]:
@@ -64,7 +53,7 @@ def _purify_plan(inputs: dict[Path, str], out: Path) -> list[tuple[Path, Path]]:
         if dst.is_dir():
             raise _UsageError(f"output {dst} is an existing folder")
     for folder in dict.fromkeys(dst.parent for _, dst in plan):
-        problem = _writable_folder_problem(folder)
+        problem = writable_folder_problem(folder)
         if problem:
             raise _UsageError(f"cannot write to --out {out}: {problem}")
     return plan

@@ -103,16 +103,7 @@ class ReconstructiveDefense(
             "detail_width": detail_width,
             "detail_depth": detail_depth,
         }
-        self.autoencoder = build_purifier(
-            arch,
-            in_channels=in_channels,
-            width=width,
-            depth=depth,
-            skip=skip,
-            widths=widths,
-            detail_width=detail_width,
-            detail_depth=detail_depth,
-        )
+        self.autoencoder = build_purifier(**self.hyperparameters)
         self.meta: dict[str, Any] = dict(meta or {})
         self.requires_grad_(False)
         self.eval()

@@ -462,9 +462,9 @@ def eps_curve(
 def main(argv: list[str] | None = None) -> int:
     """The ``recondefense evaluate`` command line. Returns the exit code: 2 for a bad argument, reported
     as one ``error:`` line before any data, classifier or defense is loaded."""
-    import os
     import re
 
+    from .files import output_problem
     from .weights import list_weights
 
     def positive_int(text: str) -> int:
@@ -544,20 +544,6 @@ def main(argv: list[str] | None = None) -> int:
             return False
         hub_id = re.fullmatch(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*", name) is not None
         return name == "none" or name in BASELINES or name in list_weights() or Path(name).is_dir() or hub_id
-
-    def output_problem(flag: str, path: Path, folder: bool = False) -> str | None:
-        # a file's parent must be an existing writable folder; a folder (created with its parents) must be
-        # an existing writable folder or have its nearest existing ancestor be one
-        if path.is_dir() != folder and path.exists():
-            return f"{flag} {path} is {'a file' if folder else 'a folder'}"
-        parent = path if folder else path.parent
-        while folder and not parent.exists() and parent != parent.parent:
-            parent = parent.parent
-        if not parent.is_dir():
-            return f"{flag} {path}: {parent} is not an existing folder"
-        if not os.access(parent, os.W_OK | os.X_OK):
-            return f"{flag} {path}: {parent} is not writable"
-        return None
 
     problems: list[str | None] = []
     unknown = [d for d in dict.fromkeys([*defenses, *(curve_defenses or [])]) if not known_defense(d)]
