@@ -60,8 +60,8 @@ class ReconstructiveDefense(
     Args:
         in_channels, width, depth, skip, widths: the network's hyper-parameters (see ``ReconAutoencoder``;
             ``"residual"`` uses ``width`` and ``depth`` for its U-Net, ``"detail"`` for its bottleneck AE).
-        arch: ``"recon"``, ``"residual"`` or ``"detail"`` (:data:`recondefense.purifiers.ARCHITECTURES`).
-        detail_width, detail_depth: the detail U-Net of ``arch="detail"`` (ignored otherwise).
+        arch: ``"recon"``, ``"residual"``, ``"detail"`` or ``"gated"`` (:data:`recondefense.purifiers.ARCHITECTURES`).
+        detail_width, detail_depth: the detail U-Net of ``"detail"``, the gate of ``"gated"`` (ignored otherwise).
         meta: free-form metadata saved in config.json (dataset, classifier, mean/std, metrics).
         format_version: config layout version; anything but :data:`FORMAT_VERSION` is refused.
 

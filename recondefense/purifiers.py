@@ -8,6 +8,8 @@
   perturbation from the start (it can be initialised from trained AE weights), and a zero-initialised
   residual U-Net that sees both the input and the AE's output learns to put back the detail the bottleneck
   lost, so at initialisation it equals the AE.
+- ``"gated"``: :class:`GatedPurifier`, the AE applied through a learned per-image gate (a perturbation
+  detector) that starts nearly closed: clean images pass almost untouched, attacked ones are purified.
 
 Every architecture maps ``(N, C, H, W)`` in [0, 1] to ``(N, C, H, W)`` and exposes ``in_channels`` and
 ``stride`` (input height and width must be multiples of it; ``ReconstructiveDefense`` pads).
@@ -23,7 +25,7 @@ from torch import nn
 
 from .autoencoder import ReconAutoencoder
 
-__all__ = ["ResidualPurifier", "DetailPurifier", "ARCHITECTURES", "build_purifier"]
+__all__ = ["ResidualPurifier", "DetailPurifier", "GatedPurifier", "ARCHITECTURES", "build_purifier"]
 
 
 def _conv_relu(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
@@ -136,12 +138,66 @@ class DetailPurifier(nn.Module):
         return (base + self.detail(torch.cat([x, base], dim=1))).clamp(0, 1)
 
 
+class GatedPurifier(nn.Module):
+    """``x + g(x) * (AE(x) - x)``: the paper's AE applied as much as a learned per-image gate ``g`` in (0, 1) says.
+
+    ``g`` is a small strided CNN with global average pooling (a detector of perturbations); its last bias starts
+    at -4, so an untrained gated purifier is within 2% of the identity on every image (clean images pass almost
+    untouched), and training against the frozen classifier (attacked images must be classified as their clean
+    originals, clean ones must keep their prediction) teaches it when to purify. Load trained AE weights into
+    ``.bottleneck`` to start from a purifier that already removes the perturbation.
+
+    Args:
+        in_channels, width, depth, skip, widths: the AE (see :class:`ReconAutoencoder`).
+        detail_width, detail_depth: channels of the gate's first level (doubled per level) and its stride-2 levels.
+
+    Shape: ``(N, C, H, W)`` in [0, 1] -> ``(N, C, H, W)`` in [0, 1].
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 3,
+        width: int = 16,
+        depth: int = 3,
+        skip: bool = True,
+        widths: list[int] | None = None,
+        detail_width: int = 16,
+        detail_depth: int = 3,
+    ) -> None:
+        super().__init__()
+        self.in_channels = in_channels
+        self.bottleneck = ReconAutoencoder(in_channels, width, depth, skip, widths)
+        levels = [detail_width * 2**i for i in range(detail_depth + 1)]
+        layers: list[nn.Module] = [_conv_relu(in_channels, levels[0])]
+        layers += [_conv_relu(levels[i], levels[i + 1], stride=2) for i in range(detail_depth)]
+        self.gate = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(levels[-1], 1))
+        nn.init.zeros_(self.gate[-1].weight)
+        nn.init.constant_(self.gate[-1].bias, -4.0)
+
+    @property
+    def stride(self) -> int:
+        """Input height and width must be multiples of this (the AE's)."""
+        return self.bottleneck.stride
+
+    def gate_value(self, x: torch.Tensor) -> torch.Tensor:
+        """The gate per image: ``(N, C, H, W)`` -> ``(N,)`` in (0, 1)."""
+        return torch.sigmoid(self.gate(x)).flatten()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate = self.gate_value(x).view(-1, 1, 1, 1)
+        return (x + gate * (self.bottleneck(x) - x)).clamp(0, 1)
+
+
 #: Architecture name (config.json's ``arch``) -> class and the config keys it takes.
 ARCHITECTURES: dict[str, tuple[type[nn.Module], tuple[str, ...]]] = {
     "recon": (ReconAutoencoder, ("in_channels", "width", "depth", "skip", "widths")),
     "residual": (ResidualPurifier, ("in_channels", "width", "depth")),
     "detail": (
         DetailPurifier,
+        ("in_channels", "width", "depth", "skip", "widths", "detail_width", "detail_depth"),
+    ),
+    "gated": (
+        GatedPurifier,
         ("in_channels", "width", "depth", "skip", "widths", "detail_width", "detail_depth"),
     ),
 }

@@ -59,3 +59,17 @@ def test_unknown_architecture_is_refused():
         ReconstructiveDefense(arch="unet9000")
     with pytest.raises(ValueError, match="unknown purifier architecture"):
         build_purifier("nope")
+
+
+def test_gated_purifier_starts_nearly_closed_and_applies_its_autoencoder_when_open():
+    from recondefense.purifiers import GatedPurifier
+
+    torch.manual_seed(0)
+    net = GatedPurifier(width=8, depth=2, detail_width=4, detail_depth=2).eval()
+    x = torch.rand(3, 3, 16, 16)
+    gate = net.gate_value(x)
+    assert gate.shape == (3,) and torch.allclose(gate, torch.full((3,), torch.sigmoid(torch.tensor(-4.0)).item()))
+    assert (net(x) - x).abs().max() <= 0.02  # within 2% of the identity before training
+    with torch.no_grad():
+        net.gate[-1].bias.fill_(50.0)  # fully open: the autoencoder's output
+    assert torch.allclose(net(x), net.bottleneck(x).clamp(0, 1), atol=1e-6)

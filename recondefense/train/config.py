@@ -56,10 +56,11 @@ class TrainConfig:
     arch: str = _opt(
         "recon",
         '"recon" (the paper\'s AE), "residual" (x + zero-initialised U-Net correction: identity at init) or '
-        '"detail" (the AE plus a zero-initialised detail U-Net; --init-from may name trained "recon" weights)',
+        '"detail" (the AE plus a zero-initialised detail U-Net) or "gated" (the AE through a learned per-image gate '
+        'that starts nearly closed); --init-from may name trained "recon" weights for "detail" and "gated"',
     )
-    detail_width: int = _opt(16, '"detail": channels of the detail U-Net\'s full-resolution level')
-    detail_depth: int = _opt(2, '"detail": stride-2 levels of the detail U-Net')
+    detail_width: int = _opt(16, '"detail"/"gated": channels of the detail U-Net\'s (gate\'s) first level')
+    detail_depth: int = _opt(2, '"detail"/"gated": stride-2 levels of the detail U-Net (gate)')
     init_from: str | None = _opt(
         None, "start from these defense weights (name, hub id or folder) instead of random init"
     )
@@ -163,7 +164,7 @@ CHOICES = {
     "triplets": ("online", "cached"),
     "lr_schedule": ("constant", "cosine"),
     "guidance": ("ce", "kl", "logits-l1"),
-    "arch": ("recon", "residual", "detail"),
+    "arch": ("recon", "residual", "detail", "gated"),
 }
 
 

@@ -653,7 +653,7 @@ def _build_network(config: TrainConfig, in_channels: int, start: ReconstructiveD
     )
     if start is None:
         return net
-    target = net.bottleneck if config.arch == "detail" and start.arch == "recon" else net
+    target = net.bottleneck if config.arch in ("detail", "gated") and start.arch == "recon" else net
     try:
         target.load_state_dict(start.autoencoder.state_dict())
     except RuntimeError as err:
