@@ -397,3 +397,21 @@ def test_gaussian_noise_triplets_for_denoised_smoothing(data, tmp_path, capsys):
         + ["--out", str(tmp_path / "bad")]
     )
     assert code == 2 and "positive sigma" in capsys.readouterr().err
+
+
+def test_corruption_triplets_mixed_with_pgd(data, tmp_path, capsys):
+    from recondefense.train.config import attack_parts, corruption_spec
+
+    assert corruption_spec("corruption:fog,snow@1-3") == (("fog", "snow"), (1, 2, 3))
+    assert corruption_spec("corruption@2")[1] == (2,) and len(corruption_spec("corruption")[0]) == 15
+    assert attack_parts("pgd+corruption:fog") == ["pgd", "corruption:fog"] and corruption_spec("pgd") is None
+    out = tmp_path / "realworld"
+    final = train(_config(data, out, attack="pgd+corruption:gaussian_noise,fog@1-2", warmup_epochs=0))
+    assert "corruption:gaussian_noise,fog@1-2" in ReconstructiveDefense.from_pretrained(final).meta["attack"]
+    for bad in ("corruption:nope", "corruption@7", "pgd+"):
+        code = train_cli(
+            ["--data", str(data), "--classifier", "tiny_models:tiny_classifier", "--attack", bad]
+            + ["--out", str(tmp_path / "bad")]
+        )
+        assert code == 2, bad
+    assert "unknown corruptions" in capsys.readouterr().err

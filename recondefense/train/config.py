@@ -40,7 +40,8 @@ class TrainConfig:
     # attack that makes the triplets (x, x~, y), against the frozen classifier (Table 1)
     attack: str = _opt(
         "pgd",
-        '"fgsm", "pgd", "mix" (a fair coin per batch) or "gaussian:<sigma>" (noise triplets for randomized smoothing)',
+        '"fgsm", "pgd", "mix" (a fair coin per batch), "gaussian:<sigma>" (noise triplets for randomized smoothing) '
+        'or "corruption[:names][@severities]" (ImageNet-C); several joined by + are drawn per batch (pgd+corruption)',
     )
     eps: float = _opt(0.01, "L-inf budget of the training attack, pixels in [0, 1]")
     step_size: float = _opt(0.004, "PGD step size")
@@ -175,11 +176,24 @@ def validate_config(config: TrainConfig) -> None:
         ValueError: an unknown choice, a non-positive count, a fraction outside [0, 1], or a CUDA device
             on a machine without one (one line saying which flag and what is allowed).
     """
-    for name, allowed in CHOICES.items():
-        if name == "attack" and config.attack.startswith("gaussian:"):
-            sigma = gaussian_sigma(config.attack)
+    parts = attack_parts(config.attack)
+    if not all(parts):
+        raise ValueError(
+            f"--attack {config.attack!r}: expected one of {list(CHOICES['attack'])}, gaussian:<sigma> "
+            "or corruption[:names][@severities], several joined by +"
+        )
+    for part in parts:
+        if part.startswith("gaussian:"):
+            sigma = gaussian_sigma(part)
             if sigma is None or sigma <= 0:
-                raise ValueError(f"--attack {config.attack!r}: expected gaussian:<sigma> with a positive sigma")
+                raise ValueError(f"--attack {part!r}: expected gaussian:<sigma> with a positive sigma")
+        elif corruption_spec(part) is None and part not in CHOICES["attack"]:
+            raise ValueError(
+                f"--attack {part!r}: expected one of {list(CHOICES['attack'])}, gaussian:<sigma> or "
+                "corruption[:names][@severities]"
+            )
+    for name, allowed in CHOICES.items():
+        if name == "attack":
             continue
         if getattr(config, name) not in allowed:
             raise ValueError(f"--{name.replace('_', '-')} {getattr(config, name)!r}: expected one of {list(allowed)}")
@@ -202,6 +216,44 @@ def validate_config(config: TrainConfig) -> None:
 
         if not torch.cuda.is_available():
             raise ValueError(f"--device {config.device}: this machine has no CUDA device (use --device cpu or auto)")
+
+
+def corruption_spec(part: str) -> tuple[tuple[str, ...], tuple[int, ...]] | None:
+    """``"corruption[:name,name...][@severities]"`` -> (names, severities); None for other attacks.
+
+    Severities are ``@3``, ``@1-3`` or ``@1,3,5`` (default 1-5); names default to all 15 ImageNet-C corruptions.
+
+    Raises:
+        ValueError: an unknown corruption name or a severity outside 1-5.
+    """
+    if part != "corruption" and not part.startswith(("corruption:", "corruption@")):
+        return None
+    from ..corruptions import CORRUPTIONS
+
+    body = part.removeprefix("corruption")
+    names_text, _, severity_text = body.removeprefix(":").partition("@")
+    names = tuple(n for n in names_text.split(",") if n) or tuple(CORRUPTIONS)
+    unknown = [n for n in names if n not in CORRUPTIONS]
+    if unknown:
+        raise ValueError(f"--attack {part!r}: unknown corruptions {unknown}; known: {sorted(CORRUPTIONS)}")
+    try:
+        if not severity_text:
+            severities = (1, 2, 3, 4, 5)
+        elif "-" in severity_text:
+            low, high = (int(v) for v in severity_text.split("-"))
+            severities = tuple(range(low, high + 1))
+        else:
+            severities = tuple(int(v) for v in severity_text.split(","))
+    except ValueError:
+        severities = ()
+    if not severities or any(not 1 <= v <= 5 for v in severities):
+        raise ValueError(f"--attack {part!r}: severities must be in 1-5 (@3, @1-3 or @1,3,5)")
+    return names, severities
+
+
+def attack_parts(attack: str) -> list[str]:
+    """The triplet sources of ``--attack``, ``+``-separated (``pgd+corruption``: each batch draws one)."""
+    return attack.split("+")
 
 
 def gaussian_sigma(attack: str) -> float | None:

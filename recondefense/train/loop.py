@@ -31,12 +31,21 @@ from tqdm.auto import tqdm
 from .. import __version__
 from ..attacks import FGSM, PGD
 from ..classifiers import load_classifier
+from ..corruptions import corrupt
 from ..data import collate_skipping, load_dataset
 from ..defense import ReconstructiveDefense
 from ..losses import guidance_loss, visual_loss
 from ..metrics import psnr
 from ..purifiers import build_purifier
-from .config import TrainConfig, changed_fields, config_to_command, gaussian_sigma, validate_config
+from .config import (
+    TrainConfig,
+    attack_parts,
+    changed_fields,
+    config_to_command,
+    corruption_spec,
+    gaussian_sigma,
+    validate_config,
+)
 from .curves import plot_curves
 
 __all__ = ["train", "TrainingInterrupted"]
@@ -189,15 +198,26 @@ class _TripletMaker:
         self.validation_attacks: dict[int, tuple[torch.Tensor, int, int]] = {}
 
     def kind(self) -> str:
-        if self.config.attack == "mix":
+        parts = attack_parts(self.config.attack)
+        part = parts[int(torch.randint(len(parts), ()))] if len(parts) > 1 else parts[0]
+        if part == "mix":
             return "fgsm" if torch.rand(()) < 0.5 else "pgd"
-        return self.config.attack
+        return part
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor, ae: nn.Module | None = None, k: int = 0) -> torch.Tensor:
-        sigma = gaussian_sigma(self.config.attack)
+        kind = self.kind()
+        sigma = gaussian_sigma(kind)
         if sigma is not None:  # noise triplets (denoised smoothing): clamp(x + N(0, sigma^2)), no classifier needed
             return (x + sigma * torch.randn_like(x)).clamp(0, 1)
-        kind = self.kind()
+        corruption = corruption_spec(kind)
+        if corruption is not None:  # one corruption and severity per image, from the seeded global generator
+            names, severities = corruption
+            out = torch.empty_like(x)
+            for i in range(len(x)):
+                name = names[int(torch.randint(len(names), ()))]
+                severity = severities[int(torch.randint(len(severities), ()))]
+                out[i] = corrupt(x[i], name, severity)
+            return out
         if self.config.adaptive and ae is not None:
             target = nn.Sequential(ae, self.classifiers[k])
             attack = (
@@ -214,6 +234,11 @@ class _TripletMaker:
         else:
             attack = self.fgsm[k] if kind == "fgsm" else self.pgd[k]
         return attack(x, y).detach()
+
+
+def _single_source(maker: _TripletMaker, part: str) -> _TripletMaker:
+    """A triplet maker for one ``+``-part of ``maker``'s attack (validation measures the first part alone)."""
+    return _TripletMaker(dataclasses.replace(maker.config, attack=part), maker.classifiers)
 
 
 def _groups(index: torch.Tensor, count: int) -> list[tuple[int, torch.Tensor]]:
@@ -318,10 +343,13 @@ def validate(
         x, y = x.to(device), y.to(device)
         if i not in maker.validation_attacks:  # the attack ignores the AE: made once, reused every epoch
             torch.manual_seed(_step_seed(config.seed, -2, i))
-            if gaussian_sigma(config.attack) is not None:
-                x_adv = maker(x, y)
-            else:
-                x_adv = maker.pgd[0](x, y) if config.attack != "fgsm" else maker.fgsm[0](x, y)
+            first = attack_parts(config.attack)[0]  # validation measures the first triplet source
+            if first in ("pgd", "mix"):
+                x_adv = maker.pgd[0](x, y)
+            elif first == "fgsm":
+                x_adv = maker.fgsm[0](x, y)
+            else:  # noise or corruptions: a seeded draw of the same source
+                x_adv = maker(x, y) if len(attack_parts(config.attack)) == 1 else _single_source(maker, first)(x, y)
             with torch.no_grad():
                 undefended = (
                     (_predict(classifier, x) == y).sum().item(),
@@ -708,6 +736,8 @@ def _save_final(ae: nn.Module, config: TrainConfig, val: dict[str, float], final
     )
     if gaussian_sigma(config.attack) is not None:
         attack = f"gaussian noise, sigma {gaussian_sigma(config.attack)} (clamped to [0, 1])"
+    elif any(corruption_spec(p) is not None for p in attack_parts(config.attack)):
+        attack = f"{config.attack} (+: one source per batch; PGD/FGSM eps={config.eps})"
     command = (
         config.extra_meta.get("python_call", "recondefense.train.fit(...)")
         if config.data.startswith("python:")
