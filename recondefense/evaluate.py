@@ -37,7 +37,17 @@ from .classifiers import load_classifier
 from .defense import ReconstructiveDefense
 from .metrics import psnr, ssim, wilson_interval
 
-__all__ = ["Tier", "TIERS", "BASELINES", "build_defense", "evaluate", "format_markdown", "main"]
+__all__ = [
+    "Tier",
+    "TIERS",
+    "BASELINES",
+    "build_defense",
+    "evaluate",
+    "evaluate_corruptions",
+    "format_markdown",
+    "format_corruption_markdown",
+    "main",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -309,6 +319,104 @@ def evaluate(
     return rows
 
 
+@torch.no_grad()
+def evaluate_corruptions(
+    tier: str | Tier = "fashionmnist",
+    *,
+    defenses: Sequence[str] | None = None,
+    corruptions: Sequence[str] | None = None,
+    severities: Sequence[int] = (1, 2, 3, 4, 5),
+    classifier: str | None = None,
+    limit: int | None = None,
+    batch_size: int | None = None,
+    device: str | torch.device = "cpu",
+    seed: int = 0,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Accuracy of ``classifier(defense(corrupt(x)))`` per ImageNet-C corruption, averaged over ``severities``.
+
+    Every defense sees the same corrupted images (one generator seeded per batch, corruption and severity).
+
+    Returns:
+        Rows ``{"defense", "attack": "corruption:<name>", "accuracy", "per_severity": [...], "n"}``.
+    """
+    from .corruptions import CORRUPTIONS, corrupt
+
+    tier = TIERS[tier] if isinstance(tier, str) else tier
+    device = torch.device(device)
+    defenses = list(defenses or tier.defenses)
+    names = list(corruptions or CORRUPTIONS)
+    unknown = [n for n in names if n not in CORRUPTIONS]
+    if unknown:
+        raise ValueError(f"unknown corruptions {unknown}: expected some of {sorted(CORRUPTIONS)}")
+    clf = load_classifier(classifier or tier.classifier).to(device)
+    modules = {d: build_defense(d, seed, tier) for d in defenses}
+    for m in modules.values():
+        if m is not None:
+            m.to(device)
+    data = tier.test_set(clf)
+    total = min(limit or len(data), len(data))
+    loader = DataLoader(Subset(data, range(total)), batch_size=batch_size or tier.batch_size, shuffle=False)
+    correct = {(d, c, s): 0 for d in defenses for c in names for s in severities}
+    bar = tqdm(loader, desc=f"corruptions {tier.name}", disable=not progress)
+    for i, (x, y) in enumerate(bar):
+        x, y = x.to(device), y.to(device)
+        for j, name in enumerate(names):
+            for severity in severities:
+                generator = torch.Generator(device=x.device).manual_seed(seed * 1_000_003 + i * 1009 + j * 7 + severity)
+                corrupted = corrupt(x, name, severity, generator=generator)
+                for d, module in modules.items():
+                    correct[d, name, severity] += _correct(_defended(module, clf), corrupted, y)
+    rows = []
+    for d in defenses:
+        for name in names:
+            per = [correct[d, name, s] / total for s in severities]
+            rows.append(
+                {
+                    "defense": d,
+                    "attack": f"corruption:{name}",
+                    "accuracy": sum(per) / len(per),
+                    "per_severity": per,
+                    "n": total,
+                }
+            )
+    return rows
+
+
+def format_corruption_markdown(
+    rows: list[dict[str, Any]], tier: Tier, classifier: str | None = None, held_out: Sequence[str] = ()
+) -> str:
+    """The corruption table: accuracy per corruption (mean over severities), their mean, and the mean
+    corruption error relative to no defense (mean over corruptions of error(defense) / error(none); < 1 helps).
+    ``held_out`` corruptions (never trained on) get their own mean column."""
+    defenses = list(dict.fromkeys(r["defense"] for r in rows))
+    names = list(dict.fromkeys(r["attack"].removeprefix("corruption:") for r in rows))
+    acc = {(r["defense"], r["attack"].removeprefix("corruption:")): r["accuracy"] for r in rows}
+    n = max((r["n"] for r in rows), default=0)
+    head = ["Defense", *names, "mean"] + (["mean held-out"] if held_out else []) + ["rel. mCE"]
+    lines = [
+        f"Classifier `{classifier or tier.classifier}`, {n} test images, each of the {len(names)} ImageNet-C "
+        "corruptions at severities 1-5 (accuracy averaged over severities). rel. mCE: mean over corruptions of "
+        "the defended error divided by the undefended error (below 1: the defense helps).",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+    ]
+    for d in defenses:
+        values = [acc[d, c] for c in names]
+        cells = [f"{v:.3f}" for v in values] + [f"{sum(values) / len(values):.3f}"]
+        if held_out:
+            kept = [acc[d, c] for c in names if c in held_out]
+            cells.append(f"{sum(kept) / len(kept):.3f}" if kept else "-")
+        if ("none", names[0]) in acc:
+            ratios = [(1 - acc[d, c]) / max(1 - acc["none", c], 1e-9) for c in names]
+            cells.append(f"{sum(ratios) / len(ratios):.3f}")
+        else:
+            cells.append("-")
+        lines.append(f"| {d} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def format_markdown(rows: list[dict[str, Any]], tier: Tier, classifier: str | None = None) -> str:
     """The rows as the README's table: one line per defense, one column per attack, plus PSNR/SSIM."""
     defenses = list(dict.fromkeys(r["defense"] for r in rows))
@@ -527,6 +635,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-table", action="store_true", help="skip the table: only --figures and/or --curve for --defenses"
     )
+    parser.add_argument(
+        "--corruptions",
+        nargs="?",
+        const="all",
+        default=None,
+        help="the corruption table instead of the attack table: 'all' or comma-separated ImageNet-C names",
+    )
+    parser.add_argument(
+        "--held-out-corruptions", default="", help="comma-separated corruptions reported in their own mean column"
+    )
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     tier = TIERS[args.tier]
@@ -591,6 +709,33 @@ def main(argv: list[str] | None = None) -> int:
         rows.sort(key=lambda r: order.get(r["defense"], len(order)))  # stable: unknown defenses keep their place
         table = format_markdown(rows, tier, classifier)
         print(table)
+        if args.markdown:
+            Path(args.markdown).write_text(table)
+        return 0
+    if args.corruptions is not None and not args.no_table:
+        names = None if args.corruptions == "all" else args.corruptions.split(",")
+        try:
+            rows = evaluate_corruptions(
+                tier,
+                defenses=defenses,
+                corruptions=names,
+                classifier=classifier,
+                limit=args.limit,
+                batch_size=args.batch_size,
+                device=args.device,
+                seed=args.seed,
+                progress=not args.no_progress,
+            )
+        except (ValueError, FileNotFoundError) as err:
+            print("error: " + " ".join(str(err).splitlines()), file=sys.stderr)
+            return 2
+        held_out = [n for n in args.held_out_corruptions.split(",") if n]
+        table = format_corruption_markdown(rows, tier, classifier, held_out)
+        print(table, file=info)
+        if args.json == "-":
+            sys.stdout.write(json.dumps(rows, indent=1) + "\n")
+        elif args.json:
+            Path(args.json).write_text(json.dumps(rows, indent=1))
         if args.markdown:
             Path(args.markdown).write_text(table)
         return 0

@@ -97,3 +97,31 @@ def test_full_table2_for_the_shipped_pgd_weights() -> None:
     t = _table(rows)
     assert t["fashionmnist-smallcnn-pgd", "none"]["accuracy"] >= t["none", "none"]["accuracy"] - 0.03
     assert t["fashionmnist-smallcnn-pgd", "pgd"]["accuracy"] >= 0.9 * t["fashionmnist-smallcnn-pgd", "none"]["accuracy"]
+
+
+@needs_fashion_mnist
+def test_corruption_table_rows_markdown_and_cli(tmp_path, capsys):
+    from recondefense.evaluate import evaluate_corruptions, format_corruption_markdown, main
+
+    rows = evaluate_corruptions(
+        "fashionmnist",
+        defenses=["none", "jpeg"],
+        corruptions=["gaussian_noise", "contrast"],
+        limit=20,
+        batch_size=20,
+        progress=False,
+    )
+    assert len(rows) == 4 and all(len(r["per_severity"]) == 5 and r["n"] == 20 for r in rows)
+    assert all(0 <= r["accuracy"] <= 1 for r in rows)
+    noise = next(r for r in rows if r["defense"] == "none" and r["attack"] == "corruption:gaussian_noise")
+    assert noise["per_severity"][0] >= noise["per_severity"][-1]  # severity 5 hurts at least as much as 1
+    table = format_corruption_markdown(rows, TIERS["fashionmnist"], held_out=["contrast"])
+    assert "| none |" in table and "rel. mCE" in table and "mean held-out" in table
+    none_line = next(line for line in table.splitlines() if line.startswith("| none |"))
+    assert none_line.rstrip(" |").endswith("1.000")  # no defense relative to itself
+    out = tmp_path / "c.json"
+    code = main(
+        ["--tier", "fashionmnist", "--defenses", "none", "--corruptions", "brightness", "--limit", "5"]
+        + ["--json", str(out), "--no-progress"]
+    )
+    assert code == 0 and len(json.loads(out.read_text())) == 1
