@@ -415,3 +415,27 @@ def test_corruption_triplets_mixed_with_pgd(data, tmp_path, capsys):
         )
         assert code == 2, bad
     assert "unknown corruptions" in capsys.readouterr().err
+
+
+def test_freeze_keeps_a_sub_network_and_its_batch_norm_statistics(data, tmp_path):
+    start = train(_config(data, tmp_path / "recon", epochs=1, warmup_epochs=1))
+    final = train(
+        _config(
+            data,
+            tmp_path / "gated",
+            arch="gated",
+            init_from=str(start),
+            freeze="bottleneck",
+            warmup_epochs=0,
+            guidance="kl",
+            clean_weight=1.0,
+            detail_width=4,
+            detail_depth=1,
+        )
+    )
+    before = ReconstructiveDefense.from_pretrained(start).autoencoder.state_dict()
+    after = ReconstructiveDefense.from_pretrained(final).autoencoder
+    assert all(torch.equal(before[k], v) for k, v in after.bottleneck.state_dict().items())  # running stats too
+    assert not torch.equal(after.gate[-1].bias, torch.tensor([-4.0]))  # the gate learned
+    with pytest.raises(ValueError, match="leaves no parameter"):
+        train(_config(data, tmp_path / "none", freeze="encoder,decoder", epochs=1))

@@ -60,6 +60,10 @@ class TrainConfig:
         '"detail" (the AE plus a zero-initialised detail U-Net) or "gated" (the AE through a learned per-image gate '
         'that starts nearly closed); --init-from may name trained "recon" weights for "detail" and "gated"',
     )
+    freeze: str | None = _opt(
+        None,
+        'comma-separated parameter-name prefixes kept frozen (e.g. "bottleneck": train only the gate of "gated")',
+    )
     detail_width: int = _opt(16, '"detail"/"gated": channels of the detail U-Net\'s (gate\'s) first level')
     detail_depth: int = _opt(2, '"detail"/"gated": stride-2 levels of the detail U-Net (gate)')
     init_from: str | None = _opt(

@@ -459,7 +459,13 @@ def _train(
     model: nn.Module = ae
     if world > 1:
         model = nn.parallel.DistributedDataParallel(ae, device_ids=[device.index] if use_cuda else None)
-    opt = torch.optim.Adam(ae.parameters(), lr=config.lr)
+    frozen = [prefix for prefix in (config.freeze or "").split(",") if prefix]
+    trained = [p for name, p in ae.named_parameters() if not any(name.startswith(f) for f in frozen)]
+    if not trained:
+        raise ValueError(f"--freeze {config.freeze!r} leaves no parameter to train")
+    for name, p in ae.named_parameters():
+        p.requires_grad_(not any(name.startswith(f) for f in frozen))
+    opt = torch.optim.Adam(trained, lr=config.lr)
     steps_per_epoch = math.ceil(math.ceil(len(train_set) / world) / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
     if config.lr_schedule == "cosine":
@@ -550,7 +556,7 @@ def _train(
                 num_workers=config.num_workers,
             )
             warmup = epoch < config.warmup_epochs
-            ae.train()
+            _train_mode(ae, frozen)
             bar = tqdm(
                 loader,
                 desc=f"epoch {epoch + 1}/{config.epochs} {'warm-up' if warmup else 'joint'}",
@@ -572,7 +578,7 @@ def _train(
                     for k, rows in groups:
                         _, labels = _labels_for(classifiers[k], x[rows], y[rows], relabel)
                         x_adv[rows] = maker(x[rows], labels, ae, k=k)
-                    ae.train()
+                    _train_mode(ae, frozen)
                 if config.clean_fraction > 0:  # beyond the paper: some inputs stay clean
                     keep_clean = torch.rand(len(x), device=device) < config.clean_fraction
                     x_adv = torch.where(keep_clean.view(-1, 1, 1, 1), x, x_adv)
@@ -718,6 +724,14 @@ def _guidance(
             logits_clean = classifiers[k](recon_clean[rows])
             clean_guide = clean_guide + share * guidance_loss(logits_clean, clean_logits, labels, config.guidance)
     return guide, clean_guide, correct
+
+
+def _train_mode(ae: nn.Module, frozen: list[str]) -> None:
+    """Training mode, except the frozen sub-networks: they stay in eval mode (batch norm statistics kept)."""
+    ae.train()
+    for name, module in ae.named_modules():
+        if name and any(name.startswith(prefix) for prefix in frozen):
+            module.eval()
 
 
 def _ranks_agree(ae: nn.Module, world: int) -> bool:
