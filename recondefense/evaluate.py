@@ -217,6 +217,21 @@ def _correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> int:
     return int((model(x).argmax(1) == y).sum())
 
 
+def _keeps_global_rng(function: Any) -> Any:
+    """Run ``function`` inside ``torch.random.fork_rng``: it seeds per batch for reproducible tables, and the
+    caller's random state is left as it was."""
+    import functools
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        device = torch.device(kwargs.get("device", "cpu"))
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            return function(*args, **kwargs)
+
+    return wrapper
+
+
+@_keeps_global_rng
 def evaluate(
     tier: str | Tier = "fashionmnist",
     *,
@@ -460,10 +475,8 @@ def save_figures(
 ) -> list[Path]:
     """The paper's Figure 1 (original, PGD perturbation, perturbation left after ``ours``) and a
     Figure 2-style grid of every defense on the same PGD image, as PNGs in ``folder``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -481,7 +494,9 @@ def save_figures(
         ax.set_title(title, fontsize=8)
         ax.axis("off")
 
-    fig, axes = plt.subplots(1, 3, figsize=(7.5, 2.8))
+    fig = Figure(figsize=(7.5, 2.8))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, 3)
     scale = 1 / max(tier.pgd["eps"] * 2, 1e-8)
     show(axes[0], x, "original")
     show(axes[1], ((x_adv - x).abs() * scale).clamp(0, 1), f"|PGD - x| (x{scale:.0f})")
@@ -489,10 +504,11 @@ def save_figures(
     fig.tight_layout()
     paths = [folder / "figure1.png"]
     fig.savefig(paths[0], dpi=150)
-    plt.close(fig)
 
     names = [d for d in defenses if d != "none"]
-    fig, axes = plt.subplots(1, len(names) + 2, figsize=(1.6 * (len(names) + 2), 2.2))
+    fig = Figure(figsize=(1.6 * (len(names) + 2), 2.2))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(names) + 2)
     show(axes[0], x, "original")
     show(axes[1], x_adv, "PGD")
     for ax, d in zip(axes[2:], names):
@@ -504,7 +520,6 @@ def save_figures(
     fig.tight_layout()
     paths.append(folder / "figure2.png")
     fig.savefig(paths[1], dpi=150)
-    plt.close(fig)
     return paths
 
 
@@ -525,10 +540,8 @@ def eps_curve(
     Returns:
         One point per eps: ``{"eps", "undefended", "<defense> oblivious", "<defense> end-to-end", ...}``.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     clf = load_classifier(tier.classifier).to(device)
     modules = {d: build_defense(d, tier=tier).to(device) for d in defenses}
@@ -550,7 +563,9 @@ def eps_curve(
             point[f"{short_name(d)} oblivious"] = _correct(pipeline, x_obl, y) / limit
             point[f"{short_name(d)} end-to-end"] = _correct(pipeline, x_e2e, y) / limit
         points.append(point)
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = Figure(figsize=(6, 4))
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
     for key in points[0]:
         if key != "eps":
             style = "--" if key.endswith("end-to-end") else "-"
@@ -563,7 +578,6 @@ def eps_curve(
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=150)
-    plt.close(fig)
     return points
 
 

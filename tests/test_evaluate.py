@@ -125,3 +125,15 @@ def test_corruption_table_rows_markdown_and_cli(tmp_path, capsys):
         + ["--json", str(out), "--no-progress"]
     )
     assert code == 0 and len(json.loads(out.read_text())) == 1
+
+
+@needs_fashion_mnist
+def test_evaluate_leaves_global_state_alone():
+    import matplotlib
+
+    backend = matplotlib.get_backend()
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    evaluate("fashionmnist", defenses=["none"], attacks=["none"], limit=4, progress=False)
+    assert torch.equal(torch.rand(3), expected) and matplotlib.get_backend() == backend
