@@ -30,7 +30,7 @@ import safetensors.torch
 import torch
 from torch import nn
 
-from .weights import sha256_file, weights_root
+from .weights import verify_sha256, weights_root
 
 __all__ = [
     "FASHION_MNIST_MEAN",
@@ -183,8 +183,32 @@ _CLASSIFIERS: dict[str, ClassifierEntry] = {}
 
 
 def register_classifier(entry: ClassifierEntry) -> None:
-    """Add a classifier to the registry (``load_classifier(entry.name)`` then builds it)."""
+    """Add a classifier to the registry (``load_classifier(entry.name)`` then builds it); a name may only be
+    registered once, as for weights."""
+    if entry.name in _CLASSIFIERS:
+        raise ValueError(f"classifier {entry.name!r} is already registered")
     _CLASSIFIERS[entry.name] = entry
+
+
+def check_normalization(
+    mean: Sequence[float] | None, std: Sequence[float] | None
+) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+    """The one rule for a classifier's input normalization: both ``mean`` and ``std`` (normalized input) or
+    neither (it takes [0, 1] pixels); equal lengths, positive ``std``. Returns ``(mean, std)`` as tuples or None.
+
+    Raises:
+        ValueError: only one given, lengths differ, or a non-positive ``std``.
+    """
+    if (mean is None) != (std is None):
+        raise ValueError("pass both mean and std (normalized classifier) or neither (it takes [0, 1] pixels)")
+    if mean is None or std is None:
+        return None
+    mean_t, std_t = tuple(float(v) for v in mean), tuple(float(v) for v in std)
+    if len(mean_t) != len(std_t):
+        raise ValueError(f"mean and std differ in length: {len(mean_t)} vs {len(std_t)}")
+    if any(v <= 0 for v in std_t):
+        raise ValueError(f"std must be positive, got {std}")
+    return mean_t, std_t
 
 
 def list_classifiers() -> list[str]:
@@ -193,8 +217,8 @@ def list_classifiers() -> list[str]:
 
 
 def _load_state(model: nn.Module, path: str, sha256: str | None = None) -> nn.Module:
-    if sha256 is not None and sha256_file(path) != sha256:
-        raise ValueError(f"classifier weights {path} are corrupt (sha256 mismatch); reinstall recondefense")
+    if sha256 is not None:
+        verify_sha256(path, sha256, "classifier weights")
     try:
         state = safetensors.torch.load_file(path)
     except FileNotFoundError:
@@ -323,9 +347,7 @@ def load_classifier(
             f"unknown classifier {spec!r}: expected a registered name {list_classifiers()}, "
             "'torchvision:<arch>' or 'package.module:factory'"
         )
-    if (mean is None) != (std is None):
-        raise ValueError("pass both mean and std, or neither")
-    if mean is not None:
+    if check_normalization(mean, std) is not None:
         model = Normalized(model, mean, std)
     return model.eval().requires_grad_(False)
 

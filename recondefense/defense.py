@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from huggingface_hub import ModelCard, PyTorchModelHubMixin, hf_hub_download
 from torch import nn
 
+from .classifiers import check_normalization
 from .errors import (
     ConfigError,
     CorruptWeightsError,
@@ -383,8 +384,7 @@ class Defended(nn.Module):
         super().__init__()
         if not isinstance(model, nn.Module):
             raise TypeError(f"expected the classifier as an nn.Module, got {type(model).__name__}")
-        if (mean is None) != (std is None):
-            raise ValueError("pass both mean and std (normalized model) or neither (model takes [0, 1] pixels)")
+        normalization = check_normalization(mean, std)
         if defense is None:
             if DEFAULT_IMAGENET_WEIGHTS not in list_weights():
                 raise ValueError(
@@ -397,15 +397,11 @@ class Defended(nn.Module):
             raise TypeError(f"expected the defense as an nn.Module, got {type(defense).__name__}")
         self.model = model
         self.defense = defense.eval()
-        self.normalized = mean is not None
+        self.normalized = normalization is not None
         self._warned_range = False
-        if mean is not None:
-            mean_t = torch.as_tensor(mean, dtype=torch.float32).view(-1, 1, 1)
-            std_t = torch.as_tensor(std, dtype=torch.float32).view(-1, 1, 1)
-            if mean_t.numel() != std_t.numel():
-                raise ValueError(f"mean and std differ in length: {mean_t.numel()} vs {std_t.numel()}")
-            if (std_t <= 0).any():
-                raise ValueError(f"std must be positive, got {std}")
+        if normalization is not None:
+            mean_t = torch.as_tensor(normalization[0], dtype=torch.float32).view(-1, 1, 1)
+            std_t = torch.as_tensor(normalization[1], dtype=torch.float32).view(-1, 1, 1)
             self.register_buffer("mean", mean_t, persistent=False)
             self.register_buffer("std", std_t, persistent=False)
 

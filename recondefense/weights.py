@@ -16,7 +16,7 @@ from typing import Any
 
 from .errors import CorruptWeightsError
 
-__all__ = ["WeightsEntry", "list_weights", "get_weights", "register_weights", "weights_root"]
+__all__ = ["WeightsEntry", "list_weights", "get_weights", "register_weights", "weights_root", "verify_sha256"]
 
 SAFETENSORS_FILE = "model.safetensors"
 
@@ -47,15 +47,9 @@ class WeightsEntry:
             raise FileNotFoundError(
                 f"weights {self.name!r}: {file} is missing; reinstall recondefense (pip install --force-reinstall recondefense)"
             )
-        for checked, expected in ((file, self.sha256), (folder / "config.json", self.config_sha256)):
-            if expected is None:
-                continue
-            digest = sha256_file(checked) if checked.is_file() else "missing"
-            if digest != expected:
-                raise CorruptWeightsError(
-                    f"weights {self.name!r}: {checked} is corrupt (sha256 {digest[:12]}..., expected {expected[:12]}...); "
-                    "reinstall recondefense"
-                )
+        verify_sha256(file, self.sha256, f"weights {self.name!r}")
+        if self.config_sha256 is not None:
+            verify_sha256(folder / "config.json", self.config_sha256, f"weights {self.name!r}")
         return folder
 
 
@@ -74,6 +68,20 @@ def sha256_file(path: str | Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def verify_sha256(path: str | Path, expected: str, what: str) -> None:
+    """The one integrity check of shipped files: refuse ``path`` unless its sha256 is ``expected``.
+
+    Raises:
+        CorruptWeightsError: missing file or another digest (the message names ``what`` and the file).
+    """
+    path = Path(path)
+    digest = sha256_file(path) if path.is_file() else "missing"
+    if digest != expected:
+        raise CorruptWeightsError(
+            f"{what}: {path} is corrupt (sha256 {digest[:12]}..., expected {expected[:12]}...); reinstall recondefense"
+        )
 
 
 def register_weights(entry: WeightsEntry) -> None:

@@ -16,7 +16,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from ..classifiers import Normalized
+from ..classifiers import Normalized, check_normalization
 from ..defense import Defended
 
 __all__ = ["BPDA", "EOT", "adaptive_model"]
@@ -144,8 +144,7 @@ def adaptive_model(
                 "adaptive_model(defense) needs the classifier: adaptive_model(defense, classifier) "
                 "or adaptive_model(Defended(classifier, defense, mean=..., std=...))"
             )
-        if (mean is None) != (std is None):
-            raise ValueError("pass both mean and std (normalized classifier) or neither (it takes [0, 1] pixels)")
+        check_normalization(mean, std)
         defense = defended_or_defense
         if mean is not None:
             classifier = Normalized(classifier, mean, std)

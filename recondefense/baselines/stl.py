@@ -34,6 +34,7 @@ logger = logging.getLogger(__name__)
 #: Shipped dictionaries, relative to :func:`recondefense.weights.weights_root`: keys ``"rgb"``
 #: ``(64, 3, 8, 8)`` and ``"gray"`` ``(64, 1, 8, 8)``; see ``weights/stl/README.md``.
 DICTIONARY_FILE = "stl/dictionary.safetensors"
+DICTIONARY_SHA256 = "ed9cf6ad05fe87bc4ba344bdf466d0226920effdc6ee8af7fbebdbd4f9f5f5d5"
 
 
 def symmetric_pad(images: torch.Tensor, pad: int) -> torch.Tensor:
@@ -240,7 +241,7 @@ def load_dictionary(channels: int = 3, path: str | Path | None = None) -> torch.
     """The shipped STL dictionary for ``channels`` (3: ``"rgb"``, 1: ``"gray"``): ``(64, C, 8, 8)``, float32."""
     from safetensors.torch import load_file
 
-    from ..weights import weights_root
+    from ..weights import verify_sha256, weights_root
 
     key = {3: "rgb", 1: "gray"}.get(channels)
     if key is None:
@@ -254,6 +255,8 @@ def load_dictionary(channels: int = 3, path: str | Path | None = None) -> torch.
             f"STL dictionary {file} is missing: reinstall recondefense or rebuild it with "
             "python -m recondefense.baselines.stl_dictionary --out weights/stl/dictionary.safetensors"
         )
+    if path is None:  # the shipped file is sha256-pinned like every shipped weight
+        verify_sha256(file, DICTIONARY_SHA256, "STL dictionary")
     return load_file(str(file))[key].float()
 
 

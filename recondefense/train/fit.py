@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from ..classifiers import Normalized
+from ..classifiers import Normalized, check_normalization
 from ..data import UNLABELLED, label_with_classifier
 from ..defense import ReconstructiveDefense
 from .config import TrainConfig
@@ -110,8 +110,7 @@ def fit(
     """
     if not isinstance(classifier, nn.Module):
         raise TypeError(f"expected the classifier as an nn.Module, got {type(classifier).__name__}")
-    if (mean is None) != (std is None):
-        raise ValueError("pass both mean and std (normalized classifier) or neither (it takes [0, 1] pixels)")
+    check_normalization(mean, std)
     if len(train_data) == 0:  # type: ignore[arg-type]
         raise ValueError("train_data is empty")
     config = config or TrainConfig()
