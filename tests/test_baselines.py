@@ -1,8 +1,8 @@
-"""Baseline defenses: one shared transform contract, plus checks against outside references."""
+"""Baseline defenses: formulas and checks against outside references (the shared transform contract is in
+test_contract.py)."""
 
 from __future__ import annotations
 
-import copy
 import io
 
 import numpy as np
@@ -10,19 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from recondefense.attacks import BPDA
 from recondefense.baselines import JPEG, BitDepth, FeatureDistillation, PixelDeflection, RandomResizePad
-from recondefense.transform import PixelDefense
-
-FACTORIES = {
-    "pixel_deflection": lambda seed=0: PixelDeflection(seed=seed),
-    "random_resize_pad": lambda seed=0: RandomResizePad(seed=seed),
-    "feature_distillation": lambda seed=0: FeatureDistillation(),
-    "jpeg": lambda seed=0: JPEG(),
-    "bit_depth": lambda seed=0: BitDepth(),
-}
-NAMES = sorted(FACTORIES)
-SHAPES = [(3, 32, 32), (2, 3, 32, 32), (1, 3, 17, 45), (2, 1, 28, 28), (1, 3, 1, 9)]
 
 
 def smooth_images(shape: tuple[int, ...], seed: int = 0) -> torch.Tensor:
@@ -36,99 +24,6 @@ def smooth_images(shape: tuple[int, ...], seed: int = 0) -> torch.Tensor:
 
 def to_uint8(x: torch.Tensor) -> torch.Tensor:
     return x.mul(255).round().to(torch.uint8)
-
-
-# ---------------------------------------------------------------- shared contract
-
-
-@pytest.mark.parametrize("name", NAMES)
-@pytest.mark.parametrize("shape", SHAPES)
-def test_contract_shape_range_dtype(name, shape):
-    defense = FACTORIES[name]()
-    assert isinstance(defense, PixelDefense)
-    x = torch.rand(shape)
-    y = defense(x)
-    assert y.shape == x.shape and y.dtype == x.dtype and y.device == x.device
-    assert y.min() >= 0 and y.max() <= 1 and torch.isfinite(y).all()
-    assert defense.surrogate(x).shape == x.shape
-
-
-@pytest.mark.parametrize("name", NAMES)
-@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
-def test_contract_float_dtypes_are_kept(name, dtype):
-    x = smooth_images((2, 3, 24, 24))
-    y = FACTORIES[name]()(x.to(dtype))
-    assert y.dtype == dtype
-    ref = FACTORIES[name]()(x)  # same seed: same random draws whatever the dtype
-    diff = (y.float() - ref).abs()
-    assert diff.mean() < (1e-2 if dtype == torch.bfloat16 else 3e-3) and diff.max() < 0.15
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_contract_uint8_is_scaled(name):
-    x = to_uint8(smooth_images((2, 3, 16, 16)))
-    y = FACTORIES[name]()(x)
-    assert y.dtype == torch.float32
-    torch.testing.assert_close(y, FACTORIES[name]()(x.float() / 255))
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_contract_rejects_bad_input(name):
-    defense = FACTORIES[name]()
-    with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        defense(torch.rand(1, 3, 8, 8) * 4 - 2)
-    with pytest.raises(ValueError, match="shape"):
-        defense(torch.rand(8, 8))
-
-
-@pytest.mark.parametrize("name", [n for n in NAMES if not FACTORIES[n]().randomized])
-@pytest.mark.parametrize("shape", [(3, 3, 32, 32), (2, 3, 17, 45), (2, 1, 28, 28)])
-def test_contract_batch_equals_per_image(name, shape):
-    defense = FACTORIES[name]()
-    x = smooth_images(shape)
-    batched = defense(x)
-    single = torch.stack([defense(image) for image in x])
-    torch.testing.assert_close(batched, single, atol=1e-6, rtol=0)
-
-
-@pytest.mark.parametrize("name", [n for n in NAMES if FACTORIES[n]().randomized])
-def test_contract_seeded_determinism(name):
-    x = smooth_images((2, 3, 32, 32))
-    first, second = FACTORIES[name](seed=3), FACTORIES[name](seed=3)
-    a1, a2 = first(x), first(x)
-    torch.testing.assert_close(a1, second(x), atol=0, rtol=0)  # same seed: same sequence
-    torch.testing.assert_close(a2, second(x), atol=0, rtol=0)
-    assert not torch.equal(a1, a2)  # successive draws differ
-    assert not torch.equal(a1, FACTORIES[name](seed=4)(x))
-    twin = copy.deepcopy(first)  # copies carry the generator state
-    torch.testing.assert_close(twin(x), first(x), atol=0, rtol=0)
-    first.reseed(3)
-    torch.testing.assert_close(first(x), a1, atol=0, rtol=0)
-    gen = torch.Generator().manual_seed(3)
-    torch.testing.assert_close(type(first)(generator=gen)(x), a1, atol=0, rtol=0)
-    torch.manual_seed(11)  # neither seed nor generator: the global RNG
-    b = type(first)()(x)
-    torch.manual_seed(11)
-    torch.testing.assert_close(type(first)()(x), b, atol=0, rtol=0)
-    with pytest.raises(ValueError, match="not both"):
-        type(first)(seed=1, generator=gen)
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_contract_attack_flags_and_bpda_gradient(name):
-    defense = FACTORIES[name]()
-    assert isinstance(defense.differentiable, bool) and isinstance(defense.randomized, bool)
-    x = smooth_images((2, 3, 16, 16)).requires_grad_(True)
-    model = defense if defense.differentiable else BPDA(defense)
-    model(x).square().sum().backward()
-    assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
-
-
-def test_flags():
-    assert PixelDeflection.randomized and not PixelDeflection.differentiable
-    assert RandomResizePad.randomized and RandomResizePad.differentiable
-    for cls in (FeatureDistillation, JPEG, BitDepth):
-        assert not cls.randomized and not cls.differentiable
 
 
 # ---------------------------------------------------------------- JPEG

@@ -11,6 +11,7 @@ from conftest import needs_fashion_mnist
 from recondefense import ReconstructiveDefense
 from recondefense.baselines import PixelDeflection
 from recondefense.evaluate import TIERS, build_defense, evaluate, format_markdown, main
+from recondefense.metrics import wilson_interval
 from recondefense.weights import get_weights, list_weights
 
 TIER = TIERS["fashionmnist"]
@@ -63,9 +64,9 @@ def test_fast_evaluation_reproduces_the_defense_on_real_images() -> None:
     assert ours["pgd-e2e"] < ours["pgd"]  # an attacker who knows the AE does much better
     for r in rows:
         assert r["n"] == (100 if r["defense"] == "bitdepth" else 300)
-        if r["attack"] != "quality":
-            low, high = r["ci95"]
-            assert low <= r["accuracy"] <= high
+        if r["attack"] != "quality":  # the interval is the Wilson interval of this row's own count
+            correct = round(r["accuracy"] * r["n"])
+            assert r["ci95"] == pytest.approx(list(wilson_interval(correct, r["n"])))
     assert t["fashionmnist-smallcnn-pgd", "quality"]["psnr"] > 20
     table = format_markdown(rows, TIER)
     assert "300 test images" in table and "(n=100)" in table and "| fashionmnist-smallcnn-pgd |" in table

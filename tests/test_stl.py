@@ -1,4 +1,5 @@
-"""STL baseline (Sun et al., CVPR 2019): solver against sporco, shipped dictionary, transform contract."""
+"""STL baseline (Sun et al., CVPR 2019): solver against sporco, shipped dictionary, reconstruction quality
+(the transform contract is in test_contract.py)."""
 
 from __future__ import annotations
 
@@ -28,12 +29,6 @@ def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 @pytest.fixture(scope="module")
 def stl() -> STL:
     return STL()
-
-
-@pytest.fixture(scope="module")
-def fast() -> STL:
-    """Few iterations: for contract checks on noise, which the default would code for all 200 iterations."""
-    return STL(max_iter=20)
 
 
 def _grace_hopper_224() -> torch.Tensor:
@@ -109,35 +104,7 @@ def test_reconstructs_full_photo(stl: STL) -> None:
     assert _psnr(stl(x), x) > 30
 
 
-@pytest.mark.parametrize("shape", [(3, 17, 23), (2, 3, 20, 31), (1, 12, 9), (2, 1, 16, 16), (3, 5, 6)])
-def test_contract(fast: STL, shape: tuple[int, ...]) -> None:
-    x = torch.rand(shape, generator=torch.Generator().manual_seed(0))
-    out = fast(x)
-    assert out.shape == x.shape and out.dtype == x.dtype
-    assert float(out.min()) >= 0 and float(out.max()) <= 1
-
-
-def test_dtypes(stl: STL, photo: torch.Tensor) -> None:
-    x = photo[:, :24, :24]
-    assert stl(x.double()).dtype == torch.float64
-    assert stl(x.to(torch.bfloat16)).dtype == torch.bfloat16
-    u8 = (x * 255).round().to(torch.uint8)
-    torch.testing.assert_close(stl(u8), stl(u8.float() / 255))
-
-
-def test_deterministic_and_per_image(stl: STL, photo: torch.Tensor) -> None:
-    batch = torch.stack([photo[:, :24, :24], photo[:, 40:, 40:]])
-    first = stl(batch)
-    assert torch.equal(first, stl(batch))
-    for i in range(len(batch)):
-        torch.testing.assert_close(first[i], stl(batch[i]), atol=1e-5, rtol=0)
-    assert STL.differentiable is False and STL.randomized is False
-    assert torch.equal(stl.surrogate(batch), batch)
-
-
-def test_channels_and_custom_dictionary(fast: STL) -> None:
-    with pytest.raises(ValueError, match="1- and 3-channel"):
-        fast(torch.rand(2, 16, 16))
+def test_custom_dictionary() -> None:
     custom = STL(dictionary=load_dictionary(1), max_iter=20)
     assert custom.channels == 1
     assert custom(torch.rand(1, 12, 12)).shape == (1, 12, 12)
