@@ -179,9 +179,13 @@ class GatedPurifier(nn.Module):
         """Input height and width must be multiples of this (the AE's)."""
         return self.bottleneck.stride
 
+    def gate_logit(self, x: torch.Tensor) -> torch.Tensor:
+        """The gate's logit per image: ``(N, C, H, W)`` -> ``(N,)`` (the gate is its sigmoid)."""
+        return self.gate(x).flatten()
+
     def gate_value(self, x: torch.Tensor) -> torch.Tensor:
         """The gate per image: ``(N, C, H, W)`` -> ``(N,)`` in (0, 1)."""
-        return torch.sigmoid(self.gate(x)).flatten()
+        return torch.sigmoid(self.gate_logit(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         gate = self.gate_value(x).view(-1, 1, 1, 1)

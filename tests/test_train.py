@@ -439,3 +439,34 @@ def test_freeze_keeps_a_sub_network_and_its_batch_norm_statistics(data, tmp_path
     assert not torch.equal(after.gate[-1].bias, torch.tensor([-4.0]))  # the gate learned
     with pytest.raises(ValueError, match="leaves no parameter"):
         train(_config(data, tmp_path / "none", freeze="encoder,decoder", epochs=1))
+
+
+def test_gate_detection_loss_trains_the_gate_without_the_classifier(data, tmp_path):
+    start = train(_config(data, tmp_path / "recon", epochs=1, warmup_epochs=1))
+    final = train(
+        _config(
+            data,
+            tmp_path / "gate",
+            arch="gated",
+            init_from=str(start),
+            freeze="bottleneck",
+            warmup_epochs=0,
+            epochs=3,
+            visual_weight=0.0,
+            ce_weight=0.0,
+            clean_weight=0.0,
+            gate_weight=1.0,
+            detail_width=4,
+            detail_depth=1,
+            eps=0.2,
+            step_size=0.1,
+            triplets="cached",
+            lr=0.05,
+        )
+    )
+    gate = ReconstructiveDefense.from_pretrained(final).autoencoder.gate[-1].bias
+    assert not torch.equal(gate, torch.tensor([-4.0]))
+    steps = [m for m in _metrics(tmp_path / "gate") if "loss" in m]
+    assert steps and all(m["guidance"] is None for m in steps)  # no classifier guidance in the steps
+    with pytest.raises(ValueError, match="only a --arch gated"):
+        train(_config(data, tmp_path / "bad", gate_weight=1.0))

@@ -85,6 +85,11 @@ class TrainConfig:
         '"ce" (paper, Eq. 2: cross-entropy to the label), "kl" or "logits-l1" (match the classifier\'s logits on '
         "the clean image, HGD)",
     )
+    gate_weight: float = _opt(
+        0.0,
+        'beyond the paper, "gated" only: weight of the gate\'s detection loss (binary cross-entropy: open on '
+        "attacked images, closed on clean ones; needs no classifier, so --ce-weight 0 --clean-weight 0 trains fast)",
+    )
     clean_weight: float = _opt(
         0.0, "beyond the paper: weight of the clean-consistency term (the same guidance on purify(x), clean x)"
     )
@@ -206,13 +211,25 @@ def validate_config(config: TrainConfig) -> None:
             raise ValueError(f"--{name.replace('_', '-')} {getattr(config, name)}: expected a positive integer")
     if not 0 <= config.warmup_epochs <= config.epochs:
         raise ValueError(f"--warmup-epochs {config.warmup_epochs}: expected 0 to --epochs ({config.epochs})")
-    for name in ("eps", "step_size", "lr", "visual_weight", "ce_weight", "clean_weight", "alpha", "beta"):
+    for name in (
+        "eps",
+        "step_size",
+        "lr",
+        "visual_weight",
+        "ce_weight",
+        "clean_weight",
+        "gate_weight",
+        "alpha",
+        "beta",
+    ):
         if not getattr(config, name) >= 0:
             raise ValueError(f"--{name.replace('_', '-')} {getattr(config, name)}: expected a number >= 0")
     if not 0 <= config.clean_fraction <= 1:
         raise ValueError(f"--clean-fraction {config.clean_fraction}: expected a fraction in [0, 1]")
     if config.val_limit is not None and config.val_limit < 1:
         raise ValueError(f"--val-limit {config.val_limit}: expected a positive number of images")
+    if config.gate_weight > 0 and config.arch != "gated":
+        raise ValueError(f"--gate-weight {config.gate_weight}: only a --arch gated purifier has a gate")
     if config.adaptive and config.triplets == "cached":
         raise ValueError("--adaptive triplets depend on the current AE and cannot be cached: use --triplets online")
     if config.device.startswith("cuda"):

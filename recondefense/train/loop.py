@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm.auto import tqdm
@@ -579,6 +580,7 @@ def _train(
                         _, labels = _labels_for(classifiers[k], x[rows], y[rows], relabel)
                         x_adv[rows] = maker(x[rows], labels, ae, k=k)
                     _train_mode(ae, frozen)
+                keep_clean = torch.zeros(len(x), dtype=torch.bool, device=device)
                 if config.clean_fraction > 0:  # beyond the paper: some inputs stay clean
                     keep_clean = torch.rand(len(x), device=device) < config.clean_fraction
                     x_adv = torch.where(keep_clean.view(-1, 1, 1, 1), x, x_adv)
@@ -589,7 +591,7 @@ def _train(
                     parts = visual_loss(recon, x, alpha=config.alpha, beta=config.beta, c=config.c)
                     if warmup:
                         loss, ce, acc = parts.total, None, None
-                    else:
+                    elif config.ce_weight > 0 or config.clean_weight > 0:
                         recon_clean = model(x).float() if config.clean_weight > 0 else None
                         guide, clean_guide, correct = _guidance(
                             config, classifiers, groups, x, y, recon, recon_clean, relabel
@@ -598,6 +600,10 @@ def _train(
                         if recon_clean is not None:
                             loss = loss + config.clean_weight * clean_guide
                         ce, acc = guide.item(), correct / len(y)
+                    else:  # no classifier in the loop (e.g. only the gate's detection loss)
+                        loss, ce, acc = config.visual_weight * parts.total, None, None
+                    if config.gate_weight > 0:
+                        loss = loss + config.gate_weight * _gate_loss(ae, x, x_adv, keep_clean)
                 if not torch.isfinite(loss):
                     raise FloatingPointError(
                         f"non-finite loss ({loss.item()}) at epoch {epoch + 1}, step {step_in_epoch}: training stopped; "
@@ -724,6 +730,17 @@ def _guidance(
             logits_clean = classifiers[k](recon_clean[rows])
             clean_guide = clean_guide + share * guidance_loss(logits_clean, clean_logits, labels, config.guidance)
     return guide, clean_guide, correct
+
+
+def _gate_loss(ae: nn.Module, x: torch.Tensor, x_adv: torch.Tensor, kept_clean: torch.Tensor) -> torch.Tensor:
+    """Detection loss of a gated purifier's gate: binary cross-entropy, open (1) on attacked or corrupted
+    images, closed (0) on clean ones (inputs left clean by ``--clean-fraction`` count as clean)."""
+    gate = getattr(ae, "gate_logit", None)
+    if gate is None:
+        raise ValueError("--gate-weight needs --arch gated (a purifier with a gate)")
+    logits = torch.cat([gate(x_adv), gate(x)])
+    targets = torch.cat([(~kept_clean).float(), torch.zeros(len(x), device=x.device)])
+    return F.binary_cross_entropy_with_logits(logits, targets)
 
 
 def _train_mode(ae: nn.Module, frozen: list[str]) -> None:
