@@ -168,7 +168,11 @@ class GatedPurifier(nn.Module):
         self.in_channels = in_channels
         self.bottleneck = ReconAutoencoder(in_channels, width, depth, skip, widths)
         levels = [detail_width * 2**i for i in range(detail_depth + 1)]
-        layers: list[nn.Module] = [_conv_relu(in_channels, levels[0])]
+        # the gate sees the image and its Laplacian high-pass (x30): a perturbation of a few grey levels is
+        # invisible next to image content, but not in the fine-scale residual (as steganalysis filters do)
+        laplacian = torch.tensor([[0.0, -1.0, 0.0], [-1.0, 4.0, -1.0], [0.0, -1.0, 0.0]])
+        self.register_buffer("highpass", laplacian.expand(in_channels, 1, 3, 3).clone(), persistent=False)
+        layers: list[nn.Module] = [_conv_relu(2 * in_channels, levels[0])]
         layers += [_conv_relu(levels[i], levels[i + 1], stride=2) for i in range(detail_depth)]
         self.gate = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(levels[-1], 1))
         nn.init.zeros_(self.gate[-1].weight)
@@ -181,7 +185,8 @@ class GatedPurifier(nn.Module):
 
     def gate_logit(self, x: torch.Tensor) -> torch.Tensor:
         """The gate's logit per image: ``(N, C, H, W)`` -> ``(N,)`` (the gate is its sigmoid)."""
-        return self.gate(x).flatten()
+        residual = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), self.highpass, groups=x.shape[1])
+        return self.gate(torch.cat([x, 30 * residual], dim=1)).flatten()
 
     def gate_value(self, x: torch.Tensor) -> torch.Tensor:
         """The gate per image: ``(N, C, H, W)`` -> ``(N,)`` in (0, 1)."""

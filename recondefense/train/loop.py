@@ -574,6 +574,7 @@ def _train(
                 groups = _groups(index, len(classifiers))
                 if cached is not None:
                     x_adv = torch.from_numpy(np.asarray(cached[index.numpy()])).to(device).float().div(255)
+                    x = (x * 255).round() / 255  # 8-bit like the cached x~, so 8-bit rounding tells nothing apart
                 else:
                     x_adv = torch.empty_like(x)
                     for k, rows in groups:
