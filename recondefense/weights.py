@@ -105,15 +105,15 @@ def get_weights(name: str) -> WeightsEntry:
 
 
 # Shipped weights, one entry per folder of weights/. Each was trained by the command in its model card;
-# "validation" holds the held-out numbers from training (Fashion-MNIST: 2,000 images of the 5,000-image
+# "validation" (read from the folder's config.json) holds the held-out numbers from training (Fashion-MNIST: 2,000 images of the 5,000-image
 # validation split; ImageNet tier: 250 validation crops of the training photos, a seed never trained on).
 # Per tier: data, frozen classifier, input size, normalization and the training attack's parameters.
 _FASHION_MNIST = {
     "dataset": "fashionmnist",
     "classifier": "fashionmnist-smallcnn",
     "input_size": (1, 28, 28),
-    "mean": None,
-    "std": None,
+    "input_mean": None,
+    "input_std": None,
     "eps": 0.04,
     "step_size": 0.016,
     "steps": 10,
@@ -124,12 +124,23 @@ _IMAGENET = {
     "dataset": "photos",
     "classifier": "imagenet-efficientnet_lite0",
     "input_size": (3, 224, 224),
-    "mean": None,
-    "std": None,
+    "input_mean": None,
+    "input_std": None,
     "eps": 0.01,
     "step_size": 0.004,
     "steps": 10,
 }
+
+
+def _validation(folder: str) -> dict[str, float]:
+    """The ``validation`` numbers in ``weights/<folder>/config.json`` (empty when the folder is not installed)."""
+    import json
+
+    try:
+        meta = json.loads((weights_root() / folder / "config.json").read_text()).get("meta") or {}
+    except (OSError, ValueError):
+        return {}
+    return dict(meta.get("validation") or {})
 
 
 def _entry(
@@ -138,11 +149,11 @@ def _entry(
     config_sha256: str,
     tier: dict[str, Any],
     attack: str,
-    validation: dict[str, float],
     **extra: Any,
 ) -> WeightsEntry:
-    """A registry entry for the folder ``weights/<name>``: the tier's meta, the attack, then ``extra``."""
-    meta = {**tier, "attack": attack, **extra, "validation": validation}
+    """A registry entry for the folder ``weights/<name>``: the tier's meta, the attack, then ``extra``, and the
+    validation numbers the training run wrote into the folder's config.json (one source, not copied by hand)."""
+    meta = {**tier, "attack": attack, **extra, "validation": _validation(name)}
     return WeightsEntry(name, name, sha256, meta, config_sha256)
 
 
@@ -153,7 +164,6 @@ register_weights(
         "03a8c25916023c88dd452fd91510facc86e7a5343de0872aaf39940fef606544",
         _FASHION_MNIST,
         attack="fgsm",
-        validation={"clean_acc": 0.818, "attacked_acc": 0.979, "psnr": 29.66},
     )
 )
 register_weights(
@@ -163,7 +173,6 @@ register_weights(
         "42b13479bc1e9898fb29668278072df34ff42768592a4b1f1e795b3729e8ba16",
         _FASHION_MNIST,
         attack="pgd",
-        validation={"clean_acc": 0.911, "attacked_acc": 0.9545, "psnr": 28.60},
         clean_fraction=0.5,
     )
 )
@@ -174,7 +183,6 @@ register_weights(
         "56e655a1cb1b5f4129e98a2ad314a4bc25c8df9a39064781aba1717ad2a36765",
         _FASHION_MNIST,
         attack="pgd",
-        validation={"clean_acc": 0.89, "attacked_acc": 0.804, "psnr": 28.13},
         clean_fraction=0.5,
         adaptive=True,
         init_from="fashionmnist-smallcnn-pgd",
@@ -189,7 +197,6 @@ register_weights(
         "cf27f0d3ec0edb66dea6143ffd9afc35cbca321eb1efd8b528c05eebf638746a",
         _IMAGENET,
         attack="pgd",
-        validation={"clean_acc": 0.784, "attacked_acc": 0.708, "psnr": 25.28},
         clean_fraction=0.5,
     )
 )
@@ -200,6 +207,5 @@ register_weights(
         "1bd96f81234fa666b5f8ee96a07ffd76d9097cd1bdd5ad78647b22d82c31980a",
         _IMAGENET,
         attack="fgsm",
-        validation={"clean_acc": 0.708, "attacked_acc": 0.632, "psnr": 21.32},
     )
 )
