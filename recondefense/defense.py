@@ -206,9 +206,8 @@ class ReconstructiveDefense(
             lines += ["", "## Full training configuration", "", "```"]
             lines += [f"{k}: {v}" for k, v in meta["train_config"].items()]
             lines += ["```"]
-        card = ModelCard("\n".join(lines) + "\n")
-        card.data = self._hub_mixin_info.model_card_data
-        return card
+        data = self._hub_mixin_info.model_card_data
+        return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines) + "\n")
 
     @classmethod
     def _mixin_load(cls, model_id: str | Path, **kwargs: Any) -> ReconstructiveDefense:
