@@ -23,11 +23,12 @@ from torch.utils.data import DataLoader, Subset
 from recondefense import Defended, ReconstructiveDefense
 from recondefense.attacks import PGD
 from recondefense.classifiers import load_classifier
+from recondefense.defense import DEFAULT_IMAGENET_WEIGHTS
 from recondefense.evaluate import TIERS, save_figures
 
 #: Per demo tier: the shipped defense and the default number of test images.
 DEMO_DEFAULTS = {
-    "imagenet-photos": ("imagenet-efficientnet_lite0-pgd", 20),
+    "imagenet-photos": (DEFAULT_IMAGENET_WEIGHTS, 20),
     "fashionmnist": ("fashionmnist-smallcnn-pgd", 500),
 }
 #: The baselines shown next to ours in Figure 2.

@@ -156,7 +156,13 @@ _IMAGENET = {
     "deepfool": {"steps": 50, "overshoot": 0.02, "candidates": 10},
     "num_classes": 1000,
     "batch_size": 10,  # x 8 EOT draws x 224 px through Lite0 fits in a few GB
-    "defenses": ("none", *BASELINES, "imagenet-efficientnet_lite0-fgsm", "imagenet-efficientnet_lite0-pgd"),
+    "defenses": (
+        "none",
+        *BASELINES,
+        "imagenet-efficientnet_lite0-fgsm",
+        "imagenet-efficientnet_lite0-pgd",
+        "imagenet-efficientnet_lite0_lite2-gated-pgd",
+    ),
 }
 TIERS["imagenet-photos"] = Tier(
     name="imagenet-photos",

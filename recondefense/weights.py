@@ -209,3 +209,16 @@ register_weights(
         attack="fgsm",
     )
 )
+# The default of Defended(model): the -pgd AE above, unchanged, behind a learned per-image gate (a perturbation
+# detector trained on PGD triplets of Lite0 and Lite2) that leaves clean images almost untouched.
+register_weights(
+    _entry(
+        "imagenet-efficientnet_lite0_lite2-gated-pgd",
+        "118177e0dd8ca23551d05f26a4ba6befc79c1c32e3fe0d12debe4b4ba57ac044",
+        "1142878c87604367648e3ee31130d066436f74d9bf88b4b6943f7fd734160c30",
+        {**_IMAGENET, "classifier": "imagenet-efficientnet_lite0,imagenet-efficientnet_lite2"},
+        attack="pgd",
+        arch="gated",
+        init_from="imagenet-efficientnet_lite0-pgd",
+    )
+)

@@ -10,6 +10,7 @@ import pytest
 from conftest import needs_fashion_mnist
 
 from recondefense.data import foolbox_data_dir
+from recondefense.defense import DEFAULT_IMAGENET_WEIGHTS
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -41,7 +42,7 @@ def test_imagenet_demo_on_two_photos(tmp_path, monkeypatch, capsys) -> None:
     monkeypatch.setattr(sys, "argv", ["demo.py", "--images", "2", "--out", str(tmp_path)])
     runpy.run_path(str(EXAMPLES / "demo.py"), run_name="__main__")
     out = capsys.readouterr().out
-    assert "imagenet-efficientnet_lite0-pgd" in out and "PGD end to end" in out
+    assert DEFAULT_IMAGENET_WEIGHTS in out and "PGD end to end" in out
     assert (tmp_path / "figure1.png").stat().st_size > 1000
 
 
