@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from recondefense import IMAGENET_MEAN, IMAGENET_STD, Defended, ReconAutoencoder, ReconstructiveDefense, list_weights
+from recondefense.defense import DEFAULT_IMAGENET_WEIGHTS
 from recondefense.weights import _REGISTRY, WeightsEntry, sha256_file
 
 
@@ -214,7 +215,7 @@ def test_defended_bad_arguments(defense, monkeypatch):
         Defended(TinyNet(), defense, mean=(0.5,), std=None)
     with pytest.raises(TypeError, match="nn.Module"):
         Defended(lambda x: x, defense)
-    monkeypatch.delitem(_REGISTRY, "imagenet-efficientnet_lite0-pgd", raising=False)
+    monkeypatch.delitem(_REGISTRY, DEFAULT_IMAGENET_WEIGHTS, raising=False)
     with pytest.raises(ValueError, match="does not ship"):
         Defended(TinyNet())
 
@@ -224,8 +225,8 @@ def test_defended_without_a_defense_loads_the_shipped_imagenet_weights():
 
     model = Defended(resnet18(num_classes=10).eval())  # ImageNet normalization by default
     assert isinstance(model.defense, ReconstructiveDefense)
-    assert model.defense.meta["classifier"] == "imagenet-efficientnet_lite0"
-    assert model.defense.autoencoder.in_channels == 3
+    assert model.defense.meta["classifier"] == "imagenet-efficientnet_lite0,imagenet-efficientnet_lite2"
+    assert model.defense.arch == "gated" and model.defense.autoencoder.in_channels == 3
     x = torch.rand(2, 3, 64, 48)
     normalized = (x - torch.tensor(IMAGENET_MEAN).view(3, 1, 1)) / torch.tensor(IMAGENET_STD).view(3, 1, 1)
     expected = model.model(
