@@ -223,6 +223,27 @@ def _correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> int:
     return int((model(x).argmax(1) == y).sum())
 
 
+def _setup(
+    tier: Tier,
+    defenses: Sequence[str],
+    classifier: str | None,
+    seed: int,
+    device: torch.device,
+    limit: int | None,
+    batch_size: int,
+) -> tuple[nn.Module, dict[str, nn.Module | None], DataLoader, int]:
+    """The classifier, the defenses by name (on ``device``), a loader over the first ``limit`` test images,
+    and their count: what every table starts from."""
+    clf = load_classifier(classifier or tier.classifier).to(device)
+    modules = {d: build_defense(d, seed, tier) for d in defenses}
+    for m in modules.values():
+        if m is not None:
+            m.to(device)
+    data = tier.test_set(clf)
+    total = min(limit or len(data), len(data))
+    return clf, modules, DataLoader(Subset(data, range(total)), batch_size=batch_size, shuffle=False), total
+
+
 def _keeps_global_rng(function: Any) -> Any:
     """Run ``function`` inside ``torch.random.fork_rng``: it seeds per batch for reproducible tables, and the
     caller's random state is left as it was."""
@@ -279,15 +300,7 @@ def evaluate(
             raise ValueError(f"cap {key!r} names neither an evaluated defense {defenses} nor an attack {list(attacks)}")
         if value < 1:
             raise ValueError(f"cap {key}={value}: expected a positive number of images")
-    clf = load_classifier(classifier or tier.classifier).to(device)
-    modules = {d: build_defense(d, seed, tier) for d in defenses}
-    for m in modules.values():
-        if m is not None:
-            m.to(device)
-    data = tier.test_set(clf)
-    total = min(limit or len(data), len(data))
-    data = Subset(data, range(total))
-    loader = DataLoader(data, batch_size=batch_size, shuffle=False)
+    clf, modules, loader, total = _setup(tier, defenses, classifier, seed, device, limit, batch_size)
     cap = {(d, a): min(caps.get(d, total), caps.get(a, total), total) for d in defenses for a in (*attacks, "quality")}
     correct = dict.fromkeys(cap, 0)
     seen = dict.fromkeys(cap, 0)
@@ -370,14 +383,7 @@ def evaluate_corruptions(
     unknown = [n for n in names if n not in CORRUPTIONS]
     if unknown:
         raise ValueError(f"unknown corruptions {unknown}: expected some of {sorted(CORRUPTIONS)}")
-    clf = load_classifier(classifier or tier.classifier).to(device)
-    modules = {d: build_defense(d, seed, tier) for d in defenses}
-    for m in modules.values():
-        if m is not None:
-            m.to(device)
-    data = tier.test_set(clf)
-    total = min(limit or len(data), len(data))
-    loader = DataLoader(Subset(data, range(total)), batch_size=batch_size or tier.batch_size, shuffle=False)
+    clf, modules, loader, total = _setup(tier, defenses, classifier, seed, device, limit, batch_size or tier.batch_size)
     correct = {(d, c, s): 0 for d in defenses for c in names for s in severities}
     bar = tqdm(loader, desc=f"corruptions {tier.name}", disable=not progress)
     for i, (x, y) in enumerate(bar):
