@@ -285,7 +285,8 @@ def evaluate(
 
     Returns:
         Rows ``{"defense", "attack", "accuracy", "n", "ci95": [low, high]}``, plus rows with attack
-        ``"quality"`` holding ``psnr`` and ``ssim`` (defended PGD image vs clean image, means, ``n``).
+        ``"quality"`` holding ``psnr`` and ``ssim`` (defended PGD image vs clean image, means, ``n``) and
+        ``psnr_clean`` (defended clean image vs clean image; None without a defense).
     """
     tier = TIERS[tier] if isinstance(tier, str) else tier
     device = torch.device(device)
@@ -304,7 +305,7 @@ def evaluate(
     cap = {(d, a): min(caps.get(d, total), caps.get(a, total), total) for d in defenses for a in (*attacks, "quality")}
     correct = dict.fromkeys(cap, 0)
     seen = dict.fromkeys(cap, 0)
-    quality = {d: [0.0, 0.0] for d in defenses}
+    quality = {d: [0.0, 0.0, 0.0] for d in defenses}  # PSNR, SSIM of the purified PGD image; PSNR of purified clean
     bar = tqdm(loader, desc=f"evaluate {tier.name}", disable=not progress)
     for i, (x, y) in enumerate(bar):
         x, y = x.to(device), y.to(device)
@@ -338,8 +339,13 @@ def evaluate(
             if k:
                 with torch.no_grad():
                     purified = adv["pgd"][:k] if module is None else module(adv["pgd"][:k])
+                    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+                        # (its own random state: randomized rows stay as they were without this column)
+                        purified_clean = x[:k] if module is None else module(x[:k])
                 quality[d][0] += psnr(purified, x[:k]).sum().item()
                 quality[d][1] += ssim(purified, x[:k]).sum().item()
+                if module is not None:
+                    quality[d][2] += psnr(purified_clean, x[:k]).sum().item()
                 seen[d, "quality"] += k
         bar.set_postfix(images=start + len(y))
     rows: list[dict[str, Any]] = []
@@ -349,7 +355,16 @@ def evaluate(
             low, high = wilson_interval(correct[d, a], n)
             rows.append({"defense": d, "attack": a, "accuracy": correct[d, a] / n, "n": n, "ci95": [low, high]})
         n = seen[d, "quality"]
-        rows.append({"defense": d, "attack": "quality", "psnr": quality[d][0] / n, "ssim": quality[d][1] / n, "n": n})
+        rows.append(
+            {
+                "defense": d,
+                "attack": "quality",
+                "psnr": quality[d][0] / n,
+                "ssim": quality[d][1] / n,
+                "psnr_clean": None if modules[d] is None else quality[d][2] / n,
+                "n": n,
+            }
+        )
     return rows
 
 
@@ -452,7 +467,9 @@ def format_markdown(rows: list[dict[str, Any]], tier: Tier, classifier: str | No
     for r in rows:  # merged shards: the first row of a cell wins
         by_key.setdefault((r["defense"], r["attack"]), r)
     n = max((r["n"] for r in rows), default=0)
+    clean_psnr = any(r.get("psnr_clean") is not None for r in rows if r["attack"] == "quality")
     head = ["Defense", *(ATTACK_NAMES[a] for a in attacks), "PSNR (PGD)", "SSIM (PGD)"]
+    head += ["PSNR (clean)"] if clean_psnr else []
     lines = [
         f"Classifier `{classifier or tier.classifier}`, {n} test images (cells marked n=... used the first n). "
         f"Accuracy ± half-width of the 95% Wilson interval. {tier.describe()}",
@@ -471,7 +488,10 @@ def format_markdown(rows: list[dict[str, Any]], tier: Tier, classifier: str | No
             cells.append(f"{r['accuracy']:.3f} ±{(r['ci95'][1] - r['ci95'][0]) / 2:.3f}{note}")
         q = by_key[d, "quality"]
         note = f" (n={q['n']})" if q["n"] != n else ""
-        lines.append(f"| {d} | " + " | ".join(cells) + f" | {q['psnr']:.1f}{note} | {q['ssim']:.3f} |")
+        extra = ""
+        if clean_psnr:
+            extra = " - |" if q.get("psnr_clean") is None else f" {q['psnr_clean']:.1f} |"
+        lines.append(f"| {d} | " + " | ".join(cells) + f" | {q['psnr']:.1f}{note} | {q['ssim']:.3f} |" + extra)
     return "\n".join(lines) + "\n"
 
 
