@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo venv data lint bench tables imagenet-tables clean
+.PHONY: test demo venv data lint bench tables imagenet-tables corruption-tables clean
 FMNIST := /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
 
 $(PY):
@@ -114,6 +114,13 @@ imagenet-tables: $(IMAGENET_STAMP) data
 	$(EVAL_IMAGENET) --tier imagenet-photos --transfer --from-json $(IMAGENET)/photos-transfer.json \
 	  $(IMAGENET)/photos-transfer-fgsm.json $(IMAGENET)/photos-lite2-gated.json --markdown $(IMAGENET)/photos-transfer.md
 	$(EVAL_IMAGENET) --tier imagenet-photos --no-table --figures $(IMAGENET) --defenses pd,rrp,fd,jpeg,bitdepth,$(DEFAULT_IMAGENET)
+	$(EVAL_IMAGENET) --tier imagenet-heldout --attacks none --defenses none,$(DEFAULT_IMAGENET),imagenet-efficientnet_lite0-pgd \
+	  --json $(IMAGENET)/heldout-clean-psnr.json --markdown $(IMAGENET)/heldout-clean-psnr.md
+
+# The README's corruption table (ImageNet-C corruptions, severities 1-5) on the first 1,000 Fashion-MNIST test images.
+corruption-tables: $(STAMP) data
+	$(EVAL) --corruptions --limit 1000 --defenses none,jpeg,bitdepth,fd,rrp,fashionmnist-smallcnn-pgd,fashionmnist-smallcnn-adaptive \
+	  --json $(RESULTS)/corruptions.json --markdown $(RESULTS)/corruptions.md
 
 bench: $(STAMP)
 	$(PY) benchmarks/inference.py
