@@ -222,3 +222,15 @@ register_weights(
         init_from="imagenet-efficientnet_lite0-pgd",
     )
 )
+# Denoised smoothing (Salman et al. 2020): a residual denoiser for Gaussian noise of sigma 0.25 in front of the
+# frozen small CNN, trained on noise triplets with the KL guidance (stability) after one MSE-like warm-up epoch.
+register_weights(
+    _entry(
+        "fashionmnist-smallcnn-gaussian-0.25",
+        "66152817b3529e8db61b915e344f80cc905c243f908b1bd20a3e0fcd3c963340",
+        "07beebd42d37f8bd256a2ffe58df59e9fa6fb7846e83f86224b10606cda213a3",
+        _FASHION_MNIST,
+        attack="gaussian:0.25",
+        arch="residual",
+    )
+)
