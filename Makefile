@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo venv data lint bench tables imagenet-tables corruption-tables clean
+.PHONY: test demo venv data lint bench tables imagenet-tables corruption-tables certify-tables clean
 FMNIST := /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
 
 $(PY):
@@ -116,6 +116,12 @@ imagenet-tables: $(IMAGENET_STAMP) data
 	$(EVAL_IMAGENET) --tier imagenet-photos --no-table --figures $(IMAGENET) --defenses pd,rrp,fd,jpeg,bitdepth,$(DEFAULT_IMAGENET)
 	$(EVAL_IMAGENET) --tier imagenet-heldout --attacks none --defenses none,$(DEFAULT_IMAGENET),imagenet-efficientnet_lite0-pgd \
 	  --json $(IMAGENET)/heldout-clean-psnr.json --markdown $(IMAGENET)/heldout-clean-psnr.md
+
+# The README's first certified-accuracy table (denoised smoothing, sigma 0.25, 200 test images, n = 1,000).
+certify-tables: $(STAMP) data
+	$(PY) -m recondefense.cli certify --tier fashionmnist --defenses none,fashionmnist-smallcnn-gaussian-0.25 --sigma 0.25 \
+	  --n 1000 --n0 100 --alpha 0.001 --limit 200 --no-progress \
+	  --json $(RESULTS)/certify-sigma0.25.json --plot $(RESULTS)/certify-sigma0.25.png
 
 # The README's corruption table (ImageNet-C corruptions, severities 1-5) on the first 1,000 Fashion-MNIST test images.
 corruption-tables: $(STAMP) data
