@@ -613,6 +613,19 @@ def eps_curve(
     return points
 
 
+def _write_table(
+    rows: list[dict[str, Any]], table: str, json_path: str | None, markdown: str | None, info: Any
+) -> None:
+    """Print the table (to ``info``), and write the rows as JSON (``"-"``: to stdout) and the table as markdown."""
+    print(table, file=info)
+    if json_path == "-":
+        sys.stdout.write(json.dumps(rows, indent=1) + "\n")
+    elif json_path:
+        Path(json_path).write_text(json.dumps(rows, indent=1))
+    if markdown:
+        Path(markdown).write_text(table)
+
+
 def main(argv: list[str] | None = None) -> int:
     """The ``recondefense evaluate`` command line. Returns the exit code: 2 for a bad argument, reported
     as one ``error:`` line before any data, classifier or defense is loaded."""
@@ -777,13 +790,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         held_out = [n for n in args.held_out_corruptions.split(",") if n]
         table = format_corruption_markdown(rows, tier, classifier, held_out)
-        print(table, file=info)
-        if args.json == "-":
-            sys.stdout.write(json.dumps(rows, indent=1) + "\n")
-        elif args.json:
-            Path(args.json).write_text(json.dumps(rows, indent=1))
-        if args.markdown:
-            Path(args.markdown).write_text(table)
+        _write_table(rows, table, args.json, args.markdown, info)
         return 0
     if not args.no_table:
         try:
@@ -803,13 +810,7 @@ def main(argv: list[str] | None = None) -> int:
             print("error: " + " ".join(str(err).splitlines()), file=sys.stderr)
             return 2
         table = format_markdown(rows, tier, classifier)
-        print(table, file=info)
-        if args.json == "-":
-            sys.stdout.write(json.dumps(rows, indent=1) + "\n")
-        elif args.json:
-            Path(args.json).write_text(json.dumps(rows, indent=1))
-        if args.markdown:
-            Path(args.markdown).write_text(table)
+        _write_table(rows, table, args.json, args.markdown, info)
     ours = [d for d in defenses if d not in BASELINES and d != "none"]
     if args.figures and ours:
         for path in save_figures(tier, defenses, ours[0], args.figures, device=args.device):

@@ -98,7 +98,22 @@ class ResidualPurifier(nn.Module):
         return (x + self.correction(x)).clamp(0, 1)
 
 
-class DetailPurifier(nn.Module):
+class _AroundAutoencoder(nn.Module):
+    """What the purifiers built around the paper AE share: ``.bottleneck`` (a :class:`ReconAutoencoder`,
+    where trained ``"recon"`` weights load) and ``in_channels``; the stride is the AE's unless a part needs more."""
+
+    def __init__(self, in_channels: int, width: int, depth: int, skip: bool, widths: list[int] | None) -> None:
+        super().__init__()
+        self.in_channels = in_channels
+        self.bottleneck = ReconAutoencoder(in_channels, width, depth, skip, widths)
+
+    @property
+    def stride(self) -> int:
+        """Input height and width must be multiples of this (the AE's)."""
+        return self.bottleneck.stride
+
+
+class DetailPurifier(_AroundAutoencoder):
     """``AE(x) + d(x, AE(x))``: the paper's bottleneck AE plus a zero-initialised detail path.
 
     Equal to the AE at initialisation (load trained AE weights into ``.bottleneck`` to start from a purifier
@@ -122,23 +137,20 @@ class DetailPurifier(nn.Module):
         detail_width: int = 16,
         detail_depth: int = 2,
     ) -> None:
-        super().__init__()
-        self.in_channels = in_channels
-        self.bottleneck = ReconAutoencoder(in_channels, width, depth, skip, widths)
+        super().__init__(in_channels, width, depth, skip, widths)
         self.detail = _CorrectionUNet(2 * in_channels, in_channels, detail_width, detail_depth)
-        self._stride = max(self.bottleneck.stride, 2**detail_depth)
 
     @property
     def stride(self) -> int:
-        """Input height and width must be multiples of this."""
-        return self._stride
+        """Input height and width must be multiples of this (the AE's, or the detail U-Net's if larger)."""
+        return max(self.bottleneck.stride, 2**self.detail.depth)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         base = self.bottleneck(x)
         return (base + self.detail(torch.cat([x, base], dim=1))).clamp(0, 1)
 
 
-class GatedPurifier(nn.Module):
+class GatedPurifier(_AroundAutoencoder):
     """``x + g(x) * (AE(x) - x)``: the paper's AE applied as much as a learned per-image gate ``g`` in (0, 1) says.
 
     ``g`` is a small strided CNN with global average pooling (a detector of perturbations); its last bias starts
@@ -164,9 +176,7 @@ class GatedPurifier(nn.Module):
         detail_width: int = 16,
         detail_depth: int = 3,
     ) -> None:
-        super().__init__()
-        self.in_channels = in_channels
-        self.bottleneck = ReconAutoencoder(in_channels, width, depth, skip, widths)
+        super().__init__(in_channels, width, depth, skip, widths)
         levels = [detail_width * 2**i for i in range(detail_depth + 1)]
         # the gate sees the image and its Laplacian high-pass (x30): a perturbation of a few grey levels is
         # invisible next to image content, but not in the fine-scale residual (as steganalysis filters do)
@@ -177,11 +187,6 @@ class GatedPurifier(nn.Module):
         self.gate = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(levels[-1], 1))
         nn.init.zeros_(self.gate[-1].weight)
         nn.init.constant_(self.gate[-1].bias, -4.0)
-
-    @property
-    def stride(self) -> int:
-        """Input height and width must be multiples of this (the AE's)."""
-        return self.bottleneck.stride
 
     def gate_logit(self, x: torch.Tensor) -> torch.Tensor:
         """The gate's logit per image: ``(N, C, H, W)`` -> ``(N,)`` (the gate is its sigmoid)."""
