@@ -3,7 +3,7 @@
 Prints, for batch 1 and 32 on the CPU (and CUDA when available), the median time per batch and
 images/s of each, and the ratio Defended / bare. Goal: ratio at most 1.25.
 
-    python benchmarks/inference.py [--weights NAME] [--repeats 5] [--threads N]
+    python benchmarks/inference.py [--weights NAME] [--repeats 5] [--threads N] [--devices cpu,cuda]
 
 ``--weights`` names the defense measured (default: the weights ``Defended(model)`` loads); ``--width`` instead
 measures an untrained paper AE of that width.
@@ -44,10 +44,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 32])
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument(
+        "--devices", default="cpu,cuda", help="comma-separated devices measured (cuda only where available)"
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    wanted = args.devices.split(",")
+    devices = [torch.device(d) for d in wanted if d == "cpu" or (d == "cuda" and torch.cuda.is_available())]
     what = f"paper AE width {args.width} (untrained)" if args.width else args.weights
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, defense: {what}")
     print(

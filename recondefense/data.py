@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import Dataset, Subset
+from torch.utils.data import DataLoader, Dataset, Subset
 
 __all__ = [
     "FASHION_MNIST_DEBIAN_DIR",
@@ -529,22 +529,39 @@ class _Relabelled(Dataset):
         return None if item is None else (item[0], int(self.predicted[index]))
 
 
+class _ItemsAt:
+    """DataLoader collate of indices into ``[(index, dataset[index]), ...]`` (a class: spawned workers pickle it)."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __call__(self, indices: list[int]) -> list[tuple[int, Any]]:
+        return [(i, self.dataset[i]) for i in indices]
+
+
 @torch.no_grad()
-def label_with_classifier(dataset: Dataset, classifier: nn.Module, *, batch_size: int = 64) -> Dataset:
+def label_with_classifier(
+    dataset: Dataset, classifier: nn.Module, *, batch_size: int = 64, num_workers: int = 0
+) -> Dataset:
     """``dataset`` labelled with ``classifier``'s top-1 prediction on each clean image (what the defense preserves).
 
-    Runs the classifier once over ``dataset`` in batches of ``batch_size`` on the classifier's device and
-    stores only the labels; images are read from ``dataset`` again on access (:class:`PhotoCrops` regenerates
-    them). ``classifier`` takes ``(N, C, H, W)`` in [0, 1] (a :func:`~recondefense.classifiers.load_classifier`
-    model). Undecodable (None) items stay None.
+    Runs the classifier once over ``dataset`` in batches of ``batch_size`` on the classifier's device (images
+    read by ``num_workers`` DataLoader workers) and stores only the labels; images are read from ``dataset``
+    again on access (:class:`PhotoCrops` regenerates them). ``classifier`` takes ``(N, C, H, W)`` in [0, 1]
+    (a :func:`~recondefense.classifiers.load_classifier` model). Undecodable (None) items stay None.
 
     Returns:
         A dataset of ``(image, predicted label int)``, same length and order as ``dataset``.
     """
     device = next(classifier.parameters(), torch.empty(0)).device
     predicted = torch.full((len(dataset),), UNLABELLED, dtype=torch.long)
-    for start in range(0, len(dataset), batch_size):
-        items = [(i, dataset[i]) for i in range(start, min(start + batch_size, len(dataset)))]
+    loader = DataLoader(
+        range(len(dataset)),
+        batch_size=batch_size,
+        num_workers=num_workers,
+        collate_fn=_ItemsAt(dataset),
+    )
+    for items in loader:
         kept = [(i, item[0]) for i, item in items if item is not None]
         if kept:
             images = torch.stack([image for _, image in kept]).to(device)
@@ -559,7 +576,9 @@ PHOTO_VAL_CROPS = 500
 _PHOTO_SEEDS = {"train": 0, "val": 1}
 
 
-def _photo_split(spec: str, split: str, image_size: int | None, classifier: nn.Module | None) -> Dataset:
+def _photo_split(
+    spec: str, split: str, image_size: int | None, classifier: nn.Module | None, num_workers: int
+) -> Dataset:
     """``load_dataset("photos[:N]", split)``: labelled :class:`PhotoCrops` of the training photos."""
     if split not in _PHOTO_SEEDS:
         raise ValueError(
@@ -572,11 +591,16 @@ def _photo_split(spec: str, split: str, image_size: int | None, classifier: nn.M
     length = train_crops if split == "train" else min(PHOTO_VAL_CROPS, train_crops)
     crops = PhotoCrops(training_photo_paths(), length, image_size or PHOTO_SIZE, seed=_PHOTO_SEEDS[split])
     logger.info("labelling %d %s photo crops with the classifier", length, split)
-    return label_with_classifier(crops, classifier)
+    return label_with_classifier(crops, classifier, num_workers=num_workers)
 
 
 def load_dataset(
-    spec: str, split: str, *, image_size: int | None = None, classifier: nn.Module | None = None
+    spec: str,
+    split: str,
+    *,
+    image_size: int | None = None,
+    classifier: nn.Module | None = None,
+    num_workers: int = 0,
 ) -> Dataset:
     """Dataset by spec: ``"fashionmnist"``, ``"photos"`` / ``"photos:N"``, ``"folder:PATH"`` (unlabelled images,
     any nesting, split by :func:`hash_split`, labelled by ``classifier``) or an ImageFolder path
@@ -587,17 +611,18 @@ def load_dataset(
 
     ``"photos"``: :class:`PhotoCrops` of the training photos at ``image_size`` (default 224), labelled by
     ``classifier`` (required) with :func:`label_with_classifier`; ``"train"`` has ``N`` crops (default
-    10,000), ``"val"`` up to 500 other crops (another seed) of the same photos.
+    10,000), ``"val"`` up to 500 other crops (another seed) of the same photos. ``num_workers``: DataLoader
+    workers reading the images while ``classifier`` labels them.
     """
     if spec == "fashionmnist":
         return fashion_mnist(split)
     if spec == "photos" or spec.startswith("photos:"):
-        return _photo_split(spec, split, image_size, classifier)
+        return _photo_split(spec, split, image_size, classifier, num_workers)
     if spec.startswith("folder:"):
         if classifier is None:
             raise ValueError("a folder of unlabelled images is labelled by the classifier: pass classifier=")
         images = UnlabelledFolder(spec.removeprefix("folder:"), split, image_size or PHOTO_SIZE)
-        return label_with_classifier(images, classifier)
+        return label_with_classifier(images, classifier, num_workers=num_workers)
     path = Path(spec.removeprefix("imagefolder:"))
     if (path / split).is_dir():
         path = path / split

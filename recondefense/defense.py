@@ -23,7 +23,7 @@ from .errors import (
     WeightsError,
     WeightsMismatchError,
 )
-from .purifiers import ARCHITECTURES, build_purifier
+from .purifiers import ARCHITECTURES, GATED_INNER, build_purifier
 from .transform import PixelDefense, is_tracing, range_tolerance
 from .weights import SAFETENSORS_FILE, get_weights, list_weights
 
@@ -63,6 +63,7 @@ class ReconstructiveDefense(
             ``"residual"`` uses ``width`` and ``depth`` for its U-Net, ``"detail"`` for its bottleneck AE).
         arch: ``"recon"``, ``"residual"``, ``"detail"`` or ``"gated"`` (:data:`recondefense.purifiers.ARCHITECTURES`).
         detail_width, detail_depth: the detail U-Net of ``"detail"``, the gate of ``"gated"`` (ignored otherwise).
+        inner: what ``"gated"`` holds behind its gate, ``"recon"`` or ``"residual"`` (ignored otherwise).
         meta: free-form metadata saved in config.json (dataset, classifier, mean/std, metrics).
         format_version: config layout version; anything but :data:`FORMAT_VERSION` is refused.
 
@@ -83,6 +84,7 @@ class ReconstructiveDefense(
         arch: str = "recon",
         detail_width: int = 16,
         detail_depth: int = 2,
+        inner: str = "recon",
     ) -> None:
         if format_version != FORMAT_VERSION:
             raise ValueError(
@@ -103,6 +105,7 @@ class ReconstructiveDefense(
             "arch": arch,
             "detail_width": detail_width,
             "detail_depth": detail_depth,
+            "inner": inner,
         }
         self.autoencoder = build_purifier(**self.hyperparameters)
         self.meta: dict[str, Any] = dict(meta or {})
@@ -195,6 +198,7 @@ class ReconstructiveDefense(
             if meta.get("input_mean") is None
             else f"mean {meta.get('input_mean')}, std {meta.get('input_std')}",
             "Trained by": f"`{meta['command']}`" if meta.get("command") else None,
+            "Epochs trained": meta.get("epochs_trained"),
             "Compute": meta.get("compute"),
         }
         lines += [f"- {k}: {v}" for k, v in facts.items() if v is not None]
@@ -316,6 +320,8 @@ def _validated_config(config: Any, source: str, known: set[str]) -> dict[str, An
         raise fail("widths", "null or a list of 1 to 8 integers in [1, 1024]")
     if "arch" in config and config["arch"] not in ARCHITECTURES:
         raise fail("arch", f"one of {sorted(ARCHITECTURES)}")
+    if "inner" in config and config["inner"] not in GATED_INNER:
+        raise fail("inner", f"one of {list(GATED_INNER)}")
     if config.get("meta") is not None and not isinstance(config["meta"], dict):
         raise fail("meta", "a JSON object or null")
     kwargs = dict(config)

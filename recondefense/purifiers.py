@@ -8,8 +8,9 @@
   perturbation from the start (it can be initialised from trained AE weights), and a zero-initialised
   residual U-Net that sees both the input and the AE's output learns to put back the detail the bottleneck
   lost, so at initialisation it equals the AE.
-- ``"gated"``: :class:`GatedPurifier`, the AE applied through a learned per-image gate (a perturbation
-  detector) that starts nearly closed: clean images pass almost untouched, attacked ones are purified.
+- ``"gated"``: :class:`GatedPurifier`, a purifier (the paper's AE, or a residual one with ``inner="residual"``)
+  applied through a learned per-image gate (a perturbation detector) that starts nearly closed: clean images
+  pass almost untouched, attacked ones are purified.
 
 Every architecture maps ``(N, C, H, W)`` in [0, 1] to ``(N, C, H, W)`` and exposes ``in_channels`` and
 ``stride`` (input height and width must be multiples of it; ``ReconstructiveDefense`` pads).
@@ -25,7 +26,7 @@ from torch import nn
 
 from .autoencoder import ReconAutoencoder
 
-__all__ = ["ResidualPurifier", "DetailPurifier", "GatedPurifier", "ARCHITECTURES", "build_purifier"]
+__all__ = ["ResidualPurifier", "DetailPurifier", "GatedPurifier", "GATED_INNER", "ARCHITECTURES", "build_purifier"]
 
 
 def _conv_relu(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
@@ -150,18 +151,26 @@ class DetailPurifier(_AroundAutoencoder):
         return (base + self.detail(torch.cat([x, base], dim=1))).clamp(0, 1)
 
 
-class GatedPurifier(_AroundAutoencoder):
-    """``x + g(x) * (AE(x) - x)``: the paper's AE applied as much as a learned per-image gate ``g`` in (0, 1) says.
+#: What a gated purifier may hold behind its gate (config.json's ``inner``).
+GATED_INNER = ("recon", "residual")
 
-    ``g`` is a small strided CNN with global average pooling (a detector of perturbations); its last bias starts
-    at -4, so an untrained gated purifier is within 2% of the identity on every image (clean images pass almost
-    untouched), and training against the frozen classifier (attacked images must be classified as their clean
-    originals, clean ones must keep their prediction) teaches it when to purify. Load trained AE weights into
-    ``.bottleneck`` to start from a purifier that already removes the perturbation.
+
+class GatedPurifier(nn.Module):
+    """``x + g(x) * (P(x) - x)``: a purifier ``P`` applied as much as a learned per-image gate ``g`` in (0, 1) says.
+
+    ``P`` is the paper's AE (``inner="recon"``) or a :class:`ResidualPurifier` (``inner="residual"``, built from
+    ``width`` and ``depth``); it is the attribute ``bottleneck`` either way (the name the first gated weights
+    were saved under). ``g`` is a small strided CNN with global average pooling (a detector of perturbations);
+    its last bias starts at -4, so an untrained gated purifier is within 2% of the identity on every image
+    (clean images pass almost untouched), and a detection loss (``recondefense train --gate-weight``) teaches
+    it when to purify. Load trained purifier weights into ``.bottleneck`` to start from one that already
+    removes the perturbation.
 
     Args:
-        in_channels, width, depth, skip, widths: the AE (see :class:`ReconAutoencoder`).
+        in_channels, width, depth, skip, widths: the purifier behind the gate (see :class:`ReconAutoencoder`,
+            :class:`ResidualPurifier`; the residual one ignores ``skip`` and ``widths``).
         detail_width, detail_depth: channels of the gate's first level (doubled per level) and its stride-2 levels.
+        inner: ``"recon"`` or ``"residual"`` (:data:`GATED_INNER`).
 
     Shape: ``(N, C, H, W)`` in [0, 1] -> ``(N, C, H, W)`` in [0, 1].
     """
@@ -175,8 +184,18 @@ class GatedPurifier(_AroundAutoencoder):
         widths: list[int] | None = None,
         detail_width: int = 16,
         detail_depth: int = 3,
+        inner: str = "recon",
     ) -> None:
-        super().__init__(in_channels, width, depth, skip, widths)
+        super().__init__()
+        if inner not in GATED_INNER:
+            raise ValueError(f"unknown purifier behind the gate {inner!r}: expected one of {GATED_INNER}")
+        self.in_channels = in_channels
+        self.inner = inner
+        self.bottleneck: nn.Module = (
+            ReconAutoencoder(in_channels, width, depth, skip, widths)
+            if inner == "recon"
+            else ResidualPurifier(in_channels, width, depth)
+        )
         levels = [detail_width * 2**i for i in range(detail_depth + 1)]
         # the gate sees the image and its Laplacian high-pass (x30): a perturbation of a few grey levels is
         # invisible next to image content, but not in the fine-scale residual (as steganalysis filters do)
@@ -187,6 +206,11 @@ class GatedPurifier(_AroundAutoencoder):
         self.gate = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(levels[-1], 1))
         nn.init.zeros_(self.gate[-1].weight)
         nn.init.constant_(self.gate[-1].bias, -4.0)
+
+    @property
+    def stride(self) -> int:
+        """Input height and width must be multiples of this (the inner purifier's)."""
+        return self.bottleneck.stride
 
     def gate_logit(self, x: torch.Tensor) -> torch.Tensor:
         """The gate's logit per image: ``(N, C, H, W)`` -> ``(N,)`` (the gate is its sigmoid)."""
@@ -212,7 +236,7 @@ ARCHITECTURES: dict[str, tuple[type[nn.Module], tuple[str, ...]]] = {
     ),
     "gated": (
         GatedPurifier,
-        ("in_channels", "width", "depth", "skip", "widths", "detail_width", "detail_depth"),
+        ("in_channels", "width", "depth", "skip", "widths", "detail_width", "detail_depth", "inner"),
     ),
 }
 

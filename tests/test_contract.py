@@ -23,7 +23,7 @@ from torch import nn
 from recondefense import ReconstructiveDefense
 from recondefense.attacks import BPDA
 from recondefense.baselines import JPEG, STL, BitDepth, FeatureDistillation, PixelDeflection, RandomResizePad
-from recondefense.purifiers import ARCHITECTURES
+from recondefense.purifiers import ARCHITECTURES, GATED_INNER
 from recondefense.transform import RANGE_TOLERANCE, PixelDefense
 
 
@@ -37,13 +37,13 @@ def _one_thread():
     torch.set_num_threads(threads)
 
 
-def reconstructive(arch: str, channels: int = 3) -> ReconstructiveDefense:
+def reconstructive(arch: str, channels: int = 3, inner: str = "recon") -> ReconstructiveDefense:
     """A small ReconstructiveDefense of ``arch`` that is not the identity: the zero-initialised output layers
     (residual and detail U-Nets, the gate) are perturbed, and BatchNorm statistics made non-trivial."""
     with torch.random.fork_rng():
         torch.manual_seed(0)
         defense = ReconstructiveDefense(
-            in_channels=channels, width=8, depth=2, arch=arch, detail_width=4, detail_depth=2
+            in_channels=channels, width=8, depth=2, arch=arch, detail_width=4, detail_depth=2, inner=inner
         )
         with torch.no_grad():
             for module in defense.modules():
@@ -97,6 +97,14 @@ SPECS: dict[str, Spec] = {
         )
         for arch in ARCHITECTURES
     },
+    "reconstructive_gated_residual": Spec(
+        lambda channels=3, seed=0: reconstructive("gated", channels, inner="residual"),
+        True,
+        False,
+        any_channels=False,
+        wrong_channels=(1, "3 channel"),
+        dtype_max_diff=1e-2,
+    ),
 }
 NAMES = list(SPECS)
 DETERMINISTIC = [n for n in NAMES if not SPECS[n].randomized]
@@ -139,7 +147,9 @@ def test_every_defense_of_the_package_is_covered():
     covered = {type(make(name)) for name in NAMES}
     assert covered == package
     assert {c.__name__ for c in covered} == set(recondefense.baselines.__all__) | {"ReconstructiveDefense"}
-    assert sorted(make(name).arch for name in RECONSTRUCTIVE) == sorted(ARCHITECTURES)
+    built = {(make(name).arch, make(name).hyperparameters["inner"]) for name in RECONSTRUCTIVE}
+    assert {arch for arch, _ in built} == set(ARCHITECTURES)
+    assert {inner for arch, inner in built if arch == "gated"} == set(GATED_INNER)
 
 
 # ---------------------------------------------------------------- shape, range, dtype

@@ -73,3 +73,28 @@ def test_gated_purifier_starts_nearly_closed_and_applies_its_autoencoder_when_op
     with torch.no_grad():
         net.gate[-1].bias.fill_(50.0)  # fully open: the autoencoder's output
     assert torch.allclose(net(x), net.bottleneck(x).clamp(0, 1), atol=1e-6)
+
+
+def test_gated_purifier_can_hold_a_residual_purifier_and_start_from_its_weights(tmp_path):
+    from recondefense.errors import ConfigError
+    from recondefense.purifiers import GatedPurifier
+
+    torch.manual_seed(0)
+    net = GatedPurifier(width=4, depth=2, detail_width=4, detail_depth=1, inner="residual").eval()
+    assert isinstance(net.bottleneck, ResidualPurifier) and net.stride == 1
+    x = torch.rand(2, 3, 15, 17)  # any size: the residual purifier needs no padding
+    with torch.no_grad():
+        net.bottleneck.correction.out.bias.fill_(0.1)
+        net.gate[-1].bias.fill_(50.0)
+    assert torch.allclose(net(x), (x + 0.1).clamp(0, 1), atol=1e-6)
+    defense = ReconstructiveDefense(arch="gated", inner="residual", width=4, depth=2, detail_width=4, detail_depth=1)
+    defense.save_pretrained(tmp_path / "ok")
+    assert ReconstructiveDefense.from_pretrained(tmp_path / "ok").autoencoder.inner == "residual"
+    config = json.loads((tmp_path / "ok" / "config.json").read_text())
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "config.json").write_text(json.dumps(config | {"inner": "detail"}))
+    (tmp_path / "bad" / "model.safetensors").write_bytes((tmp_path / "ok" / "model.safetensors").read_bytes())
+    with pytest.raises(ConfigError, match="inner"):
+        ReconstructiveDefense.from_pretrained(tmp_path / "bad")
+    with pytest.raises(ValueError, match="behind the gate"):
+        GatedPurifier(inner="detail")

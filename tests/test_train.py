@@ -470,3 +470,40 @@ def test_gate_detection_loss_trains_the_gate_without_the_classifier(data, tmp_pa
     assert steps and all(m["guidance"] is None for m in steps)  # no classifier guidance in the steps
     with pytest.raises(ValueError, match="only a --arch gated"):
         train(_config(data, tmp_path / "bad", gate_weight=1.0))
+
+
+def test_gated_residual_starts_from_a_trained_residual_purifier(data, tmp_path):
+    start = train(_config(data, tmp_path / "residual", arch="residual", epochs=1, warmup_epochs=1, lr=1e-3))
+    final = train(
+        _config(
+            data,
+            tmp_path / "gated",
+            arch="gated",
+            inner="residual",
+            init_from=str(start),
+            freeze="bottleneck",
+            warmup_epochs=0,
+            epochs=1,
+            visual_weight=0.0,
+            ce_weight=0.0,
+            gate_weight=1.0,
+            detail_width=4,
+            detail_depth=1,
+        )
+    )
+    before = ReconstructiveDefense.from_pretrained(start).autoencoder.state_dict()
+    after = ReconstructiveDefense.from_pretrained(final)
+    assert after.hyperparameters["inner"] == "residual"
+    assert all(torch.equal(before[k], v) for k, v in after.autoencoder.bottleneck.state_dict().items())
+    with pytest.raises(ValueError, match="does not match"):  # a residual start for a gated AE
+        train(_config(data, tmp_path / "mismatch", arch="gated", init_from=str(start), epochs=1, warmup_epochs=0))
+
+
+def test_max_minutes_ends_training_at_an_epoch_end_and_the_card_says_how_many_epochs(data, tmp_path):
+    final = train(_config(data, tmp_path / "budget", epochs=5, warmup_epochs=1, max_minutes=1e-6))
+    meta = ReconstructiveDefense.from_pretrained(final).meta
+    assert meta["epochs_trained"] == 1 and "--max-minutes" in meta["command"]
+    assert "Epochs trained: 1" in (final / "README.md").read_text()
+    assert any(m.get("stopped_early") for m in _metrics(tmp_path / "budget"))
+    with pytest.raises(ValueError, match="max-minutes"):
+        train(_config(data, tmp_path / "bad", max_minutes=0.0))

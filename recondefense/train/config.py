@@ -58,7 +58,8 @@ class TrainConfig:
         "recon",
         '"recon" (the paper\'s AE), "residual" (x + zero-initialised U-Net correction: identity at init) or '
         '"detail" (the AE plus a zero-initialised detail U-Net) or "gated" (the AE through a learned per-image gate '
-        'that starts nearly closed); --init-from may name trained "recon" weights for "detail" and "gated"',
+        'that starts nearly closed); --init-from may name trained "recon" weights for "detail", and weights of '
+        'the --inner kind for "gated"',
     )
     freeze: str | None = _opt(
         None,
@@ -66,6 +67,9 @@ class TrainConfig:
     )
     detail_width: int = _opt(16, '"detail"/"gated": channels of the detail U-Net\'s (gate\'s) first level')
     detail_depth: int = _opt(2, '"detail"/"gated": stride-2 levels of the detail U-Net (gate)')
+    inner: str = _opt(
+        "recon", '"gated": the purifier behind the gate, "recon" (the paper\'s AE) or "residual" (--width, --depth)'
+    )
     init_from: str | None = _opt(
         None, "start from these defense weights (name, hub id or folder) instead of random init"
     )
@@ -106,6 +110,11 @@ class TrainConfig:
     channels_last: bool = _opt(True, "on CUDA")
     num_workers: int = _opt(0, "DataLoader workers")
     progress: bool = _opt(True, "tqdm progress bars")
+    max_minutes: float | None = _opt(
+        None,
+        "time budget: end training (final validation, weights saved) at the first epoch end where one more "
+        "epoch would run past this many minutes; the card records the epochs trained",
+    )
     stop_after_steps: int | None = _opt(None, "save a checkpoint and stop after this many steps (tests, time budgets)")
     extra_meta: dict = field(default_factory=dict)  # copied into the model card's config.json meta
 
@@ -175,6 +184,7 @@ CHOICES = {
     "lr_schedule": ("constant", "cosine"),
     "guidance": ("ce", "kl", "logits-l1"),
     "arch": ("recon", "residual", "detail", "gated"),
+    "inner": ("recon", "residual"),
 }
 
 
@@ -226,6 +236,8 @@ def validate_config(config: TrainConfig) -> None:
             raise ValueError(f"--{name.replace('_', '-')} {getattr(config, name)}: expected a number >= 0")
     if not 0 <= config.clean_fraction <= 1:
         raise ValueError(f"--clean-fraction {config.clean_fraction}: expected a fraction in [0, 1]")
+    if config.max_minutes is not None and not config.max_minutes > 0:
+        raise ValueError(f"--max-minutes {config.max_minutes}: expected a positive number of minutes")
     if config.val_limit is not None and config.val_limit < 1:
         raise ValueError(f"--val-limit {config.val_limit}: expected a positive number of images")
     if config.gate_weight > 0 and config.arch != "gated":

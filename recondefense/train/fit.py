@@ -124,7 +124,7 @@ def fit(
         "classifier": f"python:{name}",
         "mean": None if mean is None else tuple(mean),
         "std": None if std is None else tuple(std),
-        **{k: net[k] for k in ("arch", "width", "depth", "skip", "detail_width", "detail_depth") if k in net},
+        **{k: net[k] for k in ("arch", "width", "depth", "skip", "detail_width", "detail_depth", "inner") if k in net},
     }
     if isinstance(defense, str):
         changes["init_from"] = defense

@@ -58,7 +58,7 @@ CACHED_TRIPLETS = "triplets_x_adv.npy"
 
 
 #: Settings a resumed run may change; the change is recorded in metrics.jsonl.
-_RESUMABLE_CHANGES = {"epochs", "stop_after_steps"}
+_RESUMABLE_CHANGES = {"epochs", "stop_after_steps", "max_minutes"}
 
 
 class TrainingInterrupted(RuntimeError):
@@ -269,7 +269,13 @@ def _cache_triplets(
     path = out / CACHED_TRIPLETS
     if path.is_file():
         return np.load(path, mmap_mode="r")
-    loader = DataLoader(_WithIndex(dataset), batch_size=config.batch_size, shuffle=False, collate_fn=_collate_indexed)
+    loader = DataLoader(
+        _WithIndex(dataset),
+        batch_size=config.batch_size,
+        shuffle=False,
+        collate_fn=_collate_indexed,
+        num_workers=config.num_workers,
+    )
     array: np.ndarray | None = None  # row i = training image i (undecodable images leave zeros, never read)
     for i, (x, y, index, _) in enumerate(tqdm(loader, desc="caching triplets", disable=not config.progress)):
         if len(y) == 0:
@@ -327,7 +333,13 @@ def validate(
     was_training = ae.training
     ae.eval()
     # the training batch size bounds the memory of the validation attacks too (224 px PGD: ~80 MB per image)
-    loader = DataLoader(dataset, batch_size=config.batch_size, shuffle=False, collate_fn=collate_skipping)
+    loader = DataLoader(
+        dataset,
+        batch_size=config.batch_size,
+        shuffle=False,
+        collate_fn=collate_skipping,
+        num_workers=config.num_workers,
+    )
     totals = {
         "n": 0,
         "clean_acc_undefended": 0.0,
@@ -423,8 +435,9 @@ def _setup_from_config(config: TrainConfig, device: torch.device) -> _Setup:
         load_classifier(spec, config.classifier_weights, mean=config.mean, std=config.std).to(device) for spec in names
     ]
     # the (first) classifier labels unlabelled data ("photos") with its own clean predictions
-    train_set = load_dataset(config.data, "train", image_size=config.image_size, classifier=classifiers[0])
-    val_set = load_dataset(config.data, "val", image_size=config.image_size, classifier=classifiers[0])
+    data = {"image_size": config.image_size, "classifier": classifiers[0], "num_workers": config.num_workers}
+    train_set = load_dataset(config.data, "train", **data)
+    val_set = load_dataset(config.data, "val", **data)
     start = None if config.init_from is None else ReconstructiveDefense.from_pretrained(config.init_from)
     return _Setup(classifiers, names, train_set, val_set, start, config.data)
 
@@ -547,6 +560,7 @@ def _train(
     start_time = time.time()
     with _StopRequest() as stop:
         while epoch < config.epochs:
+            epoch_start = time.time()
             sampler.set_epoch(epoch)
             order = list(sampler)[step_in_epoch * config.batch_size :]
             loader = DataLoader(
@@ -659,12 +673,24 @@ def _train(
             checkpoint()
             if world > 1:
                 dist.barrier()
+            if config.max_minutes is not None and epoch < config.epochs:
+                epoch_seconds = time.time() - epoch_start
+                out_of_time = torch.tensor(float(time.time() - start_time + epoch_seconds > 60 * config.max_minutes))
+                if world > 1:  # rank 0's clock decides for all
+                    out_of_time = out_of_time.to(device)
+                    dist.broadcast(out_of_time, 0)
+                if out_of_time.item():
+                    logger.info(
+                        "--max-minutes %s: stopping after epoch %d of %d", config.max_minutes, epoch, config.epochs
+                    )
+                    log({"stopped_early": True, "epoch": epoch, "epoch_seconds": round(epoch_seconds, 1)})
+                    break
     agree = _ranks_agree(ae, world)
     final = out / "final"
     if rank == 0:
         val = validate(ae, classifier, maker, val_set, config, device)
         log({"final": True, "validation": val, "ranks_agree": agree, "skipped_images": skipped_images})
-        _save_final(ae, config, val, final)
+        _save_final(ae, config, val, final, epochs_trained=epoch)
     if metrics_file is not None:
         metrics_file.close()
         plot_curves(out / METRICS)
@@ -682,7 +708,8 @@ def _build_network(config: TrainConfig, in_channels: int, start: ReconstructiveD
     """The purifier ``config.arch``, randomly initialised or started from ``start`` (``config.init_from``).
 
     A ``"detail"`` network may start from trained ``"recon"`` weights: they fill its bottleneck AE and the
-    zero-initialised detail path makes it compute exactly that AE at step 0."""
+    zero-initialised detail path makes it compute exactly that AE at step 0. A ``"gated"`` one may start from
+    trained weights of its ``config.inner`` kind: they fill the purifier behind the gate."""
     net = build_purifier(
         config.arch,
         in_channels=in_channels,
@@ -691,10 +718,12 @@ def _build_network(config: TrainConfig, in_channels: int, start: ReconstructiveD
         skip=config.skip,
         detail_width=config.detail_width,
         detail_depth=config.detail_depth,
+        inner=config.inner,
     )
     if start is None:
         return net
-    target = net.bottleneck if config.arch in ("detail", "gated") and start.arch == "recon" else net
+    wrapped = {"detail": "recon", "gated": config.inner}.get(config.arch)  # what the network holds inside
+    target = net.bottleneck if wrapped is not None and start.arch == wrapped else net
     try:
         target.load_state_dict(start.autoencoder.state_dict())
     except RuntimeError as err:
@@ -761,7 +790,7 @@ def _ranks_agree(ae: nn.Module, world: int) -> bool:
     return all(torch.equal(g, gathered[0]) for g in gathered)
 
 
-def _save_final(ae: nn.Module, config: TrainConfig, val: dict[str, float], final: Path) -> None:
+def _save_final(ae: nn.Module, config: TrainConfig, val: dict[str, float], final: Path, epochs_trained: int) -> None:
     """``final/``: weights, config.json with the run's meta, and the model card rendered from that meta."""
     attack = f"{config.attack} (eps={config.eps}" + (
         f", step {config.step_size}, {config.steps} steps)" if config.attack != "fgsm" else ")"
@@ -787,6 +816,7 @@ def _save_final(ae: nn.Module, config: TrainConfig, val: dict[str, float], final
         "input_std": config.std,
         "validation": val,
         "command": command,
+        "epochs_trained": epochs_trained,
         "train_config": {k: v for k, v in dataclasses.asdict(config).items() if k != "extra_meta"},
         "recondefense_version": __version__,
         **config.extra_meta,
@@ -800,6 +830,7 @@ def _save_final(ae: nn.Module, config: TrainConfig, val: dict[str, float], final
         arch=config.arch,
         detail_width=config.detail_width,
         detail_depth=config.detail_depth,
+        inner=config.inner,
     )
     defense.autoencoder.load_state_dict({k: v.float().contiguous() for k, v in ae.state_dict().items()})
     (final / "README.md").unlink(missing_ok=True)  # a resumed run writes its card anew
