@@ -209,6 +209,18 @@ register_weights(
         attack="fgsm",
     )
 )
+# The paper AE above (-pgd), fine-tuned on one GPU against Lite0 and Lite2 on 12,000 PGD triplets of the photos
+# (scripts/train_imagenet_default.sh, stage 1): what the gated default below purifies detected images with.
+register_weights(
+    _entry(
+        "imagenet-efficientnet_lite0_lite2-pgd",
+        "868d003f7c7e7c3da34d5122b7fe2273c77cfc24f4fd4e0c0035bfe6b1bc1750",
+        "68189f1bad0c4fa8009ed90ab038b07b523c680c5d554982126428014a4e80b1",
+        {**_IMAGENET, "classifier": "imagenet-efficientnet_lite0,imagenet-efficientnet_lite2"},
+        attack="pgd",
+        init_from="imagenet-efficientnet_lite0-pgd",
+    )
+)
 # The default of Defended(model): the -pgd AE above, unchanged, behind a learned per-image gate (a perturbation
 # detector trained on PGD triplets of Lite0 and Lite2) that leaves clean images almost untouched.
 register_weights(
