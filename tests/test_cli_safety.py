@@ -16,6 +16,9 @@ from PIL import Image
 
 import recondefense.evaluate as ev
 from recondefense.cli import main as cli
+from recondefense.evaluate import cli as ev_cli
+from recondefense.evaluate import figures as ev_figures
+from recondefense.evaluate import run as ev_run
 
 WEIGHTS = "fashionmnist-smallcnn-pgd"  # 1 channel
 
@@ -129,8 +132,14 @@ def no_work(monkeypatch: pytest.MonkeyPatch) -> None:
     def boom(*args, **kwargs):
         raise AssertionError("evaluate.main did work before refusing its arguments")
 
-    for name in ("evaluate", "save_figures", "eps_curve", "load_classifier", "build_defense"):
-        monkeypatch.setattr(ev, name, boom)
+    # each name where the code looks it up: the command line, the evaluation loops, the figures
+    for module, names in (
+        (ev_cli, ("evaluate", "evaluate_corruptions", "save_figures", "eps_curve")),
+        (ev_run, ("load_classifier", "build_defense")),
+        (ev_figures, ("load_classifier", "build_defense")),
+    ):
+        for name in names:
+            monkeypatch.setattr(module, name, boom)
 
 
 EVALUATE_BAD = [
@@ -178,7 +187,7 @@ def test_evaluate_accepts_every_kind_of_defense_name(tree: Path, monkeypatch, ca
         seen.update(kwargs)
         return []
 
-    monkeypatch.setattr(ev, "evaluate", fake_evaluate)
+    monkeypatch.setattr(ev_cli, "evaluate", fake_evaluate)  # where main looks it up
     names = ["none", "jpeg", WEIGHTS, "owner/their-defense", str(tree / "in")]  # the last: an existing folder
     assert ev.main(["--defenses", ",".join(names), "--attacks", "none,pgd-e2e", "--no-progress"]) == 0
     assert seen["defenses"] == names and seen["attacks"] == ["none", "pgd-e2e"]

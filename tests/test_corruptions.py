@@ -16,15 +16,9 @@ import pytest
 import torch
 from PIL import Image
 
-from recondefense.corruptions import (
-    CORRUPTIONS,
-    REFERENCE_CONSTANTS,
-    Corruption,
-    _disk_kernel,
-    _motion_blur,
-    _plasma_fractal,
-    corrupt,
-)
+from recondefense.corruptions import CORRUPTIONS, REFERENCE_CONSTANTS, Corruption, corrupt
+from recondefense.corruptions._ops import _motion_blur, _plasma_fractal
+from recondefense.corruptions.blur import _disk_kernel
 
 NAMES = [
     "gaussian_noise",

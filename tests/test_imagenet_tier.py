@@ -13,7 +13,6 @@ import pytest
 import torch
 from torch import nn
 
-from recondefense import data
 from recondefense.classifiers import (
     EFFICIENTNET_LITE_MEAN,
     EFFICIENTNET_LITE_STD,
@@ -24,6 +23,7 @@ from recondefense.classifiers import (
 from recondefense.data import (
     UNLABELLED,
     PhotoCrops,
+    _tensors,
     fixed_crops,
     foolbox_data_dir,
     heldout_photo_paths,
@@ -32,6 +32,7 @@ from recondefense.data import (
     imagenet_samples,
     label_with_classifier,
     load_dataset,
+    photos,
     training_photo_paths,
 )
 
@@ -106,7 +107,7 @@ def test_lite0_classifies_the_foolbox_photos() -> None:
 
 
 def test_foolbox_missing_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(data, "foolbox_data_dir", lambda: None)
+    monkeypatch.setattr(photos, "foolbox_data_dir", lambda: None)
     with pytest.raises(FileNotFoundError, match=r"pip install recondefense\[imagenet\]"):
         imagenet_sample_files()
 
@@ -138,7 +139,7 @@ def test_heldout_photos_are_disjoint_from_training_photos() -> None:
     assert not {p.resolve() for p in training} & {p.resolve() for p in heldout}
 
     def thumbnails(paths: list) -> torch.Tensor:  # (N, 3, 16, 16) in [0, 1]
-        return torch.stack([fixed_crops(data._read_photo(p), 16)[0] for p in paths]).float().div(255)
+        return torch.stack([fixed_crops(photos._read_photo(p), 16)[0] for p in paths]).float().div(255)
 
     distance = (thumbnails(training)[:, None] - thumbnails(heldout)[None]).abs().mean((2, 3, 4))
     assert distance.min() > 0.03, "a held-out photo looks like a training photo"
@@ -158,14 +159,14 @@ def test_heldout_photos_fixed_crops() -> None:
 def test_missing_sources_are_skipped_with_a_message(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, tmp_path
 ) -> None:
-    monkeypatch.setattr(data, "HELDOUT_PHOTOS", (("no_such_package_xyz", "a.png", "no-such-package"),))
+    monkeypatch.setattr(photos, "HELDOUT_PHOTOS", (("no_such_package_xyz", "a.png", "no-such-package"),))
     with caplog.at_level(logging.WARNING, logger="recondefense.data"):
         assert heldout_photo_paths() == []
     assert "pip install no-such-package" in caplog.text
     with pytest.raises(FileNotFoundError, match="pip install"):
         heldout_photos()
-    monkeypatch.setattr(data, "OPENCV_DATA_DIR", tmp_path)
-    monkeypatch.setattr(data, "WALLPAPER_PHOTOS", (("mate-backgrounds", str(tmp_path / "missing.jpg")),))
+    monkeypatch.setattr(photos, "OPENCV_DATA_DIR", tmp_path)
+    monkeypatch.setattr(photos, "WALLPAPER_PHOTOS", (("mate-backgrounds", str(tmp_path / "missing.jpg")),))
     with pytest.raises(FileNotFoundError, match="apt-get install mate-backgrounds opencv-doc"):
         training_photo_paths()
 
@@ -183,7 +184,7 @@ def test_fixed_crops_grid() -> None:
 def test_label_with_classifier_uses_clean_predictions() -> None:
     classifier = _tiny_classifier()
     images = torch.rand(7, 3, 8, 8)
-    base = data._TensorImages((images * 255).to(torch.uint8), torch.full((7,), UNLABELLED))
+    base = _tensors._TensorImages((images * 255).to(torch.uint8), torch.full((7,), UNLABELLED))
 
     class WithBroken(torch.utils.data.Dataset):
         def __len__(self) -> int:

@@ -1,0 +1,106 @@
+"""The blur corruptions: ``defocus_blur``, ``glass_blur``, ``motion_blur``, ``zoom_blur``."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ._ops import (
+    _clipped_zoom,
+    _filter_matrix,
+    _gaussian_blur,
+    _motion_blur,
+    _pad,
+    _randint,
+    _uniform,
+)
+from .reference import REFERENCE_CONSTANTS
+
+
+def _disk_kernel(radius: float, alias_blur: float) -> torch.Tensor:
+    """The reference's ``disk``: normalized aliased disk on a 17 x 17 grid (wider past radius 8), smoothed
+    by OpenCV ``GaussianBlur`` (3 x 3, or 5 x 5 past radius 8, sigma ``alias_blur``, reflect-101)."""
+    if radius <= 8:
+        half, ksize = 8, 3
+    else:
+        half, ksize = int(math.ceil(radius)), 5
+    coords = torch.arange(-half, half + 1, dtype=torch.float64)
+    yy, xx = torch.meshgrid(coords, coords, indexing="ij")
+    disk = ((xx**2 + yy**2) <= radius**2).double()
+    disk = disk / disk.sum()
+    g = torch.arange(ksize, dtype=torch.float64) - (ksize - 1) / 2
+    g = torch.exp(-(g**2) / (2 * max(alias_blur, 1e-12) ** 2))
+    g = g / g.sum()
+    size = disk.shape[0]
+    m = _filter_matrix(size, g, "reflect101")
+    return m @ disk @ m.T
+
+
+def _defocus_blur(x, severity, gen, s):
+    radius, alias = REFERENCE_CONSTANTS["defocus_blur"][severity - 1]
+    kernel = _disk_kernel(radius * s, alias * s)
+    # drop all-zero border rows/columns (exact), so small images need less padding
+    mid = (kernel.shape[0] - 1) // 2
+    used = torch.nonzero((kernel != 0).any(0)).flatten()
+    r = int((used - mid).abs().max())
+    kernel = kernel[mid - r : mid + r + 1, mid - r : mid + r + 1]
+    n, c, h, w = x.shape
+    padded = _pad(x.reshape(n * c, 1, h, w), r, r, "reflect101")
+    out = F.conv2d(padded, kernel.to(device=x.device, dtype=x.dtype)[None, None])
+    return out.reshape(n, c, h, w).clamp(0, 1)
+
+
+def _glass_blur(x, severity, gen, s):
+    sigma, delta, iterations = REFERENCE_CONSTANTS["glass_blur"][severity - 1]
+    sigma = sigma * s
+    delta = max(1, int(round(delta * s)))
+    x = torch.floor(_gaussian_blur(x, sigma, mode="edge") * 255) / 255  # np.uint8(... * 255)
+    n, c, h, w = x.shape
+    hs = list(range(h - delta, delta, -1))
+    ws = list(range(w - delta, delta, -1))
+    steps = len(hs) * len(ws)
+    if steps:
+        # draws (dx, dy) in [-delta, delta) for every visited position, as the reference's randint(-d, d)
+        draws = _randint(-delta, delta, (iterations, steps, n, 2), gen, torch.device("cpu")).numpy()
+        pos_h = np.repeat(np.asarray(hs), len(ws))
+        pos_w = np.tile(np.asarray(ws), len(hs))
+        p_all = pos_h * w + pos_w  # (steps,)
+        q_all = (pos_h[None, :, None] + draws[..., 1]) * w + (pos_w[None, :, None] + draws[..., 0])
+        perm = np.tile(np.arange(h * w)[:, None], (1, n))  # perm[pos, image]: source pixel now at pos
+        cols = np.arange(n)
+        for it in range(iterations):
+            q_it = q_all[it]
+            for k in range(steps):
+                # the reference's "swap" ``x[h, w], x[h', w'] = x[h', w'], x[h, w]`` acts on numpy views:
+                # x[h, w] takes x[h', w'] and x[h', w'] gets its own value back, i.e. a copy, not a swap
+                perm[p_all[k]] = perm[q_it[k], cols]
+        idx = torch.from_numpy(perm.T.copy()).to(x.device)  # (N, H*W)
+        x = x.reshape(n, c, h * w).gather(2, idx[:, None, :].expand(n, c, h * w)).reshape(n, c, h, w)
+    return _gaussian_blur(x, sigma, mode="edge").clamp(0, 1)
+
+
+def _motion_blur_corruption(x, severity, gen, s):
+    radius, sigma = REFERENCE_CONSTANTS["motion_blur"][severity - 1]
+    angles = _uniform((x.shape[0],), -45, 45, gen, torch.device("cpu"), torch.float64)
+    return _motion_blur(x, radius * s, sigma * s, angles).clamp(0, 1)
+
+
+def _zoom_blur(x, severity, gen, s):
+    zooms = REFERENCE_CONSTANTS["zoom_blur"][severity - 1]
+    out = torch.zeros_like(x)
+    for z in zooms:
+        out = out + _clipped_zoom(x, z)
+    return ((x + out) / (len(zooms) + 1)).clamp(0, 1)
+
+
+#: Name -> ``f(x, severity, generator, s)`` on a float (N, C, H, W) batch in [0, 1]; ``s``: pixel scale (1 at 224 px).
+IMPLS: dict[str, Callable] = {
+    "defocus_blur": _defocus_blur,
+    "glass_blur": _glass_blur,
+    "motion_blur": _motion_blur_corruption,
+    "zoom_blur": _zoom_blur,
+}

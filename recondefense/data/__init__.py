@@ -1,0 +1,139 @@
+"""Datasets: Fashion-MNIST over the Debian files, custom ImageFolder data, photos, and the fixed splits.
+
+- :mod:`.fashion_mnist`: Fashion-MNIST from the Debian files, with the fixed train / val / test splits;
+- :mod:`.photos`: the ImageNet tier's photos (training crops, held-out photos, foolbox's labelled ImageNet
+  photos, fixed crops);
+- :mod:`.folders`: ImageFolder data and folders of unlabelled images, split per file by :func:`hash_split`;
+- :mod:`.labels`: :data:`UNLABELLED` and :func:`label_with_classifier` (a classifier's clean predictions as
+  the labels of photo crops or a folder of images).
+
+:func:`load_dataset` (here) reads a data-set spec; every public name is importable from ``recondefense.data``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from .fashion_mnist import FASHION_MNIST_DEBIAN_DIR, fashion_mnist
+from .fashion_mnist import FASHION_MNIST_FILES as FASHION_MNIST_FILES
+from .fashion_mnist import FASHION_MNIST_TRAIN_SIZE as FASHION_MNIST_TRAIN_SIZE
+from .folders import FOLDER_VAL_SHARE as FOLDER_VAL_SHARE
+from .folders import SkippingImageFolder, UnlabelledFolder, collate_skipping
+from .folders import hash_split as hash_split
+from .labels import UNLABELLED, label_with_classifier
+from .photos import (
+    HELDOUT_PHOTOS,
+    OPENCV_DATA_DIR,
+    OPENCV_PHOTOS,
+    PHOTO_SIZE,
+    WALLPAPER_PHOTOS,
+    PhotoCrops,
+    fixed_crops,
+    foolbox_data_dir,
+    heldout_photo_paths,
+    heldout_photos,
+    imagenet_sample_files,
+    imagenet_samples,
+    training_photo_paths,
+)
+
+__all__ = [
+    "FASHION_MNIST_DEBIAN_DIR",
+    "OPENCV_DATA_DIR",
+    "OPENCV_PHOTOS",
+    "WALLPAPER_PHOTOS",
+    "HELDOUT_PHOTOS",
+    "PHOTO_SIZE",
+    "UNLABELLED",
+    "fashion_mnist",
+    "SkippingImageFolder",
+    "collate_skipping",
+    "PhotoCrops",
+    "training_photo_paths",
+    "heldout_photo_paths",
+    "heldout_photos",
+    "foolbox_data_dir",
+    "imagenet_sample_files",
+    "imagenet_samples",
+    "fixed_crops",
+    "label_with_classifier",
+    "load_dataset",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Crops per ``load_dataset("photos", ...)`` split (``"photos:N"`` sets the training count).
+PHOTO_TRAIN_CROPS = 10_000
+PHOTO_VAL_CROPS = 500
+#: Crop seeds of the two photo splits: different seeds, so val crops differ from the training crops.
+_PHOTO_SEEDS = {"train": 0, "val": 1}
+
+
+def _photo_split(
+    spec: str, split: str, image_size: int | None, classifier: nn.Module | None, num_workers: int
+) -> Dataset:
+    """``load_dataset("photos[:N]", split)``: labelled :class:`PhotoCrops` of the training photos."""
+    if split not in _PHOTO_SEEDS:
+        raise ValueError(
+            f"photos have splits train and val, not {split!r}: evaluate on heldout_photos() or imagenet_samples()"
+        )
+    if classifier is None:
+        raise ValueError("the photos are labelled by the classifier's prediction: pass classifier=")
+    _, _, count = spec.partition(":")
+    train_crops = int(count) if count else PHOTO_TRAIN_CROPS
+    length = train_crops if split == "train" else min(PHOTO_VAL_CROPS, train_crops)
+    crops = PhotoCrops(training_photo_paths(), length, image_size or PHOTO_SIZE, seed=_PHOTO_SEEDS[split])
+    logger.info("labelling %d %s photo crops with the classifier", length, split)
+    return label_with_classifier(crops, classifier, num_workers=num_workers)
+
+
+def load_dataset(
+    spec: str,
+    split: str,
+    *,
+    image_size: int | None = None,
+    classifier: nn.Module | None = None,
+    num_workers: int = 0,
+) -> Dataset:
+    """Dataset by spec: ``"fashionmnist"``, ``"photos"`` / ``"photos:N"``, ``"folder:PATH"`` (unlabelled images,
+    any nesting, split by :func:`hash_split`, labelled by ``classifier``) or an ImageFolder path
+    (``"imagefolder:PATH"`` or ``PATH``).
+
+    For an ImageFolder, ``split`` picks the sub-folder ``PATH/<split>`` when it exists (else ``PATH``
+    itself), and ``image_size`` resizes and center-crops to a square.
+
+    ``"photos"``: :class:`PhotoCrops` of the training photos at ``image_size`` (default 224), labelled by
+    ``classifier`` (required) with :func:`label_with_classifier`; ``"train"`` has ``N`` crops (default
+    10,000), ``"val"`` up to 500 other crops (another seed) of the same photos. ``num_workers``: DataLoader
+    workers reading the images while ``classifier`` labels them.
+    """
+    if spec == "fashionmnist":
+        return fashion_mnist(split)
+    if spec == "photos" or spec.startswith("photos:"):
+        return _photo_split(spec, split, image_size, classifier, num_workers)
+    if spec.startswith("folder:"):
+        if classifier is None:
+            raise ValueError("a folder of unlabelled images is labelled by the classifier: pass classifier=")
+        images = UnlabelledFolder(spec.removeprefix("folder:"), split, image_size or PHOTO_SIZE)
+        return label_with_classifier(images, classifier, num_workers=num_workers)
+    path = Path(spec.removeprefix("imagefolder:"))
+    if (path / split).is_dir():
+        path = path / split
+    transform = None
+    if image_size is not None:
+        from torchvision.transforms import v2
+
+        transform = v2.Compose(
+            [
+                v2.ToImage(),
+                v2.Resize(image_size),
+                v2.CenterCrop(image_size),
+                v2.ToDtype(torch.float32, scale=True),
+            ]
+        )
+    return SkippingImageFolder(path, transform)

@@ -1,0 +1,125 @@
+"""Images in folders on disk: class sub-folders (:class:`SkippingImageFolder`), or any nesting without labels
+split per file by a seeded hash (:class:`UnlabelledFolder`, :func:`hash_split`). Undecodable files yield None,
+dropped by :func:`collate_skipping`."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset
+
+from .labels import UNLABELLED
+from .photos import PHOTO_SIZE
+
+__all__ = ["FOLDER_VAL_SHARE", "SkippingImageFolder", "UnlabelledFolder", "collate_skipping", "hash_split"]
+
+logger = logging.getLogger(__name__)
+
+
+class SkippingImageFolder(Dataset):
+    """A torchvision ``ImageFolder`` whose undecodable images yield None (skipped, warned, counted).
+
+    Use with :func:`collate_skipping`. Images are returned as ``(C, H, W)`` float in [0, 1] after
+    ``transform`` (which receives a PIL image).
+    """
+
+    def __init__(self, root: str | Path, transform: Callable[[Any], torch.Tensor] | None = None) -> None:
+        from torchvision.datasets import ImageFolder
+        from torchvision.transforms import v2
+
+        root = Path(root)
+        if not root.is_dir():
+            raise FileNotFoundError(f"data folder {root} does not exist")
+        try:
+            self.folder = ImageFolder(str(root), loader=lambda path: path)
+        except FileNotFoundError as err:
+            raise ValueError(f"data folder {root} holds no images in class sub-folders ({err})") from err
+        self.transform = transform or v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True)])
+        self.classes = self.folder.classes
+
+    def __len__(self) -> int:
+        return len(self.folder)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int] | None:
+        from PIL import Image
+
+        path, label = self.folder.samples[index]
+        try:
+            with Image.open(path) as image:
+                image = image.convert("RGB")
+        except Exception as err:  # PIL raises many types for broken files
+            logger.warning("skipping %s: cannot decode (%s)", path, err)
+            return None
+        return self.transform(image), label
+
+
+#: Share of a ``folder:PATH`` data set that goes to validation (chosen per file by a seeded hash of its path).
+FOLDER_VAL_SHARE = 0.1
+
+
+def hash_split(relative_path: str, seed: int = 0, val_share: float = FOLDER_VAL_SHARE) -> str:
+    """``"val"`` or ``"train"`` for a file, from a seeded sha256 of its path relative to the data folder:
+    the split of a file never changes when files are added or removed."""
+    digest = hashlib.sha256(f"{seed}:{relative_path}".encode()).digest()
+    return "val" if int.from_bytes(digest[:8], "big") / 2**64 < val_share else "train"
+
+
+class UnlabelledFolder(Dataset):
+    """Every image under ``root`` (any nesting, no class folders needed), one split of them (:func:`hash_split`).
+
+    Items are ``(image (3, size, size) float in [0, 1], UNLABELLED)``, resized and center-cropped to ``size``
+    (default :data:`PHOTO_SIZE`);
+    undecodable files yield None (skipped, warned, counted). Label them with :func:`label_with_classifier`.
+    """
+
+    def __init__(self, root: str | Path, split: str, size: int | None = None, seed: int = 0) -> None:
+        from torchvision.datasets.folder import IMG_EXTENSIONS
+        from torchvision.transforms import v2
+
+        root = Path(root)
+        if not root.is_dir():
+            raise FileNotFoundError(f"data folder {root} does not exist")
+        if split not in ("train", "val"):
+            raise ValueError(f"a folder has splits train and val, not {split!r}")
+        files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMG_EXTENSIONS)
+        if not files:
+            raise ValueError(f"data folder {root} holds no images ({', '.join(IMG_EXTENSIONS)})")
+        self.paths = [p for p in files if hash_split(p.relative_to(root).as_posix(), seed) == split]
+        self.transform = v2.Compose(
+            [
+                v2.ToImage(),
+                v2.Resize(size or PHOTO_SIZE),
+                v2.CenterCrop(size or PHOTO_SIZE),
+                v2.ToDtype(torch.float32, scale=True),
+            ]
+        )
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int] | None:
+        from PIL import Image
+
+        try:
+            with Image.open(self.paths[index]) as image:
+                image = image.convert("RGB")
+        except Exception as err:  # PIL raises many types for broken files
+            logger.warning("skipping %s: cannot decode (%s)", self.paths[index], err)
+            return None
+        return self.transform(image), UNLABELLED
+
+
+def collate_skipping(batch: list[tuple[torch.Tensor, int] | None]) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Stack ``(image, label)`` samples, dropping None; returns ``(images, labels, n_skipped)``."""
+    kept = [b for b in batch if b is not None]
+    skipped = len(batch) - len(kept)
+    if not kept:
+        return torch.empty(0), torch.empty(0, dtype=torch.long), skipped
+    images = torch.stack([b[0] for b in kept])
+    labels = torch.as_tensor([b[1] for b in kept], dtype=torch.long)
+    return images, labels, skipped

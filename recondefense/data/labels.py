@@ -1,0 +1,73 @@
+"""Labels for unlabelled images: :data:`UNLABELLED`, and :func:`label_with_classifier`, which labels a data set
+(photo crops, a folder of images) with a classifier's clean predictions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+__all__ = ["UNLABELLED", "label_with_classifier"]
+
+#: Label of an image no classifier has labelled yet (see :func:`label_with_classifier`).
+UNLABELLED = -1
+
+
+class _Relabelled(Dataset):
+    """``dataset`` with its labels replaced by stored ones (None items stay None)."""
+
+    #: the labels are a classifier's predictions (training with several classifiers relabels per classifier)
+    labelled_by_classifier = True
+
+    def __init__(self, dataset: Dataset, predicted: torch.Tensor) -> None:
+        self.dataset = dataset
+        self.predicted = predicted  # not named `labels`: the label space is the classifier's, whatever it predicted
+
+    def __len__(self) -> int:
+        return len(self.predicted)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int] | None:
+        item = self.dataset[index]
+        return None if item is None else (item[0], int(self.predicted[index]))
+
+
+class _ItemsAt:
+    """DataLoader collate of indices into ``[(index, dataset[index]), ...]`` (a class: spawned workers pickle it)."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __call__(self, indices: list[int]) -> list[tuple[int, Any]]:
+        return [(i, self.dataset[i]) for i in indices]
+
+
+@torch.no_grad()
+def label_with_classifier(
+    dataset: Dataset, classifier: nn.Module, *, batch_size: int = 64, num_workers: int = 0
+) -> Dataset:
+    """``dataset`` labelled with ``classifier``'s top-1 prediction on each clean image (what the defense preserves).
+
+    Runs the classifier once over ``dataset`` in batches of ``batch_size`` on the classifier's device (images
+    read by ``num_workers`` DataLoader workers) and stores only the labels; images are read from ``dataset``
+    again on access (:class:`PhotoCrops` regenerates them). ``classifier`` takes ``(N, C, H, W)`` in [0, 1]
+    (a :func:`~recondefense.classifiers.load_classifier` model). Undecodable (None) items stay None.
+
+    Returns:
+        A dataset of ``(image, predicted label int)``, same length and order as ``dataset``.
+    """
+    device = next(classifier.parameters(), torch.empty(0)).device
+    predicted = torch.full((len(dataset),), UNLABELLED, dtype=torch.long)
+    loader = DataLoader(
+        range(len(dataset)),
+        batch_size=batch_size,
+        num_workers=num_workers,
+        collate_fn=_ItemsAt(dataset),
+    )
+    for items in loader:
+        kept = [(i, item[0]) for i, item in items if item is not None]
+        if kept:
+            images = torch.stack([image for _, image in kept]).to(device)
+            predicted[[i for i, _ in kept]] = classifier(images).argmax(1).cpu()
+    return _Relabelled(dataset, predicted)

@@ -1,0 +1,137 @@
+"""Figures as PNGs, drawn on matplotlib ``Figure`` objects (no pyplot state): the paper's Figures 1 and 2
+(:func:`save_figures`) and the accuracy-vs-eps curve (:func:`eps_curve`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Subset
+from tqdm.auto import tqdm
+
+from ..attacks import PGD, adaptive_model
+from ..classifiers import load_classifier
+from .run import _attack, _correct, _defended, _run_attack, build_defense
+from .tiers import BASELINES, Tier
+
+__all__ = ["eps_curve", "save_figures", "short_name"]
+
+
+def short_name(defense: str) -> str:
+    """Label for figures: ``ours_<attack>`` for weights named ``<dataset>-<classifier>-<attack>``."""
+    if defense in BASELINES or defense == "none" or "-" not in defense or "/" in defense:
+        return defense
+    return "ours_" + defense.rsplit("-", 1)[1]
+
+
+def save_figures(
+    tier: Tier, defenses: Sequence[str], ours: str, folder: str | Path, *, index: int = 0, device: str = "cpu"
+) -> list[Path]:
+    """The paper's Figure 1 (original, PGD perturbation, perturbation left after ``ours``) and a
+    Figure 2-style grid of every defense on the same PGD image, as PNGs in ``folder``."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    clf = load_classifier(tier.classifier).to(device)
+    x, y = tier.test_set(clf)[index]
+    x, y = x.unsqueeze(0).to(device), torch.tensor([y], device=device)
+    x_adv = _run_attack(_attack("pgd", clf, tier), x, y)
+    ours_module = build_defense(ours, tier=tier).to(device)
+    with torch.no_grad():
+        x_hat = ours_module(x_adv)
+
+    def show(ax, img: torch.Tensor, title: str) -> None:
+        img = img[0].detach().cpu()
+        ax.imshow(img.permute(1, 2, 0).squeeze(-1), cmap="gray" if img.shape[0] == 1 else None, vmin=0, vmax=1)
+        ax.set_title(title, fontsize=8)
+        ax.axis("off")
+
+    fig = Figure(figsize=(7.5, 2.8))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, 3)
+    scale = 1 / max(tier.pgd["eps"] * 2, 1e-8)
+    show(axes[0], x, "original")
+    show(axes[1], ((x_adv - x).abs() * scale).clamp(0, 1), f"|PGD - x| (x{scale:.0f})")
+    show(axes[2], ((x_hat - x).abs() * scale).clamp(0, 1), f"|{short_name(ours)}(PGD) - x| (x{scale:.0f})")
+    fig.tight_layout()
+    paths = [folder / "figure1.png"]
+    fig.savefig(paths[0], dpi=150)
+
+    names = [d for d in defenses if d != "none"]
+    fig = Figure(figsize=(1.6 * (len(names) + 2), 2.2))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(names) + 2)
+    show(axes[0], x, "original")
+    show(axes[1], x_adv, "PGD")
+    for ax, d in zip(axes[2:], names):
+        module = build_defense(d, tier=tier).to(device)
+        with torch.no_grad():
+            out = module(x_adv)
+        pred = int(clf(out).argmax(1))
+        show(ax, out, f"{short_name(d)}\n{'ok' if pred == int(y) else 'wrong'}")
+    fig.tight_layout()
+    paths.append(folder / "figure2.png")
+    fig.savefig(paths[1], dpi=150)
+    return paths
+
+
+def eps_curve(
+    tier: Tier,
+    defenses: Sequence[str],
+    path: str | Path,
+    *,
+    eps_values: Sequence[float] = (0.0, 0.01, 0.02, 0.04, 0.08, 0.12, 0.16),
+    limit: int = 1000,
+    device: str = "cpu",
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Accuracy against PGD eps on the first ``limit`` test images, as a PNG: the undefended
+    classifier, and each defense under oblivious PGD and under end-to-end PGD (the tier's steps,
+    step size proportional to eps).
+
+    Returns:
+        One point per eps: ``{"eps", "undefended", "<defense> oblivious", "<defense> end-to-end", ...}``.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    clf = load_classifier(tier.classifier).to(device)
+    modules = {d: build_defense(d, tier=tier).to(device) for d in defenses}
+    test = tier.test_set(clf)
+    limit = min(limit, len(test))
+    data = Subset(test, range(limit))
+    x, y = next(iter(DataLoader(data, batch_size=limit)))
+    x, y = x.to(device), y.to(device)
+    ratio = tier.pgd["alpha"] / tier.pgd["eps"]
+    points = []
+    for eps in tqdm(eps_values, desc="eps curve", disable=not progress):
+        attack = {"eps": eps, "alpha": eps * ratio, "steps": tier.pgd["steps"]}
+        x_obl = x if eps == 0 else PGD(clf, **attack)(x, y)
+        point = {"eps": eps, "undefended": _correct(clf, x_obl, y) / limit}
+        for d, module in modules.items():
+            pipeline = _defended(module, clf)
+            target = adaptive_model(module, clf, eot_samples=tier.eot_samples)
+            x_e2e = x if eps == 0 else PGD(target, **attack)(x, y)
+            point[f"{short_name(d)} oblivious"] = _correct(pipeline, x_obl, y) / limit
+            point[f"{short_name(d)} end-to-end"] = _correct(pipeline, x_e2e, y) / limit
+        points.append(point)
+    fig = Figure(figsize=(6, 4))
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    for key in points[0]:
+        if key != "eps":
+            style = "--" if key.endswith("end-to-end") else "-"
+            ax.plot([p["eps"] for p in points], [p[key] for p in points], style, marker="o", label=key)
+    ax.set_xlabel("PGD eps (L-inf, pixels in [0, 1])")
+    ax.set_ylabel("accuracy")
+    ax.set_title(f"{tier.name}: first {limit} test images, {tier.pgd['steps']}-step PGD", fontsize=9)
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=150)
+    return points

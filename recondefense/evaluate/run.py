@@ -1,0 +1,268 @@
+"""The evaluation loops: accuracy of ``classifier(defense(attack(x)))`` per defense and attack
+(:func:`evaluate`), or per ImageNet-C corruption (:func:`evaluate_corruptions`), and the defense factory."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Subset
+from tqdm.auto import tqdm
+
+from .. import baselines
+from ..attacks import FGSM, PGD, DeepFool, adaptive_model
+from ..classifiers import load_classifier
+from ..defense import ReconstructiveDefense
+from ..metrics import psnr, ssim, wilson_interval
+from .tiers import ATTACK_NAMES, BASELINES, OBLIVIOUS, TIERS, Tier
+
+__all__ = ["build_defense", "evaluate", "evaluate_corruptions"]
+
+
+def build_defense(name: str, seed: int = 0, tier: Tier | None = None) -> nn.Module | None:
+    """A defense by name: ``none`` (None), a baseline short name (with the tier's ``baseline_args``),
+    or weights for ``from_pretrained`` (a registered name, hub repo id or local folder)."""
+    if name == "none":
+        return None
+    if name in BASELINES:
+        cls = getattr(baselines, BASELINES[name], None)
+        if cls is None:
+            raise ValueError(f"baseline {name!r} ({BASELINES[name]}) is not available in this install")
+        kwargs = dict(tier.baseline_args.get(name, {})) if tier is not None else {}
+        if "seed" in inspect.signature(cls).parameters:
+            kwargs["seed"] = seed
+        return cls(**kwargs)
+    return ReconstructiveDefense.from_pretrained(name)
+
+
+def _attack(name: str, model: nn.Module, tier: Tier):
+    if name == "fgsm":
+        return FGSM(model, **tier.fgsm)
+    if name in ("pgd", "pgd-e2e"):
+        return PGD(model, **tier.pgd)
+    if name == "deepfool":
+        return DeepFool(model, **tier.deepfool)
+    if name == "autoattack":
+        import torchattacks
+
+        return torchattacks.AutoAttack(model, norm="Linf", eps=tier.pgd["eps"], n_classes=tier.num_classes, seed=0)
+    raise ValueError(f"unknown attack {name!r}: expected one of {sorted(ATTACK_NAMES)}")
+
+
+def _run_attack(attack: Any, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    out = attack(x, y)
+    return out[0] if isinstance(out, tuple) else out
+
+
+def _defended(defense: nn.Module | None, classifier: nn.Module) -> nn.Module:
+    return classifier if defense is None else nn.Sequential(defense, classifier)
+
+
+@torch.no_grad()
+def _correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> int:
+    return int((model(x).argmax(1) == y).sum())
+
+
+def _setup(
+    tier: Tier,
+    defenses: Sequence[str],
+    classifier: str | None,
+    seed: int,
+    device: torch.device,
+    limit: int | None,
+    batch_size: int,
+) -> tuple[nn.Module, dict[str, nn.Module | None], DataLoader, int]:
+    """The classifier, the defenses by name (on ``device``), a loader over the first ``limit`` test images,
+    and their count: what every table starts from."""
+    clf = load_classifier(classifier or tier.classifier).to(device)
+    modules = {d: build_defense(d, seed, tier) for d in defenses}
+    for m in modules.values():
+        if m is not None:
+            m.to(device)
+    data = tier.test_set(clf)
+    total = min(limit or len(data), len(data))
+    return clf, modules, DataLoader(Subset(data, range(total)), batch_size=batch_size, shuffle=False), total
+
+
+def _keeps_global_rng(function: Any) -> Any:
+    """Run ``function`` inside ``torch.random.fork_rng``: it seeds per batch for reproducible tables, and the
+    caller's random state is left as it was."""
+    import functools
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        device = torch.device(kwargs.get("device", "cpu"))
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            return function(*args, **kwargs)
+
+    return wrapper
+
+
+@_keeps_global_rng
+def evaluate(
+    tier: str | Tier = "fashionmnist",
+    *,
+    defenses: Sequence[str] | None = None,
+    attacks: Sequence[str] = ("none", "fgsm", "pgd", "deepfool", "pgd-e2e"),
+    classifier: str | None = None,
+    limit: int | None = None,
+    caps: dict[str, int] | None = None,
+    batch_size: int | None = None,
+    device: str | torch.device = "cpu",
+    seed: int = 0,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Accuracy of ``classifier(defense(attack(x)))`` for every defense and attack on the tier's test set.
+
+    Oblivious attacks are computed once per batch against the classifier alone and shared by all
+    defenses; end-to-end attacks are run per defense through :func:`recondefense.attacks.adaptive_model`.
+
+    Args:
+        limit: evaluate the first ``limit`` test images (default: all).
+        batch_size: images per batch (default: the tier's, ``Tier.batch_size``).
+        caps: ``{defense or attack name: N}``: cells of that defense (row) or attack (column) use only
+            the first N images, for defenses or attacks too slow for the whole set; each row says its n.
+
+    Returns:
+        Rows ``{"defense", "attack", "accuracy", "n", "ci95": [low, high]}``, plus rows with attack
+        ``"quality"`` holding ``psnr`` and ``ssim`` (defended PGD image vs clean image, means, ``n``) and
+        ``psnr_clean`` (defended clean image vs clean image; None without a defense).
+    """
+    tier = TIERS[tier] if isinstance(tier, str) else tier
+    device = torch.device(device)
+    defenses = list(defenses or tier.defenses)
+    caps = dict(caps or {})
+    batch_size = batch_size or tier.batch_size
+    for a in attacks:
+        if a not in ATTACK_NAMES:
+            raise ValueError(f"unknown attack {a!r}: expected some of {list(ATTACK_NAMES)}")
+    for key, value in caps.items():
+        if key not in defenses and key not in attacks:
+            raise ValueError(f"cap {key!r} names neither an evaluated defense {defenses} nor an attack {list(attacks)}")
+        if value < 1:
+            raise ValueError(f"cap {key}={value}: expected a positive number of images")
+    clf, modules, loader, total = _setup(tier, defenses, classifier, seed, device, limit, batch_size)
+    cap = {(d, a): min(caps.get(d, total), caps.get(a, total), total) for d in defenses for a in (*attacks, "quality")}
+    correct = dict.fromkeys(cap, 0)
+    seen = dict.fromkeys(cap, 0)
+    quality = {d: [0.0, 0.0, 0.0] for d in defenses}  # PSNR, SSIM of the purified PGD image; PSNR of purified clean
+    bar = tqdm(loader, desc=f"evaluate {tier.name}", disable=not progress)
+    for i, (x, y) in enumerate(bar):
+        x, y = x.to(device), y.to(device)
+        start = i * batch_size
+        take = {cell: max(0, min(len(y), cap[cell] - start)) for cell in cap}  # images this batch gives a cell
+        need = {a: max(take[d, a] for d in defenses) for a in (*attacks, "quality")}
+        torch.manual_seed(seed * 100_003 + i)
+        adv = {}
+        for a in attacks:
+            if a in OBLIVIOUS and need[a]:
+                k = need[a]
+                adv[a] = x[:k] if a == "none" else _run_attack(_attack(a, clf, tier), x[:k], y[:k])
+        if need["quality"] > len(adv.get("pgd", ())):
+            k = need["quality"]
+            adv["pgd"] = _run_attack(_attack("pgd", clf, tier), x[:k], y[:k])
+        for d, module in modules.items():
+            pipeline = _defended(module, clf)
+            for a in attacks:
+                k = take[d, a]
+                if not k:
+                    continue
+                if a in OBLIVIOUS or (module is None and a == "pgd-e2e" and "pgd" in adv):
+                    # (no defense: end-to-end PGD is the same attack as oblivious PGD)
+                    x_adv = adv["pgd" if a == "pgd-e2e" else a][:k]
+                else:
+                    target = clf if module is None else adaptive_model(module, clf, eot_samples=tier.eot_samples)
+                    x_adv = _run_attack(_attack(a, target, tier), x[:k], y[:k])
+                correct[d, a] += _correct(pipeline, x_adv, y[:k])
+                seen[d, a] += k
+            k = take[d, "quality"]
+            if k:
+                with torch.no_grad():
+                    purified = adv["pgd"][:k] if module is None else module(adv["pgd"][:k])
+                    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+                        # (its own random state: randomized rows stay as they were without this column)
+                        purified_clean = x[:k] if module is None else module(x[:k])
+                quality[d][0] += psnr(purified, x[:k]).sum().item()
+                quality[d][1] += ssim(purified, x[:k]).sum().item()
+                if module is not None:
+                    quality[d][2] += psnr(purified_clean, x[:k]).sum().item()
+                seen[d, "quality"] += k
+        bar.set_postfix(images=start + len(y))
+    rows: list[dict[str, Any]] = []
+    for d in defenses:
+        for a in attacks:
+            n = seen[d, a]
+            low, high = wilson_interval(correct[d, a], n)
+            rows.append({"defense": d, "attack": a, "accuracy": correct[d, a] / n, "n": n, "ci95": [low, high]})
+        n = seen[d, "quality"]
+        rows.append(
+            {
+                "defense": d,
+                "attack": "quality",
+                "psnr": quality[d][0] / n,
+                "ssim": quality[d][1] / n,
+                "psnr_clean": None if modules[d] is None else quality[d][2] / n,
+                "n": n,
+            }
+        )
+    return rows
+
+
+@torch.no_grad()
+def evaluate_corruptions(
+    tier: str | Tier = "fashionmnist",
+    *,
+    defenses: Sequence[str] | None = None,
+    corruptions: Sequence[str] | None = None,
+    severities: Sequence[int] = (1, 2, 3, 4, 5),
+    classifier: str | None = None,
+    limit: int | None = None,
+    batch_size: int | None = None,
+    device: str | torch.device = "cpu",
+    seed: int = 0,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Accuracy of ``classifier(defense(corrupt(x)))`` per ImageNet-C corruption, averaged over ``severities``.
+
+    Every defense sees the same corrupted images (one generator seeded per batch, corruption and severity).
+
+    Returns:
+        Rows ``{"defense", "attack": "corruption:<name>", "accuracy", "per_severity": [...], "n"}``.
+    """
+    from ..corruptions import CORRUPTIONS, corrupt
+
+    tier = TIERS[tier] if isinstance(tier, str) else tier
+    device = torch.device(device)
+    defenses = list(defenses or tier.defenses)
+    names = list(corruptions or CORRUPTIONS)
+    unknown = [n for n in names if n not in CORRUPTIONS]
+    if unknown:
+        raise ValueError(f"unknown corruptions {unknown}: expected some of {sorted(CORRUPTIONS)}")
+    clf, modules, loader, total = _setup(tier, defenses, classifier, seed, device, limit, batch_size or tier.batch_size)
+    correct = {(d, c, s): 0 for d in defenses for c in names for s in severities}
+    bar = tqdm(loader, desc=f"corruptions {tier.name}", disable=not progress)
+    for i, (x, y) in enumerate(bar):
+        x, y = x.to(device), y.to(device)
+        for j, name in enumerate(names):
+            for severity in severities:
+                generator = torch.Generator(device=x.device).manual_seed(seed * 1_000_003 + i * 1009 + j * 7 + severity)
+                corrupted = corrupt(x, name, severity, generator=generator)
+                for d, module in modules.items():
+                    correct[d, name, severity] += _correct(_defended(module, clf), corrupted, y)
+    rows = []
+    for d in defenses:
+        for name in names:
+            per = [correct[d, name, s] / total for s in severities]
+            rows.append(
+                {
+                    "defense": d,
+                    "attack": f"corruption:{name}",
+                    "accuracy": sum(per) / len(per),
+                    "per_severity": per,
+                    "n": total,
+                }
+            )
+    return rows
