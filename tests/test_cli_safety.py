@@ -134,7 +134,7 @@ def no_work(monkeypatch: pytest.MonkeyPatch) -> None:
 
     # each name where the code looks it up: the command line, the evaluation loops, the figures
     for module, names in (
-        (ev_cli, ("evaluate", "evaluate_corruptions", "save_figures", "eps_curve")),
+        (ev_cli, ("evaluate", "evaluate_corruptions", "save_figures", "eps_curve", "corruption_figure")),
         (ev_run, ("load_classifier", "build_defense")),
         (ev_figures, ("load_classifier", "build_defense")),
     ):

@@ -129,6 +129,25 @@ def test_corruption_table_rows_markdown_and_cli(tmp_path, capsys):
 
 
 @needs_fashion_mnist
+def test_corruption_figure_shows_every_corruption_before_and_after(tmp_path):
+    from PIL import Image
+
+    from recondefense.corruptions import CORRUPTIONS
+    from recondefense.evaluate import corruption_figure, main
+
+    records = corruption_figure(TIERS["fashionmnist"], "fashionmnist-smallcnn-pgd", tmp_path / "c.png")
+    assert [r["corruption"] for r in records] == list(CORRUPTIONS)
+    assert all(isinstance(r["corrupted_ok"], bool) and isinstance(r["defended_ok"], bool) for r in records)
+    assert not all(r["corrupted_ok"] for r in records)  # severity 3 breaks the classifier on some corruption
+    assert Image.open(tmp_path / "c.png").size[0] > 1000  # 15 columns
+    code = main(
+        ["--tier", "fashionmnist", "--defenses", "none,fashionmnist-smallcnn-pgd", "--corruptions", "fog"]
+        + ["--limit", "4", "--figures", str(tmp_path / "figs"), "--no-progress", "--json", str(tmp_path / "r.json")]
+    )
+    assert code == 0 and (tmp_path / "figs" / "corruptions.png").is_file()
+
+
+@needs_fashion_mnist
 def test_evaluate_leaves_global_state_alone():
     import matplotlib
 

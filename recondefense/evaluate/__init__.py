@@ -22,6 +22,7 @@ from __future__ import annotations
 
 # `X as X`: public names of the old single module, importable from here but outside `__all__` as before
 from .cli import main
+from .figures import corruption_figure
 from .figures import eps_curve as eps_curve
 from .figures import save_figures as save_figures
 from .figures import short_name as short_name
@@ -39,6 +40,7 @@ __all__ = [
     "build_defense",
     "evaluate",
     "evaluate_corruptions",
+    "corruption_figure",
     "format_markdown",
     "format_corruption_markdown",
     "main",

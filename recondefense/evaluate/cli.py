@@ -10,7 +10,7 @@ import logging
 import sys
 from pathlib import Path
 
-from .figures import eps_curve, save_figures
+from .figures import corruption_figure, eps_curve, save_figures
 from .report import _write_table, format_corruption_markdown, format_markdown
 from .run import evaluate, evaluate_corruptions
 from .tiers import ATTACK_NAMES, BASELINES, TIERS
@@ -69,7 +69,11 @@ def main(argv: list[str] | None = None) -> int:
         "--json", default=None, help="write the rows here ('-': to stdout, and the table to stderr instead)"
     )
     parser.add_argument("--markdown", default=None, help="write the table here")
-    parser.add_argument("--figures", default=None, help="write Figure 1 and the Figure 2 grid here")
+    parser.add_argument(
+        "--figures",
+        default=None,
+        help="write Figure 1 and the Figure 2 grid here (with --corruptions: corruptions.png, every corruption at severity 3)",
+    )
     parser.add_argument(
         "--curve", default=None, help="write the accuracy-vs-eps PNG here (and its points as .json beside it)"
     )
@@ -183,6 +187,12 @@ def main(argv: list[str] | None = None) -> int:
         held_out = [n for n in args.held_out_corruptions.split(",") if n]
         table = format_corruption_markdown(rows, tier, classifier, held_out)
         _write_table(rows, table, args.json, args.markdown, info)
+        ours = [d for d in defenses if d not in BASELINES and d != "none"]
+        if args.figures and ours:  # one image under every corruption, before and after our (first) defense
+            Path(args.figures).mkdir(parents=True, exist_ok=True)
+            path = Path(args.figures) / "corruptions.png"
+            corruption_figure(tier, ours[0], path, seed=args.seed, device=args.device)
+            print(f"wrote {path}", file=info)
         return 0
     if not args.no_table:
         try:

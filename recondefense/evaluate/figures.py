@@ -1,5 +1,6 @@
 """Figures as PNGs, drawn on matplotlib ``Figure`` objects (no pyplot state): the paper's Figures 1 and 2
-(:func:`save_figures`) and the accuracy-vs-eps curve (:func:`eps_curve`)."""
+(:func:`save_figures`), the accuracy-vs-eps curve (:func:`eps_curve`) and one image under every corruption,
+before and after a defense (:func:`corruption_figure`)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,11 @@ from tqdm.auto import tqdm
 
 from ..attacks import PGD, adaptive_model
 from ..classifiers import load_classifier
+from ..corruptions import CORRUPTIONS, corrupt
 from .run import _attack, _correct, _defended, _run_attack, build_defense
 from .tiers import BASELINES, Tier
 
-__all__ = ["eps_curve", "save_figures", "short_name"]
+__all__ = ["corruption_figure", "eps_curve", "save_figures", "short_name"]
 
 
 def short_name(defense: str) -> str:
@@ -135,3 +137,50 @@ def eps_curve(
     fig.tight_layout()
     fig.savefig(path, dpi=150)
     return points
+
+
+def corruption_figure(
+    tier: Tier,
+    defense: str,
+    path: str | Path,
+    *,
+    index: int = 0,
+    severity: int = 3,
+    seed: int = 0,
+    device: str = "cpu",
+) -> list[dict[str, Any]]:
+    """Test image ``index`` under each of the 15 corruptions at ``severity``: the corrupted image (top row) and
+    ``defense``'s output (bottom row), each titled with whether the classifier keeps the clean label; a PNG.
+
+    Returns:
+        One record per corruption: ``{"corruption", "corrupted_ok", "defended_ok"}``.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    clf = load_classifier(tier.classifier).to(device)
+    x, y = tier.test_set(clf)[index]
+    x = x.unsqueeze(0).to(device)
+    module = build_defense(defense, tier=tier).to(device)
+    names = list(CORRUPTIONS)
+    fig = Figure(figsize=(1.3 * len(names), 3.0))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(2, len(names))
+    records = []
+    for column, name in enumerate(names):
+        corrupted = corrupt(x, name, severity, generator=torch.Generator().manual_seed(seed))
+        with torch.no_grad():
+            defended = module(corrupted)
+            ok = [int(clf(img).argmax(1)) == int(y) for img in (corrupted, defended)]
+        records.append({"corruption": name, "corrupted_ok": ok[0], "defended_ok": ok[1]})
+        for row, (img, good) in enumerate(zip((corrupted, defended), ok)):
+            ax = axes[row, column]
+            img = img[0].detach().cpu()
+            ax.imshow(img.permute(1, 2, 0).squeeze(-1), cmap="gray" if img.shape[0] == 1 else None, vmin=0, vmax=1)
+            label = name.replace("_", " ") if row == 0 else short_name(defense)
+            ax.set_title(f"{label}\n{'ok' if good else 'wrong'}", fontsize=6)
+            ax.axis("off")
+    fig.suptitle(f"{tier.name}: test image {index}, severity {severity}; top: corrupted, bottom: defended", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=150)
+    return records
