@@ -198,6 +198,10 @@ class ReconstructiveDefense(
             if meta.get("input_mean") is None
             else f"mean {meta.get('input_mean')}, std {meta.get('input_std')}",
             "Trained by": f"`{meta['command']}`" if meta.get("command") else None,
+            "Composed from": None
+            if not meta.get("composed_from")
+            else f"the gate of `{meta['composed_from']['gate']}` (trained by `{meta.get('gate_command')}`) and the "
+            f"purifier of `{meta['composed_from']['inner']}` (trained by `{meta.get('inner_command')}`)",
             "Epochs trained": meta.get("epochs_trained"),
             "Compute": meta.get("compute"),
         }

@@ -507,3 +507,18 @@ def test_max_minutes_ends_training_at_an_epoch_end_and_the_card_says_how_many_ep
     assert any(m.get("stopped_early") for m in _metrics(tmp_path / "budget"))
     with pytest.raises(ValueError, match="max-minutes"):
         train(_config(data, tmp_path / "bad", max_minutes=0.0))
+
+
+def test_noise_augmentation_of_the_classifier_recipe_matches_the_certify_noise_model():
+    from recondefense.train.classifier import _noisy, accuracy, train_classifier
+
+    x = torch.rand(4, 1, 8, 8)
+    assert _noisy(x, 0.0, torch.Generator()) is x
+    a, b = (_noisy(x, 0.5, torch.Generator().manual_seed(0)) for _ in range(2))
+    assert torch.equal(a, b) and a.min() >= 0 and a.max() <= 1 and not torch.equal(a, x)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 3))
+    labels = model(x).argmax(1)
+    assert accuracy(model, x, labels) == 1.0
+    assert accuracy(model, x, labels, noise_sigma=0.5) == accuracy(model, x, labels, noise_sigma=0.5)  # seeded
+    with pytest.raises(ValueError, match="noise_sigma"):
+        train_classifier("smallcnn", noise_sigma=-1.0)

@@ -1,0 +1,78 @@
+"""Put another trained purifier behind a trained gate: the gate of one gated weights folder, the purifier of another.
+
+    python scripts/compose_gated.py --gate imagenet-efficientnet_lite0_lite2-gated-pgd \
+        --inner imagenet-efficientnet_lite0_lite2-pgd --out weights/imagenet-efficientnet_lite0_lite2-gated2-pgd \
+        --data photos:2000 --classifier imagenet-efficientnet_lite0 --val-limit 200
+
+Why this is the same as training the gate again: a gate trained with the detection loss alone (``recondefense
+train --arch gated --freeze bottleneck --gate-weight 1 --ce-weight 0 --visual-weight 0``) never looks at the
+purifier behind it (the loss is a binary cross-entropy on the gate's logits for attacked and clean images), so
+rerunning that command with ``--init-from <inner>`` trains the very same gate. This script skips the rerun, and
+measures the composition on the validation crops (PGD against the classifier alone) for the model card.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import torch
+
+from recondefense import ReconstructiveDefense
+from recondefense.classifiers import load_classifier
+from recondefense.data import load_dataset
+from recondefense.train.config import TrainConfig
+from recondefense.train.loop import _TripletMaker, validate
+
+
+def compose(gate: ReconstructiveDefense, inner: ReconstructiveDefense) -> ReconstructiveDefense:
+    """A gated defense with ``gate``'s gate and ``inner``'s purifier (an ``inner.arch`` network of its size)."""
+    if gate.arch != "gated":
+        raise ValueError(f"--gate must name gated weights, got arch {gate.arch!r}")
+    hyper = dict(gate.hyperparameters)
+    hyper.update({k: inner.hyperparameters[k] for k in ("width", "depth", "skip", "widths")}, inner=inner.arch)
+    defense = ReconstructiveDefense(**hyper)
+    gate_state = {k: v for k, v in gate.autoencoder.state_dict().items() if k.startswith("gate.")}
+    missing = defense.autoencoder.load_state_dict(gate_state, strict=False).missing_keys
+    if any(k.startswith("gate.") for k in missing):
+        raise ValueError(f"the gate weights do not fit: missing {missing}")
+    defense.autoencoder.bottleneck.load_state_dict(inner.autoencoder.state_dict())
+    return defense
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--gate", required=True, help="gated weights whose gate is kept (name, hub id or folder)")
+    parser.add_argument("--inner", required=True, help="recon or residual weights put behind the gate")
+    parser.add_argument("--out", required=True, help="folder for the composed weights")
+    parser.add_argument("--data", default="photos:2000", help="validation data spec (its val split)")
+    parser.add_argument("--classifier", default="imagenet-efficientnet_lite0", help="validated classifier")
+    parser.add_argument("--val-limit", type=int, default=200)
+    args = parser.parse_args(argv)
+    gate, inner = (ReconstructiveDefense.from_pretrained(name) for name in (args.gate, args.inner))
+    defense = compose(gate, inner)
+    config = TrainConfig(
+        data=args.data, classifier=args.classifier, val_limit=args.val_limit, batch_size=16, progress=False
+    )
+    classifier = load_classifier(args.classifier).eval()
+    val_set = load_dataset(args.data, "val", classifier=classifier)
+    maker = _TripletMaker(config, [classifier])
+    validation = validate(defense.autoencoder, classifier, maker, val_set, config, torch.device("cpu"))
+    defense.meta = {
+        **inner.meta,
+        "composed_from": {"gate": args.gate, "inner": args.inner},
+        "command": "python scripts/compose_gated.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "validation": validation,
+        "compute": f"composition and validation ({args.val_limit} val crops, PGD against {args.classifier}) on a CPU",
+        "gate_command": gate.meta.get("command"),
+        "inner_command": inner.meta.get("command"),
+    }
+    defense.meta.pop("train_config", None)  # two runs made it: their commands are kept above
+    defense.meta.pop("epochs_trained", None)
+    defense.save_pretrained(args.out)
+    print(validation)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
