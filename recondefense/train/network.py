@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -50,22 +51,27 @@ def _num_classes(dataset: Dataset) -> int | None:
     return int(labels.max()) + 1 if labels is not None else None
 
 
+def _architecture(config: TrainConfig) -> dict[str, Any]:
+    """The purifier's settings in ``config``: what :func:`build_purifier` and :class:`ReconstructiveDefense`
+    take besides the channel count."""
+    return {
+        "arch": config.arch,
+        "width": config.width,
+        "depth": config.depth,
+        "skip": config.skip,
+        "detail_width": config.detail_width,
+        "detail_depth": config.detail_depth,
+        "inner": config.inner,
+    }
+
+
 def _build_network(config: TrainConfig, in_channels: int, start: ReconstructiveDefense | None) -> nn.Module:
     """The purifier ``config.arch``, randomly initialised or started from ``start`` (``config.init_from``).
 
     A ``"detail"`` network may start from trained ``"recon"`` weights: they fill its bottleneck AE and the
     zero-initialised detail path makes it compute exactly that AE at step 0. A ``"gated"`` one may start from
     trained weights of its ``config.inner`` kind: they fill the purifier behind the gate."""
-    net = build_purifier(
-        config.arch,
-        in_channels=in_channels,
-        width=config.width,
-        depth=config.depth,
-        skip=config.skip,
-        detail_width=config.detail_width,
-        detail_depth=config.detail_depth,
-        inner=config.inner,
-    )
+    net = build_purifier(in_channels=in_channels, **_architecture(config))
     if start is None:
         return net
     wrapped = {"detail": "recon", "gated": config.inner}.get(config.arch)  # what the network holds inside
@@ -214,17 +220,7 @@ def _save_final(ae: nn.Module, config: TrainConfig, val: dict[str, float], final
         "recondefense_version": __version__,
         **config.extra_meta,
     }
-    defense = ReconstructiveDefense(
-        ae.in_channels,
-        config.width,
-        config.depth,
-        config.skip,
-        meta=meta,
-        arch=config.arch,
-        detail_width=config.detail_width,
-        detail_depth=config.detail_depth,
-        inner=config.inner,
-    )
+    defense = ReconstructiveDefense(ae.in_channels, meta=meta, **_architecture(config))
     defense.autoencoder.load_state_dict({k: v.float().contiguous() for k, v in ae.state_dict().items()})
     (final / "README.md").unlink(missing_ok=True)  # a resumed run writes its card anew
     defense.save_pretrained(final)
