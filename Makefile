@@ -47,9 +47,11 @@ data:
 test: $(IMAGENET_STAMP) data
 	$(PY) -m pytest -q
 
+# ruff check and ruff format --check (settings in pyproject.toml); CI (.ci/run) runs it before the tests.
+LINTED := recondefense tests benchmarks examples scripts
 lint: $(STAMP)
-	$(VENV)/bin/ruff check recondefense tests benchmarks examples
-	$(VENV)/bin/ruff format --check recondefense tests benchmarks examples
+	$(VENV)/bin/ruff check $(LINTED)
+	$(VENV)/bin/ruff format --check $(LINTED)
 
 demo: $(IMAGENET_STAMP)
 	$(PY) examples/demo.py

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from collections.abc import Sequence
@@ -24,7 +25,7 @@ from .errors import (
     WeightsMismatchError,
 )
 from .purifiers import ARCHITECTURES, GATED_INNER, build_purifier
-from .transform import PixelDefense, is_tracing, range_tolerance
+from .transform import PixelDefense, _value_range, _values_checked, is_tracing, range_tolerance
 from .weights import SAFETENSORS_FILE, get_weights, list_weights
 
 __all__ = ["ReconstructiveDefense", "Defended", "IMAGENET_MEAN", "IMAGENET_STD", "FORMAT_VERSION"]
@@ -443,16 +444,30 @@ class Defended(nn.Module):
         """Un-normalize, purify, re-normalize, classify; extra arguments go to the model."""
         if self.normalized:
             pixels = x * self.std.to(x.dtype) + self.mean.to(x.dtype)
-            if not self._warned_range and not is_tracing(pixels) and x.is_floating_point():
-                lo, hi = torch.aminmax(pixels.detach())
-                tolerance = range_tolerance(x.dtype)
-                if float(lo) < -tolerance or float(hi) > 1 + tolerance:
-                    warnings.warn(
-                        f"Defended: the input un-normalizes to pixels in [{float(lo):.3g}, {float(hi):.3g}], outside "
-                        "[0, 1]; they are clamped (warned once). Feed images normalized with this model's mean/std.",
-                        stacklevel=2,
-                    )
-                    self._warned_range = True
-            purified = self.defense(pixels.clamp(0, 1))
+            purified = self._purify(pixels)
             return self.model((purified - self.mean.to(x.dtype)) / self.std.to(x.dtype), *args, **kwargs)
         return self.model(self.defense(x), *args, **kwargs)
+
+    def _purify(self, pixels: torch.Tensor) -> torch.Tensor:
+        """The defense on un-normalized ``pixels`` clamped to [0, 1], reading the values back to the host at most
+        once per eager call: their range (outside [0, 1]: warned once) and, in place of a :class:`PixelDefense`'s
+        own check, NaN (Inf is clamped)."""
+        clamped = pixels.clamp(0, 1)
+        defense_checks = isinstance(self.defense, PixelDefense)  # it would read the values back itself
+        if not pixels.is_floating_point() or is_tracing(pixels) or (self._warned_range and not defense_checks):
+            return self.defense(clamped)
+        lo, hi = _value_range(pixels)
+        tolerance = range_tolerance(pixels.dtype)
+        if not self._warned_range and (lo < -tolerance or hi > 1 + tolerance):
+            warnings.warn(
+                f"Defended: the input un-normalizes to pixels in [{lo:.3g}, {hi:.3g}], outside "
+                "[0, 1]; they are clamped (warned once). Feed images normalized with this model's mean/std.",
+                stacklevel=3,
+            )
+            self._warned_range = True
+        if not defense_checks:
+            return self.defense(clamped)
+        if math.isnan(lo) or math.isnan(hi):
+            raise ValueError("images contain NaN or Inf values")  # the defense's own check, on the clamped pixels
+        with _values_checked(clamped):
+            return self.defense(clamped)

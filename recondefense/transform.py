@@ -9,7 +9,10 @@ checking and reshaping once, so subclasses only implement :meth:`PixelDefense.pu
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
+from collections.abc import Iterator
 
 import torch
 from torch import nn
@@ -40,6 +43,26 @@ def is_tracing(tensor: torch.Tensor | None = None) -> bool:
 
 _FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
+#: The tensor whose values the caller has read back and checked already (``Defended``): its check is skipped.
+_CHECKED: contextvars.ContextVar[torch.Tensor | None] = contextvars.ContextVar("recondefense_checked", default=None)
+
+
+def _value_range(images: torch.Tensor) -> tuple[float, float]:
+    """The smallest and largest value of ``images`` (both NaN when one is NaN), read back to the host at once."""
+    lo, hi = torch.stack(tuple(torch.aminmax(images.detach()))).tolist()
+    return lo, hi
+
+
+@contextlib.contextmanager
+def _values_checked(images: torch.Tensor) -> Iterator[None]:
+    """Within the block, :func:`check_pixels` skips the value checks of ``images`` (this very tensor only): the
+    caller has made them, so an eager call reads the values back to the host once instead of twice."""
+    token = _CHECKED.set(images)
+    try:
+        yield
+    finally:
+        _CHECKED.reset(token)
+
 
 def check_pixels(
     images: torch.Tensor,
@@ -64,7 +87,8 @@ def check_pixels(
         TypeError: not a tensor, or a dtype other than ``uint8`` or floating point.
         ValueError: wrong rank, wrong channel count, an empty batch or image, NaN/Inf, values
             outside [0, 1] (beyond :func:`range_tolerance`), or a device other than ``device``. The value
-            checks (NaN/Inf, range) are skipped while tracing (:func:`is_tracing`).
+            checks (NaN/Inf, range) are skipped while tracing (:func:`is_tracing`) and for a tensor whose values
+            the caller has checked already (``Defended``).
     """
     if not isinstance(images, torch.Tensor):
         raise TypeError(f"expected {name} as a torch.Tensor, got {type(images).__name__}")
@@ -91,10 +115,9 @@ def check_pixels(
         )
     if batch.dtype == torch.uint8:
         return batch.float() / 255
-    if is_tracing(batch):
+    if is_tracing(batch) or images is _CHECKED.get():
         return batch
-    lo, hi = torch.aminmax(batch.detach())
-    lo, hi = float(lo), float(hi)
+    lo, hi = _value_range(batch)
     if not (math.isfinite(lo) and math.isfinite(hi)):
         raise ValueError(f"{name} contain NaN or Inf values")
     tolerance = range_tolerance(batch.dtype)

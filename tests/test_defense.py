@@ -196,6 +196,63 @@ def test_defended_moves_with_to(defense):
     assert model(torch.zeros(1, 3, 8, 8, dtype=torch.float64)).dtype == torch.float64
 
 
+def test_defended_reads_the_input_range_back_once_per_call(defense, monkeypatch):
+    """Defended checks the un-normalized input and the defense then skips its own check of the same pixels:
+    one torch.aminmax (one read-back to the host) per eager call, before and after the out-of-range warning.
+    The outcome is unchanged: out-of-range pixels warn once and are clamped, Inf is clamped, NaN is refused."""
+    import warnings
+
+    model = Defended(TinyNet().eval(), defense)
+    x = (torch.rand(2, 3, 16, 16) - model.mean) / model.std
+    expected = model(x)
+    original, calls = torch.aminmax, []
+
+    def counted(*args, **kwargs):
+        calls.append(args[0].shape)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "aminmax", counted)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for inputs in (x, x * 10, x, x * 10):
+            calls.clear()
+            out = model(inputs)
+            assert len(calls) == 1
+    assert len([w for w in caught if "clamped" in str(w.message)]) == 1
+    torch.testing.assert_close(out, model(((x * 10) * model.std + model.mean).clamp(0, 1).sub(model.mean) / model.std))
+    torch.testing.assert_close(model(x), expected)
+    inf, nan = x.clone(), x.clone()
+    inf[0, 0, 0, 0], nan[0, 0, 0, 0] = float("inf"), float("nan")
+    assert torch.isfinite(model(inf)).all()
+    with pytest.raises(ValueError, match="NaN"):
+        model(nan)
+    calls.clear()
+    defense(torch.rand(2, 3, 16, 16))  # the defense alone still checks its input
+    assert len(calls) == 1
+    with pytest.raises(ValueError, match="pixel values"):
+        defense(torch.full((1, 3, 8, 8), 1.01))
+
+
+def test_defended_with_a_module_defense_warns_once_and_passes_nan_through(monkeypatch):
+    """A defense that is a plain nn.Module checks nothing itself: Defended reads the range back until it has
+    warned, then not at all, and leaves NaN to the defense, as before."""
+    import warnings
+
+    model = Defended(TinyNet().eval(), nn.Identity())
+    x = (torch.rand(2, 3, 16, 16) - model.mean) / model.std
+    original, calls = torch.aminmax, []
+    monkeypatch.setattr(torch, "aminmax", lambda *a, **k: calls.append(1) or original(*a, **k))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model(x)
+        model(x * 10)
+        model(x)
+    assert len(calls) == 2 and len([w for w in caught if "clamped" in str(w.message)]) == 1
+    nan = x.clone()
+    nan[0, 0, 0, 0] = float("nan")
+    assert torch.isnan(model(nan)).any()
+
+
 def test_defended_with_torchvision_model(defense):
     """A torchvision classifier with the default ImageNet normalization: Defended un-normalizes, purifies,
     re-normalizes and classifies, exactly as done by hand, and the defense is not skipped."""

@@ -247,7 +247,7 @@ def test_identity_start_architectures_with_logit_guidance(data, tmp_path, arch, 
 def test_several_classifiers_judge_alternate_images(data, tmp_path, monkeypatch):
     import tiny_models
 
-    from recondefense.train import loop
+    from recondefense.train import triplets
 
     calls: dict[str, int] = {"tiny": 0, "other": 0}
     for name, cls in (("tiny", tiny_models.TinyClassifier), ("other", tiny_models._OtherTiny)):
@@ -260,7 +260,7 @@ def test_several_classifiers_judge_alternate_images(data, tmp_path, monkeypatch)
 
         monkeypatch.setattr(cls, "forward", counted)
     index = torch.tensor([0, 1, 2, 3, 4])
-    assert [(k, rows.tolist()) for k, rows in loop._groups(index, 2)] == [(0, [0, 2, 4]), (1, [1, 3])]
+    assert [(k, rows.tolist()) for k, rows in triplets._groups(index, 2)] == [(0, [0, 2, 4]), (1, [1, 3])]
     out = tmp_path / "two"
     final = train(
         _config(
@@ -289,7 +289,7 @@ def test_detail_network_starts_as_the_recon_weights_it_is_initialised_from(data,
 
 
 def loop_build(config: TrainConfig, in_channels: int):
-    from recondefense.train.loop import _build_network
+    from recondefense.train.network import _build_network
 
     start = None if config.init_from is None else ReconstructiveDefense.from_pretrained(config.init_from)
     return _build_network(config, in_channels, start)

@@ -1,0 +1,226 @@
+"""The purifier being trained: building it (optionally from trained weights), which of its parameters train,
+the joint phase's guidance and gate losses, and its ``final/`` folder with a model card."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import Dataset
+
+from .. import __version__
+from ..defense import ReconstructiveDefense
+from ..losses import VisualLossParts, guidance_loss, visual_loss
+from ..purifiers import build_purifier
+from .config import TrainConfig, attack_parts, config_to_command, corruption_spec, gaussian_sigma
+from .triplets import _labels_for
+
+
+def _in_channels(
+    train_set: Dataset, names: list[str], classifiers: list[nn.Module], data_name: str, device: torch.device
+) -> int:
+    """The channel count of the training images (the network's input), once every classifier is checked
+    against the data's classes."""
+    if len(train_set) == 0:
+        raise ValueError(f"the training data {data_name!r} is empty")
+    probe = next((item for item in (train_set[i] for i in range(min(len(train_set), 64))) if item is not None), None)
+    if probe is None:
+        raise ValueError(f"the training data {data_name!r}: none of the first 64 images can be decoded")
+    classes = _num_classes(train_set)
+    for spec, model_k in zip(names, classifiers):
+        with torch.no_grad():
+            outputs = model_k(probe[0].unsqueeze(0).to(device)).shape[-1]
+        if classes is not None and classes != outputs:
+            raise ValueError(
+                f"the classifier {spec!r} outputs {outputs} classes but the data {data_name!r} has {classes}: "
+                "pass the classifier trained on these labels"
+            )
+    return probe[0].shape[0]
+
+
+def _num_classes(dataset: Dataset) -> int | None:
+    base = getattr(dataset, "dataset", dataset)
+    classes = getattr(base, "classes", None)
+    if classes is not None:
+        return len(classes)
+    labels = getattr(base, "labels", None)
+    return int(labels.max()) + 1 if labels is not None else None
+
+
+def _architecture(config: TrainConfig) -> dict[str, Any]:
+    """The purifier's settings in ``config``: what :func:`build_purifier` and :class:`ReconstructiveDefense`
+    take besides the channel count."""
+    return {
+        "arch": config.arch,
+        "width": config.width,
+        "depth": config.depth,
+        "skip": config.skip,
+        "detail_width": config.detail_width,
+        "detail_depth": config.detail_depth,
+        "inner": config.inner,
+    }
+
+
+def _build_network(config: TrainConfig, in_channels: int, start: ReconstructiveDefense | None) -> nn.Module:
+    """The purifier ``config.arch``, randomly initialised or started from ``start`` (``config.init_from``).
+
+    A ``"detail"`` network may start from trained ``"recon"`` weights: they fill its bottleneck AE and the
+    zero-initialised detail path makes it compute exactly that AE at step 0. A ``"gated"`` one may start from
+    trained weights of its ``config.inner`` kind: they fill the purifier behind the gate."""
+    net = build_purifier(in_channels=in_channels, **_architecture(config))
+    if start is None:
+        return net
+    wrapped = {"detail": "recon", "gated": config.inner}.get(config.arch)  # what the network holds inside
+    target = net.bottleneck if wrapped is not None and start.arch == wrapped else net
+    try:
+        target.load_state_dict(start.autoencoder.state_dict())
+    except RuntimeError as err:
+        raise ValueError(
+            f"--init-from {config.init_from or 'defense'!r} holds a {start.arch!r} network that does not match --arch "
+            f"{config.arch} with --width {config.width} --depth {config.depth} --skip {config.skip}: {err}"
+        ) from err
+    return net
+
+
+def _loss(
+    config: TrainConfig,
+    ae: nn.Module,
+    model: nn.Module,
+    classifiers: list[nn.Module],
+    groups: list[tuple[int, torch.Tensor]],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    x_adv: torch.Tensor,
+    keep_clean: torch.Tensor,
+    warmup: bool,
+    relabel: bool,
+) -> tuple[torch.Tensor, VisualLossParts, torch.Tensor, float | None, float | None]:
+    """One step's forward pass: AE(x~) (by ``model``: ``ae`` or its DDP wrapper), its visual loss terms,
+    the loss to minimise, and the guidance and train accuracy of the joint phase (None in warm-up or without
+    a classifier in the loss)."""
+    recon = model(x_adv).float()
+    parts = visual_loss(recon, x, alpha=config.alpha, beta=config.beta, c=config.c)
+    if warmup:
+        loss, guidance, train_acc = parts.total, None, None
+    elif config.ce_weight > 0 or config.clean_weight > 0:
+        recon_clean = model(x).float() if config.clean_weight > 0 else None
+        guide, clean_guide, correct = _guidance(config, classifiers, groups, x, y, recon, recon_clean, relabel)
+        loss = config.visual_weight * parts.total + config.ce_weight * guide
+        if recon_clean is not None:
+            loss = loss + config.clean_weight * clean_guide
+        guidance, train_acc = guide.item(), correct / len(y)
+    else:  # no classifier in the loop (e.g. only the gate's detection loss)
+        loss, guidance, train_acc = config.visual_weight * parts.total, None, None
+    if config.gate_weight > 0:
+        loss = loss + config.gate_weight * _gate_loss(ae, x, x_adv, keep_clean)
+    return recon, parts, loss, guidance, train_acc
+
+
+def _guidance(
+    config: TrainConfig,
+    classifiers: list[nn.Module],
+    groups: list[tuple[int, torch.Tensor]],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    recon: torch.Tensor,
+    recon_clean: torch.Tensor | None,
+    relabel: bool,
+) -> tuple[torch.Tensor, torch.Tensor | None, int]:
+    """The joint phase's guidance terms, each image judged by its classifier: on the purified attacked batch,
+    on the purified clean batch (None without the clean-consistency term), and the count of purified attacked
+    images the classifiers label as they label the clean ones."""
+    guide = recon.new_zeros(())
+    clean_guide = None if recon_clean is None else recon.new_zeros(())
+    correct = 0
+    for k, rows in groups:
+        clean_logits, labels = _labels_for(classifiers[k], x[rows], y[rows], relabel)
+        share = len(rows) / len(y)
+        logits = classifiers[k](recon[rows])
+        guide = guide + share * guidance_loss(logits, clean_logits, labels, config.guidance)
+        correct += int((logits.argmax(1) == labels).sum())
+        if recon_clean is not None:
+            logits_clean = classifiers[k](recon_clean[rows])
+            clean_guide = clean_guide + share * guidance_loss(logits_clean, clean_logits, labels, config.guidance)
+    return guide, clean_guide, correct
+
+
+def _gate_loss(ae: nn.Module, x: torch.Tensor, x_adv: torch.Tensor, kept_clean: torch.Tensor) -> torch.Tensor:
+    """Detection loss of a gated purifier's gate: binary cross-entropy, open (1) on attacked or corrupted
+    images, closed (0) on clean ones (inputs left clean by ``--clean-fraction`` count as clean)."""
+    gate = getattr(ae, "gate_logit", None)
+    if gate is None:
+        raise ValueError("--gate-weight needs --arch gated (a purifier with a gate)")
+    logits = torch.cat([gate(x_adv), gate(x)])
+    targets = torch.cat([(~kept_clean).float(), torch.zeros(len(x), device=x.device)])
+    return F.binary_cross_entropy_with_logits(logits, targets)
+
+
+def _train_mode(ae: nn.Module, frozen: list[str]) -> None:
+    """Training mode, except the frozen sub-networks: they stay in eval mode (batch norm statistics kept)."""
+    ae.train()
+    for name, module in ae.named_modules():
+        if name and any(name.startswith(prefix) for prefix in frozen):
+            module.eval()
+
+
+def _optimizer(
+    config: TrainConfig, ae: nn.Module, steps_per_epoch: int
+) -> tuple[list[str], torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+    """The ``--freeze`` prefixes (their parameters stop requiring gradients), and Adam with its ``--lr-schedule``
+    over the trainable rest."""
+    frozen = [prefix for prefix in (config.freeze or "").split(",") if prefix]
+    trained = [p for name, p in ae.named_parameters() if not any(name.startswith(f) for f in frozen)]
+    if not trained:
+        raise ValueError(f"--freeze {config.freeze!r} leaves no parameter to train")
+    for name, p in ae.named_parameters():
+        p.requires_grad_(not any(name.startswith(f) for f in frozen))
+    opt = torch.optim.Adam(trained, lr=config.lr)
+    total_steps = steps_per_epoch * config.epochs
+    if config.lr_schedule == "cosine":
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(total_steps, 1))
+    elif config.lr_schedule == "constant":
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
+    else:
+        raise ValueError(f"unknown lr_schedule {config.lr_schedule!r}: expected constant or cosine")
+    return frozen, opt, sched
+
+
+def _save_final(ae: nn.Module, config: TrainConfig, val: dict[str, float], final: Path, epochs_trained: int) -> None:
+    """``final/``: weights, config.json with the run's meta, and the model card rendered from that meta."""
+    attack = f"{config.attack} (eps={config.eps}" + (
+        f", step {config.step_size}, {config.steps} steps)" if config.attack != "fgsm" else ")"
+    )
+    if gaussian_sigma(config.attack) is not None:
+        attack = f"gaussian noise, sigma {gaussian_sigma(config.attack)} (clamped to [0, 1])"
+    elif any(corruption_spec(p) is not None for p in attack_parts(config.attack)):
+        attack = f"{config.attack} (+: one source per batch; PGD/FGSM eps={config.eps})"
+    command = (
+        config.extra_meta.get("python_call", "recondefense.train.fit(...)")
+        if config.data.startswith("python:")
+        else config_to_command(config)
+    )
+    meta = {
+        "dataset": config.data,
+        "classifier": config.classifier,
+        "attack": attack,
+        "adaptive": config.adaptive,
+        "clean_fraction": config.clean_fraction,
+        "guidance": config.guidance,
+        "clean_weight": config.clean_weight,
+        "input_mean": config.mean,
+        "input_std": config.std,
+        "validation": val,
+        "command": command,
+        "epochs_trained": epochs_trained,
+        "train_config": {k: v for k, v in dataclasses.asdict(config).items() if k != "extra_meta"},
+        "recondefense_version": __version__,
+        **config.extra_meta,
+    }
+    defense = ReconstructiveDefense(ae.in_channels, meta=meta, **_architecture(config))
+    defense.autoencoder.load_state_dict({k: v.float().contiguous() for k, v in ae.state_dict().items()})
+    (final / "README.md").unlink(missing_ok=True)  # a resumed run writes its card anew
+    defense.save_pretrained(final)

@@ -1,0 +1,206 @@
+"""The training triplets ``(x, x~, y)``: x~ made online per batch (FGSM/PGD/mix, adaptive, noise or
+corruptions against classifier ``k``) or once for the whole training set (``--triplets cached``)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from ..attacks import FGSM, PGD
+from ..corruptions import corrupt
+from ..data import collate_skipping
+from .config import TrainConfig, attack_parts, corruption_spec, gaussian_sigma
+
+CACHED_TRIPLETS = "triplets_x_adv.npy"
+
+
+def _step_seed(seed: int, epoch: int, step: int) -> int:
+    """The seed of one step (triplet caching uses epoch -1, validation attacks epoch -2)."""
+    return (seed * 1_000_003 + epoch * 100_003 + step) % (2**63)
+
+
+class _TripletMaker:
+    """Makes x~ for a batch: FGSM/PGD/mix against classifier ``k`` (or AE + classifier when adaptive)."""
+
+    def __init__(self, config: TrainConfig, classifiers: list[nn.Module]) -> None:
+        self.config = config
+        self.classifiers = classifiers
+        self.fgsm = [FGSM(c, eps=config.eps) for c in classifiers]
+        self.pgd = [
+            PGD(c, eps=config.eps, alpha=config.step_size, steps=config.steps, random_start=config.random_start)
+            for c in classifiers
+        ]
+        #: validation batch index -> (attacked batch against the first classifier alone, undefended clean and
+        #: attacked correct counts), filled once by :func:`~recondefense.train.validation.validate`
+        self.validation_attacks: dict[int, tuple[torch.Tensor, int, int]] = {}
+
+    def kind(self) -> str:
+        parts = attack_parts(self.config.attack)
+        part = parts[int(torch.randint(len(parts), ()))] if len(parts) > 1 else parts[0]
+        if part == "mix":
+            return "fgsm" if torch.rand(()) < 0.5 else "pgd"
+        return part
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor, ae: nn.Module | None = None, k: int = 0) -> torch.Tensor:
+        kind = self.kind()
+        sigma = gaussian_sigma(kind)
+        if sigma is not None:  # noise triplets (denoised smoothing): clamp(x + N(0, sigma^2)), no classifier needed
+            return (x + sigma * torch.randn_like(x)).clamp(0, 1)
+        corruption = corruption_spec(kind)
+        if corruption is not None:  # one corruption and severity per image, from the seeded global generator
+            names, severities = corruption
+            out = torch.empty_like(x)
+            for i in range(len(x)):
+                name = names[int(torch.randint(len(names), ()))]
+                severity = severities[int(torch.randint(len(severities), ()))]
+                out[i] = corrupt(x[i], name, severity)
+            return out
+        if self.config.adaptive and ae is not None:
+            target = nn.Sequential(ae, self.classifiers[k])
+            attack = (
+                FGSM(target, eps=self.config.eps)
+                if kind == "fgsm"
+                else PGD(
+                    target,
+                    eps=self.config.eps,
+                    alpha=self.config.step_size,
+                    steps=self.config.steps,
+                    random_start=self.config.random_start,
+                )
+            )
+        else:
+            attack = self.fgsm[k] if kind == "fgsm" else self.pgd[k]
+        return attack(x, y).detach()
+
+
+def _single_source(maker: _TripletMaker, part: str) -> _TripletMaker:
+    """A triplet maker for one ``+``-part of ``maker``'s attack (validation measures the first part alone)."""
+    return _TripletMaker(dataclasses.replace(maker.config, attack=part), maker.classifiers)
+
+
+def _groups(index: torch.Tensor, count: int) -> list[tuple[int, torch.Tensor]]:
+    """``(k, positions in the batch)`` of the training images judged by classifier ``k`` (image index mod count)."""
+    if count == 1:
+        return [(0, torch.arange(len(index)))]
+    owner = index % count
+    return [(k, (owner == k).nonzero().flatten()) for k in range(count) if (owner == k).any()]
+
+
+def _labels_for(
+    classifier: nn.Module, x: torch.Tensor, y: torch.Tensor, relabel: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The classifier's clean logits on ``x`` and the labels to attack and guide with: ``y``, or its own
+    predictions when the data was labelled by another classifier (``relabel``)."""
+    with torch.no_grad():
+        logits = classifier(x)
+    return logits, (logits.argmax(1) if relabel else y)
+
+
+def _attack_groups(
+    maker: _TripletMaker,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    groups: list[tuple[int, torch.Tensor]],
+    relabel: bool,
+    ae: nn.Module | None = None,
+) -> torch.Tensor:
+    """x~ for a batch, each group of rows made against its classifier ``k`` (with its own label when ``relabel``)."""
+    x_adv = torch.empty_like(x)
+    for k, rows in groups:
+        _, labels = _labels_for(maker.classifiers[k], x[rows], y[rows], relabel)
+        x_adv[rows] = maker(x[rows], labels, ae, k=k)
+    return x_adv
+
+
+def _cached_batch(
+    cached: np.ndarray, index: torch.Tensor, x: torch.Tensor, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The cached x~ of a batch and ``x`` rounded to 8 bits like it, so 8-bit rounding tells nothing apart."""
+    x_adv = torch.from_numpy(np.asarray(cached[index.numpy()])).to(device).float().div(255)
+    return (x * 255).round() / 255, x_adv
+
+
+def _triplet_cache(
+    dataset: Dataset,
+    maker: _TripletMaker,
+    config: TrainConfig,
+    out: Path,
+    device: torch.device,
+    relabel: bool,
+    rank: int,
+    world: int,
+) -> np.ndarray | None:
+    """``--triplets cached``: every rank's view of the cache rank 0 makes (or finds); None for ``online``."""
+    if config.triplets == "online":
+        return None
+    if config.triplets != "cached":
+        raise ValueError(f"unknown triplets mode {config.triplets!r}: expected online or cached")
+    if config.adaptive:
+        raise ValueError("adaptive triplets depend on the current AE and cannot be cached; use triplets='online'")
+    cached = _cache_triplets(dataset, maker, config, out, device, relabel) if rank == 0 else None
+    if world > 1:
+        dist.barrier()
+        cached = cached if cached is not None else np.load(out / CACHED_TRIPLETS, mmap_mode="r")
+    return cached
+
+
+def _cache_triplets(
+    dataset: Dataset, maker: _TripletMaker, config: TrainConfig, out: Path, device: torch.device, relabel: bool
+) -> np.ndarray:
+    """Attack the whole training set once (8-bit, as the official code stored them); reused every epoch.
+
+    Image ``i`` is attacked against classifier ``i mod K`` (with its own label when ``relabel``)."""
+    path = out / CACHED_TRIPLETS
+    if path.is_file():
+        return np.load(path, mmap_mode="r")
+    loader = DataLoader(
+        _WithIndex(dataset),
+        batch_size=config.batch_size,
+        shuffle=False,
+        collate_fn=_collate_indexed,
+        num_workers=config.num_workers,
+    )
+    array: np.ndarray | None = None  # row i = training image i (undecodable images leave zeros, never read)
+    for i, (x, y, index, _) in enumerate(tqdm(loader, desc="caching triplets", disable=not config.progress)):
+        if len(y) == 0:
+            continue
+        torch.manual_seed(_step_seed(config.seed, -1, i))
+        x, y = x.to(device), y.to(device)
+        x_adv = _attack_groups(maker, x, y, _groups(index, len(maker.classifiers)), relabel)
+        if array is None:
+            array = np.zeros((len(dataset), *x.shape[1:]), dtype=np.uint8)
+        array[index.numpy()] = (x_adv * 255).round().to(torch.uint8).cpu().numpy()
+    if array is None:
+        raise ValueError("no decodable training image to attack")
+    tmp = path.with_suffix(".tmp.npy")
+    np.save(tmp, array)
+    os.replace(tmp, path)
+    return array
+
+
+class _WithIndex(Dataset):
+    """``(image, label, index)`` items of a dataset of ``(image, label)`` items (None stays None)."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int] | None:
+        item = self.dataset[index]
+        return None if item is None else (item[0], item[1], index)
+
+
+def _collate_indexed(batch: list) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+    kept = [b for b in batch if b is not None]
+    images, labels, skipped = collate_skipping([(b[0], b[1]) for b in kept] + [None] * (len(batch) - len(kept)))
+    return images, labels, torch.as_tensor([b[2] for b in kept], dtype=torch.long), skipped

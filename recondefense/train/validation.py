@@ -1,0 +1,85 @@
+"""Per-epoch validation: clean and attacked accuracy with and without the AE, and PSNR of AE(x~) vs x."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from ..data import collate_skipping
+from ..metrics import psnr
+from .config import TrainConfig, attack_parts
+from .triplets import _single_source, _step_seed, _TripletMaker
+
+
+@torch.no_grad()
+def _predict(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return model(x).argmax(1)
+
+
+def _validation_attack(
+    i: int, x: torch.Tensor, y: torch.Tensor, classifier: nn.Module, maker: _TripletMaker, config: TrainConfig
+) -> tuple[torch.Tensor, int, int]:
+    """Validation batch ``i`` attacked by the first triplet source (against the first classifier alone), and the
+    undefended clean and attacked correct counts; seeded by the batch, independent of the AE."""
+    torch.manual_seed(_step_seed(config.seed, -2, i))
+    parts = attack_parts(config.attack)
+    first = parts[0]  # validation measures the first triplet source
+    if first in ("pgd", "mix"):
+        x_adv = maker.pgd[0](x, y)
+    elif first == "fgsm":
+        x_adv = maker.fgsm[0](x, y)
+    else:  # noise or corruptions: a seeded draw of the same source
+        x_adv = maker(x, y) if len(parts) == 1 else _single_source(maker, first)(x, y)
+    clean_correct = (_predict(classifier, x) == y).sum().item()
+    attacked_correct = (_predict(classifier, x_adv) == y).sum().item()
+    return x_adv, clean_correct, attacked_correct
+
+
+def validate(
+    ae: nn.Module,
+    classifier: nn.Module,
+    maker: _TripletMaker,
+    dataset: Dataset,
+    config: TrainConfig,
+    device: torch.device,
+) -> dict[str, float]:
+    """Clean and attacked accuracy with and without the AE, and PSNR of AE(x~) vs x, on ``dataset``."""
+    was_training = ae.training
+    ae.eval()
+    # the training batch size bounds the memory of the validation attacks too (224 px PGD: ~80 MB per image)
+    loader = DataLoader(
+        dataset,
+        batch_size=config.batch_size,
+        shuffle=False,
+        collate_fn=collate_skipping,
+        num_workers=config.num_workers,
+    )
+    totals = {
+        "n": 0,
+        "clean_acc_undefended": 0.0,
+        "attacked_acc_undefended": 0.0,
+        "clean_acc": 0.0,
+        "attacked_acc": 0.0,
+        "psnr": 0.0,
+    }
+    for i, (x, y, _) in enumerate(loader):
+        if config.val_limit is not None:
+            if totals["n"] >= config.val_limit:
+                break
+            x, y = x[: config.val_limit - totals["n"]], y[: config.val_limit - totals["n"]]
+        x, y = x.to(device), y.to(device)
+        if i not in maker.validation_attacks:  # the attack ignores the AE: made once, reused every epoch
+            maker.validation_attacks[i] = _validation_attack(i, x, y, classifier, maker, config)
+        x_adv, clean_correct, attacked_correct = maker.validation_attacks[i]
+        with torch.no_grad():
+            recon_clean, recon_adv = ae(x).clamp(0, 1), ae(x_adv).clamp(0, 1)
+        totals["n"] += len(y)
+        totals["clean_acc_undefended"] += clean_correct
+        totals["attacked_acc_undefended"] += attacked_correct
+        totals["clean_acc"] += (_predict(classifier, recon_clean) == y).sum().item()
+        totals["attacked_acc"] += (_predict(classifier, recon_adv) == y).sum().item()
+        totals["psnr"] += psnr(recon_adv, x).sum().item()
+    ae.train(was_training)
+    n = max(totals.pop("n"), 1)
+    return {k: v / n for k, v in totals.items()} | {"n": n}
