@@ -35,7 +35,7 @@ FORMAT_VERSION = 1
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 #: Weights ``Defended(model)`` loads when no defense is given.
-DEFAULT_IMAGENET_WEIGHTS = "imagenet-efficientnet_lite0_lite2-gated-pgd"
+DEFAULT_IMAGENET_WEIGHTS = "imagenet-efficientnet_lite0_lite2-gated2-pgd"
 
 
 class ReconstructiveDefense(

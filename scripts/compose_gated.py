@@ -22,16 +22,20 @@ from recondefense import ReconstructiveDefense
 from recondefense.classifiers import load_classifier
 from recondefense.data import load_dataset
 from recondefense.train.config import TrainConfig
-from recondefense.train.loop import _TripletMaker, validate
+from recondefense.train.triplets import _TripletMaker
+from recondefense.train.validation import validate
 
 
-def compose(gate: ReconstructiveDefense, inner: ReconstructiveDefense) -> ReconstructiveDefense:
-    """A gated defense with ``gate``'s gate and ``inner``'s purifier (an ``inner.arch`` network of its size)."""
+def compose(
+    gate: ReconstructiveDefense, inner: ReconstructiveDefense, meta: dict | None = None
+) -> ReconstructiveDefense:
+    """A gated defense with ``gate``'s gate and ``inner``'s purifier (an ``inner.arch`` network of its size);
+    ``meta`` goes into its config.json."""
     if gate.arch != "gated":
         raise ValueError(f"--gate must name gated weights, got arch {gate.arch!r}")
     hyper = dict(gate.hyperparameters)
     hyper.update({k: inner.hyperparameters[k] for k in ("width", "depth", "skip", "widths")}, inner=inner.arch)
-    defense = ReconstructiveDefense(**hyper)
+    defense = ReconstructiveDefense(**hyper, meta=meta)
     gate_state = {k: v for k, v in gate.autoencoder.state_dict().items() if k.startswith("gate.")}
     missing = defense.autoencoder.load_state_dict(gate_state, strict=False).missing_keys
     if any(k.startswith("gate.") for k in missing):
@@ -58,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     val_set = load_dataset(args.data, "val", classifier=classifier)
     maker = _TripletMaker(config, [classifier])
     validation = validate(defense.autoencoder, classifier, maker, val_set, config, torch.device("cpu"))
-    defense.meta = {
+    meta = {
         **inner.meta,
         "composed_from": {"gate": args.gate, "inner": args.inner},
         "command": "python scripts/compose_gated.py " + " ".join(sys.argv[1:] if argv is None else argv),
@@ -67,9 +71,9 @@ def main(argv: list[str] | None = None) -> int:
         "gate_command": gate.meta.get("command"),
         "inner_command": inner.meta.get("command"),
     }
-    defense.meta.pop("train_config", None)  # two runs made it: their commands are kept above
-    defense.meta.pop("epochs_trained", None)
-    defense.save_pretrained(args.out)
+    meta.pop("train_config", None)  # two runs made it: their commands are kept above
+    meta.pop("epochs_trained", None)
+    compose(gate, inner, meta).save_pretrained(args.out)
     print(validation)
     return 0
 

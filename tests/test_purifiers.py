@@ -100,7 +100,7 @@ def test_gated_purifier_can_hold_a_residual_purifier_and_start_from_its_weights(
         GatedPurifier(inner="detail")
 
 
-def test_compose_gated_keeps_the_gate_of_one_and_the_purifier_of_another():
+def test_compose_gated_keeps_the_gate_of_one_and_the_purifier_of_another(tmp_path):
     import importlib.util
     from pathlib import Path
 
@@ -120,3 +120,6 @@ def test_compose_gated_keeps_the_gate_of_one_and_the_purifier_of_another():
         assert composed.hyperparameters["inner"] == inner.arch and composed.hyperparameters["width"] == 4
     with pytest.raises(ValueError, match="gated"):
         module.compose(inner, inner)
+    composed = module.compose(gated, gated_inner := ReconstructiveDefense(width=4, depth=2), {"note": "kept"})
+    composed.save_pretrained(tmp_path)  # the meta reaches config.json, not only the card
+    assert ReconstructiveDefense.from_pretrained(tmp_path).meta == {"note": "kept"} and gated_inner.arch == "recon"
