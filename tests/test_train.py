@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import argparse
 import json
 import os
@@ -110,7 +112,15 @@ def test_interrupt_and_resume_is_bitwise_equal(data, tmp_path):
 def test_joint_phase_and_cached_triplets(data, tmp_path):
     out = tmp_path / "cached"
     train(_config(data, out, triplets="cached", attack="mix", clean_fraction=0.5))
-    assert (out / "triplets_x_adv.npy").is_file()
+    assert all((out / f"triplets_{n}.npy").is_file() for n in ("x_adv", "x", "y"))
+    # epochs read the cached clean images instead of the dataset: the same training as a cache holding only x~
+    # (as written before the clean images were stored), whose epochs read the dataset
+    old = tmp_path / "old-cache"
+    old.mkdir()
+    shutil.copy(out / "triplets_x_adv.npy", old / "triplets_x_adv.npy")
+    train(_config(data, old, triplets="cached", attack="mix", clean_fraction=0.5))
+    assert not (old / "triplets_x.npy").exists()
+    assert all(torch.equal(v, _weights(old / "final")[k]) for k, v in _weights(out / "final").items())
     joint = [m for m in _metrics(out) if m.get("phase") == "joint"]
     assert joint and all(isinstance(m["guidance"], float) for m in joint)
     assert all(m["guidance"] is None for m in _metrics(out) if m.get("phase") == "warmup")

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from .config import TrainConfig, changed_fields
-from .triplets import CACHED_TRIPLETS
+from .triplets import CACHED_CLEAN, CACHED_LABELS, CACHED_TRIPLETS
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
@@ -47,7 +47,7 @@ def _check_out(out: Path, config: TrainConfig) -> None:
 
 def _clear_previous_run(out: Path) -> None:
     """``--overwrite``: remove the previous run's files, once the new run has loaded its data and models."""
-    for name in (CHECKPOINT, METRICS, CACHED_TRIPLETS):
+    for name in (CHECKPOINT, METRICS, CACHED_TRIPLETS, CACHED_CLEAN, CACHED_LABELS):
         (out / name).unlink(missing_ok=True)
     shutil.rmtree(out / "final", ignore_errors=True)
 

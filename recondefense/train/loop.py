@@ -213,7 +213,7 @@ class _Run:
         self.sampler.set_epoch(position.epoch)
         order = list(self.sampler)[position.step_in_epoch * config.batch_size :]
         loader = DataLoader(
-            _WithIndex(self.train_set),
+            _WithIndex(self.train_set) if self.cached is None else self.cached.items(self.train_set),
             batch_size=config.batch_size,
             sampler=order,
             collate_fn=_collate_indexed,
@@ -251,7 +251,7 @@ class _Run:
         x, y = x.to(device), y.to(device)
         groups = _groups(index, len(self.classifiers))
         if self.cached is not None:
-            x, x_adv = _cached_batch(self.cached, index, x, device)
+            x, x_adv = _cached_batch(self.cached.x_adv, index, x, device)
         else:
             x_adv = _attack_groups(self.maker, x, y, groups, self.relabel, self.ae)
             _train_mode(self.ae, self.frozen)

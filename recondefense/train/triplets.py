@@ -20,6 +20,9 @@ from ..data import collate_skipping
 from .config import TrainConfig, attack_parts, corruption_spec, gaussian_sigma
 
 CACHED_TRIPLETS = "triplets_x_adv.npy"
+#: The clean images and labels cached with x~, so epochs read arrays instead of decoding or cropping again.
+CACHED_CLEAN = "triplets_x.npy"
+CACHED_LABELS = "triplets_y.npy"
 
 
 def _step_seed(seed: int, epoch: int, step: int) -> int:
@@ -128,6 +131,40 @@ def _cached_batch(
     return (x * 255).round() / 255, x_adv
 
 
+@dataclasses.dataclass
+class _TripletCache:
+    """``--triplets cached``: x~ of every training image as uint8 rows, and the clean images (uint8) and labels
+    (int64, -1 where the image could not be decoded) beside them; ``clean`` is None for a cache written before
+    they were stored (its epochs read the dataset, as then)."""
+
+    x_adv: np.ndarray
+    clean: np.ndarray | None = None
+    labels: np.ndarray | None = None
+
+    def items(self, dataset: Dataset) -> Dataset:
+        """What the epochs iterate, ``(image, label, index)`` items: the cached arrays when they hold the clean
+        images (the same 8-bit values the steps use, without decoding or cropping again), else ``dataset``."""
+        if self.clean is None or self.labels is None:
+            return _WithIndex(dataset)
+        return _CachedItems(self.clean, self.labels)
+
+
+class _CachedItems(Dataset):
+    """``(image (C, H, W) float in [0, 1], label, index)`` from the cached uint8 rows; None for undecodable ones."""
+
+    def __init__(self, clean: np.ndarray, labels: np.ndarray) -> None:
+        self.clean, self.labels = clean, labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int] | None:
+        label = int(self.labels[index])
+        if label < 0:
+            return None
+        return torch.from_numpy(np.array(self.clean[index])).float().div(255), label, index
+
+
 def _triplet_cache(
     dataset: Dataset,
     maker: _TripletMaker,
@@ -137,7 +174,7 @@ def _triplet_cache(
     relabel: bool,
     rank: int,
     world: int,
-) -> np.ndarray | None:
+) -> _TripletCache | None:
     """``--triplets cached``: every rank's view of the cache rank 0 makes (or finds); None for ``online``."""
     if config.triplets == "online":
         return None
@@ -145,22 +182,35 @@ def _triplet_cache(
         raise ValueError(f"unknown triplets mode {config.triplets!r}: expected online or cached")
     if config.adaptive:
         raise ValueError("adaptive triplets depend on the current AE and cannot be cached; use triplets='online'")
-    cached = _cache_triplets(dataset, maker, config, out, device, relabel) if rank == 0 else None
+    if rank == 0 and not (out / CACHED_TRIPLETS).is_file():
+        _cache_triplets(dataset, maker, config, out, device, relabel)
     if world > 1:
         dist.barrier()
-        cached = cached if cached is not None else np.load(out / CACHED_TRIPLETS, mmap_mode="r")
-    return cached
+    return _load_cache(out)
+
+
+def _load_cache(out: Path) -> _TripletCache:
+    """The cache in ``out``, memory-mapped (the clean images and labels when it holds them)."""
+    cache = _TripletCache(np.load(out / CACHED_TRIPLETS, mmap_mode="r"))
+    if (out / CACHED_CLEAN).is_file() and (out / CACHED_LABELS).is_file():
+        cache.clean = np.load(out / CACHED_CLEAN, mmap_mode="r")
+        cache.labels = np.load(out / CACHED_LABELS)
+    return cache
+
+
+def _save_atomic(array: np.ndarray, path: Path) -> None:
+    tmp = path.with_suffix(".tmp.npy")
+    np.save(tmp, array)
+    os.replace(tmp, path)
 
 
 def _cache_triplets(
     dataset: Dataset, maker: _TripletMaker, config: TrainConfig, out: Path, device: torch.device, relabel: bool
-) -> np.ndarray:
+) -> None:
     """Attack the whole training set once (8-bit, as the official code stored them); reused every epoch.
 
-    Image ``i`` is attacked against classifier ``i mod K`` (with its own label when ``relabel``)."""
-    path = out / CACHED_TRIPLETS
-    if path.is_file():
-        return np.load(path, mmap_mode="r")
+    Image ``i`` is attacked against classifier ``i mod K`` (with its own label when ``relabel``). The clean
+    images and labels are stored first and x~ last, so a cache with x~ is complete."""
     loader = DataLoader(
         _WithIndex(dataset),
         batch_size=config.batch_size,
@@ -168,22 +218,28 @@ def _cache_triplets(
         collate_fn=_collate_indexed,
         num_workers=config.num_workers,
     )
-    array: np.ndarray | None = None  # row i = training image i (undecodable images leave zeros, never read)
+    arrays: dict[str, np.ndarray] = {}  # row i = training image i (undecodable images: zeros and label -1)
     for i, (x, y, index, _) in enumerate(tqdm(loader, desc="caching triplets", disable=not config.progress)):
         if len(y) == 0:
             continue
         torch.manual_seed(_step_seed(config.seed, -1, i))
         x, y = x.to(device), y.to(device)
         x_adv = _attack_groups(maker, x, y, _groups(index, len(maker.classifiers)), relabel)
-        if array is None:
-            array = np.zeros((len(dataset), *x.shape[1:]), dtype=np.uint8)
-        array[index.numpy()] = (x_adv * 255).round().to(torch.uint8).cpu().numpy()
-    if array is None:
+        if not arrays:
+            arrays = {
+                "x_adv": np.zeros((len(dataset), *x.shape[1:]), dtype=np.uint8),
+                "clean": np.zeros((len(dataset), *x.shape[1:]), dtype=np.uint8),
+                "labels": np.full(len(dataset), -1, dtype=np.int64),
+            }
+        rows = index.numpy()
+        arrays["x_adv"][rows] = (x_adv * 255).round().to(torch.uint8).cpu().numpy()
+        arrays["clean"][rows] = (x * 255).round().to(torch.uint8).cpu().numpy()
+        arrays["labels"][rows] = y.cpu().numpy()
+    if not arrays:
         raise ValueError("no decodable training image to attack")
-    tmp = path.with_suffix(".tmp.npy")
-    np.save(tmp, array)
-    os.replace(tmp, path)
-    return array
+    _save_atomic(arrays["clean"], out / CACHED_CLEAN)
+    _save_atomic(arrays["labels"], out / CACHED_LABELS)
+    _save_atomic(arrays["x_adv"], out / CACHED_TRIPLETS)
 
 
 class _WithIndex(Dataset):
