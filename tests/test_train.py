@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import shutil
-
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
