@@ -145,10 +145,17 @@ certify-tables: $(STAMP) data
 	  --n 1000 --n0 100 --alpha 0.001 --limit 200 --no-progress \
 	  --json $(RESULTS)/certify-sigma0.25.json --plot $(RESULTS)/certify-sigma0.25.png
 
-# The README's corruption table (ImageNet-C corruptions, severities 1-5) on the first 1,000 Fashion-MNIST test images.
+# The README's corruption table (ImageNet-C corruptions, severities 1-5) on the first 1,000 Fashion-MNIST test images,
+# the 4 corruptions no weights trained on in their own column, the figure (every corruption at severity 3, before
+# and after -corruptions), and clean and PGD accuracy of the specialists and -realworld on all 10,000 test images.
+HELD_OUT_CORRUPTIONS := impulse_noise,motion_blur,frost,pixelate
+OURS_CORRUPTIONS := fashionmnist-smallcnn-corruptions,fashionmnist-smallcnn-realworld,fashionmnist-smallcnn-pgd,fashionmnist-smallcnn-adaptive
 corruption-tables: $(STAMP) data
-	$(EVAL) --corruptions --limit 1000 --defenses none,jpeg,bitdepth,fd,rrp,fashionmnist-smallcnn-pgd,fashionmnist-smallcnn-adaptive \
+	$(EVAL) --corruptions --limit 1000 --defenses none,jpeg,bitdepth,fd,rrp,$(OURS_CORRUPTIONS) \
+	  --held-out-corruptions $(HELD_OUT_CORRUPTIONS) --figures $(RESULTS) \
 	  --json $(RESULTS)/corruptions.json --markdown $(RESULTS)/corruptions.md
+	$(EVAL) --attacks none,pgd --defenses none,$(OURS_CORRUPTIONS) --json $(RESULTS)/realworld-pgd.json \
+	  --markdown $(RESULTS)/realworld-pgd.md
 
 bench: $(STAMP)
 	$(PY) benchmarks/inference.py
