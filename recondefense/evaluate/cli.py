@@ -9,6 +9,7 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 from .figures import corruption_figure, eps_curve, save_figures
 from .report import _write_table, format_corruption_markdown, format_markdown
@@ -16,6 +17,15 @@ from .run import evaluate, evaluate_corruptions
 from .tiers import ATTACK_NAMES, BASELINES, TIERS
 
 __all__ = ["main"]
+
+
+def _rows_or_error(run: Any, *args: Any, **kwargs: Any) -> list[dict[str, Any]] | None:
+    """``run(*args, **kwargs)``'s rows, or None after printing a one-line error (bad data or classifier)."""
+    try:
+        return run(*args, **kwargs)
+    except (ValueError, FileNotFoundError) as err:
+        print("error: " + " ".join(str(err).splitlines()), file=sys.stderr)
+        return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -167,22 +177,19 @@ def main(argv: list[str] | None = None) -> int:
         if args.markdown:
             Path(args.markdown).write_text(table)
         return 0
+    common = {  # what the corruption table and the attack table run with
+        "defenses": defenses,
+        "classifier": classifier,
+        "limit": args.limit,
+        "batch_size": args.batch_size,
+        "device": args.device,
+        "seed": args.seed,
+        "progress": not args.no_progress,
+    }
     if args.corruptions is not None and not args.no_table:
         names = None if args.corruptions == "all" else args.corruptions.split(",")
-        try:
-            rows = evaluate_corruptions(
-                tier,
-                defenses=defenses,
-                corruptions=names,
-                classifier=classifier,
-                limit=args.limit,
-                batch_size=args.batch_size,
-                device=args.device,
-                seed=args.seed,
-                progress=not args.no_progress,
-            )
-        except (ValueError, FileNotFoundError) as err:
-            print("error: " + " ".join(str(err).splitlines()), file=sys.stderr)
+        rows = _rows_or_error(evaluate_corruptions, tier, corruptions=names, **common)
+        if rows is None:
             return 2
         held_out = [n for n in args.held_out_corruptions.split(",") if n]
         table = format_corruption_markdown(rows, tier, classifier, held_out)
@@ -195,21 +202,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {path}", file=info)
         return 0
     if not args.no_table:
-        try:
-            rows = evaluate(
-                tier,
-                defenses=defenses,
-                attacks=attacks,
-                classifier=classifier,
-                limit=args.limit,
-                caps=caps,
-                batch_size=args.batch_size,
-                device=args.device,
-                seed=args.seed,
-                progress=not args.no_progress,
-            )
-        except (ValueError, FileNotFoundError) as err:
-            print("error: " + " ".join(str(err).splitlines()), file=sys.stderr)
+        rows = _rows_or_error(evaluate, tier, attacks=attacks, caps=caps, **common)
+        if rows is None:
             return 2
         table = format_markdown(rows, tier, classifier)
         _write_table(rows, table, args.json, args.markdown, info)
