@@ -372,6 +372,7 @@ for _name, _factory, _sha in (
     ("fashionmnist-smallcnn", SmallCNN, "30f8727555cffb65e77cd2404b5150afb872e62a76f3eb466c851879628b6006"),
     ("fashionmnist-resnet8", FashionResNet, "d52c052b6660e93c012da94fd29b6eeadaeba52ee12b22d0bc49866f9cfea4c6"),
     ("fashionmnist-smallcnn-noise-0.25", SmallCNN, "fb79414467552130e4a10fa4302759e6e8dc64ec6aae7d7a20e9313befc382b1"),
+    ("fashionmnist-smallcnn-noise-0.50", SmallCNN, "aa98f07869378d444d00eef9d8edb3fdcdda50445a0b99a1c083ae2060bed73d"),
 ):
     register_classifier(
         ClassifierEntry(

@@ -82,7 +82,12 @@ def test_registered_fashion_mnist_classifiers_read_their_accuracies_from_metrics
     from recondefense.weights import weights_root
 
     names = [n for n in _CLASSIFIERS if n.startswith("fashionmnist-")]
-    assert {"fashionmnist-smallcnn", "fashionmnist-resnet8", "fashionmnist-smallcnn-noise-0.25"} <= set(names)
+    assert {
+        "fashionmnist-smallcnn",
+        "fashionmnist-resnet8",
+        "fashionmnist-smallcnn-noise-0.25",
+        "fashionmnist-smallcnn-noise-0.50",
+    } <= set(names)
     for name in names:
         entry = _CLASSIFIERS[name]
         metrics = json.loads((weights_root() / entry.folder / "metrics.json").read_text())
