@@ -152,9 +152,9 @@ certify-tables: $(STAMP) data
 
 # The README's corruption table (ImageNet-C corruptions, severities 1-5) on the first 1,000 Fashion-MNIST test images,
 # the 4 corruptions no weights trained on in their own column, the figure (every corruption at severity 3, before
-# and after -corruptions), and clean and PGD accuracy of the specialists and -realworld on all 10,000 test images.
+# and after -corruptions), and clean and PGD accuracy of the corruption and PGD specialists on all 10,000 test images.
 HELD_OUT_CORRUPTIONS := impulse_noise,motion_blur,frost,pixelate
-OURS_CORRUPTIONS := fashionmnist-smallcnn-corruptions,fashionmnist-smallcnn-realworld,fashionmnist-smallcnn-pgd,fashionmnist-smallcnn-adaptive
+OURS_CORRUPTIONS := fashionmnist-smallcnn-corruptions,fashionmnist-smallcnn-pgd,fashionmnist-smallcnn-adaptive
 corruption-tables: $(STAMP) data
 	$(EVAL) --corruptions --limit 1000 --defenses none,jpeg,bitdepth,fd,rrp,$(OURS_CORRUPTIONS) \
 	  --held-out-corruptions $(HELD_OUT_CORRUPTIONS) --figures $(RESULTS) \
