@@ -263,3 +263,27 @@ register_weights(
         arch="residual",
     )
 )
+# The same recipe at sigma 0.50.
+register_weights(
+    _entry(
+        "fashionmnist-smallcnn-gaussian-0.50",
+        "473c412fe4af102608f5c94bb3f4cd38485f056a73b4e705809429cf0cdc3f2e",
+        "e16e6d27f29ffac3479986f3aa82293e7b7f848c8e2f7d8246c6271eab36f95a",
+        _FASHION_MNIST,
+        attack="gaussian:0.5",
+        arch="residual",
+    )
+)
+# Common corruptions (ImageNet-C): a residual purifier trained on 11 of the 15 corruptions at severities 1-5
+# (impulse_noise, motion_blur, frost and pixelate held out: one per family), KL guidance and clean consistency.
+register_weights(
+    _entry(
+        "fashionmnist-smallcnn-corruptions",
+        "95159f737c194dc17b0e1e9af8ab2708935eec9d86d7204b9c0f978a93028142",
+        "7f364adcc59e4f78e85f850a717e80c1d893bb32ad164e8978c19d2f83172b1e",
+        _FASHION_MNIST,
+        attack="corruption",
+        arch="residual",
+        held_out_corruptions=("impulse_noise", "motion_blur", "frost", "pixelate"),
+    )
+)
