@@ -1,0 +1,58 @@
+"""Certification throughput: noise samples per second of the bare classifier vs denoiser + classifier.
+
+Both count the classes of the same ``n`` noisy copies of the same Fashion-MNIST test images
+(``recondefense.certify.sample_counts``), in the same run. Goal (issue 15): ratio >= 2/3.
+
+    python benchmarks/certify.py [--weights fashionmnist-smallcnn-gaussian-0.25] [--images 5] [--n 2000] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+from torch import nn
+
+from recondefense import ReconstructiveDefense
+from recondefense.certify import sample_counts
+from recondefense.classifiers import load_classifier
+from recondefense.data import fashion_mnist
+
+
+def samples_per_second(model: nn.Module, images: list[torch.Tensor], sigma: float, n: int, batch: int) -> float:
+    """Noise samples per second of ``model`` over ``n`` noisy copies of each image (after one warm-up image)."""
+    generator = torch.Generator().manual_seed(0)
+    with torch.inference_mode():
+        sample_counts(model, images[0], sigma, batch, batch_size=batch, generator=generator)
+        start = time.perf_counter()
+        for image in images:
+            sample_counts(model, image, sigma, n, batch_size=batch, generator=generator)
+    return len(images) * n / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--weights", default="fashionmnist-smallcnn-gaussian-0.25")
+    parser.add_argument("--classifier", default="fashionmnist-smallcnn")
+    parser.add_argument("--sigma", type=float, default=0.25)
+    parser.add_argument("--images", type=int, default=5)
+    parser.add_argument("--n", type=int, default=2000)
+    parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    classifier = load_classifier(args.classifier).eval()
+    defended = nn.Sequential(ReconstructiveDefense.from_pretrained(args.weights), classifier).eval()
+    test = fashion_mnist("test")
+    images = [test[i][0] for i in range(args.images)]
+    bare = samples_per_second(classifier, images, args.sigma, args.n, args.batch_size)
+    ours = samples_per_second(defended, images, args.sigma, args.n, args.batch_size)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.images} images x {args.n} samples")
+    print(f"bare {args.classifier}: {bare:,.0f} samples/s; {args.weights} + classifier: {ours:,.0f} samples/s")
+    print(f"ratio (goal >= 0.667): {ours / bare:.3f}")
+
+
+if __name__ == "__main__":
+    main()
