@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from huggingface_hub import ModelCard, PyTorchModelHubMixin
 from torch import nn
 
-from .classifiers import check_normalization
+from .classifiers import check_normalization, load_classifier
 from .errors import (  # noqa: F401  (re-exported with the loading checks: they were all importable from here)
     ConfigError,
     CorruptWeightsError,
@@ -318,8 +318,6 @@ class Defended(nn.Module):
         Args:
             defense: weights name, hub id, folder or module (None: the default ImageNet weights).
         """
-        from .classifiers import load_classifier
-
         if isinstance(defense, str):
             defense = ReconstructiveDefense.from_pretrained(defense)
         return cls(load_classifier(spec), defense, mean=None, std=None)

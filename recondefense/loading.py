@@ -6,9 +6,9 @@ Used by :meth:`recondefense.ReconstructiveDefense.from_pretrained` (its ``_from_
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import safetensors.torch
@@ -42,18 +42,16 @@ def load_checked(
     model_id: str,
     known: set[str],
     *,
-    revision: str | None,
-    cache_dir: str | Path | None,
-    force_download: bool,
-    local_files_only: bool,
-    token: str | bool | None,
     map_location: str = "cpu",
+    **hub: Any,
 ) -> nn.Module:
     """``factory(**config)`` with the weights of ``model_id`` (a folder, or a hub repo id downloaded here).
 
     Everything is checked before any allocation: the config's types and ranges, the network's size (built on
     the meta device), then the safetensors header's names and shapes; only then are the tensors read, and
-    non-finite ones refused. ``known`` is the set of keys config.json may hold.
+    non-finite ones refused. ``known`` is the set of keys config.json may hold; ``hub`` goes to
+    ``huggingface_hub.hf_hub_download`` (``revision``, ``cache_dir``, ``force_download``, ``local_files_only``,
+    ``token``).
 
     Raises:
         FileNotFoundError: no config.json or no model.safetensors.
@@ -67,22 +65,12 @@ def load_checked(
         if not os.path.isfile(model_file):
             raise FileNotFoundError(f"{model_id}: {SAFETENSORS_FILE} is missing (only safetensors weights are read)")
     else:
-        model_file = hf_hub_download(
-            repo_id=model_id,
-            filename=SAFETENSORS_FILE,
-            revision=revision,
-            cache_dir=cache_dir,
-            force_download=force_download,
-            token=token,
-            local_files_only=local_files_only,
-        )
+        model_file = hf_hub_download(repo_id=model_id, filename=SAFETENSORS_FILE, **hub)
     with torch.device("meta"):
         expected = factory(**kwargs).state_dict()
     _check_header(model_file, {k: tuple(v.shape) for k, v in expected.items()})
-    try:
+    with _readable(model_file):
         state = safetensors.torch.load_file(model_file, device=str(map_location))
-    except Exception as err:  # safetensors raises its own error types for truncated/garbled files
-        raise CorruptWeightsError(f"{model_file}: corrupt safetensors file ({err})") from err
     bad = sorted(k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all())
     if bad:
         raise NonFiniteWeightsError(f"{model_file}: NaN or Inf values in {bad[:5]}")
@@ -156,11 +144,8 @@ def _check_header(model_file: str, expected: dict[str, tuple[int, ...]]) -> None
         CorruptWeightsError: the header is unreadable.
         WeightsMismatchError: other names or shapes.
     """
-    try:
-        with safetensors.safe_open(model_file, framework="pt") as f:
-            found = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
-    except Exception as err:  # safetensors raises its own error types for truncated/garbled files
-        raise CorruptWeightsError(f"{model_file}: corrupt safetensors file ({err})") from err
+    with _readable(model_file), safetensors.safe_open(model_file, framework="pt") as f:
+        found = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
     missing, extra = sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
     shapes = sorted(k for k in set(found) & set(expected) if found[k] != expected[k])
     if missing or extra or shapes:
@@ -168,3 +153,13 @@ def _check_header(model_file: str, expected: dict[str, tuple[int, ...]]) -> None
             f"{model_file}: weights do not match config.json (missing {missing[:5]}, unexpected {extra[:5]}, "
             f"other shapes {[(k, found[k], expected[k]) for k in shapes[:5]]})"
         )
+
+
+@contextlib.contextmanager
+def _readable(model_file: str) -> Iterator[None]:
+    """Raise :class:`CorruptWeightsError` for whatever safetensors raises inside (its own error types for
+    truncated or garbled files)."""
+    try:
+        yield
+    except Exception as err:
+        raise CorruptWeightsError(f"{model_file}: corrupt safetensors file ({err})") from err
