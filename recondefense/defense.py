@@ -9,14 +9,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import safetensors.torch
 import torch
 import torch.nn.functional as F
-from huggingface_hub import ModelCard, PyTorchModelHubMixin, hf_hub_download
+from huggingface_hub import ModelCard, PyTorchModelHubMixin
 from torch import nn
 
-from .classifiers import check_normalization
-from .errors import (
+from .classifiers import check_normalization, load_classifier
+from .errors import (  # noqa: F401  (re-exported with the loading checks: they were all importable from here)
     ConfigError,
     CorruptWeightsError,
     ModelTooLargeError,
@@ -24,14 +23,13 @@ from .errors import (
     WeightsError,
     WeightsMismatchError,
 )
-from .purifiers import ARCHITECTURES, GATED_INNER, build_purifier
+from .loading import _INT_RANGES, FORMAT_VERSION, MAX_PARAMETERS, _check_header, _validated_config, load_checked  # noqa: F401
+from .purifiers import ARCHITECTURES, build_purifier
 from .transform import PixelDefense, _value_range, _values_checked, is_tracing, range_tolerance
-from .weights import SAFETENSORS_FILE, get_weights, list_weights
+from .weights import get_weights, list_weights
 
 __all__ = ["ReconstructiveDefense", "Defended", "IMAGENET_MEAN", "IMAGENET_STD", "FORMAT_VERSION"]
 
-#: Version of the config.json layout written by ``save_pretrained``; loading refuses any other.
-FORMAT_VERSION = 1
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 #: Weights ``Defended(model)`` loads when no defense is given.
@@ -240,126 +238,19 @@ class ReconstructiveDefense(
         map_location: str = "cpu",
         **model_kwargs: Any,
     ) -> ReconstructiveDefense:
-        # Called by the mixin with config.json already parsed. Everything is checked before any allocation:
-        # the config's types and ranges, the network's size (built on the meta device), then the safetensors
-        # header's names and shapes; only then are the tensors read, and non-finite ones refused.
+        # Called by the mixin with config.json already parsed; every check is in recondefense.loading.
         model_kwargs.pop("strict", None)
-        if config is None:
-            raise FileNotFoundError(f"{model_id}: config.json is missing; save weights with save_pretrained()")
-        kwargs = _validated_config(config, model_id, set(cls._hub_mixin_init_parameters))
-        if os.path.isdir(model_id):
-            model_file = os.path.join(model_id, SAFETENSORS_FILE)
-            if not os.path.isfile(model_file):
-                raise FileNotFoundError(
-                    f"{model_id}: {SAFETENSORS_FILE} is missing (only safetensors weights are read)"
-                )
-        else:
-            model_file = hf_hub_download(
-                repo_id=model_id,
-                filename=SAFETENSORS_FILE,
-                revision=revision,
-                cache_dir=cache_dir,
-                force_download=force_download,
-                token=token,
-                local_files_only=local_files_only,
-            )
-        with torch.device("meta"):
-            expected = cls(**kwargs).state_dict()
-        _check_header(model_file, {k: tuple(v.shape) for k, v in expected.items()})
-        try:
-            state = safetensors.torch.load_file(model_file, device=str(map_location))
-        except Exception as err:  # safetensors raises its own error types for truncated/garbled files
-            raise CorruptWeightsError(f"{model_file}: corrupt safetensors file ({err})") from err
-        bad = sorted(k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all())
-        if bad:
-            raise NonFiniteWeightsError(f"{model_file}: NaN or Inf values in {bad[:5]}")
-        model = cls(**kwargs)
-        model.load_state_dict(state, strict=True)
-        return model.to(map_location)
-
-
-#: The largest network config.json may describe (parameters); the shipped ones have under 0.2 M.
-MAX_PARAMETERS = 50_000_000
-#: config.json keys: (type, low, high) for integers, a type otherwise; checked before anything is built.
-_INT_RANGES = {
-    "in_channels": (1, 16),
-    "width": (1, 1024),
-    "depth": (1, 8),
-    "detail_width": (1, 256),
-    "detail_depth": (1, 6),
-}
-
-
-def _validated_config(config: Any, source: str, known: set[str]) -> dict[str, Any]:
-    """The constructor arguments of a config.json after checking types, ranges and size (nothing allocated).
-
-    Raises:
-        ConfigError: not a dict, wrong version, unknown key, a wrong type or out of range.
-        ModelTooLargeError: the network would have more than :data:`MAX_PARAMETERS` parameters.
-    """
-    if not isinstance(config, dict):
-        raise ConfigError(f"{source}: config.json must hold a JSON object, got {type(config).__name__}")
-    unknown = sorted(set(config) - known)
-    version = config.get("format_version")
-    if version != FORMAT_VERSION or isinstance(version, bool) or unknown:
-        raise ConfigError(
-            f"{source}: config.json is not a recondefense v{FORMAT_VERSION} config "
-            f"(format_version={version!r}, unknown keys {unknown}): upgrade recondefense or re-export the weights"
-        )
-
-    def fail(key: str, wanted: str) -> ConfigError:
-        return ConfigError(f"{source}: config.json {key}={config[key]!r}: expected {wanted}")
-
-    for key, (low, high) in _INT_RANGES.items():
-        value = config.get(key)
-        if key in config and (type(value) is not int or not low <= value <= high):
-            raise fail(key, f"an integer in [{low}, {high}]")
-    if "skip" in config and type(config["skip"]) is not bool:
-        raise fail("skip", "true or false")
-    widths = config.get("widths")
-    if widths is not None and (
-        not isinstance(widths, list)
-        or not 1 <= len(widths) <= _INT_RANGES["depth"][1]
-        or any(type(w) is not int or not 1 <= w <= _INT_RANGES["width"][1] for w in widths)
-    ):
-        raise fail("widths", "null or a list of 1 to 8 integers in [1, 1024]")
-    if "arch" in config and config["arch"] not in ARCHITECTURES:
-        raise fail("arch", f"one of {sorted(ARCHITECTURES)}")
-    if "inner" in config and config["inner"] not in GATED_INNER:
-        raise fail("inner", f"one of {list(GATED_INNER)}")
-    if config.get("meta") is not None and not isinstance(config["meta"], dict):
-        raise fail("meta", "a JSON object or null")
-    kwargs = dict(config)
-    try:
-        with torch.device("meta"):
-            size = sum(p.numel() for p in ReconstructiveDefense(**kwargs).parameters())
-    except ValueError as err:
-        raise ConfigError(f"{source}: config.json describes no valid network: {err}") from err
-    if size > MAX_PARAMETERS:
-        raise ModelTooLargeError(
-            f"{source}: config.json describes a network of {size:,} parameters, above the cap of {MAX_PARAMETERS:,}"
-        )
-    return kwargs
-
-
-def _check_header(model_file: str, expected: dict[str, tuple[int, ...]]) -> None:
-    """Compare the safetensors header's tensor names and shapes with ``expected`` without reading tensors.
-
-    Raises:
-        CorruptWeightsError: the header is unreadable.
-        WeightsMismatchError: other names or shapes.
-    """
-    try:
-        with safetensors.safe_open(model_file, framework="pt") as f:
-            found = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
-    except Exception as err:  # safetensors raises its own error types for truncated/garbled files
-        raise CorruptWeightsError(f"{model_file}: corrupt safetensors file ({err})") from err
-    missing, extra = sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
-    shapes = sorted(k for k in set(found) & set(expected) if found[k] != expected[k])
-    if missing or extra or shapes:
-        raise WeightsMismatchError(
-            f"{model_file}: weights do not match config.json (missing {missing[:5]}, unexpected {extra[:5]}, "
-            f"other shapes {[(k, found[k], expected[k]) for k in shapes[:5]]})"
+        return load_checked(
+            cls,
+            config,
+            model_id,
+            set(cls._hub_mixin_init_parameters),
+            revision=revision,
+            cache_dir=cache_dir,
+            force_download=force_download,
+            local_files_only=local_files_only,
+            token=token,
+            map_location=map_location,
         )
 
 
@@ -427,8 +318,6 @@ class Defended(nn.Module):
         Args:
             defense: weights name, hub id, folder or module (None: the default ImageNet weights).
         """
-        from .classifiers import load_classifier
-
         if isinstance(defense, str):
             defense = ReconstructiveDefense.from_pretrained(defense)
         return cls(load_classifier(spec), defense, mean=None, std=None)

@@ -38,7 +38,7 @@ def test_shipped_weights_load_from_a_non_editable_install(tmp_path):
     script = textwrap.dedent(
         f"""
         import recondefense
-        import recondefense.corruptions, recondefense.data, recondefense.evaluate  # subpackages listed in setup.cfg
+        import recondefense.classifiers, recondefense.corruptions, recondefense.data, recondefense.evaluate  # subpackages listed in setup.cfg
         from recondefense import ReconstructiveDefense, list_weights
         from recondefense.classifiers import list_classifiers, load_classifier
         assert recondefense.__file__.startswith({str(site)!r}), recondefense.__file__

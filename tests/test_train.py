@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -189,6 +190,13 @@ def test_cli_reports_errors_without_traceback(data, tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
+def _free_port() -> int:
+    """A TCP port free right now (the OS picks it), so parallel test runs do not share a fixed one."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def test_torchrun_two_processes_agree(data, tmp_path):
     out = tmp_path / "ddp"
     env = {
@@ -203,7 +211,7 @@ def test_torchrun_two_processes_agree(data, tmp_path):
         "--nproc_per_node",
         "2",
         "--master_port",
-        "29517",
+        str(_free_port()),
         "-m",
         "recondefense.train",
         "--data",

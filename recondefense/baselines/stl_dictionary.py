@@ -17,7 +17,8 @@ import torch
 
 from ..data import OPENCV_DATA_DIR as PHOTO_DIR
 from ..data import OPENCV_PHOTOS
-from .stl import _admm, _spectrum, tikhonov_split
+from .stl import tikhonov_split
+from .stl_solver import _admm, _spectrum
 
 __all__ = ["PHOTO_DIR", "PHOTOS", "load_training_images", "learn_dictionary", "main"]
 

