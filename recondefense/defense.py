@@ -202,6 +202,9 @@ class ReconstructiveDefense(
             else f"the gate of `{meta['composed_from']['gate']}` (trained by `{meta.get('gate_command')}`) and the "
             f"purifier of `{meta['composed_from']['inner']}` (trained by `{meta.get('inner_command')}`)",
             "Epochs trained": meta.get("epochs_trained"),
+            "Held-out corruptions (never trained on)": ", ".join(meta["held_out_corruptions"])
+            if meta.get("held_out_corruptions")
+            else None,
             "Compute": meta.get("compute"),
         }
         lines += [f"- {k}: {v}" for k, v in facts.items() if v is not None]

@@ -123,3 +123,8 @@ def test_compose_gated_keeps_the_gate_of_one_and_the_purifier_of_another(tmp_pat
     composed = module.compose(gated, gated_inner := ReconstructiveDefense(width=4, depth=2), {"note": "kept"})
     composed.save_pretrained(tmp_path)  # the meta reaches config.json, not only the card
     assert ReconstructiveDefense.from_pretrained(tmp_path).meta == {"note": "kept"} and gated_inner.arch == "recon"
+
+
+def test_model_card_names_the_held_out_corruptions():
+    defense = ReconstructiveDefense(width=4, depth=2, meta={"held_out_corruptions": ["frost", "pixelate"]})
+    assert "Held-out corruptions (never trained on): frost, pixelate" in str(defense.generate_model_card())
