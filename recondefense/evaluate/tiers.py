@@ -125,6 +125,7 @@ _IMAGENET = {
         "imagenet-efficientnet_lite0-fgsm",
         "imagenet-efficientnet_lite0-pgd",
         "imagenet-efficientnet_lite0_lite2-gated-pgd",
+        "imagenet-efficientnet_lite0_lite2-gated2-pgd",
     ),
 }
 TIERS["imagenet-photos"] = Tier(

@@ -106,7 +106,7 @@ def fit(
 
     Example:
         >>> defense = fit(resnet, ImageFolder("photos"), mean=MEAN, std=STD,  # doctest: +SKIP
-        ...               defense="imagenet-efficientnet_lite0_lite2-gated-pgd", config=TrainConfig(epochs=2, out="runs/mine"))
+        ...               defense="imagenet-efficientnet_lite0_lite2-gated2-pgd", config=TrainConfig(epochs=2, out="runs/mine"))
     """
     if not isinstance(classifier, nn.Module):
         raise TypeError(f"expected the classifier as an nn.Module, got {type(classifier).__name__}")
