@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo venv data lint bench tables imagenet-tables imagenet-default-rows imagenet-markdown corruption-tables certify-tables clean
+.PHONY: test demo venv data lint bench tables imagenet-tables imagenet-default-rows imagenet-markdown realworld-tables corruption-tables certify-tables clean
 FMNIST := /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
 
 $(PY):
@@ -161,6 +161,14 @@ corruption-tables: $(STAMP) data
 	  --json $(RESULTS)/corruptions.json --markdown $(RESULTS)/corruptions.md
 	$(EVAL) --attacks none,pgd --defenses none,$(OURS_CORRUPTIONS) --json $(RESULTS)/realworld-pgd.json \
 	  --markdown $(RESULTS)/realworld-pgd.md
+	$(MAKE) realworld-tables
+# -realworld (PGD + corruption triplets) against no defense, beside the specialists' rows above
+realworld-tables: $(STAMP) data
+	$(EVAL) --corruptions --limit 1000 --defenses none,fashionmnist-smallcnn-realworld \
+	  --held-out-corruptions $(HELD_OUT_CORRUPTIONS) --json $(RESULTS)/corruptions-realworld.json \
+	  --markdown $(RESULTS)/corruptions-realworld.md
+	$(EVAL) --attacks none,pgd --defenses none,fashionmnist-smallcnn-realworld --json $(RESULTS)/realworld-pgd-realworld.json \
+	  --markdown $(RESULTS)/realworld-pgd-realworld.md
 
 bench: $(STAMP)
 	$(PY) benchmarks/inference.py

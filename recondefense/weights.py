@@ -287,3 +287,16 @@ register_weights(
         held_out_corruptions=("impulse_noise", "motion_blur", "frost", "pixelate"),
     )
 )
+# Both threats in one set of weights: the -pgd recipe with half of the cached triplets PGD and half corruptions
+# (the same 11 corruptions, the same 4 held out).
+register_weights(
+    _entry(
+        "fashionmnist-smallcnn-realworld",
+        "b2d8dddb3fae2639c163905f223af14d4e633eb43a3cc80a3876c86fdeed24ed",
+        "a4f31efffa3f336d7d2b54c5e27d9799ba693ac2e9e1ce057c472711c407f814",
+        _FASHION_MNIST,
+        attack="pgd+corruption",
+        clean_fraction=0.5,
+        held_out_corruptions=("impulse_noise", "motion_blur", "frost", "pixelate"),
+    )
+)
