@@ -132,14 +132,21 @@ _IMAGENET = {
 }
 
 
-def _validation(folder: str) -> dict[str, float]:
-    """The ``validation`` numbers in ``weights/<folder>/config.json`` (empty when the folder is not installed)."""
+def read_folder_json(folder: str, filename: str) -> dict[str, Any]:
+    """The JSON object in ``weights/<folder>/<filename>``, which a training run wrote (its config.json or
+    metrics.json): the one source of the numbers the registries show; empty when the folder is not installed."""
     import json
 
     try:
-        meta = json.loads((weights_root() / folder / "config.json").read_text()).get("meta") or {}
+        data = json.loads((weights_root() / folder / filename).read_text())
     except (OSError, ValueError):
         return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _validation(folder: str) -> dict[str, float]:
+    """The ``validation`` numbers in ``weights/<folder>/config.json`` (empty when the folder is not installed)."""
+    meta = read_folder_json(folder, "config.json").get("meta") or {}
     return dict(meta.get("validation") or {})
 
 
@@ -280,7 +287,7 @@ register_weights(
     _entry(
         "fashionmnist-smallcnn-corruptions",
         "95159f737c194dc17b0e1e9af8ab2708935eec9d86d7204b9c0f978a93028142",
-        "7f364adcc59e4f78e85f850a717e80c1d893bb32ad164e8978c19d2f83172b1e",
+        "85f7fafcb0d389275199ac8d69cb5b0bae10282e76c852dcd715c6110cab460e",
         _FASHION_MNIST,
         attack="corruption",
         arch="residual",

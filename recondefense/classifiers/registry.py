@@ -12,7 +12,7 @@ from typing import Any
 import safetensors.torch
 from torch import nn
 
-from ..weights import verify_sha256, weights_root
+from ..weights import read_folder_json, verify_sha256, weights_root
 from .architectures import FASHION_MNIST_MEAN, FASHION_MNIST_STD, FashionResNet, Normalized, SmallCNN
 from .pretrained import EFFICIENTNET_LITE_MEAN, EFFICIENTNET_LITE_STD, efficientnet_lite, pretrained_classifier
 
@@ -149,12 +149,7 @@ def load_classifier(
 def _trained_metrics(folder: str) -> dict[str, Any]:
     """Validation and test accuracy (and the noise sigma) from ``weights/<folder>/metrics.json``, which the
     classifier recipe writes (one source, not copied by hand; empty when the folder is not installed)."""
-    import json
-
-    try:
-        metrics = json.loads((weights_root() / folder / "metrics.json").read_text())
-    except (OSError, ValueError):
-        return {}
+    metrics = read_folder_json(folder, "metrics.json")
     return {k: metrics[k] for k in ("val_accuracy", "test_accuracy", "noise_sigma") if k in metrics}
 
 
