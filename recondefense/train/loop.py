@@ -96,7 +96,10 @@ def train(config: TrainConfig, _setup: Any = None) -> Path:
     try:
         setup = None if _setup is None else _setup(device)
         torch.manual_seed(config.seed)
-        return _Run(config, rank, world, device, out, setup or _setup_from_config(config, device)).run()
+        final = _Run(config, rank, world, device, out, setup or _setup_from_config(config, device)).run()
+        if world > 1:  # no rank tears the process group down while another still writes (gloo aborts)
+            dist.barrier()
+        return final
     finally:
         if world > 1 and dist.is_initialized():
             dist.destroy_process_group()
