@@ -126,6 +126,19 @@ def test_corruption_table_rows_markdown_and_cli(tmp_path, capsys):
         + ["--json", str(out), "--no-progress"]
     )
     assert code == 0 and len(json.loads(out.read_text())) == 1
+    jpeg, md = tmp_path / "jpeg.json", tmp_path / "c.md"
+    code = main(
+        ["--tier", "fashionmnist", "--defenses", "jpeg", "--corruptions", "brightness", "--limit", "5"]
+        + ["--json", str(jpeg), "--no-progress"]
+    )
+    assert code == 0
+    merge = ["--tier", "fashionmnist", "--corruptions", "--held-out-corruptions", "brightness"]
+    assert main([*merge, "--from-json", str(jpeg), str(out), "--markdown", str(md)]) == 0
+    merged = md.read_text()  # shards merge into the corruption table (rel. mCE needs the none row)
+    assert "mean held-out" in merged and "rel. mCE" in merged
+    lines = [line for line in merged.splitlines() if line.startswith("| ") and "---" not in line]
+    assert [line.split("|")[1].strip() for line in lines[1:]] == ["none", "jpeg"]
+    assert lines[1].rstrip(" |").endswith("1.000")
 
 
 @needs_fashion_mnist

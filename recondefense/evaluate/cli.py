@@ -28,6 +28,11 @@ def _rows_or_error(run: Any, *args: Any, **kwargs: Any) -> list[dict[str, Any]] 
         return None
 
 
+def _held_out(args: argparse.Namespace) -> list[str]:
+    """The corruptions of ``--held-out-corruptions`` (their own mean column)."""
+    return [n for n in args.held_out_corruptions.split(",") if n]
+
+
 def main(argv: list[str] | None = None) -> int:
     """The ``recondefense evaluate`` command line. Returns the exit code: 2 for a bad argument, reported
     as one ``error:`` line before any data, classifier or defense is loaded."""
@@ -172,7 +177,10 @@ def main(argv: list[str] | None = None) -> int:
         rows = [row for path in args.from_json for row in json.loads(Path(path).read_text())]
         order = {d: i for i, d in enumerate(tier.defenses)}
         rows.sort(key=lambda r: order.get(r["defense"], len(order)))  # stable: unknown defenses keep their place
-        table = format_markdown(rows, tier, classifier)
+        if args.corruptions is not None:  # rows of earlier --corruptions runs: the corruption table
+            table = format_corruption_markdown(rows, tier, classifier, _held_out(args))
+        else:
+            table = format_markdown(rows, tier, classifier)
         print(table)
         if args.markdown:
             Path(args.markdown).write_text(table)
@@ -191,8 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = _rows_or_error(evaluate_corruptions, tier, corruptions=names, **common)
         if rows is None:
             return 2
-        held_out = [n for n in args.held_out_corruptions.split(",") if n]
-        table = format_corruption_markdown(rows, tier, classifier, held_out)
+        table = format_corruption_markdown(rows, tier, classifier, _held_out(args))
         _write_table(rows, table, args.json, args.markdown, info)
         ours = [d for d in defenses if d not in BASELINES and d != "none"]
         if args.figures and ours:  # one image under every corruption, before and after our (first) defense
