@@ -1,0 +1,65 @@
+"""Corruption speed: a batch through all 15 ImageNet-C corruptions x 5 severities vs one PGD-10 attack on it.
+
+Both run on the same Fashion-MNIST test images (pixels in [0, 1]) in the same process: the corruptions with
+``recondefense.corruptions.corrupt`` on the whole batch (75 calls), PGD (eps 0.04, step 0.016, 10 steps, the
+Fashion-MNIST tier's) against the shipped ``fashionmnist-smallcnn``. Each is timed ``--repeats`` times after a
+warm-up and the median is kept. Goal (issue 14): ratio (corruptions / PGD) < 1.
+
+    python benchmarks/corruptions.py [--images 64] [--repeats 3] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+
+from recondefense.attacks import PGD
+from recondefense.classifiers import load_classifier
+from recondefense.corruptions import CORRUPTIONS, corrupt
+from recondefense.data import fashion_mnist
+
+
+def median_seconds(work: Callable[[], object], repeats: int) -> float:
+    """Median wall-clock seconds of ``work()`` over ``repeats`` runs after one warm-up run."""
+    work()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--images", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    test = fashion_mnist("test")
+    images = torch.stack([test[i][0] for i in range(args.images)])
+    labels = torch.tensor([test[i][1] for i in range(args.images)])
+    classifier = load_classifier("fashionmnist-smallcnn").eval()
+    pgd = PGD(classifier, eps=0.04, alpha=0.016, steps=10)
+    generator = torch.Generator().manual_seed(0)
+
+    def all_corruptions() -> None:
+        for name in CORRUPTIONS:
+            for severity in range(1, 6):
+                corrupt(images, name, severity, generator=generator)
+
+    corruption_s = median_seconds(all_corruptions, args.repeats)
+    pgd_s = median_seconds(lambda: pgd(images, labels), args.repeats)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.images} Fashion-MNIST images")
+    print(f"15 corruptions x 5 severities: {corruption_s:.3f} s; PGD-10 on smallcnn: {pgd_s:.3f} s")
+    print(f"ratio corruptions / PGD (goal < 1): {corruption_s / pgd_s:.3f}")
+
+
+if __name__ == "__main__":
+    main()
