@@ -329,3 +329,17 @@ register_weights(
         held_out_corruptions=("impulse_noise", "motion_blur", "frost", "pixelate"),
     )
 )
+# Both threats on the ImageNet tier: the gate of imagenet-efficientnet_lite0_lite2-gated-pgd in front of the
+# -pgd AE fine-tuned on cached triplets half PGD, half the 11 corruptions (scripts/compose_gated.py).
+register_weights(
+    _entry(
+        "imagenet-efficientnet_lite0-realworld",
+        "b5a3f5b02da22368d5b29b42efafdd4f930320e620c6690ab6b9de9639b79db5",
+        "34fa6ddfa36e6f007df19f5472c88a425dd52221861f2da518a3785d89b5a670",
+        _IMAGENET,
+        attack="pgd+corruption",
+        arch="gated",
+        composed_from={"gate": "imagenet-efficientnet_lite0_lite2-gated-pgd", "inner": "runs/in-realworld-ae/final"},
+        held_out_corruptions=("impulse_noise", "motion_blur", "frost", "pixelate"),
+    )
+)
