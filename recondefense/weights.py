@@ -321,8 +321,8 @@ register_weights(
 register_weights(
     _entry(
         "fashionmnist-smallcnn-realworld",
-        "b2d8dddb3fae2639c163905f223af14d4e633eb43a3cc80a3876c86fdeed24ed",
-        "a4f31efffa3f336d7d2b54c5e27d9799ba693ac2e9e1ce057c472711c407f814",
+        "8effeef6f87fc7295b090b783ff99a7409d0d225b8109bde214edd100079d702",
+        "f9479e8023f812c420881337983eb800a5333f7aaa8a37705cdeb656f35e5e12",
         _FASHION_MNIST,
         attack="pgd+corruption",
         clean_fraction=0.5,
