@@ -1,8 +1,8 @@
 """Corruption speed: a batch through all 15 ImageNet-C corruptions x 5 severities vs one PGD-10 attack on it.
 
 Both run on the same Fashion-MNIST test images (pixels in [0, 1]) in the same process: the corruptions with
-``recondefense.corruptions.corrupt`` on the whole batch (75 calls), PGD (eps 0.04, step 0.016, 10 steps, the
-Fashion-MNIST tier's) against the shipped ``fashionmnist-smallcnn``. Each is timed ``--repeats`` times after a
+``recondefense.corruptions.corrupt`` on the whole batch (75 calls), PGD with the Fashion-MNIST tier's parameters (eps 0.04,
+step 0.016, 10 steps) against its classifier, the shipped ``fashionmnist-smallcnn``. Each is timed ``--repeats`` times after a
 warm-up and the median is kept. Goal (issue 14): ratio (corruptions / PGD) < 1.
 
     python benchmarks/corruptions.py [--images 64] [--repeats 3] [--threads N]
@@ -21,6 +21,7 @@ from recondefense.attacks import PGD
 from recondefense.classifiers import load_classifier
 from recondefense.corruptions import CORRUPTIONS, corrupt
 from recondefense.data import fashion_mnist
+from recondefense.evaluate import TIERS
 
 
 def median_seconds(work: Callable[[], object], repeats: int) -> float:
@@ -45,8 +46,9 @@ def main() -> None:
     test = fashion_mnist("test")
     images = torch.stack([test[i][0] for i in range(args.images)])
     labels = torch.tensor([test[i][1] for i in range(args.images)])
-    classifier = load_classifier("fashionmnist-smallcnn").eval()
-    pgd = PGD(classifier, eps=0.04, alpha=0.016, steps=10)
+    tier = TIERS["fashionmnist"]
+    classifier = load_classifier(tier.classifier).eval()
+    pgd = PGD(classifier, **tier.pgd)
     generator = torch.Generator().manual_seed(0)
 
     def all_corruptions() -> None:
