@@ -23,6 +23,8 @@ from torch import nn
 __all__ = [
     "ABSTAIN",
     "CertifyResult",
+    "PRECISIONS",
+    "base_classifier",
     "sample_counts",
     "lower_confidence_bound",
     "predict",
@@ -30,11 +32,18 @@ __all__ = [
     "certify_dataset",
     "certified_accuracy",
     "plot_certified_accuracy",
+    "row_label",
+    "print_table",
     "main",
 ]
 
 #: Returned as the prediction when the smoothed classifier abstains.
 ABSTAIN = -1
+
+#: Arithmetic the base classifier may run in: ``bfloat16`` autocasts convolutions and matrix products (about 2x the
+#: noise samples per second on CPUs with AVX512-BF16 or AMX, and on GPUs). The certificate is then exact for that
+#: bfloat16 classifier, which is the one to deploy with it.
+PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16}
 
 
 @dataclass(frozen=True)
@@ -45,6 +54,40 @@ class CertifyResult:
     prediction: int
     radius: float
     p_a_lower: float
+
+
+class _Autocast(nn.Module):
+    """Runs ``model`` under autocast to ``dtype`` and returns float32 logits."""
+
+    def __init__(self, model: nn.Module, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.model, self.dtype = model, dtype
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(x.device.type, dtype=self.dtype):
+            return self.model(x).float()
+
+
+def base_classifier(
+    classifier: nn.Module,
+    denoiser: nn.Module | None = None,
+    *,
+    precision: str = "float32",
+    compile: bool = False,
+) -> nn.Module:
+    """The base classifier ``f`` that randomized smoothing samples: ``denoiser`` (if any) then ``classifier``, in
+    eval mode, in ``precision`` (a key of ``PRECISIONS``), optionally through ``torch.compile`` (same function,
+    fused kernels: about 1.7x the noise samples per second of eager mode for smallcnn on a CPU).
+
+    Shape: ``(N, C, H, W)`` in [0, 1] -> ``(N, K)`` float32 logits.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}: expected one of {sorted(PRECISIONS)}")
+    model: nn.Module = classifier if denoiser is None else nn.Sequential(denoiser, classifier)
+    model.eval()
+    if PRECISIONS[precision] is not None:
+        model = _Autocast(model, PRECISIONS[precision])
+    return torch.compile(model) if compile else model
 
 
 @torch.no_grad()
@@ -213,6 +256,26 @@ def plot_certified_accuracy(curves: dict[str, list[dict[str, Any]]], path: str |
     return Path(path)
 
 
+def row_label(row: dict[str, Any], default_classifier: str) -> str:
+    """A table row's name: the defense, or the classifier's name for a bare classifier other than the tier's."""
+    classifier = row.get("classifier", default_classifier)
+    if row["defense"] == "none" and classifier != default_classifier:
+        return classifier
+    return row["defense"]
+
+
+def print_table(curves: dict[str, list[dict[str, Any]]], radii: list[float]) -> None:
+    """Certified accuracy at each radius, abstain rate, noise samples/s and minutes, one Markdown row per curve."""
+    print(f"| defense | {' | '.join(f'r={r}' for r in radii)} | abstain | noise samples/s | minutes |")
+    print("|---|" + "---|" * (len(radii) + 3))
+    for name, rows in curves.items():
+        seconds = sum(r["seconds"] for r in rows)
+        rate = sum(r["n"] + r["n0"] for r in rows) / max(seconds, 1e-9)
+        abstain = sum(r["prediction"] == ABSTAIN for r in rows) / max(len(rows), 1)
+        cells = " | ".join(f"{certified_accuracy(rows, r):.3f}" for r in radii)
+        print(f"| {name} | {cells} | {abstain:.3f} | {rate:,.0f} | {seconds / 60:.1f} |")
+
+
 def main(argv: list[str] | None = None) -> int:
     """``recondefense certify``: certified accuracy of the tier's classifier, bare or behind each defense."""
     import argparse
@@ -226,58 +289,90 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tier", default="fashionmnist", choices=sorted(TIERS))
     parser.add_argument("--defenses", default="none", help="comma-separated: none (bare classifier) or weights")
     parser.add_argument("--classifier", default=None, help="default: the tier's target classifier")
-    parser.add_argument("--sigma", type=float, required=True)
+    parser.add_argument("--sigma", type=float, default=None, help="noise level (required unless --from-json)")
     parser.add_argument("--n0", type=int, default=100)
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--alpha", type=float, default=0.001)
     parser.add_argument("--limit", type=int, default=None, help="first N test images")
     parser.add_argument("--batch-size", type=int, default=1000, help="noise samples per forward pass")
+    parser.add_argument(
+        "--precision", default="float32", choices=sorted(PRECISIONS), help="base classifier's arithmetic"
+    )
+    parser.add_argument(
+        "--compile", action="store_true", help="torch.compile the base classifier (faster on long runs)"
+    )
     parser.add_argument("--radii", default="0,0.25,0.5,0.75,1.0", help="radii of the printed table")
     parser.add_argument("--json", default=None, help="write the rows here")
+    parser.add_argument("--from-json", nargs="+", default=None, help="certify nothing: table and plot from rows files")
     parser.add_argument("--plot", default=None, help="write the certified-accuracy curve (PNG) here")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
-    if args.sigma <= 0 or args.n < 1 or args.n0 < 1 or not 0 < args.alpha < 1 or (args.limit or 1) < 1:
+    if args.from_json is None and args.sigma is None:
+        parser.error("--sigma is required (or --from-json to tabulate rows already certified)")
+    if (args.sigma or 1) <= 0 or args.n < 1 or args.n0 < 1 or not 0 < args.alpha < 1 or (args.limit or 1) < 1:
         parser.error("expected --sigma > 0, --n >= 1, --n0 >= 1, 0 < --alpha < 1 and --limit >= 1")
     for target in (args.json, args.plot):
         if target and not Path(target).resolve().parent.is_dir():
             parser.error(f"the folder of {target} does not exist")
     tier = TIERS[args.tier]
-    try:
-        classifier = load_classifier(args.classifier or tier.classifier)
-        defenses = {name: build_defense(name, tier=tier) for name in args.defenses.split(",")}
-    except (ValueError, FileNotFoundError, ImportError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    data = tier.test_set(classifier)
     radii = [float(r) for r in args.radii.split(",")]
-    curves, all_rows = {}, []
-    print(f"| defense | {' | '.join(f'r={r}' for r in radii)} | abstain | noise samples/s |")
-    print("|---|" + "---|" * (len(radii) + 2))
-    for name, defense in defenses.items():
-        model = classifier if defense is None else nn.Sequential(defense, classifier)
-        rows = certify_dataset(
-            model,
-            data,
-            args.sigma,
-            n0=args.n0,
-            n=args.n,
-            alpha=args.alpha,
-            limit=args.limit,
-            batch_size=args.batch_size,
-            progress=not args.no_progress,
-        )
-        for row in rows:
-            row.update(defense=name, sigma=args.sigma, n=args.n, n0=args.n0, alpha=args.alpha)
-        curves[name], all_rows = rows, all_rows + rows
-        rate = sum(args.n + args.n0 for _ in rows) / max(sum(r["seconds"] for r in rows), 1e-9)
-        abstain = sum(r["prediction"] == ABSTAIN for r in rows) / max(len(rows), 1)
-        cells = " | ".join(f"{certified_accuracy(rows, r):.3f}" for r in radii)
-        print(f"| {name} | {cells} | {abstain:.3f} | {rate:,.0f} |")
+    curves: dict[str, list[dict[str, Any]]] = {}
+    if args.from_json is not None:
+        try:
+            all_rows = [row for path in args.from_json for row in json.loads(Path(path).read_text())]
+        except (OSError, ValueError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        for row in all_rows:
+            curves.setdefault(row_label(row, tier.classifier), []).append(row)
+        settings = {(r["sigma"], r["n"], r["alpha"], r.get("precision", "float32")) for r in all_rows}
+        if len(settings) != 1:
+            print(f"error: the rows mix settings (sigma, n, alpha, precision): {sorted(settings)}", file=sys.stderr)
+            return 2
+        sigma, n, alpha, precision = settings.pop()
+    else:
+        try:
+            classifier = load_classifier(args.classifier or tier.classifier)
+            defenses = {name: build_defense(name, tier=tier) for name in args.defenses.split(",")}
+        except (ValueError, FileNotFoundError, ImportError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        data = tier.test_set(classifier)
+        sigma, n, alpha, precision = args.sigma, args.n, args.alpha, args.precision
+        all_rows = []
+        for name, defense in defenses.items():
+            model = base_classifier(classifier, defense, precision=precision, compile=args.compile)
+            rows = certify_dataset(
+                model,
+                data,
+                sigma,
+                n0=args.n0,
+                n=n,
+                alpha=alpha,
+                limit=args.limit,
+                batch_size=args.batch_size,
+                progress=not args.no_progress,
+            )
+            for row in rows:
+                row.update(
+                    defense=name,
+                    classifier=args.classifier or tier.classifier,
+                    sigma=sigma,
+                    n=n,
+                    n0=args.n0,
+                    alpha=alpha,
+                    precision=precision,
+                )
+                curves.setdefault(row_label(row, tier.classifier), []).append(row)
+            all_rows += rows
+    print_table(curves, radii)
     if args.json:
         Path(args.json).write_text(json.dumps(all_rows, indent=1))
     if args.plot:
-        plot_certified_accuracy(curves, args.plot, f"{tier.name}, sigma={args.sigma}, n={args.n}, alpha={args.alpha}")
+        title = f"{tier.name}, sigma={sigma}, n={n}, alpha={alpha}" + (
+            "" if precision == "float32" else f", {precision}"
+        )
+        plot_certified_accuracy(curves, args.plot, title)
     return 0
 
 

@@ -10,7 +10,15 @@ from conftest import needs_fashion_mnist
 from scipy.stats import beta, norm
 from torch import nn
 
-from recondefense.certify import ABSTAIN, certify, lower_confidence_bound, predict, sample_counts
+from recondefense.certify import (
+    ABSTAIN,
+    base_classifier,
+    certify,
+    lower_confidence_bound,
+    predict,
+    row_label,
+    sample_counts,
+)
 
 
 class Linear2(nn.Module):
@@ -78,5 +86,46 @@ def test_certify_cli_writes_rows_and_the_curve(tmp_path, capsys):
     rows = json.loads(rows_path.read_text())
     assert len(rows) == 4 and {r["defense"] for r in rows} == {"none", "fashionmnist-smallcnn-pgd"}
     assert "| none |" in capsys.readouterr().out
+    # the rows tabulate again without certifying anything; rows of another setting are refused
+    assert main(["certify", "--from-json", str(rows_path), "--plot", str(tmp_path / "again.png")]) == 0
+    table = capsys.readouterr().out
+    assert "| fashionmnist-smallcnn-pgd |" in table and (tmp_path / "again.png").exists()
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps([dict(rows[0], sigma=0.5)]))
+    assert main(["certify", "--from-json", str(rows_path), str(other)]) == 2
+    assert "mix settings" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["certify", "--sigma", "-1"])
+
+
+def test_base_classifier_chains_the_denoiser_and_returns_float32_logits_in_bfloat16():
+    torch.manual_seed(0)
+    classifier, denoiser = nn.Sequential(nn.Flatten(), nn.Linear(16, 3)), nn.Conv2d(1, 1, 1)
+    x = torch.rand(64, 1, 4, 4)
+    exact = base_classifier(classifier, denoiser)
+    assert torch.equal(exact(x), classifier(denoiser(x))) and not exact.training
+    half = base_classifier(classifier, denoiser, precision="bfloat16")
+    logits = half(x)
+    assert logits.dtype == torch.float32 and not torch.equal(logits, exact(x))
+    torch.testing.assert_close(logits, exact(x), atol=0.05, rtol=0.05)
+    with pytest.raises(ValueError, match="precision"):
+        base_classifier(classifier, precision="float16x")
+
+
+@pytest.mark.skipif(__import__("shutil").which("cc") is None, reason="torch.compile on CPU needs a C compiler")
+def test_compiled_base_classifier_counts_the_same_classes():
+    classifier = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
+    image = torch.rand(1, 4, 4)
+    counts = [
+        sample_counts(
+            base_classifier(classifier, compile=compiled), image, 0.5, 300, generator=torch.Generator().manual_seed(1)
+        )
+        for compiled in (False, True)
+    ]
+    assert torch.equal(counts[0], counts[1]) and int(counts[0].sum()) == 300
+
+
+def test_rows_of_another_bare_classifier_are_named_after_it():
+    assert row_label({"defense": "none", "classifier": "fm-noise"}, "fm") == "fm-noise"
+    assert row_label({"defense": "none", "classifier": "fm"}, "fm") == "none"
+    assert row_label({"defense": "ours"}, "fm") == "ours"
