@@ -365,6 +365,8 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 curves.setdefault(row_label(row, tier.classifier), []).append(row)
             all_rows += rows
+    images = max(len(rows) for rows in curves.values())
+    print(f"{tier.name}: sigma {sigma}, n {n}, alpha {alpha}, {precision}, {images} images")
     print_table(curves, radii)
     if args.json:
         Path(args.json).write_text(json.dumps(all_rows, indent=1))
