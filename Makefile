@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo venv data lint bench tables imagenet-tables imagenet-default-rows imagenet-markdown realworld-tables corruption-tables imagenet-corruption-tables certify-tables certify-full clean
+.PHONY: test demo venv data lint bench tables imagenet-tables imagenet-default-rows imagenet-markdown realworld-tables corruption-tables imagenet-corruption-tables certify-tables certify-bfloat16 certify-full clean
 FMNIST := /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
 
 $(PY):
@@ -150,6 +150,15 @@ certify-tables: $(STAMP) data
 	    --json $(RESULTS)/certify-sigma$$s.json --plot $(RESULTS)/certify-sigma$$s.png && \
 	  $(CERTIFY) --sigma $$s --defenses none --classifier fashionmnist-smallcnn-noise-$$s \
 	    --json $(RESULTS)/certify-sigma$$s-noise-trained.json || exit 1; done
+
+# The same 200-image rows with the base classifiers in bfloat16 and compiled (what certify-full uses), to compare
+# with the float32 rows of certify-tables: same images, same noise draws.
+certify-bfloat16: $(STAMP) data
+	for s in 0.25 0.50; do \
+	  $(CERTIFY) --precision bfloat16 --compile --sigma $$s --defenses none,fashionmnist-smallcnn-gaussian-$$s-fast \
+	    --json $(RESULTS)/certify-sigma$$s-bfloat16.json && \
+	  $(CERTIFY) --precision bfloat16 --compile --sigma $$s --defenses none --classifier fashionmnist-smallcnn-noise-$$s \
+	    --json $(RESULTS)/certify-sigma$$s-noise-trained-bfloat16.json || exit 1; done
 
 # The goal-sized certification (issue 15): the first 1,000 test images at n = 10,000, alpha 0.001, base classifiers
 # in bfloat16 and compiled; each sigma in its own one-thread process, both at once (about 100 minutes on a 2-core

@@ -112,7 +112,18 @@ def test_base_classifier_chains_the_denoiser_and_returns_float32_logits_in_bfloa
         base_classifier(classifier, precision="float16x")
 
 
-@pytest.mark.skipif(__import__("shutil").which("cc") is None, reason="torch.compile on CPU needs a C compiler")
+def _can_compile_on_cpu() -> bool:
+    """torch.compile's CPU backend builds C++ against Python's headers."""
+    import os
+    import shutil
+    import sysconfig
+
+    return shutil.which("g++") is not None and os.path.exists(
+        os.path.join(sysconfig.get_paths()["include"], "Python.h")
+    )
+
+
+@pytest.mark.skipif(not _can_compile_on_cpu(), reason="torch.compile on CPU needs a C++ compiler and Python's headers")
 def test_compiled_base_classifier_counts_the_same_classes():
     classifier = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
     image = torch.rand(1, 4, 4)
