@@ -161,7 +161,7 @@ certify-bfloat16: $(STAMP) data
 	    --json $(RESULTS)/certify-sigma$$s-noise-trained-bfloat16.json || exit 1; done
 
 # The goal-sized certification (issue 15): the first 1,000 test images at n = 10,000, alpha 0.001, base classifiers
-# in bfloat16 and compiled; each sigma in its own one-thread process, both at once (about 100 minutes on a 2-core
+# in bfloat16 and compiled; each sigma in its own one-thread process, both at once (about two hours on a 2-core
 # CPU): our -fast denoiser, the noise-retrained classifier, the bare classifier; then one table and curve per sigma.
 CERTIFY_FULL := $(PY) -m recondefense.cli certify --tier fashionmnist --n 10000 --n0 100 --alpha 0.001 --limit 1000 \
 	--precision bfloat16 --compile --no-progress
