@@ -316,15 +316,12 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"the folder of {target} does not exist")
     tier = TIERS[args.tier]
     radii = [float(r) for r in args.radii.split(",")]
-    curves: dict[str, list[dict[str, Any]]] = {}
     if args.from_json is not None:
         try:
             all_rows = [row for path in args.from_json for row in json.loads(Path(path).read_text())]
         except (OSError, ValueError) as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
-        for row in all_rows:
-            curves.setdefault(row_label(row, tier.classifier), []).append(row)
         settings = {(r["sigma"], r["n"], r["alpha"], r.get("precision", "float32")) for r in all_rows}
         if len(settings) != 1:
             print(f"error: the rows mix settings (sigma, n, alpha, precision): {sorted(settings)}", file=sys.stderr)
@@ -363,8 +360,10 @@ def main(argv: list[str] | None = None) -> int:
                     alpha=alpha,
                     precision=precision,
                 )
-                curves.setdefault(row_label(row, tier.classifier), []).append(row)
             all_rows += rows
+    curves: dict[str, list[dict[str, Any]]] = {}
+    for row in all_rows:
+        curves.setdefault(row_label(row, tier.classifier), []).append(row)
     images = max(len(rows) for rows in curves.values())
     print(f"{tier.name}: sigma {sigma}, n {n}, alpha {alpha}, {precision}, {images} images")
     print_table(curves, radii)
