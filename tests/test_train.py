@@ -539,3 +539,33 @@ def test_noise_augmentation_of_the_classifier_recipe_matches_the_certify_noise_m
     assert accuracy(model, x, labels, noise_sigma=0.5) == accuracy(model, x, labels, noise_sigma=0.5)  # seeded
     with pytest.raises(ValueError, match="noise_sigma"):
         train_classifier("smallcnn", noise_sigma=-1.0)
+
+
+@pytest.mark.parametrize("bias", [30.0, -30.0])
+def test_validation_of_a_gated_purifier_reports_its_gate_and_the_purifier_behind_it(bias):
+    from recondefense.purifiers import GatedPurifier
+    from recondefense.train.triplets import _TripletMaker
+    from recondefense.train.validation import validate
+    from tiny_models import tiny_classifier
+
+    torch.manual_seed(0)
+    classifier = tiny_classifier().eval()
+    images = torch.rand(6, 3, 16, 16)
+    labels = classifier(images).argmax(1)
+    dataset = [(x, int(y), i) for i, (x, y) in enumerate(zip(images, labels))]
+    config = TrainConfig(classifier="tiny_models:tiny_classifier", batch_size=4, val_limit=None, eps=0.2, steps=2)
+    gated = GatedPurifier(width=4, depth=2, detail_width=4, detail_depth=1)
+    with torch.no_grad():
+        gated.gate[-1].bias.fill_(bias)  # fully open or fully closed on every image
+    result = validate(gated, classifier, _TripletMaker(config, [classifier]), dataset, config, torch.device("cpu"))
+    assert result["n"] == 6 and result["clean_acc_undefended"] == 1.0
+    if bias > 0:  # open: the system is the purifier behind the gate
+        assert result["gate_clean"] == pytest.approx(1.0) and result["gate_attacked"] == pytest.approx(1.0)
+        assert result["attacked_acc"] == result["inner_attacked_acc"]
+        assert result["clean_acc"] == result["inner_clean_acc"]
+    else:  # closed: the system is the identity, whatever the purifier behind it does
+        assert result["gate_clean"] == pytest.approx(0.0, abs=1e-9)
+        assert result["attacked_acc"] == result["attacked_acc_undefended"] and result["clean_acc"] == 1.0
+    assert "gate_clean" not in validate(
+        gated.bottleneck, classifier, _TripletMaker(config, [classifier]), dataset, config, torch.device("cpu")
+    )

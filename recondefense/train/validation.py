@@ -44,7 +44,12 @@ def validate(
     config: TrainConfig,
     device: torch.device,
 ) -> dict[str, float]:
-    """Clean and attacked accuracy with and without the AE, and PSNR of AE(x~) vs x, on ``dataset``."""
+    """Clean and attacked accuracy with and without the AE, and PSNR of AE(x~) vs x, on ``dataset``.
+
+    A gated purifier (one with ``gate_value``) also reports how far its gate opens on clean and attacked images
+    (``gate_clean``, ``gate_attacked``: mean gate in [0, 1]) and the accuracy of the purifier behind it alone
+    (``inner_clean_acc``, ``inner_attacked_acc``), which bounds what the gate can recover.
+    """
     was_training = ae.training
     ae.eval()
     # the training batch size bounds the memory of the validation attacks too (224 px PGD: ~80 MB per image)
@@ -63,6 +68,9 @@ def validate(
         "attacked_acc": 0.0,
         "psnr": 0.0,
     }
+    gated = hasattr(ae, "gate_value")
+    if gated:
+        totals |= {"gate_clean": 0.0, "gate_attacked": 0.0, "inner_clean_acc": 0.0, "inner_attacked_acc": 0.0}
     for i, (x, y, _) in enumerate(loader):
         if config.val_limit is not None:
             if totals["n"] >= config.val_limit:
@@ -80,6 +88,13 @@ def validate(
         totals["clean_acc"] += (_predict(classifier, recon_clean) == y).sum().item()
         totals["attacked_acc"] += (_predict(classifier, recon_adv) == y).sum().item()
         totals["psnr"] += psnr(recon_adv, x).sum().item()
+        if gated:
+            with torch.no_grad():
+                totals["gate_clean"] += ae.gate_value(x).sum().item()
+                totals["gate_attacked"] += ae.gate_value(x_adv).sum().item()
+                inner_clean, inner_adv = ae.bottleneck(x).clamp(0, 1), ae.bottleneck(x_adv).clamp(0, 1)
+            totals["inner_clean_acc"] += (_predict(classifier, inner_clean) == y).sum().item()
+            totals["inner_attacked_acc"] += (_predict(classifier, inner_adv) == y).sum().item()
     ae.train(was_training)
     n = max(totals.pop("n"), 1)
     return {k: v / n for k, v in totals.items()} | {"n": n}
