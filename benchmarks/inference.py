@@ -6,7 +6,8 @@ images/s of each, and the ratio Defended / bare. Goal: ratio at most 1.25.
     python benchmarks/inference.py [--weights NAME] [--repeats 5] [--threads N] [--devices cpu,cuda]
 
 ``--weights`` names the defense measured (default: the weights ``Defended(model)`` loads); ``--width`` instead
-measures an untrained paper AE of that width.
+measures an untrained purifier of that width (``--arch``: the paper AE, or e.g. ``gated``: the same AE behind the
+default's gate), which sizes a purifier against the budget before training it.
 """
 
 from __future__ import annotations
@@ -40,7 +41,11 @@ def median_seconds(fn, x: torch.Tensor, repeats: int, device: torch.device) -> f
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--weights", default=DEFAULT_IMAGENET_WEIGHTS, help="defense weights (name, hub id or folder)")
-    parser.add_argument("--width", type=int, default=None, help="measure an untrained paper AE of this width instead")
+    parser.add_argument("--width", type=int, default=None, help="measure an untrained purifier of this width instead")
+    parser.add_argument(
+        "--arch", default="recon", help='with --width: its architecture ("recon", "gated" with a recon AE inside, ...)'
+    )
+    parser.add_argument("--detail-depth", type=int, default=3, help='with --width and --arch gated: the gate\'s levels')
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 32])
     parser.add_argument("--threads", type=int, default=None)
@@ -52,7 +57,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     wanted = args.devices.split(",")
     devices = [torch.device(d) for d in wanted if d == "cpu" or (d == "cuda" and torch.cuda.is_available())]
-    what = f"paper AE width {args.width} (untrained)" if args.width else args.weights
+    what = f"{args.arch} width {args.width} (untrained)" if args.width else args.weights
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, defense: {what}")
     print(
         f"{'device':6} {'batch':>5} {'resnet50 ms':>12} {'defended ms':>12} {'AE ms':>9} {'img/s bare':>11} {'img/s def':>10} {'ratio':>6}"
@@ -60,7 +65,7 @@ def main() -> None:
     for device in devices:
         net = resnet50().eval().to(device)
         defense = (
-            ReconstructiveDefense(width=args.width)
+            ReconstructiveDefense(width=args.width, arch=args.arch, detail_depth=args.detail_depth)
             if args.width
             else ReconstructiveDefense.from_pretrained(args.weights)
         ).to(device)

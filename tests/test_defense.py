@@ -290,3 +290,19 @@ def test_defended_without_a_defense_loads_the_shipped_imagenet_weights():
         (model.defense(x) - torch.tensor(IMAGENET_MEAN).view(3, 1, 1)) / torch.tensor(IMAGENET_STD).view(3, 1, 1)
     )
     torch.testing.assert_close(model(normalized), expected, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("arch", ["recon", "gated", "residual"])
+def test_purify_computes_channels_last_on_the_cpu_and_returns_the_usual_layout(arch):
+    torch.manual_seed(0)
+    defense = ReconstructiveDefense(arch=arch, width=8, depth=2, detail_width=4, detail_depth=1)
+    with torch.no_grad():  # leave the identity so the comparison checks real arithmetic
+        for p in defense.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    x = torch.rand(3, 3, 32, 40)
+    with torch.no_grad():
+        reference = defense.autoencoder(x).clamp(0, 1)  # the purifier on the usual (NCHW) layout
+    for images in (x, x.contiguous(memory_format=torch.channels_last)):
+        out = defense(images)
+        assert out.is_contiguous() and out.shape == x.shape
+        torch.testing.assert_close(out, reference, atol=1e-5, rtol=0)
