@@ -107,7 +107,7 @@ class TrainConfig:
     seed: int = _opt(0, "seed of init, shuffling and attacks")
     device: str = _opt("auto", '"auto": cuda when available')
     amp: bool = _opt(True, "bfloat16 autocast on CUDA (ignored on CPU)")
-    channels_last: bool = _opt(True, "on CUDA")
+    channels_last: bool = _opt(True, "channels-last layout: on CUDA, and on the CPU for colour images")
     num_workers: int = _opt(0, "DataLoader workers")
     progress: bool = _opt(True, "tqdm progress bars")
     max_minutes: float | None = _opt(

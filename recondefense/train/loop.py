@@ -165,6 +165,9 @@ class _Run:
         in_channels = _in_channels(self.train_set, setup.names, self.classifiers, setup.data_name, device)
         ae = _build_network(config, in_channels, setup.start).to(device)
         self.use_cuda = device.type == "cuda"
+        # channels-last inputs: on CUDA, and on the CPU for colour images, where oneDNN runs the AE's thin
+        # convolutions and the classifier's attack passes about a fifth faster (grayscale: slightly slower)
+        self.channels_last = config.channels_last and (self.use_cuda or in_channels >= 3)
         if self.use_cuda and config.channels_last:
             ae = ae.to(memory_format=torch.channels_last)
         self.ae = ae
@@ -252,6 +255,8 @@ class _Run:
         config, position, device = self.config, self.position, self.device
         torch.manual_seed(_step_seed(config.seed, position.epoch, position.step_in_epoch + self.rank * 7919))
         x, y = x.to(device), y.to(device)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         groups = _groups(index, len(self.classifiers))
         if self.cached is not None:
             x, x_adv = _cached_batch(self.cached.x_adv, index, x, device)
@@ -262,7 +267,7 @@ class _Run:
         if config.clean_fraction > 0:  # beyond the paper: some inputs stay clean
             keep_clean = torch.rand(len(x), device=device) < config.clean_fraction
             x_adv = torch.where(keep_clean.view(-1, 1, 1, 1), x, x_adv)
-        if self.use_cuda and config.channels_last:
+        if self.channels_last:
             x_adv = x_adv.contiguous(memory_format=torch.channels_last)
         with self.autocast:
             recon, parts, loss, guidance, train_acc = _loss(
