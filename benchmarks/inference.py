@@ -45,7 +45,7 @@ def main() -> None:
     parser.add_argument(
         "--arch", default="recon", help='with --width: its architecture ("recon", "gated" with a recon AE inside, ...)'
     )
-    parser.add_argument("--detail-depth", type=int, default=3, help='with --width and --arch gated: the gate\'s levels')
+    parser.add_argument("--detail-depth", type=int, default=3, help="with --width and --arch gated: the gate's levels")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 32])
     parser.add_argument("--threads", type=int, default=None)

@@ -543,10 +543,11 @@ def test_noise_augmentation_of_the_classifier_recipe_matches_the_certify_noise_m
 
 @pytest.mark.parametrize("bias", [30.0, -30.0])
 def test_validation_of_a_gated_purifier_reports_its_gate_and_the_purifier_behind_it(bias):
+    from tiny_models import tiny_classifier
+
     from recondefense.purifiers import GatedPurifier
     from recondefense.train.triplets import _TripletMaker
     from recondefense.train.validation import validate
-    from tiny_models import tiny_classifier
 
     torch.manual_seed(0)
     classifier = tiny_classifier().eval()
