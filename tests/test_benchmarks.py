@@ -1,0 +1,62 @@
+"""The benchmarks/ scripts still run (tiny settings; the timings themselves are not asserted, only that each prints
+its ratio as a number)."""
+
+from __future__ import annotations
+
+import re
+import runpy
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import needs_fashion_mnist
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _run(script: str, args: list[str], monkeypatch, capsys) -> str:
+    threads = torch.get_num_threads()
+    monkeypatch.setattr(sys, "argv", [script, *args])
+    try:
+        runpy.run_path(str(BENCHMARKS / script), run_name="__main__")
+    finally:
+        torch.set_num_threads(threads)  # the scripts set their own thread count
+    return capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--width", "4", "--arch", "gated", "--detail-depth", "1"],  # an untrained gated purifier, sized by flags
+        [],  # the shipped default of Defended(model)
+    ],
+)
+def test_inference_benchmark_prints_a_ratio_per_batch(args, monkeypatch, capsys):
+    out = _run(
+        "inference.py",
+        [*args, "--repeats", "1", "--batches", "1", "--devices", "cpu", "--threads", "1"],
+        monkeypatch,
+        capsys,
+    )
+    rows = [line.split() for line in out.splitlines() if line.startswith("cpu ")]
+    assert len(rows) == 1 and rows[0][1] == "1"
+    assert float(rows[0][-1]) > 0  # Defended / bare
+    assert ("gated width 4" in out) == bool(args)
+
+
+@needs_fashion_mnist
+def test_corruption_benchmark_prints_its_ratio_to_pgd(monkeypatch, capsys):
+    out = _run("corruptions.py", ["--images", "2", "--repeats", "1", "--threads", "1"], monkeypatch, capsys)
+    ratio = re.search(r"^ratio .*: (\d+\.\d+)$", out, re.MULTILINE)
+    assert ratio and float(ratio.group(1)) > 0, out
+
+
+@needs_fashion_mnist
+def test_certify_benchmark_prints_its_throughput_ratio(monkeypatch, capsys):
+    out = _run(
+        "certify.py", ["--images", "1", "--n", "200", "--batch-size", "100", "--threads", "1"], monkeypatch, capsys
+    )
+    ratio = re.search(r"^ratio .*: (\d+\.\d+)$", out, re.MULTILINE)
+    assert ratio and float(ratio.group(1)) > 0, out
+    assert "1,000 images x 10,100 samples" in out
