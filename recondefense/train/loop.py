@@ -166,7 +166,7 @@ class _Run:
         ae = _build_network(config, in_channels, setup.start).to(device)
         self.use_cuda = device.type == "cuda"
         # channels-last inputs: on CUDA, and on the CPU for colour images, where oneDNN runs the AE's thin
-        # convolutions and the classifier's attack passes about a fifth faster (grayscale: slightly slower)
+        # convolutions and the classifier's attack passes faster (one-channel images keep the usual layout)
         self.channels_last = config.channels_last and (self.use_cuda or in_channels >= 3)
         if self.use_cuda and config.channels_last:
             ae = ae.to(memory_format=torch.channels_last)
