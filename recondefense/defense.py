@@ -25,7 +25,7 @@ from .errors import (  # noqa: F401  (re-exported with the loading checks: they 
 )
 from .loading import _INT_RANGES, FORMAT_VERSION, MAX_PARAMETERS, _check_header, _validated_config, load_checked  # noqa: F401
 from .purifiers import ARCHITECTURES, build_purifier
-from .transform import PixelDefense, _value_range, _values_checked, is_tracing, range_tolerance
+from .transform import PixelDefense, _value_range, _values_checked, check_normalized, is_tracing, range_tolerance
 from .weights import get_weights, list_weights
 
 __all__ = ["ReconstructiveDefense", "Defended", "IMAGENET_MEAN", "IMAGENET_STD", "FORMAT_VERSION"]
@@ -77,7 +77,7 @@ class ReconstructiveDefense(
         width: int = 16,
         depth: int = 3,
         skip: bool = True,
-        widths: list | None = None,
+        widths: Sequence[int] | None = None,
         meta: dict | None = None,
         format_version: int = FORMAT_VERSION,
         arch: str = "recon",
@@ -100,7 +100,7 @@ class ReconstructiveDefense(
             "width": width,
             "depth": depth,
             "skip": skip,
-            "widths": widths,
+            "widths": None if widths is None else [int(w) for w in widths],
             "arch": arch,
             "detail_width": detail_width,
             "detail_depth": detail_depth,
@@ -303,6 +303,13 @@ class Defended(nn.Module):
             defense = ReconstructiveDefense.from_pretrained(DEFAULT_IMAGENET_WEIGHTS)
         if not isinstance(defense, nn.Module):
             raise TypeError(f"expected the defense as an nn.Module, got {type(defense).__name__}")
+        defense_channels = getattr(defense, "channels", None)
+        if normalization is not None and defense_channels is not None and len(normalization[0]) != defense_channels:
+            raise ValueError(
+                f"the defense takes {defense_channels}-channel images but mean/std have {len(normalization[0])} "
+                f"values: pass mean and std with {defense_channels} value(s) each (the classifier's own), or "
+                "mean=None, std=None for a classifier that takes [0, 1] pixels"
+            )
         self.model = model
         self.defense = defense.eval()
         self.normalized = normalization is not None
@@ -337,8 +344,14 @@ class Defended(nn.Module):
         return self
 
     def forward(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
-        """Un-normalize, purify, re-normalize, classify; extra arguments go to the model."""
+        """Un-normalize, purify, re-normalize, classify; extra arguments go to the model.
+
+        ``x``: with ``mean``/``std``, a floating ``(N, C, H, W)`` (or ``(C, H, W)``) batch normalized with them,
+        ``C`` their length; without, what the defense takes (``(N, C, H, W)`` float in [0, 1] or uint8).
+        Returns the model's output on the purified batch.
+        """
         if self.normalized:
+            check_normalized(x, self.mean.shape[0], name="x")
             pixels = x * self.std.to(x.dtype) + self.mean.to(x.dtype)
             purified = self._purify(pixels)
             return self.model((purified - self.mean.to(x.dtype)) / self.std.to(x.dtype), *args, **kwargs)
@@ -358,7 +371,7 @@ class Defended(nn.Module):
             warnings.warn(
                 f"Defended: the input un-normalizes to pixels in [{lo:.3g}, {hi:.3g}], outside "
                 "[0, 1]; they are clamped (warned once). Feed images normalized with this model's mean/std.",
-                stacklevel=3,
+                stacklevel=5,  # the caller of Defended(...)(x): _purify, forward, Module._call_impl, __call__
             )
             self._warned_range = True
         if not defense_checks:

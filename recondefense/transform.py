@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-__all__ = ["PixelDefense", "check_pixels", "range_tolerance", "is_tracing", "RANGE_TOLERANCE"]
+__all__ = ["PixelDefense", "check_normalized", "check_pixels", "range_tolerance", "is_tracing", "RANGE_TOLERANCE"]
 
 #: How far outside [0, 1] a float32/float64 input may stray (rounding of un-normalization) before it is refused.
 RANGE_TOLERANCE = 1e-3
@@ -64,6 +64,53 @@ def _values_checked(images: torch.Tensor) -> Iterator[None]:
         _CHECKED.reset(token)
 
 
+def _check_tensor(images: object, dtypes: tuple[torch.dtype, ...], name: str, expected: str, fix: str) -> None:
+    """Refuse what is not a tensor of one of ``dtypes`` (``expected`` says which in words, ``fix`` how to get one)."""
+    if not isinstance(images, torch.Tensor):
+        raise TypeError(f"expected {name} as a torch.Tensor, got {type(images).__name__}")
+    if images.dtype not in dtypes:
+        raise TypeError(f"expected {name} of dtype {expected}, got {images.dtype}: {fix}")
+
+
+def _as_batch(images: torch.Tensor, channels: int | None, name: str, why: str) -> torch.Tensor:
+    """``(C, H, W)`` or ``(N, C, H, W)`` -> ``(N, C, H, W)``, refusing another rank, another channel count than
+    ``channels`` (None: any; ``why`` ends that message) and an empty batch or image."""
+    if images.ndim not in (3, 4):
+        raise ValueError(
+            f"expected {name} of shape (C, H, W) or (N, C, H, W), got {images.ndim} dimensions {tuple(images.shape)}"
+        )
+    batch = images if images.ndim == 4 else images.unsqueeze(0)
+    if channels is not None and batch.shape[1] != channels:
+        raise ValueError(
+            f"expected {name} with {channels} channel(s) in dimension {images.ndim - 3}, got shape "
+            f"{tuple(images.shape)}: {why}"
+        )
+    if batch.numel() == 0:
+        raise ValueError(f"expected a non-empty batch of non-empty images, got {name} of shape {tuple(images.shape)}")
+    return batch
+
+
+def check_normalized(images: torch.Tensor, channels: int, name: str = "images") -> None:
+    """Validate a classifier input normalized with a ``channels``-value mean/std (what ``Defended`` takes).
+
+    Args:
+        images: ``(C, H, W)`` or ``(N, C, H, W)`` floating point (normalized values have no uint8 form).
+
+    Raises:
+        TypeError: not a tensor, or not floating point.
+        ValueError: wrong rank, a channel count other than ``channels``, or an empty batch or image.
+    """
+    _check_tensor(
+        images,
+        _FLOAT_DTYPES,
+        name,
+        "floating point (normalized with the model's mean/std)",
+        "normalize with torchvision.transforms.v2.Normalize(mean, std) after ToDtype(torch.float32, scale=True), "
+        "or build Defended(model, defense, mean=None, std=None) to feed [0, 1] pixels",
+    )
+    _as_batch(images, channels, name, f"the mean/std given to Defended have {channels} value(s)")
+
+
 def check_pixels(
     images: torch.Tensor,
     *,
@@ -90,25 +137,14 @@ def check_pixels(
             checks (NaN/Inf, range) are skipped while tracing (:func:`is_tracing`) and for a tensor whose values
             the caller has checked already (``Defended``).
     """
-    if not isinstance(images, torch.Tensor):
-        raise TypeError(f"expected {name} as a torch.Tensor, got {type(images).__name__}")
-    if images.dtype != torch.uint8 and images.dtype not in _FLOAT_DTYPES:
-        raise TypeError(
-            f"expected {name} of dtype uint8 or floating point, got {images.dtype}: "
-            "convert with torchvision.transforms.v2.ToDtype(torch.float32, scale=True)"
-        )
-    if images.ndim not in (3, 4):
-        raise ValueError(
-            f"expected {name} of shape (C, H, W) or (N, C, H, W), got {images.ndim} dimensions {tuple(images.shape)}"
-        )
-    batch = images if images.ndim == 4 else images.unsqueeze(0)
-    if channels is not None and batch.shape[1] != channels:
-        raise ValueError(
-            f"expected {name} with {channels} channel(s) in dimension {images.ndim - 3}, got shape "
-            f"{tuple(images.shape)}: these weights were trained on {channels}-channel images"
-        )
-    if batch.numel() == 0:
-        raise ValueError(f"expected a non-empty batch of non-empty images, got {name} of shape {tuple(images.shape)}")
+    _check_tensor(
+        images,
+        _FLOAT_DTYPES + (torch.uint8,),
+        name,
+        "uint8 or floating point",
+        "convert with torchvision.transforms.v2.ToDtype(torch.float32, scale=True)",
+    )
+    batch = _as_batch(images, channels, name, f"these weights were trained on {channels}-channel images")
     if device is not None and batch.device != device:
         raise ValueError(
             f"{name} are on {batch.device} but the defense is on {device}: move one with .to({str(device)!r})"

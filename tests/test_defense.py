@@ -277,6 +277,41 @@ def test_defended_bad_arguments(defense, monkeypatch):
         Defended(TinyNet())
 
 
+@pytest.mark.parametrize(
+    ("x", "error", "match"),
+    [
+        ((torch.rand(1, 3, 16, 16) * 255).to(torch.uint8), TypeError, "floating point .*got torch.uint8"),
+        (torch.ones(1, 3, 16, 16, dtype=torch.bool), TypeError, "got torch.bool"),
+        (torch.rand(1, 1, 16, 16), ValueError, r"3 channel\(s\).*\(1, 1, 16, 16\).*mean/std"),
+        (torch.rand(1, 16, 16, 3), ValueError, r"3 channel\(s\)"),
+        (torch.rand(16, 16), ValueError, "2 dimensions"),
+        (torch.rand(0, 3, 16, 16), ValueError, "non-empty"),
+        ([[0.5]], TypeError, "torch.Tensor, got list"),
+    ],
+    ids=["uint8", "bool", "grayscale", "channels-last-layout", "2-d", "empty", "list"],
+)
+def test_defended_refuses_bad_normalized_input_before_computing(defense, x, error, match):
+    """With mean/std, the input is checked as normalized images before un-normalizing: uint8 used to turn into
+    NaN logits (std cast to uint8 is 0) and a grayscale batch was silently broadcast to 3 channels."""
+    with pytest.raises(error, match=match):
+        Defended(TinyNet().eval(), defense)(x)
+
+
+def test_defended_refuses_a_normalization_of_another_channel_count():
+    with pytest.raises(ValueError, match="1-channel images but mean/std have 3 values"):
+        Defended(TinyNet(), ReconstructiveDefense(in_channels=1, width=4, depth=2))
+    Defended(TinyNet(), ReconstructiveDefense(in_channels=1, width=4, depth=2), mean=(0.5,), std=(0.25,))
+
+
+def test_defended_range_warning_points_at_the_caller(defense):
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        Defended(TinyNet().eval(), defense)(torch.full((1, 3, 16, 16), 5.0))
+    assert [w.filename for w in caught if "clamped" in str(w.message)] == [__file__]
+
+
 def test_defended_without_a_defense_loads_the_shipped_imagenet_weights():
     from torchvision.models import resnet18
 
