@@ -15,8 +15,15 @@ import numpy as np
 import torch
 from torchvision.models import resnet18
 
-from recondefense import Defended, ReconstructiveDefense
+from recondefense import IMAGENET_MEAN, IMAGENET_STD, Defended, ReconstructiveDefense
 from recondefense.defense import DEFAULT_IMAGENET_WEIGHTS
+
+
+def normalized_images(*shape: int) -> torch.Tensor:
+    """Random images as the defended resnet18 takes them: ``shape`` ``(N, 3, H, W)`` pixels in [0, 1], normalized
+    with the ImageNet mean/std (what ``Defended`` un-normalizes; values outside [0, 1] would be clamped, warned)."""
+    mean, std = torch.tensor(IMAGENET_MEAN).view(3, 1, 1), torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    return (torch.rand(*shape) - mean) / std
 
 
 def export(weights: str, out: str, legacy: bool = False) -> float:
@@ -25,7 +32,7 @@ def export(weights: str, out: str, legacy: bool = False) -> float:
 
     torch.manual_seed(0)
     model = Defended(resnet18(num_classes=10), ReconstructiveDefense.from_pretrained(weights)).eval()
-    example = torch.randn(2, 3, 96, 128).clamp(-2, 2)
+    example = normalized_images(2, 3, 96, 128)
     names = {"input_names": ["images"], "output_names": ["logits"]}
     if legacy:
         axes = {"images": {0: "batch", 2: "height", 3: "width"}, "logits": {0: "batch"}}
@@ -35,7 +42,7 @@ def export(weights: str, out: str, legacy: bool = False) -> float:
         shapes = {"x": {0: batch, 2: height, 3: width}}
         torch.onnx.export(model, (example,), out, dynamo=True, dynamic_shapes=shapes, **names)
     session = onnxruntime.InferenceSession(out, providers=["CPUExecutionProvider"])
-    test = torch.randn(3, 3, 112, 144).clamp(-2, 2)  # another batch and size than the example
+    test = normalized_images(3, 3, 112, 144)  # another batch and size than the example
     (onnx_logits,) = session.run(None, {"images": test.numpy()})
     with torch.no_grad():
         torch_logits = model(test).numpy()

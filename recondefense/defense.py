@@ -23,7 +23,18 @@ from .errors import (  # noqa: F401  (re-exported with the loading checks: they 
     WeightsError,
     WeightsMismatchError,
 )
-from .loading import _INT_RANGES, FORMAT_VERSION, MAX_PARAMETERS, _check_header, _validated_config, load_checked  # noqa: F401
+from .loading import (  # noqa: F401
+    _INT_RANGES,
+    FORMAT_VERSION,
+    MAX_PARAMETERS,
+    _check_header,
+    _validated_config,
+    check_folder,
+    check_hub_id,
+    config_errors,
+    hub_not_found,
+    load_checked,
+)
 from .purifiers import ARCHITECTURES, build_purifier
 from .transform import PixelDefense, _value_range, _values_checked, check_normalized, is_tracing, range_tolerance
 from .weights import get_weights, list_weights
@@ -157,25 +168,23 @@ class ReconstructiveDefense(
             ValueError: a corrupt weights file or a config.json of another version.
         """
         key = str(pretrained_model_name_or_path)
-        if key in list_weights():
-            return cls._mixin_load(get_weights(key).path(), **kwargs)
-        if os.path.isdir(key):
-            return cls._mixin_load(key, **kwargs)
+        if key in list_weights() or os.path.isdir(key):
+            folder = get_weights(key).path() if key in list_weights() else key
+            check_folder(folder)  # config.json present and JSON, before the mixin reads it
+            return cls._mixin_load(folder, **kwargs)
         if key.startswith((".", "/", "~")) or key.count("/") != 1 or os.sep != "/" and os.sep in key:
             raise FileNotFoundError(
                 f"cannot load {key!r}: not a registered name ({list_weights() or 'none shipped'}), "
                 "not an existing folder, and not a hub repo id of the form 'owner/name'"
             )
+        hub = {k: kwargs[k] for k in ("cache_dir", "token", "local_files_only", "force_download") if k in kwargs}
+        check_hub_id(key, revision=revision, **hub)  # fails fast offline or unreachable, naming folder and hub id
         try:
             return cls._mixin_load(key, revision=revision, **kwargs)
         except (OSError, ValueError) as err:
             if isinstance(err, WeightsError):
                 raise
-            offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
-            hint = " (HF_HUB_OFFLINE is set and the repo is not in the local hub cache)" if offline else ""
-            raise FileNotFoundError(
-                f"cannot load {key!r} from the Hugging Face hub{hint}: {type(err).__name__}: {err}"
-            ) from err
+            raise hub_not_found(key, f"{type(err).__name__}: {err}") from err
 
     def generate_model_card(self, *args: Any, **kwargs: Any) -> ModelCard:
         """The model card ``save_pretrained`` and ``push_to_hub`` write, rendered from :attr:`meta`: classifier,
@@ -226,8 +235,10 @@ class ReconstructiveDefense(
     @classmethod
     def _mixin_load(cls, model_id: str | Path, **kwargs: Any) -> ReconstructiveDefense:
         """``PyTorchModelHubMixin.from_pretrained``, with a config.json that is not a JSON object refused."""
+        config_file = f"config.json of the hub repo {model_id}"  # a folder's was read by check_folder
         try:
-            return super().from_pretrained(model_id, **kwargs)
+            with config_errors(config_file):
+                return super().from_pretrained(model_id, **kwargs)
         except (AttributeError, TypeError) as err:  # the mixin iterates config.json as a dict
             raise ConfigError(f"{model_id}: config.json must hold a JSON object ({err})") from err
 

@@ -28,7 +28,8 @@ class ModelTooLargeError(ConfigError):
 
 
 class WeightsMismatchError(WeightsError):
-    """model.safetensors holds other tensor names or shapes than the network config.json describes."""
+    """A safetensors file holds other tensor names or shapes than the network it is loaded into: the one
+    config.json describes, or a classifier spec's (e.g. another number of classes)."""
 
 
 class CorruptWeightsError(WeightsError):

@@ -19,6 +19,9 @@ from .errors import CorruptWeightsError
 __all__ = ["WeightsEntry", "list_weights", "get_weights", "register_weights", "weights_root", "verify_sha256"]
 
 SAFETENSORS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+#: The fix for a shipped file that is missing or corrupt.
+REINSTALL = "reinstall recondefense (pip install --force-reinstall recondefense)"
 
 
 @dataclass(frozen=True)
@@ -40,16 +43,15 @@ class WeightsEntry:
     config_sha256: str | None = None
 
     def path(self) -> Path:
-        """Folder holding the weights, verified against ``sha256``."""
+        """Folder holding the weights, verified against ``sha256`` (and ``config_sha256``).
+
+        Raises:
+            FileNotFoundError: a file is missing; CorruptWeightsError: another digest (both: reinstall).
+        """
         folder = weights_root() / self.folder
-        file = folder / SAFETENSORS_FILE
-        if not file.is_file():
-            raise FileNotFoundError(
-                f"weights {self.name!r}: {file} is missing; reinstall recondefense (pip install --force-reinstall recondefense)"
-            )
-        verify_sha256(file, self.sha256, f"weights {self.name!r}")
+        verify_sha256(folder / SAFETENSORS_FILE, self.sha256, f"weights {self.name!r}")
         if self.config_sha256 is not None:
-            verify_sha256(folder / "config.json", self.config_sha256, f"weights {self.name!r}")
+            verify_sha256(folder / CONFIG_FILE, self.config_sha256, f"weights {self.name!r}")
         return folder
 
 
@@ -74,13 +76,16 @@ def verify_sha256(path: str | Path, expected: str, what: str) -> None:
     """The one integrity check of shipped files: refuse ``path`` unless its sha256 is ``expected``.
 
     Raises:
-        CorruptWeightsError: missing file or another digest (the message names ``what`` and the file).
+        FileNotFoundError: no such file (the message names ``what``, the file and the fix: reinstall).
+        CorruptWeightsError: another digest (the message names ``what`` and the file).
     """
     path = Path(path)
-    digest = sha256_file(path) if path.is_file() else "missing"
+    if not path.is_file():
+        raise FileNotFoundError(f"{what}: {path} is missing; {REINSTALL}")
+    digest = sha256_file(path)
     if digest != expected:
         raise CorruptWeightsError(
-            f"{what}: {path} is corrupt (sha256 {digest[:12]}..., expected {expected[:12]}...); reinstall recondefense"
+            f"{what}: {path} is corrupt (sha256 {digest[:12]}..., expected {expected[:12]}...); {REINSTALL}"
         )
 
 

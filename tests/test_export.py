@@ -100,5 +100,8 @@ def test_onnx_export_example_matches_onnxruntime(tmp_path, legacy):
         import export_onnx
     finally:
         sys.path.remove(str(EXAMPLES))
-    gap = export_onnx.export(export_onnx.DEFAULT_IMAGENET_WEIGHTS, str(tmp_path / "m.onnx"), legacy)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        gap = export_onnx.export(export_onnx.DEFAULT_IMAGENET_WEIGHTS, str(tmp_path / "m.onnx"), legacy)
     assert gap < 1e-4
+    assert not [w for w in caught if "clamped" in str(w.message)], "the example feeds images outside [0, 1]"

@@ -6,12 +6,14 @@ import sys
 import types
 
 import pytest
+import safetensors.torch
 import torch
 import torchvision
 from torch import nn
 
 from recondefense import Defended
 from recondefense.classifiers import load_classifier, pretrained_classifier
+from recondefense.errors import CorruptWeightsError, WeightsMismatchError
 
 
 @pytest.fixture
@@ -94,3 +96,46 @@ def test_registered_fashion_mnist_classifiers_read_their_accuracies_from_metrics
         assert entry.meta["test_accuracy"] == metrics["test_accuracy"] and 0.5 < metrics["test_accuracy"] < 1
         assert load_classifier(name)(torch.rand(2, 1, 28, 28)).shape == (2, 10)  # sha256-checked weights load
     assert _CLASSIFIERS["fashionmnist-smallcnn-noise-0.25"].meta["noise_sigma"] == 0.25
+
+
+# ------------------------------------------------------------------------- weights, mean and std per spec form
+@pytest.mark.parametrize(
+    "options",
+    [{"weights": "/nonexistent.safetensors"}, {"mean": (9.0,), "std": (0.001,)}, {"std": (0.5,)}],
+    ids=["weights", "mean-std", "std"],
+)
+def test_registered_classifier_refuses_weights_mean_and_std(options):
+    with pytest.raises(ValueError, match=r"'fashionmnist-smallcnn' is registered with its own weights") as err:
+        load_classifier("fashionmnist-smallcnn", **options)
+    assert "torchvision:<arch>" in str(err.value) and "--classifier-weights" in str(err.value)
+
+
+def test_unknown_classifier_lists_every_spec_form():
+    with pytest.raises(ValueError, match="unknown classifier 'nope'") as err:
+        load_classifier("nope")
+    for form in ("fashionmnist-smallcnn", "torchvision:<arch>[:<WEIGHTS>]", "timm:<name>", "package.module:factory"):
+        assert form in str(err.value)
+
+
+def test_weights_file_of_another_shape_names_the_file_and_the_tensors(tmp_path):
+    path = tmp_path / "two-classes.safetensors"
+    safetensors.torch.save_file(torchvision.models.resnet18(num_classes=2).state_dict(), path)
+    with pytest.raises(WeightsMismatchError) as err:
+        load_classifier("torchvision:resnet18", str(path))
+    message = str(err.value)
+    assert str(path) in message and "fc.weight 2x512 in the file, 1000x512 expected" in message
+    assert "number of classes" in message and "package.module:factory" in message
+
+
+def test_weights_file_for_a_pretrained_spec_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="loads pretrained weights"):
+        load_classifier("torchvision:resnet18:IMAGENET1K_V1", str(tmp_path / "mine.safetensors"))
+
+
+def test_missing_classifier_weights_are_file_not_found(tmp_path, monkeypatch):
+    with pytest.raises(FileNotFoundError, match="nowhere.safetensors: no such weights file"):
+        load_classifier("torchvision:resnet18", str(tmp_path / "nowhere.safetensors"))
+    monkeypatch.setattr("recondefense.classifiers.registry.weights_root", lambda: tmp_path)  # an install without it
+    with pytest.raises(FileNotFoundError, match="model.safetensors is missing; reinstall recondefense") as err:
+        load_classifier("fashionmnist-smallcnn")
+    assert not isinstance(err.value, CorruptWeightsError)

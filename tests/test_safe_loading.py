@@ -10,7 +10,7 @@ import pytest
 import safetensors.torch
 import torch
 
-from recondefense import ReconstructiveDefense
+from recondefense import ReconstructiveDefense, loading
 from recondefense.errors import (
     ConfigError,
     CorruptWeightsError,
@@ -19,6 +19,7 @@ from recondefense.errors import (
     WeightsError,
     WeightsMismatchError,
 )
+from recondefense.loading import check_folder, check_hub_id, config_errors
 
 
 @pytest.fixture
@@ -108,3 +109,112 @@ def test_registered_names_pin_both_the_weights_and_the_config(tmp_path, monkeypa
     _edit_config(tmp_path / name, width=16)  # what a tampered install would hold
     with pytest.raises(CorruptWeightsError, match="config.json"):
         ReconstructiveDefense.from_pretrained(name)
+
+
+# ------------------------------------------------------------------- checks made before huggingface_hub reads
+@pytest.mark.parametrize("text", [b'{"width": 8,', b"\xff\xfe not utf-8"], ids=["truncated", "not-utf8"])
+def test_malformed_config_json_is_a_config_error_naming_the_file(folder, text):
+    (folder / "config.json").write_bytes(text)
+    with pytest.raises(ConfigError, match="not valid JSON") as err:
+        check_folder(folder)
+    assert str(folder / "config.json") in str(err.value)
+
+
+def test_folder_without_config_json_is_file_not_found(folder):
+    check_folder(folder)  # a saved folder passes
+    (folder / "config.json").unlink()
+    with pytest.raises(FileNotFoundError, match="config.json is missing"):
+        check_folder(folder)
+
+
+def test_hub_parser_errors_become_config_errors():
+    with pytest.raises(ConfigError, match="config.json of the hub repo a/b: not valid JSON"):
+        with config_errors("config.json of the hub repo a/b"):
+            json.loads("{")
+
+
+def _unreachable(*args, **kwargs):
+    raise ConnectionError("[Errno -2] Name or service not known (test)")
+
+
+def test_missing_two_part_path_fails_fast_naming_folder_and_hub(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(loading, "_hub_offline", lambda: True)
+    with pytest.raises(FileNotFoundError, match="HF_HUB_OFFLINE is set") as err:
+        check_hub_id("runs/mine", cache_dir=tmp_path / "hub")
+    assert f"no local folder {tmp_path / 'runs' / 'mine'}, and the hub id 'runs/mine' could not be loaded" in str(
+        err.value
+    )
+    monkeypatch.setattr(loading, "_hub_offline", lambda: False)
+    with pytest.raises(FileNotFoundError, match="local_files_only=True"):
+        check_hub_id("runs/mine", cache_dir=tmp_path / "hub", local_files_only=True)
+    monkeypatch.setattr(loading, "get_hf_file_metadata", _unreachable)  # online, no network: no ~20 s of retries
+    with pytest.raises(FileNotFoundError, match=r"no local folder .*the hub is unreachable \(ConnectionError"):
+        check_hub_id("runs/mine", cache_dir=tmp_path / "hub")
+    with pytest.raises(FileNotFoundError, match="not a valid hub id"):
+        check_hub_id("runs/my mine", cache_dir=tmp_path / "hub")
+
+
+def test_cached_hub_repo_passes_offline(tmp_path, monkeypatch):
+    snapshot = tmp_path / "hub" / "models--someone--their-defense" / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text("{}")
+    (tmp_path / "hub" / "models--someone--their-defense" / "refs").mkdir()
+    (tmp_path / "hub" / "models--someone--their-defense" / "refs" / "main").write_text("0" * 40)
+    monkeypatch.setattr(loading, "_hub_offline", lambda: True)
+    check_hub_id("someone/their-defense", cache_dir=tmp_path / "hub")
+    monkeypatch.setattr(loading, "_hub_offline", lambda: False)
+    monkeypatch.setattr(loading, "get_hf_file_metadata", _unreachable)
+    check_hub_id("someone/their-defense", cache_dir=tmp_path / "hub")  # the mixin falls back on the cache itself
+
+
+def test_missing_shipped_file_is_file_not_found_not_corrupt(tmp_path, monkeypatch):
+    import shutil
+
+    from recondefense import weights
+
+    name = "fashionmnist-smallcnn-pgd"
+    shutil.copytree(weights.weights_root() / name, tmp_path / name)
+    monkeypatch.setattr(weights, "weights_root", lambda: tmp_path)
+    (tmp_path / name / "config.json").unlink()
+    with pytest.raises(FileNotFoundError, match="config.json is missing; reinstall recondefense"):
+        weights.get_weights(name).path()
+    (tmp_path / name / "model.safetensors").unlink()
+    with pytest.raises(FileNotFoundError, match="model.safetensors is missing; reinstall recondefense"):
+        weights.get_weights(name).path()
+
+
+def test_mismatch_names_each_tensor_and_both_shapes(folder):
+    _edit_config(folder, width=16)
+    with pytest.raises(WeightsMismatchError, match=r"do not match config.json \(.*weight 16x8x3x3 in the file, 32x16"):
+        ReconstructiveDefense.from_pretrained(folder)
+
+
+# ----------------------------------------------------------- from_pretrained: the checks above, end to end
+def test_from_pretrained_malformed_config_json_is_a_config_error_naming_the_file(folder):
+    (folder / "config.json").write_text('{"width": 8,')
+    with pytest.raises(ConfigError, match="not valid JSON") as err:
+        ReconstructiveDefense.from_pretrained(folder)
+    assert str(folder / "config.json") in str(err.value)
+
+
+def test_from_pretrained_folder_without_config_logs_nothing(folder, capfd, caplog):
+    (folder / "config.json").unlink()
+    with pytest.raises(FileNotFoundError, match="config.json is missing"):
+        ReconstructiveDefense.from_pretrained(folder)
+    assert "not found" not in capfd.readouterr().err + caplog.text
+
+
+def test_from_pretrained_missing_two_part_path_fails_fast_naming_folder_and_hub(tmp_path, monkeypatch):
+    import time
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(loading, "_hub_offline", lambda: False)
+    monkeypatch.setattr(loading, "get_hf_file_metadata", _unreachable)  # online, no network
+    start = time.perf_counter()
+    with pytest.raises(FileNotFoundError, match=r"no local folder .*runs/mine, and the hub id 'runs/mine' could not"):
+        ReconstructiveDefense.from_pretrained("runs/mine")
+    assert time.perf_counter() - start < 5  # not huggingface_hub's ~20 s of retries
+    monkeypatch.setattr(loading, "_hub_offline", lambda: True)
+    with pytest.raises(FileNotFoundError, match="no local folder .*HF_HUB_OFFLINE is set"):
+        ReconstructiveDefense.from_pretrained("runs/mine")

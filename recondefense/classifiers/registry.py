@@ -9,14 +9,21 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import safetensors.torch
 from torch import nn
 
-from ..weights import read_folder_json, verify_sha256, weights_root
+from ..loading import load_state_checked
+from ..weights import SAFETENSORS_FILE, read_folder_json, verify_sha256, weights_root
 from .architectures import FASHION_MNIST_MEAN, FASHION_MNIST_STD, FashionResNet, Normalized, SmallCNN
 from .pretrained import EFFICIENTNET_LITE_MEAN, EFFICIENTNET_LITE_STD, efficientnet_lite, pretrained_classifier
 
-__all__ = ["ClassifierEntry", "register_classifier", "check_normalization", "list_classifiers", "load_classifier"]
+__all__ = [
+    "ClassifierEntry",
+    "register_classifier",
+    "check_normalization",
+    "list_classifiers",
+    "load_classifier",
+    "SPEC_FORMS",
+]
 
 
 @dataclass(frozen=True)
@@ -74,17 +81,28 @@ def list_classifiers() -> list[str]:
     return sorted(_CLASSIFIERS)
 
 
-def _load_state(model: nn.Module, path: str, sha256: str | None = None) -> nn.Module:
+#: Every spec form but a registered name, as the messages list them.
+SPEC_FORMS = "'torchvision:<arch>[:<WEIGHTS>]', 'timm:<name>' or 'package.module:factory'"
+
+
+def _load_state(model: nn.Module, path: str, sha256: str | None = None, spec: str | None = None) -> nn.Module:
+    """Load the safetensors state dict ``path`` into ``model`` (names and shapes checked from the header first);
+    ``sha256`` pins a shipped file, ``spec`` names the classifier in the messages.
+
+    Raises:
+        FileNotFoundError: no such file (a shipped one: reinstall).
+        CorruptWeightsError: another sha256, or not a readable safetensors file.
+        WeightsMismatchError: other tensor names or shapes than ``model``'s (e.g. another number of classes).
+    """
     if sha256 is not None:
-        verify_sha256(path, sha256, "classifier weights")
-    try:
-        state = safetensors.torch.load_file(path)
-    except FileNotFoundError:
-        raise
-    except Exception as err:
-        raise ValueError(f"{path}: not a readable safetensors file ({err})") from err
-    model.load_state_dict(state)
-    return model
+        verify_sha256(path, sha256, f"classifier {spec!r} weights" if spec else "classifier weights")
+    return load_state_checked(
+        model,
+        path,
+        f"classifier spec {spec!r}" if spec else "the classifier",
+        "build the architecture the file was saved from (for another number of classes, a "
+        "'package.module:factory' spec whose factory returns e.g. torchvision's resnet18(num_classes=2))",
+    )
 
 
 def load_classifier(
@@ -97,48 +115,63 @@ def load_classifier(
     """Build a frozen, eval-mode, pixel-space classifier from a spec (see :mod:`recondefense.classifiers`).
 
     Args:
-        spec: registered name, ``"torchvision:<arch>"`` or ``"package.module:factory"``.
-        weights: safetensors state dict for the torchvision/factory forms (None: as constructed).
-        mean, std: normalization the model expects (None: it takes [0, 1] pixels).
+        spec: registered name (brings its own weights and normalization), ``"torchvision:<arch>[:<WEIGHTS>]"``,
+            ``"timm:<name>"`` or ``"package.module:factory"``.
+        weights: safetensors state dict for ``"torchvision:<arch>"`` (no ``<WEIGHTS>``) and
+            ``"package.module:factory"`` (None: as constructed).
+        mean, std: normalization the model expects (None: it takes [0, 1] pixels, or for pretrained
+            ``torchvision:``/``timm:`` weights, their own).
 
     Returns:
         ``nn.Module`` taking ``(N, C, H, W)`` in [0, 1] and returning logits.
 
     Raises:
+        ValueError: an unknown spec; weights, mean or std for a registered name; a weights file for pretrained
+            ``torchvision:<arch>:<WEIGHTS>`` or ``timm:`` weights; a weights file of other tensor names or
+            shapes (:class:`~recondefense.errors.WeightsMismatchError`) or a corrupt one.
+        FileNotFoundError: no such weights file.
         ImportError: a registered name whose optional packages are missing (the message says what to install).
     """
+    library, _, rest = spec.partition(":")
     if spec in _CLASSIFIERS:
+        given = [name for name, value in (("weights", weights), ("mean", mean), ("std", std)) if value is not None]
+        if given:
+            listed = " and ".join([", ".join(given[:-1]), given[-1]] if len(given) > 1 else given)
+            raise ValueError(
+                f"classifier {spec!r} is registered with its own weights and normalization: drop {listed}"
+                f" (weights, mean and std, or --classifier-weights, --mean and --std, are for {SPEC_FORMS} specs)"
+            )
         entry = _CLASSIFIERS[spec]
         model = entry.factory()
         if entry.folder is not None:
-            _load_state(model, str(weights_root() / entry.folder / "model.safetensors"), entry.sha256)
+            _load_state(model, str(weights_root() / entry.folder / SAFETENSORS_FILE), entry.sha256, spec)
         mean, std = entry.mean, entry.std
-    elif spec.startswith(("torchvision:", "timm:")) and spec.count(":") >= 1 and weights is None:
+    elif library == "timm" or (library == "torchvision" and rest.partition(":")[2]):
+        if weights is not None:
+            raise ValueError(
+                f"classifier spec {spec!r} loads pretrained weights, so no weights file is loaded into it: for your "
+                "own file use 'torchvision:<arch>' (without :<WEIGHTS>) or 'package.module:factory'"
+            )
         model, pretrained_mean, pretrained_std = pretrained_classifier(spec)
-        if mean is None and pretrained_mean is not None:
+        if mean is None and std is None:
             mean, std = pretrained_mean, pretrained_std
-    elif ":" in spec:
-        module_name, _, attr = spec.partition(":")
-        if module_name == "torchvision":
-            import torchvision.models
-
-            model = torchvision.models.get_model(attr, weights=None)
-        else:
-            try:
-                factory = getattr(importlib.import_module(module_name), attr)
-            except (ImportError, AttributeError) as err:
-                raise ValueError(
-                    f"classifier spec {spec!r}: cannot import {attr!r} from {module_name!r} ({err})"
-                ) from err
-            model = factory()
+    elif library == "torchvision":
+        model, _, _ = pretrained_classifier(spec)  # the architecture, randomly initialized
+        if weights is not None:
+            _load_state(model, weights, spec=spec)
+    elif rest:
+        try:
+            factory = getattr(importlib.import_module(library), rest)
+        except (ImportError, AttributeError, ValueError) as err:  # ValueError: an empty module name
+            raise ValueError(f"classifier spec {spec!r}: cannot import {rest!r} from {library!r} ({err})") from err
+        model = factory()
         if not isinstance(model, nn.Module):
             raise TypeError(f"classifier spec {spec!r} returned {type(model).__name__}, expected an nn.Module")
         if weights is not None:
-            _load_state(model, weights)
+            _load_state(model, weights, spec=spec)
     else:
         raise ValueError(
-            f"unknown classifier {spec!r}: expected a registered name {list_classifiers()}, "
-            "'torchvision:<arch>' or 'package.module:factory'"
+            f"unknown classifier {spec!r}: expected a registered name ({', '.join(list_classifiers())}), {SPEC_FORMS}"
         )
     if check_normalization(mean, std) is not None:
         model = Normalized(model, mean, std)
