@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from .transform import is_tracing
+
 __all__ = ["ReconAutoencoder"]
 
 
@@ -103,7 +105,19 @@ class ReconAutoencoder(nn.Module):
         return 2 ** len(self.widths)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Reconstruct ``x``: ``(N, C, H, W)`` in [0, 1] -> ``(N, C, H, W)`` in (0, 1)."""
+        """Reconstruct ``x``: ``(N, C, H, W)`` in [0, 1] -> ``(N, C, H, W)`` in (0, 1).
+
+        Raises:
+            ValueError: ``H`` or ``W`` is not a multiple of :attr:`stride` (checked eagerly, not while traced).
+        """
+        if not is_tracing():
+            height, width = x.shape[-2:]
+            if height % self.stride or width % self.stride:
+                raise ValueError(
+                    f"ReconAutoencoder with depth {len(self.widths)} takes a height and width that are multiples of "
+                    f"{self.stride}, got {height}x{width}: pad the images (recondefense.purifiers.pad_to_stride), or "
+                    "purify with ReconstructiveDefense, which pads and crops any size"
+                )
         h = x
         first = None
         for i, block in enumerate(self.encoder):

@@ -130,9 +130,16 @@ def _weights(args: argparse.Namespace) -> int:
     return 0
 
 
+#: ``recondefense --help``'s description (the module docstring is reStructuredText, shown here as plain text).
+DESCRIPTION = "The recondefense console script: train, evaluate, certify, purify, weights."
+
+
 def main(argv: list[str] | None = None) -> int:
+    from . import __version__
+
     argv = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(prog="recondefense", description=__doc__)
+    parser = argparse.ArgumentParser(prog="recondefense", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"recondefense {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("train", help="train a defense (see recondefense train --help)", add_help=False)
     sub.add_parser("evaluate", help="the paper's tables (see recondefense evaluate --help)", add_help=False)

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from huggingface_hub import ModelCard, PyTorchModelHubMixin
 from torch import nn
 
@@ -35,7 +34,7 @@ from .loading import (  # noqa: F401
     hub_not_found,
     load_checked,
 )
-from .purifiers import ARCHITECTURES, build_purifier
+from .purifiers import ARCHITECTURES, build_purifier, pad_to_stride
 from .transform import PixelDefense, _value_range, _values_checked, check_normalized, is_tracing, range_tolerance
 from .weights import get_weights, list_weights
 
@@ -134,11 +133,8 @@ class ReconstructiveDefense(
         """Reconstruct a floating ``(N, C, H, W)`` batch in [0, 1]; any H, W."""
         height, width = images.shape[-2:]
         stride = self.autoencoder.stride
-        pad_h, pad_w = (-height) % stride, (-width) % stride
         param_dtype = next(self.autoencoder.parameters()).dtype
-        x = images.to(param_dtype)
-        if stride != 1:  # stride 1 takes any size: nothing to pad, and export sees no size arithmetic
-            x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")  # unconditional: no shape branch for export
+        x = pad_to_stride(images.to(param_dtype), stride)
         if x.device.type == "cpu":  # oneDNN runs these thin convolutions about twice as fast channels-last
             x = x.contiguous(memory_format=torch.channels_last)
         out = self.autoencoder(x)

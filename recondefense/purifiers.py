@@ -13,7 +13,8 @@
   pass almost untouched, attacked ones are purified.
 
 Every architecture maps ``(N, C, H, W)`` in [0, 1] to ``(N, C, H, W)`` and exposes ``in_channels`` and
-``stride`` (input height and width must be multiples of it; ``ReconstructiveDefense`` pads).
+``stride`` (input height and width must be multiples of it; ``ReconstructiveDefense`` pads with
+:func:`pad_to_stride` and crops back).
 """
 
 from __future__ import annotations
@@ -26,7 +27,28 @@ from torch import nn
 
 from .autoencoder import ReconAutoencoder
 
-__all__ = ["ResidualPurifier", "DetailPurifier", "GatedPurifier", "GATED_INNER", "ARCHITECTURES", "build_purifier"]
+__all__ = [
+    "ResidualPurifier",
+    "DetailPurifier",
+    "GatedPurifier",
+    "GATED_INNER",
+    "ARCHITECTURES",
+    "build_purifier",
+    "pad_to_stride",
+]
+
+
+def pad_to_stride(images: torch.Tensor, stride: int) -> torch.Tensor:
+    """Pad ``(N, C, H, W)`` images at the bottom and right (edge replicated) to the next multiples of ``stride``.
+
+    What a purifier of that :attr:`stride` takes; crop its output back with ``[..., :H, :W]``. Stride 1 returns
+    ``images`` itself (no size arithmetic); any other stride pads unconditionally (a zero pad when ``H`` and
+    ``W`` are multiples already), so an exported graph holds no shape branch.
+    """
+    if stride == 1:
+        return images
+    height, width = images.shape[-2:]
+    return F.pad(images, (0, (-width) % stride, 0, (-height) % stride), mode="replicate")
 
 
 def _conv_relu(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:

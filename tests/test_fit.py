@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
+import numpy as np
 import pytest
 import tiny_models
 import torch
 from PIL import Image
+from torch import nn
 from torch.utils.data import Dataset, TensorDataset
 
 from recondefense import ReconstructiveDefense
@@ -72,6 +76,10 @@ def test_fit_refuses_bad_arguments(tmp_path):
         fit(tiny_models.TinyClassifier(2), _Unlabelled(), mean=(0.5,) * 3, config=_config(tmp_path))
     with pytest.raises(ValueError, match="empty"):
         fit(tiny_models.TinyClassifier(2), TensorDataset(torch.rand(0, 3, 4, 4)), config=_config(tmp_path))
+    for setting, message in [({"eps": 5.0}, "--eps 5.0: expected a number in"), ({"freeze": "x"}, "--freeze 'x'")]:
+        with pytest.raises(ValueError, match=message):
+            fit(tiny_models.TinyClassifier(2), _Unlabelled(), config=_config(tmp_path, **setting))
+    assert not (tmp_path / "run").exists()
 
 
 def test_push_to_hub_uploads_weights_config_and_the_trained_card(tmp_path, monkeypatch):
@@ -99,3 +107,75 @@ def test_push_to_hub_uploads_weights_config_and_the_trained_card(tmp_path, monke
     card = uploaded["README.md"]
     assert "python:TinyClassifier" in card and "recondefense.train.fit(TinyClassifier" in card
     assert "| attacked_acc |" in card and "library_name: recondefense" in card
+
+
+def _gray_classifier() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 10))
+
+
+def test_fit_trains_the_default_paper_network_on_28_px_images(tmp_path):
+    """Depth 3 (stride 8) on 28 px: padded to 32 and cropped back, as at inference."""
+    gen = torch.Generator().manual_seed(0)
+    images = [torch.rand(1, 28, 28, generator=gen) for _ in range(12)]
+    config = _config(tmp_path, arch="recon", depth=3, guidance="ce")
+    defense = fit(_gray_classifier(), images, config=config)
+    assert defense.autoencoder.stride == 8 and defense(images[0]).shape == (1, 28, 28)
+
+
+def test_fit_stopped_after_steps_returns_the_checkpoint_weights_and_resumes(tmp_path):
+    data = _Unlabelled()
+    config = _config(tmp_path, epochs=2, stop_after_steps=1)
+    early = fit(tiny_models.TinyClassifier(2), data, config=config)
+    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    assert early.meta["stopped_after_steps"] == 1 and not (tmp_path / "run" / "final").exists()
+    weights = early.autoencoder.state_dict()
+    assert weights.keys() == state["model"].keys() and all(torch.equal(weights[k], state["model"][k]) for k in weights)
+    done = fit(
+        tiny_models.TinyClassifier(2), data, config=dataclasses.replace(config, stop_after_steps=None, resume=True)
+    )
+    assert done.meta["epochs_trained"] == 2 and (tmp_path / "run" / "final" / "model.safetensors").is_file()
+
+
+def test_fit_start_weights_of_another_channel_count_name_the_mismatch(tmp_path):
+    images = [torch.rand(1, 16, 16)] * 8
+    with pytest.raises(
+        ValueError, match=r"fit\(defense='imagenet-efficientnet_lite0-pgd'\) purifies 3-channel images "
+    ):
+        fit(_gray_classifier(), images, defense="imagenet-efficientnet_lite0-pgd", config=_config(tmp_path))
+    with pytest.raises(
+        ValueError, match=r"fit\(defense=...\) purifies 3-channel images but the training images have 1"
+    ):
+        fit(_gray_classifier(), images, defense=ReconstructiveDefense(width=4, depth=2), config=_config(tmp_path))
+
+
+_GEN = torch.Generator().manual_seed(0)
+
+
+@pytest.mark.parametrize(
+    ("items", "error", "message"),
+    [
+        ([torch.rand(16, 16, 1)] * 8, ValueError, r"got \(16, 16, 1\), channels last: pass image.permute\(2, 0, 1\)"),
+        ([np.random.rand(1, 16, 16)] * 8, ValueError, r"looks like \(C, H, W\) \(1, 16, 16\): pass torch.from_numpy"),
+        ([Image.new("RGB", (16, 16))] * 8, ValueError, "takes 1-channel images but the training images have 3"),
+        ([(torch.rand(1, 16, 16), 59)] * 8, ValueError, "label 59 is outside the classifier's 10 classes"),
+        ([torch.rand(1, 16, 16) * 255] * 8, ValueError, "expected float images in \\[0, 1\\]"),
+        ([torch.rand(1, 16, 16).int()] * 8, ValueError, "float in \\[0, 1\\] or uint8, got torch.int32"),
+        (["photo.png"] * 8, TypeError, "tensors, PIL images or numpy arrays, got str"),
+        ([torch.rand(1, 16, 16)] * 6 + [torch.rand(1, 20, 20)] * 6, ValueError, "images of different sizes"),
+    ],
+    ids=["hwc-tensor", "chw-numpy", "rgb-pil-gray-model", "label", "0-255-floats", "int32", "str", "mixed-sizes"],
+)
+def test_fit_refuses_inputs_the_classifier_cannot_take_with_the_fix(tmp_path, items, error, message):
+    with pytest.raises(error, match=message):
+        fit(_gray_classifier(), items, config=_config(tmp_path))
+
+
+def test_fit_takes_numpy_images_and_labels_and_checks_every_batch_labels(tmp_path):
+    images = [np.random.default_rng(i).random((16, 16, 1), dtype=np.float32) for i in range(8)]
+    labels = np.arange(8, dtype=np.int64) % 10
+    defense = fit(_gray_classifier(), list(zip(images, labels)), config=_config(tmp_path))
+    assert defense.channels == 1
+    good, bad = [(torch.rand(1, 16, 16), 1)] * 4, [(torch.rand(1, 16, 16), 1)] + [(torch.rand(1, 16, 16), 12)] * 7
+    with pytest.raises(ValueError, match="label 12 is outside the classifier's 10 classes"):  # item 0 passes
+        fit(_gray_classifier(), bad, val_data=good, config=_config(tmp_path, overwrite=True))

@@ -9,7 +9,7 @@ import torch
 
 from recondefense import ReconstructiveDefense
 from recondefense.autoencoder import ReconAutoencoder
-from recondefense.purifiers import ARCHITECTURES, DetailPurifier, ResidualPurifier, build_purifier
+from recondefense.purifiers import ARCHITECTURES, DetailPurifier, ResidualPurifier, build_purifier, pad_to_stride
 
 
 def test_residual_purifier_is_exactly_the_identity_at_init():
@@ -128,3 +128,20 @@ def test_compose_gated_keeps_the_gate_of_one_and_the_purifier_of_another(tmp_pat
 def test_model_card_names_the_held_out_corruptions():
     defense = ReconstructiveDefense(width=4, depth=2, meta={"held_out_corruptions": ["frost", "pixelate"]})
     assert "Held-out corruptions (never trained on): frost, pixelate" in str(defense.generate_model_card())
+
+
+def test_recon_autoencoder_refuses_sizes_off_its_stride_with_the_fix():
+    ae = ReconAutoencoder(1, width=4, depth=3).eval()
+    assert ae(torch.rand(1, 1, 32, 16)).shape == (1, 1, 32, 16)
+    with pytest.raises(ValueError, match="multiples of 8, got 28x28: pad the images"):
+        ae(torch.rand(1, 1, 28, 28))
+    with pytest.raises(ValueError, match="got 32x20"):
+        DetailPurifier(1, width=4, depth=3, detail_width=4, detail_depth=1)(torch.rand(1, 1, 32, 20))
+
+
+def test_pad_to_stride_replicates_the_bottom_and_right_edges():
+    x = torch.rand(2, 3, 5, 6)
+    padded = pad_to_stride(x, 4)
+    assert padded.shape == (2, 3, 8, 8) and torch.equal(padded[..., :5, :6], x)
+    assert torch.equal(padded[..., 7, :6], x[..., 4, :]) and torch.equal(padded[..., :5, 7], x[..., :, 5])
+    assert pad_to_stride(x, 1) is x and pad_to_stride(padded, 4).shape == padded.shape

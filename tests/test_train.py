@@ -43,6 +43,7 @@ def data(tmp_path) -> Path:
 def _config(data: Path, out: Path, **overrides) -> TrainConfig:
     base = dict(
         data=str(data),
+        image_size=16,  # the images' own size (folders default to 224 px)
         classifier="tiny_models:tiny_classifier",
         out=str(out),
         epochs=2,
@@ -216,6 +217,8 @@ def test_torchrun_two_processes_agree(data, tmp_path):
         "recondefense.train",
         "--data",
         str(data),
+        "--image-size",
+        "16",
         "--classifier",
         "tiny_models:tiny_classifier",
         "--out",
@@ -301,8 +304,13 @@ def test_detail_network_starts_as_the_recon_weights_it_is_initialised_from(data,
     x = torch.rand(2, 3, 16, 16)
     expected = ReconstructiveDefense.from_pretrained(recon).autoencoder(x)
     assert torch.allclose(start.eval()(x), expected.clamp(0, 1), atol=1e-6)
-    with pytest.raises(ValueError, match="does not match"):
+    with pytest.raises(ValueError, match="does not match") as caught:
         loop_build(_config(data, tmp_path / "unused", arch="residual", init_from=str(recon)), in_channels=3)
+    message = str(caught.value)  # the settings as flags, not the state dict's size mismatches
+    assert "--arch recon --width 4 --depth 2 --skip (the weights) vs --arch residual" in message
+    assert "size mismatch" not in message and len(message.splitlines()) == 1
+    with pytest.raises(ValueError, match="purifies 3-channel images but the training images have 1 channel"):
+        loop_build(_config(data, tmp_path / "unused", init_from=str(recon)), in_channels=1)
 
 
 def loop_build(config: TrainConfig, in_channels: int):
@@ -325,6 +333,13 @@ def loop_build(config: TrainConfig, in_channels: int):
         (["--lr-schedule", "step"], "--lr-schedule"),
         (["--val-limit", "0"], "--val-limit"),
         (["--triplets", "cached", "--adaptive"], "cannot be cached"),
+        (["--freeze", "nosuch"], "--freeze 'nosuch': no parameter of the --arch recon network starts with 'nosuch'"),
+        (["--image-size", "0"], "--image-size 0: expected a positive number"),
+        (["--image-size", "-5"], "--image-size -5"),
+        (["--device", "nosuch"], "--device 'nosuch': expected auto, cpu, cuda or cuda:N"),
+        (["--data", "photos:abc"], "--data 'photos:abc': expected photos:N"),
+        (["--eps", "5"], "--eps 5.0: expected a number in (0, 1]"),
+        (["--step-size", "0"], "--step-size 0.0: expected a number in (0, 1]"),
     ],
 )
 def test_cli_refuses_bad_flags_before_touching_anything(data, tmp_path, capsys, flags, message):
@@ -570,3 +585,75 @@ def test_validation_of_a_gated_purifier_reports_its_gate_and_the_purifier_behind
     assert "gate_clean" not in validate(
         gated.bottleneck, classifier, _TripletMaker(config, [classifier]), dataset, config, torch.device("cpu")
     )
+
+
+def test_recon_trains_and_validates_on_sizes_off_its_stride(data, tmp_path):
+    """Padded to the network's stride and cropped back, as ReconstructiveDefense.purify does at inference."""
+    out = tmp_path / "odd"
+    final = train(_config(data, out, image_size=14, depth=3, epochs=1, warmup_epochs=0))  # 14 px, stride 8
+    defense = ReconstructiveDefense.from_pretrained(final)
+    assert defense.autoencoder.stride == 8 and defense(torch.rand(3, 14, 14)).shape == (3, 14, 14)
+    record = [m for m in _metrics(out) if m.get("final")][0]
+    assert 0 < record["validation"]["psnr"] < 100
+
+
+def test_training_pads_like_inference_and_leaves_the_shipped_sizes_untouched():
+    from recondefense import list_weights
+    from recondefense.train.network import _AnySize
+
+    defense = ReconstructiveDefense(in_channels=1, width=4, depth=3)
+    x = torch.rand(2, 1, 28, 28)
+    assert torch.allclose(_AnySize(defense.autoencoder)(x), defense.purify(x), atol=1e-6)
+    # the shipped Fashion-MNIST networks take 28 px as they are (stride 4 or 1): training sees no padding
+    for name in [n for n in list_weights() if n.startswith("fashionmnist")]:
+        ae = ReconstructiveDefense.from_pretrained(name).autoencoder
+        assert 28 % ae.stride == 0, name
+        assert torch.equal(_AnySize(ae)(x), ae(x)), name
+
+
+def test_a_run_that_failed_before_its_first_checkpoint_does_not_block_the_retry(data, tmp_path, monkeypatch):
+    from recondefense.train.loop import _Run
+
+    out = tmp_path / "retry"
+    original = _Run.step
+
+    def crash(self, *args, **kwargs):
+        raise RuntimeError("crash in the first step")
+
+    monkeypatch.setattr(_Run, "step", crash)
+    with pytest.raises(RuntimeError, match="first step"):
+        train(_config(data, out, epochs=1))
+    assert sorted(p.name for p in out.iterdir()) == ["metrics.jsonl"]
+    monkeypatch.setattr(_Run, "step", original)
+    with pytest.raises(FileNotFoundError, match="run again without --resume"):
+        train(_config(data, out, epochs=1, resume=True))
+    final = train(_config(data, out, epochs=1))
+    assert (final / "model.safetensors").is_file()
+    with pytest.raises(FileExistsError, match="--overwrite"):  # a run with final weights is still protected
+        train(_config(data, out, epochs=1))
+
+
+def test_cli_start_weights_of_another_channel_count_are_one_line_errors(data, tmp_path, capsys):
+    gray = tmp_path / "gray"
+    ReconstructiveDefense(in_channels=1, width=4, depth=2).save_pretrained(gray)
+    code = train_cli(
+        ["--data", str(data), "--image-size", "16", "--classifier", "tiny_models:tiny_classifier"]
+        + ["--width", "4", "--depth", "2", "--init-from", str(gray), "--out", str(tmp_path / "o"), "--no-progress"]
+    )
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert f"error: --init-from '{gray}' purifies 1-channel images but the training images have 3" in err
+
+
+def test_labels_outside_the_classifier_classes_are_refused(tmp_path):
+    """An ImageFolder with 3 classes for a 2-class classifier (caught before training), and the per-batch check."""
+    from recondefense.train.triplets import _check_labels
+
+    data = _write_images(tmp_path / "three", classes=3, per_class=2)
+    with pytest.raises(ValueError, match="outputs 2 classes but the data"):
+        train(_config(data, tmp_path / "o", epochs=1))
+    _check_labels(torch.tensor([0, 1]), 2)
+    with pytest.raises(ValueError, match="label 59 is outside the classifier's 10 classes .0 to 9."):
+        _check_labels(torch.tensor([3, 59]), 10)
+    with pytest.raises(ValueError, match="label -3 is outside"):
+        _check_labels(torch.tensor([-3, 1]), 10)

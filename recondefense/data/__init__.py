@@ -63,6 +63,7 @@ __all__ = [
     "fixed_crops",
     "label_with_classifier",
     "load_dataset",
+    "photo_count",
 ]
 
 logger = logging.getLogger(__name__)
@@ -74,9 +75,7 @@ PHOTO_VAL_CROPS = 500
 _PHOTO_SEEDS = {"train": 0, "val": 1}
 
 
-def _photo_split(
-    spec: str, split: str, image_size: int | None, classifier: nn.Module | None, num_workers: int
-) -> Dataset:
+def _photo_split(spec: str, split: str, image_size: int, classifier: nn.Module | None, num_workers: int) -> Dataset:
     """``load_dataset("photos[:N]", split)``: labelled :class:`PhotoCrops` of the training photos."""
     if split not in _PHOTO_SEEDS:
         raise ValueError(
@@ -84,12 +83,29 @@ def _photo_split(
         )
     if classifier is None:
         raise ValueError("the photos are labelled by the classifier's prediction: pass classifier=")
-    _, _, count = spec.partition(":")
-    train_crops = int(count) if count else PHOTO_TRAIN_CROPS
+    train_crops = photo_count(spec)
     length = train_crops if split == "train" else min(PHOTO_VAL_CROPS, train_crops)
-    crops = PhotoCrops(training_photo_paths(), length, image_size or PHOTO_SIZE, seed=_PHOTO_SEEDS[split])
+    crops = PhotoCrops(training_photo_paths(), length, image_size, seed=_PHOTO_SEEDS[split])
     logger.info("labelling %d %s photo crops with the classifier", length, split)
     return label_with_classifier(crops, classifier, num_workers=num_workers)
+
+
+def photo_count(spec: str) -> int:
+    """The training crop count of a ``"photos"`` / ``"photos:N"`` spec (default :data:`PHOTO_TRAIN_CROPS`).
+
+    Raises:
+        ValueError: ``N`` is not a positive integer.
+    """
+    _, _, count = spec.partition(":")
+    if not count:
+        return PHOTO_TRAIN_CROPS
+    try:
+        crops = int(count)
+    except ValueError:
+        crops = 0
+    if crops < 1:
+        raise ValueError(f"--data {spec!r}: expected photos:N with N a positive number of training crops")
+    return crops
 
 
 def load_dataset(
@@ -105,35 +121,34 @@ def load_dataset(
     (``"imagefolder:PATH"`` or ``PATH``).
 
     For an ImageFolder, ``split`` picks the sub-folder ``PATH/<split>`` when it exists (else ``PATH``
-    itself), and ``image_size`` resizes and center-crops to a square.
+    itself); like ``"folder:PATH"``, its images are resized and center-cropped to ``image_size`` squares
+    (default :data:`PHOTO_SIZE`, 224).
 
     ``"photos"``: :class:`PhotoCrops` of the training photos at ``image_size`` (default 224), labelled by
     ``classifier`` (required) with :func:`label_with_classifier`; ``"train"`` has ``N`` crops (default
     10,000), ``"val"`` up to 500 other crops (another seed) of the same photos. ``num_workers``: DataLoader
     workers reading the images while ``classifier`` labels them.
+
+    Raises:
+        ValueError: ``image_size`` below 1, a bad ``"photos:N"``, or no ``classifier`` for unlabelled images.
+        FileNotFoundError: a data folder that does not exist.
     """
+    if image_size is not None and image_size < 1:
+        raise ValueError(f"image_size {image_size}: expected a positive number of pixels")
+    size = PHOTO_SIZE if image_size is None else image_size
     if spec == "fashionmnist":
         return fashion_mnist(split)
     if spec == "photos" or spec.startswith("photos:"):
-        return _photo_split(spec, split, image_size, classifier, num_workers)
+        return _photo_split(spec, split, size, classifier, num_workers)
     if spec.startswith("folder:"):
         if classifier is None:
             raise ValueError("a folder of unlabelled images is labelled by the classifier: pass classifier=")
-        images = UnlabelledFolder(spec.removeprefix("folder:"), split, image_size or PHOTO_SIZE)
+        images = UnlabelledFolder(spec.removeprefix("folder:"), split, size)
         return label_with_classifier(images, classifier, num_workers=num_workers)
     path = Path(spec.removeprefix("imagefolder:"))
     if (path / split).is_dir():
         path = path / split
-    transform = None
-    if image_size is not None:
-        from torchvision.transforms import v2
+    from torchvision.transforms import v2
 
-        transform = v2.Compose(
-            [
-                v2.ToImage(),
-                v2.Resize(image_size),
-                v2.CenterCrop(image_size),
-                v2.ToDtype(torch.float32, scale=True),
-            ]
-        )
+    transform = v2.Compose([v2.ToImage(), v2.Resize(size), v2.CenterCrop(size), v2.ToDtype(torch.float32, scale=True)])
     return SkippingImageFolder(path, transform)

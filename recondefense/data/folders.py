@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
+from ._tensors import stack_images
 from .labels import UNLABELLED
 from .photos import PHOTO_SIZE
 
@@ -115,11 +116,15 @@ class UnlabelledFolder(Dataset):
 
 
 def collate_skipping(batch: list[tuple[torch.Tensor, int] | None]) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """Stack ``(image, label)`` samples, dropping None; returns ``(images, labels, n_skipped)``."""
+    """Stack ``(image, label)`` samples, dropping None; returns ``(images, labels, n_skipped)``.
+
+    Raises:
+        ValueError: images of different sizes.
+    """
     kept = [b for b in batch if b is not None]
     skipped = len(batch) - len(kept)
     if not kept:
         return torch.empty(0), torch.empty(0, dtype=torch.long), skipped
-    images = torch.stack([b[0] for b in kept])
+    images = stack_images([b[0] for b in kept])
     labels = torch.as_tensor([b[1] for b in kept], dtype=torch.long)
     return images, labels, skipped

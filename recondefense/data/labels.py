@@ -9,6 +9,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from ._tensors import stack_images
+
 __all__ = ["UNLABELLED", "label_with_classifier"]
 
 #: Label of an image no classifier has labelled yet (see :func:`label_with_classifier`).
@@ -68,6 +70,6 @@ def label_with_classifier(
     for items in loader:
         kept = [(i, item[0]) for i, item in items if item is not None]
         if kept:
-            images = torch.stack([image for _, image in kept]).to(device)
+            images = stack_images([image for _, image in kept]).to(device)
             predicted[[i for i, _ in kept]] = classifier(images).argmax(1).cpu()
     return _Relabelled(dataset, predicted)

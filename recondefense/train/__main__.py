@@ -27,7 +27,8 @@ def main(argv: list[str] | None = None) -> int:
         print(err, file=sys.stderr)
         return 130
     except (FileNotFoundError, FileExistsError, PermissionError, ValueError, ImportError, FloatingPointError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        lines = (line.strip() for line in str(err).splitlines())
+        print("error: " + " ".join(line for line in lines if line), file=sys.stderr)  # one line, whatever it holds
         return 2
     print(f"saved {final}")
     return 0

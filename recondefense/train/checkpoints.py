@@ -27,11 +27,17 @@ _RESUMABLE_CHANGES = {"epochs", "stop_after_steps", "max_minutes"}
 
 
 def _check_out(out: Path, config: TrainConfig) -> None:
-    """Check ``out`` before anything is read or deleted: resumable, free (or ``overwrite``), and writable."""
-    used = out.is_dir() and any((out / n).exists() for n in (CHECKPOINT, METRICS, "final"))
+    """Check ``out`` before anything is read or deleted: resumable, free (or ``overwrite``), and writable.
+
+    A folder with neither a checkpoint nor final weights (a run that failed before its first checkpoint left
+    only ``metrics.jsonl``) is free: a new run replaces its records."""
+    used = out.is_dir() and any((out / n).exists() for n in (CHECKPOINT, "final"))
     if config.resume:
         if not (out / CHECKPOINT).is_file():
-            raise FileNotFoundError(f"--resume: no {CHECKPOINT} in {out} to resume from")
+            raise FileNotFoundError(
+                f"--resume: no {CHECKPOINT} in {out} to resume from (a run that failed before its first "
+                "checkpoint leaves none): run again without --resume"
+            )
     elif used and not config.overwrite:
         raise FileExistsError(f"{out} holds another run; pass --resume to continue it or --overwrite to replace it")
     if out.exists() and not out.is_dir():

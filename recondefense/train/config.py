@@ -25,14 +25,20 @@ class TrainConfig:
 
     # data and classifier
     data: str = _opt(
-        "fashionmnist", '"fashionmnist", "photos[:N]" (crops labelled by the classifier) or an ImageFolder'
+        "fashionmnist",
+        '"fashionmnist", "photos[:N]" (crops of the training photos labelled by the classifier), "folder:PATH" '
+        "(unlabelled images, any nesting, labelled by the classifier, split by a seeded path hash) or an "
+        'ImageFolder "PATH" / "imagefolder:PATH" (class sub-folders; PATH/train and PATH/val when they exist)',
     )
-    image_size: int | None = _opt(None, "resize + center-crop ImageFolder images (photos: crop size, default 224)")
+    image_size: int | None = _opt(
+        None, "square size folder, ImageFolder and photos images are resized and center-cropped to (default 224)"
+    )
     classifier: str = _opt(
         "fashionmnist-smallcnn",
-        'registered name, "torchvision:<arch>" or "package.module:factory"; several, comma-separated, are '
-        "discriminators in turn (training image i is attacked and judged by classifier i mod K; the first one "
-        "labels unlabelled data and is the one validated)",
+        'registered name, "torchvision:<arch>:<WEIGHTS>" or "timm:<name>" (pretrained, normalization from their '
+        'metadata), "torchvision:<arch>" or "package.module:factory" (with --classifier-weights, --mean, --std); '
+        "several, comma-separated, are discriminators in turn (training image i is attacked and judged by "
+        "classifier i mod K; the first one labels unlabelled data and is the one validated)",
     )
     classifier_weights: str | None = _opt(None, "safetensors state dict for the torchvision/factory forms")
     mean: tuple[float, ...] | None = _opt(None, "normalization the classifier expects (None: it takes [0, 1])")
@@ -43,8 +49,8 @@ class TrainConfig:
         '"fgsm", "pgd", "mix" (a fair coin per batch), "gaussian:<sigma>" (noise triplets for randomized smoothing) '
         'or "corruption[:names][@severities]" (ImageNet-C); several joined by + are drawn per batch (pgd+corruption)',
     )
-    eps: float = _opt(0.01, "L-inf budget of the training attack, pixels in [0, 1]")
-    step_size: float = _opt(0.004, "PGD step size")
+    eps: float = _opt(0.01, "L-inf budget of the training attack, in (0, 1] (pixels in [0, 1])")
+    step_size: float = _opt(0.004, "PGD step size, in (0, 1]")
     steps: int = _opt(10, "PGD steps")
     random_start: bool = _opt(False, "PGD starts from a random point in the eps-ball")
     triplets: str = _opt("online", '"online": attacked each batch; "cached": attacked once, stored as 8-bit in <out>/')
@@ -63,7 +69,8 @@ class TrainConfig:
     )
     freeze: str | None = _opt(
         None,
-        'comma-separated parameter-name prefixes kept frozen (e.g. "bottleneck": train only the gate of "gated")',
+        'comma-separated parameter-name prefixes kept frozen (e.g. "bottleneck": train only the gate of "gated"); '
+        "each must name parameters of the --arch network",
     )
     detail_width: int = _opt(16, '"detail"/"gated": channels of the detail U-Net\'s (gate\'s) first level')
     detail_depth: int = _opt(2, '"detail"/"gated": stride-2 levels of the detail U-Net (gate)')
@@ -105,7 +112,7 @@ class TrainConfig:
     resume: bool = _opt(False, "continue from the checkpoint in --out")
     overwrite: bool = _opt(False, "replace an existing --out")
     seed: int = _opt(0, "seed of init, shuffling and attacks")
-    device: str = _opt("auto", '"auto": cuda when available')
+    device: str = _opt("auto", '"auto" (cuda when available), "cpu", "cuda" or "cuda:N"')
     amp: bool = _opt(True, "bfloat16 autocast on CUDA (ignored on CPU)")
     channels_last: bool = _opt(True, "channels-last layout: on CUDA, and on the CPU for colour images")
     num_workers: int = _opt(0, "DataLoader workers")
@@ -192,8 +199,9 @@ def validate_config(config: TrainConfig) -> None:
     """Refuse a config that cannot train, before anything is read, written or deleted.
 
     Raises:
-        ValueError: an unknown choice, a non-positive count, a fraction outside [0, 1], or a CUDA device
-            on a machine without one (one line saying which flag and what is allowed).
+        ValueError: an unknown choice, a non-positive count or size, an attack budget outside (0, 1], a
+            fraction outside [0, 1], a ``--data`` spec that cannot be read, ``--freeze`` prefixes that name no
+            parameter, or a device this machine lacks (one line saying which flag and what is allowed).
     """
     parts = attack_parts(config.attack)
     if not all(parts):
@@ -221,9 +229,12 @@ def validate_config(config: TrainConfig) -> None:
             raise ValueError(f"--{name.replace('_', '-')} {getattr(config, name)}: expected a positive integer")
     if not 0 <= config.warmup_epochs <= config.epochs:
         raise ValueError(f"--warmup-epochs {config.warmup_epochs}: expected 0 to --epochs ({config.epochs})")
+    for name in ("eps", "step_size"):
+        if not 0 < getattr(config, name) <= 1:
+            raise ValueError(
+                f"--{name.replace('_', '-')} {getattr(config, name)}: expected a number in (0, 1] (pixels are in [0, 1])"
+            )
     for name in (
-        "eps",
-        "step_size",
         "lr",
         "visual_weight",
         "ce_weight",
@@ -244,11 +255,47 @@ def validate_config(config: TrainConfig) -> None:
         raise ValueError(f"--gate-weight {config.gate_weight}: only a --arch gated purifier has a gate")
     if config.adaptive and config.triplets == "cached":
         raise ValueError("--adaptive triplets depend on the current AE and cannot be cached: use --triplets online")
-    if config.device.startswith("cuda"):
-        import torch
+    if config.image_size is not None and config.image_size < 1:
+        raise ValueError(f"--image-size {config.image_size}: expected a positive number of pixels")
+    _check_data(config.data)
+    _check_device(config.device)
+    if config.freeze:
+        from ..purifiers import build_purifier
+        from .network import _architecture, _frozen
 
-        if not torch.cuda.is_available():
-            raise ValueError(f"--device {config.device}: this machine has no CUDA device (use --device cpu or auto)")
+        _frozen(config, build_purifier(in_channels=1, **_architecture(config)))  # the names: any channel count
+
+
+def _check_data(spec: str) -> None:
+    """Refuse a ``--data`` spec that cannot name a data set (the folders themselves are looked at later)."""
+    if spec == "photos" or spec.startswith("photos:"):
+        from ..data import photo_count
+
+        photo_count(spec)
+    elif spec.strip() in ("", "folder:", "imagefolder:"):
+        raise ValueError(
+            f"--data {spec!r}: expected fashionmnist, photos[:N], folder:PATH, imagefolder:PATH or an ImageFolder PATH"
+        )
+
+
+def _check_device(name: str) -> None:
+    """Refuse a ``--device`` torch cannot parse or this machine lacks."""
+    if name == "auto":
+        return
+    import torch
+
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        device = None
+    if device is None or device.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"--device {name!r}: expected auto, cpu, cuda or cuda:N")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: this machine has no CUDA device (use --device cpu or auto)")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ValueError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"--device {name}: this machine has no MPS device (use --device cpu or auto)")
 
 
 def corruption_spec(part: str) -> tuple[tuple[str, ...], tuple[int, ...]] | None:

@@ -47,10 +47,11 @@ from .checkpoints import (
 from .config import TrainConfig, validate_config
 from .curves import plot_curves
 from .distributed import _device, _distributed, _ranks_agree
-from .network import _build_network, _in_channels, _loss, _optimizer, _save_final, _train_mode
+from .network import _AnySize, _build_network, _loss, _optimizer, _probe, _save_final, _train_mode
 from .triplets import (
     _attack_groups,
     _cached_batch,
+    _check_labels,
     _collate_indexed,
     _groups,
     _step_seed,
@@ -70,14 +71,20 @@ class TrainingInterrupted(RuntimeError):
 
 
 def train(config: TrainConfig, _setup: Any = None) -> Path:
-    """Train a reconstructive defense; returns the ``<out>/final`` folder (``from_pretrained``-loadable).
+    """Train a reconstructive defense.
 
     From Python with your own classifier and dataset objects, use :func:`recondefense.train.fit`.
 
+    Returns:
+        The ``<out>/final`` folder (``from_pretrained``-loadable); when ``stop_after_steps`` ends the run
+        early, the path of ``<out>/checkpoint.pt`` instead (continue it with ``resume``).
+
     Raises:
         FileNotFoundError: missing data folder, or ``resume`` without a checkpoint.
-        FileExistsError: ``out`` holds another run and neither ``resume`` nor ``overwrite`` is set.
-        ValueError: empty dataset, or a classifier whose class count does not match the labels.
+        FileExistsError: ``out`` holds another run (a checkpoint or final weights) and neither ``resume`` nor
+            ``overwrite`` is set; a folder a run left without either (it failed early) is reused.
+        ValueError: a bad setting, empty dataset, images the classifier cannot take, or labels outside the
+            classifier's classes.
         FloatingPointError: a NaN/Inf loss (the last good checkpoint is left intact).
         TrainingInterrupted: SIGINT/SIGTERM (after saving a checkpoint).
     """
@@ -162,7 +169,7 @@ class _Run:
         self.classifiers, self.train_set, self.val_set = setup.classifiers, setup.train_set, setup.val_set
         # with several classifiers, each one attacks and judges its images against its own clean prediction
         self.relabel = len(self.classifiers) > 1 and getattr(self.train_set, "labelled_by_classifier", False)
-        in_channels = _in_channels(self.train_set, setup.names, self.classifiers, setup.data_name, device)
+        in_channels, self.classes = _probe(self.train_set, setup.names, self.classifiers, setup.data_name, device)
         ae = _build_network(config, in_channels, setup.start).to(device)
         self.use_cuda = device.type == "cuda"
         # channels-last inputs: on CUDA, and on the CPU for colour images, where oneDNN runs the AE's thin
@@ -171,9 +178,13 @@ class _Run:
         if self.use_cuda and config.channels_last:
             ae = ae.to(memory_format=torch.channels_last)
         self.ae = ae
-        self.model: nn.Module = ae
+        # what the steps run: the network on any image size, padded to its stride and cropped back (as at inference)
+        self.purifier = _AnySize(ae)
+        self.model: nn.Module = self.purifier
         if world > 1:
-            self.model = nn.parallel.DistributedDataParallel(ae, device_ids=[device.index] if self.use_cuda else None)
+            self.model = nn.parallel.DistributedDataParallel(
+                self.purifier, device_ids=[device.index] if self.use_cuda else None
+            )
         steps_per_epoch = math.ceil(math.ceil(len(self.train_set) / world) / config.batch_size)
         self.frozen, self.opt, self.sched = _optimizer(config, ae, steps_per_epoch)
         self.maker = _TripletMaker(config, self.classifiers)
@@ -188,6 +199,8 @@ class _Run:
             _trim_metrics(out / METRICS, position.global_step, position.epoch)
         elif rank == 0 and config.overwrite:
             _clear_previous_run(out)  # the new run has loaded its data and models: now the old one may go
+        elif rank == 0:  # the records of a run that failed before its first checkpoint (a triplet cache is kept)
+            (out / METRICS).unlink(missing_ok=True)
         self.cached = _triplet_cache(self.train_set, self.maker, config, out, device, self.relabel, rank, world)
         self.log = _MetricsLog(out / METRICS if rank == 0 else None)
         self.autocast = torch.autocast("cuda", dtype=torch.bfloat16) if self.use_cuda and config.amp else nullcontext()
@@ -254,6 +267,7 @@ class _Run:
         """One optimisation step on a batch, seeded by ``(seed, epoch, step, rank)``."""
         config, position, device = self.config, self.position, self.device
         torch.manual_seed(_step_seed(config.seed, position.epoch, position.step_in_epoch + self.rank * 7919))
+        _check_labels(y, self.classes)
         x, y = x.to(device), y.to(device)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
@@ -261,7 +275,7 @@ class _Run:
         if self.cached is not None:
             x, x_adv = _cached_batch(self.cached.x_adv, index, x, device)
         else:
-            x_adv = _attack_groups(self.maker, x, y, groups, self.relabel, self.ae)
+            x_adv = _attack_groups(self.maker, x, y, groups, self.relabel, self.purifier)
             _train_mode(self.ae, self.frozen)
         keep_clean = torch.zeros(len(x), dtype=torch.bool, device=device)
         if config.clean_fraction > 0:  # beyond the paper: some inputs stay clean

@@ -15,31 +15,61 @@ from torch.utils.data import Dataset
 from .. import __version__
 from ..defense import ReconstructiveDefense
 from ..losses import VisualLossParts, guidance_loss, visual_loss
-from ..purifiers import build_purifier
+from ..purifiers import ARCHITECTURES, build_purifier, pad_to_stride
 from .config import TrainConfig, attack_parts, config_to_command, corruption_spec, gaussian_sigma
 from .triplets import _labels_for
 
 
-def _in_channels(
+def _probe(
     train_set: Dataset, names: list[str], classifiers: list[nn.Module], data_name: str, device: torch.device
-) -> int:
-    """The channel count of the training images (the network's input), once every classifier is checked
-    against the data's classes."""
+) -> tuple[int, int]:
+    """The channel count of the training images (the network's input) and the class count of the first
+    classifier, once every classifier is checked to take the images and to output the data's classes."""
     if len(train_set) == 0:
         raise ValueError(f"the training data {data_name!r} is empty")
     probe = next((item for item in (train_set[i] for i in range(min(len(train_set), 64))) if item is not None), None)
     if probe is None:
         raise ValueError(f"the training data {data_name!r}: none of the first 64 images can be decoded")
+    image = probe[0]
     classes = _num_classes(train_set)
+    counts = []
     for spec, model_k in zip(names, classifiers):
-        with torch.no_grad():
-            outputs = model_k(probe[0].unsqueeze(0).to(device)).shape[-1]
+        outputs = _classify_probe(spec, model_k, image, device).shape[-1]
         if classes is not None and classes != outputs:
             raise ValueError(
                 f"the classifier {spec!r} outputs {outputs} classes but the data {data_name!r} has {classes}: "
                 "pass the classifier trained on these labels"
             )
-    return probe[0].shape[0]
+        counts.append(outputs)
+    return image.shape[0], counts[0]
+
+
+def _classify_probe(spec: str, classifier: nn.Module, image: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """The classifier's logits on one training image ``(C, H, W)``; a classifier that cannot take it is a
+    ValueError naming the channel counts (the first convolution run) or the image's shape."""
+    first: list[nn.Conv2d] = []
+    hooks = [
+        m.register_forward_pre_hook(lambda module, _: first.append(module) if not first else None)
+        for m in classifier.modules()
+        if isinstance(m, nn.Conv2d)
+    ]
+    try:
+        with torch.no_grad():
+            return classifier(image.unsqueeze(0).to(device))
+    except RuntimeError as err:
+        if first and first[0].in_channels != image.shape[0]:
+            raise ValueError(
+                f"the classifier {spec!r} takes {first[0].in_channels}-channel images but the training images "
+                f"have {image.shape[0]} channel(s) (shape {tuple(image.shape)}): give it images of its channel "
+                "count (PIL: image.convert('L') for 1 channel, 'RGB' for 3)"
+            ) from err
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(
+            f"the classifier {spec!r} fails on a training image of shape {tuple(image.shape)}: {reason}"
+        ) from err
+    finally:
+        for hook in hooks:
+            hook.remove()
 
 
 def _num_classes(dataset: Dataset) -> int | None:
@@ -49,6 +79,23 @@ def _num_classes(dataset: Dataset) -> int | None:
         return len(classes)
     labels = getattr(base, "labels", None)
     return int(labels.max()) + 1 if labels is not None else None
+
+
+class _AnySize(nn.Module):
+    """A purifier on any height and width, as :meth:`ReconstructiveDefense.purify` runs it: padded to its
+    ``stride`` (:func:`~recondefense.purifiers.pad_to_stride`), cropped back. Batches of multiples of the stride
+    go through unchanged. Holds no parameters of its own: ``net``'s state dict is the one saved."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        height, width = x.shape[-2:]
+        stride = self.net.stride
+        if height % stride == 0 and width % stride == 0:
+            return self.net(x)
+        return self.net(pad_to_stride(x, stride))[..., :height, :width]
 
 
 def _architecture(config: TrainConfig) -> dict[str, Any]:
@@ -70,20 +117,78 @@ def _build_network(config: TrainConfig, in_channels: int, start: ReconstructiveD
 
     A ``"detail"`` network may start from trained ``"recon"`` weights: they fill its bottleneck AE and the
     zero-initialised detail path makes it compute exactly that AE at step 0. A ``"gated"`` one may start from
-    trained weights of its ``config.inner`` kind: they fill the purifier behind the gate."""
+    trained weights of its ``config.inner`` kind: they fill the purifier behind the gate.
+
+    Raises:
+        ValueError: ``start`` takes another channel count than the images, or holds another network.
+    """
     net = build_purifier(in_channels=in_channels, **_architecture(config))
     if start is None:
         return net
+    source = _start_name(config)
+    if start.channels != in_channels:
+        raise ValueError(
+            f"{source} purifies {start.channels}-channel images but the training images have {in_channels} "
+            f"channel(s): start from weights trained on {in_channels}-channel images, or from none"
+        )
     wrapped = {"detail": "recon", "gated": config.inner}.get(config.arch)  # what the network holds inside
     target = net.bottleneck if wrapped is not None and start.arch == wrapped else net
     try:
         target.load_state_dict(start.autoencoder.state_dict())
     except RuntimeError as err:
+        cli = not config.data.startswith("python:")
+        theirs = _settings(start.arch, start.hyperparameters, cli)
+        ours = _settings(config.arch, _architecture(config), cli)
+        hint = (
+            "; train with the weights' settings (--arch detail takes 'recon' weights, --arch gated those of its "
+            "--inner kind)"
+            if cli
+            else ""
+        )
         raise ValueError(
-            f"--init-from {config.init_from or 'defense'!r} holds a {start.arch!r} network that does not match --arch "
-            f"{config.arch} with --width {config.width} --depth {config.depth} --skip {config.skip}: {err}"
+            f"{source} holds a network that does not match the one this run builds: {theirs} (the weights) vs "
+            f"{ours} (this run){hint}"
         ) from err
     return net
+
+
+def _start_name(config: TrainConfig) -> str:
+    """The start weights as the caller named them: ``--init-from`` on the command line, ``defense=`` for fit."""
+    if config.data.startswith("python:"):  # recondefense.train.fit
+        return "fit(defense=...)" if config.init_from is None else f"fit(defense={config.init_from!r})"
+    return f"--init-from {config.init_from!r}"
+
+
+def _settings(arch: str, values: dict[str, Any], flags: bool) -> str:
+    """A network's settings as the caller writes them: ``--arch recon --width 16 ...`` or ``arch recon, width 16``."""
+    keys = ["arch", *(k for k in ARCHITECTURES[arch][1] if k not in ("in_channels", "widths"))]
+    values = {**values, "arch": arch}
+    if not flags:
+        return ", ".join(f"{k} {values[k]}" for k in keys)
+    return " ".join(
+        ("--" if values[k] else "--no-") + k if isinstance(values[k], bool) else f"--{k.replace('_', '-')} {values[k]}"
+        for k in keys
+    )
+
+
+def _frozen(config: TrainConfig, net: nn.Module) -> list[str]:
+    """The ``freeze`` prefixes, each checked to name parameters of ``net``, and not all of them.
+
+    Raises:
+        ValueError: a prefix no parameter name starts with, or prefixes that leave nothing to train.
+    """
+    frozen = [prefix for prefix in (config.freeze or "").split(",") if prefix]
+    names = [name for name, _ in net.named_parameters()]
+    unknown = [prefix for prefix in frozen if not any(name.startswith(prefix) for name in names)]
+    if unknown:
+        tops = sorted({name.split(".")[0] for name in names})
+        raise ValueError(
+            f"--freeze {config.freeze!r}: no parameter of the --arch {config.arch} network starts with "
+            f"{', '.join(repr(prefix) for prefix in unknown)}; its parameter names start with {tops}"
+        )
+    if frozen and all(any(name.startswith(prefix) for prefix in frozen) for name in names):
+        raise ValueError(f"--freeze {config.freeze!r} leaves no parameter to train")
+    return frozen
 
 
 def _loss(
@@ -172,10 +277,8 @@ def _optimizer(
 ) -> tuple[list[str], torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
     """The ``--freeze`` prefixes (their parameters stop requiring gradients), and Adam with its ``--lr-schedule``
     over the trainable rest."""
-    frozen = [prefix for prefix in (config.freeze or "").split(",") if prefix]
+    frozen = _frozen(config, ae)
     trained = [p for name, p in ae.named_parameters() if not any(name.startswith(f) for f in frozen)]
-    if not trained:
-        raise ValueError(f"--freeze {config.freeze!r} leaves no parameter to train")
     for name, p in ae.named_parameters():
         p.requires_grad_(not any(name.startswith(f) for f in frozen))
     opt = torch.optim.Adam(trained, lr=config.lr)
@@ -220,7 +323,15 @@ def _save_final(ae: nn.Module, config: TrainConfig, val: dict[str, float], final
         "recondefense_version": __version__,
         **config.extra_meta,
     }
-    defense = ReconstructiveDefense(ae.in_channels, meta=meta, **_architecture(config))
-    defense.autoencoder.load_state_dict({k: v.float().contiguous() for k, v in ae.state_dict().items()})
+    defense = _as_defense(ae.state_dict(), ae.in_channels, config, meta)
     (final / "README.md").unlink(missing_ok=True)  # a resumed run writes its card anew
     defense.save_pretrained(final)
+
+
+def _as_defense(
+    state: dict[str, torch.Tensor], in_channels: int, config: TrainConfig, meta: dict[str, Any]
+) -> ReconstructiveDefense:
+    """A :class:`ReconstructiveDefense` of ``config``'s architecture holding the network weights ``state``."""
+    defense = ReconstructiveDefense(in_channels, meta=meta, **_architecture(config))
+    defense.autoencoder.load_state_dict({k: v.float().contiguous() for k, v in state.items()})
+    return defense

@@ -97,6 +97,16 @@ def _groups(index: torch.Tensor, count: int) -> list[tuple[int, torch.Tensor]]:
     return [(k, (owner == k).nonzero().flatten()) for k in range(count) if (owner == k).any()]
 
 
+def _check_labels(y: torch.Tensor, classes: int) -> None:
+    """Refuse labels outside the classifier's ``classes`` (a batch's ``y``, read on the host before it moves)."""
+    if len(y) and (int(y.min()) < 0 or int(y.max()) >= classes):
+        bad = int(y.min()) if int(y.min()) < 0 else int(y.max())
+        raise ValueError(
+            f"label {bad} is outside the classifier's {classes} classes (0 to {classes - 1}): pass labels of the "
+            "classes the classifier was trained on, or no labels (its clean predictions are used)"
+        )
+
+
 def _labels_for(
     classifier: nn.Module, x: torch.Tensor, y: torch.Tensor, relabel: bool
 ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -9,7 +9,8 @@ from torch.utils.data import DataLoader, Dataset
 from ..data import collate_skipping
 from ..metrics import psnr
 from .config import TrainConfig, attack_parts
-from .triplets import _single_source, _step_seed, _TripletMaker
+from .network import _AnySize
+from .triplets import _check_labels, _single_source, _step_seed, _TripletMaker
 
 
 @torch.no_grad()
@@ -22,6 +23,9 @@ def _validation_attack(
 ) -> tuple[torch.Tensor, int, int]:
     """Validation batch ``i`` attacked by the first triplet source (against the first classifier alone), and the
     undefended clean and attacked correct counts; seeded by the batch, independent of the AE."""
+    with torch.no_grad():
+        clean_logits = classifier(x)
+    _check_labels(y.cpu(), clean_logits.shape[-1])
     torch.manual_seed(_step_seed(config.seed, -2, i))
     parts = attack_parts(config.attack)
     first = parts[0]  # validation measures the first triplet source
@@ -31,7 +35,7 @@ def _validation_attack(
         x_adv = maker.fgsm[0](x, y)
     else:  # noise or corruptions: a seeded draw of the same source
         x_adv = maker(x, y) if len(parts) == 1 else _single_source(maker, first)(x, y)
-    clean_correct = (_predict(classifier, x) == y).sum().item()
+    clean_correct = (clean_logits.argmax(1) == y).sum().item()
     attacked_correct = (_predict(classifier, x_adv) == y).sum().item()
     return x_adv, clean_correct, attacked_correct
 
@@ -48,7 +52,8 @@ def validate(
 
     A gated purifier (one with ``gate_value``) also reports how far its gate opens on clean and attacked images
     (``gate_clean``, ``gate_attacked``: mean gate in [0, 1]) and the accuracy of the purifier behind it alone
-    (``inner_clean_acc``, ``inner_attacked_acc``), which bounds what the gate can recover.
+    (``inner_clean_acc``, ``inner_attacked_acc``), which bounds what the gate can recover. Images of any height
+    and width: the network sees them padded to its stride and cropped back, as at inference.
     """
     was_training = ae.training
     ae.eval()
@@ -69,6 +74,7 @@ def validate(
         "psnr": 0.0,
     }
     gated = hasattr(ae, "gate_value")
+    purifier, inner = _AnySize(ae), _AnySize(ae.bottleneck) if gated else None
     if gated:
         totals |= {"gate_clean": 0.0, "gate_attacked": 0.0, "inner_clean_acc": 0.0, "inner_attacked_acc": 0.0}
     for i, (x, y, _) in enumerate(loader):
@@ -81,7 +87,7 @@ def validate(
             maker.validation_attacks[i] = _validation_attack(i, x, y, classifier, maker, config)
         x_adv, clean_correct, attacked_correct = maker.validation_attacks[i]
         with torch.no_grad():
-            recon_clean, recon_adv = ae(x).clamp(0, 1), ae(x_adv).clamp(0, 1)
+            recon_clean, recon_adv = purifier(x).clamp(0, 1), purifier(x_adv).clamp(0, 1)
         totals["n"] += len(y)
         totals["clean_acc_undefended"] += clean_correct
         totals["attacked_acc_undefended"] += attacked_correct
@@ -92,7 +98,7 @@ def validate(
             with torch.no_grad():
                 totals["gate_clean"] += ae.gate_value(x).sum().item()
                 totals["gate_attacked"] += ae.gate_value(x_adv).sum().item()
-                inner_clean, inner_adv = ae.bottleneck(x).clamp(0, 1), ae.bottleneck(x_adv).clamp(0, 1)
+                inner_clean, inner_adv = inner(x).clamp(0, 1), inner(x_adv).clamp(0, 1)
             totals["inner_clean_acc"] += (_predict(classifier, inner_clean) == y).sum().item()
             totals["inner_attacked_acc"] += (_predict(classifier, inner_adv) == y).sum().item()
     ae.train(was_training)
