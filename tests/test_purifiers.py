@@ -100,31 +100,6 @@ def test_gated_purifier_can_hold_a_residual_purifier_and_start_from_its_weights(
         GatedPurifier(inner="detail")
 
 
-def test_compose_gated_keeps_the_gate_of_one_and_the_purifier_of_another(tmp_path):
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "scripts" / "compose_gated.py"
-    spec = importlib.util.spec_from_file_location("compose_gated", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    torch.manual_seed(0)
-    gated = ReconstructiveDefense(arch="gated", width=8, depth=2, detail_width=4, detail_depth=1)
-    with torch.no_grad():
-        gated.autoencoder.gate[-1].bias.fill_(3.0)
-    for inner in (ReconstructiveDefense(width=4, depth=2), ReconstructiveDefense(arch="residual", width=4, depth=2)):
-        composed = module.compose(gated, inner)
-        state = composed.autoencoder.state_dict()
-        assert all(torch.equal(v, state[k]) for k, v in gated.autoencoder.state_dict().items() if k.startswith("gate."))
-        assert all(torch.equal(v, state["bottleneck." + k]) for k, v in inner.autoencoder.state_dict().items())
-        assert composed.hyperparameters["inner"] == inner.arch and composed.hyperparameters["width"] == 4
-    with pytest.raises(ValueError, match="gated"):
-        module.compose(inner, inner)
-    composed = module.compose(gated, gated_inner := ReconstructiveDefense(width=4, depth=2), {"note": "kept"})
-    composed.save_pretrained(tmp_path)  # the meta reaches config.json, not only the card
-    assert ReconstructiveDefense.from_pretrained(tmp_path).meta == {"note": "kept"} and gated_inner.arch == "recon"
-
-
 def test_model_card_names_the_held_out_corruptions():
     defense = ReconstructiveDefense(width=4, depth=2, meta={"held_out_corruptions": ["frost", "pixelate"]})
     assert "Held-out corruptions (never trained on): frost, pixelate" in str(defense.generate_model_card())

@@ -6,7 +6,10 @@ import importlib.util
 from pathlib import Path
 from types import ModuleType
 
+import pytest
 import torch
+
+from recondefense import ReconstructiveDefense
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
@@ -37,3 +40,22 @@ def test_perturbation_probe_repairs_are_the_oracle_edits_they_name():
     assert 0.02 < noisy.std() < 0.04
     again = probe.repairs(4, 0)["Gaussian noise sigma 0.03 added"](x, delta)
     torch.testing.assert_close(again, x + delta + noisy)  # seeded: the same draw in a new table
+
+
+def test_compose_gated_keeps_the_gate_of_one_and_the_purifier_of_another(tmp_path):
+    module = load_script("compose_gated")
+    torch.manual_seed(0)
+    gated = ReconstructiveDefense(arch="gated", width=8, depth=2, detail_width=4, detail_depth=1)
+    with torch.no_grad():
+        gated.autoencoder.gate[-1].bias.fill_(3.0)
+    for inner in (ReconstructiveDefense(width=4, depth=2), ReconstructiveDefense(arch="residual", width=4, depth=2)):
+        composed = module.compose(gated, inner)
+        state = composed.autoencoder.state_dict()
+        assert all(torch.equal(v, state[k]) for k, v in gated.autoencoder.state_dict().items() if k.startswith("gate."))
+        assert all(torch.equal(v, state["bottleneck." + k]) for k, v in inner.autoencoder.state_dict().items())
+        assert composed.hyperparameters["inner"] == inner.arch and composed.hyperparameters["width"] == 4
+    with pytest.raises(ValueError, match="gated"):
+        module.compose(inner, inner)
+    composed = module.compose(gated, gated_inner := ReconstructiveDefense(width=4, depth=2), {"note": "kept"})
+    composed.save_pretrained(tmp_path)  # the meta reaches config.json, not only the card
+    assert ReconstructiveDefense.from_pretrained(tmp_path).meta == {"note": "kept"} and gated_inner.arch == "recon"
