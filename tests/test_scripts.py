@@ -59,3 +59,27 @@ def test_compose_gated_keeps_the_gate_of_one_and_the_purifier_of_another(tmp_pat
     composed = module.compose(gated, gated_inner := ReconstructiveDefense(width=4, depth=2), {"note": "kept"})
     composed.save_pretrained(tmp_path)  # the meta reaches config.json, not only the card
     assert ReconstructiveDefense.from_pretrained(tmp_path).meta == {"note": "kept"} and gated_inner.arch == "recon"
+
+
+def test_widen_autoencoder_computes_the_same_function_and_then_learns_with_its_new_filters(tmp_path):
+    widen = load_script("widen_autoencoder").widen
+    torch.manual_seed(0)
+    narrow = ReconstructiveDefense(width=8, depth=3)  # blocks 8, 4, 2
+    with torch.no_grad():  # trained-looking BatchNorm statistics, so the copy of buffers is checked too
+        for module in narrow.autoencoder.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.1, 0.1)
+                module.running_var.uniform_(0.5, 1.5)
+    wide = widen(narrow, [8, 8, 8])
+    x = torch.rand(2, 3, 32, 32)
+    assert wide.autoencoder.widths == (8, 8, 8)
+    torch.testing.assert_close(wide(x), narrow(x), atol=1e-6, rtol=0)
+    wide.save_pretrained(tmp_path)  # a recon weights folder: --init-from <it> --widths 8,8,8
+    assert ReconstructiveDefense.from_pretrained(tmp_path).hyperparameters["widths"] == [8, 8, 8]
+    # the new filters are live: a gradient step on the zero-initialised weights that read them changes the output
+    net = wide.autoencoder.train().requires_grad_(True)
+    net(x).sum().backward()
+    carrying = net.decoder[2][0][0].weight  # the transposed conv reading the bottleneck's 8 (was 2) channels
+    assert carrying.grad[2:].abs().sum() > 0
+    with pytest.raises(ValueError, match="as wide or wider"):
+        widen(narrow, [8, 2, 2])

@@ -313,6 +313,19 @@ def test_detail_network_starts_as_the_recon_weights_it_is_initialised_from(data,
         loop_build(_config(data, tmp_path / "unused", init_from=str(recon)), in_channels=1)
 
 
+def test_widths_set_the_paper_ae_blocks_and_start_from_widened_weights(data, tmp_path):
+    """--widths overrides --width/--depth, reaches the saved config, and a run may start from weights of those
+    widths (what scripts/widen_autoencoder.py writes); start weights of other widths are named as such."""
+    final = train(_config(data, tmp_path / "wide", epochs=1, warmup_epochs=1, widths="4,6"))
+    defense = ReconstructiveDefense.from_pretrained(final)
+    assert defense.autoencoder.widths == (4, 6) and defense.hyperparameters["widths"] == [4, 6]
+    assert "--widths 4,6" in defense.meta["command"]
+    again = loop_build(_config(data, tmp_path / "unused", widths="4,6", init_from=str(final)), in_channels=3)
+    assert all(torch.equal(v, again.state_dict()[k]) for k, v in defense.autoencoder.state_dict().items())
+    with pytest.raises(ValueError, match="--arch recon --skip --widths 4,6 .the weights. vs --arch recon --width 4 --depth 2"):
+        loop_build(_config(data, tmp_path / "unused", init_from=str(final)), in_channels=3)
+
+
 def loop_build(config: TrainConfig, in_channels: int):
     from recondefense.train.network import _build_network
 
@@ -340,6 +353,8 @@ def loop_build(config: TrainConfig, in_channels: int):
         (["--data", "photos:abc"], "--data 'photos:abc': expected photos:N"),
         (["--eps", "5"], "--eps 5.0: expected a number in (0, 1]"),
         (["--step-size", "0"], "--step-size 0.0: expected a number in (0, 1]"),
+        (["--widths", "16,x"], "--widths '16,x': expected comma-separated positive integers"),
+        (["--widths", "8"], "--widths 8: the skip connection needs two blocks or more"),
     ],
 )
 def test_cli_refuses_bad_flags_before_touching_anything(data, tmp_path, capsys, flags, message):

@@ -60,6 +60,11 @@ class TrainConfig:
     width: int = _opt(16, "channels of the first encoder block (halved per block; residual: doubled per level)")
     depth: int = _opt(3, "stride-2 encoder blocks (the decoder mirrors them)")
     skip: bool = _opt(True, "skip from the first encoder block to the last decoder block")
+    widths: str | None = _opt(
+        None,
+        'filters per encoder block of the paper AE ("recon", and the AE inside "detail"/"gated"), comma-separated, '
+        'overriding --width and --depth (e.g. "16,16,16": more capacity at low resolution, where it is cheap)',
+    )
     arch: str = _opt(
         "recon",
         '"recon" (the paper\'s AE), "residual" (x + zero-initialised U-Net correction: identity at init) or '
@@ -255,6 +260,8 @@ def validate_config(config: TrainConfig) -> None:
         raise ValueError(f"--gate-weight {config.gate_weight}: only a --arch gated purifier has a gate")
     if config.adaptive and config.triplets == "cached":
         raise ValueError("--adaptive triplets depend on the current AE and cannot be cached: use --triplets online")
+    if config.widths is not None and len(parse_widths(config.widths)) < 2 and config.skip:
+        raise ValueError(f"--widths {config.widths}: the skip connection needs two blocks or more (or --no-skip)")
     if config.image_size is not None and config.image_size < 1:
         raise ValueError(f"--image-size {config.image_size}: expected a positive number of pixels")
     _check_data(config.data)
@@ -264,6 +271,21 @@ def validate_config(config: TrainConfig) -> None:
         from .network import _architecture, _frozen
 
         _frozen(config, build_purifier(in_channels=1, **_architecture(config)))  # the names: any channel count
+
+
+def parse_widths(text: str) -> list[int]:
+    """``--widths "16,16,16"`` -> ``[16, 16, 16]``.
+
+    Raises:
+        ValueError: not comma-separated positive integers.
+    """
+    try:
+        widths = [int(v) for v in text.split(",")]
+    except ValueError:
+        widths = []
+    if not widths or min(widths) < 1:
+        raise ValueError(f"--widths {text!r}: expected comma-separated positive integers, e.g. 16,16,16")
+    return widths
 
 
 def _check_data(spec: str) -> None:

@@ -16,7 +16,7 @@ from .. import __version__
 from ..defense import ReconstructiveDefense
 from ..losses import VisualLossParts, guidance_loss, visual_loss
 from ..purifiers import ARCHITECTURES, build_purifier, pad_to_stride
-from .config import TrainConfig, attack_parts, config_to_command, corruption_spec, gaussian_sigma
+from .config import TrainConfig, attack_parts, config_to_command, corruption_spec, gaussian_sigma, parse_widths
 from .triplets import _labels_for
 
 
@@ -106,6 +106,7 @@ def _architecture(config: TrainConfig) -> dict[str, Any]:
         "width": config.width,
         "depth": config.depth,
         "skip": config.skip,
+        "widths": None if config.widths is None else parse_widths(config.widths),
         "detail_width": config.detail_width,
         "detail_depth": config.detail_depth,
         "inner": config.inner,
@@ -161,8 +162,10 @@ def _start_name(config: TrainConfig) -> str:
 
 def _settings(arch: str, values: dict[str, Any], flags: bool) -> str:
     """A network's settings as the caller writes them: ``--arch recon --width 16 ...`` or ``arch recon, width 16``."""
-    keys = ["arch", *(k for k in ARCHITECTURES[arch][1] if k not in ("in_channels", "widths"))]
+    hidden = ("in_channels", "width", "depth") if values.get("widths") else ("in_channels", "widths")
+    keys = ["arch", *(k for k in ARCHITECTURES[arch][1] if k not in hidden)]
     values = {**values, "arch": arch}
+    values = {k: ",".join(map(str, v)) if isinstance(v, (list, tuple)) else v for k, v in values.items()}
     if not flags:
         return ", ".join(f"{k} {values[k]}" for k in keys)
     return " ".join(
