@@ -40,10 +40,23 @@ def accuracy(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor)
         return (model(images).argmax(1) == labels).float().mean().item()
 
 
+def positive_int(text: str) -> int:
+    """``--images``: an integer >= 1 (0 or a negative count would otherwise fall back to the default)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tier", default="imagenet-photos", choices=sorted(DEMO_DEFAULTS))
-    parser.add_argument("--images", type=int, default=None, help="first N test images (default: 20 / 500)")
+    parser.add_argument(
+        "--images", type=positive_int, default=None, help="first N test images, N >= 1 (default: 20 / 500)"
+    )
     parser.add_argument("--weights", default=None, help="registered defense weights (default: the tier's)")
     parser.add_argument("--out", default="demo-output", help="folder for the figures")
     args = parser.parse_args()
@@ -57,7 +70,7 @@ def main() -> None:
     # classifier takes [0, 1] pixels (it normalizes inside).
     defended = Defended(classifier, ReconstructiveDefense.from_pretrained(weights), mean=None, std=None)
     test_set = tier.test_set(classifier)
-    count = min(args.images or default_images, len(test_set))
+    count = min(default_images if args.images is None else args.images, len(test_set))
     images, labels = next(iter(DataLoader(Subset(test_set, range(count)), batch_size=count)))
 
     pgd = PGD(classifier, **tier.pgd)  # oblivious: the attacker sees the classifier only

@@ -4,25 +4,28 @@ from __future__ import annotations
 
 import argparse
 import os
+import struct
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .files import writable_folder_problem
+from .files import new_file_mode, writable_folder_problem, write_atomic
 
 if TYPE_CHECKING:
-    from torchvision.io import ImageReadMode
+    import torch
 
 
 class _UsageError(Exception):
     """A bad command line or input, reported as one ``error:`` line on stderr (exit code 2)."""
 
 
-def _purify_plan(inputs: dict[Path, str], out: Path) -> list[tuple[Path, Path]]:
+def _purify_plan(inputs: dict[Path, str], out: Path, overwrite: bool = False) -> list[tuple[Path, Path]]:
     """``(input, output)`` pairs for ``inputs`` (existing absolute paths -> as typed): each output keeps
     its input's path relative to the inputs' common folder, under ``out``, as ``.png``. Raises
     :class:`_UsageError` when ``out`` is that folder, is a file or is not writable, two inputs would
-    share an output, or an output would overwrite an input (same path, symlink or hard link)."""
+    share an output, an output would overwrite an input (same path, symlink or hard link), an output's
+    folder leads outside ``out`` through a symlink, or outputs exist already (allowed with ``overwrite``,
+    unless read-only; a symlink there is replaced by the file, its target is never written)."""
     try:
         root = Path(os.path.commonpath([p.parent for p in inputs]))
     except ValueError as err:  # different drives
@@ -52,19 +55,125 @@ def _purify_plan(inputs: dict[Path, str], out: Path) -> list[tuple[Path, Path]]:
             raise _UsageError(f"{dst} would overwrite the input {inputs[same]}: pick another --out")
         if dst.is_dir():
             raise _UsageError(f"output {dst} is an existing folder")
+    out_real = out.resolve()
     for folder in dict.fromkeys(dst.parent for _, dst in plan):
+        if not folder.resolve().is_relative_to(out_real):
+            raise _UsageError(
+                f"output folder {folder} is a symlink to {folder.resolve()}, outside --out {out}: remove the link "
+                "or pick another --out"
+            )
         problem = writable_folder_problem(folder)
         if problem:
             raise _UsageError(f"cannot write to --out {out}: {problem}")
+    existing = [dst for _, dst in plan if os.path.lexists(dst)]
+    if existing and not overwrite:
+        shown = ", ".join(map(str, existing[:10])) + (f" and {len(existing) - 10} more" if len(existing) > 10 else "")
+        raise _UsageError(
+            f"{len(existing)} output(s) exist already, nothing written: {shown}: pass --overwrite to replace them, "
+            "or pick another --out"
+        )
+    read_only = [dst for dst in existing if not dst.is_symlink() and not os.access(dst, os.W_OK)]
+    if read_only:
+        raise _UsageError(
+            f"output(s) {', '.join(map(str, read_only))} are read-only, nothing written: make them writable "
+            "(chmod u+w) or pick another --out"
+        )
     return plan
 
 
-def _read_images(paths: dict[Path, str], mode: ImageReadMode) -> list[bytes]:
-    """Every file's bytes (``paths``: absolute -> as typed), each checked to decode in ``mode``; raises :class:`_UsageError` naming every
-    missing, unreadable or undecodable file."""
-    import torch
-    from torchvision.io import decode_image
+class _ImageError(Exception):
+    """Why one input file cannot be purified, as a phrase (e.g. ``animated GIF with 3 frames: ...``)."""
 
+
+#: EXIF orientation (2-8) -> the flips and transposition that undo it on a ``(C, H, W)`` tensor.
+_ORIENTATIONS = {
+    2: (False, (-1,)),
+    3: (False, (-2, -1)),
+    4: (False, (-2,)),
+    5: (True, ()),
+    6: (True, (-1,)),
+    7: (True, (-2, -1)),
+    8: (True, (-2,)),
+}
+
+
+def _webp_orientation(data: bytes) -> int:
+    """The EXIF orientation (1-8) of a WebP file, 1 when it has none (torchvision applies only JPEG and PNG's)."""
+    if data[:4] != b"RIFF" or data[8:12] != b"WEBP":
+        return 1
+    import io
+
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return int(image.getexif().get(0x0112, 1))
+    except Exception:  # an unreadable EXIF block: no orientation, as viewers do
+        return 1
+
+
+def _png_frames(data: bytes) -> int:
+    """The frame count of an animated PNG (its ``acTL`` chunk, before the image data); 1 for any other file.
+    torchvision decodes only an APNG's default image, so the others would be lost silently."""
+    if not data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return 1
+    pos = 8
+    while pos + 12 <= len(data):
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        if kind == b"acTL" and length >= 8:
+            return struct.unpack(">I", data[pos + 8 : pos + 12])[0]
+        if kind in (b"IDAT", b"IEND"):
+            break
+        pos += 12 + length
+    return 1
+
+
+def _decode(data: bytes, channels: int | None) -> torch.Tensor:
+    """An image file's bytes -> ``(C, H, W)`` float32 pixels in [0, 1], upright (EXIF orientation applied),
+    8- or 16-bit, with ``C = channels`` (1: grayscale, 3 or None: RGB). Raises :class:`_ImageError` for an
+    undecodable or animated file, or one too large to decode in memory."""
+    import torch
+    from torchvision.io import ImageReadMode, decode_image
+    from torchvision.transforms.v2.functional import rgb_to_grayscale
+
+    frames = _png_frames(data)
+    if frames > 1:
+        raise _ImageError(f"animated PNG with {frames} frames: purify takes still images, save one frame as PNG first")
+    mode = ImageReadMode.GRAY if channels == 1 else ImageReadMode.RGB
+    try:
+        image = decode_image(
+            torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=mode, apply_exif_orientation=True
+        )
+    except MemoryError:
+        raise _ImageError("too large to decode: out of memory") from None
+    except (RuntimeError, ValueError) as err:
+        if "alloc" in str(err).lower():
+            raise _ImageError("too large to decode: out of memory") from None
+        if "animated" in str(err).lower():
+            raise _ImageError("animated WebP: purify takes still images, save one frame as PNG first") from None
+        raise _ImageError("not a decodable PNG, JPEG, WebP or GIF image") from None
+    if image.ndim == 4:  # GIF frames
+        if len(image) > 1:
+            raise _ImageError(
+                f"animated GIF with {len(image)} frames: purify takes still images, save one frame as PNG first"
+            )
+        image = image[0]
+    flip = _ORIENTATIONS.get(_webp_orientation(data))
+    if flip:
+        image = image.transpose(-2, -1) if flip[0] else image
+        image = image.flip(flip[1]) if flip[1] else image
+    scale = 65535 if image.dtype == torch.uint16 else 255
+    pixels = image.to(torch.float32) / scale
+    wanted = 1 if channels == 1 else 3
+    if pixels.shape[0] != wanted:  # GIFs decode to RGB whatever the mode
+        pixels = rgb_to_grayscale(pixels[:3]) if wanted == 1 else pixels[:1].expand(3, -1, -1)
+    return pixels
+
+
+def _read_images(paths: dict[Path, str], channels: int | None) -> list[bytes]:
+    """Every file's bytes (``paths``: absolute -> as typed), each checked to decode with :func:`_decode` for
+    a ``channels``-channel defense; raises :class:`_UsageError` naming every missing, unreadable, undecodable
+    or animated file."""
     contents, bad = [], []
     for path in paths:
         try:
@@ -76,9 +185,9 @@ def _read_images(paths: dict[Path, str], mode: ImageReadMode) -> list[bytes]:
             bad.append(f"{paths[path]} (empty file)")
             continue
         try:
-            decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=mode)
-        except (RuntimeError, ValueError):
-            bad.append(f"{paths[path]} (not a decodable PNG, JPEG, WebP or GIF image)")
+            _decode(data, channels)
+        except _ImageError as err:
+            bad.append(f"{paths[path]} ({err})")
             continue
         contents.append(data)
     if bad:
@@ -88,9 +197,12 @@ def _read_images(paths: dict[Path, str], mode: ImageReadMode) -> list[bytes]:
 
 def _purify(args: argparse.Namespace) -> int:
     """Purify every input into ``--out`` (same relative layout, PNG). Every check runs before anything
-    is written: the weights, every input's decoding, then the output paths (no input is ever overwritten)."""
+    is written: the weights, every input's decoding, then the output paths (no input is ever overwritten,
+    no existing output without ``--overwrite``). Each output is written whole or not at all; an image that
+    fails then (out of memory, disk full) is reported as ``error:`` and skipped, the others are still
+    written, and the exit code is 1."""
     import torch
-    from torchvision.io import ImageReadMode, decode_image, write_png
+    from torchvision.io import encode_png
 
     from .defense import ReconstructiveDefense
 
@@ -102,18 +214,34 @@ def _purify(args: argparse.Namespace) -> int:
             defense = ReconstructiveDefense.from_pretrained(args.weights)
         except (OSError, ValueError) as err:
             raise _UsageError(f"--weights {args.weights}: {err}") from None
-        mode = ImageReadMode.GRAY if defense.channels == 1 else ImageReadMode.RGB
-        contents = _read_images(given, mode)
-        plan = _purify_plan(given, Path(args.out))
+        contents = _read_images(given, defense.channels)
+        plan = _purify_plan(given, Path(args.out), overwrite=args.overwrite)
     except _UsageError as err:
         print("error: " + " ".join(str(err).splitlines()), file=sys.stderr)
         return 2
+    mode = new_file_mode()
+    failed = 0
     for (src, dst), data in zip(plan, contents):
-        image = decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=mode)
-        purified = (defense(image) * 255).round().byte()
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        write_png(purified, str(dst))
+        try:
+            with torch.inference_mode():
+                purified = (defense(_decode(data, defense.channels)) * 255).round().byte()
+                png = encode_png(purified).numpy().tobytes()
+            del purified
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(dst, png, mode)
+        except (_ImageError, OSError, RuntimeError, ValueError, MemoryError) as err:
+            failed += 1
+            why = (err.strerror or str(err)) if isinstance(err, OSError) else str(err) or type(err).__name__
+            print(f"error: {given[src]} -> {dst} not written: {' '.join(why.split())[:300]}", file=sys.stderr)
+            continue
         print(f"{given[src]} -> {dst}")
+    if failed:
+        print(
+            f"error: {failed} of {len(plan)} image(s) not written (above); the {len(plan) - failed} "
+            "printed with -> are complete",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
@@ -134,6 +262,18 @@ def _weights(args: argparse.Namespace) -> int:
 DESCRIPTION = "The recondefense console script: train, evaluate, certify, purify, weights."
 
 
+#: ``recondefense purify --help``'s description.
+PURIFY_DESCRIPTION = """\
+Purify image files with a defense, writing one PNG per input under --out (same relative layout).
+
+Everything is checked before anything is written: the weights, every input (decodable, not
+animated; 16-bit images are read at full precision, EXIF orientation is applied) and the outputs
+(no input is overwritten, nor an existing file unless --overwrite).
+Each PNG is written whole or not at all (a temporary file renamed into place). If an image fails
+while purifying or writing (out of memory, disk full), an "error:" line names it, purify continues
+with the others, and exits with code 1; the inputs printed with "->" are complete."""
+
+
 def main(argv: list[str] | None = None) -> int:
     from . import __version__
 
@@ -146,10 +286,18 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser(
         "certify", help="randomized-smoothing certificates (see recondefense certify --help)", add_help=False
     )
-    purify = sub.add_parser("purify", help="purify image files with a defense, writing PNGs")
-    purify.add_argument("images", nargs="+")
+    purify = sub.add_parser(
+        "purify",
+        help="purify image files with a defense, writing PNGs",
+        description=PURIFY_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    purify.add_argument("images", nargs="+", help="PNG, JPEG, WebP or GIF files (8 or 16 bit, still images)")
     purify.add_argument("--weights", required=True, help="registered name, hub repo id or folder")
-    purify.add_argument("--out", default="purified")
+    purify.add_argument("--out", default="purified", help="output folder (default: purified)")
+    purify.add_argument(
+        "--overwrite", action="store_true", help="replace existing files in --out (default: refuse before writing)"
+    )
     sub.add_parser("weights", help="list the shipped weights")
     if argv and argv[0] == "train":
         from .train.__main__ import main as train_main

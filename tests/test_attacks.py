@@ -205,6 +205,82 @@ def test_deepfool_rejects_one_candidate(model):
         DeepFool(model, candidates=1)
 
 
+@pytest.mark.parametrize("make", [lambda m: PGD(m, targeted=True), lambda m: FGSM(m, targeted=True)])
+def test_targeted_attack_needs_labels(model, data, make):
+    """Without labels the targets would be the model's own predictions: nothing to attack."""
+    with pytest.raises(ValueError, match=r"targeted=True\) needs the target classes: pass labels"):
+        make(model)(data[0][:2])
+    make(model)(data[0][:2], torch.tensor([1, 2]))  # with targets it runs
+
+
+@pytest.mark.parametrize(
+    "make, error, match",
+    [
+        (lambda m: PGD(m, eps=float("nan")), ValueError, "eps to be a finite number >= 0, got nan"),
+        (lambda m: PGD(m, alpha=float("inf")), ValueError, "alpha to be a finite number"),
+        (lambda m: FGSM(m, eps=float("nan")), ValueError, "eps to be a finite number"),
+        (lambda m: FGSM(m, eps=-0.1), ValueError, "eps to be a finite number >= 0"),
+        (lambda m: DeepFool(m, overshoot=float("nan")), ValueError, "overshoot to be a finite number"),
+        (lambda m: PGD(m, eps="0.03"), TypeError, "expected eps as a number"),
+        (lambda m: PGD(m, steps=2.7), TypeError, r"expected steps as an integer, got 2.7 \(float\)"),
+        (lambda m: PGD(m, steps=-1), ValueError, "expected steps >= 0"),
+        (lambda m: DeepFool(m, steps=3.0), TypeError, "expected steps as an integer"),
+        (lambda m: DeepFool(m, candidates=2.5), TypeError, "expected candidates as an integer"),
+        (lambda m: DeepFool(m, grad_chunk=0), ValueError, "expected grad_chunk >= 1"),
+        (lambda m: EOT(m, samples=2.7), TypeError, "expected samples as an integer"),
+    ],
+)
+def test_bad_parameters_are_refused(model, make, error, match):
+    with pytest.raises(error, match=match):
+        make(model)
+
+
+def test_numpy_and_tensor_parameters_are_accepted(model):
+    import numpy as np
+
+    attack = PGD(model, eps=np.float32(0.03), alpha=torch.tensor(0.01), steps=np.int64(3))
+    assert (attack.eps, attack.steps) == (pytest.approx(0.03), 3) and type(attack.steps) is int
+
+
+@pytest.mark.parametrize("name", ["fgsm", "pgd", "deepfool"])
+def test_labels_must_have_shape_n_and_be_in_range(model, data, name):
+    images = data[0][:4]
+    attack = ATTACKS[name](model)
+    with pytest.raises(ValueError, match=r"labels of shape \(4,\), one class index per image, got shape \(2, 2\)"):
+        attack(images, torch.zeros(2, 2, dtype=torch.long))
+    with pytest.raises(ValueError, match=rf"labels in \[0, {CLASSES}\) for a model with {CLASSES} classes, got"):
+        attack(images, torch.tensor([0, 1, CLASSES, 2]))
+    with pytest.raises(ValueError, match="got labels from -1 to"):
+        attack(images, torch.tensor([0, -1, 1, 2]))
+    attack(images, torch.tensor([0, 1, CLASSES - 1, 2]))  # the last class is fine
+    assert attack(images[0], torch.tensor(1)).shape == images[0].shape  # a scalar for one image
+
+
+class TupleNet(nn.Module):
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.net(x), x
+
+
+class FlatNet(TupleNet):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)[0]
+
+
+@pytest.mark.parametrize("name", ["fgsm", "pgd", "deepfool"])
+@pytest.mark.parametrize("with_labels", [True, False])
+def test_a_model_not_returning_logits_gets_one_clear_error(model, data, name, with_labels):
+    images, labels = data[0][:2], data[1][:2]
+    labels = labels if with_labels else None
+    with pytest.raises(ValueError, match=r"expected the model to return \(2, classes\) logits, got a tuple"):
+        ATTACKS[name](TupleNet(model))(images, labels)
+    with pytest.raises(ValueError, match=r"logits for 2 image\(s\), got shape \(5,\)"):
+        ATTACKS[name](FlatNet(model))(images, labels)
+
+
 # ------------------------------------------------------------------ adaptive tools
 class Quantize(PixelDefense):
     """Non-differentiable test defense (rounding) with a smooth surrogate."""

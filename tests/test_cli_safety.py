@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from conftest import needs_fashion_mnist
 from PIL import Image
 
@@ -167,6 +168,12 @@ EVALUATE_BAD = [
     (["--curve", "c.png", "--json", "c.json"], False, "--curve (points) c.json is also the --json file"),
     (["--from-json", "no-such.json"], False, "--from-json no-such.json: no such file"),
     (["--from-json", "rows.json", "--markdown", "rows.json"], False, "is also the --from-json file"),
+    (["--corruptions", "gaussian_noise,gaussian_noise"], False, "['gaussian_noise'] given more than once"),
+    (["--corruptions", "fog,speckle"], False, "--corruptions: unknown corruption(s) ['speckle']"),
+    (["--held-out-corruptions", "fog"], False, "--held-out-corruptions needs --corruptions"),
+    (["--corruptions", "--held-out-corruptions", "fgo"], False, "unknown corruption(s) ['fgo']"),
+    (["--corruptions", "fog", "--held-out-corruptions", "snow"], False, "['snow'] are not among the evaluated"),
+    (["--device", "tpu"], False, "--device 'tpu': expected auto, cpu, cuda or cuda:N"),
 ]
 
 
@@ -209,3 +216,41 @@ def test_evaluate_json_to_stdout_keeps_stdout_pure(tmp_path: Path) -> None:
     assert all(r["n"] == 2 for r in rows)
     assert "| none |" in proc.stderr  # the table went to stderr
     assert list(tmp_path.iterdir()) == []  # no file named '-'
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_evaluate_refuses_cuda_without_a_cuda_device(tree: Path, no_work, capsys) -> None:
+    code, out, err = _run(["evaluate", "--corruptions", "fog", "--device", "cuda", "--no-progress"], cli, capsys)
+    assert code == 2 and out == ""
+    _assert_one_line_error(err, False, "--device cuda: this machine has no CUDA device")
+
+
+def test_evaluate_from_json_refuses_held_out_corruptions_not_in_the_rows(tmp_path: Path, capsys) -> None:
+    rows = tmp_path / "rows.json"
+    rows.write_text(
+        json.dumps(
+            [{"defense": "none", "attack": "corruption:fog", "accuracy": 0.5, "per_severity": [0.5] * 5, "n": 4}]
+        )
+    )
+    argv = ["evaluate", "--corruptions", "--from-json", str(rows), "--held-out-corruptions", "snow"]
+    code, out, err = _run(argv, cli, capsys)
+    assert code == 2 and out == ""
+    _assert_one_line_error(err, False, "['snow'] are not in the table")
+
+
+def test_write_atomic_from_a_writer_function_is_whole_or_absent(tmp_path):
+    """Checkpoints and triplet caches stream into write_atomic (torch.save, np.save): a writer that fails
+    halfway leaves the old file untouched and no temporary file behind."""
+    from recondefense.files import write_atomic
+
+    target = tmp_path / "cache.npy"
+    write_atomic(target, lambda file: np.save(file, np.arange(5)))
+    assert np.load(target).tolist() == [0, 1, 2, 3, 4]
+
+    def failing(file):
+        file.write(b"partial")
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space"):
+        write_atomic(target, failing)
+    assert np.load(target).tolist() == [0, 1, 2, 3, 4] and sorted(p.name for p in tmp_path.iterdir()) == ["cache.npy"]

@@ -33,6 +33,16 @@ def test_demo_prints_the_accuracies_and_writes_figure1(tmp_path, monkeypatch, ca
     assert (tmp_path / "figure1.png").stat().st_size > 1000 and (tmp_path / "figure2.png").is_file()
 
 
+@pytest.mark.parametrize("images", ["0", "-3", "many"])
+def test_demo_refuses_a_non_positive_image_count(images, monkeypatch, capsys) -> None:
+    """``--images 0`` used to run the default 500 images; it is refused before anything loads."""
+    monkeypatch.setattr(sys, "argv", ["demo.py", "--tier", "fashionmnist", "--images", images])
+    with pytest.raises(SystemExit) as exit_:
+        runpy.run_path(str(EXAMPLES / "demo.py"), run_name="__main__")
+    assert exit_.value.code == 2
+    assert "argument --images: expected a positive integer, got" in capsys.readouterr().err
+
+
 def test_imagenet_demo_on_two_photos(tmp_path, monkeypatch, capsys) -> None:
     """`make demo`'s default tier (EfficientNet-Lite0, foolbox photos), cut to two photos."""
     pytest.importorskip("efficientnet_lite_pytorch")

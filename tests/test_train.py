@@ -322,7 +322,9 @@ def test_widths_set_the_paper_ae_blocks_and_start_from_widened_weights(data, tmp
     assert "--widths 4,6" in defense.meta["command"]
     again = loop_build(_config(data, tmp_path / "unused", widths="4,6", init_from=str(final)), in_channels=3)
     assert all(torch.equal(v, again.state_dict()[k]) for k, v in defense.autoencoder.state_dict().items())
-    with pytest.raises(ValueError, match="--arch recon --skip --widths 4,6 .the weights. vs --arch recon --width 4 --depth 2"):
+    with pytest.raises(
+        ValueError, match="--arch recon --skip --widths 4,6 .the weights. vs --arch recon --width 4 --depth 2"
+    ):
         loop_build(_config(data, tmp_path / "unused", init_from=str(final)), in_channels=3)
 
 

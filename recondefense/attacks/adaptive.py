@@ -18,6 +18,7 @@ from torch import nn
 
 from ..classifiers import Normalized, check_normalization
 from ..defense import Defended
+from .base import check_count
 
 __all__ = ["BPDA", "EOT", "adaptive_model"]
 
@@ -84,8 +85,7 @@ class EOT(nn.Module):
 
     def __init__(self, model: nn.Module, samples: int = 10, average: Literal["logits", "probs"] = "logits") -> None:
         super().__init__()
-        if samples < 1:
-            raise ValueError(f"expected samples >= 1, got {samples}")
+        samples = check_count("samples", samples, minimum=1)
         if average not in ("logits", "probs"):
             raise ValueError(f"expected average='logits' or 'probs', got {average!r}")
         self.model = model

@@ -7,7 +7,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from .base import Attack
+from .base import Attack, check_count, check_number
 
 __all__ = ["DeepFool", "DeepFoolResult"]
 
@@ -64,18 +64,16 @@ class DeepFool(Attack):
         grad_chunk: int = 1,
     ) -> None:
         super().__init__(model)
-        if steps < 0 or overshoot < 0:
-            raise ValueError(f"expected steps >= 0 and overshoot >= 0, got steps={steps}, overshoot={overshoot}")
-        if candidates is not None and candidates < 2:
-            raise ValueError(
-                f"expected candidates >= 2 (the label and at least one other class) or None, got {candidates}"
-            )
-        if grad_chunk < 1:
-            raise ValueError(f"expected grad_chunk >= 1, got {grad_chunk}")
-        self.steps = int(steps)
-        self.overshoot = float(overshoot)
+        self.steps = check_count("steps", steps)
+        self.overshoot = check_number("overshoot", overshoot)
+        if candidates is not None:
+            candidates = check_count("candidates", candidates)
+            if candidates < 2:
+                raise ValueError(
+                    f"expected candidates >= 2 (the label and at least one other class) or None, got {candidates}"
+                )
         self.candidates = candidates
-        self.grad_chunk = int(grad_chunk)
+        self.grad_chunk = check_count("grad_chunk", grad_chunk, minimum=1)
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return self._deepfool(images, labels).adv

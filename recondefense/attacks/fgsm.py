@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import Attack
+from .base import Attack, check_number
 
 __all__ = ["FGSM"]
 
@@ -20,17 +20,18 @@ class FGSM(Attack):
     Args:
         model: pixel-space classifier, ``(N, C, H, W)`` in [0, 1] -> ``(N, classes)`` logits.
         eps: L-inf size of the perturbation, in [0, 1] pixel units.
-        targeted: if True, ``labels`` are targets and the step decreases their loss.
+        targeted: if True, ``labels`` are targets (required) and the step decreases their loss.
 
     Shape: ``(N, C, H, W)`` in [0, 1], labels ``(N,)`` -> ``(N, C, H, W)`` in [0, 1] within ``eps``.
+
+    Raises:
+        TypeError, ValueError: ``eps`` not a finite number >= 0.
     """
 
     def __init__(self, model: nn.Module, eps: float = 0.01, *, targeted: bool = False) -> None:
         super().__init__(model)
-        if eps < 0:
-            raise ValueError(f"expected eps >= 0, got {eps}")
-        self.eps = float(eps)
-        self.targeted = targeted
+        self.eps = check_number("eps", eps)
+        self.targeted = bool(targeted)
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         x = images.clone().requires_grad_(True)

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import Attack
+from .base import Attack, check_count, check_number
 
 __all__ = ["PGD"]
 
@@ -23,11 +23,14 @@ class PGD(Attack):
         model: pixel-space classifier, ``(N, C, H, W)`` in [0, 1] -> ``(N, classes)`` logits.
         eps: L-inf radius, in [0, 1] pixel units.
         alpha: step size.
-        steps: number of gradient steps.
+        steps: number of gradient steps (an integer >= 0).
         random_start: start from a uniform random point in the eps ball (Madry et al.).
-        targeted: if True, ``labels`` are targets and the steps decrease their loss.
+        targeted: if True, ``labels`` are targets (required) and the steps decrease their loss.
 
     Shape: ``(N, C, H, W)`` in [0, 1], labels ``(N,)`` -> ``(N, C, H, W)`` in [0, 1] within ``eps``.
+
+    Raises:
+        TypeError, ValueError: ``eps`` or ``alpha`` not a finite number >= 0, ``steps`` not an integer >= 0.
     """
 
     def __init__(
@@ -41,13 +44,11 @@ class PGD(Attack):
         targeted: bool = False,
     ) -> None:
         super().__init__(model)
-        if eps < 0 or alpha < 0 or steps < 0:
-            raise ValueError(f"expected eps, alpha, steps >= 0, got eps={eps}, alpha={alpha}, steps={steps}")
-        self.eps = float(eps)
-        self.alpha = float(alpha)
-        self.steps = int(steps)
-        self.random_start = random_start
-        self.targeted = targeted
+        self.eps = check_number("eps", eps)
+        self.alpha = check_number("alpha", alpha)
+        self.steps = check_count("steps", steps)
+        self.random_start = bool(random_start)
+        self.targeted = bool(targeted)
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         adv = images.clone()

@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import threading
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..files import write_atomic
 from .config import TrainConfig, changed_fields
 from .triplets import CACHED_CLEAN, CACHED_LABELS, CACHED_TRIPLETS
 
@@ -68,12 +70,6 @@ class _Position:
     skipped_images: int = 0
 
 
-def _atomic_save(obj: Any, path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 def _save_checkpoint(
     path: Path,
     ae: nn.Module,
@@ -83,21 +79,19 @@ def _save_checkpoint(
     config: TrainConfig,
 ) -> None:
     """The network, optimiser, schedule, position and both generators' states: all an exact resume needs."""
-    _atomic_save(
-        {
-            "model": ae.state_dict(),
-            "optimizer": opt.state_dict(),
-            "scheduler": sched.state_dict(),
-            "epoch": position.epoch,
-            "step_in_epoch": position.step_in_epoch,
-            "global_step": position.global_step,
-            "skipped_images": position.skipped_images,
-            "rng_torch": torch.get_rng_state(),
-            "rng_numpy": [v.tolist() if isinstance(v, np.ndarray) else v for v in np.random.get_state()],
-            "config": dataclasses.asdict(config),
-        },
-        path,
-    )
+    state = {
+        "model": ae.state_dict(),
+        "optimizer": opt.state_dict(),
+        "scheduler": sched.state_dict(),
+        "epoch": position.epoch,
+        "step_in_epoch": position.step_in_epoch,
+        "global_step": position.global_step,
+        "skipped_images": position.skipped_images,
+        "rng_torch": torch.get_rng_state(),
+        "rng_numpy": [v.tolist() if isinstance(v, np.ndarray) else v for v in np.random.get_state()],
+        "config": dataclasses.asdict(config),
+    }
+    write_atomic(path, partial(torch.save, state))
 
 
 def _load_checkpoint(path: Path, device: torch.device) -> dict[str, Any]:

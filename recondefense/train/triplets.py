@@ -4,7 +4,7 @@ corruptions against classifier ``k``) or once for the whole training set (``--tr
 from __future__ import annotations
 
 import dataclasses
-import os
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 from ..attacks import FGSM, PGD
 from ..corruptions import corrupt
 from ..data import collate_skipping
+from ..files import write_atomic
 from .config import TrainConfig, attack_parts, corruption_spec, gaussian_sigma
 
 CACHED_TRIPLETS = "triplets_x_adv.npy"
@@ -208,12 +209,6 @@ def _load_cache(out: Path) -> _TripletCache:
     return cache
 
 
-def _save_atomic(array: np.ndarray, path: Path) -> None:
-    tmp = path.with_suffix(".tmp.npy")
-    np.save(tmp, array)
-    os.replace(tmp, path)
-
-
 def _cache_triplets(
     dataset: Dataset, maker: _TripletMaker, config: TrainConfig, out: Path, device: torch.device, relabel: bool
 ) -> None:
@@ -247,9 +242,9 @@ def _cache_triplets(
         arrays["labels"][rows] = y.cpu().numpy()
     if not arrays:
         raise ValueError("no decodable training image to attack")
-    _save_atomic(arrays["clean"], out / CACHED_CLEAN)
-    _save_atomic(arrays["labels"], out / CACHED_LABELS)
-    _save_atomic(arrays["x_adv"], out / CACHED_TRIPLETS)
+    write_atomic(out / CACHED_CLEAN, partial(np.save, arr=arrays["clean"]))
+    write_atomic(out / CACHED_LABELS, partial(np.save, arr=arrays["labels"]))
+    write_atomic(out / CACHED_TRIPLETS, partial(np.save, arr=arrays["x_adv"]))
 
 
 class _WithIndex(Dataset):
