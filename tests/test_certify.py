@@ -14,8 +14,10 @@ from recondefense.certify import (
     ABSTAIN,
     base_classifier,
     certify,
+    certify_dataset,
     lower_confidence_bound,
     predict,
+    print_table,
     row_label,
     sample_counts,
 )
@@ -140,3 +142,172 @@ def test_rows_of_another_bare_classifier_are_named_after_it():
     assert row_label({"defense": "none", "classifier": "fm-noise"}, "fm") == "fm-noise"
     assert row_label({"defense": "none", "classifier": "fm"}, "fm") == "none"
     assert row_label({"defense": "ours"}, "fm") == "ours"
+
+
+# ------------------------------------------------------------------------------------- argument checks
+
+
+def _gen() -> torch.Generator:
+    return torch.Generator().manual_seed(0)
+
+
+def test_garbage_images_and_logits_get_no_certificate():
+    image = torch.full((1, 2, 2), 0.9)
+    nan_pixel = image.clone()
+    nan_pixel[0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        certify(Linear2(), nan_pixel, 0.25, n0=10, n=100)
+    with pytest.raises(ValueError, match="NaN"):
+        predict(Linear2(), nan_pixel, 0.25, 100, 0.001)
+    with pytest.raises(ValueError, match=r"NaN or Inf logits"):
+        certify(lambda x: torch.full((x.shape[0], 3), float("nan")), image, 0.25, n0=10, n=100)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):  # 0..255 floats are not clamped to white and certified
+        certify(Linear2(), image * 255, 0.25, n0=10, n=100)
+    with pytest.raises(ValueError, match=r"\(N, K\) logits|logits for"):
+        certify(lambda x: x.flatten(), image, 0.25, n0=10, n=100)
+    # uint8 is pixels in [0, 255], like everywhere in the library: the same certificate as the float image
+    as_uint8 = (image * 255).round().to(torch.uint8)
+    assert certify(Linear2(), as_uint8, 0.25, n0=10, n=100, generator=_gen()) == certify(
+        Linear2(), as_uint8.float() / 255, 0.25, n0=10, n=100, generator=_gen()
+    )
+
+
+@pytest.mark.parametrize("batch_size", [0, -3, 2.5])
+def test_batch_size_must_be_a_positive_int(batch_size):
+    image = torch.full((1, 2, 2), 0.9)
+    with pytest.raises(ValueError, match="batch_size"):
+        certify(Linear2(), image, 0.25, n0=10, n=100, batch_size=batch_size)
+    with pytest.raises(ValueError, match="batch_size"):
+        predict(Linear2(), image, 0.25, 100, 0.001, batch_size=batch_size)
+    with pytest.raises(ValueError, match="batch_size"):
+        sample_counts(Linear2(), image, 0.25, 100, batch_size=batch_size)
+
+
+def test_sigma_must_be_positive_and_finite_and_radius_is_a_float():
+    image = torch.full((1, 2, 2), 0.9)
+    for sigma in (float("nan"), float("inf"), -0.1, 0, "0.25", torch.tensor([0.25])):
+        with pytest.raises(ValueError, match="sigma"):
+            certify(Linear2(), image, sigma, n0=10, n=100)
+    as_tensor = certify(Linear2(), image, torch.tensor(0.25), n0=10, n=100, generator=_gen())
+    assert type(as_tensor.radius) is float and as_tensor == certify(
+        Linear2(), image, 0.25, n0=10, n=100, generator=_gen()
+    )
+
+
+def test_predict_certify_and_the_bound_check_their_arguments():
+    image = torch.full((1, 2, 2), 0.9)
+    with pytest.raises(ValueError, match="alpha"):
+        predict(Linear2(), image, 0.25, 100, 2)
+    with pytest.raises(ValueError, match="n must be an int >= 1"):
+        predict(Linear2(), image, 0.25, 0, 0.01)
+    assert predict(lambda x: torch.zeros(x.shape[0], 1), image, 0.25, 100, 0.01) == 0  # 1 class: no runner-up
+    for n0, n in ((10.0, 100), (10, 1e2)):
+        with pytest.raises(ValueError, match="must be an int"):
+            certify(Linear2(), image, 0.25, n0=n0, n=n)
+    with pytest.raises(ValueError, match="at most trials"):
+        lower_confidence_bound(10, 5, 0.001)
+    with pytest.raises(ValueError, match="limit"):
+        certify_dataset(Linear2(), [(image, 1)], 0.25, limit=-1)
+    with pytest.raises(TypeError, match="nn.Module"):
+        certify(42, image, 0.25)
+    # a float64 image through a float32 module: cast to the module's dtype
+    torch.manual_seed(0)
+    module = nn.Sequential(nn.Flatten(), nn.Linear(4, 2))
+    assert certify(module, image.double(), 0.25, n0=10, n=100, generator=_gen()) == certify(
+        module, image, 0.25, n0=10, n=100, generator=_gen()
+    )
+    # any callable: a plain function certifies like the module it calls
+    rows = certify_dataset(lambda x: Linear2()(x), [(image, 1)], 0.25, n0=10, n=100, progress=False)
+    assert rows[0]["prediction"] == 1
+
+
+def test_print_table_and_row_label_take_certify_dataset_rows(capsys):
+    data = [(torch.full((1, 2, 2), v), 1) for v in (0.9, 0.95, 0.2)]
+    rows = certify_dataset(Linear2(), data, 0.25, n0=10, n=100, progress=False)
+    assert {"sigma", "n0", "n", "alpha"} <= set(rows[0]) and rows[0]["n0"] == 10
+    print_table({"linear": rows}, [0.0, 0.25])
+    out = capsys.readouterr().out
+    assert "| linear | 0.667 |" in out
+    with pytest.raises(ValueError, match="names no 'defense'"):
+        row_label(rows[0], "fm")
+    assert row_label(dict(rows[0], defense="none"), "fm") == "none"
+    with pytest.raises(ValueError, match=r"lack \['n0'\]"):
+        print_table({"old": [{k: v for k, v in rows[0].items() if k != "n0"}]}, [0.0])
+
+
+def test_warmup_runs_every_batch_shape_before_the_first_timed_image():
+    seen: list[int] = []
+
+    def model(x: torch.Tensor) -> torch.Tensor:
+        seen.append(x.shape[0])
+        return Linear2()(x)
+
+    data = [(torch.full((1, 2, 2), 0.9), 1)]
+    rows = certify_dataset(model, data, 0.25, n0=30, n=250, batch_size=100, warmup=True, progress=False)
+    assert seen[:3] == [30, 100, 50]  # the shapes certify uses, once each, in its order, untimed
+    assert seen[3:] == [30, 100, 100, 50]  # then the certification itself
+    plain = certify_dataset(Linear2(), data, 0.25, n0=30, n=250, batch_size=100, progress=False)
+    assert [r["radius"] for r in rows] == [r["radius"] for r in plain]  # the noise draws are untouched
+
+
+def _rows_file(path, rows):
+    import json
+
+    path.write_text(json.dumps(rows))
+    return str(path)
+
+
+def _rows(defense="none", sigma=0.25, n0=100, count=3):
+    base = {"sigma": sigma, "n": 1000, "n0": n0, "alpha": 0.001, "seconds": 1.0, "label": 1}
+    return [
+        dict(base, index=i, defense=defense, prediction=1, radius=0.3 * (i + 1), correct=True) for i in range(count)
+    ]
+
+
+def test_certify_from_json_drops_repeated_rows_and_checks_n0(tmp_path, capsys):
+    from recondefense.certify import main
+
+    rows = _rows_file(tmp_path / "c.json", _rows())
+    assert main(["--from-json", rows]) == 0
+    once = capsys.readouterr().out
+    assert main(["--from-json", rows, rows]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == once and "3 images" in once  # not 6
+    assert "3 repeated row(s)" in captured.err
+    # overlapping shards: images 0-2 and 1-3 make 4 images, the first file's rows kept
+    shard = _rows()[1:] + [dict(_rows()[0], index=3)]
+    shard[0]["radius"] = 0.0
+    assert main(["--from-json", rows, _rows_file(tmp_path / "d.json", shard), "--radii", "0.3"]) == 0
+    assert "4 images" in capsys.readouterr().out
+    other = _rows_file(tmp_path / "e.json", _rows(defense="ours", n0=10))
+    assert main(["--from-json", rows, other]) == 2
+    assert "mix settings (sigma, n, n0, alpha, precision)" in capsys.readouterr().err
+
+
+def test_certify_cli_errors_are_one_line(tmp_path, capsys):
+    from recondefense.certify import main
+
+    empty = _rows_file(tmp_path / "empty.json", [])
+    assert main(["--from-json", empty]) == 2
+    assert "holds no rows" in capsys.readouterr().err
+    for argv, message in (
+        (["--radii", "abc"], "argument --radii"),
+        (["--sigma", "nan"], "argument --sigma"),
+        (["--sigma", "0.25", "--batch-size", "0"], "argument --batch-size"),
+        (["--sigma", "0.25", "--n", "1.5"], "argument --n"),
+        (["--sigma", "0.25", "--alpha", "1"], "argument --alpha"),
+        (["--sigma", "0.25", "--device", "tpu"], "--device 'tpu'"),
+        (["--sigma", "0.25", "--seed", "-1"], "--seed"),
+    ):
+        with pytest.raises(SystemExit) as exit_:
+            main(argv)
+        assert exit_.value.code == 2 and message in capsys.readouterr().err, argv
+
+
+def test_certify_help_shows_defaults(capsys):
+    from recondefense.certify import main
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default: 100000)" in text and "(default: 0,0.25,0.5,0.75,1.0)" in text and "--seed" in text

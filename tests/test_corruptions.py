@@ -20,6 +20,9 @@ from recondefense.corruptions import CORRUPTIONS, REFERENCE_CONSTANTS, Corruptio
 from recondefense.corruptions._ops import _motion_blur, _plasma_fractal
 from recondefense.corruptions.blur import _disk_kernel
 
+# the warning that a small blur does nothing (tested below) would repeat for many tests here
+pytestmark = pytest.mark.filterwarnings("ignore:.* images unchanged:UserWarning")
+
 NAMES = [
     "gaussian_noise",
     "shot_noise",
@@ -528,3 +531,64 @@ def test_against_imagenet_c_package():
             ours = corrupt(x8, name, severity)[0].permute(1, 2, 0).numpy() * 255
             # imagenet_c.corrupt truncates to uint8 (np.uint8), Pillow rounds between passes: 1 level + float32
             assert np.abs(ours - expected.astype(np.float64)).max() <= 1.0 + 1e-3, (name, severity)
+
+
+# ------------------------------------------------------------------------------- blurs too small to act
+
+#: min(H, W) up to which each blur leaves images unchanged, per severity 1..5 (the documented sizes)
+UNCHANGED_UP_TO = {"defocus_blur": (74, 55, 37, 27, 22), "motion_blur": (21, 12, 7, 5, 4)}
+
+
+@pytest.mark.parametrize("name", sorted(UNCHANGED_UP_TO))
+def test_small_blurs_are_the_identity_up_to_the_documented_sizes(name, monkeypatch):
+    import recondefense.corruptions as corruptions
+    from recondefense.corruptions.blur import UNCHANGED
+
+    monkeypatch.setattr(corruptions, "_WARNED", set())
+    for severity, side in enumerate(UNCHANGED_UP_TO[name], start=1):
+        for size, unchanged in ((side, True), (side + 1, False)):
+            x = torch.rand(2, 1, size, size, generator=gen())
+            with pytest.warns(UserWarning, match="unchanged") if unchanged else _no_warning():
+                change = float((corrupt(x, name, severity, generator=gen()) - x).abs().max())
+            assert (change < UNCHANGED) == unchanged, (name, severity, size, change)
+
+
+def _no_warning():
+    """A context in which any warning fails the test."""
+    import contextlib
+    import warnings
+
+    @contextlib.contextmanager
+    def context():
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            yield
+
+    return context()
+
+
+def test_a_blur_that_does_nothing_warns_once(monkeypatch):
+    import recondefense.corruptions as corruptions
+
+    monkeypatch.setattr(corruptions, "_WARNED", set())
+    x = smooth_image(1, 1, 28, 28)
+    with pytest.warns(UserWarning, match=r"defocus_blur at severity 2 leaves 28 x 28 images unchanged.*56 px"):
+        assert torch.equal(corrupt(x, "defocus_blur", 2), x)
+    with _no_warning():
+        corrupt(x, "defocus_blur", 2)  # once
+        assert not torch.equal(corrupt(x, "defocus_blur", 4), x)  # it acts: no warning
+    with pytest.warns(UserWarning, match="motion_blur at severity 1 leaves 8 x 8"):
+        corrupt(torch.rand(1, 3, 8, 8, generator=gen()), "motion_blur", 1, generator=gen())
+
+
+def test_severity_as_a_0d_tensor_and_images_of_the_wrong_type():
+    x = smooth_image(1, 3, 16, 16)
+    assert torch.equal(corrupt(x, "contrast", torch.tensor(2)), corrupt(x, "contrast", 2))
+    assert torch.equal(corrupt(x, "contrast", np.int64(2)), corrupt(x, "contrast", 2))
+    for severity in (torch.tensor(2.0), torch.tensor([2]), torch.tensor(True)):
+        with pytest.raises(ValueError, match="severity"):
+            corrupt(x, "contrast", severity)
+    with pytest.raises(TypeError):
+        corrupt(x.numpy(), "contrast", 2)
+    with pytest.raises(TypeError):
+        corrupt(x.to(torch.int32), "contrast", 2)

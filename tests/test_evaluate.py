@@ -170,3 +170,70 @@ def test_evaluate_leaves_global_state_alone():
     torch.manual_seed(123)
     evaluate("fashionmnist", defenses=["none"], attacks=["none"], limit=4, progress=False)
     assert torch.equal(torch.rand(3), expected) and matplotlib.get_backend() == backend
+
+
+def _corruption_rows(accuracies: dict[str, dict[str, float]]) -> list[dict]:
+    return [
+        {"defense": d, "attack": f"corruption:{c}", "accuracy": a, "per_severity": [a] * 5, "n": 10}
+        for d, by_name in accuracies.items()
+        for c, a in by_name.items()
+    ]
+
+
+def _mce_column(table: str) -> dict[str, str]:
+    return {
+        line.split("|")[1].strip(): line.rstrip(" |").rsplit("|", 1)[1].strip()
+        for line in table.splitlines()
+        if line.startswith("| ") and "---" not in line and "Defense" not in line
+    }
+
+
+def test_rel_mce_leaves_out_corruptions_without_undefended_error():
+    from recondefense.evaluate import format_corruption_markdown
+
+    rows = _corruption_rows(
+        {"none": {"fog": 1.0, "contrast": 0.5, "snow": 0.8}, "jpeg": {"fog": 0.9, "contrast": 0.75, "snow": 0.6}}
+    )
+    table = format_corruption_markdown(rows, TIER)
+    # none is 1 against itself; jpeg: (0.25 / 0.5 + 0.4 / 0.2) / 2 over contrast and snow, fog left out and said so
+    assert _mce_column(table) == {"none": "1.000", "jpeg": "1.250"}
+    assert "No undefended error on fog: left out of rel. mCE" in table and "averages the other 2" in table
+    assert "| 0.900 |" in table  # fog keeps its accuracy column
+    everything = _corruption_rows({"none": {"fog": 1.0}, "jpeg": {"fog": 0.5}})
+    assert _mce_column(format_corruption_markdown(everything, TIER)) == {"none": "-", "jpeg": "-"}
+    plain = format_corruption_markdown(_corruption_rows({"none": {"fog": 0.5}}), TIER)
+    assert "left out" not in plain  # the committed tables' caption is unchanged when nothing is left out
+
+
+def test_corruption_table_refuses_held_out_names_it_does_not_have():
+    from recondefense.evaluate import format_corruption_markdown
+
+    rows = _corruption_rows({"none": {"fog": 0.5, "snow": 0.4}})
+    assert "mean held-out" in format_corruption_markdown(rows, TIER, held_out=["snow"])
+    with pytest.raises(ValueError, match=r"\['contrast'\] are not in the table"):
+        format_corruption_markdown(rows, TIER, held_out=["snow", "contrast"])
+    with pytest.raises(ValueError, match="no corruption rows"):
+        format_corruption_markdown([], TIER)
+
+
+def test_evaluate_corruptions_refuses_repeats_before_loading_anything():
+    from recondefense.evaluate import evaluate_corruptions
+
+    with pytest.raises(ValueError, match=r"\['gaussian_noise'\] given more than once"):
+        evaluate_corruptions(TIER, defenses=["none"], corruptions=["gaussian_noise", "fog", "gaussian_noise"])
+    with pytest.raises(ValueError, match="severit"):
+        evaluate_corruptions(TIER, defenses=["none"], corruptions=["fog"], severities=(1, 1))
+    with pytest.raises(ValueError, match="severit"):
+        evaluate_corruptions(TIER, defenses=["none"], corruptions=["fog"], severities=(0, 2.0))
+
+
+@needs_fashion_mnist
+def test_a_corruptions_score_does_not_depend_on_the_others_selected():
+    from recondefense.evaluate import evaluate_corruptions
+
+    def fog(names: list[str]) -> dict:
+        rows = evaluate_corruptions(TIER, defenses=["none"], corruptions=names, limit=8, batch_size=4, progress=False)
+        return next(r for r in rows if r["attack"] == "corruption:fog")
+
+    alone = fog(["fog"])
+    assert fog(["gaussian_noise", "fog"]) == alone and fog(["fog", "contrast", "snow"]) == alone

@@ -70,10 +70,18 @@ the iteration count is kept), motion-blur radius and sigma, snow zoom (at least 
 radius/sigma, elastic sigma and affine jitter, with elastic alpha rescaled so that the displacement
 field's standard deviation is ``s`` times the reference one, frost needle length, and the fog fractal
 (map side: smallest power of two >= ``max(H, W, 256 s)``, cropped from the top-left as the reference
-crops 224 from 256). On small images this makes the low blur severities mild: at 28 x 28
-(``s = 0.125``) defocus severities 1-3 (radius 3, 4, 6 px at 224 px) are under one pixel and leave the
-image unchanged. Pass ``scale=1.0`` to keep the 224 px pixel constants instead. (CIFAR-10-C used
-separately tuned constants; this module does not reproduce them.)
+crops 224 from 256). On small images this makes the low blur severities mild, and below these sizes
+(``min(H, W)`` at the default scale) two blurs leave every image unchanged (no pixel moves by half an
+8-bit level; :func:`corrupt` warns once):
+
+- ``defocus_blur`` (disk radius 3, 4, 6, 8, 10 px at 224 px, under one pixel): severity 1 up to 74 px,
+  2 up to 55 px, 3 up to 37 px, 4 up to 27 px, 5 up to 22 px. So at 28 x 28 (Fashion-MNIST,
+  ``s = 0.125``) severities 1-3 are the identity;
+- ``motion_blur`` (Gaussian sigma 3, 5, 8, 12, 15 px at 224 px, under 0.28 px): severity 1 up to 21 px,
+  2 up to 12 px, 3 up to 7 px, 4 up to 5 px, 5 up to 4 px.
+
+Pass ``scale=1.0`` to keep the 224 px pixel constants instead. (CIFAR-10-C used separately tuned
+constants; this module does not reproduce them.)
 
 Layout: one module per ImageNet-C family, :mod:`.noise`, :mod:`.blur`, :mod:`.weather` and :mod:`.digital`;
 the reference's constants in :mod:`.reference`; the shared filters and random draws in :mod:`._ops`;
@@ -84,6 +92,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 from collections.abc import Callable
 
 import torch
@@ -112,10 +121,33 @@ def _check_name(name: str) -> str:
     return name
 
 
-def _check_severity(severity: int) -> int:
+def _check_severity(severity: int | torch.Tensor) -> int:
+    integer_dtypes = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
+    if isinstance(severity, torch.Tensor) and severity.ndim == 0 and severity.dtype in integer_dtypes:
+        severity = int(severity)  # a 0-d integer tensor, like np.int64
     if isinstance(severity, bool) or not isinstance(severity, numbers.Integral) or not 1 <= severity <= 5:
         raise ValueError(f"severity must be an int in 1..5, got {severity!r}")
     return int(severity)
+
+
+#: (name, severity, scale) already warned about by :func:`_warn_if_unchanged`.
+_WARNED: set[tuple[str, int, float]] = set()
+
+
+def _warn_if_unchanged(name: str, severity: int, s: float, h: int, w: int) -> None:
+    """Warn once per (corruption, severity, scale) when the corruption leaves every image unchanged."""
+    if (name, severity, s) in _WARNED or not blur.leaves_unchanged(name, severity, s):
+        return
+    _WARNED.add((name, severity, s))
+    side = next(
+        (m for m in range(1, 4 * REFERENCE_SIZE) if not blur.leaves_unchanged(name, severity, m / REFERENCE_SIZE)), None
+    )
+    warnings.warn(
+        f"{name} at severity {severity} leaves {h} x {w} images unchanged: at pixel scale {s:.3g} its kernel moves "
+        f"no pixel by half an 8-bit level. At the default scale it takes effect from min(H, W) = {side} px; "
+        "pass larger images or a larger scale= (see recondefense.corruptions.corrupt)",
+        stacklevel=3,
+    )
 
 
 def _check_scale(scale: float | None) -> float | None:
@@ -136,10 +168,15 @@ def corrupt(
 ) -> torch.Tensor:
     """Apply the ImageNet-C corruption ``name`` at ``severity`` (1..5).
 
+    Any ``H`` and ``W``, but on small images the low blur severities do nothing: ``defocus_blur`` leaves
+    images of ``min(H, W)`` up to 74, 55, 37, 27, 22 px unchanged at severity 1, 2, 3, 4, 5 (at 28 px,
+    severities 1-3), ``motion_blur`` up to 21, 12, 7, 5, 4 px (at the default ``scale``; see the module
+    docs). A ``UserWarning`` says so, once per corruption, severity and scale.
+
     Args:
         images: ``(C, H, W)`` or ``(N, C, H, W)``, ``C`` in {1, 3}, float in [0, 1] (or ``uint8``).
         name: one of :data:`CORRUPTIONS`.
-        severity: int in 1..5.
+        severity: int in 1..5 (a Python or numpy int, or a 0-d integer tensor).
         generator: source of all random draws (global torch RNG when None); same seed, same output.
         scale: multiplier of the reference's pixel-valued constants; default ``min(H, W) / 224``.
 
@@ -147,8 +184,10 @@ def corrupt(
         The corrupted images, same shape and dtype as ``images``, in [0, 1] (``uint8``: [0, 255]), detached.
 
     Raises:
+        TypeError: ``images`` not a tensor, or of a dtype other than ``uint8`` or floating point.
         ValueError: unknown ``name`` (the message lists the valid ones), severity not an int in 1..5,
-            bad ``scale``, or images that are not 1- or 3-channel pixel tensors in [0, 1].
+            bad ``scale``, or images that are not 1- or 3-channel ``(C, H, W)``/``(N, C, H, W)`` pixel
+            tensors in [0, 1] (or hold NaN/Inf).
     """
     _check_name(name)
     severity = _check_severity(severity)
@@ -158,6 +197,7 @@ def corrupt(
         raise ValueError(f"expected 1 (grayscale) or 3 (RGB) channels, got shape {tuple(images.shape)}")
     h, w = batch.shape[-2:]
     s = min(h, w) / REFERENCE_SIZE if scale is None else scale
+    _warn_if_unchanged(name, severity, s, h, w)
     work_dtype = torch.float64 if batch.dtype == torch.float64 else torch.float32
     with torch.no_grad():
         x = batch.detach().to(work_dtype).clamp(0, 1)

@@ -146,13 +146,19 @@ def _shift_sum(
     return out
 
 
-def _motion_blur(x: torch.Tensor, radius: float, sigma: float, angles: torch.Tensor) -> torch.Tensor:
-    """ImageMagick ``MotionBlurImage(radius, sigma, angle)`` on ``(N, C, H, W)`` with angles ``(N,)`` in degrees."""
+def _motion_kernel(radius: float, sigma: float) -> torch.Tensor:
+    """ImageMagick's one-sided motion-blur weights: ``(2 ceil(radius) + 1,)`` float64, tap 0 (the pixel) first."""
     width = int(2 * math.ceil(radius) + 1) if radius > 1e-12 else 3
     sigma = max(sigma, 1e-12)
     i = torch.arange(width, dtype=torch.float64)
     kernel = torch.exp(-(i**2) / (2 * sigma**2))
-    kernel = kernel / kernel.sum()
+    return kernel / kernel.sum()
+
+
+def _motion_blur(x: torch.Tensor, radius: float, sigma: float, angles: torch.Tensor) -> torch.Tensor:
+    """ImageMagick ``MotionBlurImage(radius, sigma, angle)`` on ``(N, C, H, W)`` with angles ``(N,)`` in degrees."""
+    kernel = _motion_kernel(radius, sigma)
+    i = torch.arange(kernel.numel(), dtype=torch.float64)
     a = torch.deg2rad(angles.to(torch.float64).cpu()).unsqueeze(1)
     dxs = torch.ceil(i * torch.cos(a) - 0.5).long().to(x.device)
     dys = torch.ceil(i * torch.sin(a) - 0.5).long().to(x.device)

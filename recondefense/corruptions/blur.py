@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 
@@ -14,6 +15,7 @@ from ._ops import (
     _filter_matrix,
     _gaussian_blur,
     _motion_blur,
+    _motion_kernel,
     _pad,
     _randint,
     _uniform,
@@ -40,14 +42,46 @@ def _disk_kernel(radius: float, alias_blur: float) -> torch.Tensor:
     return m @ disk @ m.T
 
 
-def _defocus_blur(x, severity, gen, s):
+def _defocus_kernel(severity: int, s: float) -> torch.Tensor:
+    """The defocus kernel at pixel scale ``s``, all-zero border rows/columns dropped (exact): ``(2r+1, 2r+1)``."""
     radius, alias = REFERENCE_CONSTANTS["defocus_blur"][severity - 1]
     kernel = _disk_kernel(radius * s, alias * s)
     # drop all-zero border rows/columns (exact), so small images need less padding
     mid = (kernel.shape[0] - 1) // 2
     used = torch.nonzero((kernel != 0).any(0)).flatten()
     r = int((used - mid).abs().max())
-    kernel = kernel[mid - r : mid + r + 1, mid - r : mid + r + 1]
+    return kernel[mid - r : mid + r + 1, mid - r : mid + r + 1]
+
+
+def _change_bound(kernel: torch.Tensor, center: float) -> float:
+    """The most a nonnegative ``kernel`` whose tap on the pixel itself is ``center`` can move a pixel of an image
+    in [0, 1]: ``max(sum of the other taps, |1 - center|)``."""
+    return max(float(kernel.sum()) - center, abs(1 - center))
+
+
+#: A blur whose kernel cannot move any pixel by this much (half an 8-bit level) leaves images unchanged.
+UNCHANGED = 0.5 / 255
+
+
+@functools.lru_cache(maxsize=256)
+def leaves_unchanged(name: str, severity: int, s: float) -> bool:
+    """Whether ``name`` at ``severity`` and pixel scale ``s`` moves no pixel of any image by :data:`UNCHANGED`
+    or more: ``defocus_blur`` once its disk radius ``radius * s`` is under one pixel, ``motion_blur`` once its
+    Gaussian ``sigma * s`` is under about 0.28 px. False for the other corruptions."""
+    if name == "defocus_blur":
+        kernel = _defocus_kernel(severity, s)
+        mid = (kernel.shape[0] - 1) // 2
+        return _change_bound(kernel, float(kernel[mid, mid])) < UNCHANGED
+    if name == "motion_blur":
+        radius, sigma = REFERENCE_CONSTANTS["motion_blur"][severity - 1]
+        kernel = _motion_kernel(radius * s, sigma * s)
+        return _change_bound(kernel, float(kernel[0])) < UNCHANGED
+    return False
+
+
+def _defocus_blur(x, severity, gen, s):
+    kernel = _defocus_kernel(severity, s)
+    r = (kernel.shape[0] - 1) // 2
     n, c, h, w = x.shape
     padded = _pad(x.reshape(n * c, 1, h, w), r, r, "reflect101")
     out = F.conv2d(padded, kernel.to(device=x.device, dtype=x.dtype)[None, None])

@@ -33,6 +33,41 @@ def _held_out(args: argparse.Namespace) -> list[str]:
     return [n for n in args.held_out_corruptions.split(",") if n]
 
 
+def _corruption_problems(args: argparse.Namespace) -> list[str]:
+    """What is wrong with ``--corruptions`` and ``--held-out-corruptions``: unknown or repeated names, held-out
+    names without ``--corruptions`` or outside the evaluated ones."""
+    from ..corruptions import CORRUPTIONS
+
+    problems = []
+    held_out = _held_out(args)
+    if held_out and args.corruptions is None:
+        problems.append("--held-out-corruptions needs --corruptions (it is a column of the corruption table)")
+    names = None if args.corruptions in (None, "all") else args.corruptions.split(",")
+    for flag, given in (("--corruptions", names or []), ("--held-out-corruptions", held_out)):
+        unknown = [n for n in dict.fromkeys(given) if n not in CORRUPTIONS]
+        if unknown:
+            problems.append(f"{flag}: unknown corruption(s) {unknown}: expected some of {','.join(CORRUPTIONS)}")
+        repeated = [n for n in dict.fromkeys(given) if given.count(n) > 1]
+        if repeated:
+            problems.append(f"{flag}: {repeated} given more than once: name each corruption once")
+    if names and not args.from_json:
+        outside = [n for n in dict.fromkeys(held_out) if n in CORRUPTIONS and n not in names]
+        if outside:
+            problems.append(f"--held-out-corruptions {outside} are not among the evaluated --corruptions {names}")
+    return problems
+
+
+def _device_problem(name: str) -> str | None:
+    """Why ``--device`` cannot be used here (the same check as ``recondefense train --device``), or None."""
+    from ..devices import check_device
+
+    try:
+        check_device(name)
+    except ValueError as err:
+        return str(err)
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """The ``recondefense evaluate`` command line. Returns the exit code: 2 for a bad argument, reported
     as one ``error:`` line before any data, classifier or defense is loaded."""
@@ -78,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="images per batch (default: the tier's; 250, ImageNet tiers 10)",
     )
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", default="cpu", help='"auto" (cuda when available), "cpu", "cuda" or "cuda:N"')
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--json", default=None, help="write the rows here ('-': to stdout, and the table to stderr instead)"
@@ -110,10 +145,12 @@ def main(argv: list[str] | None = None) -> int:
         nargs="?",
         const="all",
         default=None,
-        help="the corruption table instead of the attack table: 'all' or comma-separated ImageNet-C names",
+        help="the corruption table instead of the attack table: 'all' or comma-separated ImageNet-C names, each once",
     )
     parser.add_argument(
-        "--held-out-corruptions", default="", help="comma-separated corruptions reported in their own mean column"
+        "--held-out-corruptions",
+        default="",
+        help="with --corruptions: comma-separated corruptions among those evaluated, reported in their own mean column",
     )
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
@@ -148,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     for path in args.from_json or []:
         if not Path(path).is_file():
             problems.append(f"--from-json {path}: no such file")
+    problems.extend(_corruption_problems(args))
+    problems.append(_device_problem(args.device))
     wanted = {
         "--json": None if args.json == "-" else args.json,
         "--markdown": args.markdown,
@@ -178,19 +217,28 @@ def main(argv: list[str] | None = None) -> int:
         order = {d: i for i, d in enumerate(tier.defenses)}
         rows.sort(key=lambda r: order.get(r["defense"], len(order)))  # stable: unknown defenses keep their place
         if args.corruptions is not None:  # rows of earlier --corruptions runs: the corruption table
-            table = format_corruption_markdown(rows, tier, classifier, _held_out(args))
+            try:
+                table = format_corruption_markdown(rows, tier, classifier, _held_out(args))
+            except ValueError as err:
+                print(f"error: --from-json {' '.join(args.from_json)}: {err}", file=sys.stderr)
+                return 2
         else:
             table = format_markdown(rows, tier, classifier)
         print(table)
         if args.markdown:
             Path(args.markdown).write_text(table)
         return 0
+    device = args.device
+    if device == "auto":
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     common = {  # what the corruption table and the attack table run with
         "defenses": defenses,
         "classifier": classifier,
         "limit": args.limit,
         "batch_size": args.batch_size,
-        "device": args.device,
+        "device": device,
         "seed": args.seed,
         "progress": not args.no_progress,
     }
@@ -205,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.figures and ours:  # one image under every corruption, before and after our (first) defense
             Path(args.figures).mkdir(parents=True, exist_ok=True)
             path = Path(args.figures) / "corruptions.png"
-            corruption_figure(tier, ours[0], path, seed=args.seed, device=args.device)
+            corruption_figure(tier, ours[0], path, seed=args.seed, device=device)
             print(f"wrote {path}", file=info)
         return 0
     if not args.no_table:
@@ -216,11 +264,11 @@ def main(argv: list[str] | None = None) -> int:
         _write_table(rows, table, args.json, args.markdown, info)
     ours = [d for d in defenses if d not in BASELINES and d != "none"]
     if args.figures and ours:
-        for path in save_figures(tier, defenses, ours[0], args.figures, device=args.device):
+        for path in save_figures(tier, defenses, ours[0], args.figures, device=device):
             print(f"wrote {path}", file=info)
     if args.curve:
         curve_defenses = curve_defenses or ours
-        points = eps_curve(tier, curve_defenses, args.curve, device=args.device, progress=not args.no_progress)
+        points = eps_curve(tier, curve_defenses, args.curve, device=device, progress=not args.no_progress)
         Path(args.curve).with_suffix(".json").write_text(json.dumps(points, indent=1))
         print(json.dumps(points), file=info)
     return 0

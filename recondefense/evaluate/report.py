@@ -17,30 +17,57 @@ __all__ = ["format_corruption_markdown", "format_markdown"]
 def format_corruption_markdown(
     rows: list[dict[str, Any]], tier: Tier, classifier: str | None = None, held_out: Sequence[str] = ()
 ) -> str:
-    """The corruption table: accuracy per corruption (mean over severities), their mean, and the mean
-    corruption error relative to no defense (mean over corruptions of error(defense) / error(none); < 1 helps).
-    ``held_out`` corruptions (never trained on) get their own mean column."""
+    """The corruption table: accuracy per corruption (mean over severities), their mean, and the relative mean
+    corruption error (rel. mCE) against no defense: the mean over corruptions of error(defense) / error(none)
+    (< 1: the defense helps; needs the ``none`` rows).
+
+    A corruption on which ``none`` makes no error leaves the ratio undefined (0 / 0 or x / 0): it is left out of
+    every row's rel. mCE, and the caption names it (the accuracy columns and means keep it). Merged shards:
+    the first row of a (defense, corruption) cell wins.
+
+    Args:
+        rows: rows of :func:`~recondefense.evaluate.evaluate_corruptions` (``attack``: ``"corruption:<name>"``).
+        held_out: corruptions never trained on, given their own mean column; each must be among the rows'.
+
+    Raises:
+        ValueError: no rows, or a ``held_out`` name that is not a corruption of the rows.
+    """
+    if not rows:
+        raise ValueError("no corruption rows to tabulate")
     defenses = list(dict.fromkeys(r["defense"] for r in rows))
     names = list(dict.fromkeys(r["attack"].removeprefix("corruption:") for r in rows))
-    acc = {(r["defense"], r["attack"].removeprefix("corruption:")): r["accuracy"] for r in rows}
+    missing = [c for c in dict.fromkeys(held_out) if c not in names]
+    if missing:
+        raise ValueError(
+            f"held-out corruption(s) {missing} are not in the table: expected some of its corruptions {names}"
+        )
+    acc: dict[tuple[str, str], float] = {}
+    for r in rows:
+        acc.setdefault((r["defense"], r["attack"].removeprefix("corruption:")), r["accuracy"])
     n = max((r["n"] for r in rows), default=0)
     head = ["Defense", *names, "mean"] + (["mean held-out"] if held_out else []) + ["rel. mCE"]
-    lines = [
+    has_none = all(("none", c) in acc for c in names)
+    unrated = [c for c in names if has_none and 1 - acc["none", c] <= 0]  # no undefended error: no ratio
+    rated = [c for c in names if c not in unrated]
+    caption = (
         f"Classifier `{classifier or tier.classifier}`, {n} test images, each of the {len(names)} ImageNet-C "
         "corruptions at severities 1-5 (accuracy averaged over severities). rel. mCE: mean over corruptions of "
-        "the defended error divided by the undefended error (below 1: the defense helps).",
-        "",
-        "| " + " | ".join(head) + " |",
-        "|" + "---|" * len(head),
-    ]
+        "the defended error divided by the undefended error (below 1: the defense helps)."
+    )
+    if unrated:
+        caption += (
+            f" No undefended error on {', '.join(unrated)}: left out of rel. mCE (the ratio is undefined), "
+            f"which averages the other {len(rated)}."
+        )
+    lines = [caption, "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for d in defenses:
         values = [acc[d, c] for c in names]
         cells = [f"{v:.3f}" for v in values] + [f"{sum(values) / len(values):.3f}"]
         if held_out:
             kept = [acc[d, c] for c in names if c in held_out]
             cells.append(f"{sum(kept) / len(kept):.3f}" if kept else "-")
-        if ("none", names[0]) in acc:
-            ratios = [(1 - acc[d, c]) / max(1 - acc["none", c], 1e-9) for c in names]
+        if has_none and rated:
+            ratios = [(1 - acc[d, c]) / (1 - acc["none", c]) for c in rated]
             cells.append(f"{sum(ratios) / len(ratios):.3f}")
         else:
             cells.append("-")

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import inspect
+import numbers
 from collections.abc import Sequence
 from typing import Any
 
@@ -227,10 +228,19 @@ def evaluate_corruptions(
 ) -> list[dict[str, Any]]:
     """Accuracy of ``classifier(defense(corrupt(x)))`` per ImageNet-C corruption, averaged over ``severities``.
 
-    Every defense sees the same corrupted images (one generator seeded per batch, corruption and severity).
+    Every defense sees the same corrupted images: one generator per batch, corruption and severity, seeded
+    from ``seed``, the batch, the corruption's index in :data:`~recondefense.corruptions.CORRUPTIONS` (not its
+    place in ``corruptions``, so a corruption scores the same whichever others are selected) and the severity.
+
+    Args:
+        corruptions: names of :data:`~recondefense.corruptions.CORRUPTIONS`, each once (default: all 15).
+        severities: distinct ints in 1..5.
 
     Returns:
         Rows ``{"defense", "attack": "corruption:<name>", "accuracy", "per_severity": [...], "n"}``.
+
+    Raises:
+        ValueError: an unknown or repeated corruption or severity (before any data is loaded), or bad data.
     """
     from ..corruptions import CORRUPTIONS, corrupt
 
@@ -240,13 +250,25 @@ def evaluate_corruptions(
     names = list(corruptions or CORRUPTIONS)
     unknown = [n for n in names if n not in CORRUPTIONS]
     if unknown:
-        raise ValueError(f"unknown corruptions {unknown}: expected some of {sorted(CORRUPTIONS)}")
+        raise ValueError(f"unknown corruptions {unknown}: expected some of {list(CORRUPTIONS)}")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"corruptions {repeated} given more than once: name each once")
+    severities = list(severities)
+    if not severities or any(
+        isinstance(s, bool) or not isinstance(s, numbers.Integral) or not 1 <= s <= 5 for s in severities
+    ):
+        raise ValueError(f"severities must be ints in 1..5, got {severities}")
+    if len(set(severities)) != len(severities):
+        raise ValueError(f"severities {severities} repeat a severity: name each once")
+    canonical = {name: k for k, name in enumerate(CORRUPTIONS)}  # the seeds' corruption index
     clf, modules, loader, total = _setup(tier, defenses, classifier, seed, device, limit, batch_size or tier.batch_size)
     correct = {(d, c, s): 0 for d in defenses for c in names for s in severities}
     bar = tqdm(loader, desc=f"corruptions {tier.name}", disable=not progress)
     for i, (x, y) in enumerate(bar):
         x, y = x.to(device), y.to(device)
-        for j, name in enumerate(names):
+        for name in names:
+            j = canonical[name]
             for severity in severities:
                 generator = torch.Generator(device=x.device).manual_seed(seed * 1_000_003 + i * 1009 + j * 7 + severity)
                 corrupted = corrupt(x, name, severity, generator=generator)

@@ -265,7 +265,9 @@ def validate_config(config: TrainConfig) -> None:
     if config.image_size is not None and config.image_size < 1:
         raise ValueError(f"--image-size {config.image_size}: expected a positive number of pixels")
     _check_data(config.data)
-    _check_device(config.device)
+    from ..devices import check_device
+
+    check_device(config.device)
     if config.freeze:
         from ..purifiers import build_purifier
         from .network import _architecture, _frozen
@@ -298,26 +300,6 @@ def _check_data(spec: str) -> None:
         raise ValueError(
             f"--data {spec!r}: expected fashionmnist, photos[:N], folder:PATH, imagefolder:PATH or an ImageFolder PATH"
         )
-
-
-def _check_device(name: str) -> None:
-    """Refuse a ``--device`` torch cannot parse or this machine lacks."""
-    if name == "auto":
-        return
-    import torch
-
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        device = None
-    if device is None or device.type not in ("cpu", "cuda", "mps"):
-        raise ValueError(f"--device {name!r}: expected auto, cpu, cuda or cuda:N")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {name}: this machine has no CUDA device (use --device cpu or auto)")
-    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise ValueError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"--device {name}: this machine has no MPS device (use --device cpu or auto)")
 
 
 def corruption_spec(part: str) -> tuple[tuple[str, ...], tuple[int, ...]] | None:

@@ -1,0 +1,31 @@
+"""Device names the command lines take (``--device``), checked before anything is loaded (torch is imported
+only when a name needs it, so ``--help`` and argument errors stay fast)."""
+
+from __future__ import annotations
+
+__all__ = ["check_device"]
+
+
+def check_device(name: str) -> None:
+    """Refuse a ``--device`` torch cannot parse or this machine lacks: ``"auto"``, ``"cpu"``, ``"cuda"``,
+    ``"cuda:N"`` or ``"mps"`` pass where the machine has them.
+
+    Raises:
+        ValueError: one line naming the flag, the value and what is allowed.
+    """
+    if name == "auto":
+        return
+    import torch
+
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        device = None
+    if device is None or device.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"--device {name!r}: expected auto, cpu, cuda or cuda:N")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: this machine has no CUDA device (use --device cpu or auto)")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ValueError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"--device {name}: this machine has no MPS device (use --device cpu or auto)")
