@@ -25,12 +25,7 @@ WEIGHTS = "fashionmnist-smallcnn-pgd"  # 1 channel
 NAMES = [f"n{i}" for i in range(4)]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _png(path: Path, seed: int, size: tuple[int, int] = (16, 16), fmt: str = "PNG") -> None:

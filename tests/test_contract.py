@@ -26,15 +26,7 @@ from recondefense.baselines import JPEG, STL, BitDepth, FeatureDistillation, Pix
 from recondefense.purifiers import ARCHITECTURES, GATED_INNER
 from recondefense.transform import RANGE_TOLERANCE, PixelDefense
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Inputs here are tiny: one thread is fastest, and avoids OpenMP oversubscription on a busy machine
-    (STL's ADMM loop runs hundreds of small ops, each of which stalls when another process holds the cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def reconstructive(arch: str, channels: int = 3, inner: str = "recon") -> ReconstructiveDefense:

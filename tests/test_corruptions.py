@@ -21,7 +21,10 @@ from recondefense.corruptions._ops import _motion_blur, _plasma_fractal
 from recondefense.corruptions.blur import _disk_kernel
 
 # the warning that a small blur does nothing (tested below) would repeat for many tests here
-pytestmark = pytest.mark.filterwarnings("ignore:.* images unchanged:UserWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:.* images unchanged:UserWarning"),
+    pytest.mark.usefixtures("one_thread"),
+]
 
 NAMES = [
     "gaussian_noise",
@@ -42,15 +45,6 @@ NAMES = [
 ]
 DETERMINISTIC = {"defocus_blur", "zoom_blur", "brightness", "contrast", "pixelate", "jpeg_compression"}
 RANDOM = [n for n in NAMES if n not in DETERMINISTIC]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """The corruptions are small per-pixel ops; one thread is faster on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def smooth_image(n: int = 1, c: int = 3, h: int = 32, w: int = 32) -> torch.Tensor:
