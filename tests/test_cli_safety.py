@@ -137,7 +137,7 @@ def no_work(monkeypatch: pytest.MonkeyPatch) -> None:
     for module, names in (
         (ev_cli, ("evaluate", "evaluate_corruptions", "save_figures", "eps_curve", "corruption_figure")),
         (ev_run, ("load_classifier", "build_defense")),
-        (ev_figures, ("load_classifier", "build_defense")),
+        (ev_figures, ("build_defense",)),  # (its classifier: through ev_run's load_classifier)
     ):
         for name in names:
             monkeypatch.setattr(module, name, boom)
@@ -174,6 +174,22 @@ EVALUATE_BAD = [
     (["--corruptions", "--held-out-corruptions", "fgo"], False, "unknown corruption(s) ['fgo']"),
     (["--corruptions", "fog", "--held-out-corruptions", "snow"], False, "['snow'] are not among the evaluated"),
     (["--device", "tpu"], False, "--device 'tpu': expected auto, cpu, cuda or cuda:N"),
+    # a classifier of another dataset, or two classifiers at once
+    (
+        ["--classifier", "imagenet-efficientnet_lite0"],
+        False,
+        "--classifier imagenet-efficientnet_lite0 takes imagenet images, but tier 'fashionmnist' gives 1 x 28 x 28",
+    ),
+    (["--transfer", "--classifier", "fashionmnist-smallcnn"], False, "--transfer evaluates the tier's transfer"),
+    # flags that would do nothing
+    (["--defenses", "none,jpeg", "--figures", "figs_base"], False, "--figures shows one of our defenses (weights)"),
+    (["--corruptions", "fog", "--defenses", "jpeg", "--figures", "figs"], False, "--defenses jpeg names none"),
+    (["--no-table"], False, "--no-table without --figures or --curve: nothing to do"),
+    (["--no-table", "--curve", "c.png", "--json", "t.json"], False, "--no-table skips the table, so --json would"),
+    (["--curve-defenses", WEIGHTS], False, "--curve-defenses without --curve"),
+    (["--corruptions", "fog", "--cap", "fog=2"], False, "--cap is for the attack table"),
+    (["--from-json", "rows.json", "--figures", "figs"], False, "--from-json only tabulates saved rows: --figures"),
+    (["--from-json", "rows.json", "--curve", "c.png"], False, "--from-json only tabulates saved rows: --curve"),
 ]
 
 
@@ -254,3 +270,57 @@ def test_write_atomic_from_a_writer_function_is_whole_or_absent(tmp_path):
     with pytest.raises(OSError, match="No space"):
         write_atomic(target, failing)
     assert np.load(target).tolist() == [0, 1, 2, 3, 4] and sorted(p.name for p in tmp_path.iterdir()) == ["cache.npy"]
+
+
+def _rows(defense: str = "none", quality: bool = True, **extra) -> list[dict]:
+    """One attack row (and its quality row) as an evaluate --json run writes them."""
+    rows = [{"defense": defense, "attack": "none", "accuracy": 0.5, "n": 4, "ci95": [0.2, 0.8], **extra}]
+    quality_row = {"defense": defense, "attack": "quality", "psnr": 20.0, "ssim": 0.5, "psnr_clean": None, "n": 4}
+    return rows + ([quality_row] if quality else [])
+
+
+_FOG = {"defense": "none", "attack": "corruption:fog", "accuracy": 0.5, "per_severity": [0.5] * 5, "n": 4}
+FROM_JSON_BAD = [
+    # (file content, --corruptions, part of the message)
+    ("", False, "rows.json: empty file"),
+    ("[1,", False, "rows.json: not JSON (Expecting value at line 1 column 4)"),
+    (b"\xff\xfe[]", False, "rows.json: not UTF-8 text"),
+    ('{"a": 1}', False, "rows.json: a JSON object, expected a list of rows"),
+    ("[]", False, "rows.json: the file holds no rows"),
+    ("[]", True, "rows.json: the file holds no rows"),
+    ([1], False, "rows.json: row 0: expected an object with 'defense' and 'attack', got int"),
+    ([{"defense": "none"}], False, "row 0: no 'attack' name"),
+    ([{"attack": "none"}], False, "row 0: no 'defense' name"),
+    (_rows(quality=False), False, "defense(s) ['none'] have no 'quality' row (PSNR/SSIM)"),
+    ([{**_rows()[0], "accuracy": "high"}, _rows()[1]], False, "row 0: (defense 'none', attack 'none') lacks a valid"),
+    ([{**_rows()[0], "attack": "cw"}], False, "row 0: unknown attack 'cw'"),
+    ([_FOG], False, "attack 'corruption:fog' is a corruption-table row: add --corruptions"),
+    (_rows(), True, "attack 'none' is an attack-table row: drop --corruptions"),
+    ([{**_FOG, "per_severity": []}], True, "lacks a valid per_severity"),
+    ([_FOG, {**_FOG, "defense": "jpeg", "per_severity": [0.5], "severities": [3]}], True, "different severities"),
+]
+
+
+@pytest.mark.parametrize(("content", "corruptions", "match"), FROM_JSON_BAD)
+def test_evaluate_from_json_refuses_what_is_not_rows(tree: Path, no_work, capsys, content, corruptions, match):
+    path = tree / "rows.json"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content if isinstance(content, str) else json.dumps(content))
+    before = _snapshot(tree)
+    argv = ["evaluate", "--from-json", "rows.json", "--markdown", "t.md", "--json", "merged.json"]
+    code, out, err = _run(argv + (["--corruptions"] if corruptions else []), cli, capsys)
+    assert code == 2 and out == ""
+    _assert_one_line_error(err, False, match)
+    assert _snapshot(tree) == before  # neither the table nor the rows written
+
+
+def test_evaluate_from_json_writes_the_merged_rows(tree: Path, no_work, capsys) -> None:
+    (tree / "a.json").write_text(json.dumps(_rows("jpeg")))
+    (tree / "b.json").write_text(json.dumps(_rows("none")))
+    code, out, err = _run(["evaluate", "--from-json", "a.json", "b.json", "--json", "merged.json"], cli, capsys)
+    assert code == 0 and err == "" and "| jpeg |" in out
+    assert json.loads((tree / "merged.json").read_text()) == _rows("none") + _rows("jpeg")  # the table's order
+    code, out, err = _run(["evaluate", "--from-json", "merged.json", "--json", "-"], cli, capsys)
+    assert code == 0 and json.loads(out) == _rows("none") + _rows("jpeg") and "| none |" in err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
@@ -237,3 +238,202 @@ def test_a_corruptions_score_does_not_depend_on_the_others_selected():
 
     alone = fog(["fog"])
     assert fog(["gaussian_noise", "fog"]) == alone and fog(["fog", "contrast", "snow"]) == alone
+
+
+# --- figures and curve follow --limit, --classifier and --transfer ---------------------------------------------
+
+
+def _record_figures(monkeypatch) -> dict[str, dict]:
+    """Replace the CLI's figure functions by recorders of their keyword arguments (nothing is loaded)."""
+    from recondefense.evaluate import cli as ev_cli
+
+    calls: dict[str, dict] = {}
+
+    def recorder(name, result):
+        def record(*args, **kwargs):
+            calls[name] = {"args": args, **kwargs}
+            return result
+
+        return record
+
+    monkeypatch.setattr(ev_cli, "eps_curve", recorder("eps_curve", [{"eps": 0.0, "undefended": 1.0}]))
+    monkeypatch.setattr(ev_cli, "save_figures", recorder("save_figures", []))
+    monkeypatch.setattr(ev_cli, "corruption_figure", recorder("corruption_figure", []))
+    monkeypatch.setattr(ev_cli, "evaluate_corruptions", lambda tier, **kwargs: _corruption_rows({"none": {"fog": 0.5}}))
+    return calls
+
+
+def test_cli_figures_and_curve_use_the_limit_and_the_evaluated_classifier(tmp_path, monkeypatch) -> None:
+    calls = _record_figures(monkeypatch)
+    curve, figures = str(tmp_path / "c.png"), str(tmp_path / "figs")
+    base = ["--no-table", "--curve", curve, "--curve-defenses", "bitdepth", "--figures", figures, "--no-progress"]
+    # the Makefile's form (no --limit, --classifier or --transfer): the committed curve's 1000 images, the target
+    assert main([*base, "--defenses", "jpeg,fashionmnist-smallcnn-pgd"]) == 0
+    assert calls["eps_curve"]["limit"] == 1000 and calls["eps_curve"]["classifier"] is None
+    assert calls["eps_curve"]["args"][1] == ["bitdepth"] and calls["save_figures"]["classifier"] is None
+    assert main([*base, "--limit", "8", "--transfer", "--seed", "3"]) == 0
+    assert calls["eps_curve"]["limit"] == 8 and calls["eps_curve"]["classifier"] == TIER.transfer_classifier
+    assert calls["eps_curve"]["seed"] == 3
+    assert calls["save_figures"]["classifier"] == TIER.transfer_classifier and calls["save_figures"]["seed"] == 3
+    assert main([*base, "--classifier", "fashionmnist-resnet8"]) == 0
+    assert calls["eps_curve"]["classifier"] == calls["save_figures"]["classifier"] == "fashionmnist-resnet8"
+    # with --corruptions: the corruption figure, after the table, for the evaluated classifier
+    argv = ["--corruptions", "fog", "--figures", figures, "--transfer", "--defenses", "none,fashionmnist-smallcnn-pgd"]
+    assert main([*argv, "--no-progress"]) == 0
+    assert calls["corruption_figure"]["classifier"] == TIER.transfer_classifier
+
+
+@needs_fashion_mnist
+def test_eps_curve_uses_its_limit_and_classifier(tmp_path) -> None:
+    from recondefense.evaluate import eps_curve
+    from recondefense.evaluate.run import _correct, _load_checked_classifier
+
+    points = eps_curve(
+        TIER, ["bitdepth"], tmp_path / "c.png", eps_values=(0.0,), limit=6, classifier="fashionmnist-resnet8"
+    )
+    resnet = _load_checked_classifier(TIER, "fashionmnist-resnet8", "cpu")
+    x, y = zip(*(TIER.test_set()[i] for i in range(6)))
+    assert points[0]["undefended"] == _correct(resnet, torch.stack(x), torch.tensor(y)) / 6
+    assert (tmp_path / "c.png").is_file()
+    with pytest.raises(ValueError, match="limit must be a positive number"):
+        eps_curve(TIER, ["bitdepth"], tmp_path / "d.png", limit=0)
+
+
+# --- the Python API refuses what it would misread ----------------------------------------------------------------
+
+
+@pytest.fixture
+def nothing_loaded(monkeypatch) -> None:
+    """Fail the test if a classifier or defense is loaded."""
+    from recondefense.evaluate import run as ev_run
+
+    def boom(*args, **kwargs):
+        raise AssertionError("loaded something before refusing its arguments")
+
+    monkeypatch.setattr(ev_run, "load_classifier", boom)
+    monkeypatch.setattr(ev_run, "build_defense", boom)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"limit": 0}, "limit must be a positive number of images, or None for all test images; got 0"),
+        ({"limit": -5}, "got -5"),
+        ({"limit": 2.5}, "got 2.5"),
+        ({"limit": True}, "got True"),
+        ({"batch_size": 0}, "batch_size must be a positive number"),
+        ({"defenses": []}, "defenses is empty: name at least one, or pass None for every defense of the tier"),
+    ],
+)
+def test_evaluate_refuses_empty_or_non_positive_arguments(nothing_loaded, kwargs, match) -> None:
+    from recondefense.evaluate import evaluate_corruptions
+
+    with pytest.raises(ValueError, match=re.escape(match)):
+        evaluate(TIER, **{"defenses": ["none"], **kwargs})
+    with pytest.raises(ValueError, match=re.escape(match)):
+        evaluate_corruptions(TIER, **{"defenses": ["none"], "corruptions": ["fog"], **kwargs})
+
+
+def test_evaluate_corruptions_refuses_an_empty_corruption_list(nothing_loaded) -> None:
+    from recondefense.evaluate import evaluate_corruptions
+
+    with pytest.raises(ValueError, match="corruptions is empty: name at least one, or pass None for all 15"):
+        evaluate_corruptions(TIER, defenses=["none"], corruptions=[])
+
+
+# --- a classifier that cannot take the tier's images: one clear error ---------------------------------------------
+
+
+def test_a_classifier_that_cannot_take_the_tiers_images_is_named(monkeypatch, capsys) -> None:
+    from torch import nn
+
+    from recondefense.evaluate import run as ev_run
+
+    # a registered classifier of another dataset: refused up front (see test_cli_safety), here the first use
+    with pytest.raises(ValueError, match=r"'torchvision:resnet18' cannot classify the images of tier 'fashionmnist' "):
+        evaluate(TIER, defenses=["none"], attacks=["none"], classifier="torchvision:resnet18", limit=1)
+    try:
+        evaluate(TIER, defenses=["none"], attacks=["none"], classifier="torchvision:resnet18", limit=1)
+    except ValueError as err:
+        assert "(1 x 28 x 28, channels x height x width)" in str(err) and "3 channels" in str(err)
+    monkeypatch.setattr(ev_run, "load_classifier", lambda name: nn.Sequential(nn.Flatten(), nn.Linear(784, 3)))
+    with pytest.raises(ValueError, match=re.escape("it returns (1, 3), expected logits of shape (N, 10)")):
+        evaluate(TIER, defenses=["none"], attacks=["none"], classifier="three-classes", limit=1)
+    # the command line: one error line, rc 2 (nothing loaded before the classifier)
+    assert main(["--classifier", "three-classes", "--defenses", "none", "--attacks", "none", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: classifier 'three-classes' cannot classify"), err
+
+
+def test_the_tiers_image_shape_is_what_their_classifiers_take() -> None:
+    assert TIER.image_shape == (1, 28, 28)
+    assert TIERS["imagenet-photos"].image_shape == TIERS["imagenet-heldout"].image_shape == (3, 224, 224)
+
+
+@needs_fashion_mnist
+def test_the_fashionmnist_images_have_the_tiers_shape() -> None:
+    assert tuple(TIER.test_set()[0][0].shape) == TIER.image_shape
+
+
+# --- the corruption caption names the severities evaluated ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("severities", "text"),
+    [
+        (None, "corruptions at severities 1-5 (accuracy averaged over severities). rel. mCE"),
+        ([2, 3], "corruptions at severities 2-3 (accuracy averaged over severities)."),
+        ([3], "corruptions at severity 3. rel. mCE"),
+        ([1, 3, 5], "corruptions at severities 1, 3, 5 (accuracy averaged over severities)."),
+    ],
+)
+def test_corruption_caption_names_the_severities(severities, text) -> None:
+    from recondefense.evaluate import format_corruption_markdown
+
+    rows = _corruption_rows({"none": {"fog": 0.5}, "jpeg": {"fog": 0.6}})
+    if severities is not None:
+        rows = [{**r, "per_severity": [r["accuracy"]] * len(severities), "severities": severities} for r in rows]
+    assert text in format_corruption_markdown(rows, TIER)
+
+
+def test_corruption_table_refuses_rows_of_different_severities() -> None:
+    from recondefense.evaluate import format_corruption_markdown
+
+    rows = _corruption_rows({"none": {"fog": 0.5}, "jpeg": {"fog": 0.6}})
+    rows[1] = {**rows[1], "per_severity": [0.6], "severities": [3]}
+    with pytest.raises(ValueError, match=r"different severities \(1, 2, 3, 4, 5; 3\)"):
+        format_corruption_markdown(rows, TIER)
+
+
+def test_committed_corruption_captions_are_unchanged() -> None:
+    """The committed corruption tables (severities 1-5), regenerated from their JSON as `--from-json` does."""
+    from pathlib import Path
+
+    from recondefense.evaluate import format_corruption_markdown
+
+    results = Path(__file__).resolve().parents[1] / "results"
+    held_out = ["impulse_noise", "motion_blur", "frost", "pixelate"]
+    for tier, table, shards in (
+        ("fashionmnist", "fashionmnist/corruptions", ["fashionmnist/corruptions"]),
+        ("fashionmnist", "fashionmnist/corruptions-realworld", ["fashionmnist/corruptions-realworld"]),
+        (
+            "imagenet-photos",
+            "imagenet/corruptions",
+            [f"imagenet/corruptions-{s}" for s in ("baselines", "pd", "realworld")],
+        ),
+    ):
+        rows = [row for shard in shards for row in json.loads((results / f"{shard}.json").read_text())]
+        caption = format_corruption_markdown(rows, TIERS[tier], held_out=held_out).splitlines()[0]
+        assert caption == (results / f"{table}.md").read_text().splitlines()[0]
+
+
+@needs_fashion_mnist
+def test_evaluate_corruptions_records_other_severities() -> None:
+    from recondefense.evaluate import evaluate_corruptions, format_corruption_markdown
+
+    kwargs = {"defenses": ["none"], "corruptions": ["fog"], "limit": 4, "progress": False}
+    (row,) = evaluate_corruptions(TIER, severities=(2, 4), **kwargs)
+    assert row["severities"] == [2, 4] and len(row["per_severity"]) == 2
+    assert "at severities 2, 4 (accuracy" in format_corruption_markdown([row], TIER)
+    (row,) = evaluate_corruptions(TIER, **kwargs)
+    assert "severities" not in row  # the default 1-5: rows as committed

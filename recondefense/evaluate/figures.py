@@ -13,12 +13,14 @@ from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
 
 from ..attacks import PGD, adaptive_model
-from ..classifiers import load_classifier
 from ..corruptions import CORRUPTIONS, corrupt
-from .run import _attack, _correct, _defended, _run_attack, build_defense
+from .run import _attack, _check_count, _correct, _defended, _load_checked_classifier, _run_attack, build_defense
 from .tiers import BASELINES, Tier
 
 __all__ = ["corruption_figure", "eps_curve", "save_figures", "short_name"]
+
+#: Test images of the accuracy-vs-eps curve when no limit is given (the committed curves' setting).
+CURVE_IMAGES = 1000
 
 
 def short_name(defense: str) -> str:
@@ -29,20 +31,29 @@ def short_name(defense: str) -> str:
 
 
 def save_figures(
-    tier: Tier, defenses: Sequence[str], ours: str, folder: str | Path, *, index: int = 0, device: str = "cpu"
+    tier: Tier,
+    defenses: Sequence[str],
+    ours: str,
+    folder: str | Path,
+    *,
+    index: int = 0,
+    classifier: str | None = None,
+    seed: int = 0,
+    device: str = "cpu",
 ) -> list[Path]:
     """The paper's Figure 1 (original, PGD perturbation, perturbation left after ``ours``) and a
-    Figure 2-style grid of every defense on the same PGD image, as PNGs in ``folder``."""
+    Figure 2-style grid of every defense on the same PGD image, as PNGs in ``folder``: test image ``index``,
+    attacked and classified by ``classifier`` (None: the tier's target); ``seed`` seeds randomized baselines."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    clf = _load_checked_classifier(tier, classifier, device)  # (before the folder: a bad classifier writes nothing)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    clf = load_classifier(tier.classifier).to(device)
     x, y = tier.test_set(clf)[index]
     x, y = x.unsqueeze(0).to(device), torch.tensor([y], device=device)
     x_adv = _run_attack(_attack("pgd", clf, tier), x, y)
-    ours_module = build_defense(ours, tier=tier).to(device)
+    ours_module = build_defense(ours, seed, tier=tier).to(device)
     with torch.no_grad():
         x_hat = ours_module(x_adv)
 
@@ -70,7 +81,7 @@ def save_figures(
     show(axes[0], x, "original")
     show(axes[1], x_adv, "PGD")
     for ax, d in zip(axes[2:], names):
-        module = build_defense(d, tier=tier).to(device)
+        module = build_defense(d, seed, tier=tier).to(device)
         with torch.no_grad():
             out = module(x_adv)
         pred = int(clf(out).argmax(1))
@@ -87,13 +98,20 @@ def eps_curve(
     path: str | Path,
     *,
     eps_values: Sequence[float] = (0.0, 0.01, 0.02, 0.04, 0.08, 0.12, 0.16),
-    limit: int = 1000,
+    limit: int = CURVE_IMAGES,
+    classifier: str | None = None,
+    seed: int = 0,
     device: str = "cpu",
     progress: bool = True,
 ) -> list[dict[str, Any]]:
-    """Accuracy against PGD eps on the first ``limit`` test images, as a PNG: the undefended
+    """Accuracy against PGD eps on the first ``limit`` test images (one batch), as a PNG: the undefended
     classifier, and each defense under oblivious PGD and under end-to-end PGD (the tier's steps,
     step size proportional to eps).
+
+    Args:
+        limit: positive; more than the test set means all of it.
+        classifier: attacked and evaluated (None: the tier's target); the title names it when given.
+        seed: seed of the randomized baselines' private generators.
 
     Returns:
         One point per eps: ``{"eps", "undefended", "<defense> oblivious", "<defense> end-to-end", ...}``.
@@ -101,8 +119,11 @@ def eps_curve(
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    clf = load_classifier(tier.classifier).to(device)
-    modules = {d: build_defense(d, tier=tier).to(device) for d in defenses}
+    _check_count("limit", limit, f"the default ({CURVE_IMAGES})")
+    if limit is None:  # (the check allows None)
+        limit = CURVE_IMAGES
+    clf = _load_checked_classifier(tier, classifier, device)
+    modules = {d: build_defense(d, seed, tier=tier).to(device) for d in defenses}
     test = tier.test_set(clf)
     limit = min(limit, len(test))
     data = Subset(test, range(limit))
@@ -130,7 +151,8 @@ def eps_curve(
             ax.plot([p["eps"] for p in points], [p[key] for p in points], style, marker="o", label=key)
     ax.set_xlabel("PGD eps (L-inf, pixels in [0, 1])")
     ax.set_ylabel("accuracy")
-    ax.set_title(f"{tier.name}: first {limit} test images, {tier.pgd['steps']}-step PGD", fontsize=9)
+    against = f", classifier {classifier}" if classifier and classifier != tier.classifier else ""
+    ax.set_title(f"{tier.name}: first {limit} test images, {tier.pgd['steps']}-step PGD{against}", fontsize=9)
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
@@ -146,11 +168,13 @@ def corruption_figure(
     *,
     index: int = 0,
     severity: int = 3,
+    classifier: str | None = None,
     seed: int = 0,
     device: str = "cpu",
 ) -> list[dict[str, Any]]:
     """Test image ``index`` under each of the 15 corruptions at ``severity``: the corrupted image (top row) and
-    ``defense``'s output (bottom row), each titled with whether the classifier keeps the clean label; a PNG.
+    ``defense``'s output (bottom row), each titled with whether ``classifier`` (None: the tier's target) keeps
+    the clean label; a PNG.
 
     Returns:
         One record per corruption: ``{"corruption", "corrupted_ok", "defended_ok"}``.
@@ -158,7 +182,7 @@ def corruption_figure(
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    clf = load_classifier(tier.classifier).to(device)
+    clf = _load_checked_classifier(tier, classifier, device)
     x, y = tier.test_set(clf)[index]
     x = x.unsqueeze(0).to(device)
     module = build_defense(defense, tier=tier).to(device)

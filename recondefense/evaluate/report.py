@@ -13,6 +13,43 @@ from .tiers import ATTACK_NAMES, Tier
 
 __all__ = ["format_corruption_markdown", "format_markdown"]
 
+_DEFAULT_SEVERITIES = [1, 2, 3, 4, 5]
+
+
+def _severities(rows: list[dict[str, Any]]) -> list[int] | None:
+    """The severities the corruption ``rows`` were evaluated at: their ``severities`` key, else 1-5 (rows carry
+    the key only for other severities); None when rows without it have other than 5 ``per_severity`` values.
+
+    Raises:
+        ValueError: rows evaluated at different severities (their means are not comparable).
+    """
+
+    def of(row: dict[str, Any]) -> tuple[int, ...] | None:
+        if "severities" in row:
+            return tuple(row["severities"])
+        return tuple(_DEFAULT_SEVERITIES) if len(row.get("per_severity", _DEFAULT_SEVERITIES)) == 5 else None
+
+    found = {of(r) for r in rows}
+    if len(found) > 1:
+        settings = sorted(", ".join(map(str, key)) if key else "unrecorded" for key in found)
+        raise ValueError(f"rows evaluated at different severities ({'; '.join(settings)}): merge rows of one setting")
+    (key,) = found
+    return None if key is None else list(key)
+
+
+def _severity_text(severities: list[int] | None, count: int) -> str:
+    """The caption's ``"at severities 1-5 (accuracy averaged over severities)"``, ``"at severity 3"``,
+    ``"at severities 1, 3, 5 (...)"``, or for ``count`` unrecorded ones ``"at 2 severities (...)"``."""
+    if count == 1 or (severities is not None and len(severities) == 1):
+        return f"at severity {severities[0]}" if severities else "at 1 severity"
+    if severities is None:
+        named = f"{count} severities"
+    elif sorted(severities) == list(range(min(severities), max(severities) + 1)):
+        named = f"severities {min(severities)}-{max(severities)}"
+    else:
+        named = "severities " + ", ".join(map(str, severities))
+    return f"at {named} (accuracy averaged over severities)"
+
 
 def format_corruption_markdown(
     rows: list[dict[str, Any]], tier: Tier, classifier: str | None = None, held_out: Sequence[str] = ()
@@ -23,17 +60,19 @@ def format_corruption_markdown(
 
     A corruption on which ``none`` makes no error leaves the ratio undefined (0 / 0 or x / 0): it is left out of
     every row's rel. mCE, and the caption names it (the accuracy columns and means keep it). Merged shards:
-    the first row of a (defense, corruption) cell wins.
+    the first row of a (defense, corruption) cell wins. The caption names the severities the rows were
+    evaluated at (their ``severities``; rows without it: 1-5).
 
     Args:
         rows: rows of :func:`~recondefense.evaluate.evaluate_corruptions` (``attack``: ``"corruption:<name>"``).
         held_out: corruptions never trained on, given their own mean column; each must be among the rows'.
 
     Raises:
-        ValueError: no rows, or a ``held_out`` name that is not a corruption of the rows.
+        ValueError: no rows, rows of different severities, or a ``held_out`` name that is not a corruption of the rows.
     """
     if not rows:
         raise ValueError("no corruption rows to tabulate")
+    severities = _severities(rows)
     defenses = list(dict.fromkeys(r["defense"] for r in rows))
     names = list(dict.fromkeys(r["attack"].removeprefix("corruption:") for r in rows))
     missing = [c for c in dict.fromkeys(held_out) if c not in names]
@@ -51,8 +90,8 @@ def format_corruption_markdown(
     rated = [c for c in names if c not in unrated]
     caption = (
         f"Classifier `{classifier or tier.classifier}`, {n} test images, each of the {len(names)} ImageNet-C "
-        "corruptions at severities 1-5 (accuracy averaged over severities). rel. mCE: mean over corruptions of "
-        "the defended error divided by the undefended error (below 1: the defense helps)."
+        f"corruptions {_severity_text(severities, len(rows[0].get('per_severity', [])))}. rel. mCE: mean over "
+        "corruptions of the defended error divided by the undefended error (below 1: the defense helps)."
     )
     if unrated:
         caption += (
@@ -109,6 +148,74 @@ def format_markdown(rows: list[dict[str, Any]], tier: Tier, classifier: str | No
             extra = " - |" if q.get("psnr_clean") is None else f" {q['psnr_clean']:.1f} |"
         lines.append(f"| {d} | " + " | ".join(cells) + f" | {q['psnr']:.1f}{note} | {q['ssim']:.3f} |" + extra)
     return "\n".join(lines) + "\n"
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_numbers(value: Any, length: int | None = None) -> bool:
+    """A non-empty JSON list of numbers (of ``length`` when given)."""
+    if not isinstance(value, list) or not value or (length is not None and len(value) != length):
+        return False
+    return all(map(_is_number, value))
+
+
+def _row_problem(row: Any, corruption: bool) -> str | None:
+    """What keeps ``row`` (one JSON row of an earlier ``--json`` run) out of the attack table (``corruption``
+    False) or the corruption table, or None."""
+    if not isinstance(row, dict):
+        return f"expected an object with 'defense' and 'attack', got {type(row).__name__}"
+    missing = [key for key in ("defense", "attack") if not isinstance(row.get(key), str)]
+    if missing:
+        return f"no {' or '.join(repr(k) for k in missing)} name"
+    attack = row["attack"]
+    if attack.startswith("corruption:") != corruption:
+        if corruption:
+            return f"attack {attack!r} is an attack-table row: drop --corruptions (or pass rows of --corruptions runs)"
+        return f"attack {attack!r} is a corruption-table row: add --corruptions to tabulate it"
+    needed: dict[str, Any] = {"n": _is_count}
+    if corruption:
+        needed.update(accuracy=_is_number, per_severity=_is_numbers)
+        if "severities" in row:
+            count = len(row["per_severity"]) if _is_numbers(row.get("per_severity")) else -1
+            needed["severities"] = lambda v: (
+                isinstance(v, list) and len(v) == count and all(_is_count(s) and 1 <= s <= 5 for s in v)
+            )
+    elif attack == "quality":
+        needed.update(psnr=_is_number, ssim=_is_number)
+        if row.get("psnr_clean") is not None:
+            needed["psnr_clean"] = _is_number
+    elif attack in ATTACK_NAMES:
+        needed.update(accuracy=_is_number, ci95=lambda v: _is_numbers(v, 2))
+    else:
+        return f"unknown attack {attack!r}: expected 'quality' or one of {', '.join(ATTACK_NAMES)}"
+    bad = [key for key, ok in needed.items() if not ok(row.get(key))]
+    if bad:
+        return f"(defense {row['defense']!r}, attack {attack!r}) lacks a valid {', '.join(bad)}"
+    return None
+
+
+def _rows_problem(rows: list[dict[str, Any]], corruption: bool) -> str | None:
+    """What keeps valid rows (:func:`_row_problem`) of one or more files out of their table together, or None."""
+    if corruption:
+        try:
+            _severities(rows)
+        except ValueError as err:
+            return str(err)
+        return None
+    quality = {r["defense"] for r in rows if r["attack"] == "quality"}
+    lacking = [d for d in dict.fromkeys(r["defense"] for r in rows) if d not in quality]
+    if lacking:
+        return (
+            f"defense(s) {lacking} have no 'quality' row (PSNR/SSIM), which every evaluate --json run writes "
+            "beside the attack rows: pass the file that has it"
+        )
+    return None
 
 
 def _write_table(

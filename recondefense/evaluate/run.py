@@ -67,6 +67,44 @@ def _correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> int:
     return int((model(x).argmax(1) == y).sum())
 
 
+def _check_count(name: str, value: Any, none_means: str) -> None:
+    """Refuse ``value`` unless it is None (``none_means``) or a positive int (a number of images)."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1):
+        raise ValueError(f"{name} must be a positive number of images, or None for {none_means}; got {value!r}")
+
+
+def _check_names(name: str, values: Sequence[str] | None, none_means: str) -> list[str] | None:
+    """``values`` as a list (None stays None: ``none_means``); an empty sequence is refused, not read as None."""
+    if values is None:
+        return None
+    values = list(values)
+    if not values:
+        raise ValueError(f"{name} is empty: name at least one, or pass None for {none_means}")
+    return values
+
+
+def _load_checked_classifier(tier: Tier, classifier: str | None, device: torch.device | str) -> nn.Module:
+    """The evaluated classifier (``classifier`` or the tier's target) on ``device``, checked on one blank
+    ``(1, *tier.image_shape)`` image before any data: its first use on the tier's images would fail otherwise.
+
+    Raises:
+        ValueError: the classifier cannot take the tier's images, or returns other than ``tier.num_classes`` logits.
+    """
+    name = classifier or tier.classifier
+    clf = load_classifier(name).to(device)
+    shape = " x ".join(str(s) for s in tier.image_shape)
+    what = f"classifier {name!r} cannot classify the images of tier {tier.name!r} ({shape}, channels x height x width)"
+    try:
+        with torch.no_grad():
+            logits = clf(torch.zeros(1, *tier.image_shape, device=device))
+    except RuntimeError as err:  # e.g. a conv's channels or kernel size larger than the image
+        raise ValueError(f"{what}: {str(err).splitlines()[0] if str(err) else type(err).__name__}") from err
+    if not isinstance(logits, torch.Tensor) or logits.shape != (1, tier.num_classes):
+        got = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+        raise ValueError(f"{what}: it returns {got}, expected logits of shape (N, {tier.num_classes})")
+    return clf
+
+
 def _setup(
     tier: Tier,
     defenses: Sequence[str],
@@ -78,19 +116,20 @@ def _setup(
 ) -> tuple[nn.Module, dict[str, nn.Module | None], DataLoader, int]:
     """The classifier, the defenses by name (on ``device``), a loader over the first ``limit`` test images,
     and their count: what every table starts from."""
-    clf = load_classifier(classifier or tier.classifier).to(device)
+    clf = _load_checked_classifier(tier, classifier, device)
     modules = {d: build_defense(d, seed, tier) for d in defenses}
     for m in modules.values():
         if m is not None:
             m.to(device)
     data = tier.test_set(clf)
-    total = min(limit or len(data), len(data))
+    total = min(limit or len(data), len(data))  # (limit: None or positive, checked by the callers)
     return clf, modules, DataLoader(Subset(data, range(total)), batch_size=batch_size, shuffle=False), total
 
 
 def _keeps_global_rng(function: Any) -> Any:
-    """Run ``function`` inside ``torch.random.fork_rng``: it seeds per batch for reproducible tables, and the
-    caller's random state is left as it was."""
+    """Run ``function`` inside ``torch.random.fork_rng``: it reseeds the global torch RNG at every batch, and the
+    caller's global random state is left as it was (the randomized baselines' private generators are not global
+    state: see :func:`evaluate`)."""
     import functools
 
     @functools.wraps(function)
@@ -121,9 +160,20 @@ def evaluate(
     Oblivious attacks are computed once per batch against the classifier alone and shared by all
     defenses; end-to-end attacks are run per defense through :func:`recondefense.attacks.adaptive_model`.
 
+    Randomness: the global torch RNG is reseeded at every batch (``seed * 100_003 + batch index``). The
+    randomized baselines (``rrp``, ``pd``) do not draw from it: each is built with a private generator seeded
+    once with ``seed`` for the whole call, and every call of the defense advances it: per batch, each attack
+    column in the order of ``attacks`` (the end-to-end ones call it ``eot_samples`` times per PGD step, then
+    once to score), then the quality column (the PGD and the clean images). So a randomized defense's cells
+    depend on ``seed``, on which ``attacks`` are given and in which order, on ``batch_size`` and on ``caps``
+    (rrp's "No attack" cell changes when ``"fgsm"`` is added before or after ``"none"``); the same arguments
+    give the same numbers, and the Makefile's commands fix them. A seeded baseline's row does not depend on
+    the other defenses evaluated (each has its own generator); the deterministic defenses draw nothing.
+
     Args:
-        limit: evaluate the first ``limit`` test images (default: all).
-        batch_size: images per batch (default: the tier's, ``Tier.batch_size``).
+        defenses: names for :func:`build_defense` (None: every defense of the tier; not empty).
+        limit: evaluate the first ``limit`` test images (None: all; else positive).
+        batch_size: images per batch (None: the tier's, ``Tier.batch_size``; else positive).
         caps: ``{defense or attack name: N}``: cells of that defense (row) or attack (column) use only
             the first N images, for defenses or attacks too slow for the whole set; each row says its n.
 
@@ -131,10 +181,16 @@ def evaluate(
         Rows ``{"defense", "attack", "accuracy", "n", "ci95": [low, high]}``, plus rows with attack
         ``"quality"`` holding ``psnr`` and ``ssim`` (defended PGD image vs clean image, means, ``n``) and
         ``psnr_clean`` (defended clean image vs clean image; None without a defense).
+
+    Raises:
+        ValueError: an empty ``defenses``, a non-positive ``limit`` or ``batch_size``, an unknown attack, a bad
+            cap (before any data is loaded), a classifier that cannot take the tier's images, or bad data.
     """
     tier = TIERS[tier] if isinstance(tier, str) else tier
     device = torch.device(device)
-    defenses = list(defenses or tier.defenses)
+    _check_count("limit", limit, "all test images")
+    _check_count("batch_size", batch_size, f"the tier's ({tier.batch_size})")
+    defenses = _check_names("defenses", defenses, "every defense of the tier") or list(tier.defenses)
     caps = dict(caps or {})
     batch_size = batch_size or tier.batch_size
     for a in attacks:
@@ -184,7 +240,8 @@ def evaluate(
                 with torch.no_grad():
                     purified = adv["pgd"][:k] if module is None else module(adv["pgd"][:k])
                     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-                        # (its own random state: randomized rows stay as they were without this column)
+                        # (keeps the global RNG only: a randomized baseline's private generator still advances,
+                        # so its next batch's draws, and cells, differ from those of a run without this column)
                         purified_clean = x[:k] if module is None else module(x[:k])
                 quality[d][0] += psnr(purified, x[:k]).sum().item()
                 quality[d][1] += ssim(purified, x[:k]).sum().item()
@@ -230,24 +287,37 @@ def evaluate_corruptions(
 
     Every defense sees the same corrupted images: one generator per batch, corruption and severity, seeded
     from ``seed``, the batch, the corruption's index in :data:`~recondefense.corruptions.CORRUPTIONS` (not its
-    place in ``corruptions``, so a corruption scores the same whichever others are selected) and the severity.
+    place in ``corruptions``, so a corruption's images, and a deterministic defense's score on them, are the same
+    whichever others are selected) and the severity. A randomized baseline (``rrp``, ``pd``) draws from a private
+    generator seeded once with ``seed`` and advanced by every call (per batch: corruption by corruption in the
+    order given, severity by severity), so its cells also depend on the corruptions selected, their order,
+    ``severities`` and ``batch_size``.
 
     Args:
-        corruptions: names of :data:`~recondefense.corruptions.CORRUPTIONS`, each once (default: all 15).
+        defenses: names for :func:`build_defense` (None: every defense of the tier; not empty).
+        corruptions: names of :data:`~recondefense.corruptions.CORRUPTIONS`, each once (None: all 15; not empty).
         severities: distinct ints in 1..5.
+        limit: the first ``limit`` test images (None: all; else positive).
+        batch_size: images per batch (None: the tier's; else positive).
 
     Returns:
-        Rows ``{"defense", "attack": "corruption:<name>", "accuracy", "per_severity": [...], "n"}``.
+        Rows ``{"defense", "attack": "corruption:<name>", "accuracy", "per_severity": [...], "n"}``, the accuracy
+        at each of ``severities`` in ``per_severity``; when ``severities`` is not 1..5, each row also has
+        ``"severities"`` (a row without it was evaluated at 1-5).
 
     Raises:
-        ValueError: an unknown or repeated corruption or severity (before any data is loaded), or bad data.
+        ValueError: an empty ``defenses`` or ``corruptions``, an unknown or repeated corruption or severity, a
+            non-positive ``limit`` or ``batch_size`` (before any data is loaded), a classifier that cannot take
+            the tier's images, or bad data.
     """
     from ..corruptions import CORRUPTIONS, corrupt
 
     tier = TIERS[tier] if isinstance(tier, str) else tier
     device = torch.device(device)
-    defenses = list(defenses or tier.defenses)
-    names = list(corruptions or CORRUPTIONS)
+    _check_count("limit", limit, "all test images")
+    _check_count("batch_size", batch_size, f"the tier's ({tier.batch_size})")
+    defenses = _check_names("defenses", defenses, "every defense of the tier") or list(tier.defenses)
+    names = _check_names("corruptions", corruptions, f"all {len(CORRUPTIONS)}") or list(CORRUPTIONS)
     unknown = [n for n in names if n not in CORRUPTIONS]
     if unknown:
         raise ValueError(f"unknown corruptions {unknown}: expected some of {list(CORRUPTIONS)}")
@@ -278,13 +348,8 @@ def evaluate_corruptions(
     for d in defenses:
         for name in names:
             per = [correct[d, name, s] / total for s in severities]
-            rows.append(
-                {
-                    "defense": d,
-                    "attack": f"corruption:{name}",
-                    "accuracy": sum(per) / len(per),
-                    "per_severity": per,
-                    "n": total,
-                }
-            )
+            row = {"defense": d, "attack": f"corruption:{name}", "accuracy": sum(per) / len(per), "per_severity": per}
+            if severities != [1, 2, 3, 4, 5]:  # (rows without the key: 1-5, as every row written before it)
+                row["severities"] = [int(s) for s in severities]
+            rows.append({**row, "n": total})
     return rows

@@ -55,9 +55,12 @@ class Tier:
     notes: str = ""
     eot_samples: int = 8
     num_classes: int = 10
-    #: images per batch; EOT attacks and DeepFool multiply it (memory), randomized baselines seed per batch
+    #: images per batch; EOT attacks and DeepFool multiply it (memory). A randomized baseline's cells depend on it
+    #: (its private generator is seeded once per evaluation, not per batch: see :func:`~.run.evaluate`)
     batch_size: int = 250
     baseline_args: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: the test images' (channels, height, width), pixels in [0, 1]: what a classifier of this tier must take
+    image_shape: tuple[int, int, int] = (1, 28, 28)
 
     def test_set(self, classifier: nn.Module | None = None) -> Dataset:
         """The tier's test images in [0, 1] with labels. ``heldout-photos`` has no labels of its own: they
@@ -119,6 +122,7 @@ _IMAGENET = {
     "deepfool": {"steps": 50, "overshoot": 0.02, "candidates": 10},
     "num_classes": 1000,
     "batch_size": 10,  # x 8 EOT draws x 224 px through Lite0 fits in a few GB
+    "image_shape": (3, 224, 224),
     "defenses": (
         "none",
         *BASELINES,
