@@ -21,6 +21,7 @@ import torch
 from torch.utils.data import DataLoader, Subset
 
 from recondefense import Defended, ReconstructiveDefense
+from recondefense.arguments import positive_int
 from recondefense.attacks import PGD
 from recondefense.classifiers import load_classifier
 from recondefense.defense import DEFAULT_IMAGENET_WEIGHTS
@@ -38,17 +39,6 @@ FIGURE_BASELINES = ("none", "jpeg", "fd", "rrp")
 def accuracy(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
     with torch.no_grad():
         return (model(images).argmax(1) == labels).float().mean().item()
-
-
-def positive_int(text: str) -> int:
-    """``--images``: an integer >= 1 (0 or a negative count would otherwise fall back to the default)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
 
 
 def main() -> None:

@@ -542,17 +542,9 @@ def main(argv: list[str] | None = None) -> int:
     import json
     import sys
 
+    from .arguments import positive_int
     from .classifiers import load_classifier
     from .evaluate import TIERS, build_defense
-
-    def positive_int(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-        if value < 1:
-            raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-        return value
 
     def positive_float(text: str) -> float:
         try:
@@ -612,7 +604,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.seed < 0:
         parser.error(f"argument --seed: expected an integer >= 0, got {args.seed}")
     try:
-        from .devices import check_device
+        from .arguments import check_device
 
         check_device(args.device)
     except ValueError as err:

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..arguments import check_device, positive_int
 from .figures import CURVE_IMAGES, corruption_figure, eps_curve, save_figures
 from .report import _row_problem, _rows_problem, _write_table, format_corruption_markdown, format_markdown
 from .run import evaluate, evaluate_corruptions
@@ -149,8 +150,6 @@ def _output_flag_problems(args: argparse.Namespace, defenses: list[str]) -> list
 
 def _device_problem(name: str) -> str | None:
     """Why ``--device`` cannot be used here (the same check as ``recondefense train --device``), or None."""
-    from ..devices import check_device
-
     try:
         check_device(name)
     except ValueError as err:
@@ -165,15 +164,6 @@ def main(argv: list[str] | None = None) -> int:
 
     from ..files import output_problem
     from ..weights import list_weights
-
-    def positive_int(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-        if value < 1:
-            raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-        return value
 
     parser = argparse.ArgumentParser(
         prog="recondefense evaluate", description="The paper's tables (defenses x attacks)."

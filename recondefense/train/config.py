@@ -265,7 +265,7 @@ def validate_config(config: TrainConfig) -> None:
     if config.image_size is not None and config.image_size < 1:
         raise ValueError(f"--image-size {config.image_size}: expected a positive number of pixels")
     _check_data(config.data)
-    from ..devices import check_device
+    from ..arguments import check_device
 
     check_device(config.device)
     if config.freeze:

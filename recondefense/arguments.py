@@ -1,9 +1,22 @@
-"""Device names the command lines take (``--device``), checked before anything is loaded (torch is imported
-only when a name needs it, so ``--help`` and argument errors stay fast)."""
+"""What the command lines' arguments share: argparse value types and the ``--device`` check, run before anything
+is loaded (torch is imported only when a device name needs it, so ``--help`` and argument errors stay fast)."""
 
 from __future__ import annotations
 
-__all__ = ["check_device"]
+import argparse
+
+__all__ = ["check_device", "positive_int"]
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (a 0 or negative count must not fall back to a default silently)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
 
 
 def check_device(name: str) -> None:
