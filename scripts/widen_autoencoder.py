@@ -68,7 +68,11 @@ def main(argv: list[str] | None = None) -> int:
     wide.save_pretrained(args.out)
     x = torch.rand(2, defense.channels, 64, 64)
     gap = (wide(x) - defense(x)).abs().max().item()
-    print(f"widened {list(defense.autoencoder.widths)} -> {list(wide.autoencoder.widths)}: max output gap {gap:.2e}")
+    sizes = [sum(p.numel() for p in d.parameters()) for d in (defense, wide)]
+    print(
+        f"widened {list(defense.autoencoder.widths)} -> {list(wide.autoencoder.widths)} "
+        f"({sizes[0]:,} -> {sizes[1]:,} parameters): max output gap {gap:.2e}"
+    )
     return 0
 
 
