@@ -32,7 +32,7 @@ class Normalized(nn.Module):
 class SmallCNN(nn.Module):
     """The Fashion-MNIST target classifier: two conv blocks (32, 64 filters) and a 128-unit head.
 
-    Shape: ``(N, 1, 28, 28)`` normalized -> ``(N, 10)`` logits. 0.42 M parameters.
+    Shape: ``(N, 1, 28, 28)`` normalized -> ``(N, 10)`` logits. 0.47 M parameters (467,818).
     """
 
     def __init__(self, in_channels: int = 1, num_classes: int = 10) -> None:
