@@ -1,8 +1,9 @@
 """`make demo`: attack a classifier with PGD, then defend it with the shipped weights.
 
 Default: EfficientNet-Lite0 on the 20 labelled ImageNet photos of foolbox, defended by
-``Defended(model)`` (the default weights, ``imagenet-efficientnet_lite0-pgd``). ``--tier fashionmnist``
-runs the same on the first ``--images`` Fashion-MNIST test images with ``fashionmnist-smallcnn-pgd``.
+``Defended(model)`` (the default ImageNet weights, ``recondefense.defense.DEFAULT_IMAGENET_WEIGHTS``;
+``--help`` names them). ``--tier fashionmnist`` runs the same on the first ``--images`` Fashion-MNIST
+test images with ``fashionmnist-smallcnn-pgd``. ``--weights`` and ``--out`` are checked before anything runs.
 
 Prints accuracy with and without `Defended` under no attack, PGD aimed at the classifier alone (the
 paper's setting) and PGD aimed at the defended pipeline end to end (an attacker who knows the
@@ -26,6 +27,7 @@ from recondefense.attacks import PGD
 from recondefense.classifiers import load_classifier
 from recondefense.defense import DEFAULT_IMAGENET_WEIGHTS
 from recondefense.evaluate import TIERS, save_figures
+from recondefense.files import output_problem
 
 #: Per demo tier: the shipped defense and the default number of test images.
 DEMO_DEFAULTS = {
@@ -47,7 +49,12 @@ def main() -> None:
     parser.add_argument(
         "--images", type=positive_int, default=None, help="first N test images, N >= 1 (default: 20 / 500)"
     )
-    parser.add_argument("--weights", default=None, help="registered defense weights (default: the tier's)")
+    parser.add_argument(
+        "--weights",
+        default=None,
+        help="defense weights: registered name, hub repo id or folder, trained for the tier's classifier "
+        f"(default: {', '.join(f'{t}: {w}' for t, (w, _) in sorted(DEMO_DEFAULTS.items()))})",
+    )
     parser.add_argument("--out", default="demo-output", help="folder for the figures")
     args = parser.parse_args()
     start = time.time()
@@ -55,10 +62,24 @@ def main() -> None:
     tier = TIERS[args.tier]
     default_weights, default_images = DEMO_DEFAULTS[args.tier]
     weights = args.weights or default_weights
+    # Checked before the classifier loads and the attacks run: the output folder, then the weights.
+    problem = output_problem("--out", Path(args.out), folder=True)
+    if problem is not None:
+        parser.error(problem)
+    try:
+        defense = ReconstructiveDefense.from_pretrained(weights)
+    except (OSError, ValueError) as err:
+        parser.error(f"--weights {weights}: {err}")
+    trained_for = defense.meta.get("classifier")
+    if trained_for and tier.classifier not in str(trained_for).split(","):
+        parser.error(
+            f"--weights {weights} was trained for {trained_for}, but --tier {args.tier} uses {tier.classifier}: "
+            f"pass weights trained for it, or omit --weights (default {default_weights})"
+        )
     classifier = load_classifier(tier.classifier)  # takes [0, 1] pixels, normalizes inside
     # Defended(classifier, mean=None, std=None) alone loads the default ImageNet weights; mean/std None: the
     # classifier takes [0, 1] pixels (it normalizes inside).
-    defended = Defended(classifier, ReconstructiveDefense.from_pretrained(weights), mean=None, std=None)
+    defended = Defended(classifier, defense, mean=None, std=None)
     test_set = tier.test_set(classifier)
     count = min(default_images if args.images is None else args.images, len(test_set))
     images, labels = next(iter(DataLoader(Subset(test_set, range(count)), batch_size=count)))

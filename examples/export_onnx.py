@@ -10,6 +10,7 @@ The classifier here is an untrained torchvision resnet18, a stand-in for yours.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -17,6 +18,7 @@ from torchvision.models import resnet18
 
 from recondefense import IMAGENET_MEAN, IMAGENET_STD, Defended, ReconstructiveDefense
 from recondefense.defense import DEFAULT_IMAGENET_WEIGHTS
+from recondefense.files import output_problem
 
 
 def normalized_images(*shape: int) -> torch.Tensor:
@@ -55,6 +57,14 @@ def main() -> None:
     parser.add_argument("--out", default="defended.onnx")
     parser.add_argument("--legacy", action="store_true", help="TorchScript-based exporter (dynamo=False)")
     args = parser.parse_args()
+    # Checked before the (slow) export: the output file's folder, then the weights.
+    problem = output_problem("--out", Path(args.out))
+    if problem is not None:
+        parser.error(problem)
+    try:
+        ReconstructiveDefense.from_pretrained(args.weights)
+    except (OSError, ValueError) as err:
+        parser.error(f"--weights {args.weights}: {err}")
     gap = export(args.weights, args.out, args.legacy)
     print(f"wrote {args.out}; onnxruntime vs torch on a new batch and size: max |logit gap| = {gap:.2e}")
 

@@ -90,3 +90,59 @@ def test_finetune_python_example_on_a_tiny_folder(tmp_path) -> None:
         defense.hyperparameters
         == ReconstructiveDefense.from_pretrained(finetune_python.DEFAULT_IMAGENET_WEIGHTS).hyperparameters
     )
+
+
+def _usage_error(monkeypatch, capsys, script: str, *argv: str) -> str:
+    """Run ``script argv`` and return its one-line argparse error (exit status 2, no traceback)."""
+    monkeypatch.setattr(sys, "argv", [script, *argv])
+    with pytest.raises(SystemExit) as exit_:
+        runpy.run_path(str(EXAMPLES / script), run_name="__main__")
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith(f"{script}: error: ")
+    return err
+
+
+def test_demo_docstring_does_not_name_stale_default_weights() -> None:
+    doc = (EXAMPLES / "demo.py").read_text().split('"""')[1]
+    assert "imagenet-efficientnet_lite0-pgd" not in doc and "DEFAULT_IMAGENET_WEIGHTS" in doc
+
+
+def test_demo_refuses_unknown_weights_up_front(monkeypatch, capsys) -> None:
+    err = _usage_error(monkeypatch, capsys, "demo.py", "--tier", "fashionmnist", "--weights", "nope")
+    assert "--weights nope: cannot load 'nope'" in err
+
+
+def test_demo_refuses_weights_of_another_tier(monkeypatch, capsys) -> None:
+    err = _usage_error(
+        monkeypatch, capsys, "demo.py", "--tier", "fashionmnist", "--weights", "imagenet-efficientnet_lite0-pgd"
+    )
+    assert "was trained for imagenet-efficientnet_lite0, but --tier fashionmnist uses fashionmnist-smallcnn" in err
+
+
+def test_demo_refuses_a_file_as_output_folder_up_front(tmp_path, monkeypatch, capsys) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    err = _usage_error(monkeypatch, capsys, "demo.py", "--tier", "fashionmnist", "--out", str(afile))
+    assert f"--out {afile} is a file" in err
+
+
+def test_export_onnx_refuses_a_missing_output_folder_up_front(tmp_path, monkeypatch, capsys) -> None:
+    err = _usage_error(monkeypatch, capsys, "export_onnx.py", "--out", str(tmp_path / "nodir" / "x.onnx"))
+    assert "is not an existing folder" in err
+
+
+def test_export_onnx_refuses_unknown_weights_up_front(tmp_path, monkeypatch, capsys) -> None:
+    err = _usage_error(monkeypatch, capsys, "export_onnx.py", "--weights", "nope", "--out", str(tmp_path / "x.onnx"))
+    assert "--weights nope: cannot load 'nope'" in err
+
+
+def test_finetune_python_checks_the_folder_before_the_classifier(tmp_path, monkeypatch, capsys) -> None:
+    import recondefense.classifiers
+
+    def no_classifier(*args, **kwargs):
+        raise AssertionError("the classifier loaded before the folder was checked")
+
+    monkeypatch.setattr(recondefense.classifiers, "pretrained_classifier", no_classifier)
+    err = _usage_error(monkeypatch, capsys, "finetune_python.py", str(tmp_path / "nope"))
+    assert "not an existing folder" in err

@@ -23,7 +23,7 @@ from .fashion_mnist import FASHION_MNIST_DEBIAN_DIR, fashion_mnist
 from .fashion_mnist import FASHION_MNIST_FILES as FASHION_MNIST_FILES
 from .fashion_mnist import FASHION_MNIST_TRAIN_SIZE as FASHION_MNIST_TRAIN_SIZE
 from .folders import FOLDER_VAL_SHARE as FOLDER_VAL_SHARE
-from .folders import SkippingImageFolder, UnlabelledFolder, collate_skipping
+from .folders import SkippingImageFolder, UnlabelledFolder, collate_skipping, folder_classes
 from .folders import hash_split as hash_split
 from .labels import UNLABELLED, label_with_classifier
 from .photos import (
@@ -120,8 +120,9 @@ def load_dataset(
     any nesting, split by :func:`hash_split`, labelled by ``classifier``) or an ImageFolder path
     (``"imagefolder:PATH"`` or ``PATH``).
 
-    For an ImageFolder, ``split`` picks the sub-folder ``PATH/<split>`` when it exists (else ``PATH``
-    itself); like ``"folder:PATH"``, its images are resized and center-cropped to ``image_size`` squares
+    For an ImageFolder, ``split`` picks the sub-folder ``PATH/<split>`` when it exists; ``PATH`` itself when it
+    has no ``train`` / ``val`` / ``test`` sub-folder at all. Every split is labelled with the class-to-index map
+    of ``PATH/train`` (when it exists), so a ``val`` folder with fewer classes keeps the train labels; like ``"folder:PATH"``, its images are resized and center-cropped to ``image_size`` squares
     (default :data:`PHOTO_SIZE`, 224).
 
     ``"photos"``: :class:`PhotoCrops` of the training photos at ``image_size`` (default 224), labelled by
@@ -130,25 +131,66 @@ def load_dataset(
     workers reading the images while ``classifier`` labels them.
 
     Raises:
-        ValueError: ``image_size`` below 1, a bad ``"photos:N"``, or no ``classifier`` for unlabelled images.
-        FileNotFoundError: a data folder that does not exist.
+        ValueError: ``image_size`` below 1 (or other than 28 for ``"fashionmnist"``), a bad ``"photos:N"``, no
+            ``classifier`` for unlabelled images, an empty PATH, a split sub-folder missing while others exist,
+            or split classes that the train split lacks.
+        FileNotFoundError: a data folder that does not exist (the message lists the valid spec forms).
     """
     if image_size is not None and image_size < 1:
         raise ValueError(f"image_size {image_size}: expected a positive number of pixels")
     size = PHOTO_SIZE if image_size is None else image_size
     if spec == "fashionmnist":
+        if image_size is not None and image_size != FASHION_MNIST_SIZE:
+            raise ValueError(
+                f"image_size {image_size}: Fashion-MNIST images are {FASHION_MNIST_SIZE}x{FASHION_MNIST_SIZE}; "
+                f"leave image_size unset (or {FASHION_MNIST_SIZE})"
+            )
         return fashion_mnist(split)
     if spec == "photos" or spec.startswith("photos:"):
         return _photo_split(spec, split, size, classifier, num_workers)
     if spec.startswith("folder:"):
         if classifier is None:
             raise ValueError("a folder of unlabelled images is labelled by the classifier: pass classifier=")
-        images = UnlabelledFolder(spec.removeprefix("folder:"), split, size)
+        images = UnlabelledFolder(_data_folder(spec, "folder:"), split, size)
         return label_with_classifier(images, classifier, num_workers=num_workers)
-    path = Path(spec.removeprefix("imagefolder:"))
-    if (path / split).is_dir():
-        path = path / split
+    root = _data_folder(spec, "imagefolder:")
+    path, classes = root, None
+    if (root / split).is_dir():
+        path = root / split
+        if split != "train" and (root / "train").is_dir():
+            classes = folder_classes(root / "train")  # one class-to-index map: the train split's
+    else:
+        present = [s for s in _SPLIT_FOLDERS if (root / s).is_dir()]
+        if present:
+            raise ValueError(
+                f"data folder {root} has split sub-folders {', '.join(present)} but no {split!r}: "
+                f"add {root / split} or ask for one of {', '.join(present)}"
+            )
     from torchvision.transforms import v2
 
     transform = v2.Compose([v2.ToImage(), v2.Resize(size), v2.CenterCrop(size), v2.ToDtype(torch.float32, scale=True)])
-    return SkippingImageFolder(path, transform)
+    return SkippingImageFolder(path, transform, classes=classes)
+
+
+#: Split sub-folders of an ImageFolder data folder (``PATH/<split>``).
+_SPLIT_FOLDERS = ("train", "val", "test")
+#: Side of the Fashion-MNIST images.
+FASHION_MNIST_SIZE = 28
+#: The data-set spec forms, for error messages.
+SPEC_FORMS = "fashionmnist, photos[:N], folder:PATH, imagefolder:PATH or PATH"
+
+
+def _data_folder(spec: str, prefix: str) -> Path:
+    """The existing folder PATH of a ``prefix + PATH`` spec (``prefix`` optional in the spec).
+
+    Raises:
+        ValueError: an empty PATH (it would read the current directory).
+        FileNotFoundError: PATH is not a folder (the message lists the valid spec forms).
+    """
+    text = spec.removeprefix(prefix)
+    if not text.strip():
+        raise ValueError(f"data spec {spec!r} has an empty PATH: expected one of {SPEC_FORMS}")
+    path = Path(text)
+    if not path.is_dir():
+        raise FileNotFoundError(f"data folder {path} does not exist (data spec {spec!r}): expected one of {SPEC_FORMS}")
+    return path

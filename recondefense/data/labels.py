@@ -54,7 +54,8 @@ def label_with_classifier(
     Runs the classifier once over ``dataset`` in batches of ``batch_size`` on the classifier's device (images
     read by ``num_workers`` DataLoader workers) and stores only the labels; images are read from ``dataset``
     again on access (:class:`PhotoCrops` regenerates them). ``classifier`` takes ``(N, C, H, W)`` in [0, 1]
-    (a :func:`~recondefense.classifiers.load_classifier` model). Undecodable (None) items stay None.
+    (a :func:`~recondefense.classifiers.load_classifier` model). Undecodable (None) items stay None. The
+    classifier runs in eval mode (BatchNorm statistics untouched); each module's previous mode is restored after.
 
     Returns:
         A dataset of ``(image, predicted label int)``, same length and order as ``dataset``.
@@ -67,9 +68,15 @@ def label_with_classifier(
         num_workers=num_workers,
         collate_fn=_ItemsAt(dataset),
     )
-    for items in loader:
-        kept = [(i, item[0]) for i, item in items if item is not None]
-        if kept:
-            images = stack_images([image for _, image in kept]).to(device)
-            predicted[[i for i, _ in kept]] = classifier(images).argmax(1).cpu()
+    modes = {module: module.training for module in classifier.modules()}
+    classifier.eval()  # training mode would update BatchNorm statistics and make labels depend on the batch
+    try:
+        for items in loader:
+            kept = [(i, item[0]) for i, item in items if item is not None]
+            if kept:
+                images = stack_images([image for _, image in kept]).to(device)
+                predicted[[i for i, _ in kept]] = classifier(images).argmax(1).cpu()
+    finally:
+        for module, training in modes.items():
+            module.training = training
     return _Relabelled(dataset, predicted)

@@ -280,21 +280,35 @@ class PhotoCrops(Dataset):
     ``length`` (millions: an endless stream) costs nothing up front. The photos are decoded once, as uint8.
 
     Returns ``(image (3, size, size) float in [0, 1], UNLABELLED)``: label it with :func:`label_with_classifier`.
+    ``paths``: photo files (or one path); ``length`` >= 0 crops; ``size`` >= 1 pixels; ``scale`` (share of the
+    photo's area) and ``ratio`` (aspect): ``(low, high)`` with ``0 < low <= high``.
+
+    Raises:
+        ValueError: no photo, or a negative ``seed`` / ``length``, ``size`` below 1, a bad ``scale`` / ``ratio``.
     """
 
     def __init__(
         self,
-        paths: Sequence[str | Path],
+        paths: Sequence[str | Path] | str | Path,
         length: int,
         size: int = PHOTO_SIZE,
         seed: int = 0,
         scale: tuple[float, float] = (0.25, 1.0),
         ratio: tuple[float, float] = (3 / 4, 4 / 3),
     ) -> None:
+        if isinstance(paths, (str, Path)):  # one photo, not the characters of its path
+            paths = [paths]
         if not paths:
             raise ValueError("PhotoCrops needs at least one photo")
         if seed < 0:
             raise ValueError(f"seed must be non-negative, got {seed}")
+        if length < 0:
+            raise ValueError(f"length must be a non-negative number of crops, got {length}")
+        if size < 1:
+            raise ValueError(f"size must be a positive number of pixels, got {size}")
+        for name, (low, high) in (("scale", scale), ("ratio", ratio)):
+            if not 0 < low <= high:
+                raise ValueError(f"{name} {(low, high)}: expected (low, high) with 0 < low <= high")
         self.paths = [Path(p) for p in paths]
         self.photos = [_read_photo(p) for p in self.paths]
         self.length, self.size, self.seed, self.scale, self.ratio = length, size, seed, scale, ratio
@@ -306,8 +320,9 @@ class PhotoCrops(Dataset):
         from torchvision.transforms import RandomResizedCrop
         from torchvision.transforms.v2 import functional as F
 
-        if not 0 <= index < self.length:
+        if not -self.length <= index < self.length:
             raise IndexError(f"index {index} out of range for {self.length} crops")
+        index %= self.length  # negative indices count from the end, like a sequence
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(np.random.SeedSequence([self.seed, index]).generate_state(1)[0]))  # CPU RNG: 32 bits
             photo = self.photos[int(torch.randint(len(self.photos), ()))]
