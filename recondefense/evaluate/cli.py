@@ -11,150 +11,27 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..arguments import check_device, positive_int
+from ..arguments import positive_int
+from .checks import (
+    classifier_problem,
+    corruption_problems,
+    device_problem,
+    held_out_names,
+    our_defenses,
+    output_flag_problems,
+)
 from .figures import CURVE_IMAGES, corruption_figure, eps_curve, save_figures
-from .report import _row_problem, _rows_problem, _write_table, format_corruption_markdown, format_markdown
+from .report import _write_table, format_corruption_markdown, format_markdown, read_rows
 from .run import evaluate, evaluate_corruptions
 from .tiers import ATTACK_NAMES, BASELINES, TIERS, Tier
 
 __all__ = ["main"]
-
-_JSON_KINDS = {dict: "object", str: "string", int: "number", float: "number", bool: "true/false"}
 
 
 def _error(err: BaseException | str) -> int:
     """Print ``err`` as one ``error:`` line on stderr; the exit code 2."""
     print("error: " + " ".join(str(err).splitlines()), file=sys.stderr)
     return 2
-
-
-def _read_rows(paths: list[str], corruption: bool) -> list[dict[str, Any]]:
-    """The rows of the ``--from-json`` files, in order, each checked for the attack table or (``corruption``)
-    the corruption table.
-
-    Raises:
-        ValueError: a file that is unreadable, empty, not JSON, not a list of rows, holds no rows, or has a row
-            its table cannot show (the message names the file and the row's index), or rows that do not go
-            together (a defense without its quality row, different corruption severities).
-    """
-    rows: list[dict[str, Any]] = []
-    for path in paths:
-        where = f"--from-json {path}"
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except UnicodeDecodeError:
-            raise ValueError(f"{where}: not UTF-8 text: expected the JSON rows an evaluate --json run writes") from None
-        except OSError as err:
-            raise ValueError(f"{where}: cannot read it ({err.strerror or err})") from None
-        if not text.strip():
-            raise ValueError(f"{where}: empty file: expected the JSON rows an evaluate --json run writes")
-        try:
-            loaded = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise ValueError(
-                f"{where}: not JSON ({err.msg} at line {err.lineno} column {err.colno}): expected the rows an "
-                "evaluate --json run writes"
-            ) from None
-        if not isinstance(loaded, list):
-            kind = _JSON_KINDS.get(type(loaded), "null")
-            raise ValueError(f"{where}: a JSON {kind}, expected a list of rows (what evaluate --json writes)")
-        if not loaded:
-            raise ValueError(f"{where}: the file holds no rows")
-        for index, row in enumerate(loaded):
-            problem = _row_problem(row, corruption)
-            if problem:
-                raise ValueError(f"{where}: row {index}: {problem}")
-        rows.extend(loaded)
-    problem = _rows_problem(rows, corruption)
-    if problem:
-        raise ValueError(f"--from-json {' '.join(paths)}: {problem}")
-    return rows
-
-
-def _classifier_problem(name: str | None, tier: Tier) -> str | None:
-    """Why the registered classifier ``--classifier name`` cannot take the tier's images, from the registry's
-    metadata (nothing loaded), or None; other specs are checked on a blank image of the tier's shape when loaded."""
-    from ..classifiers import _CLASSIFIERS
-
-    entry, target = _CLASSIFIERS.get(name or ""), _CLASSIFIERS.get(tier.classifier)
-    if entry is None or target is None:
-        return None
-    dataset, expected = entry.meta.get("dataset"), target.meta.get("dataset")
-    if dataset is None or expected is None or dataset == expected:
-        return None
-    shape = " x ".join(str(s) for s in tier.image_shape)
-    return (
-        f"--classifier {name} takes {dataset} images, but tier {tier.name!r} gives {shape} {expected} images "
-        f"(channels x height x width): use a {expected} classifier, e.g. {tier.classifier}"
-    )
-
-
-def _held_out(args: argparse.Namespace) -> list[str]:
-    """The corruptions of ``--held-out-corruptions`` (their own mean column)."""
-    return [n for n in args.held_out_corruptions.split(",") if n]
-
-
-def _corruption_problems(args: argparse.Namespace) -> list[str]:
-    """What is wrong with ``--corruptions`` and ``--held-out-corruptions``: unknown or repeated names, held-out
-    names without ``--corruptions`` or outside the evaluated ones."""
-    from ..corruptions import CORRUPTIONS
-
-    problems = []
-    held_out = _held_out(args)
-    if held_out and args.corruptions is None:
-        problems.append("--held-out-corruptions needs --corruptions (it is a column of the corruption table)")
-    names = None if args.corruptions in (None, "all") else args.corruptions.split(",")
-    for flag, given in (("--corruptions", names or []), ("--held-out-corruptions", held_out)):
-        unknown = [n for n in dict.fromkeys(given) if n not in CORRUPTIONS]
-        if unknown:
-            problems.append(f"{flag}: unknown corruption(s) {unknown}: expected some of {','.join(CORRUPTIONS)}")
-        repeated = [n for n in dict.fromkeys(given) if given.count(n) > 1]
-        if repeated:
-            problems.append(f"{flag}: {repeated} given more than once: name each corruption once")
-    if names and not args.from_json:
-        outside = [n for n in dict.fromkeys(held_out) if n in CORRUPTIONS and n not in names]
-        if outside:
-            problems.append(f"--held-out-corruptions {outside} are not among the evaluated --corruptions {names}")
-    return problems
-
-
-def _ours(defenses: list[str]) -> list[str]:
-    """Our defenses (weights) among ``defenses``: the figures show the first."""
-    return [d for d in defenses if d not in BASELINES and d != "none"]
-
-
-def _output_flag_problems(args: argparse.Namespace, defenses: list[str]) -> list[str]:
-    """Flags that would do nothing here, said up front instead of silently ignored."""
-    problems = []
-    if args.from_json:
-        given = [flag for flag in ("--figures", "--curve", "--no-table") if getattr(args, flag[2:].replace("-", "_"))]
-        if given:
-            problems.append(f"--from-json only tabulates saved rows: {', '.join(given)} need(s) an evaluation")
-    if args.curve_defenses and not args.curve:
-        problems.append("--curve-defenses without --curve: name the curve's PNG with --curve")
-    if args.no_table:
-        if not (args.figures or args.curve):
-            problems.append("--no-table without --figures or --curve: nothing to do")
-        written = [flag for flag, value in (("--json", args.json), ("--markdown", args.markdown)) if value]
-        if written:
-            problems.append(f"--no-table skips the table, so {' and '.join(written)} would write nothing")
-    if args.cap and args.corruptions is not None:
-        problems.append("--cap is for the attack table: the corruption table evaluates every defense on all images")
-    if args.figures and not args.from_json and not _ours(defenses):
-        problems.append(
-            f"--figures shows one of our defenses (weights), and --defenses {','.join(defenses)} names none: "
-            "add one (Figure 1 is the perturbation it leaves; with --corruptions, its outputs)"
-        )
-    return problems
-
-
-def _device_problem(name: str) -> str | None:
-    """Why ``--device`` cannot be used here (the same check as ``recondefense train --device``), or None."""
-    try:
-        check_device(name)
-    except ValueError as err:
-        return str(err)
-    return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -278,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     if args.transfer and tier.transfer_classifier is None:
         problems.append(f"--transfer: tier {tier.name!r} has no transfer classifier")
-    problems.append(_classifier_problem(args.classifier, tier))
+    problems.append(classifier_problem(args.classifier, tier))
     unknown = [d for d in dict.fromkeys([*defenses, *(curve_defenses or [])]) if not known_defense(d)]
     if unknown:
         problems.append(
@@ -293,9 +170,9 @@ def main(argv: list[str] | None = None) -> int:
     for path in args.from_json or []:
         if not Path(path).is_file():
             problems.append(f"--from-json {path}: no such file")
-    problems.extend(_corruption_problems(args))
-    problems.extend(_output_flag_problems(args, defenses))
-    problems.append(_device_problem(args.device))
+    problems.extend(corruption_problems(args))
+    problems.extend(output_flag_problems(args, defenses))
+    problems.append(device_problem(args.device))
     wanted = {
         "--json": None if args.json == "-" else args.json,
         "--markdown": args.markdown,
@@ -323,14 +200,14 @@ def main(argv: list[str] | None = None) -> int:
     info = sys.stderr if args.json == "-" else sys.stdout  # keep stdout for the JSON rows
     if args.from_json:
         try:
-            rows = _read_rows(args.from_json, corruption=args.corruptions is not None)
+            rows = read_rows(args.from_json, corruption=args.corruptions is not None)
         except ValueError as err:
             return _error(err)
         order = {d: i for i, d in enumerate(tier.defenses)}
         rows.sort(key=lambda r: order.get(r["defense"], len(order)))  # stable: unknown defenses keep their place
         if args.corruptions is not None:  # rows of earlier --corruptions runs: the corruption table
             try:
-                table = format_corruption_markdown(rows, tier, classifier, _held_out(args))
+                table = format_corruption_markdown(rows, tier, classifier, held_out_names(args))
             except ValueError as err:
                 return _error(f"--from-json {' '.join(args.from_json)}: {err}")
         else:
@@ -379,12 +256,12 @@ def _evaluate_and_draw(
         if args.corruptions is not None:
             names = None if args.corruptions == "all" else args.corruptions.split(",")
             rows = evaluate_corruptions(tier, corruptions=names, **common)
-            table = format_corruption_markdown(rows, tier, classifier, _held_out(args))
+            table = format_corruption_markdown(rows, tier, classifier, held_out_names(args))
         else:
             rows = evaluate(tier, attacks=attacks, caps=caps, **common)
             table = format_markdown(rows, tier, classifier)
         _write_table(rows, table, args.json, args.markdown, info)
-    ours = _ours(defenses)
+    ours = our_defenses(defenses)
     if args.figures and args.corruptions is not None:  # one image under every corruption, before and after ours
         Path(args.figures).mkdir(parents=True, exist_ok=True)
         path = Path(args.figures) / "corruptions.png"

@@ -229,3 +229,50 @@ def _write_table(
         Path(json_path).write_text(json.dumps(rows, indent=1))
     if markdown:
         Path(markdown).write_text(table)
+
+
+#: JSON type names for the message about a rows file that holds another JSON value.
+_JSON_KINDS = {dict: "object", str: "string", int: "number", float: "number", bool: "true/false"}
+
+
+def read_rows(paths: list[str], corruption: bool) -> list[dict[str, Any]]:
+    """The rows of the ``--from-json`` files, in order, each checked for the attack table or (``corruption``)
+    the corruption table.
+
+    Raises:
+        ValueError: a file that is unreadable, empty, not JSON, not a list of rows, holds no rows, or has a row
+            its table cannot show (the message names the file and the row's index), or rows that do not go
+            together (a defense without its quality row, different corruption severities).
+    """
+    rows: list[dict[str, Any]] = []
+    for path in paths:
+        where = f"--from-json {path}"
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise ValueError(f"{where}: not UTF-8 text: expected the JSON rows an evaluate --json run writes") from None
+        except OSError as err:
+            raise ValueError(f"{where}: cannot read it ({err.strerror or err})") from None
+        if not text.strip():
+            raise ValueError(f"{where}: empty file: expected the JSON rows an evaluate --json run writes")
+        try:
+            loaded = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ValueError(
+                f"{where}: not JSON ({err.msg} at line {err.lineno} column {err.colno}): expected the rows an "
+                "evaluate --json run writes"
+            ) from None
+        if not isinstance(loaded, list):
+            kind = _JSON_KINDS.get(type(loaded), "null")
+            raise ValueError(f"{where}: a JSON {kind}, expected a list of rows (what evaluate --json writes)")
+        if not loaded:
+            raise ValueError(f"{where}: the file holds no rows")
+        for index, row in enumerate(loaded):
+            problem = _row_problem(row, corruption)
+            if problem:
+                raise ValueError(f"{where}: row {index}: {problem}")
+        rows.extend(loaded)
+    problem = _rows_problem(rows, corruption)
+    if problem:
+        raise ValueError(f"--from-json {' '.join(paths)}: {problem}")
+    return rows
