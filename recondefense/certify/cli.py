@@ -22,9 +22,10 @@ def main(argv: list[str] | None = None) -> int:
     import json
     import sys
 
-    from ..arguments import positive_int
+    from ..arguments import check_device, positive_int
     from ..classifiers import load_classifier
     from ..evaluate import TIERS, build_defense
+    from ..files import write_atomic
 
     def positive_float(text: str) -> float:
         try:
@@ -84,8 +85,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.seed < 0:
         parser.error(f"argument --seed: expected an integer >= 0, got {args.seed}")
     try:
-        from ..arguments import check_device
-
         check_device(args.device)
     except ValueError as err:
         parser.error(str(err))
@@ -141,16 +140,8 @@ def main(argv: list[str] | None = None) -> int:
                 warmup=args.compile,
                 progress=not args.no_progress,
             )
-            for row in rows:
-                row.update(
-                    defense=name,
-                    classifier=args.classifier or tier.classifier,
-                    sigma=sigma,
-                    n=n,
-                    n0=args.n0,
-                    alpha=alpha,
-                    precision=precision,
-                )
+            for row in rows:  # certify_dataset's rows hold sigma, n0, n and alpha already
+                row.update(defense=name, classifier=args.classifier or tier.classifier, precision=precision)
             all_rows += rows
     curves: dict[str, list[dict[str, Any]]] = {}
     for row in all_rows:
@@ -161,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.from_json is None and args.compile:
         print("(--compile: the compilation, before the first image, is not counted in noise samples/s or minutes)")
     if args.json:
-        Path(args.json).write_text(json.dumps(all_rows, indent=1))
+        write_atomic(Path(args.json), json.dumps(all_rows, indent=1).encode())
     if args.plot:
         title = f"{tier.name}, sigma={sigma}, n={n}, alpha={alpha}" + (
             "" if precision == "float32" else f", {precision}"

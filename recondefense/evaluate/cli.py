@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..arguments import positive_int
+from ..files import write_atomic
 from .checks import (
     classifier_problem,
     corruption_problems,
@@ -284,5 +285,5 @@ def _evaluate_and_draw(
             device=device,
             progress=not args.no_progress,
         )
-        Path(args.curve).with_suffix(".json").write_text(json.dumps(points, indent=1))
+        write_atomic(Path(args.curve).with_suffix(".json"), json.dumps(points, indent=1).encode())
         print(json.dumps(points), file=info)

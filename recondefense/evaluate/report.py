@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..files import write_atomic
 from .tiers import ATTACK_NAMES, Tier
 
 __all__ = ["format_corruption_markdown", "format_markdown"]
@@ -226,9 +227,9 @@ def _write_table(
     if json_path == "-":
         sys.stdout.write(json.dumps(rows, indent=1) + "\n")
     elif json_path:
-        Path(json_path).write_text(json.dumps(rows, indent=1))
+        write_atomic(Path(json_path), json.dumps(rows, indent=1).encode())
     if markdown:
-        Path(markdown).write_text(table)
+        write_atomic(Path(markdown), table.encode())
 
 
 #: JSON type names for the message about a rows file that holds another JSON value.

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import shutil
 import signal
 import threading
@@ -147,9 +146,7 @@ def _trim_metrics(path: Path, global_step: int, epoch: int) -> None:
         if record.get("step", 0) > global_step or ("validation" in record and record.get("epoch", 0) > epoch):
             continue
         kept.append(line)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("".join(line + "\n" for line in kept))
-    os.replace(tmp, path)
+    write_atomic(path, "".join(line + "\n" for line in kept).encode())
 
 
 class _MetricsLog:
