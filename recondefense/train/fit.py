@@ -18,7 +18,7 @@ from ..defense import ReconstructiveDefense
 from .checkpoints import CHECKPOINT, _load_checkpoint
 from .config import TrainConfig, validate_config
 from .loop import _Setup, train
-from .network import _as_defense, _classify_probe
+from .network import _as_defense, _classify_probe, _first_item
 
 __all__ = ["fit"]
 
@@ -95,10 +95,7 @@ def _check_first(dataset: _Images, name: str, classifier: nn.Module, spec: str) 
     Raises:
         ValueError: an image out of range, one the classifier cannot take, or a label outside its classes.
     """
-    item = next((item for item in (dataset[i] for i in range(min(len(dataset), 64))) if item is not None), None)
-    if item is None:
-        raise ValueError(f"{name}: none of the first 64 images can be decoded")
-    image, label = item
+    image, label = _first_item(dataset, name)
     low, high = image.min().item(), image.max().item()
     if low < 0 or high > 1:
         raise ValueError(

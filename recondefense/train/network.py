@@ -19,6 +19,23 @@ from ..purifiers import ARCHITECTURES, build_purifier, pad_to_stride
 from .config import TrainConfig, attack_parts, config_to_command, corruption_spec, gaussian_sigma, parse_widths
 from .triplets import _labels_for
 
+#: How many items are read, at most, to find one that decodes (unreadable files come back as None).
+_PROBE_ITEMS = 64
+
+
+def _first_item(dataset: Dataset, where: str) -> Any:
+    """The first item of ``dataset`` that decodes, among its first :data:`_PROBE_ITEMS`.
+
+    Raises:
+        ValueError: none of them decodes (``where`` names the data in the message).
+    """
+    item = next(
+        (item for item in (dataset[i] for i in range(min(len(dataset), _PROBE_ITEMS))) if item is not None), None
+    )
+    if item is None:
+        raise ValueError(f"{where}: none of the first {_PROBE_ITEMS} images can be decoded")
+    return item
+
 
 def _probe(
     train_set: Dataset, names: list[str], classifiers: list[nn.Module], data_name: str, device: torch.device
@@ -27,10 +44,7 @@ def _probe(
     classifier, once every classifier is checked to take the images and to output the data's classes."""
     if len(train_set) == 0:
         raise ValueError(f"the training data {data_name!r} is empty")
-    probe = next((item for item in (train_set[i] for i in range(min(len(train_set), 64))) if item is not None), None)
-    if probe is None:
-        raise ValueError(f"the training data {data_name!r}: none of the first 64 images can be decoded")
-    image = probe[0]
+    image = _first_item(train_set, f"the training data {data_name!r}")[0]
     classes = _num_classes(train_set)
     counts = []
     for spec, model_k in zip(names, classifiers):
