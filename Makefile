@@ -39,10 +39,15 @@ define apt_install
 	  ( $$SUDO apt-get install -y -q $(2) || { $$SUDO apt-get update -q && $$SUDO apt-get install -y -q $(2); } ) >/dev/null \
 	  || echo "WARNING: could not install $(2) (Debian); the tests that need it will be skipped"; }
 endef
+# The object photographs of the imagenet-objects tier (recondefense.data.object_sources lists every file used).
+STAMPS := /usr/share/tuxpaint/stamps/animals/mammals/zebra.png
+GCOMPRIS := /usr/share/gcompris-qt/rcc/categorization.rcc
 data:
 	$(call apt_install,$(FMNIST),dataset-fashion-mnist)
 	$(call apt_install,$(PHOTOS),opencv-doc)
 	$(call apt_install,$(WALLPAPERS),$(WALLPAPER_PACKAGES))
+	$(call apt_install,$(STAMPS),tuxpaint-stamps-default)
+	$(call apt_install,$(GCOMPRIS),gcompris-qt-data)
 
 test: $(IMAGENET_STAMP) data
 	$(PY) -m pytest -q

@@ -4,8 +4,10 @@
 - :mod:`.photos`: the ImageNet tier's photos (training crops, held-out photos, foolbox's labelled ImageNet
   photos, fixed crops);
 - :mod:`.folders`: ImageFolder data and folders of unlabelled images, split per file by :func:`hash_split`;
-- :mod:`.labels`: :data:`UNLABELLED` and :func:`label_with_classifier` (a classifier's clean predictions as
-  the labels of photo crops or a folder of images).
+- :mod:`.objects`: the object photographs (Tux Paint cut-outs composited onto photos, GCompris photos) of the
+  ImageNet object tier, split per source image; :mod:`.qt_resources` reads GCompris' Qt resource files;
+- :mod:`.labels`: :data:`UNLABELLED`, :func:`label_with_classifier` (a classifier's clean predictions as
+  the labels of photo crops or a folder of images) and :func:`label_by_consensus` (several classifiers').
 
 :func:`load_dataset` (here) reads a data-set spec; every public name is importable from ``recondefense.data``.
 """
@@ -25,7 +27,8 @@ from .fashion_mnist import FASHION_MNIST_TRAIN_SIZE as FASHION_MNIST_TRAIN_SIZE
 from .folders import FOLDER_VAL_SHARE as FOLDER_VAL_SHARE
 from .folders import SkippingImageFolder, UnlabelledFolder, collate_skipping, folder_classes
 from .folders import hash_split as hash_split
-from .labels import UNLABELLED, label_with_classifier
+from .labels import UNLABELLED, Consensus, label_by_consensus, label_with_classifier
+from .objects import OBJECT_PACKAGES, ObjectCrops, object_sources, object_test_crops, painting_crops, source_split
 from .photos import (
     HELDOUT_PHOTOS,
     OPENCV_DATA_DIR,
@@ -62,6 +65,14 @@ __all__ = [
     "imagenet_samples",
     "fixed_crops",
     "label_with_classifier",
+    "label_by_consensus",
+    "Consensus",
+    "OBJECT_PACKAGES",
+    "ObjectCrops",
+    "object_sources",
+    "object_test_crops",
+    "painting_crops",
+    "source_split",
     "load_dataset",
     "photo_count",
 ]
@@ -90,13 +101,26 @@ def _photo_split(spec: str, split: str, image_size: int, classifier: nn.Module |
     return label_with_classifier(crops, classifier, num_workers=num_workers)
 
 
+def _object_split(spec: str, split: str, image_size: int, classifier: nn.Module | None, num_workers: int) -> Dataset:
+    """``load_dataset("objects[:N]", split)``: labelled :class:`ObjectCrops` of the train or val source images."""
+    if split not in _PHOTO_SEEDS:
+        raise ValueError(f"objects have splits train and val, not {split!r}: evaluate on the imagenet-objects tier")
+    if classifier is None:
+        raise ValueError("the object images are labelled by the classifier's prediction: pass classifier=")
+    train_images = photo_count(spec)
+    length = train_images if split == "train" else min(PHOTO_VAL_CROPS, train_images)
+    images = ObjectCrops(split, length, image_size, seed=_PHOTO_SEEDS[split])
+    logger.info("labelling %d %s object images with the classifier", length, split)
+    return label_with_classifier(images, classifier, num_workers=num_workers)
+
+
 def photo_count(spec: str) -> int:
-    """The training crop count of a ``"photos"`` / ``"photos:N"`` spec (default :data:`PHOTO_TRAIN_CROPS`).
+    """The training image count of a ``"photos[:N]"`` or ``"objects[:N]"`` spec (default :data:`PHOTO_TRAIN_CROPS`).
 
     Raises:
         ValueError: ``N`` is not a positive integer.
     """
-    _, _, count = spec.partition(":")
+    kind, _, count = spec.partition(":")
     if not count:
         return PHOTO_TRAIN_CROPS
     try:
@@ -104,7 +128,7 @@ def photo_count(spec: str) -> int:
     except ValueError:
         crops = 0
     if crops < 1:
-        raise ValueError(f"--data {spec!r}: expected photos:N with N a positive number of training crops")
+        raise ValueError(f"--data {spec!r}: expected {kind}:N with N a positive number of training images")
     return crops
 
 
@@ -127,7 +151,9 @@ def load_dataset(
 
     ``"photos"``: :class:`PhotoCrops` of the training photos at ``image_size`` (default 224), labelled by
     ``classifier`` (required) with :func:`label_with_classifier`; ``"train"`` has ``N`` crops (default
-    10,000), ``"val"`` up to 500 other crops (another seed) of the same photos. ``num_workers``: DataLoader
+    10,000), ``"val"`` up to 500 other crops (another seed) of the same photos. ``"objects"`` / ``"objects:N"``:
+    the same for :class:`ObjectCrops` of the object photographs, ``"val"`` drawn from the val split's sources (no
+    source image is shared with ``"train"``). ``num_workers``: DataLoader
     workers reading the images while ``classifier`` labels them.
 
     Raises:
@@ -148,6 +174,8 @@ def load_dataset(
         return fashion_mnist(split)
     if spec == "photos" or spec.startswith("photos:"):
         return _photo_split(spec, split, size, classifier, num_workers)
+    if spec == "objects" or spec.startswith("objects:"):
+        return _object_split(spec, split, size, classifier, num_workers)
     if spec.startswith("folder:"):
         if classifier is None:
             raise ValueError("a folder of unlabelled images is labelled by the classifier: pass classifier=")
@@ -177,7 +205,7 @@ _SPLIT_FOLDERS = ("train", "val", "test")
 #: Side of the Fashion-MNIST images.
 FASHION_MNIST_SIZE = 28
 #: The data-set spec forms, for error messages.
-SPEC_FORMS = "fashionmnist, photos[:N], folder:PATH, imagefolder:PATH or PATH"
+SPEC_FORMS = "fashionmnist, photos[:N], objects[:N], folder:PATH, imagefolder:PATH or PATH"
 
 
 def _data_folder(spec: str, prefix: str) -> Path:

@@ -1,5 +1,6 @@
-"""Labels for unlabelled images: :data:`UNLABELLED`, and :func:`label_with_classifier`, which labels a data set
-(photo crops, a folder of images) with a classifier's clean predictions."""
+"""Labels for unlabelled images: :data:`UNLABELLED`, :func:`label_with_classifier`, which labels a data set
+(photo crops, a folder of images) with a classifier's clean predictions, and :func:`label_by_consensus`, which
+keeps the images on which several classifiers agree (a stand-in for ground truth where none exists)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ._tensors import stack_images
 
-__all__ = ["UNLABELLED", "label_with_classifier"]
+__all__ = ["UNLABELLED", "Consensus", "label_by_consensus", "label_with_classifier"]
 
 #: Label of an image no classifier has labelled yet (see :func:`label_with_classifier`).
 UNLABELLED = -1
@@ -80,3 +81,44 @@ def label_with_classifier(
         for module, training in modes.items():
             module.training = training
     return _Relabelled(dataset, predicted)
+
+
+class Consensus(Dataset):
+    """The images of a data set on which every classifier predicted the same class, labelled with it.
+
+    ``kept``: indices into the original data set; ``total``: its length (``total - len(self)`` were dropped).
+    """
+
+    def __init__(self, dataset: Dataset, kept: torch.Tensor, labels: torch.Tensor) -> None:
+        self.dataset, self.kept, self.labels, self.total = dataset, kept, labels, len(dataset)
+
+    def __len__(self) -> int:
+        return len(self.kept)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return self.dataset[int(self.kept[index])][0], int(self.labels[index])
+
+    @property
+    def dropped(self) -> int:
+        """Images dropped because the classifiers disagreed (or one could not be decoded)."""
+        return self.total - len(self.kept)
+
+
+def label_by_consensus(dataset: Dataset, classifiers: list[nn.Module], *, batch_size: int = 32) -> Consensus:
+    """Keep the images of ``dataset`` on which all ``classifiers`` agree, labelled with their common top-1 class.
+
+    Each classifier takes ``(N, C, H, W)`` in [0, 1] (see :func:`label_with_classifier`). Used by the
+    ``imagenet-objects`` tier with EfficientNet-Lite0, -Lite1 and -Lite2: where three ImageNet classifiers agree on
+    a clean photo, their class is a well-conditioned stand-in for a human label.
+
+    Raises:
+        ValueError: no classifier.
+    """
+    if not classifiers:
+        raise ValueError("label_by_consensus needs at least one classifier")
+    votes = torch.stack(
+        [label_with_classifier(dataset, net, batch_size=batch_size).predicted for net in classifiers]
+    )  # (K, N), UNLABELLED for undecodable items
+    agreed = (votes == votes[:1]).all(0) & (votes[0] != UNLABELLED)
+    kept = agreed.nonzero().flatten()
+    return Consensus(dataset, kept, votes[0, kept])

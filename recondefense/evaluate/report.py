@@ -126,9 +126,13 @@ def format_markdown(rows: list[dict[str, Any]], tier: Tier, classifier: str | No
     clean_psnr = any(r.get("psnr_clean") is not None for r in rows if r["attack"] == "quality")
     head = ["Defense", *(ATTACK_NAMES[a] for a in attacks), "PSNR (PGD)", "SSIM (PGD)"]
     head += ["PSNR (clean)"] if clean_psnr else []
+    gated = any(r.get("gate_open_clean") is not None for r in rows if r["attack"] == "quality")
+    head += ["Gate open (clean / PGD)"] if gated else []
+    dropped = next((r["dropped"] for r in rows if isinstance(r.get("dropped"), int)), None)
+    agreed = "" if dropped is None else f" (where the labelling classifiers agree; {dropped} other crops dropped)"
     lines = [
-        f"Classifier `{classifier or tier.classifier}`, {n} test images (cells marked n=... used the first n). "
-        f"Accuracy ± half-width of the 95% Wilson interval. {tier.describe()}",
+        f"Classifier `{classifier or tier.classifier}`, {n} test images{agreed} (cells marked n=... used the first "
+        f"n). Accuracy ± half-width of the 95% Wilson interval. {tier.describe()}",
         "",
         "| " + " | ".join(head) + " |",
         "|" + "---|" * len(head),
@@ -147,6 +151,9 @@ def format_markdown(rows: list[dict[str, Any]], tier: Tier, classifier: str | No
         extra = ""
         if clean_psnr:
             extra = " - |" if q.get("psnr_clean") is None else f" {q['psnr_clean']:.1f} |"
+        if gated:
+            opened = q.get("gate_open_clean")
+            extra += " - |" if opened is None else f" {opened:.3f} / {q['gate_open_pgd']:.3f} |"
         lines.append(f"| {d} | " + " | ".join(cells) + f" | {q['psnr']:.1f}{note} | {q['ssim']:.3f} |" + extra)
     return "\n".join(lines) + "\n"
 

@@ -178,9 +178,11 @@ def evaluate(
             the first N images, for defenses or attacks too slow for the whole set; each row says its n.
 
     Returns:
-        Rows ``{"defense", "attack", "accuracy", "n", "ci95": [low, high]}``, plus rows with attack
-        ``"quality"`` holding ``psnr`` and ``ssim`` (defended PGD image vs clean image, means, ``n``) and
-        ``psnr_clean`` (defended clean image vs clean image; None without a defense).
+        Rows ``{"defense", "attack", "accuracy", "n", "ci95": [low, high]}`` (and ``dropped``, the crops a
+        consensus-labelled tier dropped), plus rows with attack ``"quality"`` holding ``psnr`` and ``ssim``
+        (defended PGD image vs clean image, means, ``n``), ``psnr_clean`` (defended clean image vs clean image; None
+        without a defense) and, for a gated purifier, ``gate_open_clean`` / ``gate_open_pgd`` (share of clean / PGD
+        images whose gate opened, value > 0.5).
 
     Raises:
         ValueError: an empty ``defenses``, a non-positive ``limit`` or ``batch_size``, an unknown attack, a bad
@@ -205,7 +207,9 @@ def evaluate(
     cap = {(d, a): min(caps.get(d, total), caps.get(a, total), total) for d in defenses for a in (*attacks, "quality")}
     correct = dict.fromkeys(cap, 0)
     seen = dict.fromkeys(cap, 0)
-    quality = {d: [0.0, 0.0, 0.0] for d in defenses}  # PSNR, SSIM of the purified PGD image; PSNR of purified clean
+    # PSNR, SSIM of the purified PGD image; PSNR of purified clean; images a gate opened on, clean and PGD
+    quality = {d: [0.0, 0.0, 0.0, 0, 0] for d in defenses}
+    gates = {d: getattr(getattr(m, "autoencoder", None), "gate_value", None) for d, m in modules.items()}
     bar = tqdm(loader, desc=f"evaluate {tier.name}", disable=not progress)
     for i, (x, y) in enumerate(bar):
         x, y = x.to(device), y.to(device)
@@ -247,14 +251,21 @@ def evaluate(
                 quality[d][1] += ssim(purified, x[:k]).sum().item()
                 if module is not None:
                     quality[d][2] += psnr(purified_clean, x[:k]).sum().item()
+                if gates[d] is not None:
+                    with torch.no_grad():
+                        quality[d][3] += int((gates[d](x[:k]) > 0.5).sum())
+                        quality[d][4] += int((gates[d](adv["pgd"][:k]) > 0.5).sum())
                 seen[d, "quality"] += k
         bar.set_postfix(images=start + len(y))
     rows: list[dict[str, Any]] = []
+    dropped = getattr(loader.dataset.dataset, "dropped", None)  # a consensus-labelled tier's disagreements
     for d in defenses:
         for a in attacks:
             n = seen[d, a]
             low, high = wilson_interval(correct[d, a], n)
             rows.append({"defense": d, "attack": a, "accuracy": correct[d, a] / n, "n": n, "ci95": [low, high]})
+            if dropped is not None:
+                rows[-1]["dropped"] = dropped
         n = seen[d, "quality"]
         rows.append(
             {
@@ -266,6 +277,8 @@ def evaluate(
                 "n": n,
             }
         )
+        if gates[d] is not None:  # share of images whose gate opened (value > 0.5)
+            rows[-1] |= {"gate_open_clean": quality[d][3] / n, "gate_open_pgd": quality[d][4] / n}
     return rows
 
 

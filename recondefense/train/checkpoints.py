@@ -18,7 +18,7 @@ from torch import nn
 
 from ..files import write_atomic
 from .config import TrainConfig, changed_fields
-from .triplets import CACHED_CLEAN, CACHED_LABELS, CACHED_TRIPLETS
+from .triplets import CACHED_CLEAN, CACHED_LABELS, CACHED_PARTS, CACHED_TRIPLETS
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
@@ -57,6 +57,7 @@ def _clear_previous_run(out: Path) -> None:
     for name in (CHECKPOINT, METRICS, CACHED_TRIPLETS, CACHED_CLEAN, CACHED_LABELS):
         (out / name).unlink(missing_ok=True)
     shutil.rmtree(out / "final", ignore_errors=True)
+    shutil.rmtree(out / CACHED_PARTS, ignore_errors=True)
 
 
 @dataclasses.dataclass

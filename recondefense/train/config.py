@@ -26,7 +26,8 @@ class TrainConfig:
     # data and classifier
     data: str = _opt(
         "fashionmnist",
-        '"fashionmnist", "photos[:N]" (crops of the training photos labelled by the classifier), "folder:PATH" '
+        '"fashionmnist", "photos[:N]" (crops of the training photos labelled by the classifier), "objects[:N]" '
+        '(object photographs: Tux Paint cut-outs composited onto photos, GCompris photos), "folder:PATH" '
         "(unlabelled images, any nesting, labelled by the classifier, split by a seeded path hash) or an "
         'ImageFolder "PATH" / "imagefolder:PATH" (class sub-folders; PATH/train and PATH/val when they exist)',
     )
@@ -105,6 +106,11 @@ class TrainConfig:
         0.0,
         'beyond the paper, "gated" only: weight of the gate\'s detection loss (binary cross-entropy: open on '
         "attacked images, closed on clean ones; needs no classifier, so --ce-weight 0 --clean-weight 0 trains fast)",
+    )
+    gate_negatives: float = _opt(
+        0.0,
+        "beyond the paper, with --gate-weight: share of each batch's clean images also shown to the gate, as clean, "
+        "with natural high-frequency content (JPEG artifacts, sensor noise, sharpening) so it stays shut on them",
     )
     clean_weight: float = _opt(
         0.0, "beyond the paper: weight of the clean-consistency term (the same guidance on purify(x), clean x)"
@@ -250,6 +256,10 @@ def validate_config(config: TrainConfig) -> None:
     ):
         if not getattr(config, name) >= 0:
             raise ValueError(f"--{name.replace('_', '-')} {getattr(config, name)}: expected a number >= 0")
+    if not 0 <= config.gate_negatives <= 1:
+        raise ValueError(f"--gate-negatives {config.gate_negatives}: expected a fraction in [0, 1]")
+    if config.gate_negatives > 0 and config.gate_weight == 0:
+        raise ValueError("--gate-negatives trains the gate: it needs --gate-weight > 0")
     if not 0 <= config.clean_fraction <= 1:
         raise ValueError(f"--clean-fraction {config.clean_fraction}: expected a fraction in [0, 1]")
     if config.max_minutes is not None and not config.max_minutes > 0:
@@ -292,13 +302,14 @@ def parse_widths(text: str) -> list[int]:
 
 def _check_data(spec: str) -> None:
     """Refuse a ``--data`` spec that cannot name a data set (the folders themselves are looked at later)."""
-    if spec == "photos" or spec.startswith("photos:"):
+    if spec in ("photos", "objects") or spec.startswith(("photos:", "objects:")):
         from ..data import photo_count
 
         photo_count(spec)
     elif spec.strip() in ("", "folder:", "imagefolder:"):
         raise ValueError(
-            f"--data {spec!r}: expected fashionmnist, photos[:N], folder:PATH, imagefolder:PATH or an ImageFolder PATH"
+            f"--data {spec!r}: expected fashionmnist, photos[:N], objects[:N], folder:PATH, imagefolder:PATH or an "
+            "ImageFolder PATH"
         )
 
 

@@ -17,6 +17,7 @@ from ..defense import ReconstructiveDefense
 from ..losses import VisualLossParts, guidance_loss, visual_loss
 from ..purifiers import ARCHITECTURES, build_purifier, pad_to_stride
 from .config import TrainConfig, attack_parts, config_to_command, corruption_spec, gaussian_sigma, parse_widths
+from .negatives import natural_variants
 from .triplets import _labels_for
 
 #: How many items are read, at most, to find one that decodes (unreadable files come back as None).
@@ -238,7 +239,7 @@ def _loss(
     else:  # no classifier in the loop (e.g. only the gate's detection loss)
         loss, guidance, train_acc = config.visual_weight * parts.total, None, None
     if config.gate_weight > 0:
-        loss = loss + config.gate_weight * _gate_loss(ae, x, x_adv, keep_clean)
+        loss = loss + config.gate_weight * _gate_loss(ae, x, x_adv, keep_clean, config.gate_negatives)
     return recon, parts, loss, guidance, train_acc
 
 
@@ -270,14 +271,21 @@ def _guidance(
     return guide, clean_guide, correct
 
 
-def _gate_loss(ae: nn.Module, x: torch.Tensor, x_adv: torch.Tensor, kept_clean: torch.Tensor) -> torch.Tensor:
+def _gate_loss(
+    ae: nn.Module, x: torch.Tensor, x_adv: torch.Tensor, kept_clean: torch.Tensor, negatives: float = 0.0
+) -> torch.Tensor:
     """Detection loss of a gated purifier's gate: binary cross-entropy, open (1) on attacked or corrupted
-    images, closed (0) on clean ones (inputs left clean by ``--clean-fraction`` count as clean)."""
+    images, closed (0) on clean ones (inputs left clean by ``--clean-fraction`` count as clean) and on natural
+    variants (:func:`~.negatives.natural_variants`) of the first ``negatives`` share of the clean ones."""
     gate = getattr(ae, "gate_logit", None)
     if gate is None:
         raise ValueError("--gate-weight needs --arch gated (a purifier with a gate)")
-    logits = torch.cat([gate(x_adv), gate(x)])
-    targets = torch.cat([(~kept_clean).float(), torch.zeros(len(x), device=x.device)])
+    clean = x
+    count = round(negatives * len(x))
+    if count:
+        clean = torch.cat([x, natural_variants(x[:count])])  # draws from the step's seeded global RNG
+    logits = torch.cat([gate(x_adv), gate(clean)])
+    targets = torch.cat([(~kept_clean).float(), torch.zeros(len(clean), device=x.device)])
     return F.binary_cross_entropy_with_logits(logits, targets)
 
 

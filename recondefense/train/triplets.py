@@ -4,6 +4,7 @@ corruptions against classifier ``k``) or once for the whole training set (``--tr
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from functools import partial
 from pathlib import Path
 
@@ -24,6 +25,8 @@ CACHED_TRIPLETS = "triplets_x_adv.npy"
 #: The clean images and labels cached with x~, so epochs read arrays instead of decoding or cropping again.
 CACHED_CLEAN = "triplets_x.npy"
 CACHED_LABELS = "triplets_y.npy"
+#: Folder of the batches cached so far (one ``.npz`` per batch): a killed run resumes from them.
+CACHED_PARTS = "triplets_parts"
 
 
 def _step_seed(seed: int, epoch: int, step: int) -> int:
@@ -214,37 +217,60 @@ def _cache_triplets(
 ) -> None:
     """Attack the whole training set once (8-bit, as the official code stored them); reused every epoch.
 
-    Image ``i`` is attacked against classifier ``i mod K`` (with its own label when ``relabel``). The clean
-    images and labels are stored first and x~ last, so a cache with x~ is complete."""
+    Image ``i`` is attacked against classifier ``i mod K`` (with its own label when ``relabel``). Each batch is
+    written to ``<out>/triplets_parts/`` as it is done (batch ``i`` seeded by ``i`` alone), so a killed run that is
+    started again attacks only the batches it lacks and gets the same cache. At the end the clean images and labels
+    are stored first and x~ last, so a cache with x~ is complete; the parts are then removed."""
+    parts = out / CACHED_PARTS
+    parts.mkdir(parents=True, exist_ok=True)
+    batches = -(-len(dataset) // config.batch_size)
+    done = {i for i in range(batches) if (parts / f"{i:06d}.npz").is_file()}
+    todo = [i for i in range(batches) if i not in done]
     loader = DataLoader(
         _WithIndex(dataset),
-        batch_size=config.batch_size,
-        shuffle=False,
+        batch_sampler=[
+            list(range(i * config.batch_size, min(len(dataset), (i + 1) * config.batch_size))) for i in todo
+        ],
         collate_fn=_collate_indexed,
         num_workers=config.num_workers,
     )
-    arrays: dict[str, np.ndarray] = {}  # row i = training image i (undecodable images: zeros and label -1)
-    for i, (x, y, index, _) in enumerate(tqdm(loader, desc="caching triplets", disable=not config.progress)):
-        if len(y) == 0:
-            continue
-        torch.manual_seed(_step_seed(config.seed, -1, i))
-        x, y = x.to(device), y.to(device)
-        x_adv = _attack_groups(maker, x, y, _groups(index, len(maker.classifiers)), relabel)
-        if not arrays:
-            arrays = {
-                "x_adv": np.zeros((len(dataset), *x.shape[1:]), dtype=np.uint8),
-                "clean": np.zeros((len(dataset), *x.shape[1:]), dtype=np.uint8),
-                "labels": np.full(len(dataset), -1, dtype=np.int64),
+    bar = tqdm(total=batches, initial=len(done), desc="caching triplets", disable=not config.progress)
+    for i, (x, y, index, _) in zip(todo, loader):
+        if len(y):
+            torch.manual_seed(_step_seed(config.seed, -1, i))
+            x, y = x.to(device), y.to(device)
+            x_adv = _attack_groups(maker, x, y, _groups(index, len(maker.classifiers)), relabel)
+            rows = {
+                "index": index.numpy(),
+                "x_adv": (x_adv * 255).round().to(torch.uint8).cpu().numpy(),
+                "clean": (x * 255).round().to(torch.uint8).cpu().numpy(),
+                "labels": y.cpu().numpy(),
             }
-        rows = index.numpy()
-        arrays["x_adv"][rows] = (x_adv * 255).round().to(torch.uint8).cpu().numpy()
-        arrays["clean"][rows] = (x * 255).round().to(torch.uint8).cpu().numpy()
-        arrays["labels"][rows] = y.cpu().numpy()
+        else:
+            rows = {"index": np.zeros(0, dtype=np.int64)}
+        write_atomic(parts / f"{i:06d}.npz", partial(np.savez, **rows))
+        bar.update()
+    bar.close()
+    arrays: dict[str, np.ndarray] = {}  # row i = training image i (undecodable images: zeros and label -1)
+    for i in range(batches):
+        with np.load(parts / f"{i:06d}.npz") as rows:
+            if not len(rows["index"]):
+                continue
+            if not arrays:
+                shape = rows["clean"].shape[1:]
+                arrays = {
+                    "x_adv": np.zeros((len(dataset), *shape), dtype=np.uint8),
+                    "clean": np.zeros((len(dataset), *shape), dtype=np.uint8),
+                    "labels": np.full(len(dataset), -1, dtype=np.int64),
+                }
+            for name in ("x_adv", "clean", "labels"):
+                arrays[name][rows["index"]] = rows[name]
     if not arrays:
         raise ValueError("no decodable training image to attack")
     write_atomic(out / CACHED_CLEAN, partial(np.save, arr=arrays["clean"]))
     write_atomic(out / CACHED_LABELS, partial(np.save, arr=arrays["labels"]))
     write_atomic(out / CACHED_TRIPLETS, partial(np.save, arr=arrays["x_adv"]))
+    shutil.rmtree(parts, ignore_errors=True)
 
 
 class _WithIndex(Dataset):

@@ -1,0 +1,48 @@
+"""Natural look-alikes of a perturbation: clean images with high-frequency content that is not an attack.
+
+A perturbation detector (the gate of a gated purifier) that has only seen clean photos and attacked ones learns
+"fine-scale energy means attack", and opens on JPEG artifacts, sensor noise or sharpened textures it never saw.
+:func:`natural_variants` makes such images from clean ones; ``recondefense train --gate-negatives`` shows them to
+the gate as clean (closed).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..baselines import JPEG
+
+__all__ = ["NATURAL_VARIANTS", "natural_variants"]
+
+#: The kinds of variant, drawn uniformly per image: a JPEG round trip at quality 20-90, Gaussian sensor noise
+#: of standard deviation 0.003-0.03, and an unsharp mask of strength 0.5-2.
+NATURAL_VARIANTS = ("jpeg", "noise", "sharpen")
+
+
+def _unsharp(image: torch.Tensor, amount: float) -> torch.Tensor:
+    """``x + amount * (x - blur(x))`` with a 3 x 3 binomial blur, ``(C, H, W)`` in [0, 1] -> same."""
+    kernel = torch.tensor([1.0, 2.0, 1.0], device=image.device, dtype=image.dtype)
+    kernel = (kernel[:, None] * kernel[None, :] / 16).expand(image.shape[0], 1, 3, 3)
+    blurred = F.conv2d(F.pad(image[None], (1, 1, 1, 1), mode="replicate"), kernel, groups=image.shape[0])[0]
+    return image + amount * (image - blurred)
+
+
+def natural_variants(images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """One natural variant per image (:data:`NATURAL_VARIANTS`, kind and strength drawn from ``generator``).
+
+    Shape: ``(N, C, H, W)`` float in [0, 1] -> same, in [0, 1], detached.
+    """
+    images = images.detach()
+    out = []
+    for image in images:
+        kind = NATURAL_VARIANTS[int(torch.randint(len(NATURAL_VARIANTS), (), generator=generator))]
+        strength = float(torch.rand((), generator=generator))
+        if kind == "jpeg":
+            out.append(JPEG(quality=20 + round(70 * strength)).purify(image[None])[0])
+        elif kind == "noise":
+            noise = torch.randn(image.shape, generator=generator).to(image.device, image.dtype)
+            out.append(image + (0.003 + 0.027 * strength) * noise)
+        else:
+            out.append(_unsharp(image, 0.5 + 1.5 * strength))
+    return torch.stack(out).clamp(0, 1)
