@@ -40,7 +40,7 @@ define apt_install
 	  || echo "WARNING: could not install $(2) (Debian); the tests that need it will be skipped"; }
 endef
 # The object photographs of the imagenet-objects tier (recondefense.data.object_sources lists every file used).
-STAMPS := /usr/share/tuxpaint/stamps/animals/mammals/zebra.png
+STAMPS := /usr/share/tuxpaint/stamps/animals/mammals/equines/zebra.png
 GCOMPRIS := /usr/share/gcompris-qt/rcc/categorization.rcc
 data:
 	$(call apt_install,$(FMNIST),dataset-fashion-mnist)

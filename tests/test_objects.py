@@ -220,8 +220,7 @@ def test_natural_variants_stay_images_and_change_the_fine_scale():
 def test_triplet_caching_resumes_after_a_kill_and_gives_the_same_cache(tmp_path, monkeypatch):
     from test_train import _config, _write_images
 
-    from recondefense.train import train
-    from recondefense.train import triplets
+    from recondefense.train import train, triplets
 
     data = _write_images(tmp_path / "data")
     whole = tmp_path / "whole"
@@ -241,7 +240,7 @@ def test_triplet_caching_resumes_after_a_kill_and_gives_the_same_cache(tmp_path,
     with pytest.raises(KeyboardInterrupt):
         train(_config(data, part, triplets="cached", epochs=1, warmup_epochs=1, stop_after_steps=1))
     assert len(list((part / triplets.CACHED_PARTS).glob("*.npz"))) == 2
-    calls["n"] = -10**6  # no more kills; count the batches attacked again
+    calls["n"] = -(10**6)  # no more kills; count the batches attacked again
     # started again (no checkpoint yet, so without --resume): only the missing batches are attacked
     train(_config(data, part, triplets="cached", epochs=1, warmup_epochs=1, stop_after_steps=1))
     assert calls["n"] == -(10**6) + 2  # 4 batches in all, 2 of them cached before the kill
