@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo venv data lint bench tables imagenet-tables imagenet-default-rows imagenet-markdown realworld-tables corruption-tables imagenet-corruption-tables certify-tables certify-bfloat16 certify-full clean
+.PHONY: test demo venv data lint bench tables imagenet-tables imagenet-default-rows imagenet-markdown imagenet-objects-tables imagenet-objects-markdown realworld-tables corruption-tables imagenet-corruption-tables certify-tables certify-bfloat16 certify-full clean
 FMNIST := /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
 
 $(PY):
@@ -129,6 +129,25 @@ imagenet-tables: $(IMAGENET_STAMP) data
 	    --defenses $(PREVIOUS_IMAGENET) --json $(IMAGENET)/photos-lite2-gated.json ) & \
 	wait
 	$(MAKE) imagenet-default-rows
+# The README's object table: the imagenet-objects tier (held-out object photographs, labels = consensus of Lite0,
+# Lite1 and Lite2), Lite0 target with every baseline and our weights, Lite1 unseen and Lite2 (each attacked directly),
+# in parallel shards (about an hour on 2 CPU cores); then the markdown tables. OBJECT_DEFENSES adds weights.
+OBJECTS := OMP_NUM_THREADS=1 $(PY) -m recondefense.evaluate --tier imagenet-objects --no-progress
+OBJECT_DEFENSES ?= $(DEFAULT_IMAGENET)
+imagenet-objects-tables: $(IMAGENET_STAMP) data
+	mkdir -p $(IMAGENET)
+	( $(OBJECTS) --attacks none,fgsm,pgd,deepfool --defenses none,$(OBJECT_DEFENSES) --json $(IMAGENET)/objects-ours.json; \
+	  $(OBJECTS) --attacks none,fgsm,pgd,deepfool --defenses pd,rrp,fd,jpeg,bitdepth --json $(IMAGENET)/objects-baselines.json ) & \
+	( for c in 1 2; do $(OBJECTS) --classifier imagenet-efficientnet_lite$$c --attacks none,pgd \
+	    --defenses none,$(OBJECT_DEFENSES) --json $(IMAGENET)/objects-lite$$c.json; done ) & \
+	wait
+	$(MAKE) imagenet-objects-markdown
+imagenet-objects-markdown:
+	$(OBJECTS) --from-json $(IMAGENET)/objects-baselines.json $(IMAGENET)/objects-ours.json \
+	  --markdown $(IMAGENET)/objects.md
+	for c in 1 2; do $(OBJECTS) --classifier imagenet-efficientnet_lite$$c --from-json $(IMAGENET)/objects-lite$$c.json \
+	  --markdown $(IMAGENET)/objects-lite$$c.md; done
+
 # the markdown tables from the JSON rows (seconds)
 imagenet-markdown:
 	$(EVAL_IMAGENET) --tier imagenet-photos --from-json $(IMAGENET)/photos-baselines.json $(IMAGENET)/photos-ours.json \

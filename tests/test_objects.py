@@ -247,3 +247,47 @@ def test_triplet_caching_resumes_after_a_kill_and_gives_the_same_cache(tmp_path,
     assert not (part / triplets.CACHED_PARTS).exists()
     for name in ("triplets_x_adv.npy", "triplets_x.npy", "triplets_y.npy"):
         assert np.array_equal(np.load(whole / name), np.load(part / name))
+
+
+def test_a_run_with_a_complete_cache_reads_it_instead_of_labelling_the_data_again(tmp_path, monkeypatch):
+    from test_train import _config, _write_images
+
+    from recondefense.train import loop, train
+
+    data = _write_images(tmp_path / "data")
+    out = tmp_path / "run"
+    train(_config(data, out, triplets="cached", epochs=2, warmup_epochs=1, stop_after_steps=1))
+    loaded = []
+    load = loop.load_dataset
+    monkeypatch.setattr(loop, "load_dataset", lambda spec, split, **kw: loaded.append(split) or load(spec, split, **kw))
+    final = train(_config(data, out, triplets="cached", epochs=2, warmup_epochs=1, resume=True))
+    assert loaded == ["val"] and (final / "model.safetensors").is_file()
+
+
+def test_a_cached_run_of_classifier_labelled_images_skips_the_class_count_check(tmp_path):
+    from recondefense.train.network import _num_classes
+    from recondefense.train.triplets import CACHED_CLEAN, CACHED_LABELS, CACHED_TRIPLETS, CachedTrainingSet
+
+    np.save(tmp_path / CACHED_CLEAN, np.zeros((3, 3, 4, 4), dtype=np.uint8))
+    np.save(tmp_path / CACHED_TRIPLETS, np.zeros((3, 3, 4, 4), dtype=np.uint8))
+    np.save(tmp_path / CACHED_LABELS, np.array([5, -1, 980]))
+    cached = CachedTrainingSet(tmp_path, labelled_by_classifier=True)
+    assert CachedTrainingSet.complete(tmp_path) and len(cached) == 3 and cached[1] is None
+    assert cached[2][1] == 980 and cached[0][0].shape == (3, 4, 4)
+    assert _num_classes(cached) is None  # predicted labels: 981 is not the classifier's class count
+
+
+def test_the_installed_object_sources_give_the_tier_enough_test_crops():
+    from recondefense.data import object_sources
+
+    try:
+        sources = object_sources("test")
+    except FileNotFoundError as err:
+        pytest.skip(str(err))
+    if len(sources.stamps) < 40 or len(sources.photos) < 30:
+        pytest.skip("tuxpaint-stamps-default or gcompris-qt-data not fully installed (`make data` installs them)")
+    crops = object_test_crops(sources=sources)
+    assert len(crops) >= 400  # before the consensus drops the crops the three classifiers disagree on
+    train = object_sources("train")
+    assert not set(train.stamps) & set(sources.stamps) and not set(train.photos) & set(sources.photos)
+    assert not set(train.backgrounds) & set(sources.backgrounds)

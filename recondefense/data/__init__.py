@@ -74,6 +74,7 @@ __all__ = [
     "painting_crops",
     "source_split",
     "load_dataset",
+    "classifier_labelled",
     "photo_count",
 ]
 
@@ -112,6 +113,12 @@ def _object_split(spec: str, split: str, image_size: int, classifier: nn.Module 
     images = ObjectCrops(split, length, image_size, seed=_PHOTO_SEEDS[split])
     logger.info("labelling %d %s object images with the classifier", length, split)
     return label_with_classifier(images, classifier, num_workers=num_workers)
+
+
+def classifier_labelled(spec: str) -> bool:
+    """Whether :func:`load_dataset` labels the images of ``spec`` with the classifier's predictions (photos, object
+    photographs, folders of unlabelled images) rather than with labels of their own."""
+    return spec in ("photos", "objects") or spec.startswith(("photos:", "objects:", "folder:"))
 
 
 def photo_count(spec: str) -> int:

@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm.auto import tqdm
 
 from ..classifiers import load_classifier
-from ..data import load_dataset
+from ..data import classifier_labelled, load_dataset
 from ..defense import ReconstructiveDefense
 from ..losses import VisualLossParts
 from ..metrics import psnr
@@ -49,6 +49,7 @@ from .curves import plot_curves
 from .distributed import _device, _distributed, _ranks_agree
 from .network import _AnySize, _build_network, _loss, _optimizer, _probe, _save_final, _train_mode
 from .triplets import (
+    CachedTrainingSet,
     _attack_groups,
     _cached_batch,
     _check_labels,
@@ -133,7 +134,11 @@ def _setup_from_config(config: TrainConfig, device: torch.device) -> _Setup:
     ]
     # the (first) classifier labels unlabelled data ("photos") with its own clean predictions
     data = {"image_size": config.image_size, "classifier": classifiers[0], "num_workers": config.num_workers}
-    train_set = load_dataset(config.data, "train", **data)
+    if config.triplets == "cached" and CachedTrainingSet.complete(Path(config.out)):
+        # the cache holds the clean images and labels: no decoding or labelling again (minutes for photos)
+        train_set = CachedTrainingSet(Path(config.out), labelled_by_classifier=classifier_labelled(config.data))
+    else:
+        train_set = load_dataset(config.data, "train", **data)
     val_set = load_dataset(config.data, "val", **data)
     start = None if config.init_from is None else ReconstructiveDefense.from_pretrained(config.init_from)
     return _Setup(classifiers, names, train_set, val_set, start, config.data)

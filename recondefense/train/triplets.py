@@ -179,6 +179,31 @@ class _CachedItems(Dataset):
         return torch.from_numpy(np.array(self.clean[index])).float().div(255), label, index
 
 
+class CachedTrainingSet(Dataset):
+    """The training set of a complete ``--triplets cached`` cache, read back: ``(image (C, H, W) float in [0, 1],
+    label)`` from its uint8 clean images and labels (memory-mapped), so a resumed or restarted run neither decodes
+    nor labels the data again. ``labelled_by_classifier``: the labels are the first classifier's predictions."""
+
+    def __init__(self, out: Path, labelled_by_classifier: bool) -> None:
+        self.clean = np.load(out / CACHED_CLEAN, mmap_mode="r")
+        self.stored_labels = np.load(out / CACHED_LABELS)  # (not ``labels``: the class count was checked already)
+        self.labelled_by_classifier = labelled_by_classifier
+
+    @staticmethod
+    def complete(out: Path) -> bool:
+        """Whether ``out`` holds a complete cache with its clean images and labels."""
+        return all((out / name).is_file() for name in (CACHED_TRIPLETS, CACHED_CLEAN, CACHED_LABELS))
+
+    def __len__(self) -> int:
+        return len(self.stored_labels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int] | None:
+        label = int(self.stored_labels[index])
+        if label < 0:
+            return None
+        return torch.from_numpy(np.array(self.clean[index])).float().div(255), label
+
+
 def _triplet_cache(
     dataset: Dataset,
     maker: _TripletMaker,
