@@ -1,5 +1,5 @@
-"""Output files: checks on output locations, made before a command reads, computes or deletes anything, and
-the one way files are written whole or not at all (:func:`write_atomic`)."""
+"""Output files: checks on output locations, made before a command reads, computes or deletes anything, the
+one way files are written whole or not at all (:func:`write_atomic`), and the cache folder (:func:`cache_dir`)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["writable_folder_problem", "output_problem", "write_atomic", "new_file_mode"]
+__all__ = ["cache_dir", "writable_folder_problem", "output_problem", "write_atomic", "new_file_mode"]
+
+
+def cache_dir() -> Path:
+    """Where recondefense keeps what it can compute again (``$RECONDEFENSE_CACHE``, default ``~/.cache/recondefense``)."""
+    return Path(os.environ.get("RECONDEFENSE_CACHE", Path.home() / ".cache" / "recondefense"))
 
 
 def writable_folder_problem(folder: Path) -> str | None:

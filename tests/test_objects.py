@@ -20,7 +20,7 @@ from recondefense.data import (
     source_split,
 )
 from recondefense.data.object_sources import GCOMPRIS_PAINTINGS, GCOMPRIS_PHOTOS, GCOMPRIS_RCC_DIR, TUXPAINT_STAMPS
-from recondefense.data.objects import TEST_CROPS_PER_SOURCE, ObjectSources
+from recondefense.data.objects import TEST_COMPOSITES_PER_STAMP, TEST_CROPS_PER_PHOTO, ObjectSources
 from recondefense.data.qt_resources import QtResource, QtResourceError, read_qt_resource
 from recondefense.train.negatives import natural_variants
 
@@ -161,10 +161,10 @@ def test_object_crops_refuse_bad_arguments():
         ObjectCrops(length=-1, sources=_tiny_sources())
 
 
-def test_object_test_crops_are_fixed_and_count_five_per_source():
+def test_object_test_crops_are_fixed_and_count_per_source():
     sources = _tiny_sources()
     crops = object_test_crops(size=32, sources=sources)
-    assert len(crops) == TEST_CROPS_PER_SOURCE * (len(sources.photos) + len(sources.stamps))
+    assert len(crops) == TEST_CROPS_PER_PHOTO * len(sources.photos) + TEST_COMPOSITES_PER_STAMP * len(sources.stamps)
     again = object_test_crops(size=32, sources=sources)
     assert all(torch.equal(crops[i][0], again[i][0]) for i in range(len(crops)))
     assert crops[0][0].shape == (3, 32, 32)
@@ -287,7 +287,30 @@ def test_the_installed_object_sources_give_the_tier_enough_test_crops():
     if len(sources.stamps) < 40 or len(sources.photos) < 30:
         pytest.skip("tuxpaint-stamps-default or gcompris-qt-data not fully installed (`make data` installs them)")
     crops = object_test_crops(sources=sources)
-    assert len(crops) >= 400  # before the consensus drops the crops the three classifiers disagree on
+    assert len(crops) >= 600  # before the consensus drops the crops the three classifiers disagree on (about half)
     train = object_sources("train")
     assert not set(train.stamps) & set(sources.stamps) and not set(train.photos) & set(sources.photos)
     assert not set(train.backgrounds) & set(sources.backgrounds)
+
+
+def test_the_object_tier_labels_once_and_reads_them_back_from_the_cache(tmp_path, monkeypatch):
+    from recondefense import classifiers, data
+    from recondefense.evaluate import tiers
+
+    images = torch.zeros(4, 3, 4, 4)
+    images[:, 0, 0, 0] = torch.tensor([0.1, 0.2, 0.3, 0.4])
+    crops = data._tensors._TensorImages((images * 255).round().to(torch.uint8), torch.full((4,), -1))
+    made = []
+    monkeypatch.setenv("RECONDEFENSE_CACHE", str(tmp_path))
+    monkeypatch.setattr(data, "object_test_crops", lambda: crops)
+    monkeypatch.setattr(classifiers, "load_classifier", lambda name: made.append(name) or _Fixed(flip_index=3))
+    tiers.object_test_set.cache_clear()
+    try:
+        first = tiers.object_test_set()
+        tiers.object_test_set.cache_clear()
+        second = tiers.object_test_set()
+    finally:
+        tiers.object_test_set.cache_clear()
+    assert len(made) == 3  # the classifiers ran once; the second call read the labels back
+    assert first.kept.tolist() == second.kept.tolist() and first.labels.tolist() == second.labels.tolist()
+    assert len(list((tmp_path / "consensus").glob("*.pt"))) == 1

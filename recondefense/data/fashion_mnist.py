@@ -15,6 +15,7 @@ from pathlib import Path
 
 from torch.utils.data import Dataset, Subset
 
+from ..files import cache_dir
 from ._tensors import _TensorImages
 
 __all__ = ["FASHION_MNIST_DEBIAN_DIR", "FASHION_MNIST_FILES", "FASHION_MNIST_TRAIN_SIZE", "fashion_mnist"]
@@ -28,10 +29,6 @@ FASHION_MNIST_FILES = (
     "t10k-labels-idx1-ubyte.gz",
 )
 FASHION_MNIST_TRAIN_SIZE = 55_000
-
-
-def _cache_dir() -> Path:
-    return Path(os.environ.get("RECONDEFENSE_CACHE", Path.home() / ".cache" / "recondefense"))
 
 
 def fashion_mnist(split: str, source: str | Path | None = None) -> Dataset:
@@ -56,7 +53,7 @@ def fashion_mnist(split: str, source: str | Path | None = None) -> Dataset:
             f"Fashion-MNIST files {missing} not found in {source}: install them with "
             "`sudo apt-get install dataset-fashion-mnist` (or pass the folder holding them)"
         )
-    root = _cache_dir()
+    root = cache_dir()
     raw = root / "FashionMNIST" / "raw"
     raw.mkdir(parents=True, exist_ok=True)
     for name in FASHION_MNIST_FILES:  # torchvision reads the decompressed IDX files

@@ -48,8 +48,9 @@ OBJECT_PACKAGES = ("tuxpaint-stamps-default", "gcompris-qt-data")
 OBJECT_SPLITS = {"train": 0.7, "val": 0.1, "test": 0.2}
 #: Decoded images are downscaled once so their short side (stamps: long side) is at most this many pixels.
 _MAX_SIDE = 448
-#: Test crops per test source image.
-TEST_CROPS_PER_SOURCE = 5
+#: Test crops per test GCompris photo (its centred square and a 2 x 2 grid) and composites per test stamp.
+TEST_CROPS_PER_PHOTO = 5
+TEST_COMPOSITES_PER_STAMP = 10
 
 
 def source_split(name: str) -> str:
@@ -265,8 +266,9 @@ def object_test_crops(size: int = PHOTO_SIZE, seed: int = 0, sources: ObjectSour
     """The fixed test crops of the ``imagenet-objects`` tier, from the test split's sources only.
 
     Per GCompris test photo its centred square and the four corner squares of a 2 x 2 grid (:func:`fixed_crops`);
-    per Tux Paint test stamp :data:`TEST_CROPS_PER_SOURCE` composites onto test background photos, seeded by the
-    stamp's name. Unlabelled: label them with :func:`~.labels.label_by_consensus`.
+    per Tux Paint test stamp :data:`TEST_COMPOSITES_PER_STAMP` composites onto test background photos (scale,
+    position, flip and background seeded by the stamp's name). Unlabelled: label them with
+    :func:`~.labels.label_by_consensus` (three ImageNet classifiers agree on about half).
 
     Returns:
         A dataset of ``(image (3, size, size) float in [0, 1], UNLABELLED)``, sources in name order.
@@ -280,7 +282,7 @@ def object_test_crops(size: int = PHOTO_SIZE, seed: int = 0, sources: ObjectSour
     for name in sorted(sources.stamps):
         digest = int.from_bytes(hashlib.sha256(f"{seed}/{name}".encode()).digest()[:8], "big")
         generator = torch.Generator().manual_seed(digest % 2**63)
-        for _ in range(TEST_CROPS_PER_SOURCE):
+        for _ in range(TEST_COMPOSITES_PER_STAMP):
             background = backgrounds[int(torch.randint(len(backgrounds), (), generator=generator))]
             crops.append(_composite(background, sources.stamps[name], size, generator, (0.45, 0.9)))
     images = (torch.stack(crops) * 255).round().to(torch.uint8)  # 8-bit, as a saved image would hold

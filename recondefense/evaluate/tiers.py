@@ -10,6 +10,7 @@ import functools
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
 from torch import nn
 from torch.utils.data import Dataset
 
@@ -52,12 +53,24 @@ CONSENSUS_CLASSIFIERS = ("imagenet-efficientnet_lite0", "imagenet-efficientnet_l
 def object_test_set() -> Dataset:
     """The ``imagenet-objects`` test crops (:func:`~recondefense.data.object_test_crops`) on which EfficientNet-Lite0,
     -Lite1 and -Lite2 agree, labelled with their class (a :class:`~recondefense.data.Consensus`; its ``dropped``
-    counts the others). Computed once per process (about a minute on 2 CPU cores)."""
+    counts the others). The labels are computed once (minutes on 2 CPU cores) and kept in
+    :func:`~recondefense.files.cache_dir`, keyed by a digest of the crops' pixels and the classifiers' names."""
+    import hashlib
+
     from .. import data
     from ..classifiers import load_classifier
+    from ..files import cache_dir, write_atomic
 
     crops = data.object_test_crops()
-    return data.label_by_consensus(crops, [load_classifier(name) for name in CONSENSUS_CLASSIFIERS])
+    digest = hashlib.sha256(crops.images.numpy().tobytes() + ",".join(CONSENSUS_CLASSIFIERS).encode()).hexdigest()
+    path = cache_dir() / "consensus" / f"imagenet-objects-{digest[:16]}.pt"
+    if path.is_file():
+        stored = torch.load(path, weights_only=True)
+        return data.Consensus(crops, stored["kept"], stored["labels"])
+    consensus = data.label_by_consensus(crops, [load_classifier(name) for name in CONSENSUS_CLASSIFIERS])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, functools.partial(torch.save, {"kept": consensus.kept, "labels": consensus.labels}))
+    return consensus
 
 
 @dataclass(frozen=True)
