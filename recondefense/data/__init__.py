@@ -75,6 +75,8 @@ __all__ = [
     "source_split",
     "load_dataset",
     "classifier_labelled",
+    "data_sources",
+    "PHOTO_SOURCES",
     "photo_count",
 ]
 
@@ -113,6 +115,31 @@ def _object_split(spec: str, split: str, image_size: int, classifier: nn.Module 
     images = ObjectCrops(split, length, image_size, seed=_PHOTO_SEEDS[split])
     logger.info("labelling %d %s object images with the classifier", length, split)
     return label_with_classifier(images, classifier, num_workers=num_workers)
+
+
+#: Where the photographs of the ``photos`` and ``objects`` data come from: Debian package and licence.
+PHOTO_SOURCES = {
+    "opencv-doc": "OpenCV's sample photographs (Apache-2.0 and BSD-3-Clause)",
+    "lomiri-wallpapers-16.04, lomiri-wallpapers-20.04": "Lomiri wallpaper photographs (CC-BY-SA-3.0, CC-BY-4.0, "
+    "CC-BY-SA-4.0, per image in the package's copyright file)",
+    "mate-backgrounds": "MATE nature photographs (GPL-2+)",
+    "plasma-workspace-wallpapers": "KDE Plasma wallpaper photographs (GPL-2+)",
+    "tuxpaint-stamps-default": "Tux Paint stamps, photographic cut-outs (GPL-2)",
+    "gcompris-qt-data": "GCompris photographs of explore_monuments, categorization and details (CC-BY-SA, CC-BY, "
+    "CC0 or public domain, per image in the package's copyright file and each resource folder's README)",
+}
+
+
+def data_sources(spec: str) -> list[str]:
+    """The photo sources of a training data spec, ``"<package>: <what, licence>"`` lines for a model card (empty for
+    data that is not the package's photographs, e.g. Fashion-MNIST or a user's folder)."""
+    if spec == "photos" or spec.startswith("photos:"):
+        packages = list(PHOTO_SOURCES)[:4]
+    elif spec == "objects" or spec.startswith("objects:"):
+        packages = list(PHOTO_SOURCES)  # cut-outs composited onto the background photographs, and GCompris photos
+    else:
+        return []
+    return [f"{package}: {PHOTO_SOURCES[package]}" for package in packages]
 
 
 def classifier_labelled(spec: str) -> bool:
