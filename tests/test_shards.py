@@ -121,7 +121,16 @@ def test_a_shard_size_that_splits_a_batch_is_refused(capsys):
 
 # --- torchrun: two CPU processes ---------------------------------------------------------------------------------
 
-EVALUATE = ["--defenses", "none,fashionmnist-smallcnn-pgd,rrp", "--attacks", "none,pgd", "--limit", "20"]
+EVALUATE = [
+    "--defenses",
+    "none,fashionmnist-smallcnn-pgd,rrp",
+    "--attacks",
+    "none,pgd",
+    "--limit",
+    "20",
+    "--cap",
+    "rrp=12",
+]
 CERTIFY = ["--sigma", "0.25", "--defenses", "none,rrp", "--samples", "100", "--n0", "10", "--limit", "6"]
 
 
@@ -153,7 +162,7 @@ def test_evaluate_under_torchrun_writes_the_rows_of_one_process(tmp_path):
     _ok(_run("recondefense.evaluate", [*argv, "--json", "one.json", "--markdown", "one.md"], tmp_path))
     _ok(_run("recondefense.evaluate", [*argv, "--json", "two.json", "--markdown", "two.md"], tmp_path, processes=2))
     one, two = json.loads((tmp_path / "one.json").read_text()), json.loads((tmp_path / "two.json").read_text())
-    assert two == one and {r["n"] for r in one} == {20}
+    assert two == one and {r["n"] for r in one} == {20, 12}  # (rrp's cap ends inside a shard)
     assert (tmp_path / "two.md").read_text() == (tmp_path / "one.md").read_text()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["one.json", "one.md", "two.json", "two.md"]
 

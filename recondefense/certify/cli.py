@@ -21,6 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     """``recondefense certify``: certified accuracy of the tier's classifier, bare or behind each defense."""
     import argparse
     import json
+    import logging
     import sys
 
     from ..arguments import check_device, positive_int
@@ -78,7 +79,12 @@ def main(argv: list[str] | None = None) -> int:
         default=0,
         help="noise seed, per image (image i uses seed * 1000003 + i: recondefense.seeding)",
     )
-    parser.add_argument("--device", default="cpu", help='"auto" (cuda when available), "cpu", "cuda" or "cuda:N"')
+    parser.add_argument(
+        "--device",
+        default="cpu",
+        help='"auto" (cuda when available), "cpu", "cuda" or "cuda:N"; under torchrun, auto and cuda mean each '
+        "process's local GPU (cuda:LOCAL_RANK)",
+    )
     parser.add_argument(
         "--precision", default="float32", choices=sorted(PRECISIONS), help="base classifier's arithmetic"
     )
@@ -143,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"note: {repeats} repeated row(s) (same curve and image) left out, the first kept", file=sys.stderr)
         all_rows = kept
     else:
+        logging.basicConfig(level=logging.INFO, format="%(message)s")  # (the shards' progress lines)
         device = rank_device(args.device, where)
         with process_group(where, device):
             all_rows = _certify_shards(args, tier, device, where)

@@ -93,7 +93,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="keep the shards of JSON.shards/ that an interrupted run of the same settings finished; compute the rest",
     )
-    parser.add_argument("--device", default="cpu", help='"auto" (cuda when available), "cpu", "cuda" or "cuda:N"')
+    parser.add_argument(
+        "--device",
+        default="cpu",
+        help='"auto" (cuda when available), "cpu", "cuda" or "cuda:N"; under torchrun, auto and cuda mean each '
+        "process's local GPU (cuda:LOCAL_RANK)",
+    )
     parser.add_argument(
         "--seed",
         type=int,
