@@ -62,8 +62,8 @@ demo: $(IMAGENET_STAMP)
 	$(PY) examples/demo.py
 
 # The README's Fashion-MNIST tables on all 10,000 test images (hours on 2 CPU cores). Rows of different
-# defenses are independent (each randomized baseline has its own generator, seeded once per run), so shards
-# run in parallel and merge.
+# defenses are independent (randomized baselines draw per image: recondefense.seeding), so these runs go in
+# parallel and merge; `torchrun -m recondefense.evaluate` splits one run's images among processes instead.
 RESULTS := results/fashionmnist
 EVAL := OMP_NUM_THREADS=1 $(PY) -m recondefense.evaluate --tier fashionmnist --no-progress
 tables: $(STAMP) data

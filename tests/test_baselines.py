@@ -185,3 +185,31 @@ def test_random_resize_pad_canvas_is_zero_padded_nearest_resize():
     y = RandomResizePad(seed=0)(x)
     assert y.shape == x.shape
     assert (y < 0.1).any()  # some of the zero padding survives the resize back
+
+
+# ---------------------------------------------------------------- per-image draws (recondefense.seeding)
+
+
+@pytest.mark.parametrize(
+    "make", [lambda: PixelDeflection(deflections=20, window=2, seed=0), lambda: RandomResizePad(seed=0)]
+)
+def test_per_image_draws_do_not_depend_on_the_batch(make):
+    x = smooth_images((4, 3, 24, 24))
+    seeds = [11, 12, 13, 14]
+    whole, alone = make(), make()
+    with whole.per_image(seeds):
+        first, second = whole(x), whole(x)  # the generators advance: two calls, two draws
+    with alone.per_image(seeds[2:]):
+        part = alone(x[2:])
+    torch.testing.assert_close(first[2:], part, rtol=0, atol=0)  # image 2 draws the same in a batch of 4 or 2
+    assert not torch.equal(first, second)
+    with alone.per_image([7]):  # one seed: every call on copies of one image draws from it
+        copies = alone(x[:1].expand(3, -1, -1, -1))
+    assert not torch.equal(copies[0], copies[1])
+    mixed = make()
+    with mixed.per_image(seeds):
+        outside = mixed(x[:3])  # another number of images: the defense's own generator
+    torch.testing.assert_close(outside, make()(x[:3]), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="one seed per image"):
+        with mixed.per_image([]):
+            pass

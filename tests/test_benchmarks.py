@@ -60,3 +60,11 @@ def test_certify_benchmark_prints_its_throughput_ratio(monkeypatch, capsys):
     ratio = re.search(r"^ratio .*: (\d+\.\d+)$", out, re.MULTILINE)
     assert ratio and float(ratio.group(1)) > 0, out
     assert "1,000 images x 10,100 samples" in out
+
+
+@needs_fashion_mnist
+def test_evaluate_ranks_benchmark_prints_its_ratio_and_the_same_accuracies(monkeypatch, capsys):
+    out = _run("evaluate_ranks.py", ["--images", "20", "--shard-size", "10", "--threads", "2"], monkeypatch, capsys)
+    ratio = re.search(r"^ratio .*: (\d+\.\d+)$", out, re.MULTILINE)
+    assert ratio and float(ratio.group(1)) > 0, out
+    assert "same accuracies and n: True" in out

@@ -311,3 +311,21 @@ def test_certify_help_shows_defaults(capsys):
         main(["--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "(default: 100000)" in text and "(default: 0,0.25,0.5,0.75,1.0)" in text and "--seed" in text
+
+
+def test_certify_dataset_rows_of_a_shard_equal_those_of_the_whole_set():
+    from recondefense.baselines import RandomResizePad
+
+    data = [(torch.full((1, 16, 16), v), 1) for v in (0.9, 0.55, 0.6, 0.52)]
+    model = nn.Sequential(RandomResizePad(seed=0), Linear2())  # a randomized defense: seeded per image too
+
+    def strip(rows):
+        return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+
+    whole = certify_dataset(model, data, 0.25, n0=10, n=200, batch_size=64, progress=False)
+    shard = certify_dataset(model, data, 0.25, n0=10, n=200, batch_size=64, indices=range(2, 4), progress=False)
+    assert [r["index"] for r in shard] == [2, 3] and strip(shard) == strip(whole[2:])
+    with pytest.raises(ValueError, match="limit or indices"):
+        certify_dataset(model, data, 0.25, n0=10, n=20, limit=2, indices=[0], progress=False)
+    with pytest.raises(ValueError, match="outside the dataset's 4 images"):
+        certify_dataset(model, data, 0.25, n0=10, n=20, indices=[4], progress=False)

@@ -135,7 +135,7 @@ def no_work(monkeypatch: pytest.MonkeyPatch) -> None:
 
     # each name where the code looks it up: the command line, the evaluation loops, the figures
     for module, names in (
-        (ev_cli, ("evaluate", "evaluate_corruptions", "save_figures", "eps_curve", "corruption_figure")),
+        (ev_cli, ("AttackTable", "CorruptionTable", "run_shards", "save_figures", "eps_curve", "corruption_figure")),
         (ev_run, ("load_classifier", "build_defense")),
         (ev_figures, ("build_defense",)),  # (its classifier: through ev_run's load_classifier)
     ):
@@ -190,6 +190,13 @@ EVALUATE_BAD = [
     (["--corruptions", "fog", "--cap", "fog=2"], False, "--cap is for the attack table"),
     (["--from-json", "rows.json", "--figures", "figs"], False, "--from-json only tabulates saved rows: --figures"),
     (["--from-json", "rows.json", "--curve", "c.png"], False, "--from-json only tabulates saved rows: --curve"),
+    # shards: whole batches, and a --json file to keep them beside
+    (["--shard-size", "0"], True, "argument --shard-size: expected a positive integer, got 0"),
+    (["--shard-size", "300"], False, "--shard-size 300 is not a multiple of the batch size 250"),
+    (["--batch-size", "40", "--shard-size", "100"], False, "--shard-size 100 is not a multiple of the batch size 40"),
+    (["--resume"], False, "--resume need(s) --json FILE: the finished shards are kept in FILE.shards/"),
+    (["--resume", "--json", "-"], False, "--resume need(s) --json FILE"),
+    (["--resume", "--from-json", "rows.json"], False, "--resume: --from-json computes no table"),
 ]
 
 
@@ -206,11 +213,16 @@ def test_evaluate_refuses_bad_arguments_before_any_work(tree: Path, no_work, cap
 def test_evaluate_accepts_every_kind_of_defense_name(tree: Path, monkeypatch, capsys) -> None:
     seen = {}
 
-    def fake_evaluate(tier, **kwargs):
-        seen.update(kwargs)
-        return []
+    class FakeTable:
+        total, settings = 0, {}
 
-    monkeypatch.setattr(ev_cli, "evaluate", fake_evaluate)  # where main looks it up
+        def __init__(self, tier, **kwargs):
+            seen.update(kwargs)
+
+        def rows(self, parts):
+            return []
+
+    monkeypatch.setattr(ev_cli, "AttackTable", FakeTable)  # where main looks it up
     names = ["none", "jpeg", WEIGHTS, "owner/their-defense", str(tree / "in")]  # the last: an existing folder
     assert ev.main(["--defenses", ",".join(names), "--attacks", "none,pgd-e2e", "--no-progress"]) == 0
     assert seen["defenses"] == names and seen["attacks"] == ["none", "pgd-e2e"]

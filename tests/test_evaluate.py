@@ -259,8 +259,21 @@ def _record_figures(monkeypatch) -> dict[str, dict]:
     monkeypatch.setattr(ev_cli, "eps_curve", recorder("eps_curve", [{"eps": 0.0, "undefended": 1.0}]))
     monkeypatch.setattr(ev_cli, "save_figures", recorder("save_figures", []))
     monkeypatch.setattr(ev_cli, "corruption_figure", recorder("corruption_figure", []))
-    monkeypatch.setattr(ev_cli, "evaluate_corruptions", lambda tier, **kwargs: _corruption_rows({"none": {"fog": 0.5}}))
+    monkeypatch.setattr(ev_cli, "CorruptionTable", _FakeCorruptionTable)
     return calls
+
+
+class _FakeCorruptionTable:
+    """Stands in for the CLI's corruption table: one image, fixed rows, nothing loaded."""
+
+    def __init__(self, tier, **kwargs) -> None:
+        self.total, self.settings = 1, {"kwargs": repr(kwargs)}
+
+    def images(self, images: range, progress: bool = False) -> dict:
+        return {"start": images.start, "stop": images.stop}
+
+    def rows(self, parts: list[dict]) -> list[dict]:
+        return _corruption_rows({"none": {"fog": 0.5}})
 
 
 def test_cli_figures_and_curve_use_the_limit_and_the_evaluated_classifier(tmp_path, monkeypatch) -> None:

@@ -15,7 +15,8 @@ Also PSNR and SSIM of the defended PGD image against the clean one, and a Table 
 
 Layout: :mod:`.tiers` (the benchmarks and their attack parameters), :mod:`.run` (the evaluation loops and
 the defense factory), :mod:`.report` (markdown and JSON tables), :mod:`.figures` (Figures 1 and 2, the
-accuracy-vs-eps curve) and :mod:`.cli` (the command line).
+accuracy-vs-eps curve) and :mod:`.cli` (the command line, which runs the tables in shards, also in several
+processes: ``torchrun -m recondefense.evaluate``, :mod:`recondefense.shards`).
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 
 from ..arguments import check_device
+from ..shards import Place
 from .tiers import BASELINES, Tier
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "held_out_names",
     "our_defenses",
     "output_flag_problems",
+    "shard_problems",
 ]
 
 
@@ -102,3 +104,16 @@ def device_problem(name: str) -> str | None:
     except ValueError as err:
         return str(err)
     return None
+
+
+def shard_problems(args: argparse.Namespace, where: Place) -> list[str]:
+    """What keeps ``--resume`` or a ``torchrun`` job from running: both keep their shards beside a ``--json`` file."""
+    problems = []
+    needs = [what for what, wanted in (("--resume", args.resume), ("torchrun", where.world > 1)) if wanted]
+    if needs and (args.from_json or args.no_table):
+        problems.append(f"{' and '.join(needs)}: {'--from-json' if args.from_json else '--no-table'} computes no table")
+    elif needs and args.json in (None, "-"):
+        problems.append(
+            f"{' and '.join(needs)} need(s) --json FILE: the finished shards are kept in FILE.shards/ beside it"
+        )
+    return problems

@@ -1,6 +1,6 @@
-"""The ``recondefense evaluate`` command line (also ``python -m recondefense.evaluate``): checks every
-argument before any data, classifier or defense is loaded, then runs :mod:`.run`, :mod:`.report` and
-:mod:`.figures`."""
+"""The ``recondefense evaluate`` command line (also ``python -m recondefense.evaluate``, and under ``torchrun -m
+recondefense.evaluate`` in several processes): checks every argument before any data, classifier or defense is
+loaded, then runs :mod:`.run` in shards (:mod:`recondefense.shards`), :mod:`.report` and :mod:`.figures`."""
 
 from __future__ import annotations
 
@@ -8,11 +8,13 @@ import argparse
 import json
 import logging
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..arguments import positive_int
 from ..files import write_atomic
+from ..shards import Place, default_shard_size, place, process_group, rank_device, remove_work, run_shards
 from .checks import (
     classifier_problem,
     corruption_problems,
@@ -20,10 +22,11 @@ from .checks import (
     held_out_names,
     our_defenses,
     output_flag_problems,
+    shard_problems,
 )
 from .figures import CURVE_IMAGES, corruption_figure, eps_curve, save_figures
 from .report import _write_table, format_corruption_markdown, format_markdown, read_rows
-from .run import evaluate, evaluate_corruptions
+from .run import AttackTable, CorruptionTable
 from .tiers import ATTACK_NAMES, BASELINES, TIERS, Tier
 
 __all__ = ["main"]
@@ -51,9 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--attacks",
         default="none,fgsm,pgd,deepfool,pgd-e2e",
-        help=f"comma-separated of {','.join(ATTACK_NAMES)} (default: %(default)s). A randomized baseline's cells "
-        "(rrp, pd) depend on which attacks are given, in which order, and on --batch-size and --cap: its generator is "
-        "seeded once per run and every call advances it; the Makefile's commands fix all of them",
+        help=f"comma-separated of {','.join(ATTACK_NAMES)} (default: %(default)s)",
     )
     parser.add_argument(
         "--classifier", default=None, help="attacked and evaluated classifier (default: the tier's target)"
@@ -78,14 +79,31 @@ def main(argv: list[str] | None = None) -> int:
         "--batch-size",
         type=positive_int,
         default=None,
-        help="images per batch (default: the tier's; 250, ImageNet tiers 10); changes randomized baselines' cells",
+        help="images per batch (default: the tier's; 250, ImageNet tiers 10); a shard smaller than it is one batch",
     )
-    parser.add_argument("--device", default="cpu", help='"auto" (cuda when available), "cpu", "cuda" or "cuda:N"')
+    parser.add_argument(
+        "--shard-size",
+        type=positive_int,
+        default=None,
+        help="images per shard, whole batches (default: the smallest multiple of the batch size >= 250): the unit "
+        "of work of each process under torchrun, written to JSON.shards/ as it finishes (with --json)",
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the shards of JSON.shards/ that an interrupted run of the same settings finished; compute the rest",
+    )
+    parser.add_argument(
+        "--device",
+        default="cpu",
+        help='"auto" (cuda when available), "cpu", "cuda" or "cuda:N"; under torchrun, auto and cuda mean each '
+        "process's local GPU (cuda:LOCAL_RANK)",
+    )
     parser.add_argument(
         "--seed",
         type=int,
         default=0,
-        help="seeds the randomized baselines' generators (once per run) and the global RNG (per batch)",
+        help="seeds the randomized baselines' draws (per image: recondefense.seeding) and the global RNG (per batch)",
     )
     parser.add_argument(
         "--json",
@@ -173,6 +191,15 @@ def main(argv: list[str] | None = None) -> int:
             problems.append(f"--from-json {path}: no such file")
     problems.extend(corruption_problems(args))
     problems.extend(output_flag_problems(args, defenses))
+    where = place()
+    problems.extend(shard_problems(args, where))
+    batch_size = args.batch_size or tier.batch_size
+    shard_size = args.shard_size or default_shard_size(batch_size)
+    batch_size = min(batch_size, shard_size)  # (a shard smaller than a batch is one batch)
+    if shard_size % batch_size:
+        problems.append(
+            f"--shard-size {shard_size} is not a multiple of the batch size {batch_size}: a shard is whole batches"
+        )
     problems.append(device_problem(args.device))
     wanted = {
         "--json": None if args.json == "-" else args.json,
@@ -215,16 +242,27 @@ def main(argv: list[str] | None = None) -> int:
             table = format_markdown(rows, tier, classifier)
         _write_table(rows, table, args.json, args.markdown, info)
         return 0
-    device = args.device
-    if device == "auto":
-        import torch
-
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = rank_device(args.device, where)
+    sharding = _Sharding(
+        where, shard_size, batch_size, Path(args.json + ".shards") if args.json not in (None, "-") else None
+    )
     try:  # a classifier that cannot take the tier's images, bad data: one error line
-        _evaluate_and_draw(args, tier, classifier, defenses, attacks, caps, curve_defenses, device, info)
+        with process_group(where, device):
+            _evaluate_and_draw(args, tier, classifier, defenses, attacks, caps, curve_defenses, device, info, sharding)
     except (ValueError, FileNotFoundError) as err:
         return _error(err)
     return 0
+
+
+@dataclass(frozen=True)
+class _Sharding:
+    """How the table is cut and where its shards go: this process's place, the shard and batch sizes, the work
+    folder (``--json`` + ``.shards``; None without a ``--json`` file)."""
+
+    where: Place
+    shard_size: int
+    batch_size: int
+    work: Path | None
 
 
 def _evaluate_and_draw(
@@ -235,11 +273,13 @@ def _evaluate_and_draw(
     attacks: list[str],
     caps: dict[str, int],
     curve_defenses: list[str] | None,
-    device: str,
+    device: Any,
     info: Any,
+    sharding: _Sharding,
 ) -> None:
-    """The attack or corruption table (unless ``--no-table``), then ``--figures`` and ``--curve``, all for the
-    evaluated ``classifier`` (None: the tier's target).
+    """The attack or corruption table (unless ``--no-table``), computed shard by shard (by every rank of a
+    ``torchrun`` job; rank 0 merges and writes), then ``--figures`` and ``--curve`` (rank 0), all for the evaluated
+    ``classifier`` (None: the tier's target).
 
     Raises:
         ValueError, FileNotFoundError: bad data, or a classifier or defense that cannot be loaded or used.
@@ -248,20 +288,35 @@ def _evaluate_and_draw(
         "defenses": defenses,
         "classifier": classifier,
         "limit": args.limit,
-        "batch_size": args.batch_size,
+        "batch_size": sharding.batch_size,
         "device": device,
         "seed": args.seed,
-        "progress": not args.no_progress,
     }
+    where, work = sharding.where, sharding.work
     if not args.no_table:
         if args.corruptions is not None:
             names = None if args.corruptions == "all" else args.corruptions.split(",")
-            rows = evaluate_corruptions(tier, corruptions=names, **common)
+            computed: AttackTable | CorruptionTable = CorruptionTable(tier, corruptions=names, **common)
+        else:
+            computed = AttackTable(tier, attacks=attacks, caps=caps, **common)
+        settings = {**computed.settings, "shard_size": sharding.shard_size}
+        progress = not args.no_progress and where.main
+
+        def compute(images: range) -> dict[str, Any]:
+            return computed.images(images, progress=progress)
+
+        parts = run_shards(
+            compute, computed.total, sharding.shard_size, settings=settings, work=work, resume=args.resume, where=where
+        )
+        if parts is None:  # another rank: rank 0 writes the results
+            return
+        rows = computed.rows(parts)
+        if args.corruptions is not None:
             table = format_corruption_markdown(rows, tier, classifier, held_out_names(args))
         else:
-            rows = evaluate(tier, attacks=attacks, caps=caps, **common)
             table = format_markdown(rows, tier, classifier)
         _write_table(rows, table, args.json, args.markdown, info)
+        remove_work(work, settings)
     ours = our_defenses(defenses)
     if args.figures and args.corruptions is not None:  # one image under every corruption, before and after ours
         Path(args.figures).mkdir(parents=True, exist_ok=True)

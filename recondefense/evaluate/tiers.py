@@ -92,8 +92,8 @@ class Tier:
     notes: str = ""
     eot_samples: int = 8
     num_classes: int = 10
-    #: images per batch; EOT attacks and DeepFool multiply it (memory). A randomized baseline's cells depend on it
-    #: (its private generator is seeded once per evaluation, not per batch: see :func:`~.run.evaluate`)
+    #: images per batch; EOT attacks and DeepFool multiply it (memory). The randomized baselines draw per image
+    #: (:mod:`recondefense.seeding`): their cells do not depend on it
     batch_size: int = 250
     baseline_args: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: the test images' (channels, height, width), pixels in [0, 1]: what a classifier of this tier must take
