@@ -31,7 +31,9 @@ class TrainConfig:
         'ImageFolder "PATH" / "imagefolder:PATH" (class sub-folders; PATH/train and PATH/val when they exist)',
     )
     image_size: int | None = _opt(
-        None, "square size folder, ImageFolder and photos images are resized and center-cropped to (default 224)"
+        None,
+        "square size that folder, ImageFolder and photos images are resized and center-cropped to (default: 224; "
+        "Fashion-MNIST images are always 28)",
     )
     classifier: str = _opt(
         "fashionmnist-smallcnn",
@@ -90,7 +92,11 @@ class TrainConfig:
     warmup_epochs: int = _opt(5, "visual loss only")
     batch_size: int = _opt(125, "per process")
     lr: float = _opt(1e-3, "Adam learning rate")
-    lr_schedule: str = _opt("constant", 'or "cosine"')
+    lr_schedule: str = _opt(
+        "constant",
+        '"constant" (the paper: no decay) or "cosine" (cosine annealing from --lr to 0 over all --epochs, warm-up '
+        "included)",
+    )
     alpha: float = _opt(1.0, "Eq. 1 weight of the RMSE term")
     beta: float = _opt(0.01, "Eq. 1 weight of the PSNR term")
     c: float = _opt(100.0, "Eq. 1 PSNR offset C")
@@ -144,7 +150,8 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         default = f.default
         kind = str(f.type)
         text = f.metadata.get("help", "").replace("%", "%%")  # argparse formats help with %
-        shown_default = "" if kind == "bool" else " (default: %(default)s)"  # BooleanOptionalAction adds its own
+        # BooleanOptionalAction adds its own default; a help text that explains its default keeps only that
+        shown_default = "" if kind == "bool" or "default" in text else " (default: %(default)s)"
         options = {"default": default, "help": (text + shown_default).strip()}
         if kind == "bool":
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, **options)
