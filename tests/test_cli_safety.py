@@ -228,7 +228,7 @@ def test_evaluate_json_to_stdout_keeps_stdout_pure(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     rows = json.loads(proc.stdout)  # nothing but the rows
-    assert {(r["defense"], r["attack"]) for r in rows} == {("none", "none"), ("none", "quality")}
+    assert {(r["defense"], r["attack"]) for r in rows} == {("none", "none")}  # (no PGD: no quality row)
     assert all(r["n"] == 2 for r in rows)
     assert "| none |" in proc.stderr  # the table went to stderr
     assert list(tmp_path.iterdir()) == []  # no file named '-'
@@ -291,7 +291,7 @@ FROM_JSON_BAD = [
     ([1], False, "rows.json: row 0: expected an object with 'defense' and 'attack', got int"),
     ([{"defense": "none"}], False, "row 0: no 'attack' name"),
     ([{"attack": "none"}], False, "row 0: no 'defense' name"),
-    (_rows(quality=False), False, "defense(s) ['none'] have no 'quality' row (PSNR/SSIM)"),
+    (_rows(quality=False, attack="pgd"), False, "defense(s) ['none'] have PGD rows but no 'quality' row (PSNR/SSIM)"),
     ([{**_rows()[0], "accuracy": "high"}, _rows()[1]], False, "row 0: (defense 'none', attack 'none') lacks a valid"),
     ([{**_rows()[0], "attack": "cw"}], False, "row 0: unknown attack 'cw'"),
     ([_FOG], False, "attack 'corruption:fog' is a corruption-table row: add --corruptions"),

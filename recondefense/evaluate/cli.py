@@ -263,9 +263,9 @@ def main(argv: list[str] | None = None) -> int:
         import torch
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    try:  # a classifier that cannot take the tier's images, bad data: one error line
+    try:  # a classifier that cannot take the tier's images, bad data, a missing extra: one error line
         _evaluate_and_draw(args, tier, classifier, defenses, attacks, caps, curve_defenses, device, info)
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, FileNotFoundError, ImportError) as err:
         return _error(err)
     return 0
 

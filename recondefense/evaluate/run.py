@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import inspect
+import logging
 import numbers
 from collections.abc import Sequence
 from typing import Any
@@ -21,6 +22,8 @@ from ..metrics import psnr, ssim, wilson_interval
 from .tiers import ATTACK_NAMES, BASELINES, OBLIVIOUS, TIERS, Tier
 
 __all__ = ["build_defense", "evaluate", "evaluate_corruptions"]
+
+logger = logging.getLogger(__name__)
 
 
 def build_defense(name: str, seed: int = 0, tier: Tier | None = None) -> nn.Module | None:
@@ -126,6 +129,17 @@ def _setup(
     return clf, modules, DataLoader(Subset(data, range(total)), batch_size=batch_size, shuffle=False), total
 
 
+def _log_scope(tier: Tier, total: int, defenses: Sequence[str], columns: str, limit: int | None) -> None:
+    """Say what is about to run (logged at INFO): the images, defenses and columns, and, without a ``limit``,
+    that the whole test set can take hours (``recondefense evaluate`` with no options is the README's table)."""
+    whole = (
+        ""
+        if limit is not None
+        else " (every test image: this can take hours on a CPU; limit=100 / --limit 100 is a quick look)"
+    )
+    logger.info("evaluate %s: %d test images x %d defense(s) x %s%s", tier.name, total, len(defenses), columns, whole)
+
+
 def _keeps_global_rng(function: Any) -> Any:
     """Run ``function`` inside ``torch.random.fork_rng``: it reseeds the global torch RNG at every batch, and the
     caller's global random state is left as it was (the randomized baselines' private generators are not global
@@ -178,9 +192,9 @@ def evaluate(
             the first N images, for defenses or attacks too slow for the whole set; each row says its n.
 
     Returns:
-        Rows ``{"defense", "attack", "accuracy", "n", "ci95": [low, high]}``, plus rows with attack
-        ``"quality"`` holding ``psnr`` and ``ssim`` (defended PGD image vs clean image, means, ``n``) and
-        ``psnr_clean`` (defended clean image vs clean image; None without a defense).
+        Rows ``{"defense", "attack", "accuracy", "n", "ci95": [low, high]}``, plus, when ``"pgd"`` is among
+        ``attacks``, rows with attack ``"quality"`` holding ``psnr`` and ``ssim`` (defended PGD image vs clean image,
+        means, ``n``) and ``psnr_clean`` (defended clean image vs clean image; None without a defense).
 
     Raises:
         ValueError: an empty ``defenses``, a non-positive ``limit`` or ``batch_size``, an unknown attack, a bad
@@ -202,7 +216,10 @@ def evaluate(
         if value < 1:
             raise ValueError(f"cap {key}={value}: expected a positive number of images")
     clf, modules, loader, total = _setup(tier, defenses, classifier, seed, device, limit, batch_size)
-    cap = {(d, a): min(caps.get(d, total), caps.get(a, total), total) for d in defenses for a in (*attacks, "quality")}
+    # PSNR/SSIM of the purified PGD image: measured only when PGD is among the attacks (it reuses its images)
+    measured = (*attacks, "quality") if "pgd" in attacks else tuple(attacks)
+    _log_scope(tier, total, defenses, f"{len(attacks)} attack(s)", limit)
+    cap = {(d, a): min(caps.get(d, total), caps.get(a, total), total) for d in defenses for a in measured}
     correct = dict.fromkeys(cap, 0)
     seen = dict.fromkeys(cap, 0)
     quality = {d: [0.0, 0.0, 0.0] for d in defenses}  # PSNR, SSIM of the purified PGD image; PSNR of purified clean
@@ -211,14 +228,14 @@ def evaluate(
         x, y = x.to(device), y.to(device)
         start = i * batch_size
         take = {cell: max(0, min(len(y), cap[cell] - start)) for cell in cap}  # images this batch gives a cell
-        need = {a: max(take[d, a] for d in defenses) for a in (*attacks, "quality")}
+        need = {a: max(take[d, a] for d in defenses) for a in measured}
         torch.manual_seed(seed * 100_003 + i)
         adv = {}
         for a in attacks:
             if a in OBLIVIOUS and need[a]:
                 k = need[a]
                 adv[a] = x[:k] if a == "none" else _run_attack(_attack(a, clf, tier), x[:k], y[:k])
-        if need["quality"] > len(adv.get("pgd", ())):
+        if need.get("quality", 0) > len(adv.get("pgd", ())):
             k = need["quality"]
             adv["pgd"] = _run_attack(_attack("pgd", clf, tier), x[:k], y[:k])
         for d, module in modules.items():
@@ -235,7 +252,7 @@ def evaluate(
                     x_adv = _run_attack(_attack(a, target, tier), x[:k], y[:k])
                 correct[d, a] += _correct(pipeline, x_adv, y[:k])
                 seen[d, a] += k
-            k = take[d, "quality"]
+            k = take.get((d, "quality"), 0)
             if k:
                 with torch.no_grad():
                     purified = adv["pgd"][:k] if module is None else module(adv["pgd"][:k])
@@ -255,6 +272,8 @@ def evaluate(
             n = seen[d, a]
             low, high = wilson_interval(correct[d, a], n)
             rows.append({"defense": d, "attack": a, "accuracy": correct[d, a] / n, "n": n, "ci95": [low, high]})
+        if "quality" not in measured:
+            continue
         n = seen[d, "quality"]
         rows.append(
             {
@@ -333,6 +352,7 @@ def evaluate_corruptions(
         raise ValueError(f"severities {severities} repeat a severity: name each once")
     canonical = {name: k for k, name in enumerate(CORRUPTIONS)}  # the seeds' corruption index
     clf, modules, loader, total = _setup(tier, defenses, classifier, seed, device, limit, batch_size or tier.batch_size)
+    _log_scope(tier, total, defenses, f"{len(names)} corruption(s) x {len(severities)} severities", limit)
     correct = {(d, c, s): 0 for d in defenses for c in names for s in severities}
     bar = tqdm(loader, desc=f"corruptions {tier.name}", disable=not progress)
     for i, (x, y) in enumerate(bar):
