@@ -246,14 +246,17 @@ def _purify(args: argparse.Namespace) -> int:
 
 
 def _weights(args: argparse.Namespace) -> int:
-    from .weights import get_weights, list_weights
+    from .weights import DEFAULT_ALIAS, get_weights, list_weights
 
-    for name in list_weights():
+    names = list_weights()
+    for name in names:
         meta = get_weights(name).meta
+        mark = f" (default: --weights {DEFAULT_ALIAS})" if name == names.default else ""
         print(
-            f"{name}: {meta.get('dataset', '?')}, classifier {meta.get('classifier', '?')}, attack {meta.get('attack', '?')}"
+            f"{name}{mark}: {meta.get('dataset', '?')}, classifier {meta.get('classifier', '?')}, "
+            f"attack {meta.get('attack', '?')}"
         )
-    if not list_weights():
+    if not names:
         print("no weights shipped")
     return 0
 

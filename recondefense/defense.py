@@ -36,14 +36,48 @@ from .loading import (  # noqa: F401
 )
 from .purifiers import ARCHITECTURES, build_purifier, pad_to_stride
 from .transform import PixelDefense, _value_range, _values_checked, check_normalized, is_tracing, range_tolerance
-from .weights import get_weights, list_weights
+from .weights import DEFAULT_ALIAS, close_names, get_weights, list_weights, set_default_weights
 
 __all__ = ["ReconstructiveDefense", "Defended", "IMAGENET_MEAN", "IMAGENET_STD", "FORMAT_VERSION"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-#: Weights ``Defended(model)`` loads when no defense is given.
+#: Weights ``Defended(model)`` loads when no defense is given, and what the name ``"default"`` stands for
+#: (``from_pretrained("default")``, ``recondefense purify``'s ``--weights``, the mark in ``list_weights()``).
 DEFAULT_IMAGENET_WEIGHTS = "imagenet-efficientnet_lite0_lite2-gated2-pgd"
+
+
+def _default_imagenet_weights() -> str:
+    return DEFAULT_IMAGENET_WEIGHTS  # read at each call: the alias follows the constant wherever it is set
+
+
+set_default_weights(_default_imagenet_weights)
+
+
+def _looks_like_a_path(key: str) -> bool:
+    """A string that can only name a folder: it starts with ``.``, ``/`` or ``~``, is absolute, or has other than
+    one ``/`` (a hub id is ``owner/name``)."""
+    return (
+        key.startswith((".", "/", "~")) or os.path.isabs(key) or key.count("/") > 1 or (os.sep != "/" and os.sep in key)
+    )
+
+
+def _not_found(key: str) -> FileNotFoundError:
+    """The error for ``key`` that is no shipped name and no folder (nor, by its form, a hub id): the folder that
+    is missing, or the name that is unknown, first; then the closest names."""
+    close = close_names(key)
+    hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
+    if _looks_like_a_path(key):
+        return FileNotFoundError(
+            f"cannot load {key!r}: no folder {os.path.abspath(os.path.expanduser(key))} (a weights folder holds the "
+            f"config.json and model.safetensors that save_pretrained writes){hint}"
+        )
+    shipped = list_weights()
+    return FileNotFoundError(
+        f"cannot load {key!r}: no shipped weights of that name{hint} (list_weights() or `recondefense weights` "
+        f"names the {len(shipped)} shipped; {DEFAULT_ALIAS!r} is {shipped.default!r}), no folder "
+        f"{os.path.abspath(key)}, and not a hub repo id 'owner/name'"
+    )
 
 
 class ReconstructiveDefense(
@@ -153,26 +187,32 @@ class ReconstructiveDefense(
         """Load weights by registered name, Hugging Face hub repo id, or local folder.
 
         Args:
-            pretrained_model_name_or_path: a name from :func:`~recondefense.list_weights`, a hub
-                repo id such as ``"someone/their-defense"``, or a folder written by ``save_pretrained``.
+            pretrained_model_name_or_path: a name from :func:`~recondefense.list_weights` (``"default"``: the
+                default ImageNet weights, :data:`DEFAULT_IMAGENET_WEIGHTS`), a hub repo id such as
+                ``"someone/their-defense"``, or a folder written by ``save_pretrained``.
             revision: hub branch, tag or commit (hub repo ids only).
             kwargs: passed to ``huggingface_hub.PyTorchModelHubMixin.from_pretrained`` (``cache_dir``,
                 ``local_files_only``, ``token``, ``map_location``, ...).
 
         Raises:
-            FileNotFoundError: not a registered name, not a folder, and not on the hub or in its cache.
+            FileNotFoundError: not a registered name, not a folder, and not on the hub or in its cache (the message
+                says which it looked like, with the closest shipped names).
             ValueError: a corrupt weights file or a config.json of another version.
         """
         key = str(pretrained_model_name_or_path)
+        if key == DEFAULT_ALIAS and not os.path.isdir(key):
+            key = DEFAULT_IMAGENET_WEIGHTS
+            if key not in list_weights():
+                raise FileNotFoundError(
+                    f"{DEFAULT_ALIAS!r} stands for the default weights {key!r}, which this install does not ship "
+                    f"(shipped: {', '.join(list_weights()) or 'none'}); name one of them"
+                )
         if key in list_weights() or os.path.isdir(key):
             folder = get_weights(key).path() if key in list_weights() else key
             check_folder(folder)  # config.json present and JSON, before the mixin reads it
             return cls._mixin_load(folder, **kwargs)
-        if key.startswith((".", "/", "~")) or key.count("/") != 1 or os.sep != "/" and os.sep in key:
-            raise FileNotFoundError(
-                f"cannot load {key!r}: not a registered name ({list_weights() or 'none shipped'}), "
-                "not an existing folder, and not a hub repo id of the form 'owner/name'"
-            )
+        if _looks_like_a_path(key) or "/" not in key:
+            raise _not_found(key)
         hub = {k: kwargs[k] for k in ("cache_dir", "token", "local_files_only", "force_download") if k in kwargs}
         check_hub_id(key, revision=revision, **hub)  # fails fast offline or unreachable, naming folder and hub id
         try:
@@ -304,7 +344,7 @@ class Defended(nn.Module):
             if DEFAULT_IMAGENET_WEIGHTS not in list_weights():
                 raise ValueError(
                     f"Defended(model) loads the default weights {DEFAULT_IMAGENET_WEIGHTS!r}, which this version "
-                    f"does not ship (shipped: {list_weights() or 'none'}); pass one: "
+                    f"does not ship (shipped: {', '.join(list_weights()) or 'none'}); pass one: "
                     "Defended(model, ReconstructiveDefense.from_pretrained(...))"
                 )
             defense = ReconstructiveDefense.from_pretrained(DEFAULT_IMAGENET_WEIGHTS)

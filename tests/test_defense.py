@@ -97,7 +97,7 @@ def test_hub_repo_id_missing_from_cache_fails_clearly(tmp_path):
 
 # ----------------------------------------------------------------------------------- bad weights
 def test_missing_and_corrupt_weights_files(defense, tmp_path):
-    with pytest.raises(FileNotFoundError, match="not a registered name"):
+    with pytest.raises(FileNotFoundError, match="no folder"):
         ReconstructiveDefense.from_pretrained(tmp_path / "nowhere")
     defense.save_pretrained(tmp_path)
     (tmp_path / "model.safetensors").write_bytes(b"\x00garbage")
@@ -341,3 +341,62 @@ def test_purify_computes_channels_last_on_the_cpu_and_returns_the_usual_layout(a
         out = defense(images)
         assert out.is_contiguous() and out.shape == x.shape
         torch.testing.assert_close(out, reference, atol=1e-5, rtol=0)
+
+
+# ----------------------------------------------------------------------------------- the default alias, names
+def _same_weights(a: nn.Module, b: nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_default_alias_loads_the_default_weights_and_follows_the_constant(monkeypatch):
+    """``from_pretrained("default")`` is whatever ``recondefense.defense.DEFAULT_IMAGENET_WEIGHTS`` names, read
+    when called (the default will change: the alias must follow the constant, not today's name)."""
+    import recondefense.defense as defense_module
+
+    default = ReconstructiveDefense.from_pretrained("default")
+    assert _same_weights(default, ReconstructiveDefense.from_pretrained(DEFAULT_IMAGENET_WEIGHTS))
+    names = list_weights()
+    assert names.default == DEFAULT_IMAGENET_WEIGHTS and DEFAULT_IMAGENET_WEIGHTS in names
+    assert f"default={DEFAULT_IMAGENET_WEIGHTS!r}" in repr(names)  # what a user sees in the REPL
+    assert "default" not in names and names == sorted(names)  # still the plain sorted list of shipped names
+    other = "imagenet-efficientnet_lite0-pgd"
+    monkeypatch.setattr(defense_module, "DEFAULT_IMAGENET_WEIGHTS", other)
+    assert _same_weights(ReconstructiveDefense.from_pretrained("default"), ReconstructiveDefense.from_pretrained(other))
+    assert list_weights().default == other
+    from recondefense.weights import get_weights
+
+    assert get_weights("default").name == other
+
+
+def test_weights_command_marks_the_default(capsys):
+    from recondefense.cli import main as cli
+
+    assert cli(["weights"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    marked = [line for line in lines if "default" in line]
+    assert marked and all(DEFAULT_IMAGENET_WEIGHTS in line for line in marked), lines
+    assert any(line.startswith(DEFAULT_IMAGENET_WEIGHTS) and "(default" in line for line in lines), lines
+
+
+def test_a_missing_folder_is_said_first_without_the_list_of_names(tmp_path):
+    """It listed all 15 shipped names before saying that the folder does not exist."""
+    for path in (tmp_path / "nowhere", "./runs/exp/final", "runs/exp/final"):
+        with pytest.raises(FileNotFoundError) as err:
+            ReconstructiveDefense.from_pretrained(path)
+        message = str(err.value)
+        assert "no folder" in message.split(":")[1] or "no such folder" in message, message
+        assert "fashionmnist-smallcnn-fgsm" not in message, message  # no list of every shipped name
+
+
+@pytest.mark.parametrize(
+    ("typo", "meant"),
+    [
+        ("fashionmnist-smallcnn-pdg", "fashionmnist-smallcnn-pgd"),
+        ("imagenet-efficientnet_lite0_lite2-gated2", "imagenet-efficientnet_lite0_lite2-gated2-pgd"),
+        ("Default", "default"),
+    ],
+)
+def test_a_mistyped_name_gets_did_you_mean(typo, meant):
+    with pytest.raises(FileNotFoundError, match=f"did you mean '{meant}'"):
+        ReconstructiveDefense.from_pretrained(typo)

@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     import re
 
     from ..files import output_problem
-    from ..weights import list_weights
+    from ..weights import DEFAULT_ALIAS, list_weights
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -190,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
         if not name:  # (Path("") is the current folder)
             return False
         hub_id = re.fullmatch(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*", name) is not None
-        return name == "none" or name in BASELINES or name in list_weights() or Path(name).is_dir() or hub_id
+        shipped = name in list_weights() or name == DEFAULT_ALIAS
+        return name == "none" or name in BASELINES or shipped or Path(name).is_dir() or hub_id
 
     problems: list[str | None] = []
     if args.transfer and args.classifier:
