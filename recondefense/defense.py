@@ -35,7 +35,15 @@ from .loading import (  # noqa: F401
     load_checked,
 )
 from .purifiers import ARCHITECTURES, build_purifier, pad_to_stride
-from .transform import PixelDefense, _value_range, _values_checked, check_normalized, is_tracing, range_tolerance
+from .transform import (
+    PixelDefense,
+    _value_range,
+    _values_checked,
+    check_normalized,
+    check_pixels,
+    is_tracing,
+    range_tolerance,
+)
 from .weights import DEFAULT_ALIAS, close_names, get_weights, list_weights, set_default_weights
 
 __all__ = ["ReconstructiveDefense", "Defended", "IMAGENET_MEAN", "IMAGENET_STD", "FORMAT_VERSION"]
@@ -175,6 +183,20 @@ class ReconstructiveDefense(
         if stride != 1:
             out = out[..., :height, :width]
         return out.to(images.dtype).contiguous()  # the usual layout back, whatever the purifier computed in
+
+    @torch.no_grad()
+    def gate(self, images: torch.Tensor) -> torch.Tensor | None:
+        """How far a gated purifier (``arch="gated"``) opens on each image: ``g(x)`` in (0, 1), where the output is
+        ``x + g(x) * (P(x) - x)`` (near 0: the image passes almost unchanged). None for the other architectures.
+
+        Shape: ``(C, H, W)`` or ``(N, C, H, W)`` in [0, 1] (checked as :meth:`forward` checks it) -> ``(N,)``.
+        """
+        batch = check_pixels(images, channels=self.channels, device=self._device())
+        if not hasattr(self.autoencoder, "gate_value"):
+            return None
+        param_dtype = next(self.autoencoder.parameters()).dtype
+        padded = pad_to_stride(batch.to(param_dtype), self.autoencoder.stride)
+        return self.autoencoder.gate_value(padded).float()
 
     @classmethod
     def from_pretrained(
