@@ -13,7 +13,7 @@ import torch
 from huggingface_hub import ModelCard, PyTorchModelHubMixin
 from torch import nn
 
-from .classifiers import check_normalization, load_classifier
+from .classifiers import check_normalization, load_classifier, random_weights
 from .errors import (  # noqa: F401  (re-exported with the loading checks: they were all importable from here)
     ConfigError,
     CorruptWeightsError,
@@ -446,7 +446,17 @@ class Defended(nn.Module):
 
         Args:
             defense: weights name, hub id, folder or module (None: the default ImageNet weights).
+
+        Raises:
+            ValueError: a spec that names no pretrained weights (``"torchvision:resnet18"``: a randomly initialized
+                network); pass ``Defended(net, ...)`` for a network you trained.
         """
+        if random_weights(spec):
+            raise ValueError(
+                f"Defended.from_classifier({spec!r}): the spec names no pretrained weights, so the network would be "
+                f"randomly initialized; name them ('{spec}:DEFAULT') or pass a network you trained: "
+                "Defended(net, mean=..., std=...)"
+            )
         if isinstance(defense, str):
             defense = ReconstructiveDefense.from_pretrained(defense)
         return cls(load_classifier(spec), defense, mean=None, std=None)

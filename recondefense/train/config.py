@@ -272,6 +272,7 @@ def validate_config(config: TrainConfig) -> None:
     if config.image_size is not None and config.image_size < 1:
         raise ValueError(f"--image-size {config.image_size}: expected a positive number of pixels")
     _check_data(config.data)
+    _check_classifiers(config)
     from ..arguments import check_device
 
     check_device(config.device)
@@ -280,6 +281,20 @@ def validate_config(config: TrainConfig) -> None:
         from .network import _architecture, _frozen
 
         _frozen(config, build_purifier(in_channels=1, **_architecture(config)))  # the names: any channel count
+
+
+def _check_classifiers(config: TrainConfig) -> None:
+    """Refuse a ``--classifier`` that would be a randomly initialized network (``torchvision:<arch>`` without
+    ``--classifier-weights``): a defense trained against it defends nothing."""
+    from ..classifiers import random_weights
+
+    for spec in (part.strip() for part in config.classifier.split(",")):
+        if random_weights(spec) and config.classifier_weights is None:
+            raise ValueError(
+                f"--classifier {spec} names an architecture without weights: training against a randomly "
+                f"initialized network defends nothing; pass --classifier-weights FILE (with --mean and --std) or "
+                f"name pretrained weights ({spec}:DEFAULT)"
+            )
 
 
 def parse_widths(text: str) -> list[int]:
