@@ -290,7 +290,10 @@ class ReconstructiveDefense(
         lines += [f"- {k}: {v}" for k, v in facts.items() if v is not None]
         validation = meta.get("validation") or {}
         if validation:
-            lines += ["", "## Validation (attack aimed at the classifier alone)", "", "| metric | value |", "|---|---|"]
+            lines += ["", "## Validation (attack aimed at the classifier alone)", ""]
+            if meta.get("validation_note"):
+                lines += [f"**Warning:** {meta['validation_note']}.", ""]
+            lines += ["| metric | value |", "|---|---|"]
             lines += [f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in validation.items()]
         if meta.get("train_config"):
             lines += ["", "## Full training configuration", "", "```"]

@@ -59,7 +59,7 @@ from .triplets import (
     _TripletMaker,
     _WithIndex,
 )
-from .validation import validate
+from .validation import small_validation_note, validate
 
 __all__ = ["train", "TrainingInterrupted"]
 
@@ -209,6 +209,10 @@ class _Run:
         )
         if config.resume and changed:
             self.log({"resumed_at_step": position.global_step, "changed": {k: list(v) for k, v in changed.items()}})
+        expected = len(self.val_set) if config.val_limit is None else min(len(self.val_set), config.val_limit)
+        self.warned_validation = rank == 0 and small_validation_note(expected) is not None
+        if self.warned_validation:
+            logger.warning("%s", small_validation_note(expected))
 
     def run(self) -> Path:
         """The epochs left, then the final validation and ``final/``; the checkpoint's path when
@@ -381,7 +385,10 @@ class _Run:
             self.log(
                 {"final": True, "validation": val, "ranks_agree": agree, "skipped_images": self.position.skipped_images}
             )
-            _save_final(self.ae, self.config, val, final, epochs_trained=self.position.epoch)
+            note = small_validation_note(int(val["n"]))
+            if note and not self.warned_validation:
+                logger.warning("%s", note)
+            _save_final(self.ae, self.config, val, final, epochs_trained=self.position.epoch, validation_note=note)
             self.log.close()
             plot_curves(self.out / METRICS)
         return final
