@@ -250,22 +250,26 @@ class _Run:
             disable=not config.progress or self.rank != 0,
             leave=False,
         )
-        for x, y, index, skipped in bar:
-            position.skipped_images += skipped
-            if len(y) == 0:
-                position.step_in_epoch += 1
-                continue
-            step = self.step(x, y, index, warmup)
-            bar.set_postfix(
-                loss=f"{step.loss.item():.3f}",
-                psnr=f"{step.psnr:.1f}",
-                **({} if step.guidance is None else {"ce": f"{step.guidance:.3f}", "acc": f"{step.train_acc:.2f}"}),
-            )
-            if position.global_step % config.log_every == 0 or position.global_step == 1:
-                self.log(self.step_record(step, warmup))
-            if self.after_step(stop):
-                return True
-        return False
+        with bar:  # closed (its line cleared) before anything is logged after it, on every way out
+            for x, y, index, skipped in bar:
+                position.skipped_images += skipped
+                if len(y) == 0:
+                    position.step_in_epoch += 1
+                    continue
+                step = self.step(x, y, index, warmup)
+                bar.set_postfix(
+                    loss=f"{step.loss.item():.3f}",
+                    psnr=f"{step.psnr:.1f}",
+                    **({} if step.guidance is None else {"ce": f"{step.guidance:.3f}", "acc": f"{step.train_acc:.2f}"}),
+                )
+                if position.global_step % config.log_every == 0 or position.global_step == 1:
+                    self.log(self.step_record(step, warmup))
+                if self.after_step(stop):
+                    break
+            else:
+                return False
+        logger.info("stopped after %d steps as asked; resume with --resume", position.global_step)
+        return True
 
     def step(self, x: torch.Tensor, y: torch.Tensor, index: torch.Tensor, warmup: bool) -> _Step:
         """One optimisation step on a batch, seeded by ``(seed, epoch, step, rank)``."""
@@ -336,7 +340,6 @@ class _Run:
             )
         if config.stop_after_steps is not None and global_step >= config.stop_after_steps:
             self.checkpoint()
-            logger.info("stopped after %d steps as asked; resume with --resume", global_step)
             return True
         return False
 
