@@ -508,3 +508,32 @@ def test_evaluate_without_a_limit_says_how_long_it_runs(monkeypatch, caplog) -> 
     with caplog.at_level(logging.INFO, logger="recondefense.evaluate.run"):
         assert main(["--defenses", "none", "--attacks", "none", "--no-progress", "--limit", "2"]) == 0
     assert "hours" not in caplog.text and "2 test images x 1 defense(s) x 1 attack(s)" in caplog.text
+
+
+@needs_fashion_mnist
+def test_figure1_shows_what_the_defense_left_and_names_its_weights(tmp_path, monkeypatch):
+    """demo-output/figure1.png: the '|ours - x| (x50)' panel was almost solid white (the defense's reconstruction
+    error, scaled for the attack's eps, saturates), and 'ours_pgd' was not the name of the weights used."""
+    from matplotlib.figure import Figure
+    from torch import nn
+
+    from recondefense.evaluate import figures as ev_figures
+    from recondefense.evaluate import save_figures
+
+    class Blurry(nn.Module):  # changes the image more than the attack does, as the ImageNet weights do
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(0))
+            return (x + 0.1 * noise).clamp(0, 1)
+
+    saved = []
+    monkeypatch.setattr(Figure, "savefig", lambda self, *args, **kwargs: saved.append(self))
+    monkeypatch.setattr(ev_figures, "build_defense", lambda name, seed=0, tier=None: Blurry())
+    weights = "imagenet-efficientnet_lite0_lite2-gated2-pgd"  # (a long name, as the demo's)
+    save_figures(TIER, ["none", "jpeg", weights], weights, tmp_path)
+    figure1, figure2 = saved
+    panel = figure1.axes[2].images[0].get_array()
+    assert float((panel >= 0.999).mean()) < 0.05  # not saturated
+    texts = [ax.get_title() for ax in figure1.axes] + [figure1.get_suptitle()]
+    assert any(weights in text for text in texts) and not any("ours_" in text for text in texts), texts
+    grid = " ".join(ax.get_title().replace("\n", "") for ax in figure2.axes)
+    assert weights in grid and "ours_" not in grid, grid
