@@ -211,7 +211,7 @@ def load_classifier(
         if weights is not None:
             _load_state(model, weights, spec=spec)
         else:
-            warnings.warn(_random_weights_message(spec) + " (weights=)", UserWarning, stacklevel=2)
+            warnings.warn(_random_weights_message(spec) + " (weights=FILE)", UserWarning, stacklevel=2)
     elif rest:
         try:
             factory = getattr(importlib.import_module(library), rest)
