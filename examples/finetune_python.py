@@ -31,11 +31,20 @@ def finetune(folder: str, classifier: str, epochs: int, out: str, size: int = 22
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("folder")
-    parser.add_argument("--classifier", default="torchvision:resnet50:IMAGENET1K_V2")
-    parser.add_argument("--epochs", type=positive_int, default=2)
-    parser.add_argument("--out", default="runs/finetuned")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("folder", help="folder of your photos (JPEG, PNG, ...; any nesting, no labels needed)")
+    parser.add_argument(
+        "--classifier",
+        default="torchvision:resnet50:IMAGENET1K_V2",
+        help="the classifier to defend: torchvision:<arch>:<WEIGHTS>, timm:<name> or a recondefense name such as "
+        "imagenet-efficientnet_lite0 (default: %(default)s)",
+    )
+    parser.add_argument("--epochs", type=positive_int, default=2, help="passes over the photos (default: %(default)s)")
+    parser.add_argument(
+        "--out",
+        default="runs/finetuned",
+        help="run folder (checkpoints, metrics); the defense is saved in OUT/defense (default: %(default)s)",
+    )
     args = parser.parse_args()
     # Checked before the classifier loads (it may download): the photos folder, then the output folder.
     if not Path(args.folder).is_dir():

@@ -20,27 +20,30 @@ class _UsageError(Exception):
 
 
 def _purify_plan(inputs: dict[Path, str], out: Path, overwrite: bool = False) -> list[tuple[Path, Path]]:
-    """``(input, output)`` pairs for ``inputs`` (existing absolute paths -> as typed): each output keeps
-    its input's path relative to the inputs' common folder, under ``out``, as ``.png``. Raises
-    :class:`_UsageError` when ``out`` is that folder, is a file or is not writable, two inputs would
-    share an output, an output would overwrite an input (same path, symlink or hard link), an output's
-    folder leads outside ``out`` through a symlink, or outputs exist already (allowed with ``overwrite``,
-    unless read-only; a symlink there is replaced by the file, its target is never written)."""
-    try:
-        root = Path(os.path.commonpath([p.parent for p in inputs]))
-    except ValueError as err:  # different drives
-        raise _UsageError(f"inputs have no common folder: {err}") from None
+    """``(input, output)`` pairs for ``inputs`` (existing absolute paths -> as typed): each output is ``out`` /
+    the input's file name, as ``.png``, whatever the other inputs and however the path was typed. Raises
+    :class:`_UsageError` when ``out`` is the folder of an input, is a file or is not writable, two inputs would
+    share an output (same file name), an output would overwrite an input (same path, symlink or hard link), or
+    outputs exist already (allowed with ``overwrite``, unless read-only; a symlink there is replaced by the file,
+    its target is never written)."""
     if out.exists() and not out.is_dir():
         raise _UsageError(f"--out {out} is a file, not a folder")
-    if out.resolve() == root.resolve():
-        raise _UsageError(f"--out {out} is the input folder {root}: pick another folder (inputs are never overwritten)")
-    plan = [(p, out / p.relative_to(root).with_suffix(".png")) for p in inputs]
+    out_real = out.resolve()
+    for src in inputs:
+        if src.parent.resolve() == out_real:
+            raise _UsageError(
+                f"--out {out} is the input folder of {inputs[src]}: pick another folder (inputs are never overwritten)"
+            )
+    plan = [(p, out / Path(p.name).with_suffix(".png")) for p in inputs]
     by_output: dict[Path, list[Path]] = {}
     for src, dst in plan:
         by_output.setdefault(dst.resolve(), []).append(src)
     clashes = [" and ".join(inputs[src] for src in srcs) for srcs in by_output.values() if len(srcs) > 1]
     if clashes:
-        raise _UsageError(f"inputs would be written to the same output: {'; '.join(clashes)}")
+        raise _UsageError(
+            f"inputs would be written to the same output: {'; '.join(clashes)} (outputs are named after the input's "
+            "file name: purify them into separate --out folders)"
+        )
     sources = {src.resolve(): src for src, _ in plan}
     stats = {}
     for src in inputs:
@@ -55,16 +58,9 @@ def _purify_plan(inputs: dict[Path, str], out: Path, overwrite: bool = False) ->
             raise _UsageError(f"{dst} would overwrite the input {inputs[same]}: pick another --out")
         if dst.is_dir():
             raise _UsageError(f"output {dst} is an existing folder")
-    out_real = out.resolve()
-    for folder in dict.fromkeys(dst.parent for _, dst in plan):
-        if not folder.resolve().is_relative_to(out_real):
-            raise _UsageError(
-                f"output folder {folder} is a symlink to {folder.resolve()}, outside --out {out}: remove the link "
-                "or pick another --out"
-            )
-        problem = writable_folder_problem(folder)
-        if problem:
-            raise _UsageError(f"cannot write to --out {out}: {problem}")
+    problem = writable_folder_problem(out)
+    if problem:
+        raise _UsageError(f"cannot write to --out {out}: {problem}")
     existing = [dst for _, dst in plan if os.path.lexists(dst)]
     if existing and not overwrite:
         shown = ", ".join(map(str, existing[:10])) + (f" and {len(existing) - 10} more" if len(existing) > 10 else "")
@@ -128,21 +124,19 @@ def _png_frames(data: bytes) -> int:
     return 1
 
 
-def _decode(data: bytes, channels: int | None) -> torch.Tensor:
-    """An image file's bytes -> ``(C, H, W)`` float32 pixels in [0, 1], upright (EXIF orientation applied),
-    8- or 16-bit, with ``C = channels`` (1: grayscale, 3 or None: RGB). Raises :class:`_ImageError` for an
-    undecodable or animated file, or one too large to decode in memory."""
+def _decode_rgb(data: bytes) -> torch.Tensor:
+    """An image file's bytes -> ``(3, H, W)`` float32 RGB pixels in [0, 1], upright (EXIF orientation applied),
+    8- or 16-bit, alpha dropped (a grayscale file has three equal channels: :func:`_is_gray`). Raises
+    :class:`_ImageError` for an undecodable or animated file, or one too large to decode in memory."""
     import torch
     from torchvision.io import ImageReadMode, decode_image
-    from torchvision.transforms.v2.functional import rgb_to_grayscale
 
     frames = _png_frames(data)
     if frames > 1:
         raise _ImageError(f"animated PNG with {frames} frames: purify takes still images, save one frame as PNG first")
-    mode = ImageReadMode.GRAY if channels == 1 else ImageReadMode.RGB
-    try:
+    try:  # (RGB, not UNCHANGED: that gives a palette PNG's indices and a CMYK JPEG's ink)
         image = decode_image(
-            torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=mode, apply_exif_orientation=True
+            torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB, apply_exif_orientation=True
         )
     except MemoryError:
         raise _ImageError("too large to decode: out of memory") from None
@@ -164,10 +158,32 @@ def _decode(data: bytes, channels: int | None) -> torch.Tensor:
         image = image.flip(flip[1]) if flip[1] else image
     scale = 65535 if image.dtype == torch.uint16 else 255
     pixels = image.to(torch.float32) / scale
-    wanted = 1 if channels == 1 else 3
-    if pixels.shape[0] != wanted:  # GIFs decode to RGB whatever the mode
-        pixels = rgb_to_grayscale(pixels[:3]) if wanted == 1 else pixels[:1].expand(3, -1, -1)
-    return pixels
+    return pixels[:3] if pixels.shape[0] >= 3 else pixels[:1].expand(3, -1, -1)
+
+
+def _is_gray(pixels: torch.Tensor) -> bool:
+    """Whether ``(3, H, W)`` pixels are a grayscale image (three equal channels)."""
+    return bool((pixels[0] == pixels[1]).all() and (pixels[1] == pixels[2]).all())
+
+
+def _for_channels(pixels: torch.Tensor, channels: int | None) -> torch.Tensor:
+    """``(3, H, W)`` pixels as the ``(C, H, W)`` a ``channels``-channel defense takes (None: 3). Raises
+    :class:`_ImageError` for a colour image and a grayscale defense (as the Python API refuses the mismatch)."""
+    if channels != 1:
+        return pixels
+    if not _is_gray(pixels):
+        raise _ImageError(
+            "a colour image, but these weights take 1-channel (grayscale) images: use weights for colour images "
+            "(--weights default) or convert the image to grayscale first"
+        )
+    return pixels[:1]
+
+
+def _decode(data: bytes, channels: int | None) -> torch.Tensor:
+    """An image file's bytes -> the ``(C, H, W)`` float32 pixels in [0, 1] a ``channels``-channel defense takes
+    (1: grayscale, 3 or None: RGB), upright, 8- or 16-bit. Raises :class:`_ImageError` for an undecodable or
+    animated file, one too large to decode, or a colour image for a grayscale defense."""
+    return _for_channels(_decode_rgb(data), channels)
 
 
 def _read_images(paths: dict[Path, str], channels: int | None) -> list[bytes]:
@@ -196,15 +212,19 @@ def _read_images(paths: dict[Path, str], channels: int | None) -> list[bytes]:
 
 
 def _purify(args: argparse.Namespace) -> int:
-    """Purify every input into ``--out`` (same relative layout, PNG). Every check runs before anything
-    is written: the weights, every input's decoding, then the output paths (no input is ever overwritten,
-    no existing output without ``--overwrite``). Each output is written whole or not at all; an image that
-    fails then (out of memory, disk full) is reported as ``error:`` and skipped, the others are still
-    written, and the exit code is 1."""
+    """Purify every input into ``--out`` (one PNG per input, named after it). Every check runs before anything
+    is written: the weights, every input's decoding (a colour image for grayscale weights is refused), then the
+    output paths (no input is ever overwritten, no existing output without ``--overwrite``). Each output is
+    written whole or not at all; an image that fails then (out of memory, disk full) is reported as ``error:``
+    and skipped, the others are still written, and the exit code is 1. A grayscale input is written back in
+    grayscale. Each written image's line says how far a gated defense's gate opened and the PSNR of the output to
+    the input; a summary line ends the run."""
     import torch
     from torchvision.io import encode_png
+    from torchvision.transforms.v2.functional import rgb_to_grayscale
 
     from .defense import ReconstructiveDefense
+    from .metrics import psnr
 
     given: dict[Path, str] = {}  # absolute path -> as typed; a file given twice is purified once
     for path in args.images:
@@ -219,14 +239,27 @@ def _purify(args: argparse.Namespace) -> int:
     except _UsageError as err:
         print("error: " + " ".join(str(err).splitlines()), file=sys.stderr)
         return 2
+    weights = str(args.weights)
+    if weights == "default":
+        from .weights import list_weights
+
+        weights = list_weights().default or weights
     mode = new_file_mode()
     failed = 0
+    gates: list[float] = []
+    psnrs: list[float] = []
     for (src, dst), data in zip(plan, contents):
         try:
             with torch.inference_mode():
-                purified = (defense(_decode(data, defense.channels)) * 255).round().byte()
-                png = encode_png(purified).numpy().tobytes()
-            del purified
+                pixels = _decode_rgb(data)
+                image = _for_channels(pixels, defense.channels)
+                purified = defense(image)
+                gate = defense.gate(image)
+                if purified.shape[0] == 3 and _is_gray(pixels):  # a grayscale input comes back grayscale
+                    purified, image = rgb_to_grayscale(purified), image[:1]
+                quality = psnr(purified, image).item()
+                png = encode_png((purified * 255).round().byte()).numpy().tobytes()
+            del purified, image, pixels
             dst.parent.mkdir(parents=True, exist_ok=True)
             write_atomic(dst, png, mode)
         except (_ImageError, OSError, RuntimeError, ValueError, MemoryError) as err:
@@ -234,7 +267,14 @@ def _purify(args: argparse.Namespace) -> int:
             why = (err.strerror or str(err)) if isinstance(err, OSError) else str(err) or type(err).__name__
             print(f"error: {given[src]} -> {dst} not written: {' '.join(why.split())[:300]}", file=sys.stderr)
             continue
-        print(f"{given[src]} -> {dst}")
+        psnrs.append(quality)
+        detail = f"PSNR {quality:.1f} dB to the input"
+        if gate is not None:
+            gates.append(gate.item())
+            detail = f"gate {'open' if gates[-1] >= 0.5 else 'closed'} {gates[-1]:.2f}, {detail}"
+        print(f"{given[src]} -> {dst} ({detail})")
+    if psnrs:
+        print(_purify_summary(weights, psnrs, gates))
     if failed:
         print(
             f"error: {failed} of {len(plan)} image(s) not written (above); the {len(plan) - failed} "
@@ -245,15 +285,36 @@ def _purify(args: argparse.Namespace) -> int:
     return 0
 
 
-def _weights(args: argparse.Namespace) -> int:
-    from .weights import get_weights, list_weights
-
-    for name in list_weights():
-        meta = get_weights(name).meta
-        print(
-            f"{name}: {meta.get('dataset', '?')}, classifier {meta.get('classifier', '?')}, attack {meta.get('attack', '?')}"
+def _purify_summary(weights: str, psnrs: list[float], gates: list[float]) -> str:
+    """The last line of ``purify``: how many images, and the PSNR range to the inputs or what the gate did."""
+    head = f"purified {len(psnrs)} image(s) with {weights}: "
+    if not gates:
+        return head + f"PSNR to the inputs {min(psnrs):.1f} to {max(psnrs):.1f} dB"
+    opened = [p for g, p in zip(gates, psnrs) if g >= 0.5]
+    closed = [p for g, p in zip(gates, psnrs) if g < 0.5]
+    parts = []
+    if opened:
+        parts.append(f"gate opened on {len(opened)} (purified; PSNR {min(opened):.1f} to {max(opened):.1f} dB)")
+    if closed:
+        parts.append(
+            f"gate closed on {len(closed)} (left almost unchanged: the gate saw no attack; PSNR {min(closed):.1f} "
+            f"to {max(closed):.1f} dB)"
         )
-    if not list_weights():
+    return head + ", ".join(parts)
+
+
+def _weights(args: argparse.Namespace) -> int:
+    from .weights import DEFAULT_ALIAS, get_weights, list_weights
+
+    names = list_weights()
+    for name in names:
+        meta = get_weights(name).meta
+        mark = f" (default: --weights {DEFAULT_ALIAS})" if name == names.default else ""
+        print(
+            f"{name}{mark}: {meta.get('dataset', '?')}, classifier {meta.get('classifier', '?')}, "
+            f"attack {meta.get('attack', '?')}"
+        )
+    if not names:
         print("no weights shipped")
     return 0
 
@@ -264,11 +325,14 @@ DESCRIPTION = "The recondefense console script: train, evaluate, certify, purify
 
 #: ``recondefense purify --help``'s description.
 PURIFY_DESCRIPTION = """\
-Purify image files with a defense, writing one PNG per input under --out (same relative layout).
+Purify image files with a defense, writing one PNG per input under --out, named after the input's
+file name (two inputs of one name are refused). A grayscale input is written in grayscale; each
+line says the PSNR of the output to the input and, for gated weights such as the default, whether
+the gate opened (closed: the image is left almost unchanged).
 
 Everything is checked before anything is written: the weights, every input (decodable, not
-animated; 16-bit images are read at full precision, EXIF orientation is applied) and the outputs
-(no input is overwritten, nor an existing file unless --overwrite).
+animated, colour only for colour weights; 16-bit images are read at full precision, EXIF orientation
+is applied) and the outputs (no input is overwritten, nor an existing file unless --overwrite).
 Each PNG is written whole or not at all (a temporary file renamed into place). If an image fails
 while purifying or writing (out of memory, disk full), an "error:" line names it, purify continues
 with the others, and exits with code 1; the inputs printed with "->" are complete."""
@@ -293,7 +357,12 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     purify.add_argument("images", nargs="+", help="PNG, JPEG, WebP or GIF files (8 or 16 bit, still images)")
-    purify.add_argument("--weights", required=True, help="registered name, hub repo id or folder")
+    purify.add_argument(
+        "--weights",
+        default="default",
+        help="shipped name (recondefense weights lists them), hub repo id or folder (default: default, the default "
+        "ImageNet weights)",
+    )
     purify.add_argument("--out", default="purified", help="output folder (default: purified)")
     purify.add_argument(
         "--overwrite", action="store_true", help="replace existing files in --out (default: refuse before writing)"

@@ -13,10 +13,11 @@ import torch
 from huggingface_hub import ModelCard, PyTorchModelHubMixin
 from torch import nn
 
-from .classifiers import check_normalization, load_classifier
+from .classifiers import check_normalization, load_classifier, random_weights
 from .errors import (  # noqa: F401  (re-exported with the loading checks: they were all importable from here)
     ConfigError,
     CorruptWeightsError,
+    InputConventionWarning,
     ModelTooLargeError,
     NonFiniteWeightsError,
     WeightsError,
@@ -35,15 +36,65 @@ from .loading import (  # noqa: F401
     load_checked,
 )
 from .purifiers import ARCHITECTURES, build_purifier, pad_to_stride
-from .transform import PixelDefense, _value_range, _values_checked, check_normalized, is_tracing, range_tolerance
-from .weights import get_weights, list_weights
+from .transform import (
+    PixelDefense,
+    _value_range,
+    _values_checked,
+    check_normalized,
+    check_pixels,
+    is_tracing,
+    range_tolerance,
+)
+from .weights import DEFAULT_ALIAS, close_names, get_weights, list_weights, set_default_weights
 
-__all__ = ["ReconstructiveDefense", "Defended", "IMAGENET_MEAN", "IMAGENET_STD", "FORMAT_VERSION"]
+__all__ = [
+    "ReconstructiveDefense",
+    "Defended",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "FORMAT_VERSION",
+    "DEFAULT_IMAGENET_WEIGHTS",
+    "INPUT_CONVENTIONS",
+]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-#: Weights ``Defended(model)`` loads when no defense is given.
+#: Weights ``Defended(model)`` loads when no defense is given, and what the name ``"default"`` stands for
+#: (``from_pretrained("default")``, ``recondefense purify``'s ``--weights``, the mark in ``list_weights()``).
 DEFAULT_IMAGENET_WEIGHTS = "imagenet-efficientnet_lite0_lite2-gated2-pgd"
+
+
+def _default_imagenet_weights() -> str:
+    return DEFAULT_IMAGENET_WEIGHTS  # read at each call: the alias follows the constant wherever it is set
+
+
+set_default_weights(_default_imagenet_weights)
+
+
+def _looks_like_a_path(key: str) -> bool:
+    """A string that can only name a folder: it starts with ``.``, ``/`` or ``~``, is absolute, or has other than
+    one ``/`` (a hub id is ``owner/name``)."""
+    return (
+        key.startswith((".", "/", "~")) or os.path.isabs(key) or key.count("/") > 1 or (os.sep != "/" and os.sep in key)
+    )
+
+
+def _not_found(key: str) -> FileNotFoundError:
+    """The error for ``key`` that is no shipped name and no folder (nor, by its form, a hub id): the folder that
+    is missing, or the name that is unknown, first; then the closest names."""
+    close = close_names(key)
+    hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
+    if _looks_like_a_path(key):
+        return FileNotFoundError(
+            f"cannot load {key!r}: no folder {os.path.abspath(os.path.expanduser(key))} (a weights folder holds the "
+            f"config.json and model.safetensors that save_pretrained writes){hint}"
+        )
+    shipped = list_weights()
+    return FileNotFoundError(
+        f"cannot load {key!r}: no shipped weights of that name{hint} (list_weights() or `recondefense weights` "
+        f"names the {len(shipped)} shipped; {DEFAULT_ALIAS!r} is {shipped.default!r}), no folder "
+        f"{os.path.abspath(key)}, and not a hub repo id 'owner/name'"
+    )
 
 
 class ReconstructiveDefense(
@@ -142,6 +193,20 @@ class ReconstructiveDefense(
             out = out[..., :height, :width]
         return out.to(images.dtype).contiguous()  # the usual layout back, whatever the purifier computed in
 
+    @torch.no_grad()
+    def gate(self, images: torch.Tensor) -> torch.Tensor | None:
+        """How far a gated purifier (``arch="gated"``) opens on each image: ``g(x)`` in (0, 1), where the output is
+        ``x + g(x) * (P(x) - x)`` (near 0: the image passes almost unchanged). None for the other architectures.
+
+        Shape: ``(C, H, W)`` or ``(N, C, H, W)`` in [0, 1] (checked as :meth:`forward` checks it) -> ``(N,)``.
+        """
+        batch = check_pixels(images, channels=self.channels, device=self._device())
+        if not hasattr(self.autoencoder, "gate_value"):
+            return None
+        param_dtype = next(self.autoencoder.parameters()).dtype
+        padded = pad_to_stride(batch.to(param_dtype), self.autoencoder.stride)
+        return self.autoencoder.gate_value(padded).float()
+
     @classmethod
     def from_pretrained(
         cls,
@@ -153,26 +218,32 @@ class ReconstructiveDefense(
         """Load weights by registered name, Hugging Face hub repo id, or local folder.
 
         Args:
-            pretrained_model_name_or_path: a name from :func:`~recondefense.list_weights`, a hub
-                repo id such as ``"someone/their-defense"``, or a folder written by ``save_pretrained``.
+            pretrained_model_name_or_path: a name from :func:`~recondefense.list_weights` (``"default"``: the
+                default ImageNet weights, :data:`DEFAULT_IMAGENET_WEIGHTS`), a hub repo id such as
+                ``"someone/their-defense"``, or a folder written by ``save_pretrained``.
             revision: hub branch, tag or commit (hub repo ids only).
             kwargs: passed to ``huggingface_hub.PyTorchModelHubMixin.from_pretrained`` (``cache_dir``,
                 ``local_files_only``, ``token``, ``map_location``, ...).
 
         Raises:
-            FileNotFoundError: not a registered name, not a folder, and not on the hub or in its cache.
+            FileNotFoundError: not a registered name, not a folder, and not on the hub or in its cache (the message
+                says which it looked like, with the closest shipped names).
             ValueError: a corrupt weights file or a config.json of another version.
         """
         key = str(pretrained_model_name_or_path)
+        if key == DEFAULT_ALIAS and not os.path.isdir(key):
+            key = DEFAULT_IMAGENET_WEIGHTS
+            if key not in list_weights():
+                raise FileNotFoundError(
+                    f"{DEFAULT_ALIAS!r} stands for the default weights {key!r}, which this install does not ship "
+                    f"(shipped: {', '.join(list_weights()) or 'none'}); name one of them"
+                )
         if key in list_weights() or os.path.isdir(key):
             folder = get_weights(key).path() if key in list_weights() else key
             check_folder(folder)  # config.json present and JSON, before the mixin reads it
             return cls._mixin_load(folder, **kwargs)
-        if key.startswith((".", "/", "~")) or key.count("/") != 1 or os.sep != "/" and os.sep in key:
-            raise FileNotFoundError(
-                f"cannot load {key!r}: not a registered name ({list_weights() or 'none shipped'}), "
-                "not an existing folder, and not a hub repo id of the form 'owner/name'"
-            )
+        if _looks_like_a_path(key) or "/" not in key:
+            raise _not_found(key)
         hub = {k: kwargs[k] for k in ("cache_dir", "token", "local_files_only", "force_download") if k in kwargs}
         check_hub_id(key, revision=revision, **hub)  # fails fast offline or unreachable, naming folder and hub id
         try:
@@ -219,7 +290,10 @@ class ReconstructiveDefense(
         lines += [f"- {k}: {v}" for k, v in facts.items() if v is not None]
         validation = meta.get("validation") or {}
         if validation:
-            lines += ["", "## Validation (attack aimed at the classifier alone)", "", "| metric | value |", "|---|---|"]
+            lines += ["", "## Validation (attack aimed at the classifier alone)", ""]
+            if meta.get("validation_note"):
+                lines += [f"**Warning:** {meta['validation_note']}.", ""]
+            lines += ["| metric | value |", "|---|---|"]
             lines += [f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in validation.items()]
         if meta.get("train_config"):
             lines += ["", "## Full training configuration", "", "```"]
@@ -268,20 +342,38 @@ class ReconstructiveDefense(
         )
 
 
+#: What ``Defended`` takes (its ``input=``): images normalized with the model's mean/std, or [0, 1] pixels.
+INPUT_CONVENTIONS = ("normalized", "pixels")
+
+
 class Defended(nn.Module):
     """Put a defense in front of a classifier: a drop-in replacement taking the model's own inputs.
 
-    ``Defended(model)(x) == model(normalize(defense(unnormalize(x))))``. With ``mean=None`` and
-    ``std=None`` the model takes [0, 1] pixels directly (the RobustBench/torchattacks/foolbox
-    convention), so peer attacks can be pointed at the defended model.
+    **Input convention.** With ``mean``/``std`` (by default torchvision's ImageNet ones), ``Defended`` takes what a
+    normalized model takes: images normalized with them, ``(x - mean) / std``; and
+    ``Defended(model)(x) == model(normalize(defense(unnormalize(x))))``. With ``input="pixels"`` it takes [0, 1]
+    pixels instead and normalizes for the model: ``model(normalize(defense(x)))``. With ``mean=None, std=None``
+    the model itself takes [0, 1] pixels (the RobustBench/torchattacks/foolbox convention), and so does
+    ``Defended``, so peer attacks can be pointed at it.
+
+    The two conventions are easy to confuse, so each is checked: [0, 1] pixels fed where normalized images are
+    expected un-normalize to a narrow grey band (about [0.49, 0.71] with the ImageNet statistics), which the
+    defense would accept; a batch whose values all lie in that band (and is not flat) gets a one-time
+    :class:`~recondefense.errors.InputConventionWarning` per ``Defended``, pointing at the caller's line. Pass
+    ``input="normalized"`` to say that such a batch is truly normalized (a low-contrast photo) and silence the
+    guess. Normalized images fed to ``input="pixels"`` (values below 0) are refused by the defense's own check.
 
     Args:
         model: any classifier ``nn.Module``; exposed as ``.model``.
         defense: a pixel-space defense (``ReconstructiveDefense`` or a baseline); None loads the
-            default shipped ImageNet weights.
+            default shipped ImageNet weights (``"default"``, :data:`DEFAULT_IMAGENET_WEIGHTS`).
         mean, std: per-channel normalization the model expects, or None for pixel-space models.
+        input: ``"normalized"`` (the default with ``mean``/``std``) or ``"pixels"`` (the only choice without them):
+            what ``Defended`` takes (:data:`INPUT_CONVENTIONS`); exposed as ``.input``.
 
-    Shape: whatever ``model`` takes (``(N, C, H, W)`` images normalized with ``mean``/``std``).
+    Shape: ``(N, C, H, W)`` (or ``(C, H, W)``) floats normalized with ``mean``/``std``, ``C`` their length; with
+    ``input="pixels"``, ``(N, C, H, W)`` in [0, 1] (float, or uint8 scaled by 1/255). Returns what ``model``
+    returns.
 
     Normalized inputs that un-normalize outside [0, 1] (``torch.randn`` from a shape probe, an export script
     or a benchmark) are clamped to [0, 1] with a one-time warning instead of refused; the clamp is part of the
@@ -295,16 +387,27 @@ class Defended(nn.Module):
         *,
         mean: Sequence[float] | None = IMAGENET_MEAN,
         std: Sequence[float] | None = IMAGENET_STD,
+        input: str | None = None,  # noqa: A002  (the word users know: what the wrapper takes)
     ) -> None:
         super().__init__()
         if not isinstance(model, nn.Module):
             raise TypeError(f"expected the classifier as an nn.Module, got {type(model).__name__}")
         normalization = check_normalization(mean, std)
+        if input is not None and input not in INPUT_CONVENTIONS:
+            raise ValueError(
+                f"input={input!r}: expected 'normalized' (images normalized with the model's mean/std) or 'pixels' "
+                "([0, 1] pixels)"
+            )
+        if input == "normalized" and normalization is None:
+            raise ValueError(
+                "input='normalized' needs the mean and std the images are normalized with: pass mean=..., std=..., "
+                "or input='pixels' (mean=None, std=None: the model takes [0, 1] pixels)"
+            )
         if defense is None:
             if DEFAULT_IMAGENET_WEIGHTS not in list_weights():
                 raise ValueError(
                     f"Defended(model) loads the default weights {DEFAULT_IMAGENET_WEIGHTS!r}, which this version "
-                    f"does not ship (shipped: {list_weights() or 'none'}); pass one: "
+                    f"does not ship (shipped: {', '.join(list_weights()) or 'none'}); pass one: "
                     "Defended(model, ReconstructiveDefense.from_pretrained(...))"
                 )
             defense = ReconstructiveDefense.from_pretrained(DEFAULT_IMAGENET_WEIGHTS)
@@ -319,13 +422,21 @@ class Defended(nn.Module):
             )
         self.model = model
         self.defense = defense.eval()
+        #: the model takes images normalized with ``mean``/``std`` (buffers ``.mean``, ``.std``)
         self.normalized = normalization is not None
+        #: what this wrapper takes: ``"normalized"`` or ``"pixels"``
+        self.input = input or ("normalized" if normalization is not None else "pixels")
         self._warned_range = False
+        # [0, 1] pixels read as normalized land in a grey band; guessed at only when the convention was not said
+        # and every channel's mean is clear of black (then truly normalized images reach below 0)
+        self._guess_convention = False
+        self._warned_pixels = False
         if normalization is not None:
             mean_t = torch.as_tensor(normalization[0], dtype=torch.float32).view(-1, 1, 1)
             std_t = torch.as_tensor(normalization[1], dtype=torch.float32).view(-1, 1, 1)
             self.register_buffer("mean", mean_t, persistent=False)
             self.register_buffer("std", std_t, persistent=False)
+            self._guess_convention = input is None and min(normalization[0]) > 0.05
 
     @classmethod
     def from_classifier(cls, spec: str, defense: nn.Module | str | None = None) -> Defended:
@@ -338,7 +449,17 @@ class Defended(nn.Module):
 
         Args:
             defense: weights name, hub id, folder or module (None: the default ImageNet weights).
+
+        Raises:
+            ValueError: a spec that names no pretrained weights (``"torchvision:resnet18"``: a randomly initialized
+                network); pass ``Defended(net, ...)`` for a network you trained.
         """
+        if random_weights(spec):
+            raise ValueError(
+                f"Defended.from_classifier({spec!r}): the spec names no pretrained weights, so the network would be "
+                f"randomly initialized; name them ('{spec}:DEFAULT') or pass a network you trained: "
+                "Defended(net, mean=..., std=...)"
+            )
         if isinstance(defense, str):
             defense = ReconstructiveDefense.from_pretrained(defense)
         return cls(load_classifier(spec), defense, mean=None, std=None)
@@ -353,27 +474,45 @@ class Defended(nn.Module):
     def forward(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
         """Un-normalize, purify, re-normalize, classify; extra arguments go to the model.
 
-        ``x``: with ``mean``/``std``, a floating ``(N, C, H, W)`` (or ``(C, H, W)``) batch normalized with them,
-        ``C`` their length; without, what the defense takes (``(N, C, H, W)`` float in [0, 1] or uint8).
-        Returns the model's output on the purified batch.
+        ``x``: with ``input="normalized"``, a floating ``(N, C, H, W)`` (or ``(C, H, W)``) batch normalized with
+        ``mean``/``std``, ``C`` their length; with ``input="pixels"``, what the defense takes (``(N, C, H, W)``
+        float in [0, 1] or uint8). Returns the model's output on the purified batch.
         """
-        if self.normalized:
-            check_normalized(x, self.mean.shape[0], name="x")
-            pixels = x * self.std.to(x.dtype) + self.mean.to(x.dtype)
-            purified = self._purify(pixels)
-            return self.model((purified - self.mean.to(x.dtype)) / self.std.to(x.dtype), *args, **kwargs)
-        return self.model(self.defense(x), *args, **kwargs)
+        if self.input == "pixels":
+            purified = self.defense(x)
+            if self.normalized:
+                dtype = purified.dtype
+                purified = (purified - self.mean.to(dtype)) / self.std.to(dtype)
+            return self.model(purified, *args, **kwargs)
+        check_normalized(x, self.mean.shape[0], name="x")
+        pixels = x * self.std.to(x.dtype) + self.mean.to(x.dtype)
+        purified = self._purify(pixels, x)
+        return self.model((purified - self.mean.to(x.dtype)) / self.std.to(x.dtype), *args, **kwargs)
 
-    def _purify(self, pixels: torch.Tensor) -> torch.Tensor:
-        """The defense on un-normalized ``pixels`` clamped to [0, 1], reading the values back to the host at most
-        once per eager call: their range (outside [0, 1]: warned once) and, in place of a :class:`PixelDefense`'s
-        own check, NaN (Inf is clamped)."""
+    def _purify(self, pixels: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """The defense on un-normalized ``pixels`` (of the normalized input ``x``) clamped to [0, 1], reading values
+        back to the host at most once per eager call: the range of ``pixels`` (outside [0, 1]: warned once), in
+        place of a :class:`PixelDefense`'s own check, NaN (Inf is clamped), and, until it has warned, the range
+        of ``x`` for the input-convention guess."""
         clamped = pixels.clamp(0, 1)
         defense_checks = isinstance(self.defense, PixelDefense)  # it would read the values back itself
         if not pixels.is_floating_point() or is_tracing(pixels) or (self._warned_range and not defense_checks):
             return self.defense(clamped)
-        lo, hi = _value_range(pixels)
+        guess = self._guess_convention and not self._warned_pixels
+        lo, hi, *raw = _value_range(pixels, *([x] if guess else []))
         tolerance = range_tolerance(pixels.dtype)
+        if guess and -tolerance <= raw[0] < raw[1] <= 1 + tolerance:  # every value in [0, 1], not one flat grey
+            mean, std = (tuple(round(v, 3) for v in t.flatten().tolist()) for t in (self.mean, self.std))
+            warnings.warn(
+                f"Defended: every value of this batch lies in [0, 1] ([{raw[0]:.3g}, {raw[1]:.3g}]), but it is read as "
+                f"normalized with mean={mean}, std={std}, so it un-normalizes to pixels in [{lo:.3g}, {hi:.3g}], a "
+                "narrow grey band: were [0, 1] pixels passed? This Defended takes normalized images, (x - mean) / std; "
+                "build it with input='pixels' to pass [0, 1] pixels, or with input='normalized' if the batch truly "
+                "is normalized (warned once).",
+                InputConventionWarning,
+                stacklevel=5,  # the caller of Defended(...)(x): _purify, forward, Module._call_impl, __call__
+            )
+            self._warned_pixels = True
         if not self._warned_range and (lo < -tolerance or hi > 1 + tolerance):
             warnings.warn(
                 f"Defended: the input un-normalizes to pixels in [{lo:.3g}, {hi:.3g}], outside "

@@ -1,6 +1,7 @@
 """Exception types of recondefense: one per way a weights folder can be refused, so callers catch by type.
 
-All derive from :class:`WeightsError`, itself a ``ValueError`` (what earlier versions raised).
+All derive from :class:`WeightsError`, itself a ``ValueError`` (what earlier versions raised). One warning type,
+:class:`InputConventionWarning`, says that a batch looks like the other input convention.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ __all__ = [
     "WeightsMismatchError",
     "CorruptWeightsError",
     "NonFiniteWeightsError",
+    "InputConventionWarning",
 ]
 
 
@@ -38,3 +40,10 @@ class CorruptWeightsError(WeightsError):
 
 class NonFiniteWeightsError(WeightsError):
     """model.safetensors holds NaN or Inf values."""
+
+
+class InputConventionWarning(UserWarning):
+    """A batch that looks like the other input convention: ``Defended`` expects images normalized with the model's
+    mean/std, but every value lies in [0, 1] and the batch un-normalizes to a narrow grey band (were [0, 1] pixels
+    passed?). Filter it with ``warnings.filterwarnings("ignore", category=InputConventionWarning)``, or say the
+    convention with ``Defended(..., input="normalized")``."""

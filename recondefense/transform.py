@@ -47,10 +47,10 @@ _FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 _CHECKED: contextvars.ContextVar[torch.Tensor | None] = contextvars.ContextVar("recondefense_checked", default=None)
 
 
-def _value_range(images: torch.Tensor) -> tuple[float, float]:
-    """The smallest and largest value of ``images`` (both NaN when one is NaN), read back to the host at once."""
-    lo, hi = torch.stack(tuple(torch.aminmax(images.detach()))).tolist()
-    return lo, hi
+def _value_range(images: torch.Tensor, *more: torch.Tensor) -> list[float]:
+    """The smallest and largest value of ``images`` (both NaN when one is NaN), then of each of ``more`` (of the
+    same dtype), all read back to the host at once: ``[lo, hi, lo, hi, ...]``."""
+    return torch.stack([v for t in (images, *more) for v in torch.aminmax(t.detach())]).tolist()
 
 
 @contextlib.contextmanager

@@ -8,7 +8,9 @@ safetensors file and of config.json are checked on every load.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -16,7 +18,19 @@ from typing import Any
 
 from .errors import CorruptWeightsError
 
-__all__ = ["WeightsEntry", "list_weights", "get_weights", "register_weights", "weights_root", "verify_sha256"]
+__all__ = [
+    "DEFAULT_ALIAS",
+    "WeightsEntry",
+    "WeightsNames",
+    "close_names",
+    "default_weights",
+    "list_weights",
+    "get_weights",
+    "register_weights",
+    "set_default_weights",
+    "weights_root",
+    "verify_sha256",
+]
 
 SAFETENSORS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -96,17 +110,79 @@ def register_weights(entry: WeightsEntry) -> None:
     _REGISTRY[entry.name] = entry
 
 
-def list_weights() -> list[str]:
-    """Names of the shipped weights, sorted; pass one to ``ReconstructiveDefense.from_pretrained``."""
-    return sorted(_REGISTRY)
+#: The name that stands for the default weights: ``ReconstructiveDefense.from_pretrained("default")``,
+#: ``recondefense purify --weights default`` (purify's default), ``get_weights("default")``.
+DEFAULT_ALIAS = "default"
+
+
+def _no_default() -> str | None:
+    return None
+
+
+_default_name: Callable[[], str | None] = _no_default
+
+
+def set_default_weights(name: Callable[[], str | None]) -> None:
+    """Tell the registry which shipped name :data:`DEFAULT_ALIAS` stands for: ``name()`` is asked at every lookup.
+
+    :mod:`recondefense.defense` passes a function returning its ``DEFAULT_IMAGENET_WEIGHTS``, so the alias, the
+    mark in :func:`list_weights` and ``Defended(model)`` follow that one constant (the registry imports nothing
+    of what it registers)."""
+    global _default_name
+    _default_name = name
+
+
+def default_weights() -> str | None:
+    """The shipped name :data:`DEFAULT_ALIAS` stands for, or None when this install does not ship it."""
+    name = _default_name()
+    return name if name in _REGISTRY else None
+
+
+class WeightsNames(list):
+    """The shipped names, sorted (a plain ``list`` of ``str``), and :attr:`default`, the one ``"default"`` loads.
+
+    Its repr marks the default: ``WeightsNames([...], default='imagenet-...')``.
+    """
+
+    def __init__(self, names: Iterable[str], default: str | None) -> None:
+        super().__init__(names)
+        #: the name :data:`DEFAULT_ALIAS` stands for (None: not shipped)
+        self.default = default
+
+    def __repr__(self) -> str:
+        return f"WeightsNames({list.__repr__(self)}, default={self.default!r})"
+
+
+def list_weights() -> WeightsNames:
+    """Names of the shipped weights, sorted; pass one to ``ReconstructiveDefense.from_pretrained``.
+
+    The result is a list of names whose ``.default`` (and repr) says which one ``"default"`` loads (the default
+    of ``Defended(model)`` and ``recondefense purify``)."""
+    return WeightsNames(sorted(_REGISTRY), default_weights())
+
+
+def close_names(name: str) -> list[str]:
+    """Shipped names (and :data:`DEFAULT_ALIAS`) close to ``name``, closest first: the "did you mean" of a typo."""
+    known = [*sorted(_REGISTRY), DEFAULT_ALIAS]
+    by_lower = {k.lower(): k for k in known}
+    if name.lower() in by_lower:  # a different case only
+        return [by_lower[name.lower()]]
+    return difflib.get_close_matches(name, known, n=3, cutoff=0.8)
 
 
 def get_weights(name: str) -> WeightsEntry:
-    """The registry entry called ``name``; raises KeyError listing the known names."""
+    """The registry entry called ``name`` (:data:`DEFAULT_ALIAS`: the default's); raises KeyError saying what
+    is known, with the closest names."""
+    if name == DEFAULT_ALIAS and default_weights() is not None:
+        name = default_weights()  # type: ignore[assignment]
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise KeyError(f"no weights named {name!r}; known: {list_weights() or 'none yet'}") from None
+        close = close_names(name)
+        hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
+        raise KeyError(
+            f"no weights named {name!r}{hint} (known: {', '.join(sorted(_REGISTRY)) or 'none yet'})"
+        ) from None
 
 
 # Shipped weights, one entry per folder of weights/. Each was trained by the command in its model card;

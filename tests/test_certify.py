@@ -329,3 +329,25 @@ def test_certify_dataset_rows_of_a_shard_equal_those_of_the_whole_set():
         certify_dataset(model, data, 0.25, n0=10, n=20, limit=2, indices=[0], progress=False)
     with pytest.raises(ValueError, match="outside the dataset's 4 images"):
         certify_dataset(model, data, 0.25, n0=10, n=20, indices=[4], progress=False)
+
+
+def test_the_largest_certifiable_radius_is_bounded_by_n():
+    from recondefense.certify import max_certifiable_radius
+
+    for sigma, n, alpha in ((0.25, 100, 0.001), (0.5, 10_000, 0.001), (0.25, 1000, 0.01)):
+        expected = sigma * norm.ppf(alpha ** (1 / n))  # all n samples on the top class
+        assert max_certifiable_radius(sigma, n, alpha) == pytest.approx(expected, rel=1e-6)
+    assert max_certifiable_radius(0.25, 1, 0.001) == 0.0  # one sample cannot certify anything
+
+
+def test_certify_says_that_n_bounds_the_radius(tmp_path, capsys):
+    """At small n the larger radii's columns are zeros by construction: the table says so (it did not)."""
+    from recondefense.certify import main
+
+    small = _rows_file(tmp_path / "small.json", [dict(r, n=100) for r in _rows()])
+    assert main(["--from-json", small]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "n=100 and alpha=0.001 certify no radius above 0.375" in out, out
+    assert "r=0.5, r=0.75, r=1.0" in out and "--n" in out
+    assert main(["--from-json", _rows_file(tmp_path / "large.json", [dict(r, n=1_000_000) for r in _rows()])]) == 0
+    assert "certify no radius above" not in capsys.readouterr().out

@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import io
 import os
+import re
 import struct
 import zlib
 from pathlib import Path
@@ -80,6 +81,11 @@ def reference(four: Path, capsys) -> dict[str, bytes]:
     return outputs
 
 
+def _written(out: str) -> list[str]:
+    """The ``input -> output`` of each written image's line (without its PSNR and gate details)."""
+    return [line.split(" (", 1)[0] for line in out.splitlines() if " -> " in line]
+
+
 def _purify_four(capsys, *extra: str) -> tuple[int, str, str]:
     return _run(["purify", *(f"in/{n}.png" for n in NAMES), "--weights", WEIGHTS, "--out", "small", *extra], capsys)
 
@@ -103,7 +109,7 @@ def test_disk_full_reports_every_lost_image_and_leaves_no_partial_file(four, ref
     code, out, err = _purify_four(capsys)
     monkeypatch.undo()
     assert code == 1
-    assert out.splitlines() == ["in/n0.png -> small/n0.png"]
+    assert _written(out) == ["in/n0.png -> small/n0.png"]
     lines = err.splitlines()
     assert lines[:3] == [f"error: in/{n}.png -> small/{n}.png not written: No space left on device" for n in NAMES[1:]]
     assert lines[3].startswith("error: 3 of 4 image(s) not written")
@@ -141,7 +147,7 @@ def test_a_failing_encoder_loses_only_its_image(four, reference, monkeypatch, ca
     monkeypatch.setattr(torchvision.io, "encode_png", encode_png)
     code, out, err = _purify_four(capsys)
     assert code == 1
-    assert out.splitlines() == [f"in/{n}.png -> small/{n}.png" for n in ("n0", "n2", "n3")]
+    assert _written(out) == [f"in/{n}.png -> small/{n}.png" for n in ("n0", "n2", "n3")]
     assert err.splitlines()[0] == "error: in/n1.png -> small/n1.png not written: encoder exploded"
     assert _snapshot(four / "small") == {n + ".png": reference[n] for n in ("n0", "n2", "n3")}
 
@@ -158,7 +164,7 @@ def test_out_of_memory_on_a_huge_image_loses_only_that_image(four, monkeypatch, 
     monkeypatch.setattr(ReconstructiveDefense, "purify", purify)
     code, out, err = _run(["purify", "in/n0.png", "in/huge.png", "in/n1.png", "--weights", WEIGHTS], capsys)
     assert code == 1
-    assert out.splitlines() == ["in/n0.png -> purified/n0.png", "in/n1.png -> purified/n1.png"]
+    assert _written(out) == ["in/n0.png -> purified/n0.png", "in/n1.png -> purified/n1.png"]
     assert err.splitlines()[0].startswith("error: in/huge.png -> purified/huge.png not written: [enforce fail")
     assert sorted(os.listdir(four / "purified")) == ["n0.png", "n1.png"]
 
@@ -195,14 +201,20 @@ def test_animated_images_are_refused_before_anything_is_written(four, capsys, fm
     assert _snapshot(four) == before
 
 
-def test_rgb_gif_is_purified_in_the_defense_channels(four, capsys) -> None:
-    """GIFs decode to RGB whatever the mode asked: converted to the defense's one channel, not a traceback."""
-    rgb = np.random.default_rng(6).integers(0, 256, (16, 16, 3), dtype=np.uint8)
-    Image.fromarray(rgb).save(four / "in" / "still.gif", format="GIF")
+def test_a_grayscale_gif_is_purified_in_the_defense_channels(four, capsys) -> None:
+    """GIFs decode to RGB whatever the mode asked: a grayscale one goes through one-channel weights (a colour one is
+    refused, test_a_colour_photo_is_refused_by_grayscale_weights), not a traceback."""
+    gray = np.random.default_rng(6).integers(0, 256, (16, 16), dtype=np.uint8)
+    Image.fromarray(np.stack([gray] * 3, axis=-1)).save(four / "in" / "still.gif", format="GIF")
     code, _, err = _run(["purify", "in/still.gif", "in/n0.png", "--weights", WEIGHTS], capsys)
     assert code == 0, err
     with Image.open(four / "purified" / "still.png") as out:
         assert out.mode == "L" and out.size == (16, 16)
+    Image.fromarray(np.random.default_rng(6).integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(
+        four / "in" / "colour.gif", format="GIF"
+    )
+    code, _, err = _run(["purify", "in/colour.gif", "--weights", WEIGHTS, "--out", "p"], capsys)
+    assert code == 2 and "in/colour.gif (a colour image" in err
 
 
 def test_an_image_too_large_to_decode_is_refused_up_front(four, monkeypatch, capsys) -> None:
@@ -272,18 +284,6 @@ def test_a_symlink_in_out_is_replaced_never_written_through(four, capsys) -> Non
         assert image.size == (16, 16)
 
 
-def test_an_output_folder_linked_outside_out_is_refused(four, capsys) -> None:
-    _png(four / "in" / "a" / "x.png", 7)
-    _png(four / "in" / "b" / "y.png", 8)
-    (four / "outside").mkdir()
-    (four / "small").mkdir()
-    (four / "small" / "a").symlink_to(four / "outside")
-    code, out, err = _run(["purify", "in/a/x.png", "in/b/y.png", "--weights", WEIGHTS, "--out", "small"], capsys)
-    assert code == 2 and out == ""
-    assert err.startswith("error: output folder small/a is a symlink to ") and "outside --out small" in err
-    assert list((four / "outside").iterdir()) == [] and not (four / "small" / "b").exists()
-
-
 def _oriented(fmt: str, orientation: int) -> bytes:
     """A 10 x 20 (H x W) RGB image carrying EXIF ``orientation``, lossless where the format allows."""
     pixels = np.random.default_rng(orientation).integers(0, 256, (10, 20, 3), dtype=np.uint8)
@@ -308,7 +308,7 @@ def test_decode_applies_exif_orientation_like_pillow(fmt: str, orientation: int)
 
 def test_purify_keeps_the_orientation_of_a_rotated_jpeg(four, capsys) -> None:
     (four / "in" / "phone.jpg").write_bytes(_oriented("JPEG", 6))  # stored 20 wide, shown 10 wide
-    code, _, err = _run(["purify", "in/phone.jpg", "--weights", WEIGHTS], capsys)
+    code, _, err = _run(["purify", "in/phone.jpg"], capsys)  # (a colour photo: the default, colour weights)
     assert code == 0, err
     with Image.open(four / "purified" / "phone.png") as image:
         assert image.size == (10, 20)
@@ -320,3 +320,100 @@ def test_purify_help_says_what_a_failure_does(capsys) -> None:
     assert code == 0 and "--overwrite" in text
     assert "purify continues with the others, and exits with code 1" in text
     assert "written whole or not at all" in text
+
+
+# ------------------------------------------------------------------ 4. what a new user runs first (issue 29)
+def _rgb(path: Path, seed: int, size: tuple[int, int] = (24, 32)) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.random.default_rng(seed).integers(0, 256, (*size, 3), dtype=np.uint8)).save(path)
+
+
+def _details(out: str) -> dict[str, str]:
+    """``input -> output (details)`` lines as ``{"input -> output": details}``."""
+    lines = [line for line in out.splitlines() if " -> " in line]
+    return dict(
+        (line.split(" (", 1)[0], line.split(" (", 1)[1].rstrip(")")) if " (" in line else (line, "") for line in lines
+    )
+
+
+def test_a_colour_photo_is_refused_by_grayscale_weights(four, capsys) -> None:
+    """It was written as a grayscale PNG with grid artifacts, exit 0; the Python API refuses the same mismatch."""
+    _rgb(four / "in" / "fruits.png", 1)
+    before = _snapshot(four)
+    code, out, err = _run(["purify", "in/n0.png", "in/fruits.png", "--weights", WEIGHTS], capsys)
+    assert code == 2 and out == ""
+    assert len(err.splitlines()) == 1 and err.startswith("error: 1 of 2 input(s) cannot be read, nothing written")
+    assert "in/fruits.png (a colour image" in err and "1-channel" in err and "--weights default" in err
+    assert _snapshot(four) == before
+
+
+def test_a_grayscale_input_comes_back_grayscale_and_colour_comes_back_colour(four, capsys) -> None:
+    """Through 3-channel weights a grayscale photo was written back as RGB."""
+    _rgb(four / "in" / "colour.png", 2)
+    code, out, err = _run(["purify", "in/n0.png", "in/colour.png", "--out", "p"], capsys)  # (default weights)
+    assert code == 0, err
+    with Image.open(four / "p" / "n0.png") as gray, Image.open(four / "p" / "colour.png") as colour:
+        assert (gray.mode, gray.size) == ("L", (16, 16)) and (colour.mode, colour.size) == ("RGB", (32, 24))
+
+
+def test_output_paths_do_not_depend_on_the_other_inputs(four, capsys) -> None:
+    """``purify /abs/a.png rel/b.png --out p`` mirrored the absolute path under p (p/tmp/...), while a.png alone
+    went to p/a.png: each output is now --out / the input's file name, whatever else is given."""
+    _png(four / "elsewhere" / "deep" / "a.png", 11)
+    absolute = str(four / "elsewhere" / "deep" / "a.png")
+    together = _run(["purify", absolute, "in/n1.png", "--weights", WEIGHTS, "--out", "together"], capsys)
+    assert together[0] == 0, together[2]
+    assert sorted(_snapshot(four / "together")) == ["a.png", "n1.png"]
+    for argv in ([absolute], ["in/n1.png"]):
+        assert _run(["purify", *argv, "--weights", WEIGHTS, "--out", "alone"], capsys)[0] == 0
+    assert _snapshot(four / "alone") == _snapshot(four / "together")
+
+
+def test_two_inputs_of_one_file_name_are_refused_with_the_reason(four, capsys) -> None:
+    _png(four / "in" / "a" / "n0.png", 12)
+    code, out, err = _run(["purify", "in/n0.png", "in/a/n0.png", "--weights", WEIGHTS, "--out", "p"], capsys)
+    assert code == 2 and out == "" and len(err.splitlines()) == 1
+    assert "in/n0.png and in/a/n0.png" in err and "file name" in err and not (four / "p").exists()
+
+
+def test_purify_without_weights_uses_the_default_and_says_what_the_gate_did(four, capsys) -> None:
+    """``purify photo.jpg`` needs no --weights (the default ImageNet weights), and reports per image whether the
+    gate opened and the PSNR to the input, then a summary line (it said nothing: a closed gate leaves the photo
+    unchanged to 60 dB)."""
+    from recondefense.defense import DEFAULT_IMAGENET_WEIGHTS
+
+    _rgb(four / "in" / "photo.png", 3)
+    code, out, err = _run(["purify", "in/photo.png", "--out", "p"], capsys)
+    assert code == 0, err
+    code, named, err = _run(["purify", "in/photo.png", "--weights", DEFAULT_IMAGENET_WEIGHTS, "--out", "q"], capsys)
+    assert code == 0, err
+    assert (four / "p" / "photo.png").read_bytes() == (four / "q" / "photo.png").read_bytes()
+    details = _details(out)
+    assert list(details) == ["in/photo.png -> p/photo.png"]
+    detail = details["in/photo.png -> p/photo.png"]
+    assert re.fullmatch(r"gate (open|closed) [01]\.\d\d, PSNR \d+\.\d dB to the input", detail), detail
+    summary = out.splitlines()[-1]
+    assert summary.startswith(f"purified 1 image(s) with {DEFAULT_IMAGENET_WEIGHTS}: gate ") and "dB" in summary
+
+
+def test_an_ungated_defense_reports_the_psnr(four, capsys) -> None:
+    code, out, err = _run(["purify", "in/n0.png", "in/n1.png", "--weights", WEIGHTS, "--out", "p"], capsys)
+    assert code == 0, err
+    details = _details(out)
+    assert list(details) == ["in/n0.png -> p/n0.png", "in/n1.png -> p/n1.png"]
+    assert all(re.fullmatch(r"PSNR \d+\.\d dB to the input", d) for d in details.values()), details
+    assert re.fullmatch(
+        rf"purified 2 image\(s\) with {WEIGHTS}: PSNR to the inputs \d+\.\d to \d+\.\d dB", out.splitlines()[-1]
+    )
+
+
+def test_the_gate_of_a_defense_per_image() -> None:
+    from recondefense.defense import DEFAULT_IMAGENET_WEIGHTS
+
+    gated = ReconstructiveDefense.from_pretrained(DEFAULT_IMAGENET_WEIGHTS)
+    gate = gated.gate(torch.rand(2, 3, 20, 30))
+    assert gate.shape == (2,) and ((0 <= gate) & (gate <= 1)).all()
+    assert gated.gate(torch.rand(3, 20, 30)).shape == (1,)
+    assert ReconstructiveDefense.from_pretrained(WEIGHTS).gate(torch.rand(1, 1, 8, 8)) is None
+    with pytest.raises(ValueError, match="pixel values in"):
+        gated.gate(torch.rand(1, 3, 8, 8) * 3)

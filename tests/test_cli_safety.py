@@ -75,9 +75,10 @@ def tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 PURIFY_BAD = [
     # (arguments, argparse usage error, part of the message)
     (["in/a/x.png", "--out", "in/a"], False, "is the input folder"),
-    (["in/a/x.png", "in/b/x.png", "--out", "in"], False, "is the input folder"),
-    (["in/a/x.png", "in/b/x.png", "--out", "in/."], False, "is the input folder"),
-    (["in/x.png", "in/a/x.png", "--out", "in/a"], False, "would overwrite the input in/a/x.png"),
+    (["in/a/x.png", "in/b/x.png", "--out", "in"], False, "in/a/x.png and in/b/x.png (outputs are named after"),
+    (["in/a/x.png", "in/b/x.png", "--out", "in/."], False, "would be written to the same output"),
+    (["in/x.png", "in/a/x.png", "--out", "in/a"], False, "--out in/a is the input folder of in/a/x.png"),
+    (["in/a/x.png", "--out", "in/a/."], False, "is the input folder"),
     (["in/a/x.png", "--out", "link"], False, "would overwrite the input in/a/x.png"),
     (["in/a/x.png", "--out", "hard"], False, "would overwrite the input in/a/x.png"),
     (["in/a/x.png", "in/a/x.jpg", "--out", "out"], False, "in/a/x.png and in/a/x.jpg"),
@@ -113,15 +114,16 @@ def test_purify_names_every_bad_file_at_once(tree: Path, capsys) -> None:
     assert "in/a/x.png" not in err and not (tree / "purified").exists()
 
 
-def test_purify_keeps_the_relative_layout(tree: Path, capsys) -> None:
+def test_purify_names_each_output_after_its_input(tree: Path, capsys) -> None:
     before = _snapshot(tree / "in")
-    code, out, err = _run(["purify", "in/a/x.png", "in/b/x.png", "in/a/x.png", "--weights", WEIGHTS], cli, capsys)
-    assert code == 0 and err == ""
-    assert out.splitlines() == ["in/a/x.png -> purified/a/x.png", "in/b/x.png -> purified/b/x.png"]
-    a, b = (np.asarray(Image.open(tree / "purified" / s / "x.png")) for s in "ab")
-    assert a.shape == b.shape == (16, 16) and not np.array_equal(a, b)  # two files, not merged
+    code, out, err = _run(["purify", "in/a/x.png", "in/b/x.png", "--weights", WEIGHTS], cli, capsys)
+    assert code == 2 and out == "" and "in/a/x.png and in/b/x.png" in err  # one name, two files: refused
+    code, out, err = _run(["purify", "in/a/x.png", "in/a/x.png", "--weights", WEIGHTS], cli, capsys)
+    assert code == 0 and err == ""  # the same file twice is purified once
+    assert [line.split(" (")[0] for line in out.splitlines() if " -> " in line] == ["in/a/x.png -> purified/x.png"]
+    assert np.asarray(Image.open(tree / "purified" / "x.png")).shape == (16, 16)
     assert _snapshot(tree / "in") == before
-    # a folder inside the input tree is fine when no input is overwritten; a single file keeps its name
+    # a folder inside the input tree is fine when no input is overwritten
     assert _run(["purify", "in/a/x.jpg", "--weights", WEIGHTS, "--out", "in/a/purified"], cli, capsys)[0] == 0
     assert (tree / "in" / "a" / "purified" / "x.png").is_file()
 
@@ -240,7 +242,7 @@ def test_evaluate_json_to_stdout_keeps_stdout_pure(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     rows = json.loads(proc.stdout)  # nothing but the rows
-    assert {(r["defense"], r["attack"]) for r in rows} == {("none", "none"), ("none", "quality")}
+    assert {(r["defense"], r["attack"]) for r in rows} == {("none", "none")}  # (no PGD: no quality row)
     assert all(r["n"] == 2 for r in rows)
     assert "| none |" in proc.stderr  # the table went to stderr
     assert list(tmp_path.iterdir()) == []  # no file named '-'
@@ -303,7 +305,7 @@ FROM_JSON_BAD = [
     ([1], False, "rows.json: row 0: expected an object with 'defense' and 'attack', got int"),
     ([{"defense": "none"}], False, "row 0: no 'attack' name"),
     ([{"attack": "none"}], False, "row 0: no 'defense' name"),
-    (_rows(quality=False), False, "defense(s) ['none'] have no 'quality' row (PSNR/SSIM)"),
+    (_rows(quality=False, attack="pgd"), False, "defense(s) ['none'] have PGD rows but no 'quality' row (PSNR/SSIM)"),
     ([{**_rows()[0], "accuracy": "high"}, _rows()[1]], False, "row 0: (defense 'none', attack 'none') lacks a valid"),
     ([{**_rows()[0], "attack": "cw"}], False, "row 0: unknown attack 'cw'"),
     ([_FOG], False, "attack 'corruption:fog' is a corruption-table row: add --corruptions"),

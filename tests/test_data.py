@@ -67,7 +67,9 @@ def test_missing_splits_and_empty_paths_are_refused(tmp_path, monkeypatch):
         with pytest.raises(ValueError, match="empty PATH: expected one of fashionmnist, photos"):
             load_dataset(spec, "train", classifier=nn.Identity())
     for spec in ("no_such_dir", "imagefolder:no_such_dir", "folder:no_such_dir", "fashion-mnist"):
-        with pytest.raises(FileNotFoundError, match=r"does not exist .*fashionmnist, photos\[:N\], folder:PATH"):
+        with pytest.raises(
+            FileNotFoundError, match=r"does not exist .*fashionmnist, photos\[:N\], objects\[:N\], folder:PATH"
+        ):
             load_dataset(spec, "train", classifier=nn.Identity())
 
 

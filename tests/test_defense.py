@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -97,7 +98,7 @@ def test_hub_repo_id_missing_from_cache_fails_clearly(tmp_path):
 
 # ----------------------------------------------------------------------------------- bad weights
 def test_missing_and_corrupt_weights_files(defense, tmp_path):
-    with pytest.raises(FileNotFoundError, match="not a registered name"):
+    with pytest.raises(FileNotFoundError, match="no folder"):
         ReconstructiveDefense.from_pretrained(tmp_path / "nowhere")
     defense.save_pretrained(tmp_path)
     (tmp_path / "model.safetensors").write_bytes(b"\x00garbage")
@@ -197,21 +198,22 @@ def test_defended_moves_with_to(defense):
 
 
 def test_defended_reads_the_input_range_back_once_per_call(defense, monkeypatch):
-    """Defended checks the un-normalized input and the defense then skips its own check of the same pixels:
-    one torch.aminmax (one read-back to the host) per eager call, before and after the out-of-range warning.
-    The outcome is unchanged: out-of-range pixels warn once and are clamped, Inf is clamped, NaN is refused."""
+    """Defended checks the un-normalized input (and the input convention) and the defense then skips its own check
+    of the same pixels: one read-back to the host (Tensor.tolist) per eager call, before and after the out-of-range
+    warning. The outcome is unchanged: out-of-range pixels warn once and are clamped, Inf is clamped, NaN is
+    refused."""
     import warnings
 
     model = Defended(TinyNet().eval(), defense)
     x = (torch.rand(2, 3, 16, 16) - model.mean) / model.std
     expected = model(x)
-    original, calls = torch.aminmax, []
+    original, calls = torch.Tensor.tolist, []
 
-    def counted(*args, **kwargs):
-        calls.append(args[0].shape)
-        return original(*args, **kwargs)
+    def counted(self, *args, **kwargs):
+        calls.append(self.shape)
+        return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(torch, "aminmax", counted)
+    monkeypatch.setattr(torch.Tensor, "tolist", counted)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for inputs in (x, x * 10, x, x * 10):
@@ -240,8 +242,8 @@ def test_defended_with_a_module_defense_warns_once_and_passes_nan_through(monkey
 
     model = Defended(TinyNet().eval(), nn.Identity())
     x = (torch.rand(2, 3, 16, 16) - model.mean) / model.std
-    original, calls = torch.aminmax, []
-    monkeypatch.setattr(torch, "aminmax", lambda *a, **k: calls.append(1) or original(*a, **k))
+    original, calls = torch.Tensor.tolist, []
+    monkeypatch.setattr(torch.Tensor, "tolist", lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         model(x)
@@ -341,3 +343,151 @@ def test_purify_computes_channels_last_on_the_cpu_and_returns_the_usual_layout(a
         out = defense(images)
         assert out.is_contiguous() and out.shape == x.shape
         torch.testing.assert_close(out, reference, atol=1e-5, rtol=0)
+
+
+# ----------------------------------------------------------------------------------- the default alias, names
+def _same_weights(a: nn.Module, b: nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_default_alias_loads_the_default_weights_and_follows_the_constant(monkeypatch):
+    """``from_pretrained("default")`` is whatever ``recondefense.defense.DEFAULT_IMAGENET_WEIGHTS`` names, read
+    when called (the default will change: the alias must follow the constant, not today's name)."""
+    import recondefense.defense as defense_module
+
+    default = ReconstructiveDefense.from_pretrained("default")
+    assert _same_weights(default, ReconstructiveDefense.from_pretrained(DEFAULT_IMAGENET_WEIGHTS))
+    names = list_weights()
+    assert names.default == DEFAULT_IMAGENET_WEIGHTS and DEFAULT_IMAGENET_WEIGHTS in names
+    assert f"default={DEFAULT_IMAGENET_WEIGHTS!r}" in repr(names)  # what a user sees in the REPL
+    assert "default" not in names and names == sorted(names)  # still the plain sorted list of shipped names
+    other = "imagenet-efficientnet_lite0-pgd"
+    monkeypatch.setattr(defense_module, "DEFAULT_IMAGENET_WEIGHTS", other)
+    assert _same_weights(ReconstructiveDefense.from_pretrained("default"), ReconstructiveDefense.from_pretrained(other))
+    assert list_weights().default == other
+    from recondefense.weights import get_weights
+
+    assert get_weights("default").name == other
+
+
+def test_weights_command_marks_the_default(capsys):
+    from recondefense.cli import main as cli
+
+    assert cli(["weights"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    marked = [line for line in lines if "default" in line]
+    assert marked and all(DEFAULT_IMAGENET_WEIGHTS in line for line in marked), lines
+    assert any(line.startswith(DEFAULT_IMAGENET_WEIGHTS) and "(default" in line for line in lines), lines
+
+
+def test_a_missing_folder_is_said_first_without_the_list_of_names(tmp_path):
+    """It listed all 15 shipped names before saying that the folder does not exist."""
+    for path in (tmp_path / "nowhere", "./runs/exp/final", "runs/exp/final"):
+        with pytest.raises(FileNotFoundError) as err:
+            ReconstructiveDefense.from_pretrained(path)
+        message = str(err.value)
+        assert "no folder" in message.split(":")[1] or "no such folder" in message, message
+        assert "fashionmnist-smallcnn-fgsm" not in message, message  # no list of every shipped name
+
+
+@pytest.mark.parametrize(
+    ("typo", "meant"),
+    [
+        ("fashionmnist-smallcnn-pdg", "fashionmnist-smallcnn-pgd"),
+        ("imagenet-efficientnet_lite0_lite2-gated2", "imagenet-efficientnet_lite0_lite2-gated2-pgd"),
+        ("Default", "default"),
+    ],
+)
+def test_a_mistyped_name_gets_did_you_mean(typo, meant):
+    with pytest.raises(FileNotFoundError, match=f"did you mean '{meant}'"):
+        ReconstructiveDefense.from_pretrained(typo)
+
+
+# ----------------------------------------------------------------------------------- the input convention
+def _normalized(pixels: torch.Tensor, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.Tensor:
+    return (pixels - torch.tensor(mean).view(-1, 1, 1)) / torch.tensor(std).view(-1, 1, 1)
+
+
+def test_pixels_fed_to_a_normalized_defended_are_warned_once(defense):
+    """The most common mistake: [0, 1] pixels into Defended(net), which expects normalized input. They
+    un-normalize to about [0.49, 0.71], a valid range, so nothing complained and the results were wrong."""
+    import warnings
+
+    from recondefense.errors import InputConventionWarning
+
+    model = Defended(TinyNet().eval(), defense)
+    pixels = torch.rand(2, 3, 16, 16)
+    with pytest.warns(InputConventionWarning, match=r"input='pixels'") as caught:
+        model(pixels)
+    (warning,) = caught
+    assert warning.filename == __file__  # points at the caller's line
+    message = str(warning.message)
+    assert "[0, 1]" in message and "normalized" in message and "(x - mean) / std" in message
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model(pixels)  # once per Defended
+        model(torch.rand(1, 3, 16, 16))
+    fresh = Defended(TinyNet().eval(), defense, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+    with pytest.warns(InputConventionWarning):
+        fresh(pixels)
+
+
+@pytest.mark.parametrize(
+    "batch",
+    [
+        _normalized(torch.rand(2, 3, 16, 16)),  # what it expects
+        torch.zeros(1, 3, 16, 16),  # the mean image (a shape probe)
+        torch.full((1, 3, 16, 16), 0.5),  # a flat grey: no contrast to judge by
+        torch.randn(2, 3, 16, 16),  # an export script's probe (clamped, with its own warning)
+    ],
+    ids=["normalized", "zeros", "flat", "randn"],
+)
+def test_normalized_input_is_not_mistaken_for_pixels(defense, batch):
+    import warnings
+
+    from recondefense.errors import InputConventionWarning
+
+    model = Defended(TinyNet().eval(), defense)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model(batch)
+    assert not [w for w in caught if issubclass(w.category, InputConventionWarning)]
+
+
+def test_input_pixels_takes_pixels_and_normalizes_for_the_model(defense):
+    import warnings
+
+    torch.manual_seed(2)
+    net = TinyNet().eval()
+    model = Defended(net, defense, input="pixels")
+    assert model.input == "pixels" and Defended(net, defense).input == "normalized"
+    pixels = torch.rand(2, 3, 16, 16)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = model(pixels)
+    torch.testing.assert_close(out, net(_normalized(defense(pixels))), atol=1e-5, rtol=1e-4)
+    with pytest.raises(ValueError, match=r"expected pixel values in \[0, 1\]"):
+        model(_normalized(pixels))  # the other mistake is refused outright
+    assert Defended(net, defense, mean=None, std=None).input == "pixels"
+
+
+def test_input_normalized_said_explicitly_silences_the_guess(defense):
+    import warnings
+
+    model = Defended(TinyNet().eval(), defense, input="normalized")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model(_normalized(torch.rand(1, 3, 16, 16) * 0.3 + 0.45))  # a low-contrast photo, truly normalized
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"input": "rgb"}, "input='rgb': expected 'normalized' (images normalized with the model's mean/std) or"),
+        ({"input": "normalized", "mean": None, "std": None}, "input='normalized' needs the mean and std"),
+    ],
+)
+def test_input_convention_bad_arguments(defense, kwargs, match):
+    with pytest.raises(ValueError, match=re.escape(match)):
+        Defended(TinyNet(), defense, **kwargs)

@@ -450,3 +450,103 @@ def test_evaluate_corruptions_records_other_severities() -> None:
     assert "at severities 2, 4 (accuracy" in format_corruption_markdown([row], TIER)
     (row,) = evaluate_corruptions(TIER, **kwargs)
     assert "severities" not in row  # the default 1-5: rows as committed
+
+
+# --- what is run is what is asked, and what the caption says ----------------------------------------------------
+
+
+@needs_fashion_mnist
+def test_attacks_without_pgd_run_no_pgd_and_the_caption_describes_only_what_ran(monkeypatch) -> None:
+    """``--attacks none,fgsm`` used to run PGD on every batch for the PSNR/SSIM (PGD) columns, and the caption
+    described PGD, DeepFool and end-to-end settings that were not run."""
+    from recondefense.evaluate import run as ev_run
+
+    def no_pgd(*args, **kwargs):
+        raise AssertionError("PGD ran although --attacks has no PGD")
+
+    monkeypatch.setattr(ev_run, "PGD", no_pgd)
+    rows = evaluate(TIER, defenses=["none", "jpeg"], attacks=["none", "fgsm"], limit=8, progress=False)
+    assert {r["attack"] for r in rows} == {"none", "fgsm"}  # no quality row: it needs PGD images
+    table = format_markdown(rows, TIER)
+    caption, _, head = table.splitlines()[:3]
+    assert "FGSM eps=0.04" in caption
+    for absent in ("PGD", "DeepFool", "e2e", "end-to-end"):
+        assert absent not in caption and absent not in head, (absent, caption, head)
+    assert head == "| Defense | No attack | FGSM |"
+
+
+@needs_fashion_mnist
+def test_rows_with_and_without_quality_rows_tabulate(tmp_path) -> None:
+    """PSNR/SSIM columns come with PGD; rows files of runs without PGD still merge and tabulate."""
+    rows = evaluate(TIER, defenses=["none"], attacks=["pgd"], limit=4, progress=False)
+    assert {r["attack"] for r in rows} == {"pgd", "quality"}
+    table = format_markdown(rows, TIER)
+    assert "PSNR (PGD)" in table and "DeepFool" not in table.splitlines()[0]
+    path = tmp_path / "rows.json"
+    path.write_text(json.dumps(evaluate(TIER, defenses=["none"], attacks=["fgsm"], limit=4, progress=False)))
+    assert main(["--from-json", str(path)]) == 0
+
+
+def test_an_imagenet_tier_without_the_imagenet_extra_is_one_error_line(monkeypatch, capsys) -> None:
+    """It printed a 37-line traceback (ImportError) where every other CLI error is one ``error:`` line."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "efficientnet_lite_pytorch", None)  # the extra is not installed
+    code = main(
+        ["--tier", "imagenet-photos", "--limit", "1", "--defenses", "none", "--attacks", "none", "--no-progress"]
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1 and err[0].startswith("error: ") and "pip install recondefense[imagenet]" in err[0], err
+
+
+@needs_fashion_mnist
+def test_evaluate_without_a_limit_says_how_long_it_runs(monkeypatch, caplog) -> None:
+    """``recondefense evaluate`` with no options is the whole table (hours on a CPU): it says so before starting."""
+    import logging
+
+    from recondefense.evaluate import run as ev_run
+
+    real_setup = ev_run._setup
+
+    def two_images(tier, defenses, classifier, seed, device, limit, *rest):  # (the run itself: 2 images)
+        return real_setup(tier, defenses, classifier, seed, device, 2, *rest)
+
+    monkeypatch.setattr(ev_run, "_setup", two_images)
+    with caplog.at_level(logging.INFO, logger="recondefense.evaluate.run"):
+        assert main(["--defenses", "none", "--attacks", "none", "--no-progress"]) == 0
+    said = " ".join(caplog.text.split())
+    assert "every test image" in said and "hours" in said and "--limit" in said, said
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="recondefense.evaluate.run"):
+        assert main(["--defenses", "none", "--attacks", "none", "--no-progress", "--limit", "2"]) == 0
+    assert "hours" not in caplog.text and "2 test images x 1 defense(s) x 1 attack(s)" in caplog.text
+
+
+@needs_fashion_mnist
+def test_figure1_shows_what_the_defense_left_and_names_its_weights(tmp_path, monkeypatch):
+    """demo-output/figure1.png: the '|ours - x| (x50)' panel was almost solid white (the defense's reconstruction
+    error, scaled for the attack's eps, saturates), and 'ours_pgd' was not the name of the weights used."""
+    from matplotlib.figure import Figure
+    from torch import nn
+
+    from recondefense.evaluate import figures as ev_figures
+    from recondefense.evaluate import save_figures
+
+    class Blurry(nn.Module):  # changes the image more than the attack does, as the ImageNet weights do
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(0))
+            return (x + 0.1 * noise).clamp(0, 1)
+
+    saved = []
+    monkeypatch.setattr(Figure, "savefig", lambda self, *args, **kwargs: saved.append(self))
+    monkeypatch.setattr(ev_figures, "build_defense", lambda name, seed=0, tier=None: Blurry())
+    weights = "imagenet-efficientnet_lite0_lite2-gated2-pgd"  # (a long name, as the demo's)
+    save_figures(TIER, ["none", "jpeg", weights], weights, tmp_path)
+    figure1, figure2 = saved
+    panel = figure1.axes[2].images[0].get_array()
+    assert float((panel >= 0.999).mean()) < 0.05  # not saturated
+    texts = [ax.get_title() for ax in figure1.axes] + [figure1.get_suptitle()]
+    assert any(weights in text for text in texts) and not any("ours_" in text for text in texts), texts
+    grid = " ".join(ax.get_title().replace("\n", "") for ax in figure2.axes)
+    assert weights in grid and "ours_" not in grid, grid

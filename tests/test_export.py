@@ -32,7 +32,11 @@ def _defenses() -> list[tuple[str, nn.Module]]:
     with torch.no_grad():  # leave the identity so outputs differ from inputs
         residual.autoencoder.correction.out.weight.normal_(0, 0.01)
     recon = ReconstructiveDefense(width=8, depth=2)
-    return [("residual", residual), ("recon", recon), ("defended", Defended(_TinyNet(), residual).eval())]
+    return [
+        ("residual", residual),
+        ("recon", recon),
+        ("defended", Defended(_TinyNet(), residual, input="normalized").eval()),
+    ]
 
 
 def _dims(stride: int = 1) -> dict[int, torch.export.Dim]:

@@ -179,3 +179,15 @@ def test_fit_takes_numpy_images_and_labels_and_checks_every_batch_labels(tmp_pat
     good, bad = [(torch.rand(1, 16, 16), 1)] * 4, [(torch.rand(1, 16, 16), 1)] + [(torch.rand(1, 16, 16), 12)] * 7
     with pytest.raises(ValueError, match="label 12 is outside the classifier's 10 classes"):  # item 0 passes
         fit(_gray_classifier(), bad, val_data=good, config=_config(tmp_path, overwrite=True))
+
+
+def test_fit_on_a_small_folder_says_its_validation_is_not_meaningful(tmp_path, caplog):
+    """fit on 12 images validated on one and wrote ``attacked_acc 1.0000`` into the card with no warning."""
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="recondefense.train"):
+        fit(tiny_models.TinyClassifier(2), _Unlabelled(), config=_config(tmp_path))
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("validation on only 1 image" in m and "not meaningful" in m for m in warned), warned
+    card = " ".join((tmp_path / "run" / "final" / "README.md").read_text().split())
+    assert "Warning:** validation on only 1 image(s): its accuracies are not meaningful" in card

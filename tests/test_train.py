@@ -674,3 +674,27 @@ def test_labels_outside_the_classifier_classes_are_refused(tmp_path):
         _check_labels(torch.tensor([3, 59]), 10)
     with pytest.raises(ValueError, match="label -3 is outside"):
         _check_labels(torch.tensor([-3, 1]), 10)
+
+
+def test_log_lines_never_land_on_the_progress_bars_line(data, tmp_path):
+    """``train --stop-after-steps 3`` printed 'stopped after 3 steps ...' onto the bar's line ('psnr=10.2]2026-...')."""
+    import os
+    import subprocess
+    import sys
+
+    argv = ["--data", str(data), "--image-size", "16", "--classifier", "tiny_models:tiny_classifier"]
+    argv += ["--out", str(tmp_path / "run"), "--epochs", "1", "--warmup-epochs", "0", "--batch-size", "4"]
+    argv += ["--width", "4", "--depth", "2", "--steps", "2", "--stop-after-steps", "3", "--device", "cpu"]
+    result = subprocess.run(
+        [sys.executable, "-m", "recondefense", "train", *argv],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(TESTS)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "it/s" in result.stderr  # the bar was drawn
+    logged = [line for line in result.stderr.split("\n") if "stopped after 3 steps" in line]
+    assert len(logged) == 1
+    on_its_line = logged[0].split("\r")[-1]  # what a terminal shows: the text after the last carriage return
+    assert "it/s" not in on_its_line and "%|" not in on_its_line, repr(logged[0])

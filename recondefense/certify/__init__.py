@@ -25,6 +25,7 @@ from .smoothing import (
     base_classifier,
     certify,
     lower_confidence_bound,
+    max_certifiable_radius,
     predict,
     sample_counts,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "base_classifier",
     "sample_counts",
     "lower_confidence_bound",
+    "max_certifiable_radius",
     "predict",
     "certify",
     "certify_dataset",

@@ -12,7 +12,7 @@ import torch
 
 from .dataset import certify_dataset
 from .report import _first_per_image, _read_rows, plot_certified_accuracy, print_table, row_label
-from .smoothing import PRECISIONS, _check_alpha, _check_sigma, base_classifier
+from .smoothing import PRECISIONS, _check_alpha, _check_sigma, base_classifier, max_certifiable_radius
 
 __all__ = ["main"]
 
@@ -165,6 +165,14 @@ def main(argv: list[str] | None = None) -> int:
     images = max(len(rows) for rows in curves.values())
     print(f"{tier.name}: sigma {sigma}, n {n}, alpha {alpha}, {precision}, {images} images")
     print_table(curves, radii)
+    reach = max_certifiable_radius(sigma, n, alpha)
+    beyond = [r for r in radii if r > reach]
+    if beyond:
+        print(
+            f"note: n={n} and alpha={alpha} certify no radius above {reach:.3f} (sigma * Phi^-1(alpha^(1/n)), all n "
+            f"noise samples on the top class), so the columns {', '.join(f'r={r}' for r in beyond)} are 0 by "
+            "construction; raise --n to certify them"
+        )
     if args.from_json is None and args.compile:
         print("(--compile: the compilation, before the first image, is not counted in noise samples/s or minutes)")
     if args.json:

@@ -231,6 +231,17 @@ def lower_confidence_bound(successes: int, trials: int, alpha: float) -> float:
     return float(beta.ppf(alpha, successes, trials - successes + 1))
 
 
+def max_certifiable_radius(sigma: float, n: int, alpha: float) -> float:
+    """The largest radius CERTIFY can give with ``n`` samples at level ``alpha``: ``sigma * Phi^-1(alpha ** (1/n))``,
+    when all ``n`` samples fall on the top class (0.0 when even that bound is at most 1/2). Radii above it are never
+    certified, whatever the classifier: raise ``n`` to reach them."""
+    sigma, n, alpha = _check_sigma(sigma), _check_int(n, "n"), _check_alpha(alpha)
+    p_a_lower = lower_confidence_bound(n, n, alpha)
+    if p_a_lower <= 0.5:
+        return 0.0
+    return sigma * float(torch.distributions.Normal(0.0, 1.0).icdf(torch.tensor(p_a_lower, dtype=torch.float64)))
+
+
 def predict(
     model: Callable[[torch.Tensor], torch.Tensor],
     image: torch.Tensor,

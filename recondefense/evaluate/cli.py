@@ -29,7 +29,7 @@ from .report import _write_table, format_corruption_markdown, format_markdown, r
 from .run import AttackTable, CorruptionTable
 from .tiers import ATTACK_NAMES, BASELINES, TIERS, Tier
 
-__all__ = ["main"]
+__all__ = ["build_parser", "main"]
 
 
 def _error(err: BaseException | str) -> int:
@@ -38,29 +38,48 @@ def _error(err: BaseException | str) -> int:
     return 2
 
 
-def main(argv: list[str] | None = None) -> int:
-    """The ``recondefense evaluate`` command line. Returns the exit code: 2 for a bad argument, reported
-    as one ``error:`` line before any data, classifier or defense is loaded."""
-    import re
+#: ``recondefense evaluate --help``'s description.
+DESCRIPTION = """\
+The paper's tables (defenses x attacks), or with --corruptions the ImageNet-C table.
 
-    from ..files import output_problem
-    from ..weights import list_weights
+With no options this is the whole Fashion-MNIST Table 2: every defense of the tier under every attack on all
+10,000 test images, which takes hours on a CPU. For a look in about a minute:
+  recondefense evaluate --limit 100 --defenses none,fashionmnist-smallcnn-pgd"""
 
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``recondefense evaluate`` argument parser (every option with its help and default)."""
     parser = argparse.ArgumentParser(
-        prog="recondefense evaluate", description="The paper's tables (defenses x attacks)."
+        prog="recondefense evaluate", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--tier", default="fashionmnist", choices=sorted(TIERS))
-    parser.add_argument("--defenses", default=None, help="comma-separated (default: every defense of the tier)")
+    parser.add_argument(
+        "--tier",
+        default="fashionmnist",
+        choices=sorted(TIERS),
+        help="the benchmark: test images, target and transfer classifiers, attack parameters; fashionmnist: the "
+        "10,000 Fashion-MNIST test images; imagenet-photos: the 20 labelled ImageNet photos of foolbox; "
+        "imagenet-heldout: 128 crops of held-out photos (the imagenet tiers need `pip install recondefense[imagenet]`) "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--defenses",
+        default=None,
+        help="comma-separated: none, baselines, weights names, folders or hub ids (default: every defense of the tier)",
+    )
     parser.add_argument(
         "--attacks",
         default="none,fgsm,pgd,deepfool,pgd-e2e",
         help=f"comma-separated of {','.join(ATTACK_NAMES)} (default: %(default)s)",
     )
     parser.add_argument(
-        "--classifier", default=None, help="attacked and evaluated classifier (default: the tier's target)"
+        "--classifier",
+        default=None,
+        help="attacked and evaluated classifier, any recondefense train --classifier spec (default: the tier's target)",
     )
     parser.add_argument(
-        "--transfer", action="store_true", help="Table 3: attack and evaluate the tier's transfer classifier"
+        "--transfer",
+        action="store_true",
+        help="Table 3: attack and evaluate the tier's transfer classifier (default: its target classifier)",
     )
     parser.add_argument(
         "--limit",
@@ -73,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         default=[],
         metavar="NAME=N",
-        help="evaluate defense or attack NAME on the first N images only (repeatable; the table marks its n)",
+        help="evaluate defense or attack NAME on the first N images only (repeatable; the table marks its n) "
+        "(default: no caps)",
     )
     parser.add_argument(
         "--batch-size",
@@ -97,59 +117,80 @@ def main(argv: list[str] | None = None) -> int:
         "--device",
         default="cpu",
         help='"auto" (cuda when available), "cpu", "cuda" or "cuda:N"; under torchrun, auto and cuda mean each '
-        "process's local GPU (cuda:LOCAL_RANK)",
+        "process's local GPU (cuda:LOCAL_RANK) (default: %(default)s)",
     )
     parser.add_argument(
         "--seed",
         type=int,
         default=0,
-        help="seeds the randomized baselines' draws (per image: recondefense.seeding) and the global RNG (per batch)",
+        help="seeds the randomized baselines' draws (per image: recondefense.seeding) and the global RNG (per batch) "
+        "(default: %(default)s)",
     )
     parser.add_argument(
         "--json",
         default=None,
-        help="write the rows here ('-': to stdout, and the table to stderr instead); with --from-json, the merged rows",
+        help="write the rows here ('-': to stdout, and the table to stderr instead); with --from-json, the merged "
+        "rows (default: not written)",
     )
-    parser.add_argument("--markdown", default=None, help="write the table here")
+    parser.add_argument("--markdown", default=None, help="write the table here (default: only printed)")
     parser.add_argument(
         "--figures",
         default=None,
         help="write Figure 1 and the Figure 2 grid here (with --corruptions: corruptions.png, every corruption at "
         "severity 3), for the first of our defenses (weights) in --defenses, attacked and classified by the "
-        "evaluated classifier",
+        "evaluated classifier (default: no figures)",
     )
     parser.add_argument(
         "--curve",
         default=None,
         help=f"write the accuracy-vs-eps PNG here (and its points as .json beside it): the first {CURVE_IMAGES} test "
-        "images or --limit, the evaluated classifier",
+        "images or --limit, the evaluated classifier (default: no curve)",
     )
     parser.add_argument(
-        "--curve-defenses", default=None, help="comma-separated defenses of the curve (default: the evaluated weights)"
+        "--curve-defenses",
+        default=None,
+        help="comma-separated defenses of the curve (default: the evaluated weights)",
     )
     parser.add_argument(
         "--from-json",
         nargs="+",
         default=None,
         metavar="PATH",
-        help="no evaluation: print (and --markdown, --json) the table of rows saved by earlier --json runs, in order",
+        help="no evaluation: print (and --markdown, --json) the table of rows saved by earlier --json runs, in order "
+        "(default: evaluate)",
     )
     parser.add_argument(
-        "--no-table", action="store_true", help="skip the table: only --figures and/or --curve (one is needed)"
+        "--no-table",
+        action="store_true",
+        help="skip the table: only --figures and/or --curve (one is needed) (default: the table is made)",
     )
     parser.add_argument(
         "--corruptions",
         nargs="?",
         const="all",
         default=None,
-        help="the corruption table instead of the attack table: 'all' or comma-separated ImageNet-C names, each once",
+        help="the corruption table instead of the attack table: 'all' (also when given alone) or comma-separated "
+        "ImageNet-C names, each once (default: the attack table)",
     )
     parser.add_argument(
         "--held-out-corruptions",
         default="",
-        help="with --corruptions: comma-separated corruptions among those evaluated, reported in their own mean column",
+        help="with --corruptions: comma-separated corruptions among those evaluated, reported in their own mean "
+        "column (default: none)",
     )
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars (default: shown on stderr)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The ``recondefense evaluate`` command line. Returns the exit code: 2 for a bad argument, reported
+    as one ``error:`` line before any data, classifier or defense is loaded."""
+    import re
+
+    from ..files import output_problem
+    from ..weights import DEFAULT_ALIAS, list_weights
+
+    parser = build_parser()
     args = parser.parse_args(argv)
     tier = TIERS[args.tier]
     classifier = tier.transfer_classifier if args.transfer else args.classifier
@@ -165,7 +206,8 @@ def main(argv: list[str] | None = None) -> int:
         if not name:  # (Path("") is the current folder)
             return False
         hub_id = re.fullmatch(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*", name) is not None
-        return name == "none" or name in BASELINES or name in list_weights() or Path(name).is_dir() or hub_id
+        shipped = name in list_weights() or name == DEFAULT_ALIAS
+        return name == "none" or name in BASELINES or shipped or Path(name).is_dir() or hub_id
 
     problems: list[str | None] = []
     if args.transfer and args.classifier:
@@ -246,10 +288,10 @@ def main(argv: list[str] | None = None) -> int:
     sharding = _Sharding(
         where, shard_size, batch_size, Path(args.json + ".shards") if args.json not in (None, "-") else None
     )
-    try:  # a classifier that cannot take the tier's images, bad data: one error line
+    try:  # a classifier that cannot take the tier's images, bad data, a missing extra: one error line
         with process_group(where, device):
             _evaluate_and_draw(args, tier, classifier, defenses, attacks, caps, curve_defenses, device, info, sharding)
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, FileNotFoundError, ImportError) as err:
         return _error(err)
     return 0
 

@@ -17,17 +17,42 @@ from ..corruptions import CORRUPTIONS, corrupt
 from .run import _attack, _check_count, _correct, _defended, _load_checked_classifier, _run_attack, build_defense
 from .tiers import BASELINES, Tier
 
-__all__ = ["corruption_figure", "eps_curve", "save_figures", "short_name"]
+__all__ = ["amplified", "corruption_figure", "eps_curve", "figure_label", "save_figures", "short_name"]
 
 #: Test images of the accuracy-vs-eps curve when no limit is given (the committed curves' setting).
 CURVE_IMAGES = 1000
 
 
 def short_name(defense: str) -> str:
-    """Label for figures: ``ours_<attack>`` for weights named ``<dataset>-<classifier>-<attack>``."""
+    """Key of the eps curve's points: ``ours_<attack>`` for weights named ``<dataset>-<classifier>-<attack>`` (the
+    figures name the weights in full: :func:`figure_label`)."""
     if defense in BASELINES or defense == "none" or "-" not in defense or "/" in defense:
         return defense
     return "ours_" + defense.rsplit("-", 1)[1]
+
+
+def figure_label(defense: str, width: int = 22) -> str:
+    """A defense's name as a figure shows it: in full (weights names are what users load), broken after hyphens
+    into lines of about ``width`` characters."""
+    lines: list[str] = []
+    for part in defense.split("-"):
+        if lines and len(lines[-1]) + len(part) + 1 <= width:
+            lines[-1] += "-" + part
+        else:
+            if lines:
+                lines[-1] += "-"
+            lines.append(part)
+    return "\n".join(lines)
+
+
+def amplified(difference: torch.Tensor, quantile: float = 0.99) -> tuple[torch.Tensor, float]:
+    """``|difference|`` scaled so that its ``quantile`` is white (at most 1% of the pixels saturate), clamped to
+    [0, 1], and the factor, for a panel labelled ``(xFACTOR)``. A scale fixed for the attack's eps turned a
+    defense's larger reconstruction error into a solid white panel."""
+    magnitude = difference.abs()
+    top = float(torch.quantile(magnitude.flatten().float(), quantile))
+    factor = 1.0 / max(top, 1e-8)
+    return (magnitude * factor).clamp(0, 1), factor
 
 
 def save_figures(
@@ -41,8 +66,9 @@ def save_figures(
     seed: int = 0,
     device: str = "cpu",
 ) -> list[Path]:
-    """The paper's Figure 1 (original, PGD perturbation, perturbation left after ``ours``) and a
-    Figure 2-style grid of every defense on the same PGD image, as PNGs in ``folder``: test image ``index``,
+    """The paper's Figure 1 (original, PGD perturbation, what ``ours`` changed, each difference amplified to its own
+    range: :func:`amplified`) and a Figure 2-style grid of every defense on the same PGD image, each named in full
+    (:func:`figure_label`), as PNGs in ``folder``: test image ``index``,
     attacked and classified by ``classifier`` (None: the tier's target); ``seed`` seeds randomized baselines."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -63,19 +89,22 @@ def save_figures(
         ax.set_title(title, fontsize=8)
         ax.axis("off")
 
-    fig = Figure(figsize=(7.5, 2.8))
+    fig = Figure(figsize=(7.5, 3.0))
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, 3)
-    scale = 1 / max(tier.pgd["eps"] * 2, 1e-8)
     show(axes[0], x, "original")
-    show(axes[1], ((x_adv - x).abs() * scale).clamp(0, 1), f"|PGD - x| (x{scale:.0f})")
-    show(axes[2], ((x_hat - x).abs() * scale).clamp(0, 1), f"|{short_name(ours)}(PGD) - x| (x{scale:.0f})")
+    perturbation, factor = amplified(x_adv - x)
+    show(axes[1], perturbation, f"|PGD - x| (x{factor:.0f})")
+    left, factor = amplified(x_hat - x)
+    show(axes[2], left, f"|defense(PGD) - x| (x{factor:.0f})")
+    fig.suptitle(f"defense: {ours}", fontsize=9)
     fig.tight_layout()
     paths = [folder / "figure1.png"]
     fig.savefig(paths[0], dpi=150)
 
     names = [d for d in defenses if d != "none"]
-    fig = Figure(figsize=(1.6 * (len(names) + 2), 2.2))
+    lines = max([figure_label(d).count("\n") + 1 for d in names] + [1])
+    fig = Figure(figsize=(1.6 * (len(names) + 2), 2.0 + 0.15 * (lines + 1)))
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, len(names) + 2)
     show(axes[0], x, "original")
@@ -85,7 +114,7 @@ def save_figures(
         with torch.no_grad():
             out = module(x_adv)
         pred = int(clf(out).argmax(1))
-        show(ax, out, f"{short_name(d)}\n{'ok' if pred == int(y) else 'wrong'}")
+        show(ax, out, f"{figure_label(d)}\n{'ok' if pred == int(y) else 'wrong'}")
     fig.tight_layout()
     paths.append(folder / "figure2.png")
     fig.savefig(paths[1], dpi=150)
@@ -201,10 +230,13 @@ def corruption_figure(
             ax = axes[row, column]
             img = img[0].detach().cpu()
             ax.imshow(img.permute(1, 2, 0).squeeze(-1), cmap="gray" if img.shape[0] == 1 else None, vmin=0, vmax=1)
-            label = name.replace("_", " ") if row == 0 else short_name(defense)
+            label = name.replace("_", " ") if row == 0 else "defended"
             ax.set_title(f"{label}\n{'ok' if good else 'wrong'}", fontsize=6)
             ax.axis("off")
-    fig.suptitle(f"{tier.name}: test image {index}, severity {severity}; top: corrupted, bottom: defended", fontsize=8)
+    fig.suptitle(
+        f"{tier.name}: test image {index}, severity {severity}; top: corrupted, bottom: defended by {defense}",
+        fontsize=8,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=150)
     return records

@@ -116,15 +116,17 @@ def format_corruption_markdown(
 
 
 def format_markdown(rows: list[dict[str, Any]], tier: Tier, classifier: str | None = None) -> str:
-    """The rows as the README's table: one line per defense, one column per attack, plus PSNR/SSIM."""
+    """The rows as the README's table: one line per defense, one column per attack, plus PSNR/SSIM when the rows
+    hold them (runs with PGD); the caption describes the attacks of the rows only."""
     defenses = list(dict.fromkeys(r["defense"] for r in rows))
     attacks = list(dict.fromkeys(r["attack"] for r in rows if r["attack"] != "quality"))
     by_key: dict[tuple[str, str], dict[str, Any]] = {}
     for r in rows:  # merged shards: the first row of a cell wins
         by_key.setdefault((r["defense"], r["attack"]), r)
     n = max((r["n"] for r in rows), default=0)
+    quality = any(r["attack"] == "quality" for r in rows)
     clean_psnr = any(r.get("psnr_clean") is not None for r in rows if r["attack"] == "quality")
-    head = ["Defense", *(ATTACK_NAMES[a] for a in attacks), "PSNR (PGD)", "SSIM (PGD)"]
+    head = ["Defense", *(ATTACK_NAMES[a] for a in attacks)] + (["PSNR (PGD)", "SSIM (PGD)"] if quality else [])
     head += ["PSNR (clean)"] if clean_psnr else []
     gated = any(r.get("gate_open_clean") is not None for r in rows if r["attack"] == "quality")
     head += ["Gate open (clean / PGD)"] if gated else []
@@ -132,7 +134,7 @@ def format_markdown(rows: list[dict[str, Any]], tier: Tier, classifier: str | No
     agreed = "" if dropped is None else f" (where the labelling classifiers agree; {dropped} other crops dropped)"
     lines = [
         f"Classifier `{classifier or tier.classifier}`, {n} test images{agreed} (cells marked n=... used the first "
-        f"n). Accuracy ± half-width of the 95% Wilson interval. {tier.describe()}",
+        f"n). Accuracy ± half-width of the 95% Wilson interval. {tier.describe(attacks)}",
         "",
         "| " + " | ".join(head) + " |",
         "|" + "---|" * len(head),
@@ -146,15 +148,18 @@ def format_markdown(rows: list[dict[str, Any]], tier: Tier, classifier: str | No
                 continue
             note = f" (n={r['n']})" if r["n"] != n else ""
             cells.append(f"{r['accuracy']:.3f} ±{(r['ci95'][1] - r['ci95'][0]) / 2:.3f}{note}")
-        q = by_key[d, "quality"]
-        note = f" (n={q['n']})" if q["n"] != n else ""
-        extra = ""
-        if clean_psnr:
-            extra = " - |" if q.get("psnr_clean") is None else f" {q['psnr_clean']:.1f} |"
-        if gated:
-            opened = q.get("gate_open_clean")
-            extra += " - |" if opened is None else f" {opened:.3f} / {q['gate_open_pgd']:.3f} |"
-        lines.append(f"| {d} | " + " | ".join(cells) + f" | {q['psnr']:.1f}{note} | {q['ssim']:.3f} |" + extra)
+        q = by_key.get((d, "quality"))
+        if quality and q is None:  # this defense ran without PGD
+            cells += ["-", "-"] + (["-"] if clean_psnr else []) + (["-"] if gated else [])
+        elif quality:
+            note = f" (n={q['n']})" if q["n"] != n else ""
+            cells += [f"{q['psnr']:.1f}{note}", f"{q['ssim']:.3f}"]
+            if clean_psnr:
+                cells.append("-" if q.get("psnr_clean") is None else f"{q['psnr_clean']:.1f}")
+            if gated:
+                opened = q.get("gate_open_clean")
+                cells.append("-" if opened is None else f"{opened:.3f} / {q['gate_open_pgd']:.3f}")
+        lines.append(f"| {d} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -217,11 +222,11 @@ def _rows_problem(rows: list[dict[str, Any]], corruption: bool) -> str | None:
             return str(err)
         return None
     quality = {r["defense"] for r in rows if r["attack"] == "quality"}
-    lacking = [d for d in dict.fromkeys(r["defense"] for r in rows) if d not in quality]
+    lacking = [d for d in dict.fromkeys(r["defense"] for r in rows if r["attack"] == "pgd") if d not in quality]
     if lacking:
         return (
-            f"defense(s) {lacking} have no 'quality' row (PSNR/SSIM), which every evaluate --json run writes "
-            "beside the attack rows: pass the file that has it"
+            f"defense(s) {lacking} have PGD rows but no 'quality' row (PSNR/SSIM), which every evaluate --json run "
+            "with PGD writes beside them: pass the file that has it"
         )
     return None
 

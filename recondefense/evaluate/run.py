@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import logging
 import math
 import numbers
 from collections.abc import Sequence
@@ -27,6 +28,8 @@ from ..seeding import image_seed
 from .tiers import ATTACK_NAMES, BASELINES, OBLIVIOUS, TIERS, Tier
 
 __all__ = ["AttackTable", "CorruptionTable", "build_defense", "evaluate", "evaluate_corruptions"]
+
+logger = logging.getLogger(__name__)
 
 
 def build_defense(name: str, seed: int = 0, tier: Tier | None = None) -> nn.Module | None:
@@ -129,6 +132,17 @@ def _setup(
     data = tier.test_set(clf)
     total = min(limit or len(data), len(data))  # (limit: None or positive, checked by the callers)
     return clf, modules, data, total
+
+
+def _log_scope(tier: Tier, total: int, defenses: Sequence[str], columns: str, limit: int | None) -> None:
+    """Say what is about to run (logged at INFO): the images, defenses and columns, and, without a ``limit``,
+    that the whole test set can take hours (``recondefense evaluate`` with no options is the README's table)."""
+    whole = (
+        ""
+        if limit is not None
+        else " (every test image: this can take hours on a CPU; limit=100 / --limit 100 is a quick look)"
+    )
+    logger.info("evaluate %s: %d test images x %d defense(s) x %s%s", tier.name, total, len(defenses), columns, whole)
 
 
 def _keeps_global_rng(function: Any) -> Any:
@@ -275,11 +289,12 @@ class AttackTable(_Table):
                 raise ValueError(f"cap {key}={value}: expected a positive number of images")
         self._load()
         caps, total = self.caps, self.total
+        # PSNR/SSIM of the purified PGD image: measured only when PGD is among the attacks (it reuses its images)
+        self.measured = (*self.attacks, "quality") if "pgd" in self.attacks else tuple(self.attacks)
         self.cap = {
-            (d, a): min(caps.get(d, total), caps.get(a, total), total)
-            for d in self.defenses
-            for a in (*self.attacks, "quality")
+            (d, a): min(caps.get(d, total), caps.get(a, total), total) for d in self.defenses for a in self.measured
         }
+        _log_scope(self.tier, total, self.defenses, f"{len(self.attacks)} attack(s)", limit)
 
     @property
     def settings(self) -> dict[str, Any]:
@@ -307,14 +322,14 @@ class AttackTable(_Table):
         """Add the results of the batch ``x, y`` (images ``first ..``) to ``correct`` and ``quality``."""
         tier, clf, attacks, device, seed = self.tier, self.classifier, self.attacks, self.device, self.seed
         take = {cell: max(0, min(len(y), cap - first)) for cell, cap in self.cap.items()}  # images a cell takes here
-        need = {a: max(take[d, a] for d in self.defenses) for a in (*attacks, "quality")}
+        need = {a: max(take[d, a] for d in self.defenses) for a in self.measured}
         torch.manual_seed(seed * 100_003 + first // self.batch_size)
         adv = {}
         for a in attacks:
             if a in OBLIVIOUS and need[a]:
                 k = need[a]
                 adv[a] = x[:k] if a == "none" else _run_attack(_attack(a, clf, tier), x[:k], y[:k])
-        if need["quality"] > len(adv.get("pgd", ())):
+        if need.get("quality", 0) > len(adv.get("pgd", ())):
             k = need["quality"]
             adv["pgd"] = _run_attack(_attack("pgd", clf, tier), x[:k], y[:k])
         for d, module in self.modules.items():
@@ -331,7 +346,7 @@ class AttackTable(_Table):
                         target = clf if module is None else adaptive_model(module, clf, eot_samples=tier.eot_samples)
                         x_adv = _run_attack(_attack(a, target, tier), x[:k], y[:k])
                     correct[d][a] += _hits(pipeline, x_adv, y[:k])
-            k = take[d, "quality"]
+            k = take.get((d, "quality"), 0)
             if k:
                 with torch.no_grad():
                     with _image_draws(module, seed, "quality", first, k):
@@ -369,6 +384,8 @@ class AttackTable(_Table):
                 rows.append({"defense": d, "attack": a, "accuracy": sum(hits) / n, "n": n, "ci95": [low, high]})
                 if dropped is not None:
                     rows[-1]["dropped"] = dropped
+            if "quality" not in self.measured:
+                continue
             values = {key: [v for p in parts for v in p["quality"][d][key]] for key in ("psnr", "ssim")}
             clean = None if self.modules[d] is None else [v for p in parts for v in p["quality"][d]["psnr_clean"]]
             n = len(values["psnr"])
@@ -423,10 +440,10 @@ def evaluate(
 
     Returns:
         Rows ``{"defense", "attack", "accuracy", "n", "ci95": [low, high]}`` (and ``dropped``, the crops a
-        consensus-labelled tier dropped), plus rows with attack ``"quality"`` holding ``psnr`` and ``ssim``
-        (defended PGD image vs clean image, means, ``n``), ``psnr_clean`` (defended clean image vs clean image; None
-        without a defense) and, for a gated purifier, ``gate_open_clean`` / ``gate_open_pgd`` (share of clean / PGD
-        images whose gate opened, value > 0.5).
+        consensus-labelled tier dropped), plus, when ``"pgd"`` is among ``attacks``, rows with attack ``"quality"``
+        holding ``psnr`` and ``ssim`` (defended PGD image vs clean image, means, ``n``), ``psnr_clean`` (defended clean
+        image vs clean image; None without a defense) and, for a gated purifier, ``gate_open_clean`` /
+        ``gate_open_pgd`` (share of clean / PGD images whose gate opened, value > 0.5).
 
     Raises:
         ValueError: an empty ``defenses``, a non-positive ``limit`` or ``batch_size``, an unknown attack, a bad
@@ -491,6 +508,8 @@ class CorruptionTable(_Table):
         self.severities = [int(s) for s in severities]
         self.canonical = {name: k for k, name in enumerate(CORRUPTIONS)}  # the seeds' corruption index
         self._load()
+        columns = f"{len(names)} corruption(s) x {len(self.severities)} severities"
+        _log_scope(self.tier, self.total, self.defenses, columns, limit)
 
     @property
     def settings(self) -> dict[str, Any]:

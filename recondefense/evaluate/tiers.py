@@ -7,6 +7,7 @@ Table 1 rule and live only here.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +19,7 @@ __all__ = [
     "ATTACK_NAMES",
     "BASELINES",
     "CONSENSUS_CLASSIFIERS",
+    "DEFAULT_ATTACKS",
     "HELDOUT_GRID",
     "OBLIVIOUS",
     "TIERS",
@@ -43,6 +45,8 @@ ATTACK_NAMES = {
     "autoattack": "AutoAttack e2e",
 }
 OBLIVIOUS = ("none", "fgsm", "pgd", "deepfool")
+#: What ``recondefense evaluate`` runs when ``--attacks`` is not given (the paper's columns and end-to-end PGD).
+DEFAULT_ATTACKS = ("none", "fgsm", "pgd", "deepfool", "pgd-e2e")
 #: The held-out tier's crops per photo side: 4 x 4 crops of each of the 8 held-out photos = 128 crops.
 HELDOUT_GRID = 4
 #: The classifiers whose agreement on a clean crop labels the ``imagenet-objects`` tier.
@@ -116,16 +120,25 @@ class Tier:
             return object_test_set()
         raise ValueError(f"tier {self.name!r}: unknown dataset {self.dataset!r}")
 
-    def describe(self) -> str:
-        """The attack parameters as one line, printed with every table."""
+    def describe(self, attacks: Sequence[str] | None = None) -> str:
+        """The parameters of ``attacks`` (None: those of ``recondefense evaluate``'s default, none, fgsm, pgd,
+        deepfool and pgd-e2e) as one line, printed with every table: only what was run is described."""
+        attacks = list(DEFAULT_ATTACKS) if attacks is None else list(attacks)
         candidates = f", top-{self.deepfool['candidates']} classes" if self.deepfool.get("candidates") else ""
-        return (
-            f"FGSM eps={self.fgsm['eps']}; PGD eps={self.pgd['eps']}, step={self.pgd['alpha']}, "
-            f"{self.pgd['steps']} steps, no random start; DeepFool overshoot={self.deepfool['overshoot']}, "
-            f"{self.deepfool['steps']} steps{candidates}, ground-truth labels; PGD e2e: the same PGD through the defended "
-            f"pipeline (exact gradients through the AE, BPDA for non-differentiable defenses, EOT over "
-            f"{self.eot_samples} draws for randomized ones). Pixel values in [0, 1]."
-        )
+        pgd = f"eps={self.pgd['eps']}, step={self.pgd['alpha']}, {self.pgd['steps']} steps, no random start"
+        parts = {
+            "fgsm": f"FGSM eps={self.fgsm['eps']}",
+            "pgd": f"PGD {pgd}",
+            "deepfool": f"DeepFool overshoot={self.deepfool['overshoot']}, {self.deepfool['steps']} steps{candidates}, "
+            "ground-truth labels",
+            "pgd-e2e": ("PGD e2e: the same PGD" if "pgd" in attacks else f"PGD e2e: PGD {pgd}")
+            + " through the defended pipeline (exact gradients through the AE, BPDA for non-differentiable "
+            f"defenses, EOT over {self.eot_samples} draws for randomized ones)",
+            "autoattack": f"AutoAttack e2e: torchattacks' standard Linf AutoAttack, eps={self.pgd['eps']}, through the "
+            "defended pipeline",
+        }
+        said = [parts[a] for a in dict.fromkeys(attacks) if a in parts]
+        return "; ".join(said) + ("." if said else "") + (" " if said else "") + "Pixel values in [0, 1]."
 
 
 TIERS: dict[str, Tier] = {

@@ -19,10 +19,13 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
 
 
 def main(argv: list[str] | None = None) -> int:
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     try:
-        final = train(config_from_args(args))
+        with logging_redirect_tqdm():  # a line logged while a progress bar is drawn goes above it, not onto it
+            final = train(config_from_args(args))
     except TrainingInterrupted as err:
         print(err, file=sys.stderr)
         return 130

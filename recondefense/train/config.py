@@ -32,7 +32,9 @@ class TrainConfig:
         'ImageFolder "PATH" / "imagefolder:PATH" (class sub-folders; PATH/train and PATH/val when they exist)',
     )
     image_size: int | None = _opt(
-        None, "square size folder, ImageFolder and photos images are resized and center-cropped to (default 224)"
+        None,
+        "square size that folder, ImageFolder and photos images are resized and center-cropped to (default: 224; "
+        "Fashion-MNIST images are always 28)",
     )
     classifier: str = _opt(
         "fashionmnist-smallcnn",
@@ -91,7 +93,11 @@ class TrainConfig:
     warmup_epochs: int = _opt(5, "visual loss only")
     batch_size: int = _opt(125, "per process")
     lr: float = _opt(1e-3, "Adam learning rate")
-    lr_schedule: str = _opt("constant", 'or "cosine"')
+    lr_schedule: str = _opt(
+        "constant",
+        '"constant" (the paper: no decay) or "cosine" (cosine annealing from --lr to 0 over all --epochs, warm-up '
+        "included)",
+    )
     alpha: float = _opt(1.0, "Eq. 1 weight of the RMSE term")
     beta: float = _opt(0.01, "Eq. 1 weight of the PSNR term")
     c: float = _opt(100.0, "Eq. 1 PSNR offset C")
@@ -150,7 +156,8 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         default = f.default
         kind = str(f.type)
         text = f.metadata.get("help", "").replace("%", "%%")  # argparse formats help with %
-        shown_default = "" if kind == "bool" else " (default: %(default)s)"  # BooleanOptionalAction adds its own
+        # BooleanOptionalAction adds its own default; a help text that explains its default keeps only that
+        shown_default = "" if kind == "bool" or "default" in text else " (default: %(default)s)"
         options = {"default": default, "help": (text + shown_default).strip()}
         if kind == "bool":
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, **options)
@@ -275,6 +282,7 @@ def validate_config(config: TrainConfig) -> None:
     if config.image_size is not None and config.image_size < 1:
         raise ValueError(f"--image-size {config.image_size}: expected a positive number of pixels")
     _check_data(config.data)
+    _check_classifiers(config)
     from ..arguments import check_device
 
     check_device(config.device)
@@ -283,6 +291,20 @@ def validate_config(config: TrainConfig) -> None:
         from .network import _architecture, _frozen
 
         _frozen(config, build_purifier(in_channels=1, **_architecture(config)))  # the names: any channel count
+
+
+def _check_classifiers(config: TrainConfig) -> None:
+    """Refuse a ``--classifier`` that would be a randomly initialized network (``torchvision:<arch>`` without
+    ``--classifier-weights``): a defense trained against it defends nothing."""
+    from ..classifiers import random_weights
+
+    for spec in (part.strip() for part in config.classifier.split(",")):
+        if random_weights(spec) and config.classifier_weights is None:
+            raise ValueError(
+                f"--classifier {spec} names an architecture without weights: training against a randomly "
+                f"initialized network defends nothing; pass --classifier-weights FILE (with --mean and --std) or "
+                f"name pretrained weights ({spec}:DEFAULT)"
+            )
 
 
 def parse_widths(text: str) -> list[int]:

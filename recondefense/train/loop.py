@@ -60,7 +60,7 @@ from .triplets import (
     _TripletMaker,
     _WithIndex,
 )
-from .validation import validate
+from .validation import small_validation_note, validate
 
 __all__ = ["train", "TrainingInterrupted"]
 
@@ -214,6 +214,10 @@ class _Run:
         )
         if config.resume and changed:
             self.log({"resumed_at_step": position.global_step, "changed": {k: list(v) for k, v in changed.items()}})
+        expected = len(self.val_set) if config.val_limit is None else min(len(self.val_set), config.val_limit)
+        self.warned_validation = rank == 0 and small_validation_note(expected) is not None
+        if self.warned_validation:
+            logger.warning("%s", small_validation_note(expected))
 
     def run(self) -> Path:
         """The epochs left, then the final validation and ``final/``; the checkpoint's path when
@@ -251,22 +255,26 @@ class _Run:
             disable=not config.progress or self.rank != 0,
             leave=False,
         )
-        for x, y, index, skipped in bar:
-            position.skipped_images += skipped
-            if len(y) == 0:
-                position.step_in_epoch += 1
-                continue
-            step = self.step(x, y, index, warmup)
-            bar.set_postfix(
-                loss=f"{step.loss.item():.3f}",
-                psnr=f"{step.psnr:.1f}",
-                **({} if step.guidance is None else {"ce": f"{step.guidance:.3f}", "acc": f"{step.train_acc:.2f}"}),
-            )
-            if position.global_step % config.log_every == 0 or position.global_step == 1:
-                self.log(self.step_record(step, warmup))
-            if self.after_step(stop):
-                return True
-        return False
+        with bar:  # closed (its line cleared) before anything is logged after it, on every way out
+            for x, y, index, skipped in bar:
+                position.skipped_images += skipped
+                if len(y) == 0:
+                    position.step_in_epoch += 1
+                    continue
+                step = self.step(x, y, index, warmup)
+                bar.set_postfix(
+                    loss=f"{step.loss.item():.3f}",
+                    psnr=f"{step.psnr:.1f}",
+                    **({} if step.guidance is None else {"ce": f"{step.guidance:.3f}", "acc": f"{step.train_acc:.2f}"}),
+                )
+                if position.global_step % config.log_every == 0 or position.global_step == 1:
+                    self.log(self.step_record(step, warmup))
+                if self.after_step(stop):
+                    break
+            else:
+                return False
+        logger.info("stopped after %d steps as asked; resume with --resume", position.global_step)
+        return True
 
     def step(self, x: torch.Tensor, y: torch.Tensor, index: torch.Tensor, warmup: bool) -> _Step:
         """One optimisation step on a batch, seeded by ``(seed, epoch, step, rank)``."""
@@ -337,7 +345,6 @@ class _Run:
             )
         if config.stop_after_steps is not None and global_step >= config.stop_after_steps:
             self.checkpoint()
-            logger.info("stopped after %d steps as asked; resume with --resume", global_step)
             return True
         return False
 
@@ -386,7 +393,10 @@ class _Run:
             self.log(
                 {"final": True, "validation": val, "ranks_agree": agree, "skipped_images": self.position.skipped_images}
             )
-            _save_final(self.ae, self.config, val, final, epochs_trained=self.position.epoch)
+            note = small_validation_note(int(val["n"]))
+            if note and not self.warned_validation:
+                logger.warning("%s", note)
+            _save_final(self.ae, self.config, val, final, epochs_trained=self.position.epoch, validation_note=note)
             self.log.close()
             plot_curves(self.out / METRICS)
         return final

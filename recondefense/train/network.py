@@ -317,8 +317,16 @@ def _optimizer(
     return frozen, opt, sched
 
 
-def _save_final(ae: nn.Module, config: TrainConfig, val: dict[str, float], final: Path, epochs_trained: int) -> None:
-    """``final/``: weights, config.json with the run's meta, and the model card rendered from that meta."""
+def _save_final(
+    ae: nn.Module,
+    config: TrainConfig,
+    val: dict[str, float],
+    final: Path,
+    epochs_trained: int,
+    validation_note: str | None = None,
+) -> None:
+    """``final/``: weights, config.json with the run's meta, and the model card rendered from that meta
+    (``validation_note``: why the validation numbers mean little, shown above them)."""
     attack = f"{config.attack} (eps={config.eps}" + (
         f", step {config.step_size}, {config.steps} steps)" if config.attack != "fgsm" else ")"
     )
@@ -342,6 +350,7 @@ def _save_final(ae: nn.Module, config: TrainConfig, val: dict[str, float], final
         "input_mean": config.mean,
         "input_std": config.std,
         "validation": val,
+        **({"validation_note": validation_note} if validation_note else {}),
         "command": command,
         "epochs_trained": epochs_trained,
         "train_config": {k: v for k, v in dataclasses.asdict(config).items() if k != "extra_meta"},

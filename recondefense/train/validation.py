@@ -7,10 +7,25 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from ..data import collate_skipping
-from ..metrics import psnr
+from ..metrics import psnr, wilson_interval
 from .config import TrainConfig, attack_parts
 from .network import _AnySize
 from .triplets import _check_labels, _single_source, _step_seed, _TripletMaker
+
+#: Below this many validation images the validation numbers are noise: the run warns and the model card says so.
+MIN_VALIDATION_IMAGES = 100
+
+
+def small_validation_note(n: int) -> str | None:
+    """Why validation on ``n`` images says nothing, or None from :data:`MIN_VALIDATION_IMAGES` images up."""
+    if n >= MIN_VALIDATION_IMAGES:
+        return None
+    low, high = wilson_interval(n // 2, n) if n > 0 else (0.0, 1.0)
+    return (
+        f"validation on only {n} image(s): its accuracies are not meaningful (one measured on {n} image(s) is "
+        f"uncertain by about ±{(high - low) / 2:.2f} at 95%); validate on at least {MIN_VALIDATION_IMAGES} (more "
+        "images, val_data= in fit, or a larger --val-limit)"
+    )
 
 
 @torch.no_grad()
