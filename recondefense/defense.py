@@ -40,7 +40,9 @@ from .weights import get_weights, list_weights
 
 __all__ = ["ReconstructiveDefense", "Defended", "IMAGENET_MEAN", "IMAGENET_STD", "FORMAT_VERSION"]
 
+#: torchvision's ImageNet per-channel mean (RGB, pixels in [0, 1]): the default ``mean`` of :class:`Defended`.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
+#: torchvision's ImageNet per-channel standard deviation: the default ``std`` of :class:`Defended`.
 IMAGENET_STD = (0.229, 0.224, 0.225)
 #: Weights ``Defended(model)`` loads when no defense is given.
 DEFAULT_IMAGENET_WEIGHTS = "imagenet-efficientnet_lite0_lite2-gated2-pgd"

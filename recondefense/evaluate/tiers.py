@@ -115,6 +115,7 @@ class Tier:
         )
 
 
+#: The benchmarks by name: ``fashionmnist``, ``imagenet-photos``, ``imagenet-heldout``, ``imagenet-objects``.
 TIERS: dict[str, Tier] = {
     "fashionmnist": Tier(
         name="fashionmnist",
