@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo venv data lint docs bench tables imagenet-tables imagenet-default-rows imagenet-markdown realworld-tables corruption-tables imagenet-corruption-tables certify-tables certify-bfloat16 certify-full clean
+.PHONY: test demo venv data lint docs results-pages bench tables imagenet-tables imagenet-default-rows imagenet-markdown realworld-tables corruption-tables imagenet-corruption-tables certify-tables certify-bfloat16 certify-full clean
 FMNIST := /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
 
 $(PY):
@@ -70,6 +70,11 @@ $(DOCS_STAMP): $(STAMP)
 	touch $(DOCS_STAMP)
 docs: $(DOCS_STAMP)
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --clean
+
+# The docs' results pages, their nav entries and the README's summary table, from the JSON rows under results/
+# (seconds; never edit those by hand: tests/test_docs.py fails when they are stale).
+results-pages: $(STAMP)
+	$(PY) scripts/results_pages.py
 
 # The Fashion-MNIST results page's tables on all 10,000 test images (hours on 2 CPU cores). Rows of different
 # defenses are independent (each randomized baseline has its own generator, seeded once per run), so shards

@@ -1,11 +1,14 @@
-"""The docs: every public name documented, and (when the docs extra is installed) the strict site build."""
+"""The docs: generated results pages and README summary up to date with the rows, the README's shape, every public
+name documented, and (when the docs extra is installed) the strict site build."""
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
 import inspect
+import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +27,85 @@ def load_script(name: str) -> ModuleType:
     sys.modules[name] = module  # dataclasses look their module up while the class is made
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="module")
+def pages() -> ModuleType:
+    return load_script("results_pages")
+
+
+def _copy_inputs(root: Path) -> None:
+    """What the generator reads, in ``root``: the rows, the weights folders, mkdocs.yml and the README."""
+    shutil.copytree(REPO / "results", root / "results")
+    (root / "weights").symlink_to(REPO / "weights")
+    for name in ("mkdocs.yml", "README.md"):
+        shutil.copy(REPO / name, root / name)
+
+
+def test_results_pages_and_readme_summary_are_generated_from_the_rows(pages, tmp_path):
+    """Regenerated into a copy of the repository's inputs, every generated file equals the committed one: nobody
+    edits the pages, the nav or the README summary by hand (run `make results-pages` after new rows)."""
+    _copy_inputs(tmp_path)
+    wanted = pages.render(tmp_path)
+    stale = [path for path, text in wanted.items() if (REPO / path).read_text() != text]
+    assert not stale, f"stale generated files (run `make results-pages`): {stale}"
+    generated = {p.relative_to(REPO).as_posix() for p in (REPO / pages.PAGES_DIR).glob("*.md")}
+    assert generated <= set(wanted), f"results pages no table makes: {sorted(generated - set(wanted))}"
+    assert pages.stale(REPO) == []
+
+
+def test_the_objects_tier_appears_when_its_rows_exist(pages, tmp_path):
+    """The placeholder imagenet-objects page is skipped without rows files, and appears with its nav entry and summary
+    rows once results/imagenet/objects-*.json exist (what the evaluate command of its table writes)."""
+    _copy_inputs(tmp_path)
+    before = pages.render(tmp_path)
+    assert "docs/results/imagenet-objects.md" not in before
+    assert "results/imagenet-objects.md" not in before["mkdocs.yml"]
+    rows = json.loads((REPO / "results/imagenet/photos-default.json").read_text())
+    none = json.loads((REPO / "results/imagenet/photos-baselines.json").read_text())
+    rows = [r for r in none if r["defense"] == "none"] + rows
+    (tmp_path / "results/imagenet/objects-default.json").write_text(json.dumps(rows))
+    after = pages.render(tmp_path)
+    page = after["docs/results/imagenet-objects.md"]
+    assert "Classifier `imagenet-efficientnet_lite0`" in page and "**Threat model.**" in page
+    assert "`results/imagenet/objects-default.json`" in page
+    assert "results/imagenet-objects.md" in after["mkdocs.yml"]
+    assert "[imagenet-objects](docs/results/imagenet-objects.md)" in after["README.md"]
+
+
+def test_every_table_states_its_threat_model_sample_size_and_rows(pages):
+    for page in pages.PAGES:
+        text_file = REPO / pages.PAGES_DIR / f"{page.slug}.md"
+        if not text_file.is_file():
+            continue
+        text = text_file.read_text()
+        sections = text.split("\n## ")[1:]
+        tables = [s for s in sections if "|---|" in s and "**Threat model.**" in s]
+        assert len(tables) >= len([t for t in page.tables if pages.rows_files(REPO, t.rows)]), page.slug
+        for section in tables:
+            assert re.search(r"\d+ test images|first [\d,]+ test images", section), section[:80]
+            assert "±" in section, f"{page.slug}: {section[:60]!r} gives no interval"
+            assert "Rows: `results/" in section and "made by `" in section
+
+
+def test_figures_sit_beside_their_tables_and_exist(pages):
+    for page in pages.PAGES:
+        for table in page.tables:
+            for figure, _caption in table.figures:
+                assert (REPO / "results" / figure).is_file(), figure
+
+
+def test_the_summary_names_the_current_default(pages):
+    from recondefense.defense import DEFAULT_IMAGENET_WEIGHTS
+
+    assert pages.DEFAULT == DEFAULT_IMAGENET_WEIGHTS
+
+
+def test_notes_that_quote_a_missing_cell_fail_loudly(pages):
+    cells = {"t": pages.Cells("| Defense | PGD |\n|---|---|\n| none | 0.225 ±0.008 |\n")}
+    assert pages._fill("{t[none/PGD]} and {t.value[none/PGD]}", cells, "x") == "0.225 ±0.008 and 0.225"
+    with pytest.raises(ValueError, match="no cell 'ours/PGD'"):
+        pages._fill("{t[ours/PGD]}", cells, "x")
 
 
 # --- the API reference ----------------------------------------------------------------------------------------
