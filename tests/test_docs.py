@@ -108,6 +108,14 @@ def test_notes_that_quote_a_missing_cell_fail_loudly(pages):
         pages._fill("{t[ours/PGD]}", cells, "x")
 
 
+def test_readme_is_a_front_door():
+    """At most 250 lines; the two commands and the quick start's Defended( in the first 60."""
+    lines = (REPO / "README.md").read_text().splitlines()
+    assert len(lines) <= 250
+    head = "\n".join(lines[:60])
+    assert "make test" in head and "make demo" in head and "Defended(" in head
+
+
 # --- the API reference ----------------------------------------------------------------------------------------
 
 
