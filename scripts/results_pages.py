@@ -251,7 +251,7 @@ PAGES: tuple[Page, ...] = (
                 title="Table 3: transfer to `fashionmnist-resnet8`",
                 kind="attack",
                 rows=("fashionmnist/table3-*.json",),
-                command="make tables (`recondefense evaluate --transfer`)",
+                command="make tables (recondefense evaluate --transfer)",
                 classifier="fashionmnist-resnet8",
                 intro=(
                     "The same defenses (trained with the small CNN) in front of a different classifier, attacked and "
@@ -272,7 +272,7 @@ PAGES: tuple[Page, ...] = (
                 title="Accuracy against PGD eps, oblivious and end to end",
                 kind="curve",
                 rows=("fashionmnist/pgd-eps-curve.json",),
-                command="make tables (`recondefense evaluate --curve`)",
+                command="make tables (recondefense evaluate --curve)",
                 figures=(("fashionmnist/pgd-eps-curve.png", "Accuracy against PGD eps."),),
                 intro="10-step PGD with step 0.4 eps on the first 1,000 test images (one batch).",
                 notes=(
@@ -409,7 +409,7 @@ PAGES: tuple[Page, ...] = (
                     "imagenet/photos-lite2-gated.json",
                     "imagenet/photos-lite2-default.json",
                 ),
-                command="make imagenet-tables (`--transfer`)",
+                command="make imagenet-tables (recondefense evaluate --transfer)",
                 intro="The baselines' rows and those of the older weights come from earlier runs of the same commands.",
             ),
             Table(
@@ -924,7 +924,7 @@ def _transpose_curve(text: str) -> Cells:
 
 
 def _figure(path: str, caption: str) -> str:
-    return f"![{caption}](img/{path})\n\n*{caption}*\n"
+    return f"![{Path(path).stem}](img/{path})\n\n*{caption}*\n"
 
 
 def _render_table(table: Table, root: Path) -> tuple[str, Cells] | None:
@@ -1055,7 +1055,7 @@ def weights_page(root: Path) -> str:
             + " |"
         )
         command = card.get("command") or _card_command(root / "weights" / entry.folder)
-        card_link = f"[model card]({REPOSITORY}/weights/{entry.folder}/README.md)"
+        card_link = f"[model card, `weights/{entry.folder}/README.md`]({REPOSITORY}/weights/{entry.folder}/README.md)"
         commands.append(f"- `{name}`: " + (f"`{command}` ({card_link})" if command else f"see its {card_link}"))
     lines += ["", "Training commands (a composed purifier's card also names the commands of its parts):", ""]
     lines += commands
