@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo venv data lint docs results-pages bench tables imagenet-tables imagenet-default-rows imagenet-markdown realworld-tables corruption-tables imagenet-corruption-tables certify-tables certify-bfloat16 certify-full clean
+.PHONY: test demo venv data lint bench tables imagenet-tables imagenet-default-rows imagenet-markdown realworld-tables corruption-tables imagenet-corruption-tables certify-tables certify-bfloat16 certify-full clean
 FMNIST := /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
 
 $(PY):
@@ -64,6 +64,7 @@ demo: $(IMAGENET_STAMP)
 # The docs site (docs/, mkdocs.yml) into site/: its tools come from the docs extra; the build is offline and takes
 # seconds. --strict fails on any warning (a broken link or anchor, a page outside the nav), and scripts/docs_hooks.py
 # on a public name without a docstring or an API reference entry.
+.PHONY: docs results-pages
 DOCS_STAMP := $(VENV)/.installed-docs
 $(DOCS_STAMP): $(STAMP)
 	$(PIP) install --quiet -e ".[docs]"

@@ -14,9 +14,10 @@ order their rows are merged (a cell's first row wins, as in ``--from-json``): at
 ``recondefense evaluate --json`` writes, corruption tables what ``evaluate --corruptions --json`` writes,
 certification tables what ``recondefense certify --json`` writes, curves the points beside ``--curve``'s PNG.
 A tier's rows files are named ``results/<tier folder>/<test set>-<what>.json``, for example
-``results/imagenet/objects-default.json`` for the ``imagenet-objects`` tier's rows of the default weights; a page
-whose files do not exist yet (the placeholder ``imagenet-objects`` page) is skipped, and appears, with its ``nav``
-entry, once they do. Adding a table is one :class:`Table` line in :data:`PAGES`; its figure is any PNG under
+``results/imagenet/objects-ours.json`` and ``objects-baselines.json`` for the ``imagenet-objects`` tier's Lite0 table
+and ``objects-lite1.json`` for its unseen-classifier table (what ``make imagenet-objects-tables`` writes); a table
+whose files do not exist yet is skipped, and a page with no table left (the ``imagenet-objects`` page until its
+rows are committed) too; it appears, with its ``nav`` entry and README summary rows, once they exist. Adding a table is one :class:`Table` line in :data:`PAGES`; its figure is any PNG under
 ``results/`` (the docs build serves results/**/*.png as ``results/img/...``, ``scripts/docs_hooks.py``).
 
 The tables are the package's own formatters (:func:`recondefense.evaluate.format_markdown`,
@@ -494,8 +495,26 @@ PAGES: tuple[Page, ...] = (
                 title="Object photographs, target EfficientNet-Lite0",
                 kind="attack",
                 tier="imagenet-objects",
-                rows=("imagenet/objects-*.json",),
-                command="recondefense evaluate --tier imagenet-objects --json results/imagenet/objects-<what>.json",
+                rows=("imagenet/objects-baselines.json", "imagenet/objects-ours.json"),
+                command="make imagenet-objects-tables",
+            ),
+            Table(
+                key="objectslite1",
+                title="Object photographs, unseen classifier EfficientNet-Lite1",
+                kind="attack",
+                tier="imagenet-objects",
+                classifier="imagenet-efficientnet_lite1",
+                rows=("imagenet/objects-lite1.json",),
+                command="make imagenet-objects-tables",
+            ),
+            Table(
+                key="objectslite2",
+                title="Object photographs, transfer classifier EfficientNet-Lite2",
+                kind="attack",
+                tier="imagenet-objects",
+                classifier="imagenet-efficientnet_lite2",
+                rows=("imagenet/objects-lite2.json",),
+                command="make imagenet-objects-tables",
             ),
         ),
     ),
