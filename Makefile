@@ -61,7 +61,23 @@ lint: $(STAMP)
 demo: $(IMAGENET_STAMP)
 	$(PY) examples/demo.py
 
-# The README's Fashion-MNIST tables on all 10,000 test images (hours on 2 CPU cores). Rows of different
+# The docs site (docs/, mkdocs.yml) into site/: its tools come from the docs extra; the build is offline and takes
+# seconds. --strict fails on any warning (a broken link or anchor, a page outside the nav), and scripts/docs_hooks.py
+# on a public name without a docstring or an API reference entry.
+.PHONY: docs results-pages
+DOCS_STAMP := $(VENV)/.installed-docs
+$(DOCS_STAMP): $(STAMP)
+	$(PIP) install --quiet -e ".[docs]"
+	touch $(DOCS_STAMP)
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --clean
+
+# The docs' results pages, their nav entries and the README's summary table, from the JSON rows under results/
+# (seconds; never edit those by hand: tests/test_docs.py fails when they are stale).
+results-pages: $(STAMP)
+	$(PY) scripts/results_pages.py
+
+# The Fashion-MNIST results page's tables on all 10,000 test images (hours on 2 CPU cores). Rows of different
 # defenses are independent (randomized baselines draw per image: recondefense.seeding), so these runs go in
 # parallel and merge; `torchrun -m recondefense.evaluate` splits one run's images among processes instead.
 RESULTS := results/fashionmnist
@@ -87,7 +103,7 @@ tables: $(STAMP) data
 	  --defenses pd,rrp,fd,stl,jpeg,bitdepth,fashionmnist-smallcnn-pgd,fashionmnist-smallcnn-fgsm,fashionmnist-smallcnn-adaptive \
 	  --curve-defenses fashionmnist-smallcnn-pgd,fashionmnist-smallcnn-adaptive
 
-# The README's ImageNet-tier tables: EfficientNet-Lite0 target, Lite1 never trained against (the unseen
+# The ImageNet results page's tables: EfficientNet-Lite0 target, Lite1 never trained against (the unseen
 # classifier), Lite2 transfer, on the 20 labelled photos and the 128 held-out crops; about an hour on 2 CPU
 # cores. Shards run in parallel and merge. The baselines' rows on the labelled photos, and the Lite2 photo rows
 # of the older weights, are those committed from earlier runs of the same commands (photos-baselines.json,
@@ -164,7 +180,7 @@ imagenet-markdown:
 	  --markdown $(IMAGENET)/photos-transfer.md
 	$(EVAL_IMAGENET) --tier imagenet-photos --no-table --figures $(IMAGENET) --defenses pd,rrp,fd,jpeg,bitdepth,$(DEFAULT_IMAGENET)
 
-# The README's certified-accuracy tables (randomized smoothing, 200 test images, n = 1,000, alpha 0.001) at sigma
+# The certification results page's tables (randomized smoothing, 200 test images, n = 1,000, alpha 0.001) at sigma
 # 0.25 and 0.50: the bare classifier, our denoiser in front of it (denoised smoothing), and the classifier
 # retrained with Gaussian noise augmentation (Cohen et al., the reference that needs retraining); the -fast denoisers
 # (width 8) are the ones that meet the throughput goal.
@@ -200,7 +216,7 @@ certify-full: $(STAMP) data
 	  $(PY) -m recondefense.cli certify --tier fashionmnist --from-json $$out-none.json $$out-fast.json \
 	    $$out-noise-trained.json --plot $$out.png || exit 1; done
 
-# The README's corruption table (ImageNet-C corruptions, severities 1-5) on the first 1,000 Fashion-MNIST test images,
+# The corruption results page's table (ImageNet-C corruptions, severities 1-5) on the first 1,000 Fashion-MNIST test images,
 # the 4 corruptions no weights trained on in their own column, the figure (every corruption at severity 3, before
 # and after -corruptions), and clean and PGD accuracy of the corruption and PGD specialists on all 10,000 test images.
 HELD_OUT_CORRUPTIONS := impulse_noise,motion_blur,frost,pixelate
@@ -245,4 +261,4 @@ bench: $(STAMP)
 	$(PY) benchmarks/inference.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build site *.egg-info

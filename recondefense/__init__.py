@@ -11,6 +11,7 @@ from .defense import IMAGENET_MEAN, IMAGENET_STD, Defended, ReconstructiveDefens
 from .transform import PixelDefense
 from .weights import get_weights, list_weights
 
+#: The package version (PEP 440).
 __version__ = "0.1.0"
 
 __all__ = [

@@ -57,7 +57,9 @@ __all__ = [
     "INPUT_CONVENTIONS",
 ]
 
+#: torchvision's ImageNet per-channel mean (RGB, pixels in [0, 1]): the default ``mean`` of :class:`Defended`.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
+#: torchvision's ImageNet per-channel standard deviation: the default ``std`` of :class:`Defended`.
 IMAGENET_STD = (0.229, 0.224, 0.225)
 #: Weights ``Defended(model)`` loads when no defense is given, and what the name ``"default"`` stands for
 #: (``from_pretrained("default")``, ``recondefense purify``'s ``--weights``, the mark in ``list_weights()``).

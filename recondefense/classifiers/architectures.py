@@ -9,7 +9,9 @@ from torch import nn
 
 __all__ = ["FASHION_MNIST_MEAN", "FASHION_MNIST_STD", "Normalized", "SmallCNN", "FashionResNet"]
 
+#: Fashion-MNIST's pixel mean (one channel, pixels in [0, 1]): what the Fashion-MNIST classifiers normalize with.
 FASHION_MNIST_MEAN = (0.2860,)
+#: Fashion-MNIST's pixel standard deviation (see ``FASHION_MNIST_MEAN``).
 FASHION_MNIST_STD = (0.3530,)
 
 

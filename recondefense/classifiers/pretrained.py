@@ -14,6 +14,7 @@ __all__ = ["EFFICIENTNET_LITE_MEAN", "EFFICIENTNET_LITE_STD", "efficientnet_lite
 
 #: EfficientNet-Lite's input normalization: ``(x * 255 - 127) / 128`` for pixels ``x`` in [0, 1].
 EFFICIENTNET_LITE_MEAN = (127 / 255,) * 3
+#: EfficientNet-Lite's per-channel standard deviation (see ``EFFICIENTNET_LITE_MEAN``).
 EFFICIENTNET_LITE_STD = (128 / 255,) * 3
 
 

@@ -141,6 +141,7 @@ class Tier:
         return "; ".join(said) + ("." if said else "") + (" " if said else "") + "Pixel values in [0, 1]."
 
 
+#: The benchmarks by name: ``fashionmnist``, ``imagenet-photos``, ``imagenet-heldout``, ``imagenet-objects``.
 TIERS: dict[str, Tier] = {
     "fashionmnist": Tier(
         name="fashionmnist",
