@@ -56,8 +56,10 @@ def test_results_pages_and_readme_summary_are_generated_from_the_rows(pages, tmp
 
 def test_the_objects_tier_appears_when_its_rows_exist(pages, tmp_path):
     """The placeholder imagenet-objects page is skipped without rows files, and appears with its nav entry and summary
-    rows once results/imagenet/objects-ours.json exists (what `make imagenet-objects-tables` writes)."""
+    rows once its rows files exist (what `make imagenet-objects-first-look` and `make imagenet-objects-tables` write)."""
     _copy_inputs(tmp_path)
+    for committed in (tmp_path / "results/imagenet").glob("objects-*.json"):
+        committed.unlink()
     before = pages.render(tmp_path)
     assert "docs/results/imagenet-objects.md" not in before
     assert "results/imagenet-objects.md" not in before["mkdocs.yml"]
@@ -65,6 +67,7 @@ def test_the_objects_tier_appears_when_its_rows_exist(pages, tmp_path):
     none = json.loads((REPO / "results/imagenet/photos-baselines.json").read_text())
     rows = [r for r in none if r["defense"] == "none"] + rows
     (tmp_path / "results/imagenet/objects-ours.json").write_text(json.dumps(rows))
+    (tmp_path / "results/imagenet/objects-first-look.json").write_text(json.dumps(rows))
     after = pages.render(tmp_path)
     page = after["docs/results/imagenet-objects.md"]
     assert "Classifier `imagenet-efficientnet_lite0`" in page and "**Threat model.**" in page
