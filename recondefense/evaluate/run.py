@@ -25,7 +25,7 @@ from ..classifiers import load_classifier
 from ..defense import ReconstructiveDefense
 from ..metrics import psnr, ssim, wilson_interval
 from ..seeding import image_seed
-from .tiers import ATTACK_NAMES, BASELINES, OBLIVIOUS, TIERS, Tier
+from .tiers import ATTACK_NAMES, BASELINES, DEFAULT_ATTACKS, OBLIVIOUS, TIERS, Tier
 
 __all__ = ["AttackTable", "CorruptionTable", "build_defense", "evaluate", "evaluate_corruptions"]
 
@@ -266,7 +266,7 @@ class AttackTable(_Table):
         tier: str | Tier = "fashionmnist",
         *,
         defenses: Sequence[str] | None = None,
-        attacks: Sequence[str] = ("none", "fgsm", "pgd", "deepfool", "pgd-e2e"),
+        attacks: Sequence[str] = DEFAULT_ATTACKS,
         classifier: str | None = None,
         limit: int | None = None,
         caps: dict[str, int] | None = None,
@@ -411,7 +411,7 @@ def evaluate(
     tier: str | Tier = "fashionmnist",
     *,
     defenses: Sequence[str] | None = None,
-    attacks: Sequence[str] = ("none", "fgsm", "pgd", "deepfool", "pgd-e2e"),
+    attacks: Sequence[str] = DEFAULT_ATTACKS,
     classifier: str | None = None,
     limit: int | None = None,
     caps: dict[str, int] | None = None,
