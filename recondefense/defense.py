@@ -24,11 +24,8 @@ from .errors import (  # noqa: F401  (re-exported with the loading checks: they 
     WeightsMismatchError,
 )
 from .loading import (  # noqa: F401
-    _INT_RANGES,
     FORMAT_VERSION,
     MAX_PARAMETERS,
-    _check_header,
-    _validated_config,
     check_folder,
     check_hub_id,
     config_errors,

@@ -98,12 +98,10 @@ def load_checked(
     return model.to(map_location)
 
 
-def _validated_config(
-    config: Any, source: str, known: set[str], factory: Callable[..., nn.Module] | None = None
-) -> dict[str, Any]:
+def _validated_config(config: Any, source: str, known: set[str], factory: Callable[..., nn.Module]) -> dict[str, Any]:
     """The constructor arguments of a config.json after checking types, ranges and the size of
-    ``factory(**config)`` (default :class:`~recondefense.ReconstructiveDefense`; built on the meta device:
-    nothing allocated).
+    ``factory(**config)`` (e.g. :class:`~recondefense.ReconstructiveDefense`, passed in by the caller: this module
+    sits below the classes it loads; built on the meta device: nothing allocated).
 
     Raises:
         ConfigError: not a dict, wrong version, unknown key, a wrong type or out of range.
@@ -141,8 +139,6 @@ def _validated_config(
         raise fail("inner", f"one of {list(GATED_INNER)}")
     if config.get("meta") is not None and not isinstance(config["meta"], dict):
         raise fail("meta", "a JSON object or null")
-    if factory is None:
-        from .defense import ReconstructiveDefense as factory
     kwargs = dict(config)
     try:
         with torch.device("meta"):

@@ -6,6 +6,8 @@ import argparse
 import dataclasses
 from dataclasses import dataclass, field
 
+from .architecture import check_freeze, parse_widths
+
 __all__ = ["TrainConfig", "add_config_arguments", "config_from_args", "validate_config", "changed_fields", "CHOICES"]
 
 
@@ -287,10 +289,7 @@ def validate_config(config: TrainConfig) -> None:
 
     check_device(config.device)
     if config.freeze:
-        from ..purifiers import build_purifier
-        from .network import _architecture, _frozen
-
-        _frozen(config, build_purifier(in_channels=1, **_architecture(config)))  # the names: any channel count
+        check_freeze(config)
 
 
 def _check_classifiers(config: TrainConfig) -> None:
@@ -305,21 +304,6 @@ def _check_classifiers(config: TrainConfig) -> None:
                 f"initialized network defends nothing; pass --classifier-weights FILE (with --mean and --std) or "
                 f"name pretrained weights ({spec}:DEFAULT)"
             )
-
-
-def parse_widths(text: str) -> list[int]:
-    """``--widths "16,16,16"`` -> ``[16, 16, 16]``.
-
-    Raises:
-        ValueError: not comma-separated positive integers.
-    """
-    try:
-        widths = [int(v) for v in text.split(",")]
-    except ValueError:
-        widths = []
-    if not widths or min(widths) < 1:
-        raise ValueError(f"--widths {text!r}: expected comma-separated positive integers, e.g. 16,16,16")
-    return widths
 
 
 def _check_data(spec: str) -> None:

@@ -16,7 +16,8 @@ from .. import __version__
 from ..defense import ReconstructiveDefense
 from ..losses import VisualLossParts, guidance_loss, visual_loss
 from ..purifiers import ARCHITECTURES, build_purifier, pad_to_stride
-from .config import TrainConfig, attack_parts, config_to_command, corruption_spec, gaussian_sigma, parse_widths
+from .architecture import architecture, frozen_prefixes
+from .config import TrainConfig, attack_parts, config_to_command, corruption_spec, gaussian_sigma
 from .negatives import natural_variants
 from .triplets import _labels_for
 
@@ -113,21 +114,6 @@ class _AnySize(nn.Module):
         return self.net(pad_to_stride(x, stride))[..., :height, :width]
 
 
-def _architecture(config: TrainConfig) -> dict[str, Any]:
-    """The purifier's settings in ``config``: what :func:`build_purifier` and :class:`ReconstructiveDefense`
-    take besides the channel count."""
-    return {
-        "arch": config.arch,
-        "width": config.width,
-        "depth": config.depth,
-        "skip": config.skip,
-        "widths": None if config.widths is None else parse_widths(config.widths),
-        "detail_width": config.detail_width,
-        "detail_depth": config.detail_depth,
-        "inner": config.inner,
-    }
-
-
 def _build_network(config: TrainConfig, in_channels: int, start: ReconstructiveDefense | None) -> nn.Module:
     """The purifier ``config.arch``, randomly initialised or started from ``start`` (``config.init_from``).
 
@@ -138,7 +124,7 @@ def _build_network(config: TrainConfig, in_channels: int, start: ReconstructiveD
     Raises:
         ValueError: ``start`` takes another channel count than the images, or holds another network.
     """
-    net = build_purifier(in_channels=in_channels, **_architecture(config))
+    net = build_purifier(in_channels=in_channels, **architecture(config))
     if start is None:
         return net
     source = _start_name(config)
@@ -154,7 +140,7 @@ def _build_network(config: TrainConfig, in_channels: int, start: ReconstructiveD
     except RuntimeError as err:
         cli = not config.data.startswith("python:")
         theirs = _settings(start.arch, start.hyperparameters, cli)
-        ours = _settings(config.arch, _architecture(config), cli)
+        ours = _settings(config.arch, architecture(config), cli)
         hint = (
             "; train with the weights' settings (--arch detail takes 'recon' weights, --arch gated those of its "
             "--inner kind)"
@@ -187,26 +173,6 @@ def _settings(arch: str, values: dict[str, Any], flags: bool) -> str:
         ("--" if values[k] else "--no-") + k if isinstance(values[k], bool) else f"--{k.replace('_', '-')} {values[k]}"
         for k in keys
     )
-
-
-def _frozen(config: TrainConfig, net: nn.Module) -> list[str]:
-    """The ``freeze`` prefixes, each checked to name parameters of ``net``, and not all of them.
-
-    Raises:
-        ValueError: a prefix no parameter name starts with, or prefixes that leave nothing to train.
-    """
-    frozen = [prefix for prefix in (config.freeze or "").split(",") if prefix]
-    names = [name for name, _ in net.named_parameters()]
-    unknown = [prefix for prefix in frozen if not any(name.startswith(prefix) for name in names)]
-    if unknown:
-        tops = sorted({name.split(".")[0] for name in names})
-        raise ValueError(
-            f"--freeze {config.freeze!r}: no parameter of the --arch {config.arch} network starts with "
-            f"{', '.join(repr(prefix) for prefix in unknown)}; its parameter names start with {tops}"
-        )
-    if frozen and all(any(name.startswith(prefix) for prefix in frozen) for name in names):
-        raise ValueError(f"--freeze {config.freeze!r} leaves no parameter to train")
-    return frozen
 
 
 def _loss(
@@ -302,7 +268,7 @@ def _optimizer(
 ) -> tuple[list[str], torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
     """The ``--freeze`` prefixes (their parameters stop requiring gradients), and Adam with its ``--lr-schedule``
     over the trainable rest."""
-    frozen = _frozen(config, ae)
+    frozen = frozen_prefixes(config, (name for name, _ in ae.named_parameters()))
     trained = [p for name, p in ae.named_parameters() if not any(name.startswith(f) for f in frozen)]
     for name, p in ae.named_parameters():
         p.requires_grad_(not any(name.startswith(f) for f in frozen))
@@ -366,6 +332,6 @@ def _as_defense(
     state: dict[str, torch.Tensor], in_channels: int, config: TrainConfig, meta: dict[str, Any]
 ) -> ReconstructiveDefense:
     """A :class:`ReconstructiveDefense` of ``config``'s architecture holding the network weights ``state``."""
-    defense = ReconstructiveDefense(in_channels, meta=meta, **_architecture(config))
+    defense = ReconstructiveDefense(in_channels, meta=meta, **architecture(config))
     defense.autoencoder.load_state_dict({k: v.float().contiguous() for k, v in state.items()})
     return defense
