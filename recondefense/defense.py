@@ -35,12 +35,12 @@ from .loading import (  # noqa: F401
 from .purifiers import ARCHITECTURES, build_purifier, pad_to_stride
 from .transform import (
     PixelDefense,
-    _value_range,
-    _values_checked,
     check_normalized,
     check_pixels,
     is_tracing,
     range_tolerance,
+    value_range,
+    values_checked,
 )
 from .weights import DEFAULT_ALIAS, close_names, get_weights, list_weights, set_default_weights
 
@@ -498,7 +498,7 @@ class Defended(nn.Module):
         if not pixels.is_floating_point() or is_tracing(pixels) or (self._warned_range and not defense_checks):
             return self.defense(clamped)
         guess = self._guess_convention and not self._warned_pixels
-        lo, hi, *raw = _value_range(pixels, *([x] if guess else []))
+        lo, hi, *raw = value_range(pixels, *([x] if guess else []))
         tolerance = range_tolerance(pixels.dtype)
         if guess and -tolerance <= raw[0] < raw[1] <= 1 + tolerance:  # every value in [0, 1], not one flat grey
             mean, std = (tuple(round(v, 3) for v in t.flatten().tolist()) for t in (self.mean, self.std))
@@ -523,5 +523,5 @@ class Defended(nn.Module):
             return self.defense(clamped)
         if math.isnan(lo) or math.isnan(hi):
             raise ValueError("images contain NaN or Inf values")  # the defense's own check, on the clamped pixels
-        with _values_checked(clamped):
+        with values_checked(clamped):
             return self.defense(clamped)

@@ -80,10 +80,10 @@ def test_timm_names_read_pretrained_cfg(monkeypatch):
 def test_registered_fashion_mnist_classifiers_read_their_accuracies_from_metrics_json():
     import json
 
-    from recondefense.classifiers import _CLASSIFIERS, load_classifier
+    from recondefense.classifiers import CLASSIFIERS, load_classifier
     from recondefense.weights import weights_root
 
-    names = [n for n in _CLASSIFIERS if n.startswith("fashionmnist-")]
+    names = [n for n in CLASSIFIERS if n.startswith("fashionmnist-")]
     assert {
         "fashionmnist-smallcnn",
         "fashionmnist-resnet8",
@@ -91,11 +91,11 @@ def test_registered_fashion_mnist_classifiers_read_their_accuracies_from_metrics
         "fashionmnist-smallcnn-noise-0.50",
     } <= set(names)
     for name in names:
-        entry = _CLASSIFIERS[name]
+        entry = CLASSIFIERS[name]
         metrics = json.loads((weights_root() / entry.folder / "metrics.json").read_text())
         assert entry.meta["test_accuracy"] == metrics["test_accuracy"] and 0.5 < metrics["test_accuracy"] < 1
         assert load_classifier(name)(torch.rand(2, 1, 28, 28)).shape == (2, 10)  # sha256-checked weights load
-    assert _CLASSIFIERS["fashionmnist-smallcnn-noise-0.25"].meta["noise_sigma"] == 0.25
+    assert CLASSIFIERS["fashionmnist-smallcnn-noise-0.25"].meta["noise_sigma"] == 0.25
 
 
 # ------------------------------------------------------------------------- weights, mean and std per spec form

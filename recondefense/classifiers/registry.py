@@ -47,15 +47,15 @@ class ClassifierEntry:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
-_CLASSIFIERS: dict[str, ClassifierEntry] = {}
+CLASSIFIERS: dict[str, ClassifierEntry] = {}
 
 
 def register_classifier(entry: ClassifierEntry) -> None:
     """Add a classifier to the registry (``load_classifier(entry.name)`` then builds it); a name may only be
     registered once, as for weights."""
-    if entry.name in _CLASSIFIERS:
+    if entry.name in CLASSIFIERS:
         raise ValueError(f"classifier {entry.name!r} is already registered")
-    _CLASSIFIERS[entry.name] = entry
+    CLASSIFIERS[entry.name] = entry
 
 
 def check_normalization(
@@ -81,14 +81,14 @@ def check_normalization(
 
 def list_classifiers() -> list[str]:
     """Names of the registered classifiers."""
-    return sorted(_CLASSIFIERS)
+    return sorted(CLASSIFIERS)
 
 
 #: Every spec form but a registered name, as the messages list them.
 SPEC_FORMS = "'torchvision:<arch>[:<WEIGHTS>]', 'timm:<name>' or 'package.module:factory'"
 
 
-def _load_state(model: nn.Module, path: str, sha256: str | None = None, spec: str | None = None) -> nn.Module:
+def load_state(model: nn.Module, path: str, sha256: str | None = None, spec: str | None = None) -> nn.Module:
     """Load the safetensors state dict ``path`` into ``model`` (names and shapes checked from the header first);
     ``sha256`` pins a shipped file, ``spec`` names the classifier in the messages.
 
@@ -112,7 +112,7 @@ def random_weights(spec: str) -> bool:
     """Whether ``spec`` alone gives a randomly initialized network: ``"torchvision:<arch>"`` without ``:<WEIGHTS>``
     (an architecture, for a weights file of your own)."""
     library, _, rest = spec.partition(":")
-    return spec not in _CLASSIFIERS and library == "torchvision" and not rest.partition(":")[2]
+    return spec not in CLASSIFIERS and library == "torchvision" and not rest.partition(":")[2]
 
 
 def _random_weights_message(spec: str) -> str:
@@ -126,10 +126,10 @@ def _random_weights_message(spec: str) -> str:
 
 def _registered(spec: str) -> tuple[nn.Module, tuple[float, ...], tuple[float, ...]]:
     """The registered classifier ``spec`` (its weights loaded, eval mode) and the mean/std it takes input in."""
-    entry = _CLASSIFIERS[spec]
+    entry = CLASSIFIERS[spec]
     model = entry.factory()
     if entry.folder is not None:
-        _load_state(model, str(weights_root() / entry.folder / SAFETENSORS_FILE), entry.sha256, spec)
+        load_state(model, str(weights_root() / entry.folder / SAFETENSORS_FILE), entry.sha256, spec)
     return model.eval(), entry.mean, entry.std
 
 
@@ -153,7 +153,7 @@ def pretrained_classifier(spec: str) -> tuple[nn.Module, tuple[float, ...] | Non
         ImportError: timm, or a registered name's optional packages, are not installed.
         FileNotFoundError: the weights are neither cached nor downloadable (offline).
     """
-    if spec in _CLASSIFIERS:
+    if spec in CLASSIFIERS:
         return _registered(spec)
     if random_weights(spec):
         warnings.warn(_random_weights_message(spec), UserWarning, stacklevel=2)
@@ -188,7 +188,7 @@ def load_classifier(
         ImportError: a registered name whose optional packages are missing (the message says what to install).
     """
     library, _, rest = spec.partition(":")
-    if spec in _CLASSIFIERS:
+    if spec in CLASSIFIERS:
         given = [name for name, value in (("weights", weights), ("mean", mean), ("std", std)) if value is not None]
         if given:
             listed = " and ".join([", ".join(given[:-1]), given[-1]] if len(given) > 1 else given)
@@ -209,7 +209,7 @@ def load_classifier(
     elif library == "torchvision":
         model, _, _ = library_classifier(spec)  # the architecture, randomly initialized
         if weights is not None:
-            _load_state(model, weights, spec=spec)
+            load_state(model, weights, spec=spec)
         else:
             warnings.warn(_random_weights_message(spec) + " (weights=FILE)", UserWarning, stacklevel=2)
     elif rest:
@@ -221,7 +221,7 @@ def load_classifier(
         if not isinstance(model, nn.Module):
             raise TypeError(f"classifier spec {spec!r} returned {type(model).__name__}, expected an nn.Module")
         if weights is not None:
-            _load_state(model, weights, spec=spec)
+            load_state(model, weights, spec=spec)
     else:
         raise ValueError(
             f"unknown classifier {spec!r}: expected a registered name ({', '.join(list_classifiers())}), {SPEC_FORMS}"
@@ -232,7 +232,7 @@ def load_classifier(
 
 
 # Shipped classifiers (trained by `python -m recondefense.train.classifier`, see weights/classifiers/*/README.md).
-def _trained_metrics(folder: str) -> dict[str, Any]:
+def trained_metrics(folder: str) -> dict[str, Any]:
     """Validation and test accuracy (and the noise sigma) from ``weights/<folder>/metrics.json``, which the
     classifier recipe writes (one source, not copied by hand; empty when the folder is not installed)."""
     metrics = read_folder_json(folder, "metrics.json")
@@ -256,7 +256,7 @@ for _name, _factory, _sha in (
             sha256=_sha,
             mean=FASHION_MNIST_MEAN,
             std=FASHION_MNIST_STD,
-            meta={"dataset": "fashionmnist", **_trained_metrics(f"classifiers/{_name}")},
+            meta={"dataset": "fashionmnist", **trained_metrics(f"classifiers/{_name}")},
         )
     )
 

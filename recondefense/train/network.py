@@ -19,13 +19,13 @@ from ..purifiers import ARCHITECTURES, build_purifier, pad_to_stride
 from .architecture import architecture, frozen_prefixes
 from .config import TrainConfig, attack_parts, config_to_command, corruption_spec, gaussian_sigma
 from .negatives import natural_variants
-from .triplets import _labels_for
+from .triplets import labels_for
 
 #: How many items are read, at most, to find one that decodes (unreadable files come back as None).
 _PROBE_ITEMS = 64
 
 
-def _first_item(dataset: Dataset, where: str) -> Any:
+def first_item(dataset: Dataset, where: str) -> Any:
     """The first item of ``dataset`` that decodes, among its first :data:`_PROBE_ITEMS`.
 
     Raises:
@@ -39,18 +39,18 @@ def _first_item(dataset: Dataset, where: str) -> Any:
     return item
 
 
-def _probe(
+def probe(
     train_set: Dataset, names: list[str], classifiers: list[nn.Module], data_name: str, device: torch.device
 ) -> tuple[int, int]:
     """The channel count of the training images (the network's input) and the class count of the first
     classifier, once every classifier is checked to take the images and to output the data's classes."""
     if len(train_set) == 0:
         raise ValueError(f"the training data {data_name!r} is empty")
-    image = _first_item(train_set, f"the training data {data_name!r}")[0]
+    image = first_item(train_set, f"the training data {data_name!r}")[0]
     classes = _num_classes(train_set)
     counts = []
     for spec, model_k in zip(names, classifiers):
-        outputs = _classify_probe(spec, model_k, image, device).shape[-1]
+        outputs = classify_probe(spec, model_k, image, device).shape[-1]
         if classes is not None and classes != outputs:
             raise ValueError(
                 f"the classifier {spec!r} outputs {outputs} classes but the data {data_name!r} has {classes}: "
@@ -60,7 +60,7 @@ def _probe(
     return image.shape[0], counts[0]
 
 
-def _classify_probe(spec: str, classifier: nn.Module, image: torch.Tensor, device: torch.device) -> torch.Tensor:
+def classify_probe(spec: str, classifier: nn.Module, image: torch.Tensor, device: torch.device) -> torch.Tensor:
     """The classifier's logits on one training image ``(C, H, W)``; a classifier that cannot take it is a
     ValueError naming the channel counts (the first convolution run) or the image's shape."""
     first: list[nn.Conv2d] = []
@@ -97,7 +97,7 @@ def _num_classes(dataset: Dataset) -> int | None:
     return int(labels.max()) + 1 if labels is not None else None
 
 
-class _AnySize(nn.Module):
+class AnySize(nn.Module):
     """A purifier on any height and width, as :meth:`ReconstructiveDefense.purify` runs it: padded to its
     ``stride`` (:func:`~recondefense.purifiers.pad_to_stride`), cropped back. Batches of multiples of the stride
     go through unchanged. Holds no parameters of its own: ``net``'s state dict is the one saved."""
@@ -114,7 +114,7 @@ class _AnySize(nn.Module):
         return self.net(pad_to_stride(x, stride))[..., :height, :width]
 
 
-def _build_network(config: TrainConfig, in_channels: int, start: ReconstructiveDefense | None) -> nn.Module:
+def build_network(config: TrainConfig, in_channels: int, start: ReconstructiveDefense | None) -> nn.Module:
     """The purifier ``config.arch``, randomly initialised or started from ``start`` (``config.init_from``).
 
     A ``"detail"`` network may start from trained ``"recon"`` weights: they fill its bottleneck AE and the
@@ -175,7 +175,7 @@ def _settings(arch: str, values: dict[str, Any], flags: bool) -> str:
     )
 
 
-def _loss(
+def train_loss(
     config: TrainConfig,
     ae: nn.Module,
     model: nn.Module,
@@ -226,7 +226,7 @@ def _guidance(
     clean_guide = None if recon_clean is None else recon.new_zeros(())
     correct = 0
     for k, rows in groups:
-        clean_logits, labels = _labels_for(classifiers[k], x[rows], y[rows], relabel)
+        clean_logits, labels = labels_for(classifiers[k], x[rows], y[rows], relabel)
         share = len(rows) / len(y)
         logits = classifiers[k](recon[rows])
         guide = guide + share * guidance_loss(logits, clean_logits, labels, config.guidance)
@@ -255,7 +255,7 @@ def _gate_loss(
     return F.binary_cross_entropy_with_logits(logits, targets)
 
 
-def _train_mode(ae: nn.Module, frozen: list[str]) -> None:
+def train_mode(ae: nn.Module, frozen: list[str]) -> None:
     """Training mode, except the frozen sub-networks: they stay in eval mode (batch norm statistics kept)."""
     ae.train()
     for name, module in ae.named_modules():
@@ -263,7 +263,7 @@ def _train_mode(ae: nn.Module, frozen: list[str]) -> None:
             module.eval()
 
 
-def _optimizer(
+def optimizer(
     config: TrainConfig, ae: nn.Module, steps_per_epoch: int
 ) -> tuple[list[str], torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
     """The ``--freeze`` prefixes (their parameters stop requiring gradients), and Adam with its ``--lr-schedule``
@@ -283,7 +283,7 @@ def _optimizer(
     return frozen, opt, sched
 
 
-def _save_final(
+def save_final(
     ae: nn.Module,
     config: TrainConfig,
     val: dict[str, float],
@@ -323,12 +323,12 @@ def _save_final(
         "recondefense_version": __version__,
         **config.extra_meta,
     }
-    defense = _as_defense(ae.state_dict(), ae.in_channels, config, meta)
+    defense = as_defense(ae.state_dict(), ae.in_channels, config, meta)
     (final / "README.md").unlink(missing_ok=True)  # a resumed run writes its card anew
     defense.save_pretrained(final)
 
 
-def _as_defense(
+def as_defense(
     state: dict[str, torch.Tensor], in_channels: int, config: TrainConfig, meta: dict[str, Any]
 ) -> ReconstructiveDefense:
     """A :class:`ReconstructiveDefense` of ``config``'s architecture holding the network weights ``state``."""
