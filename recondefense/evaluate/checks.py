@@ -28,7 +28,7 @@ def classifier_problem(name: str | None, tier: Tier) -> str | None:
     entry, target = CLASSIFIERS.get(name or ""), CLASSIFIERS.get(tier.classifier)
     if entry is None or target is None:
         return None
-    dataset, expected = entry.meta.get("dataset"), target.meta.get("dataset")
+    dataset, expected = entry.dataset, target.dataset
     if dataset is None or expected is None or dataset == expected:
         return None
     shape = " x ".join(str(s) for s in tier.image_shape)
