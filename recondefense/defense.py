@@ -32,7 +32,7 @@ from .loading import (  # noqa: F401
     hub_not_found,
     load_checked,
 )
-from .purifiers import ARCHITECTURES, build_purifier, pad_to_stride
+from .purifiers import ARCHITECTURES, PurifierConfig, pad_to_stride
 from .transform import (
     PixelDefense,
     check_normalized,
@@ -154,19 +154,13 @@ class ReconstructiveDefense(
             raise ValueError(f"unknown purifier architecture {arch!r}: expected one of {sorted(ARCHITECTURES)}")
         super().__init__()
         self.arch = arch
-        #: the constructor's network arguments (what config.json holds besides meta and version)
-        self.hyperparameters: dict[str, Any] = {
-            "in_channels": in_channels,
-            "width": width,
-            "depth": depth,
-            "skip": skip,
-            "widths": None if widths is None else [int(w) for w in widths],
-            "arch": arch,
-            "detail_width": detail_width,
-            "detail_depth": detail_depth,
-            "inner": inner,
-        }
-        self.autoencoder = build_purifier(**self.hyperparameters)
+        #: the network's hyper-parameters (what config.json holds besides meta and version)
+        self.purifier_config = PurifierConfig(
+            in_channels, width, depth, skip, widths, arch, detail_width, detail_depth, inner
+        )
+        #: :attr:`purifier_config` as a dict (``widths`` a list)
+        self.hyperparameters: dict[str, Any] = self.purifier_config.as_dict()
+        self.autoencoder = self.purifier_config.build()
         self.meta: dict[str, Any] = dict(meta or {})
         self.requires_grad_(False)
         self.eval()

@@ -5,12 +5,14 @@ and :mod:`~recondefense.train.network` (which builds the network from it)."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ..purifiers import PurifierConfig
 
 if TYPE_CHECKING:
     from .config import TrainConfig
 
-__all__ = ["parse_widths", "architecture", "frozen_prefixes", "check_freeze"]
+__all__ = ["parse_widths", "purifier_config", "frozen_prefixes", "check_freeze"]
 
 
 def parse_widths(text: str) -> list[int]:
@@ -28,19 +30,20 @@ def parse_widths(text: str) -> list[int]:
     return widths
 
 
-def architecture(config: TrainConfig) -> dict[str, Any]:
-    """The purifier's settings in ``config``: what :func:`~recondefense.purifiers.build_purifier` and
-    :class:`~recondefense.ReconstructiveDefense` take besides the channel count."""
-    return {
-        "arch": config.arch,
-        "width": config.width,
-        "depth": config.depth,
-        "skip": config.skip,
-        "widths": None if config.widths is None else parse_widths(config.widths),
-        "detail_width": config.detail_width,
-        "detail_depth": config.detail_depth,
-        "inner": config.inner,
-    }
+def purifier_config(config: TrainConfig, in_channels: int = 1) -> PurifierConfig:
+    """The purifier ``config`` trains, for images of ``in_channels`` channels (the parameter names do not depend
+    on it): what :class:`~recondefense.ReconstructiveDefense` takes and the saved config.json holds."""
+    return PurifierConfig(
+        in_channels=in_channels,
+        width=config.width,
+        depth=config.depth,
+        skip=config.skip,
+        widths=None if config.widths is None else tuple(parse_widths(config.widths)),
+        arch=config.arch,
+        detail_width=config.detail_width,
+        detail_depth=config.detail_depth,
+        inner=config.inner,
+    )
 
 
 def frozen_prefixes(config: TrainConfig, names: Iterable[str]) -> list[str]:
@@ -72,8 +75,6 @@ def check_freeze(config: TrainConfig) -> None:
     """
     import torch
 
-    from ..purifiers import build_purifier
-
     with torch.device("meta"):
-        net = build_purifier(in_channels=1, **architecture(config))
+        net = purifier_config(config).build()
     frozen_prefixes(config, (name for name, _ in net.named_parameters()))

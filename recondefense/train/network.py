@@ -15,8 +15,8 @@ from torch.utils.data import Dataset
 from .. import __version__
 from ..defense import ReconstructiveDefense
 from ..losses import VisualLossParts, guidance_loss, visual_loss
-from ..purifiers import ARCHITECTURES, build_purifier, pad_to_stride
-from .architecture import architecture, frozen_prefixes
+from ..purifiers import ARCHITECTURES, pad_to_stride
+from .architecture import frozen_prefixes, purifier_config
 from .config import TrainConfig, attack_parts, config_to_command, corruption_spec, gaussian_sigma
 from .negatives import natural_variants
 from .triplets import labels_for
@@ -124,7 +124,7 @@ def build_network(config: TrainConfig, in_channels: int, start: ReconstructiveDe
     Raises:
         ValueError: ``start`` takes another channel count than the images, or holds another network.
     """
-    net = build_purifier(in_channels=in_channels, **architecture(config))
+    net = purifier_config(config, in_channels).build()
     if start is None:
         return net
     source = _start_name(config)
@@ -140,7 +140,7 @@ def build_network(config: TrainConfig, in_channels: int, start: ReconstructiveDe
     except RuntimeError as err:
         cli = not config.data.startswith("python:")
         theirs = _settings(start.arch, start.hyperparameters, cli)
-        ours = _settings(config.arch, architecture(config), cli)
+        ours = _settings(config.arch, purifier_config(config).as_dict(), cli)
         hint = (
             "; train with the weights' settings (--arch detail takes 'recon' weights, --arch gated those of its "
             "--inner kind)"
@@ -332,6 +332,6 @@ def as_defense(
     state: dict[str, torch.Tensor], in_channels: int, config: TrainConfig, meta: dict[str, Any]
 ) -> ReconstructiveDefense:
     """A :class:`ReconstructiveDefense` of ``config``'s architecture holding the network weights ``state``."""
-    defense = ReconstructiveDefense(in_channels, meta=meta, **architecture(config))
+    defense = ReconstructiveDefense(**purifier_config(config, in_channels).as_dict(), meta=meta)
     defense.autoencoder.load_state_dict({k: v.float().contiguous() for k, v in state.items()})
     return defense
