@@ -6,6 +6,7 @@ Classification" (WACV 2022 workshops).
 
 from __future__ import annotations
 
+from . import shipped as shipped  # registers the shipped weights
 from .autoencoder import ReconAutoencoder
 from .defense import IMAGENET_MEAN, IMAGENET_STD, Defended, ReconstructiveDefense
 from .transform import PixelDefense
