@@ -6,8 +6,10 @@ Classification" (WACV 2022 workshops).
 
 from __future__ import annotations
 
+from . import shipped as shipped  # registers the shipped weights
 from .autoencoder import ReconAutoencoder
-from .defense import IMAGENET_MEAN, IMAGENET_STD, Defended, ReconstructiveDefense
+from .defended import Defended
+from .defense import IMAGENET_MEAN, IMAGENET_STD, ReconstructiveDefense
 from .transform import PixelDefense
 from .weights import get_weights, list_weights
 

@@ -308,11 +308,10 @@ def _weights(args: argparse.Namespace) -> int:
 
     names = list_weights()
     for name in names:
-        meta = get_weights(name).meta
+        entry = get_weights(name)
         mark = f" (default: --weights {DEFAULT_ALIAS})" if name == names.default else ""
         print(
-            f"{name}{mark}: {meta.get('dataset', '?')}, classifier {meta.get('classifier', '?')}, "
-            f"attack {meta.get('attack', '?')}"
+            f"{name}{mark}: {entry.dataset or '?'}, classifier {entry.classifier or '?'}, attack {entry.attack or '?'}"
         )
     if not names:
         print("no weights shipped")

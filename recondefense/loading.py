@@ -27,7 +27,7 @@ from huggingface_hub.utils import (
 from torch import nn
 
 from .errors import ConfigError, CorruptWeightsError, ModelTooLargeError, NonFiniteWeightsError, WeightsMismatchError
-from .purifiers import ARCHITECTURES, GATED_INNER
+from .purifiers import PurifierConfig
 from .weights import CONFIG_FILE, SAFETENSORS_FILE
 
 __all__ = [
@@ -45,14 +45,6 @@ __all__ = [
 FORMAT_VERSION = 1
 #: The largest network config.json may describe (parameters); the shipped ones have under 0.2 M.
 MAX_PARAMETERS = 50_000_000
-#: config.json keys: (type, low, high) for integers, a type otherwise; checked before anything is built.
-_INT_RANGES = {
-    "in_channels": (1, 16),
-    "width": (1, 1024),
-    "depth": (1, 8),
-    "detail_width": (1, 256),
-    "detail_depth": (1, 6),
-}
 
 
 def load_checked(
@@ -98,12 +90,10 @@ def load_checked(
     return model.to(map_location)
 
 
-def _validated_config(
-    config: Any, source: str, known: set[str], factory: Callable[..., nn.Module] | None = None
-) -> dict[str, Any]:
+def _validated_config(config: Any, source: str, known: set[str], factory: Callable[..., nn.Module]) -> dict[str, Any]:
     """The constructor arguments of a config.json after checking types, ranges and the size of
-    ``factory(**config)`` (default :class:`~recondefense.ReconstructiveDefense`; built on the meta device:
-    nothing allocated).
+    ``factory(**config)`` (e.g. :class:`~recondefense.ReconstructiveDefense`, passed in by the caller: this module
+    sits below the classes it loads; built on the meta device: nothing allocated).
 
     Raises:
         ConfigError: not a dict, wrong version, unknown key, a wrong type or out of range.
@@ -122,27 +112,11 @@ def _validated_config(
     def fail(key: str, wanted: str) -> ConfigError:
         return ConfigError(f"{source}: config.json {key}={config[key]!r}: expected {wanted}")
 
-    for key, (low, high) in _INT_RANGES.items():
-        value = config.get(key)
-        if key in config and (type(value) is not int or not low <= value <= high):
-            raise fail(key, f"an integer in [{low}, {high}]")
-    if "skip" in config and type(config["skip"]) is not bool:
-        raise fail("skip", "true or false")
-    widths = config.get("widths")
-    if widths is not None and (
-        not isinstance(widths, list)
-        or not 1 <= len(widths) <= _INT_RANGES["depth"][1]
-        or any(type(w) is not int or not 1 <= w <= _INT_RANGES["width"][1] for w in widths)
-    ):
-        raise fail("widths", "null or a list of 1 to 8 integers in [1, 1024]")
-    if "arch" in config and config["arch"] not in ARCHITECTURES:
-        raise fail("arch", f"one of {sorted(ARCHITECTURES)}")
-    if "inner" in config and config["inner"] not in GATED_INNER:
-        raise fail("inner", f"one of {list(GATED_INNER)}")
+    bad = PurifierConfig.from_dict(config).problem()  # the defaults of absent keys are valid
+    if bad is not None:
+        raise fail(*bad)
     if config.get("meta") is not None and not isinstance(config["meta"], dict):
         raise fail("meta", "a JSON object or null")
-    if factory is None:
-        from .defense import ReconstructiveDefense as factory
     kwargs = dict(config)
     try:
         with torch.device("meta"):

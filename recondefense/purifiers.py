@@ -19,6 +19,8 @@ Every architecture maps ``(N, C, H, W)`` in [0, 1] to ``(N, C, H, W)`` and expos
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from typing import Any
 
 import torch
@@ -33,6 +35,8 @@ __all__ = [
     "GatedPurifier",
     "GATED_INNER",
     "ARCHITECTURES",
+    "INT_RANGES",
+    "PurifierConfig",
     "build_purifier",
     "pad_to_stride",
 ]
@@ -273,3 +277,84 @@ def build_purifier(arch: str = "recon", **config: Any) -> nn.Module:
         raise ValueError(f"unknown purifier architecture {arch!r}: expected one of {sorted(ARCHITECTURES)}")
     cls, keys = ARCHITECTURES[arch]
     return cls(**{k: config[k] for k in keys if k in config})
+
+
+#: The integer hyper-parameters and their ranges, ``(low, high)``: what an untrusted config.json may ask for.
+INT_RANGES: dict[str, tuple[int, int]] = {
+    "in_channels": (1, 16),
+    "width": (1, 1024),
+    "depth": (1, 8),
+    "detail_width": (1, 256),
+    "detail_depth": (1, 6),
+}
+
+
+@dataclass(frozen=True)
+class PurifierConfig:
+    """One purifier's hyper-parameters, the one list of them: what :class:`~recondefense.ReconstructiveDefense`
+    takes, its config.json holds (besides ``meta`` and ``format_version``) and a training run sets.
+
+    Defaults: the paper's AE (section 3.1: width 16, three blocks, the skip on). ``widths`` overrides ``width``
+    and ``depth``; ``detail_width``/``detail_depth`` size the detail U-Net of ``"detail"`` and the gate of
+    ``"gated"``; ``inner`` is what ``"gated"`` holds behind its gate. Keys an architecture does not take are
+    ignored by :meth:`build` (:data:`ARCHITECTURES` lists those it takes).
+    """
+
+    in_channels: int = 3
+    width: int = 16
+    depth: int = 3
+    skip: bool = True
+    widths: tuple[int, ...] | list[int] | None = None
+    arch: str = "recon"
+    detail_width: int = 16
+    detail_depth: int = 2
+    inner: str = "recon"
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> PurifierConfig:
+        """The config of ``values`` (e.g. a config.json), other keys ignored, values not checked: see :meth:`problem`."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in names})
+
+    def as_dict(self) -> dict[str, Any]:
+        """The hyper-parameters as config.json holds them (``widths`` a list of ints or None)."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values["widths"] = None if self.widths is None else [int(w) for w in self.widths]
+        return values
+
+    def problem(self) -> tuple[str, str] | None:
+        """The first hyper-parameter of a wrong type or out of range, as ``(name, what was expected)``; None when
+        all are valid. Nothing is built."""
+        for key, (low, high) in INT_RANGES.items():
+            value = getattr(self, key)
+            if type(value) is not int or not low <= value <= high:
+                return key, f"an integer in [{low}, {high}]"
+        if type(self.skip) is not bool:
+            return "skip", "true or false"
+        widths, (_, most), (_, widest) = self.widths, INT_RANGES["depth"], INT_RANGES["width"]
+        if widths is not None and (
+            not isinstance(widths, (list, tuple))
+            or not 1 <= len(widths) <= most
+            or any(type(w) is not int or not 1 <= w <= widest for w in widths)
+        ):
+            return "widths", f"null or a list of 1 to {most} integers in [1, {widest}]"
+        if not isinstance(self.arch, str) or self.arch not in ARCHITECTURES:
+            return "arch", f"one of {sorted(ARCHITECTURES)}"
+        if self.inner not in GATED_INNER:
+            return "inner", f"one of {list(GATED_INNER)}"
+        return None
+
+    def validate(self) -> PurifierConfig:
+        """``self``, checked by :meth:`problem` (nothing built).
+
+        Raises:
+            ValueError: naming the hyper-parameter, its value and what was expected.
+        """
+        bad = self.problem()
+        if bad is not None:
+            raise ValueError(f"{bad[0]}={getattr(self, bad[0])!r}: expected {bad[1]}")
+        return self
+
+    def build(self) -> nn.Module:
+        """The purifier network (:func:`build_purifier`)."""
+        return build_purifier(**self.as_dict())

@@ -47,14 +47,14 @@ _FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 _CHECKED: contextvars.ContextVar[torch.Tensor | None] = contextvars.ContextVar("recondefense_checked", default=None)
 
 
-def _value_range(images: torch.Tensor, *more: torch.Tensor) -> list[float]:
+def value_range(images: torch.Tensor, *more: torch.Tensor) -> list[float]:
     """The smallest and largest value of ``images`` (both NaN when one is NaN), then of each of ``more`` (of the
     same dtype), all read back to the host at once: ``[lo, hi, lo, hi, ...]``."""
     return torch.stack([v for t in (images, *more) for v in torch.aminmax(t.detach())]).tolist()
 
 
 @contextlib.contextmanager
-def _values_checked(images: torch.Tensor) -> Iterator[None]:
+def values_checked(images: torch.Tensor) -> Iterator[None]:
     """Within the block, :func:`check_pixels` skips the value checks of ``images`` (this very tensor only): the
     caller has made them, so an eager call reads the values back to the host once instead of twice."""
     token = _CHECKED.set(images)
@@ -153,7 +153,7 @@ def check_pixels(
         return batch.float() / 255
     if is_tracing(batch) or images is _CHECKED.get():
         return batch
-    lo, hi = _value_range(batch)
+    lo, hi = value_range(batch)
     if not (math.isfinite(lo) and math.isfinite(hi)):
         raise ValueError(f"{name} contain NaN or Inf values")
     tolerance = range_tolerance(batch.dtype)

@@ -22,7 +22,7 @@ from recondefense import ReconstructiveDefense
 from recondefense.classifiers import load_classifier
 from recondefense.data import load_dataset
 from recondefense.train.config import TrainConfig
-from recondefense.train.triplets import _TripletMaker
+from recondefense.train.triplets import TripletMaker
 from recondefense.train.validation import validate
 
 
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     classifier = load_classifier(args.classifier).eval()
     val_set = load_dataset(args.data, "val", classifier=classifier)
-    maker = _TripletMaker(config, [classifier])
+    maker = TripletMaker(config, [classifier])
     validation = validate(defense.autoencoder, classifier, maker, val_set, config, torch.device("cpu"))
     meta = {
         **inner.meta,

@@ -1069,15 +1069,14 @@ def weights_page(root: Path) -> str:
     commands = []
     for name in list_weights():
         entry = get_weights(name)
-        meta = entry.meta
         config = json.loads((root / "weights" / entry.folder / "config.json").read_text())
         card = config.get("meta") or {}
-        val = meta.get("validation") or {}
+        val = card.get("validation") or {}
         arch = config.get("arch", "recon")
-        what = [str(meta.get("attack")), f"arch {arch}"]
-        if meta.get("clean_fraction"):
-            what.append(f"clean fraction {meta['clean_fraction']}")
-        if meta.get("adaptive") or card.get("adaptive"):
+        what = [str(entry.attack), f"arch {arch}"]
+        if entry.clean_fraction:
+            what.append(f"clean fraction {entry.clean_fraction}")
+        if entry.adaptive or card.get("adaptive"):
             what.append("adaptive")
         if card.get("guidance"):
             what.append(f"guidance {card['guidance']}")
@@ -1087,7 +1086,7 @@ def weights_page(root: Path) -> str:
             return f"{val[key]:.3f}" if isinstance(val.get(key), float | int) else "-"
 
         lines.append(
-            f"| {shown} | `{meta.get('classifier')}` | {', '.join(what)} | {val.get('n', '-')} | "
+            f"| {shown} | `{entry.classifier}` | {', '.join(what)} | {val.get('n', '-')} | "
             f"{number('clean_acc')} ({number('clean_acc_undefended')}) | "
             f"{number('attacked_acc')} ({number('attacked_acc_undefended')}) | "
             + (f"{val['psnr']:.1f}" if isinstance(val.get("psnr"), float | int) else "-")

@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from recondefense.corruptions import CORRUPTIONS, REFERENCE_CONSTANTS, Corruption, corrupt
-from recondefense.corruptions._ops import _motion_blur, _plasma_fractal
+from recondefense.corruptions._ops import motion_blur, plasma_fractal
 from recondefense.corruptions.blur import _disk_kernel
 
 # the warning that a small blur does nothing (tested below) would repeat for many tests here
@@ -346,7 +346,7 @@ def test_motion_blur_kernel_is_imagemagick_line():
     img = torch.zeros(1, 1, 41, 41)
     img[0, 0, 20, 20] = 1.0
     radius, sigma = 10, 3
-    out = _motion_blur(img, radius, sigma, torch.tensor([0.0]))
+    out = motion_blur(img, radius, sigma, torch.tensor([0.0]))
     i = torch.arange(2 * radius + 1, dtype=torch.float64)
     k = torch.exp(-(i**2) / (2 * sigma**2))
     k = (k / k.sum()).float()
@@ -355,7 +355,7 @@ def test_motion_blur_kernel_is_imagemagick_line():
     assert float(out.sum()) == pytest.approx(1.0, abs=1e-6)
     assert float(out[0, 0, 20, 21:].abs().sum()) == 0.0 and float(out[0, 0, :20].abs().sum()) == 0.0
     # angle 90: along +y
-    out = _motion_blur(img, radius, sigma, torch.tensor([90.0]))
+    out = motion_blur(img, radius, sigma, torch.tensor([90.0]))
     torch.testing.assert_close(out[0, 0, 20 - 2 * radius : 21, 20].flip(0), k)
 
 
@@ -375,7 +375,7 @@ def test_defocus_disk_kernel():
 
 
 def test_plasma_fractal_range_and_shape():
-    maps = _plasma_fractal(3, 64, 2.0, gen(), torch.device("cpu"))
+    maps = plasma_fractal(3, 64, 2.0, gen(), torch.device("cpu"))
     assert maps.shape == (3, 64, 64)
     flat = maps.reshape(3, -1)
     torch.testing.assert_close(flat.amin(1), torch.zeros(3, dtype=maps.dtype))

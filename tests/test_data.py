@@ -16,7 +16,7 @@ from recondefense.data import (
     load_dataset,
     photo_count,
 )
-from recondefense.data._tensors import _TensorImages
+from recondefense.data._tensors import TensorImages
 
 
 def test_imagefolder_defaults_to_the_folder_size_like_folder_specs(tmp_path):
@@ -79,7 +79,7 @@ def test_label_with_classifier_runs_in_eval_mode_and_restores_the_mode(tmp_path)
     classifier.train()
     classifier[1].running_mean.normal_()  # eval-mode predictions depend on the stored statistics only
     stats = classifier[1].running_mean.clone()
-    images = _TensorImages(torch.randint(0, 256, (10, 3, 8, 8), dtype=torch.uint8), torch.full((10,), -1))
+    images = TensorImages(torch.randint(0, 256, (10, 3, 8, 8), dtype=torch.uint8), torch.full((10,), -1))
     labels = [[label for _, label in label_with_classifier(images, classifier, batch_size=b)] for b in (1, 3, 10)]
     assert labels[0] == labels[1] == labels[2]
     assert torch.equal(classifier[1].running_mean, stats) and classifier.training and classifier[1].training

@@ -27,7 +27,7 @@ def _table(rows: list[dict]) -> dict[tuple[str, str], dict]:
 def test_shipped_weights_are_registered_and_load(name: str) -> None:
     assert name in list_weights()
     entry = get_weights(name)
-    assert entry.meta["classifier"] == TIER.classifier and entry.meta["dataset"] == "fashionmnist"
+    assert entry.classifier == TIER.classifier and entry.dataset == "fashionmnist"
     defense = ReconstructiveDefense.from_pretrained(name)  # checks the sha256
     assert defense.autoencoder.in_channels == 1
     out = defense(torch.rand(2, 1, 28, 28))
@@ -299,14 +299,14 @@ def test_cli_figures_and_curve_use_the_limit_and_the_evaluated_classifier(tmp_pa
 @needs_fashion_mnist
 def test_eps_curve_uses_its_limit_and_classifier(tmp_path) -> None:
     from recondefense.evaluate import eps_curve
-    from recondefense.evaluate.run import _correct, _load_checked_classifier
+    from recondefense.evaluate.run import count_correct, load_checked_classifier
 
     points = eps_curve(
         TIER, ["bitdepth"], tmp_path / "c.png", eps_values=(0.0,), limit=6, classifier="fashionmnist-resnet8"
     )
-    resnet = _load_checked_classifier(TIER, "fashionmnist-resnet8", "cpu")
+    resnet = load_checked_classifier(TIER, "fashionmnist-resnet8", "cpu")
     x, y = zip(*(TIER.test_set()[i] for i in range(6)))
-    assert points[0]["undefended"] == _correct(resnet, torch.stack(x), torch.tensor(y)) / 6
+    assert points[0]["undefended"] == count_correct(resnet, torch.stack(x), torch.tensor(y)) / 6
     assert (tmp_path / "c.png").is_file()
     with pytest.raises(ValueError, match="limit must be a positive number"):
         eps_curve(TIER, ["bitdepth"], tmp_path / "d.png", limit=0)

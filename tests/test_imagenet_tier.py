@@ -184,7 +184,7 @@ def test_fixed_crops_grid() -> None:
 def test_label_with_classifier_uses_clean_predictions() -> None:
     classifier = _tiny_classifier()
     images = torch.rand(7, 3, 8, 8)
-    base = _tensors._TensorImages((images * 255).to(torch.uint8), torch.full((7,), UNLABELLED))
+    base = _tensors.TensorImages((images * 255).to(torch.uint8), torch.full((7,), UNLABELLED))
 
     class WithBroken(torch.utils.data.Dataset):
         def __len__(self) -> int:

@@ -227,7 +227,7 @@ def test_triplet_caching_resumes_after_a_kill_and_gives_the_same_cache(tmp_path,
     train(_config(data, whole, triplets="cached", epochs=1, warmup_epochs=1, stop_after_steps=1))
 
     calls = {"n": 0}
-    attack = triplets._attack_groups
+    attack = triplets.attack_groups
 
     def killed_after_two(*args, **kwargs):
         calls["n"] += 1
@@ -235,7 +235,7 @@ def test_triplet_caching_resumes_after_a_kill_and_gives_the_same_cache(tmp_path,
             raise KeyboardInterrupt
         return attack(*args, **kwargs)
 
-    monkeypatch.setattr(triplets, "_attack_groups", killed_after_two)
+    monkeypatch.setattr(triplets, "attack_groups", killed_after_two)
     part = tmp_path / "part"
     with pytest.raises(KeyboardInterrupt):
         train(_config(data, part, triplets="cached", epochs=1, warmup_epochs=1, stop_after_steps=1))
@@ -299,7 +299,7 @@ def test_the_object_tier_labels_once_and_reads_them_back_from_the_cache(tmp_path
 
     images = torch.zeros(4, 3, 4, 4)
     images[:, 0, 0, 0] = torch.tensor([0.1, 0.2, 0.3, 0.4])
-    crops = data._tensors._TensorImages((images * 255).round().to(torch.uint8), torch.full((4,), -1))
+    crops = data._tensors.TensorImages((images * 255).round().to(torch.uint8), torch.full((4,), -1))
     made = []
     monkeypatch.setenv("RECONDEFENSE_CACHE", str(tmp_path))
     monkeypatch.setattr(data, "object_test_crops", lambda: crops)

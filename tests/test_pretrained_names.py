@@ -14,6 +14,7 @@ from torch import nn
 from recondefense import Defended
 from recondefense.classifiers import load_classifier, pretrained_classifier
 from recondefense.errors import CorruptWeightsError, WeightsMismatchError
+from recondefense.weights import list_weights
 
 
 @pytest.fixture
@@ -80,10 +81,10 @@ def test_timm_names_read_pretrained_cfg(monkeypatch):
 def test_registered_fashion_mnist_classifiers_read_their_accuracies_from_metrics_json():
     import json
 
-    from recondefense.classifiers import _CLASSIFIERS, load_classifier
+    from recondefense.classifiers import CLASSIFIERS, load_classifier
     from recondefense.weights import weights_root
 
-    names = [n for n in _CLASSIFIERS if n.startswith("fashionmnist-")]
+    names = [n for n in CLASSIFIERS if n.startswith("fashionmnist-")]
     assert {
         "fashionmnist-smallcnn",
         "fashionmnist-resnet8",
@@ -91,11 +92,11 @@ def test_registered_fashion_mnist_classifiers_read_their_accuracies_from_metrics
         "fashionmnist-smallcnn-noise-0.50",
     } <= set(names)
     for name in names:
-        entry = _CLASSIFIERS[name]
+        entry = CLASSIFIERS[name]
         metrics = json.loads((weights_root() / entry.folder / "metrics.json").read_text())
-        assert entry.meta["test_accuracy"] == metrics["test_accuracy"] and 0.5 < metrics["test_accuracy"] < 1
+        assert entry.metrics["test_accuracy"] == metrics["test_accuracy"] and 0.5 < metrics["test_accuracy"] < 1
         assert load_classifier(name)(torch.rand(2, 1, 28, 28)).shape == (2, 10)  # sha256-checked weights load
-    assert _CLASSIFIERS["fashionmnist-smallcnn-noise-0.25"].meta["noise_sigma"] == 0.25
+    assert CLASSIFIERS["fashionmnist-smallcnn-noise-0.25"].metrics["noise_sigma"] == 0.25
 
 
 # ------------------------------------------------------------------------- weights, mean and std per spec form
@@ -187,3 +188,36 @@ def test_training_against_an_untrained_torchvision_network_is_refused(tmp_path, 
     assert code == 2 and len(err) == 1, err
     assert "randomly initialized" in err[0] and "--classifier-weights" in err[0], err
     assert not (tmp_path / "o").exists()
+
+
+def test_import_reads_no_json_file():
+    """The registries read their folders' config.json and metrics.json on first use, never at import."""
+    import subprocess
+
+    code = (
+        "import sys\n"
+        "opened = []\n"
+        "sys.addaudithook(lambda event, args: opened.append(str(args[0])) if event == 'open' else None)\n"
+        "import recondefense, recondefense.classifiers, recondefense.evaluate.tiers\n"
+        "print([p for p in opened if p.endswith('.json') and 'recondefense' in p])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("name", list_weights())
+def test_weights_entries_are_typed_and_agree_with_their_folder(name):
+    import json
+
+    from recondefense.budgets import BUDGETS
+    from recondefense.evaluate.tiers import TIERS
+    from recondefense.weights import get_weights, weights_root
+
+    entry = get_weights(name)
+    config = json.loads((weights_root() / entry.folder / "config.json").read_text())
+    assert entry.arch == config.get("arch", "recon")
+    assert entry.run_meta == (config.get("meta") or {}) and entry.validation == entry.run_meta["validation"]
+    assert entry.budget in BUDGETS.values() and entry.input_size == entry.budget.image_shape
+    tier = TIERS["fashionmnist" if entry.budget.name == "fashionmnist" else "imagenet-photos"]
+    assert tier.pgd == entry.budget.pgd and tier.image_shape == entry.input_size  # one definition of the budget
+    assert entry.meta["eps"] == entry.budget.eps and entry.meta["validation"] == entry.validation  # the old dict

@@ -9,7 +9,15 @@ import torch
 
 from recondefense import ReconstructiveDefense
 from recondefense.autoencoder import ReconAutoencoder
-from recondefense.purifiers import ARCHITECTURES, DetailPurifier, ResidualPurifier, build_purifier, pad_to_stride
+from recondefense.purifiers import (
+    ARCHITECTURES,
+    DetailPurifier,
+    PurifierConfig,
+    ResidualPurifier,
+    build_purifier,
+    pad_to_stride,
+)
+from recondefense.weights import get_weights, list_weights, weights_root
 
 
 def test_residual_purifier_is_exactly_the_identity_at_init():
@@ -120,3 +128,36 @@ def test_pad_to_stride_replicates_the_bottom_and_right_edges():
     assert padded.shape == (2, 3, 8, 8) and torch.equal(padded[..., :5, :6], x)
     assert torch.equal(padded[..., 7, :6], x[..., 4, :]) and torch.equal(padded[..., :5, 7], x[..., :, 5])
     assert pad_to_stride(x, 1) is x and pad_to_stride(padded, 4).shape == padded.shape
+
+
+@pytest.mark.parametrize("name", list_weights())
+def test_every_shipped_config_json_is_a_valid_purifier_config(name):
+    """One PurifierConfig for every config.json: the shipped ones read back unchanged, valid, building the network
+    the defense holds."""
+
+    config = json.loads((weights_root() / get_weights(name).folder / "config.json").read_text())
+    purifier = PurifierConfig.from_dict(config)
+    assert purifier.validate() is purifier
+    assert {k: v for k, v in purifier.as_dict().items() if k in config} == {
+        k: v for k, v in config.items() if k not in ("meta", "format_version")
+    }
+    defense = ReconstructiveDefense.from_pretrained(name)
+    assert defense.purifier_config == purifier and defense.hyperparameters == purifier.as_dict()
+    with torch.device("meta"):
+        names = {k for k, _ in purifier.build().named_parameters()}
+    assert names == {k for k, _ in defense.autoencoder.named_parameters()}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"width": 0}, r"width=0: expected an integer in \[1, 1024\]"),
+        ({"skip": 1}, "skip=1: expected true or false"),
+        ({"widths": [4, "8"]}, "widths=.*: expected null or a list of 1 to 8 integers"),
+        ({"arch": "unet"}, "arch='unet': expected one of"),
+        ({"inner": "detail"}, "inner='detail': expected one of"),
+    ],
+)
+def test_purifier_config_names_what_is_wrong_without_building(change, message):
+    with pytest.raises(ValueError, match=message):
+        PurifierConfig(**change).validate()

@@ -13,9 +13,9 @@ import torch
 
 from recondefense.baselines.stl import (
     STL,
-    _spectrum,
     conv_bpdn,
     conv_reconstruct,
+    dictionary_spectrum,
     load_dictionary,
     symmetric_pad,
     tikhonov_split,
@@ -86,7 +86,7 @@ def test_conv_bpdn_matches_sporco(photo: torch.Tensor) -> None:
     solver.solve()
     ref = torch.from_numpy(solver.reconstruct().squeeze()).permute(2, 0, 1)
     coef = conv_bpdn(d.double(), high, 0.2, max_iter=200, rel_tol=5e-3)
-    ours = conv_reconstruct(_spectrum(d.double(), (24, 24)), coef)[0]
+    ours = conv_reconstruct(dictionary_spectrum(d.double(), (24, 24)), coef)[0]
     torch.testing.assert_close(ours, ref, atol=1e-6, rtol=0)
     torch.testing.assert_close(coef[0].abs().sum(), torch.from_numpy(np.abs(solver.Y)).sum(), rtol=1e-6, atol=0)
 

@@ -280,7 +280,7 @@ def test_several_classifiers_judge_alternate_images(data, tmp_path, monkeypatch)
 
         monkeypatch.setattr(cls, "forward", counted)
     index = torch.tensor([0, 1, 2, 3, 4])
-    assert [(k, rows.tolist()) for k, rows in triplets._groups(index, 2)] == [(0, [0, 2, 4]), (1, [1, 3])]
+    assert [(k, rows.tolist()) for k, rows in triplets.classifier_groups(index, 2)] == [(0, [0, 2, 4]), (1, [1, 3])]
     out = tmp_path / "two"
     final = train(
         _config(
@@ -329,10 +329,10 @@ def test_widths_set_the_paper_ae_blocks_and_start_from_widened_weights(data, tmp
 
 
 def loop_build(config: TrainConfig, in_channels: int):
-    from recondefense.train.network import _build_network
+    from recondefense.train.network import build_network
 
     start = None if config.init_from is None else ReconstructiveDefense.from_pretrained(config.init_from)
-    return _build_network(config, in_channels, start)
+    return build_network(config, in_channels, start)
 
 
 @pytest.mark.parametrize(
@@ -578,7 +578,7 @@ def test_validation_of_a_gated_purifier_reports_its_gate_and_the_purifier_behind
     from tiny_models import tiny_classifier
 
     from recondefense.purifiers import GatedPurifier
-    from recondefense.train.triplets import _TripletMaker
+    from recondefense.train.triplets import TripletMaker
     from recondefense.train.validation import validate
 
     torch.manual_seed(0)
@@ -590,7 +590,7 @@ def test_validation_of_a_gated_purifier_reports_its_gate_and_the_purifier_behind
     gated = GatedPurifier(width=4, depth=2, detail_width=4, detail_depth=1)
     with torch.no_grad():
         gated.gate[-1].bias.fill_(bias)  # fully open or fully closed on every image
-    result = validate(gated, classifier, _TripletMaker(config, [classifier]), dataset, config, torch.device("cpu"))
+    result = validate(gated, classifier, TripletMaker(config, [classifier]), dataset, config, torch.device("cpu"))
     assert result["n"] == 6 and result["clean_acc_undefended"] == 1.0
     if bias > 0:  # open: the system is the purifier behind the gate
         assert result["gate_clean"] == pytest.approx(1.0) and result["gate_attacked"] == pytest.approx(1.0)
@@ -600,7 +600,7 @@ def test_validation_of_a_gated_purifier_reports_its_gate_and_the_purifier_behind
         assert result["gate_clean"] == pytest.approx(0.0, abs=1e-9)
         assert result["attacked_acc"] == result["attacked_acc_undefended"] and result["clean_acc"] == 1.0
     assert "gate_clean" not in validate(
-        gated.bottleneck, classifier, _TripletMaker(config, [classifier]), dataset, config, torch.device("cpu")
+        gated.bottleneck, classifier, TripletMaker(config, [classifier]), dataset, config, torch.device("cpu")
     )
 
 
@@ -616,16 +616,16 @@ def test_recon_trains_and_validates_on_sizes_off_its_stride(data, tmp_path):
 
 def test_training_pads_like_inference_and_leaves_the_shipped_sizes_untouched():
     from recondefense import list_weights
-    from recondefense.train.network import _AnySize
+    from recondefense.train.network import AnySize
 
     defense = ReconstructiveDefense(in_channels=1, width=4, depth=3)
     x = torch.rand(2, 1, 28, 28)
-    assert torch.allclose(_AnySize(defense.autoencoder)(x), defense.purify(x), atol=1e-6)
+    assert torch.allclose(AnySize(defense.autoencoder)(x), defense.purify(x), atol=1e-6)
     # the shipped Fashion-MNIST networks take 28 px as they are (stride 4 or 1): training sees no padding
     for name in [n for n in list_weights() if n.startswith("fashionmnist")]:
         ae = ReconstructiveDefense.from_pretrained(name).autoencoder
         assert 28 % ae.stride == 0, name
-        assert torch.equal(_AnySize(ae)(x), ae(x)), name
+        assert torch.equal(AnySize(ae)(x), ae(x)), name
 
 
 def test_a_run_that_failed_before_its_first_checkpoint_does_not_block_the_retry(data, tmp_path, monkeypatch):
@@ -664,16 +664,16 @@ def test_cli_start_weights_of_another_channel_count_are_one_line_errors(data, tm
 
 def test_labels_outside_the_classifier_classes_are_refused(tmp_path):
     """An ImageFolder with 3 classes for a 2-class classifier (caught before training), and the per-batch check."""
-    from recondefense.train.triplets import _check_labels
+    from recondefense.train.triplets import check_labels
 
     data = _write_images(tmp_path / "three", classes=3, per_class=2)
     with pytest.raises(ValueError, match="outputs 2 classes but the data"):
         train(_config(data, tmp_path / "o", epochs=1))
-    _check_labels(torch.tensor([0, 1]), 2)
+    check_labels(torch.tensor([0, 1]), 2)
     with pytest.raises(ValueError, match="label 59 is outside the classifier's 10 classes .0 to 9."):
-        _check_labels(torch.tensor([3, 59]), 10)
+        check_labels(torch.tensor([3, 59]), 10)
     with pytest.raises(ValueError, match="label -3 is outside"):
-        _check_labels(torch.tensor([-3, 1]), 10)
+        check_labels(torch.tensor([-3, 1]), 10)
 
 
 def test_log_lines_never_land_on_the_progress_bars_line(data, tmp_path):

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ..classifiers import Normalized, check_normalization
-from ..defense import Defended
+from ..defended import Defended
 from .base import check_count
 
 __all__ = ["BPDA", "EOT", "adaptive_model"]

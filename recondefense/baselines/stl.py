@@ -16,9 +16,9 @@ from pathlib import Path
 import torch
 
 from ..transform import PixelDefense
-from .stl_solver import _admm as _admm  # re-exported: the solver lived here before stl_solver.py
-from .stl_solver import _Spectrum as _Spectrum
-from .stl_solver import _spectrum, conv_bpdn, conv_reconstruct
+from .stl_solver import Spectrum as Spectrum
+from .stl_solver import admm as admm  # re-exported: the solver lived here before stl_solver.py
+from .stl_solver import conv_bpdn, conv_reconstruct, dictionary_spectrum
 
 __all__ = [
     "STL",
@@ -209,7 +209,7 @@ class STL(PixelDefense):
         grow = max(0, k - min(h, w))
         if grow:
             high = symmetric_pad(high, grow)
-        spectrum = _spectrum(filters, tuple(high.shape[-2:]))
+        spectrum = dictionary_spectrum(filters, tuple(high.shape[-2:]))
         recon = torch.empty_like(high)
         for start in range(0, n, self.max_batch):
             part = high[start : start + self.max_batch]

@@ -18,7 +18,7 @@ import torch
 from ..data import OPENCV_DATA_DIR as PHOTO_DIR
 from ..data import OPENCV_PHOTOS
 from .stl import tikhonov_split
-from .stl_solver import _admm, _spectrum
+from .stl_solver import admm, dictionary_spectrum
 
 __all__ = ["PHOTO_DIR", "PHOTOS", "load_training_images", "learn_dictionary", "main"]
 
@@ -122,7 +122,7 @@ def learn_dictionary(
     dual = torch.zeros_like(full)
     state = None
     for it in range(iterations):
-        state = _admm(g, images, lmbda, coding_steps, 0.0, None, 1.8, True, _spectrum(g, (h, w)), state)
+        state = admm(g, images, lmbda, coding_steps, 0.0, None, 1.8, True, dictionary_spectrum(g, (h, w)), state)
         coef = state[0]
         # CCMOD: per frequency, (X^H X + sigma I) d_c = X^H s_c + sigma (g - h)_c for every channel c.
         xf = torch.fft.rfft2(coef).reshape(k, num_filters, -1).permute(2, 0, 1)  # (F, K, M)

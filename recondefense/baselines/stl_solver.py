@@ -17,7 +17,7 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass
-class _Spectrum:
+class Spectrum:
     """Frequency-domain dictionary of one image size, factored for the ADMM x-step.
 
     ``dft``: ``(C, M, F)``, the filters' 2-D real FFTs (``F = H * (W // 2 + 1)``). ``proj``: ``(C, M, F)``,
@@ -31,7 +31,9 @@ class _Spectrum:
     size: tuple[int, int]
 
 
-def _spectrum(dictionary: torch.Tensor, size: tuple[int, int]) -> _Spectrum:
+def dictionary_spectrum(dictionary: torch.Tensor, size: tuple[int, int]) -> Spectrum:
+    """The DFT of ``dictionary`` ``(M, C, kh, kw)`` zero-padded to ``size``, with its per-frequency projections:
+    what the ADMM steps reuse."""
     m, c, kh, kw = dictionary.shape
     h, w = size
     padded = dictionary.new_zeros(m, c, h, w)
@@ -40,10 +42,10 @@ def _spectrum(dictionary: torch.Tensor, size: tuple[int, int]) -> _Spectrum:
     gram = torch.einsum("cmf,dmf->fcd", dft, dft.conj())  # (F, C, C) = D D^H per frequency
     eig, vec = torch.linalg.eigh(gram)  # eig (F, C), vec (F, C, C)
     proj = torch.einsum("fcd,cmf->dmf", vec.conj(), dft)  # rows of Q^H D
-    return _Spectrum(dft=dft, proj=proj, eig=eig.clamp_min(0).transpose(0, 1).contiguous(), size=(h, w))
+    return Spectrum(dft=dft, proj=proj, eig=eig.clamp_min(0).transpose(0, 1).contiguous(), size=(h, w))
 
 
-def conv_reconstruct(spectrum: _Spectrum, coef: torch.Tensor) -> torch.Tensor:
+def conv_reconstruct(spectrum: Spectrum, coef: torch.Tensor) -> torch.Tensor:
     """``sum_m d_m * x_m`` (circular convolution). Shape: ``(N, M, H, W)`` -> ``(N, C, H, W)``."""
     n, m, h, w = coef.shape
     cf = torch.fft.rfft2(coef).reshape(n, m, -1)
@@ -61,7 +63,7 @@ def conv_bpdn(
     rho: float | None = None,
     relax: float = 1.8,
     auto_rho: bool = True,
-    spectrum: _Spectrum | None = None,
+    spectrum: Spectrum | None = None,
 ) -> torch.Tensor:
     """Convolutional basis pursuit denoising, batched: per image, ADMM on
     ``argmin_x 1/2 ||sum_m d_m * x_m - s||^2 + lmbda sum_m ||x_m||_1``.
@@ -86,10 +88,10 @@ def conv_bpdn(
     Returns:
         ``(N, M, H, W)`` sparse coefficient maps (sporco's ``Y``, the variable its solve returns).
     """
-    return _admm(dictionary, signal, lmbda, max_iter, rel_tol, rho, relax, auto_rho, spectrum, None)[0]
+    return admm(dictionary, signal, lmbda, max_iter, rel_tol, rho, relax, auto_rho, spectrum, None)[0]
 
 
-def _admm(
+def admm(
     dictionary: torch.Tensor,
     signal: torch.Tensor,
     lmbda: float,
@@ -98,14 +100,14 @@ def _admm(
     rho: float | None,
     relax: float,
     auto_rho: bool,
-    spectrum: _Spectrum | None,
+    spectrum: Spectrum | None,
     state: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """:func:`conv_bpdn`, warm-startable: ``state`` and the result are ``(y, u, rho)`` per image."""
     n, c, h, w = signal.shape
     m = dictionary.shape[0]
     if spectrum is None or spectrum.size != (h, w):
-        spectrum = _spectrum(dictionary, (h, w))
+        spectrum = dictionary_spectrum(dictionary, (h, w))
     dft, proj, eig = spectrum.dft, spectrum.proj, spectrum.eig
     shape_f = (h, w // 2 + 1)
     sf = torch.fft.rfft2(signal).reshape(n, c, -1)

@@ -11,8 +11,8 @@ from typing import Any
 import torch
 
 from .dataset import certify_dataset
-from .report import _first_per_image, _read_rows, plot_certified_accuracy, print_table, row_label
-from .smoothing import PRECISIONS, _check_alpha, _check_sigma, base_classifier, max_certifiable_radius
+from .report import first_per_image, plot_certified_accuracy, print_table, read_rows, row_label
+from .smoothing import PRECISIONS, base_classifier, check_alpha, check_sigma, max_certifiable_radius
 
 __all__ = ["main"]
 
@@ -31,13 +31,13 @@ def main(argv: list[str] | None = None) -> int:
 
     def positive_float(text: str) -> float:
         try:
-            return _check_sigma(float(text))
+            return check_sigma(float(text))
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text!r}") from None
 
     def probability(text: str) -> float:
         try:
-            return _check_alpha(float(text))
+            return check_alpha(float(text))
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}") from None
 
@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     radii = args.radii
     if args.from_json is not None:
         try:
-            all_rows = _read_rows(args.from_json)
+            all_rows = read_rows(args.from_json)
         except ValueError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: the rows mix settings (sigma, n, n0, alpha, precision): {sorted(settings)}", file=sys.stderr)
             return 2
         sigma, n, _, alpha, precision = settings.pop()
-        kept = _first_per_image(all_rows, tier.classifier)
+        kept = first_per_image(all_rows, tier.classifier)
         if len(kept) < len(all_rows):
             repeats = len(all_rows) - len(kept)
             print(f"note: {repeats} repeated row(s) (same curve and image) left out, the first kept", file=sys.stderr)

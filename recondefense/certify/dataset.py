@@ -11,14 +11,14 @@ import torch
 from torch import nn
 
 from .smoothing import (
-    _batch_sizes,
-    _check_alpha,
-    _check_image,
-    _check_int,
-    _check_model,
-    _check_sigma,
-    _model_tensor,
+    batch_sizes,
     certify,
+    check_alpha,
+    check_image,
+    check_int,
+    check_model,
+    check_sigma,
+    model_tensor,
 )
 
 __all__ = ["certify_dataset"]
@@ -27,7 +27,7 @@ __all__ = ["certify_dataset"]
 def _device_of(model: Any, device: str | torch.device | None) -> torch.device:
     if device is not None:
         return torch.device(device)
-    tensor = _model_tensor(model)
+    tensor = model_tensor(model)
     return torch.device("cpu") if tensor is None else tensor.device
 
 
@@ -77,14 +77,14 @@ def certify_dataset(
     from ..baselines._random import RandomizedDefense
     from ..seeding import image_seed
 
-    _check_model(model)
-    sigma = _check_sigma(sigma)
-    n0, n = _check_int(n0, "n0"), _check_int(n, "n")
-    alpha = _check_alpha(alpha)
-    batch_size = _check_int(batch_size, "batch_size")
-    seed = _check_int(seed, "seed", minimum=0)
+    check_model(model)
+    sigma = check_sigma(sigma)
+    n0, n = check_int(n0, "n0"), check_int(n, "n")
+    alpha = check_alpha(alpha)
+    batch_size = check_int(batch_size, "batch_size")
+    seed = check_int(seed, "seed", minimum=0)
     if limit is not None:
-        limit = _check_int(limit, "limit")
+        limit = check_int(limit, "limit")
     device = _device_of(model, device)
     if indices is None:
         indices = range(len(dataset) if limit is None else min(limit, len(dataset)))
@@ -97,9 +97,9 @@ def certify_dataset(
         [m for m in model.modules() if isinstance(m, RandomizedDefense)] if isinstance(model, nn.Module) else []
     )
     if warmup and len(indices):
-        image = _check_image(dataset[indices[0]][0], model).to(device)
+        image = check_image(dataset[indices[0]][0], model).to(device)
         with torch.no_grad(), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            for size in dict.fromkeys(_batch_sizes(n0, batch_size) + _batch_sizes(n, batch_size)):
+            for size in dict.fromkeys(batch_sizes(n0, batch_size) + batch_sizes(n, batch_size)):
                 model(image.unsqueeze(0).expand(size, *image.shape).contiguous())
     rows = []
     for index in tqdm([int(i) for i in indices], desc=f"certify sigma={sigma}", disable=not progress):

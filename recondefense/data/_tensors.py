@@ -7,7 +7,7 @@ import torch
 from torch.utils.data import Dataset
 
 
-class _TensorImages(Dataset):
+class TensorImages(Dataset):
     """``(image, label)`` pairs from uint8 tensors: images ``(C, H, W)`` float in [0, 1]."""
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from torch.utils.data import Dataset, Subset
 
 from ..files import cache_dir
-from ._tensors import _TensorImages
+from ._tensors import TensorImages
 
 __all__ = ["FASHION_MNIST_DEBIAN_DIR", "FASHION_MNIST_FILES", "FASHION_MNIST_TRAIN_SIZE", "fashion_mnist"]
 
@@ -64,7 +64,7 @@ def fashion_mnist(split: str, source: str | Path | None = None) -> Dataset:
                 shutil.copyfileobj(src, dst)
             tmp.replace(target)
     base = FashionMNIST(str(root), train=split != "test", download=False)
-    data = _TensorImages(base.data.unsqueeze(1), base.targets)
+    data = TensorImages(base.data.unsqueeze(1), base.targets)
     if split == "train":
         return Subset(data, range(FASHION_MNIST_TRAIN_SIZE))
     if split == "val":

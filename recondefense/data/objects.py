@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ._tensors import _TensorImages
+from ._tensors import TensorImages
 from .labels import UNLABELLED
 from .object_sources import GCOMPRIS_PAINTINGS, GCOMPRIS_PHOTOS, GCOMPRIS_RCC_DIR, TUXPAINT_STAMPS, TUXPAINT_STAMPS_DIR
 from .photos import OPENCV_DATA_DIR, OPENCV_PHOTOS, PHOTO_SIZE, WALLPAPER_PHOTOS, fixed_crops
@@ -286,7 +286,7 @@ def object_test_crops(size: int = PHOTO_SIZE, seed: int = 0, sources: ObjectSour
             background = backgrounds[int(torch.randint(len(backgrounds), (), generator=generator))]
             crops.append(_composite(background, sources.stamps[name], size, generator, (0.45, 0.9)))
     images = (torch.stack(crops) * 255).round().to(torch.uint8)  # 8-bit, as a saved image would hold
-    return _TensorImages(images, torch.full((len(crops),), UNLABELLED))
+    return TensorImages(images, torch.full((len(crops),), UNLABELLED))
 
 
 def painting_crops(size: int = PHOTO_SIZE, rcc_dir: str | Path = GCOMPRIS_RCC_DIR) -> Dataset:
@@ -301,4 +301,4 @@ def painting_crops(size: int = PHOTO_SIZE, rcc_dir: str | Path = GCOMPRIS_RCC_DI
         + fixed_crops(paintings[name], size, 2)
     ]  # fmt: skip
     images = torch.stack(crops) if crops else torch.zeros(0, 3, size, size, dtype=torch.uint8)
-    return _TensorImages(images, torch.full((len(crops),), UNLABELLED))
+    return TensorImages(images, torch.full((len(crops),), UNLABELLED))

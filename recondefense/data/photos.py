@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ._tensors import _TensorImages
+from ._tensors import TensorImages
 from .labels import UNLABELLED
 
 __all__ = [
@@ -238,7 +238,7 @@ def heldout_photos(size: int = PHOTO_SIZE, grid: int = 1) -> Dataset:
     if not paths:
         raise FileNotFoundError("no held-out photos: `pip install scikit-image scikit-learn matplotlib`")
     crops = [crop for path in paths for crop in fixed_crops(_read_photo(path), size, grid)]
-    return _TensorImages(torch.stack(crops), torch.full((len(crops),), UNLABELLED))
+    return TensorImages(torch.stack(crops), torch.full((len(crops),), UNLABELLED))
 
 
 def foolbox_data_dir() -> Path | None:
@@ -268,7 +268,7 @@ def imagenet_samples(size: int = PHOTO_SIZE) -> Dataset:
     """
     files = imagenet_sample_files()
     images = torch.stack([fixed_crops(_read_photo(path), size)[0] for path, _ in files])
-    return _TensorImages(images, torch.as_tensor([label for _, label in files]))
+    return TensorImages(images, torch.as_tensor([label for _, label in files]))
 
 
 class PhotoCrops(Dataset):

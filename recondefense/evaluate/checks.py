@@ -23,12 +23,12 @@ __all__ = [
 def classifier_problem(name: str | None, tier: Tier) -> str | None:
     """Why the registered classifier ``--classifier name`` cannot take the tier's images, from the registry's
     metadata (nothing loaded), or None; other specs are checked on a blank image of the tier's shape when loaded."""
-    from ..classifiers import _CLASSIFIERS
+    from ..classifiers import CLASSIFIERS
 
-    entry, target = _CLASSIFIERS.get(name or ""), _CLASSIFIERS.get(tier.classifier)
+    entry, target = CLASSIFIERS.get(name or ""), CLASSIFIERS.get(tier.classifier)
     if entry is None or target is None:
         return None
-    dataset, expected = entry.meta.get("dataset"), target.meta.get("dataset")
+    dataset, expected = entry.dataset, target.dataset
     if dataset is None or expected is None or dataset == expected:
         return None
     shape = " x ".join(str(s) for s in tier.image_shape)

@@ -25,7 +25,7 @@ from .checks import (
     shard_problems,
 )
 from .figures import CURVE_IMAGES, corruption_figure, eps_curve, save_figures
-from .report import _write_table, format_corruption_markdown, format_markdown, read_rows
+from .report import format_corruption_markdown, format_markdown, read_rows, write_table
 from .run import AttackTable, CorruptionTable
 from .tiers import ATTACK_NAMES, BASELINES, TIERS, Tier
 
@@ -282,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
                 return _error(f"--from-json {' '.join(args.from_json)}: {err}")
         else:
             table = format_markdown(rows, tier, classifier)
-        _write_table(rows, table, args.json, args.markdown, info)
+        write_table(rows, table, args.json, args.markdown, info)
         return 0
     device = rank_device(args.device, where)
     sharding = _Sharding(
@@ -357,7 +357,7 @@ def _evaluate_and_draw(
             table = format_corruption_markdown(rows, tier, classifier, held_out_names(args))
         else:
             table = format_markdown(rows, tier, classifier)
-        _write_table(rows, table, args.json, args.markdown, info)
+        write_table(rows, table, args.json, args.markdown, info)
         remove_work(work, settings)
     ours = our_defenses(defenses)
     if args.figures and args.corruptions is not None:  # one image under every corruption, before and after ours

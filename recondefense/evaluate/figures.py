@@ -14,7 +14,15 @@ from tqdm.auto import tqdm
 
 from ..attacks import PGD, adaptive_model
 from ..corruptions import CORRUPTIONS, corrupt
-from .run import _attack, _check_count, _correct, _defended, _load_checked_classifier, _run_attack, build_defense
+from .run import (
+    build_attack,
+    build_defense,
+    check_count,
+    count_correct,
+    defended_model,
+    load_checked_classifier,
+    run_attack,
+)
 from .tiers import BASELINES, Tier
 
 __all__ = ["amplified", "corruption_figure", "eps_curve", "figure_label", "save_figures", "short_name"]
@@ -73,12 +81,12 @@ def save_figures(
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    clf = _load_checked_classifier(tier, classifier, device)  # (before the folder: a bad classifier writes nothing)
+    clf = load_checked_classifier(tier, classifier, device)  # (before the folder: a bad classifier writes nothing)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     x, y = tier.test_set(clf)[index]
     x, y = x.unsqueeze(0).to(device), torch.tensor([y], device=device)
-    x_adv = _run_attack(_attack("pgd", clf, tier), x, y)
+    x_adv = run_attack(build_attack("pgd", clf, tier), x, y)
     ours_module = build_defense(ours, seed, tier=tier).to(device)
     with torch.no_grad():
         x_hat = ours_module(x_adv)
@@ -148,10 +156,10 @@ def eps_curve(
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    _check_count("limit", limit, f"the default ({CURVE_IMAGES})")
+    check_count("limit", limit, f"the default ({CURVE_IMAGES})")
     if limit is None:  # (the check allows None)
         limit = CURVE_IMAGES
-    clf = _load_checked_classifier(tier, classifier, device)
+    clf = load_checked_classifier(tier, classifier, device)
     modules = {d: build_defense(d, seed, tier=tier).to(device) for d in defenses}
     test = tier.test_set(clf)
     limit = min(limit, len(test))
@@ -163,13 +171,13 @@ def eps_curve(
     for eps in tqdm(eps_values, desc="eps curve", disable=not progress):
         attack = {"eps": eps, "alpha": eps * ratio, "steps": tier.pgd["steps"]}
         x_obl = x if eps == 0 else PGD(clf, **attack)(x, y)
-        point = {"eps": eps, "undefended": _correct(clf, x_obl, y) / limit}
+        point = {"eps": eps, "undefended": count_correct(clf, x_obl, y) / limit}
         for d, module in modules.items():
-            pipeline = _defended(module, clf)
+            pipeline = defended_model(module, clf)
             target = adaptive_model(module, clf, eot_samples=tier.eot_samples)
             x_e2e = x if eps == 0 else PGD(target, **attack)(x, y)
-            point[f"{short_name(d)} oblivious"] = _correct(pipeline, x_obl, y) / limit
-            point[f"{short_name(d)} end-to-end"] = _correct(pipeline, x_e2e, y) / limit
+            point[f"{short_name(d)} oblivious"] = count_correct(pipeline, x_obl, y) / limit
+            point[f"{short_name(d)} end-to-end"] = count_correct(pipeline, x_e2e, y) / limit
         points.append(point)
     fig = Figure(figsize=(6, 4))
     FigureCanvasAgg(fig)
@@ -211,7 +219,7 @@ def corruption_figure(
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    clf = _load_checked_classifier(tier, classifier, device)
+    clf = load_checked_classifier(tier, classifier, device)
     x, y = tier.test_set(clf)[index]
     x = x.unsqueeze(0).to(device)
     module = build_defense(defense, tier=tier).to(device)

@@ -231,9 +231,7 @@ def _rows_problem(rows: list[dict[str, Any]], corruption: bool) -> str | None:
     return None
 
 
-def _write_table(
-    rows: list[dict[str, Any]], table: str, json_path: str | None, markdown: str | None, info: Any
-) -> None:
+def write_table(rows: list[dict[str, Any]], table: str, json_path: str | None, markdown: str | None, info: Any) -> None:
     """Print the table (to ``info``), and write the rows as JSON (``"-"``: to stdout) and the table as markdown."""
     print(table, file=info)
     if json_path == "-":

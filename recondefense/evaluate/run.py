@@ -48,7 +48,8 @@ def build_defense(name: str, seed: int = 0, tier: Tier | None = None) -> nn.Modu
     return ReconstructiveDefense.from_pretrained(name)
 
 
-def _attack(name: str, model: nn.Module, tier: Tier):
+def build_attack(name: str, model: nn.Module, tier: Tier):
+    """The attack ``name`` (fgsm, pgd, pgd-e2e, deepfool, ...) on ``model`` with the tier's parameters."""
     if name == "fgsm":
         return FGSM(model, **tier.fgsm)
     if name in ("pgd", "pgd-e2e"):
@@ -62,7 +63,8 @@ def _attack(name: str, model: nn.Module, tier: Tier):
     raise ValueError(f"unknown attack {name!r}: expected one of {sorted(ATTACK_NAMES)}")
 
 
-def _run_attack(attack: Any, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def run_attack(attack: Any, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The adversarial batch of ``attack(x, y)`` (the first item when the attack returns a tuple)."""
     out = attack(x, y)
     return out[0] if isinstance(out, tuple) else out
 
@@ -72,16 +74,18 @@ def _gate(defense: nn.Module | None) -> Any:
     return getattr(getattr(defense, "autoencoder", None), "gate_value", None)
 
 
-def _defended(defense: nn.Module | None, classifier: nn.Module) -> nn.Module:
+def defended_model(defense: nn.Module | None, classifier: nn.Module) -> nn.Module:
+    """``classifier`` behind ``defense`` (``None``: the classifier alone)."""
     return classifier if defense is None else nn.Sequential(defense, classifier)
 
 
 @torch.no_grad()
-def _correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> int:
+def count_correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> int:
+    """How many of ``x`` ``model`` classifies as ``y``."""
     return int((model(x).argmax(1) == y).sum())
 
 
-def _check_count(name: str, value: Any, none_means: str) -> None:
+def check_count(name: str, value: Any, none_means: str) -> None:
     """Refuse ``value`` unless it is None (``none_means``) or a positive int (a number of images)."""
     if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1):
         raise ValueError(f"{name} must be a positive number of images, or None for {none_means}; got {value!r}")
@@ -97,7 +101,7 @@ def _check_names(name: str, values: Sequence[str] | None, none_means: str) -> li
     return values
 
 
-def _load_checked_classifier(tier: Tier, classifier: str | None, device: torch.device | str) -> nn.Module:
+def load_checked_classifier(tier: Tier, classifier: str | None, device: torch.device | str) -> nn.Module:
     """The evaluated classifier (``classifier`` or the tier's target) on ``device``, checked on one blank
     ``(1, *tier.image_shape)`` image before any data: its first use on the tier's images would fail otherwise.
 
@@ -124,7 +128,7 @@ def _setup(
 ) -> tuple[nn.Module, dict[str, nn.Module | None], Dataset, int]:
     """The classifier, the defenses by name (on ``device``), the test set and the count of its first ``limit``
     images: what every table starts from."""
-    clf = _load_checked_classifier(tier, classifier, device)
+    clf = load_checked_classifier(tier, classifier, device)
     modules = {d: build_defense(d, seed, tier) for d in defenses}
     for m in modules.values():
         if m is not None:
@@ -205,8 +209,8 @@ class _Table:
     ) -> None:
         self.tier = TIERS[tier] if isinstance(tier, str) else tier
         self.device = torch.device(device)
-        _check_count("limit", limit, "all test images")
-        _check_count("batch_size", batch_size, f"the tier's ({self.tier.batch_size})")
+        check_count("limit", limit, "all test images")
+        check_count("batch_size", batch_size, f"the tier's ({self.tier.batch_size})")
         self.defenses = _check_names("defenses", defenses, "every defense of the tier") or list(self.tier.defenses)
         self.classifier_name = classifier
         self.limit = limit
@@ -328,12 +332,12 @@ class AttackTable(_Table):
         for a in attacks:
             if a in OBLIVIOUS and need[a]:
                 k = need[a]
-                adv[a] = x[:k] if a == "none" else _run_attack(_attack(a, clf, tier), x[:k], y[:k])
+                adv[a] = x[:k] if a == "none" else run_attack(build_attack(a, clf, tier), x[:k], y[:k])
         if need.get("quality", 0) > len(adv.get("pgd", ())):
             k = need["quality"]
-            adv["pgd"] = _run_attack(_attack("pgd", clf, tier), x[:k], y[:k])
+            adv["pgd"] = run_attack(build_attack("pgd", clf, tier), x[:k], y[:k])
         for d, module in self.modules.items():
-            pipeline = _defended(module, clf)
+            pipeline = defended_model(module, clf)
             for a in attacks:
                 k = take[d, a]
                 if not k:
@@ -344,7 +348,7 @@ class AttackTable(_Table):
                         x_adv = adv["pgd" if a == "pgd-e2e" else a][:k]
                     else:
                         target = clf if module is None else adaptive_model(module, clf, eot_samples=tier.eot_samples)
-                        x_adv = _run_attack(_attack(a, target, tier), x[:k], y[:k])
+                        x_adv = run_attack(build_attack(a, target, tier), x[:k], y[:k])
                     correct[d][a] += _hits(pipeline, x_adv, y[:k])
             k = take.get((d, "quality"), 0)
             if k:
@@ -531,7 +535,7 @@ class CorruptionTable(_Table):
                     corrupted = corrupt(x, name, severity, generator=torch.Generator(device=x.device).manual_seed(seed))
                     for d, module in self.modules.items():
                         with _image_draws(module, self.seed, f"corruption:{name}:{severity}", first, len(y)):
-                            correct[d][name][s] += _hits(_defended(module, self.classifier), corrupted, y)
+                            correct[d][name][s] += _hits(defended_model(module, self.classifier), corrupted, y)
         return {"start": images.start, "stop": images.stop, "correct": correct}
 
     def rows(self, parts: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

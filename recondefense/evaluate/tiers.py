@@ -15,6 +15,8 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from ..budgets import FASHION_MNIST, IMAGENET
+
 __all__ = [
     "ATTACK_NAMES",
     "BASELINES",
@@ -149,8 +151,8 @@ TIERS: dict[str, Tier] = {
         classifier="fashionmnist-smallcnn",
         transfer_classifier="fashionmnist-resnet8",
         # Chosen on the validation split (1,000 images): clean 0.924 -> FGSM 0.429, PGD 0.228 (Table 1 rule).
-        fgsm={"eps": 0.04},
-        pgd={"eps": 0.04, "alpha": 0.016, "steps": 10},
+        fgsm=FASHION_MNIST.fgsm,
+        pgd=FASHION_MNIST.pgd,
         deepfool={"steps": 50, "overshoot": 0.02},
         # Pixel deflection's ImageNet settings (200 deflections, window 10 at 224 px) scaled to 28 x 28 by
         # pixel count and side: unscaled, they overwrite a quarter of the image (clean accuracy 0.42).
@@ -170,12 +172,12 @@ TIERS: dict[str, Tier] = {
 _IMAGENET = {
     "classifier": "imagenet-efficientnet_lite0",
     "transfer_classifier": "imagenet-efficientnet_lite2",
-    "fgsm": {"eps": 0.01},
-    "pgd": {"eps": 0.01, "alpha": 0.004, "steps": 10},
+    "fgsm": IMAGENET.fgsm,
+    "pgd": IMAGENET.pgd,
     "deepfool": {"steps": 50, "overshoot": 0.02, "candidates": 10},
     "num_classes": 1000,
     "batch_size": 10,  # x 8 EOT draws x 224 px through Lite0 fits in a few GB
-    "image_shape": (3, 224, 224),
+    "image_shape": IMAGENET.image_shape,
     "defenses": (
         "none",
         *BASELINES,

@@ -27,7 +27,7 @@ METRICS = "metrics.jsonl"
 _RESUMABLE_CHANGES = {"epochs", "stop_after_steps", "max_minutes"}
 
 
-def _check_out(out: Path, config: TrainConfig) -> None:
+def check_out(out: Path, config: TrainConfig) -> None:
     """Check ``out`` before anything is read or deleted: resumable, free (or ``overwrite``), and writable.
 
     A folder with neither a checkpoint nor final weights (a run that failed before its first checkpoint left
@@ -52,7 +52,7 @@ def _check_out(out: Path, config: TrainConfig) -> None:
         raise PermissionError(f"--out {out} is not writable: {err.strerror or err}") from err
 
 
-def _clear_previous_run(out: Path) -> None:
+def clear_previous_run(out: Path) -> None:
     """``--overwrite``: remove the previous run's files, once the new run has loaded its data and models."""
     for name in (CHECKPOINT, METRICS, CACHED_TRIPLETS, CACHED_CLEAN, CACHED_LABELS):
         (out / name).unlink(missing_ok=True)
@@ -61,7 +61,7 @@ def _clear_previous_run(out: Path) -> None:
 
 
 @dataclasses.dataclass
-class _Position:
+class Position:
     """Where a run is: the epoch, the step within it, steps in all, and undecodable images skipped so far."""
 
     epoch: int = 0
@@ -70,12 +70,12 @@ class _Position:
     skipped_images: int = 0
 
 
-def _save_checkpoint(
+def save_checkpoint(
     path: Path,
     ae: nn.Module,
     opt: torch.optim.Optimizer,
     sched: torch.optim.lr_scheduler.LRScheduler,
-    position: _Position,
+    position: Position,
     config: TrainConfig,
 ) -> None:
     """The network, optimiser, schedule, position and both generators' states: all an exact resume needs."""
@@ -94,7 +94,7 @@ def _save_checkpoint(
     write_atomic(path, partial(torch.save, state))
 
 
-def _load_checkpoint(path: Path, device: torch.device) -> dict[str, Any]:
+def load_checkpoint(path: Path, device: torch.device) -> dict[str, Any]:
     """The checkpoint at ``path``; a truncated or foreign file is a ValueError naming it."""
     try:
         state = torch.load(path, map_location=device, weights_only=True)
@@ -106,17 +106,17 @@ def _load_checkpoint(path: Path, device: torch.device) -> dict[str, Any]:
     return state
 
 
-def _resume(
+def resume_checkpoint(
     path: Path,
     device: torch.device,
     config: TrainConfig,
     ae: nn.Module,
     opt: torch.optim.Optimizer,
     sched: torch.optim.lr_scheduler.LRScheduler,
-) -> tuple[_Position, dict[str, tuple]]:
+) -> tuple[Position, dict[str, tuple]]:
     """Restore the checkpoint at ``path`` into ``ae``, ``opt``, ``sched`` and the generators: its position, and
     the settings ``config`` changes (only :data:`_RESUMABLE_CHANGES` may differ)."""
-    state = _load_checkpoint(path, device)
+    state = load_checkpoint(path, device)
     changed = changed_fields(state["config"], config)
     refused = {k: v for k, v in changed.items() if k not in _RESUMABLE_CHANGES}
     if refused:
@@ -128,13 +128,13 @@ def _resume(
     ae.load_state_dict(state["model"])
     opt.load_state_dict(state["optimizer"])
     sched.load_state_dict(state["scheduler"])
-    position = _Position(state["epoch"], state["step_in_epoch"], state["global_step"], state["skipped_images"])
+    position = Position(state["epoch"], state["step_in_epoch"], state["global_step"], state["skipped_images"])
     torch.set_rng_state(state["rng_torch"])
     np.random.set_state(tuple(state["rng_numpy"]))  # type: ignore[arg-type]
     return position, changed
 
 
-def _trim_metrics(path: Path, global_step: int, epoch: int) -> None:
+def trim_metrics(path: Path, global_step: int, epoch: int) -> None:
     """On resume, drop the metrics records written after the checkpoint (they are logged again) and torn lines."""
     if not path.is_file():
         return
@@ -150,7 +150,7 @@ def _trim_metrics(path: Path, global_step: int, epoch: int) -> None:
     write_atomic(path, "".join(line + "\n" for line in kept).encode())
 
 
-class _MetricsLog:
+class MetricsLog:
     """``metrics.jsonl``: one JSON record a line, flushed at once; ``path`` None (ranks other than 0) logs nothing."""
 
     def __init__(self, path: Path | None) -> None:
@@ -168,14 +168,14 @@ class _MetricsLog:
             self.file = None
 
 
-class _StopRequest:
+class StopRequest:
     """Turns SIGINT/SIGTERM into a flag the loop checks after each step."""
 
     def __init__(self) -> None:
         self.signal: int | None = None
         self._previous: dict[int, Any] = {}
 
-    def __enter__(self) -> _StopRequest:
+    def __enter__(self) -> StopRequest:
         if hasattr(signal, "SIGTERM") and threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self._previous[sig] = signal.signal(sig, self._handle)

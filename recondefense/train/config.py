@@ -6,6 +6,12 @@ import argparse
 import dataclasses
 from dataclasses import dataclass, field
 
+from ..purifiers import ARCHITECTURES, GATED_INNER, PurifierConfig
+from .architecture import check_freeze, parse_widths, purifier_config
+
+#: The network defaults: those of the one purifier config (the paper's AE).
+_NET = PurifierConfig()
+
 __all__ = ["TrainConfig", "add_config_arguments", "config_from_args", "validate_config", "changed_fields", "CHOICES"]
 
 
@@ -60,16 +66,16 @@ class TrainConfig:
     clean_fraction: float = _opt(0.0, "beyond the paper: share of inputs left unattacked")
     adaptive: bool = _opt(False, "beyond the paper: attack through the current AE + classifier")
     # autoencoder (paper section 3.1)
-    width: int = _opt(16, "channels of the first encoder block (halved per block; residual: doubled per level)")
-    depth: int = _opt(3, "stride-2 encoder blocks (the decoder mirrors them)")
-    skip: bool = _opt(True, "skip from the first encoder block to the last decoder block")
+    width: int = _opt(_NET.width, "channels of the first encoder block (halved per block; residual: doubled per level)")
+    depth: int = _opt(_NET.depth, "stride-2 encoder blocks (the decoder mirrors them)")
+    skip: bool = _opt(_NET.skip, "skip from the first encoder block to the last decoder block")
     widths: str | None = _opt(
         None,
         'filters per encoder block of the paper AE ("recon", and the AE inside "detail"/"gated"), comma-separated, '
         'overriding --width and --depth (e.g. "16,16,16": more capacity at low resolution, where it is cheap)',
     )
     arch: str = _opt(
-        "recon",
+        _NET.arch,
         '"recon" (the paper\'s AE), "residual" (x + zero-initialised U-Net correction: identity at init) or '
         '"detail" (the AE plus a zero-initialised detail U-Net) or "gated" (the AE through a learned per-image gate '
         'that starts nearly closed); --init-from may name trained "recon" weights for "detail", and weights of '
@@ -80,10 +86,12 @@ class TrainConfig:
         'comma-separated parameter-name prefixes kept frozen (e.g. "bottleneck": train only the gate of "gated"); '
         "each must name parameters of the --arch network",
     )
-    detail_width: int = _opt(16, '"detail"/"gated": channels of the detail U-Net\'s (gate\'s) first level')
-    detail_depth: int = _opt(2, '"detail"/"gated": stride-2 levels of the detail U-Net (gate)')
+    detail_width: int = _opt(
+        _NET.detail_width, '"detail"/"gated": channels of the detail U-Net\'s (gate\'s) first level'
+    )
+    detail_depth: int = _opt(_NET.detail_depth, '"detail"/"gated": stride-2 levels of the detail U-Net (gate)')
     inner: str = _opt(
-        "recon", '"gated": the purifier behind the gate, "recon" (the paper\'s AE) or "residual" (--width, --depth)'
+        _NET.inner, '"gated": the purifier behind the gate, "recon" (the paper\'s AE) or "residual" (--width, --depth)'
     )
     init_from: str | None = _opt(
         None, "start from these defense weights (name, hub id or folder) instead of random init"
@@ -208,8 +216,8 @@ CHOICES = {
     "triplets": ("online", "cached"),
     "lr_schedule": ("constant", "cosine"),
     "guidance": ("ce", "kl", "logits-l1"),
-    "arch": ("recon", "residual", "detail", "gated"),
-    "inner": ("recon", "residual"),
+    "arch": tuple(ARCHITECTURES),
+    "inner": GATED_INNER,
 }
 
 
@@ -279,6 +287,9 @@ def validate_config(config: TrainConfig) -> None:
         raise ValueError("--adaptive triplets depend on the current AE and cannot be cached: use --triplets online")
     if config.widths is not None and len(parse_widths(config.widths)) < 2 and config.skip:
         raise ValueError(f"--widths {config.widths}: the skip connection needs two blocks or more (or --no-skip)")
+    bad = purifier_config(config).problem()  # the ranges config.json is held to: a network that loads back
+    if bad is not None:
+        raise ValueError(f"--{bad[0].replace('_', '-')} {getattr(config, bad[0])}: expected {bad[1]}")
     if config.image_size is not None and config.image_size < 1:
         raise ValueError(f"--image-size {config.image_size}: expected a positive number of pixels")
     _check_data(config.data)
@@ -287,10 +298,7 @@ def validate_config(config: TrainConfig) -> None:
 
     check_device(config.device)
     if config.freeze:
-        from ..purifiers import build_purifier
-        from .network import _architecture, _frozen
-
-        _frozen(config, build_purifier(in_channels=1, **_architecture(config)))  # the names: any channel count
+        check_freeze(config)
 
 
 def _check_classifiers(config: TrainConfig) -> None:
@@ -305,21 +313,6 @@ def _check_classifiers(config: TrainConfig) -> None:
                 f"initialized network defends nothing; pass --classifier-weights FILE (with --mean and --std) or "
                 f"name pretrained weights ({spec}:DEFAULT)"
             )
-
-
-def parse_widths(text: str) -> list[int]:
-    """``--widths "16,16,16"`` -> ``[16, 16, 16]``.
-
-    Raises:
-        ValueError: not comma-separated positive integers.
-    """
-    try:
-        widths = [int(v) for v in text.split(",")]
-    except ValueError:
-        widths = []
-    if not widths or min(widths) < 1:
-        raise ValueError(f"--widths {text!r}: expected comma-separated positive integers, e.g. 16,16,16")
-    return widths
 
 
 def _check_data(spec: str) -> None:

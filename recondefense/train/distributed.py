@@ -11,13 +11,14 @@ from torch import nn
 from .config import TrainConfig
 
 
-def _distributed() -> tuple[int, int, int]:
+def torchrun_ranks() -> tuple[int, int, int]:
     """``(rank, world size, local rank)`` from torchrun's environment; ``(0, 1, 0)`` outside torchrun."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     return int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0"))
 
 
-def _device(config: TrainConfig, local_rank: int) -> torch.device:
+def train_device(config: TrainConfig, local_rank: int) -> torch.device:
+    """The device of this rank: ``config.device``, ``auto`` or a bare ``cuda`` resolved to the local rank's GPU."""
     if config.device == "auto":
         return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
     device = torch.device(config.device)
@@ -26,7 +27,7 @@ def _device(config: TrainConfig, local_rank: int) -> torch.device:
     return device
 
 
-def _ranks_agree(ae: nn.Module, world: int) -> bool:
+def ranks_agree(ae: nn.Module, world: int) -> bool:
     """Whether every rank holds the same weights (a checksum gathered from all ranks)."""
     if world == 1:
         return True

@@ -15,10 +15,10 @@ from torch.utils.data import Dataset
 from ..classifiers import Normalized, check_normalization
 from ..data import UNLABELLED, label_with_classifier
 from ..defense import ReconstructiveDefense
-from .checkpoints import CHECKPOINT, _load_checkpoint
+from .checkpoints import CHECKPOINT, load_checkpoint
 from .config import TrainConfig, validate_config
-from .loop import _Setup, train
-from .network import _as_defense, _classify_probe, _first_item
+from .loop import Setup, train
+from .network import as_defense, classify_probe, first_item
 
 __all__ = ["fit"]
 
@@ -95,7 +95,7 @@ def _check_first(dataset: _Images, name: str, classifier: nn.Module, spec: str) 
     Raises:
         ValueError: an image out of range, one the classifier cannot take, or a label outside its classes.
     """
-    image, label = _first_item(dataset, name)
+    image, label = first_item(dataset, name)
     low, high = image.min().item(), image.max().item()
     if low < 0 or high > 1:
         raise ValueError(
@@ -103,7 +103,7 @@ def _check_first(dataset: _Images, name: str, classifier: nn.Module, spec: str) 
             "by 255 (or pass uint8 tensors)"
         )
     device = next(classifier.parameters(), torch.empty(0)).device
-    classes = _classify_probe(spec, classifier, image, device).shape[-1]
+    classes = classify_probe(spec, classifier, image, device).shape[-1]
     if label != UNLABELLED and not 0 <= label < classes:
         raise ValueError(
             f"{name}: label {label} is outside the classifier's {classes} classes (0 to {classes - 1}): pass labels "
@@ -203,10 +203,10 @@ def fit(
     if val_data is not None:
         _check_first(val_set, "val_data", pixel_classifier, f"python:{name}")
 
-    def setup(device: torch.device) -> _Setup:
+    def setup(device: torch.device) -> Setup:
         model = pixel_classifier.to(device)
         sets = [s if s.labelled else label_with_classifier(s, model) for s in (train_set, val_set)]
-        return _Setup([model], [f"python:{name}"], sets[0], sets[1], start, config.data)
+        return Setup([model], [f"python:{name}"], sets[0], sets[1], start, config.data)
 
     result = train(config, _setup=setup)
     if result.name == CHECKPOINT:  # stop_after_steps ended the run before final/
@@ -216,7 +216,7 @@ def fit(
 
 def _from_checkpoint(path: Path, in_channels: int, config: TrainConfig) -> ReconstructiveDefense:
     """The network in the checkpoint at ``path`` as a defense, its meta saying the run stopped early."""
-    state = _load_checkpoint(path, torch.device("cpu"))
+    state = load_checkpoint(path, torch.device("cpu"))
     meta = {
         "dataset": config.data,
         "classifier": config.classifier,
@@ -225,4 +225,4 @@ def _from_checkpoint(path: Path, in_channels: int, config: TrainConfig) -> Recon
         "input_mean": config.mean,
         "input_std": config.std,
     }
-    return _as_defense(state["model"], in_channels, config, meta)
+    return as_defense(state["model"], in_channels, config, meta)

@@ -35,30 +35,30 @@ from ..metrics import psnr
 from .checkpoints import (
     CHECKPOINT,
     METRICS,
-    _check_out,
-    _clear_previous_run,
-    _MetricsLog,
-    _Position,
-    _resume,
-    _save_checkpoint,
-    _StopRequest,
-    _trim_metrics,
+    MetricsLog,
+    Position,
+    StopRequest,
+    check_out,
+    clear_previous_run,
+    resume_checkpoint,
+    save_checkpoint,
+    trim_metrics,
 )
 from .config import TrainConfig, validate_config
 from .curves import plot_curves
-from .distributed import _device, _distributed, _ranks_agree
-from .network import _AnySize, _build_network, _loss, _optimizer, _probe, _save_final, _train_mode
+from .distributed import ranks_agree, torchrun_ranks, train_device
+from .network import AnySize, build_network, optimizer, probe, save_final, train_loss, train_mode
 from .triplets import (
     CachedTrainingSet,
-    _attack_groups,
-    _cached_batch,
-    _check_labels,
-    _collate_indexed,
-    _groups,
-    _step_seed,
-    _triplet_cache,
-    _TripletMaker,
-    _WithIndex,
+    TripletMaker,
+    WithIndex,
+    attack_groups,
+    cached_batch,
+    check_labels,
+    classifier_groups,
+    collate_indexed,
+    step_seed,
+    triplet_cache,
 )
 from .validation import small_validation_note, validate
 
@@ -90,15 +90,15 @@ def train(config: TrainConfig, _setup: Any = None) -> Path:
         TrainingInterrupted: SIGINT/SIGTERM (after saving a checkpoint).
     """
     validate_config(config)
-    rank, world, local_rank = _distributed()
-    device = _device(config, local_rank)
+    rank, world, local_rank = torchrun_ranks()
+    device = train_device(config, local_rank)
     if world > 1 and not dist.is_initialized():
         if device.type == "cuda":
             torch.cuda.set_device(device)
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     out = Path(config.out)
     if rank == 0:
-        _check_out(out, config)
+        check_out(out, config)
     if world > 1:
         dist.barrier()
     try:
@@ -114,7 +114,7 @@ def train(config: TrainConfig, _setup: Any = None) -> Path:
 
 
 @dataclasses.dataclass
-class _Setup:
+class Setup:
     """What a run trains with: frozen pixel-space classifiers (the first labels and is validated), the
     training and validation datasets of ``(image, label)`` items, a start network and how to describe them."""
 
@@ -126,7 +126,7 @@ class _Setup:
     data_name: str
 
 
-def _setup_from_config(config: TrainConfig, device: torch.device) -> _Setup:
+def _setup_from_config(config: TrainConfig, device: torch.device) -> Setup:
     """``recondefense train``: classifiers, data and start weights named by the config's spec strings."""
     names = _classifier_specs(config.classifier)
     classifiers = [
@@ -141,7 +141,7 @@ def _setup_from_config(config: TrainConfig, device: torch.device) -> _Setup:
         train_set = load_dataset(config.data, "train", **data)
     val_set = load_dataset(config.data, "val", **data)
     start = None if config.init_from is None else ReconstructiveDefense.from_pretrained(config.init_from)
-    return _Setup(classifiers, names, train_set, val_set, start, config.data)
+    return Setup(classifiers, names, train_set, val_set, start, config.data)
 
 
 def _classifier_specs(text: str) -> list[str]:
@@ -164,18 +164,18 @@ class _Step(NamedTuple):
 
 
 class _Run:
-    """One training run on this rank: built from a :class:`_Setup` (network, optimiser, triplet source, and
+    """One training run on this rank: built from a :class:`Setup` (network, optimiser, triplet source, and
     the checkpoint's position on resume), advanced by :meth:`run` epoch by epoch and step by step."""
 
     def __init__(
-        self, config: TrainConfig, rank: int, world: int, device: torch.device, out: Path, setup: _Setup
+        self, config: TrainConfig, rank: int, world: int, device: torch.device, out: Path, setup: Setup
     ) -> None:
         self.config, self.rank, self.world, self.device, self.out = config, rank, world, device, out
         self.classifiers, self.train_set, self.val_set = setup.classifiers, setup.train_set, setup.val_set
         # with several classifiers, each one attacks and judges its images against its own clean prediction
         self.relabel = len(self.classifiers) > 1 and getattr(self.train_set, "labelled_by_classifier", False)
-        in_channels, self.classes = _probe(self.train_set, setup.names, self.classifiers, setup.data_name, device)
-        ae = _build_network(config, in_channels, setup.start).to(device)
+        in_channels, self.classes = probe(self.train_set, setup.names, self.classifiers, setup.data_name, device)
+        ae = build_network(config, in_channels, setup.start).to(device)
         self.use_cuda = device.type == "cuda"
         # channels-last inputs: on CUDA, and on the CPU for colour images, where oneDNN runs the AE's thin
         # convolutions and the classifier's attack passes faster (one-channel images keep the usual layout)
@@ -184,33 +184,33 @@ class _Run:
             ae = ae.to(memory_format=torch.channels_last)
         self.ae = ae
         # what the steps run: the network on any image size, padded to its stride and cropped back (as at inference)
-        self.purifier = _AnySize(ae)
+        self.purifier = AnySize(ae)
         self.model: nn.Module = self.purifier
         if world > 1:
             self.model = nn.parallel.DistributedDataParallel(
                 self.purifier, device_ids=[device.index] if self.use_cuda else None
             )
         steps_per_epoch = math.ceil(math.ceil(len(self.train_set) / world) / config.batch_size)
-        self.frozen, self.opt, self.sched = _optimizer(config, ae, steps_per_epoch)
-        self.maker = _TripletMaker(config, self.classifiers)
-        position, changed = _Position(), {}
+        self.frozen, self.opt, self.sched = optimizer(config, ae, steps_per_epoch)
+        self.maker = TripletMaker(config, self.classifiers)
+        position, changed = Position(), {}
         if config.resume:
-            position, changed = _resume(out / CHECKPOINT, device, config, ae, self.opt, self.sched)
+            position, changed = resume_checkpoint(out / CHECKPOINT, device, config, ae, self.opt, self.sched)
             logger.info(
                 "resumed from %s at epoch %d, step %d", out / CHECKPOINT, position.epoch, position.step_in_epoch
             )
         self.position = position
         if rank == 0 and config.resume:
-            _trim_metrics(out / METRICS, position.global_step, position.epoch)
+            trim_metrics(out / METRICS, position.global_step, position.epoch)
         elif rank == 0 and config.overwrite:
-            _clear_previous_run(out)  # the new run has loaded its data and models: now the old one may go
+            clear_previous_run(out)  # the new run has loaded its data and models: now the old one may go
         elif rank == 0:  # the records of a run that failed before its first checkpoint (a triplet cache is kept)
             (out / METRICS).unlink(missing_ok=True)
-        self.cached = _triplet_cache(self.train_set, self.maker, config, out, device, self.relabel, rank, world)
-        self.log = _MetricsLog(out / METRICS if rank == 0 else None)
+        self.cached = triplet_cache(self.train_set, self.maker, config, out, device, self.relabel, rank, world)
+        self.log = MetricsLog(out / METRICS if rank == 0 else None)
         self.autocast = torch.autocast("cuda", dtype=torch.bfloat16) if self.use_cuda and config.amp else nullcontext()
         self.sampler = DistributedSampler(
-            _WithIndex(self.train_set), num_replicas=world, rank=rank, shuffle=True, seed=config.seed, drop_last=False
+            WithIndex(self.train_set), num_replicas=world, rank=rank, shuffle=True, seed=config.seed, drop_last=False
         )
         if config.resume and changed:
             self.log({"resumed_at_step": position.global_step, "changed": {k: list(v) for k, v in changed.items()}})
@@ -224,7 +224,7 @@ class _Run:
         ``stop_after_steps`` ends the run early."""
         self.start_time = time.time()
         try:
-            with _StopRequest() as stop:
+            with StopRequest() as stop:
                 while self.position.epoch < self.config.epochs:
                     epoch_start = time.time()
                     if self.epoch(stop):
@@ -235,20 +235,20 @@ class _Run:
         finally:
             self.log.close()
 
-    def epoch(self, stop: _StopRequest) -> bool:
+    def epoch(self, stop: StopRequest) -> bool:
         """The steps left in the current epoch; True when ``stop_after_steps`` is reached."""
         config, position = self.config, self.position
         self.sampler.set_epoch(position.epoch)
         order = list(self.sampler)[position.step_in_epoch * config.batch_size :]
         loader = DataLoader(
-            _WithIndex(self.train_set) if self.cached is None else self.cached.items(self.train_set),
+            WithIndex(self.train_set) if self.cached is None else self.cached.items(self.train_set),
             batch_size=config.batch_size,
             sampler=order,
-            collate_fn=_collate_indexed,
+            collate_fn=collate_indexed,
             num_workers=config.num_workers,
         )
         warmup = position.epoch < config.warmup_epochs
-        _train_mode(self.ae, self.frozen)
+        train_mode(self.ae, self.frozen)
         bar = tqdm(
             loader,
             desc=f"epoch {position.epoch + 1}/{config.epochs} {'warm-up' if warmup else 'joint'}",
@@ -279,17 +279,17 @@ class _Run:
     def step(self, x: torch.Tensor, y: torch.Tensor, index: torch.Tensor, warmup: bool) -> _Step:
         """One optimisation step on a batch, seeded by ``(seed, epoch, step, rank)``."""
         config, position, device = self.config, self.position, self.device
-        torch.manual_seed(_step_seed(config.seed, position.epoch, position.step_in_epoch + self.rank * 7919))
-        _check_labels(y, self.classes)
+        torch.manual_seed(step_seed(config.seed, position.epoch, position.step_in_epoch + self.rank * 7919))
+        check_labels(y, self.classes)
         x, y = x.to(device), y.to(device)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        groups = _groups(index, len(self.classifiers))
+        groups = classifier_groups(index, len(self.classifiers))
         if self.cached is not None:
-            x, x_adv = _cached_batch(self.cached.x_adv, index, x, device)
+            x, x_adv = cached_batch(self.cached.x_adv, index, x, device)
         else:
-            x_adv = _attack_groups(self.maker, x, y, groups, self.relabel, self.purifier)
-            _train_mode(self.ae, self.frozen)
+            x_adv = attack_groups(self.maker, x, y, groups, self.relabel, self.purifier)
+            train_mode(self.ae, self.frozen)
         keep_clean = torch.zeros(len(x), dtype=torch.bool, device=device)
         if config.clean_fraction > 0:  # beyond the paper: some inputs stay clean
             keep_clean = torch.rand(len(x), device=device) < config.clean_fraction
@@ -297,7 +297,7 @@ class _Run:
         if self.channels_last:
             x_adv = x_adv.contiguous(memory_format=torch.channels_last)
         with self.autocast:
-            recon, parts, loss, guidance, train_acc = _loss(
+            recon, parts, loss, guidance, train_acc = train_loss(
                 config, self.ae, self.model, self.classifiers, groups, x, y, x_adv, keep_clean, warmup, self.relabel
             )
         if not torch.isfinite(loss):
@@ -332,7 +332,7 @@ class _Run:
             "seconds": round(time.time() - self.start_time, 1),
         }
 
-    def after_step(self, stop: _StopRequest) -> bool:
+    def after_step(self, stop: StopRequest) -> bool:
         """Checkpoint every ``checkpoint_every`` steps; on SIGINT/SIGTERM checkpoint and raise
         :class:`TrainingInterrupted`; True (after a checkpoint) once ``stop_after_steps`` is reached."""
         config, global_step = self.config, self.position.global_step
@@ -382,11 +382,11 @@ class _Run:
 
     def checkpoint(self) -> None:
         if self.rank == 0:
-            _save_checkpoint(self.out / CHECKPOINT, self.ae, self.opt, self.sched, self.position, self.config)
+            save_checkpoint(self.out / CHECKPOINT, self.ae, self.opt, self.sched, self.position, self.config)
 
     def finish(self) -> Path:
         """Final validation (rank 0) and the ``final/`` folder, after checking that all ranks hold the same weights."""
-        agree = _ranks_agree(self.ae, self.world)
+        agree = ranks_agree(self.ae, self.world)
         final = self.out / "final"
         if self.rank == 0:
             val = self.validate()
@@ -396,7 +396,7 @@ class _Run:
             note = small_validation_note(int(val["n"]))
             if note and not self.warned_validation:
                 logger.warning("%s", note)
-            _save_final(self.ae, self.config, val, final, epochs_trained=self.position.epoch, validation_note=note)
+            save_final(self.ae, self.config, val, final, epochs_trained=self.position.epoch, validation_note=note)
             self.log.close()
             plot_curves(self.out / METRICS)
         return final

@@ -15,16 +15,17 @@ from torch.utils.data import Dataset
 from .. import __version__
 from ..defense import ReconstructiveDefense
 from ..losses import VisualLossParts, guidance_loss, visual_loss
-from ..purifiers import ARCHITECTURES, build_purifier, pad_to_stride
-from .config import TrainConfig, attack_parts, config_to_command, corruption_spec, gaussian_sigma, parse_widths
+from ..purifiers import ARCHITECTURES, pad_to_stride
+from .architecture import frozen_prefixes, purifier_config
+from .config import TrainConfig, attack_parts, config_to_command, corruption_spec, gaussian_sigma
 from .negatives import natural_variants
-from .triplets import _labels_for
+from .triplets import labels_for
 
 #: How many items are read, at most, to find one that decodes (unreadable files come back as None).
 _PROBE_ITEMS = 64
 
 
-def _first_item(dataset: Dataset, where: str) -> Any:
+def first_item(dataset: Dataset, where: str) -> Any:
     """The first item of ``dataset`` that decodes, among its first :data:`_PROBE_ITEMS`.
 
     Raises:
@@ -38,18 +39,18 @@ def _first_item(dataset: Dataset, where: str) -> Any:
     return item
 
 
-def _probe(
+def probe(
     train_set: Dataset, names: list[str], classifiers: list[nn.Module], data_name: str, device: torch.device
 ) -> tuple[int, int]:
     """The channel count of the training images (the network's input) and the class count of the first
     classifier, once every classifier is checked to take the images and to output the data's classes."""
     if len(train_set) == 0:
         raise ValueError(f"the training data {data_name!r} is empty")
-    image = _first_item(train_set, f"the training data {data_name!r}")[0]
+    image = first_item(train_set, f"the training data {data_name!r}")[0]
     classes = _num_classes(train_set)
     counts = []
     for spec, model_k in zip(names, classifiers):
-        outputs = _classify_probe(spec, model_k, image, device).shape[-1]
+        outputs = classify_probe(spec, model_k, image, device).shape[-1]
         if classes is not None and classes != outputs:
             raise ValueError(
                 f"the classifier {spec!r} outputs {outputs} classes but the data {data_name!r} has {classes}: "
@@ -59,7 +60,7 @@ def _probe(
     return image.shape[0], counts[0]
 
 
-def _classify_probe(spec: str, classifier: nn.Module, image: torch.Tensor, device: torch.device) -> torch.Tensor:
+def classify_probe(spec: str, classifier: nn.Module, image: torch.Tensor, device: torch.device) -> torch.Tensor:
     """The classifier's logits on one training image ``(C, H, W)``; a classifier that cannot take it is a
     ValueError naming the channel counts (the first convolution run) or the image's shape."""
     first: list[nn.Conv2d] = []
@@ -96,7 +97,7 @@ def _num_classes(dataset: Dataset) -> int | None:
     return int(labels.max()) + 1 if labels is not None else None
 
 
-class _AnySize(nn.Module):
+class AnySize(nn.Module):
     """A purifier on any height and width, as :meth:`ReconstructiveDefense.purify` runs it: padded to its
     ``stride`` (:func:`~recondefense.purifiers.pad_to_stride`), cropped back. Batches of multiples of the stride
     go through unchanged. Holds no parameters of its own: ``net``'s state dict is the one saved."""
@@ -113,22 +114,7 @@ class _AnySize(nn.Module):
         return self.net(pad_to_stride(x, stride))[..., :height, :width]
 
 
-def _architecture(config: TrainConfig) -> dict[str, Any]:
-    """The purifier's settings in ``config``: what :func:`build_purifier` and :class:`ReconstructiveDefense`
-    take besides the channel count."""
-    return {
-        "arch": config.arch,
-        "width": config.width,
-        "depth": config.depth,
-        "skip": config.skip,
-        "widths": None if config.widths is None else parse_widths(config.widths),
-        "detail_width": config.detail_width,
-        "detail_depth": config.detail_depth,
-        "inner": config.inner,
-    }
-
-
-def _build_network(config: TrainConfig, in_channels: int, start: ReconstructiveDefense | None) -> nn.Module:
+def build_network(config: TrainConfig, in_channels: int, start: ReconstructiveDefense | None) -> nn.Module:
     """The purifier ``config.arch``, randomly initialised or started from ``start`` (``config.init_from``).
 
     A ``"detail"`` network may start from trained ``"recon"`` weights: they fill its bottleneck AE and the
@@ -138,7 +124,7 @@ def _build_network(config: TrainConfig, in_channels: int, start: ReconstructiveD
     Raises:
         ValueError: ``start`` takes another channel count than the images, or holds another network.
     """
-    net = build_purifier(in_channels=in_channels, **_architecture(config))
+    net = purifier_config(config, in_channels).build()
     if start is None:
         return net
     source = _start_name(config)
@@ -154,7 +140,7 @@ def _build_network(config: TrainConfig, in_channels: int, start: ReconstructiveD
     except RuntimeError as err:
         cli = not config.data.startswith("python:")
         theirs = _settings(start.arch, start.hyperparameters, cli)
-        ours = _settings(config.arch, _architecture(config), cli)
+        ours = _settings(config.arch, purifier_config(config).as_dict(), cli)
         hint = (
             "; train with the weights' settings (--arch detail takes 'recon' weights, --arch gated those of its "
             "--inner kind)"
@@ -189,27 +175,7 @@ def _settings(arch: str, values: dict[str, Any], flags: bool) -> str:
     )
 
 
-def _frozen(config: TrainConfig, net: nn.Module) -> list[str]:
-    """The ``freeze`` prefixes, each checked to name parameters of ``net``, and not all of them.
-
-    Raises:
-        ValueError: a prefix no parameter name starts with, or prefixes that leave nothing to train.
-    """
-    frozen = [prefix for prefix in (config.freeze or "").split(",") if prefix]
-    names = [name for name, _ in net.named_parameters()]
-    unknown = [prefix for prefix in frozen if not any(name.startswith(prefix) for name in names)]
-    if unknown:
-        tops = sorted({name.split(".")[0] for name in names})
-        raise ValueError(
-            f"--freeze {config.freeze!r}: no parameter of the --arch {config.arch} network starts with "
-            f"{', '.join(repr(prefix) for prefix in unknown)}; its parameter names start with {tops}"
-        )
-    if frozen and all(any(name.startswith(prefix) for prefix in frozen) for name in names):
-        raise ValueError(f"--freeze {config.freeze!r} leaves no parameter to train")
-    return frozen
-
-
-def _loss(
+def train_loss(
     config: TrainConfig,
     ae: nn.Module,
     model: nn.Module,
@@ -260,7 +226,7 @@ def _guidance(
     clean_guide = None if recon_clean is None else recon.new_zeros(())
     correct = 0
     for k, rows in groups:
-        clean_logits, labels = _labels_for(classifiers[k], x[rows], y[rows], relabel)
+        clean_logits, labels = labels_for(classifiers[k], x[rows], y[rows], relabel)
         share = len(rows) / len(y)
         logits = classifiers[k](recon[rows])
         guide = guide + share * guidance_loss(logits, clean_logits, labels, config.guidance)
@@ -289,7 +255,7 @@ def _gate_loss(
     return F.binary_cross_entropy_with_logits(logits, targets)
 
 
-def _train_mode(ae: nn.Module, frozen: list[str]) -> None:
+def train_mode(ae: nn.Module, frozen: list[str]) -> None:
     """Training mode, except the frozen sub-networks: they stay in eval mode (batch norm statistics kept)."""
     ae.train()
     for name, module in ae.named_modules():
@@ -297,12 +263,12 @@ def _train_mode(ae: nn.Module, frozen: list[str]) -> None:
             module.eval()
 
 
-def _optimizer(
+def optimizer(
     config: TrainConfig, ae: nn.Module, steps_per_epoch: int
 ) -> tuple[list[str], torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
     """The ``--freeze`` prefixes (their parameters stop requiring gradients), and Adam with its ``--lr-schedule``
     over the trainable rest."""
-    frozen = _frozen(config, ae)
+    frozen = frozen_prefixes(config, (name for name, _ in ae.named_parameters()))
     trained = [p for name, p in ae.named_parameters() if not any(name.startswith(f) for f in frozen)]
     for name, p in ae.named_parameters():
         p.requires_grad_(not any(name.startswith(f) for f in frozen))
@@ -317,7 +283,7 @@ def _optimizer(
     return frozen, opt, sched
 
 
-def _save_final(
+def save_final(
     ae: nn.Module,
     config: TrainConfig,
     val: dict[str, float],
@@ -357,15 +323,15 @@ def _save_final(
         "recondefense_version": __version__,
         **config.extra_meta,
     }
-    defense = _as_defense(ae.state_dict(), ae.in_channels, config, meta)
+    defense = as_defense(ae.state_dict(), ae.in_channels, config, meta)
     (final / "README.md").unlink(missing_ok=True)  # a resumed run writes its card anew
     defense.save_pretrained(final)
 
 
-def _as_defense(
+def as_defense(
     state: dict[str, torch.Tensor], in_channels: int, config: TrainConfig, meta: dict[str, Any]
 ) -> ReconstructiveDefense:
     """A :class:`ReconstructiveDefense` of ``config``'s architecture holding the network weights ``state``."""
-    defense = ReconstructiveDefense(in_channels, meta=meta, **_architecture(config))
+    defense = ReconstructiveDefense(**purifier_config(config, in_channels).as_dict(), meta=meta)
     defense.autoencoder.load_state_dict({k: v.float().contiguous() for k, v in state.items()})
     return defense

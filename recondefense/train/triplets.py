@@ -29,12 +29,12 @@ CACHED_LABELS = "triplets_y.npy"
 CACHED_PARTS = "triplets_parts"
 
 
-def _step_seed(seed: int, epoch: int, step: int) -> int:
+def step_seed(seed: int, epoch: int, step: int) -> int:
     """The seed of one step (triplet caching uses epoch -1, validation attacks epoch -2)."""
     return (seed * 1_000_003 + epoch * 100_003 + step) % (2**63)
 
 
-class _TripletMaker:
+class TripletMaker:
     """Makes x~ for a batch: FGSM/PGD/mix against classifier ``k`` (or AE + classifier when adaptive)."""
 
     def __init__(self, config: TrainConfig, classifiers: list[nn.Module]) -> None:
@@ -88,12 +88,12 @@ class _TripletMaker:
         return attack(x, y).detach()
 
 
-def _single_source(maker: _TripletMaker, part: str) -> _TripletMaker:
+def single_source(maker: TripletMaker, part: str) -> TripletMaker:
     """A triplet maker for one ``+``-part of ``maker``'s attack (validation measures the first part alone)."""
-    return _TripletMaker(dataclasses.replace(maker.config, attack=part), maker.classifiers)
+    return TripletMaker(dataclasses.replace(maker.config, attack=part), maker.classifiers)
 
 
-def _groups(index: torch.Tensor, count: int) -> list[tuple[int, torch.Tensor]]:
+def classifier_groups(index: torch.Tensor, count: int) -> list[tuple[int, torch.Tensor]]:
     """``(k, positions in the batch)`` of the training images judged by classifier ``k`` (image index mod count)."""
     if count == 1:
         return [(0, torch.arange(len(index)))]
@@ -101,7 +101,7 @@ def _groups(index: torch.Tensor, count: int) -> list[tuple[int, torch.Tensor]]:
     return [(k, (owner == k).nonzero().flatten()) for k in range(count) if (owner == k).any()]
 
 
-def _check_labels(y: torch.Tensor, classes: int) -> None:
+def check_labels(y: torch.Tensor, classes: int) -> None:
     """Refuse labels outside the classifier's ``classes`` (a batch's ``y``, read on the host before it moves)."""
     if len(y) and (int(y.min()) < 0 or int(y.max()) >= classes):
         bad = int(y.min()) if int(y.min()) < 0 else int(y.max())
@@ -111,7 +111,7 @@ def _check_labels(y: torch.Tensor, classes: int) -> None:
         )
 
 
-def _labels_for(
+def labels_for(
     classifier: nn.Module, x: torch.Tensor, y: torch.Tensor, relabel: bool
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The classifier's clean logits on ``x`` and the labels to attack and guide with: ``y``, or its own
@@ -121,8 +121,8 @@ def _labels_for(
     return logits, (logits.argmax(1) if relabel else y)
 
 
-def _attack_groups(
-    maker: _TripletMaker,
+def attack_groups(
+    maker: TripletMaker,
     x: torch.Tensor,
     y: torch.Tensor,
     groups: list[tuple[int, torch.Tensor]],
@@ -132,12 +132,12 @@ def _attack_groups(
     """x~ for a batch, each group of rows made against its classifier ``k`` (with its own label when ``relabel``)."""
     x_adv = torch.empty_like(x)
     for k, rows in groups:
-        _, labels = _labels_for(maker.classifiers[k], x[rows], y[rows], relabel)
+        _, labels = labels_for(maker.classifiers[k], x[rows], y[rows], relabel)
         x_adv[rows] = maker(x[rows], labels, ae, k=k)
     return x_adv
 
 
-def _cached_batch(
+def cached_batch(
     cached: np.ndarray, index: torch.Tensor, x: torch.Tensor, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The cached x~ of a batch and ``x`` rounded to 8 bits like it, so 8-bit rounding tells nothing apart."""
@@ -159,7 +159,7 @@ class _TripletCache:
         """What the epochs iterate, ``(image, label, index)`` items: the cached arrays when they hold the clean
         images (the same 8-bit values the steps use, without decoding or cropping again), else ``dataset``."""
         if self.clean is None or self.labels is None:
-            return _WithIndex(dataset)
+            return WithIndex(dataset)
         return _CachedItems(self.clean, self.labels)
 
 
@@ -204,9 +204,9 @@ class CachedTrainingSet(Dataset):
         return torch.from_numpy(np.array(self.clean[index])).float().div(255), label
 
 
-def _triplet_cache(
+def triplet_cache(
     dataset: Dataset,
-    maker: _TripletMaker,
+    maker: TripletMaker,
     config: TrainConfig,
     out: Path,
     device: torch.device,
@@ -238,7 +238,7 @@ def _load_cache(out: Path) -> _TripletCache:
 
 
 def _cache_triplets(
-    dataset: Dataset, maker: _TripletMaker, config: TrainConfig, out: Path, device: torch.device, relabel: bool
+    dataset: Dataset, maker: TripletMaker, config: TrainConfig, out: Path, device: torch.device, relabel: bool
 ) -> None:
     """Attack the whole training set once (8-bit, as the official code stored them); reused every epoch.
 
@@ -252,19 +252,19 @@ def _cache_triplets(
     done = {i for i in range(batches) if (parts / f"{i:06d}.npz").is_file()}
     todo = [i for i in range(batches) if i not in done]
     loader = DataLoader(
-        _WithIndex(dataset),
+        WithIndex(dataset),
         batch_sampler=[
             list(range(i * config.batch_size, min(len(dataset), (i + 1) * config.batch_size))) for i in todo
         ],
-        collate_fn=_collate_indexed,
+        collate_fn=collate_indexed,
         num_workers=config.num_workers,
     )
     bar = tqdm(total=batches, initial=len(done), desc="caching triplets", disable=not config.progress)
     for i, (x, y, index, _) in zip(todo, loader):
         if len(y):
-            torch.manual_seed(_step_seed(config.seed, -1, i))
+            torch.manual_seed(step_seed(config.seed, -1, i))
             x, y = x.to(device), y.to(device)
-            x_adv = _attack_groups(maker, x, y, _groups(index, len(maker.classifiers)), relabel)
+            x_adv = attack_groups(maker, x, y, classifier_groups(index, len(maker.classifiers)), relabel)
             rows = {
                 "index": index.numpy(),
                 "x_adv": (x_adv * 255).round().to(torch.uint8).cpu().numpy(),
@@ -298,7 +298,7 @@ def _cache_triplets(
     shutil.rmtree(parts, ignore_errors=True)
 
 
-class _WithIndex(Dataset):
+class WithIndex(Dataset):
     """``(image, label, index)`` items of a dataset of ``(image, label)`` items (None stays None)."""
 
     def __init__(self, dataset: Dataset) -> None:
@@ -312,7 +312,10 @@ class _WithIndex(Dataset):
         return None if item is None else (item[0], item[1], index)
 
 
-def _collate_indexed(batch: list) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+def collate_indexed(batch: list) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+    """Collate ``(image, label, index)`` items, skipping ``None`` (unreadable) ones.
+
+    Returns: images, labels, indices, and the count of items skipped."""
     kept = [b for b in batch if b is not None]
     images, labels, skipped = collate_skipping([(b[0], b[1]) for b in kept] + [None] * (len(batch) - len(kept)))
     return images, labels, torch.as_tensor([b[2] for b in kept], dtype=torch.long), skipped

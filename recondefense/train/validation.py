@@ -9,8 +9,8 @@ from torch.utils.data import DataLoader, Dataset
 from ..data import collate_skipping
 from ..metrics import psnr, wilson_interval
 from .config import TrainConfig, attack_parts
-from .network import _AnySize
-from .triplets import _check_labels, _single_source, _step_seed, _TripletMaker
+from .network import AnySize
+from .triplets import TripletMaker, check_labels, single_source, step_seed
 
 #: Below this many validation images the validation numbers are noise: the run warns and the model card says so.
 MIN_VALIDATION_IMAGES = 100
@@ -34,14 +34,14 @@ def _predict(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 def _validation_attack(
-    i: int, x: torch.Tensor, y: torch.Tensor, classifier: nn.Module, maker: _TripletMaker, config: TrainConfig
+    i: int, x: torch.Tensor, y: torch.Tensor, classifier: nn.Module, maker: TripletMaker, config: TrainConfig
 ) -> tuple[torch.Tensor, int, int]:
     """Validation batch ``i`` attacked by the first triplet source (against the first classifier alone), and the
     undefended clean and attacked correct counts; seeded by the batch, independent of the AE."""
     with torch.no_grad():
         clean_logits = classifier(x)
-    _check_labels(y.cpu(), clean_logits.shape[-1])
-    torch.manual_seed(_step_seed(config.seed, -2, i))
+    check_labels(y.cpu(), clean_logits.shape[-1])
+    torch.manual_seed(step_seed(config.seed, -2, i))
     parts = attack_parts(config.attack)
     first = parts[0]  # validation measures the first triplet source
     if first in ("pgd", "mix"):
@@ -49,7 +49,7 @@ def _validation_attack(
     elif first == "fgsm":
         x_adv = maker.fgsm[0](x, y)
     else:  # noise or corruptions: a seeded draw of the same source
-        x_adv = maker(x, y) if len(parts) == 1 else _single_source(maker, first)(x, y)
+        x_adv = maker(x, y) if len(parts) == 1 else single_source(maker, first)(x, y)
     clean_correct = (clean_logits.argmax(1) == y).sum().item()
     attacked_correct = (_predict(classifier, x_adv) == y).sum().item()
     return x_adv, clean_correct, attacked_correct
@@ -58,7 +58,7 @@ def _validation_attack(
 def validate(
     ae: nn.Module,
     classifier: nn.Module,
-    maker: _TripletMaker,
+    maker: TripletMaker,
     dataset: Dataset,
     config: TrainConfig,
     device: torch.device,
@@ -89,7 +89,7 @@ def validate(
         "psnr": 0.0,
     }
     gated = hasattr(ae, "gate_value")
-    purifier, inner = _AnySize(ae), _AnySize(ae.bottleneck) if gated else None
+    purifier, inner = AnySize(ae), AnySize(ae.bottleneck) if gated else None
     if gated:
         totals |= {"gate_clean": 0.0, "gate_attacked": 0.0, "inner_clean_acc": 0.0, "inner_attacked_acc": 0.0}
     for i, (x, y, _) in enumerate(loader):

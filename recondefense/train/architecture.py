@@ -1,0 +1,80 @@
+"""The purifier a training run builds, read from its options: ``--arch`` and the network's settings, ``--widths``
+parsing and the ``--freeze`` prefixes. Below :mod:`~recondefense.train.config` (which checks the options with it)
+and :mod:`~recondefense.train.network` (which builds the network from it)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from ..purifiers import PurifierConfig
+
+if TYPE_CHECKING:
+    from .config import TrainConfig
+
+__all__ = ["parse_widths", "purifier_config", "frozen_prefixes", "check_freeze"]
+
+
+def parse_widths(text: str) -> list[int]:
+    """``--widths "16,16,16"`` -> ``[16, 16, 16]``.
+
+    Raises:
+        ValueError: not comma-separated positive integers.
+    """
+    try:
+        widths = [int(v) for v in text.split(",")]
+    except ValueError:
+        widths = []
+    if not widths or min(widths) < 1:
+        raise ValueError(f"--widths {text!r}: expected comma-separated positive integers, e.g. 16,16,16")
+    return widths
+
+
+def purifier_config(config: TrainConfig, in_channels: int = 1) -> PurifierConfig:
+    """The purifier ``config`` trains, for images of ``in_channels`` channels (the parameter names do not depend
+    on it): what :class:`~recondefense.ReconstructiveDefense` takes and the saved config.json holds."""
+    return PurifierConfig(
+        in_channels=in_channels,
+        width=config.width,
+        depth=config.depth,
+        skip=config.skip,
+        widths=None if config.widths is None else tuple(parse_widths(config.widths)),
+        arch=config.arch,
+        detail_width=config.detail_width,
+        detail_depth=config.detail_depth,
+        inner=config.inner,
+    )
+
+
+def frozen_prefixes(config: TrainConfig, names: Iterable[str]) -> list[str]:
+    """The ``freeze`` prefixes, each checked to name some of the parameter ``names``, and not all of them.
+
+    Raises:
+        ValueError: a prefix no parameter name starts with, or prefixes that leave nothing to train.
+    """
+    names = list(names)
+    frozen = [prefix for prefix in (config.freeze or "").split(",") if prefix]
+    unknown = [prefix for prefix in frozen if not any(name.startswith(prefix) for name in names)]
+    if unknown:
+        tops = sorted({name.split(".")[0] for name in names})
+        raise ValueError(
+            f"--freeze {config.freeze!r}: no parameter of the --arch {config.arch} network starts with "
+            f"{', '.join(repr(prefix) for prefix in unknown)}; its parameter names start with {tops}"
+        )
+    if frozen and all(any(name.startswith(prefix) for prefix in frozen) for name in names):
+        raise ValueError(f"--freeze {config.freeze!r} leaves no parameter to train")
+    return frozen
+
+
+def check_freeze(config: TrainConfig) -> None:
+    """Check ``config.freeze`` against the parameter names of the ``config.arch`` network, laid out on the meta
+    device (nothing allocated; the names do not depend on the channel count).
+
+    Raises:
+        ValueError: see :func:`frozen_prefixes`.
+    """
+    import torch
+
+    with torch.device("meta"):
+        net = purifier_config(config).build()
+    frozen_prefixes(config, (name for name, _ in net.named_parameters()))
