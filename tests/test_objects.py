@@ -19,9 +19,10 @@ from recondefense.data import (
     object_test_crops,
     source_split,
 )
-from recondefense.data.object_sources import GCOMPRIS_PAINTINGS, GCOMPRIS_PHOTOS, GCOMPRIS_RCC_DIR, TUXPAINT_STAMPS
+from recondefense.data.gcompris_sources import GCOMPRIS_PAINTINGS, GCOMPRIS_PHOTOS, GCOMPRIS_RCC_DIR
 from recondefense.data.objects import TEST_COMPOSITES_PER_STAMP, TEST_CROPS_PER_PHOTO, ObjectSources
 from recondefense.data.qt_resources import QtResource, QtResourceError, read_qt_resource
+from recondefense.data.stamp_sources import TUXPAINT_STAMPS
 from recondefense.train.negatives import natural_variants
 
 # -- Qt resource files ------------------------------------------------------------------------------------------

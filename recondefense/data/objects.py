@@ -1,10 +1,10 @@
 """Object photographs (the ImageNet object tier): Tux Paint cut-outs composited onto photos, and GCompris photos.
 
-Sources (every accepted file is listed in :mod:`.object_sources`):
+Sources (every accepted file is listed in :mod:`.stamp_sources` and :mod:`.gcompris_sources`):
 
-- :data:`~.object_sources.TUXPAINT_STAMPS`: photographic cut-outs with alpha (animals, fruit, tools, vehicles, ...),
+- :data:`~.stamp_sources.TUXPAINT_STAMPS`: photographic cut-outs with alpha (animals, fruit, tools, vehicles, ...),
   composited at a random scale, position and flip onto a random crop of a background photograph;
-- :data:`~.object_sources.GCOMPRIS_PHOTOS`: photographs of monuments, fish, tools and household objects, cropped.
+- :data:`~.gcompris_sources.GCOMPRIS_PHOTOS`: photographs of monuments, fish, tools and household objects, cropped.
 
 Every source image (stamp, GCompris photo, background photo) belongs to one split, ``"train"``, ``"val"`` or
 ``"test"``, fixed by a hash of its name (:func:`source_split`: 70 / 10 / 20 %), so no test image is a crop or a
@@ -25,9 +25,10 @@ import torch
 from torch.utils.data import Dataset
 
 from ._tensors import TensorImages
+from .gcompris_sources import GCOMPRIS_PAINTINGS, GCOMPRIS_PHOTOS, GCOMPRIS_RCC_DIR
 from .labels import UNLABELLED
-from .object_sources import GCOMPRIS_PAINTINGS, GCOMPRIS_PHOTOS, GCOMPRIS_RCC_DIR, TUXPAINT_STAMPS, TUXPAINT_STAMPS_DIR
 from .photos import OPENCV_DATA_DIR, OPENCV_PHOTOS, PHOTO_SIZE, WALLPAPER_PHOTOS, fixed_crops
+from .stamp_sources import TUXPAINT_STAMPS, TUXPAINT_STAMPS_DIR
 
 __all__ = [
     "OBJECT_PACKAGES",

@@ -21,14 +21,17 @@ processes: ``torchrun -m recondefense.evaluate``, :mod:`recondefense.shards`).
 
 from __future__ import annotations
 
+from .attack_table import evaluate
+
 # `X as X`: public names of the old single module, importable from here but outside `__all__` as before
 from .cli import main
+from .corruption_table import evaluate_corruptions
 from .figures import corruption_figure
 from .figures import eps_curve as eps_curve
 from .figures import save_figures as save_figures
 from .figures import short_name as short_name
 from .report import format_corruption_markdown, format_markdown
-from .run import build_defense, evaluate, evaluate_corruptions
+from .run import build_defense
 from .tiers import ATTACK_NAMES as ATTACK_NAMES
 from .tiers import BASELINES, TIERS, Tier
 from .tiers import HELDOUT_GRID as HELDOUT_GRID

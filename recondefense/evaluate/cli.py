@@ -15,6 +15,7 @@ from typing import Any
 from ..arguments import positive_int
 from ..files import write_atomic
 from ..shards import Place, default_shard_size, place, process_group, rank_device, remove_work, run_shards
+from .attack_table import AttackTable
 from .checks import (
     classifier_problem,
     corruption_problems,
@@ -24,9 +25,9 @@ from .checks import (
     output_flag_problems,
     shard_problems,
 )
+from .corruption_table import CorruptionTable
 from .figures import CURVE_IMAGES, corruption_figure, eps_curve, save_figures
 from .report import format_corruption_markdown, format_markdown, read_rows, write_table
-from .run import AttackTable, CorruptionTable
 from .tiers import ATTACK_NAMES, BASELINES, TIERS, Tier
 
 __all__ = ["build_parser", "main"]

@@ -1,14 +1,13 @@
 """Algorithm 1: warm-up on the visual loss, then the GAN-like phase with the frozen classifier.
 
-Machinery: DistributedDataParallel under ``torchrun`` (gloo on CPU, nccl on CUDA), bfloat16 autocast
-and channels_last on CUDA, atomic checkpoints with exact resume (each step re-seeds from
-``(seed, epoch, step)`` and the sampler skips consumed batches), SIGINT/SIGTERM checkpoint-and-exit,
-a NaN/Inf guard, tqdm progress, ``metrics.jsonl``, per-epoch validation and a final
-``save_pretrained`` folder with a model card.
+Machinery: DistributedDataParallel under ``torchrun`` (gloo on CPU, nccl on CUDA), bfloat16 autocast and
+channels_last on CUDA, atomic checkpoints with exact resume (each step re-seeds from ``(seed, epoch, step)`` and the
+sampler skips consumed batches), SIGINT/SIGTERM checkpoint-and-exit, a NaN/Inf guard, tqdm progress,
+``metrics.jsonl``, per-epoch validation and a final ``save_pretrained`` folder with a model card.
 
-This module holds :func:`train` and the epoch/step loop (:class:`_Run`); the triplets are made in
-:mod:`.triplets`, validation in :mod:`.validation`, the run's files in :mod:`.checkpoints` and the
-network, its losses and its ``final/`` folder in :mod:`.network`.
+This module holds :func:`train` and the epoch/step loop (:class:`_Run`); the triplets are made in :mod:`.triplets`,
+validation in :mod:`.validation`, the run's files in :mod:`.checkpoints`, the network, its losses and its ``final/``
+folder in :mod:`.network`.
 """
 
 from __future__ import annotations
@@ -134,8 +133,7 @@ def _setup_from_config(config: TrainConfig, device: torch.device) -> Setup:
     ]
     # the (first) classifier labels unlabelled data ("photos") with its own clean predictions
     data = {"image_size": config.image_size, "classifier": classifiers[0], "num_workers": config.num_workers}
-    if config.triplets == "cached" and CachedTrainingSet.complete(Path(config.out)):
-        # the cache holds the clean images and labels: no decoding or labelling again (minutes for photos)
+    if config.triplets == "cached" and CachedTrainingSet.complete(Path(config.out)):  # no labelling again
         train_set = CachedTrainingSet(Path(config.out), labelled_by_classifier=classifier_labelled(config.data))
     else:
         train_set = load_dataset(config.data, "train", **data)
