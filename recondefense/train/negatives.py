@@ -15,8 +15,9 @@ from ..baselines import JPEG
 
 __all__ = ["NATURAL_VARIANTS", "natural_variants"]
 
-#: The kinds of variant, drawn uniformly per image: a JPEG round trip at quality 20-90, Gaussian sensor noise
-#: of standard deviation 0.003-0.03, and an unsharp mask of strength 0.5-2.
+#: The kinds of variant, drawn uniformly per image: a JPEG round trip at quality 30-95, Gaussian sensor noise of
+#: standard deviation 0.002-0.012 (a camera's at base ISO; stronger noise is a corruption, not a clean photo), and an
+#: unsharp mask of strength 0.5-1.5.
 NATURAL_VARIANTS = ("jpeg", "noise", "sharpen")
 
 
@@ -39,10 +40,10 @@ def natural_variants(images: torch.Tensor, generator: torch.Generator | None = N
         kind = NATURAL_VARIANTS[int(torch.randint(len(NATURAL_VARIANTS), (), generator=generator))]
         strength = float(torch.rand((), generator=generator))
         if kind == "jpeg":
-            out.append(JPEG(quality=20 + round(70 * strength)).purify(image[None])[0])
+            out.append(JPEG(quality=30 + round(65 * strength)).purify(image[None])[0])
         elif kind == "noise":
             noise = torch.randn(image.shape, generator=generator).to(image.device, image.dtype)
-            out.append(image + (0.003 + 0.027 * strength) * noise)
+            out.append(image + (0.002 + 0.01 * strength) * noise)
         else:
-            out.append(_unsharp(image, 0.5 + 1.5 * strength))
+            out.append(_unsharp(image, 0.5 + strength))
     return torch.stack(out).clamp(0, 1)
