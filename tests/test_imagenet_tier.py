@@ -139,7 +139,7 @@ def test_heldout_photos_are_disjoint_from_training_photos() -> None:
     assert not {p.resolve() for p in training} & {p.resolve() for p in heldout}
 
     def thumbnails(paths: list) -> torch.Tensor:  # (N, 3, 16, 16) in [0, 1]
-        return torch.stack([fixed_crops(photos._read_photo(p), 16)[0] for p in paths]).float().div(255)
+        return torch.stack([fixed_crops(photos.read_image(p), 16)[0] for p in paths]).float().div(255)
 
     distance = (thumbnails(training)[:, None] - thumbnails(heldout)[None]).abs().mean((2, 3, 4))
     assert distance.min() > 0.03, "a held-out photo looks like a training photo"

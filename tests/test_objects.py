@@ -272,7 +272,7 @@ def test_a_cached_run_of_classifier_labelled_images_skips_the_class_count_check(
     np.save(tmp_path / CACHED_CLEAN, np.zeros((3, 3, 4, 4), dtype=np.uint8))
     np.save(tmp_path / CACHED_TRIPLETS, np.zeros((3, 3, 4, 4), dtype=np.uint8))
     np.save(tmp_path / CACHED_LABELS, np.array([5, -1, 980]))
-    cached = CachedTrainingSet(tmp_path, labelled_by_classifier=True)
+    cached = CachedTrainingSet.from_folder(tmp_path, labelled_by_classifier=True)
     assert CachedTrainingSet.complete(tmp_path) and len(cached) == 3 and cached[1] is None
     assert cached[2][1] == 980 and cached[0][0].shape == (3, 4, 4)
     assert _num_classes(cached) is None  # predicted labels: 981 is not the classifier's class count

@@ -24,6 +24,7 @@ __all__ = [
     "UnlabelledFolder",
     "collate_skipping",
     "folder_classes",
+    "hash_fraction",
     "hash_split",
 ]
 
@@ -99,11 +100,16 @@ class SkippingImageFolder(Dataset):
 FOLDER_VAL_SHARE = 0.1
 
 
+def hash_fraction(key: str) -> float:
+    """A fixed number in [0, 1) for ``key``: the first 8 bytes of its sha256. What the per-file splits share (a file's
+    split never changes when other files are added or removed)."""
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") / 2**64
+
+
 def hash_split(relative_path: str, seed: int = 0, val_share: float = FOLDER_VAL_SHARE) -> str:
-    """``"val"`` or ``"train"`` for a file, from a seeded sha256 of its path relative to the data folder:
-    the split of a file never changes when files are added or removed."""
-    digest = hashlib.sha256(f"{seed}:{relative_path}".encode()).digest()
-    return "val" if int.from_bytes(digest[:8], "big") / 2**64 < val_share else "train"
+    """``"val"`` or ``"train"`` for a file, from a seeded sha256 of its path relative to the data folder
+    (:func:`hash_fraction` of ``"<seed>:<path>"``)."""
+    return "val" if hash_fraction(f"{seed}:{relative_path}") < val_share else "train"
 
 
 def _walk_files(root: Path) -> list[Path]:

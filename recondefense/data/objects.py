@@ -15,7 +15,6 @@ makes the fixed test crops of the ``imagenet-objects`` tier, which :func:`~.labe
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,9 +24,10 @@ import torch
 from torch.utils.data import Dataset
 
 from ._tensors import TensorImages
+from .folders import hash_fraction
 from .gcompris_sources import GCOMPRIS_PAINTINGS, GCOMPRIS_PHOTOS, GCOMPRIS_RCC_DIR
 from .labels import UNLABELLED
-from .photos import OPENCV_DATA_DIR, OPENCV_PHOTOS, PHOTO_SIZE, WALLPAPER_PHOTOS, fixed_crops
+from .photos import OPENCV_DATA_DIR, OPENCV_PHOTOS, PHOTO_SIZE, WALLPAPER_PHOTOS, fixed_crops, read_image
 from .stamp_sources import TUXPAINT_STAMPS, TUXPAINT_STAMPS_DIR
 
 __all__ = [
@@ -58,10 +58,9 @@ def source_split(name: str) -> str:
     """The split of a source image, ``"train"``, ``"val"`` or ``"test"``: a fixed function of its name.
 
     ``name`` is the stamp's path relative to the stamps folder, the GCompris entry (``"<activity>.rcc:<path>"``) or
-    the background photo's file name. The first 8 bytes of SHA-256 of ``"recondefense-objects/" + name`` pick it.
+    the background photo's file name; :func:`~.folders.hash_fraction` of ``"recondefense-objects/" + name`` picks it.
     """
-    digest = hashlib.sha256(f"recondefense-objects/{name}".encode()).digest()
-    share = int.from_bytes(digest[:8], "big") / 2**64
+    share = hash_fraction(f"recondefense-objects/{name}")
     if share < OBJECT_SPLITS["test"]:
         return "test"
     if share < OBJECT_SPLITS["test"] + OBJECT_SPLITS["val"]:
@@ -81,15 +80,6 @@ def _downscale(image: torch.Tensor, side: int, by_long_side: bool = False) -> to
     return F.resize(image, [max(1, round(height * scale)), max(1, round(width * scale))], antialias=True)
 
 
-def _decode(blob: bytes | Path, mode: str) -> torch.Tensor:
-    """An image file (path or bytes) as ``(C, H, W)`` uint8 in ``mode`` (``"RGB"`` or ``"RGBA"``)."""
-    from PIL import Image
-
-    with Image.open(io.BytesIO(blob) if isinstance(blob, bytes) else blob) as image:
-        array = np.asarray(image.convert(mode))
-    return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
-
-
 def _read_gcompris(entries: tuple[str, ...], folder: Path) -> dict[str, torch.Tensor]:
     """The installed GCompris entries (``"<activity>.rcc:<path>"``) as RGB uint8, downscaled."""
     from .qt_resources import read_qt_resource
@@ -101,7 +91,7 @@ def _read_gcompris(entries: tuple[str, ...], folder: Path) -> dict[str, torch.Te
             path = folder / rcc
             resources[rcc] = read_qt_resource(path) if path.is_file() else None
         if resources[rcc] is not None:
-            images[entry] = _downscale(_decode(resources[rcc].read(inner), "RGB"), _MAX_SIDE)
+            images[entry] = _downscale(read_image(resources[rcc].read(inner), "RGB"), _MAX_SIDE)
     return images
 
 
@@ -139,13 +129,13 @@ def object_sources(
         raise ValueError(f"unknown split {split!r}: expected one of {sorted(OBJECT_SPLITS)}")
     stamps_dir, rcc_dir = Path(stamps_dir), Path(rcc_dir)
     stamps = {
-        name: _downscale(_decode(stamps_dir / name, "RGBA"), _MAX_SIDE, by_long_side=True)
+        name: _downscale(read_image(stamps_dir / name, "RGBA"), _MAX_SIDE, by_long_side=True)
         for name in TUXPAINT_STAMPS
         if source_split(name) == split and (stamps_dir / name).is_file()
     }
     photos = _read_gcompris(tuple(e for e in GCOMPRIS_PHOTOS if source_split(e) == split), rcc_dir)
     backgrounds = {
-        name: _downscale(_decode(path, "RGB"), 2 * _MAX_SIDE)
+        name: _downscale(read_image(path, "RGB"), 2 * _MAX_SIDE)
         for name, path in _background_sources()
         if source_split(name) == split
     }

@@ -11,6 +11,7 @@ package to install.
 from __future__ import annotations
 
 import importlib.util
+import io
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,6 +36,7 @@ __all__ = [
     "heldout_photos",
     "imagenet_sample_files",
     "imagenet_samples",
+    "read_image",
     "training_photo_paths",
 ]
 
@@ -147,12 +149,13 @@ def _package_dir(name: str) -> Path | None:
     return Path(spec.origin).parent
 
 
-def _read_photo(path: str | Path) -> torch.Tensor:
-    """A photo file as ``(3, H, W)`` uint8 RGB."""
+def read_image(source: str | Path | bytes, mode: str = "RGB") -> torch.Tensor:
+    """An image file (a path, or its bytes) as ``(C, H, W)`` uint8 in PIL ``mode`` (``"RGB"``: 3 channels,
+    ``"RGBA"``: 4)."""
     from PIL import Image
 
-    with Image.open(path) as image:
-        array = np.asarray(image.convert("RGB"))
+    with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
+        array = np.asarray(image.convert(mode))
     return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
 
 
@@ -237,7 +240,7 @@ def heldout_photos(size: int = PHOTO_SIZE, grid: int = 1) -> Dataset:
     paths = heldout_photo_paths()
     if not paths:
         raise FileNotFoundError("no held-out photos: `pip install scikit-image scikit-learn matplotlib`")
-    crops = [crop for path in paths for crop in fixed_crops(_read_photo(path), size, grid)]
+    crops = [crop for path in paths for crop in fixed_crops(read_image(path), size, grid)]
     return TensorImages(torch.stack(crops), torch.full((len(crops),), UNLABELLED))
 
 
@@ -267,7 +270,7 @@ def imagenet_samples(size: int = PHOTO_SIZE) -> Dataset:
         A dataset of ``(image (3, size, size) float in [0, 1], ImageNet-1k label int)``.
     """
     files = imagenet_sample_files()
-    images = torch.stack([fixed_crops(_read_photo(path), size)[0] for path, _ in files])
+    images = torch.stack([fixed_crops(read_image(path), size)[0] for path, _ in files])
     return TensorImages(images, torch.as_tensor([label for _, label in files]))
 
 
@@ -310,7 +313,7 @@ class PhotoCrops(Dataset):
             if not 0 < low <= high:
                 raise ValueError(f"{name} {(low, high)}: expected (low, high) with 0 < low <= high")
         self.paths = [Path(p) for p in paths]
-        self.photos = [_read_photo(p) for p in self.paths]
+        self.photos = [read_image(p) for p in self.paths]
         self.length, self.size, self.seed, self.scale, self.ratio = length, size, seed, scale, ratio
 
     def __len__(self) -> int:

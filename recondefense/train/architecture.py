@@ -5,14 +5,25 @@ and :mod:`~recondefense.train.network` (which builds the network from it)."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from ..purifiers import PurifierConfig
 
-if TYPE_CHECKING:
-    from .config import TrainConfig
+__all__ = ["NetworkOptions", "parse_widths", "purifier_config", "frozen_prefixes", "check_freeze"]
 
-__all__ = ["parse_widths", "purifier_config", "frozen_prefixes", "check_freeze"]
+
+class NetworkOptions(Protocol):
+    """The network options of a training run that this module reads (a :class:`~.config.TrainConfig` has them)."""
+
+    arch: str
+    width: int
+    depth: int
+    skip: bool
+    widths: str | None
+    detail_width: int
+    detail_depth: int
+    inner: str
+    freeze: str | None
 
 
 def parse_widths(text: str) -> list[int]:
@@ -30,7 +41,7 @@ def parse_widths(text: str) -> list[int]:
     return widths
 
 
-def purifier_config(config: TrainConfig, in_channels: int = 1) -> PurifierConfig:
+def purifier_config(config: NetworkOptions, in_channels: int = 1) -> PurifierConfig:
     """The purifier ``config`` trains, for images of ``in_channels`` channels (the parameter names do not depend
     on it): what :class:`~recondefense.ReconstructiveDefense` takes and the saved config.json holds."""
     return PurifierConfig(
@@ -46,7 +57,7 @@ def purifier_config(config: TrainConfig, in_channels: int = 1) -> PurifierConfig
     )
 
 
-def frozen_prefixes(config: TrainConfig, names: Iterable[str]) -> list[str]:
+def frozen_prefixes(config: NetworkOptions, names: Iterable[str]) -> list[str]:
     """The ``freeze`` prefixes, each checked to name some of the parameter ``names``, and not all of them.
 
     Raises:
@@ -66,7 +77,7 @@ def frozen_prefixes(config: TrainConfig, names: Iterable[str]) -> list[str]:
     return frozen
 
 
-def check_freeze(config: TrainConfig) -> None:
+def check_freeze(config: NetworkOptions) -> None:
     """Check ``config.freeze`` against the parameter names of the ``config.arch`` network, laid out on the meta
     device (nothing allocated; the names do not depend on the channel count).
 

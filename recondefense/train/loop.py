@@ -134,7 +134,7 @@ def _setup_from_config(config: TrainConfig, device: torch.device) -> Setup:
     # the (first) classifier labels unlabelled data ("photos") with its own clean predictions
     data = {"image_size": config.image_size, "classifier": classifiers[0], "num_workers": config.num_workers}
     if config.triplets == "cached" and CachedTrainingSet.complete(Path(config.out)):  # no labelling again
-        train_set = CachedTrainingSet(Path(config.out), labelled_by_classifier=classifier_labelled(config.data))
+        train_set = CachedTrainingSet.from_folder(Path(config.out), classifier_labelled(config.data))
     else:
         train_set = load_dataset(config.data, "train", **data)
     val_set = load_dataset(config.data, "val", **data)

@@ -160,34 +160,24 @@ class _TripletCache:
         images (the same 8-bit values the steps use, without decoding or cropping again), else ``dataset``."""
         if self.clean is None or self.labels is None:
             return WithIndex(dataset)
-        return _CachedItems(self.clean, self.labels)
-
-
-class _CachedItems(Dataset):
-    """``(image (C, H, W) float in [0, 1], label, index)`` from the cached uint8 rows; None for undecodable ones."""
-
-    def __init__(self, clean: np.ndarray, labels: np.ndarray) -> None:
-        self.clean, self.labels = clean, labels
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int] | None:
-        label = int(self.labels[index])
-        if label < 0:
-            return None
-        return torch.from_numpy(np.array(self.clean[index])).float().div(255), label, index
+        return WithIndex(CachedTrainingSet(self.clean, self.labels))
 
 
 class CachedTrainingSet(Dataset):
-    """The training set of a complete ``--triplets cached`` cache, read back: ``(image (C, H, W) float in [0, 1],
-    label)`` from its uint8 clean images and labels (memory-mapped), so a resumed or restarted run neither decodes
-    nor labels the data again. ``labelled_by_classifier``: the labels are the first classifier's predictions."""
+    """The training set held by a ``--triplets cached`` cache: ``(image (C, H, W) float in [0, 1], label)`` from its
+    uint8 clean images and labels (memory-mapped by :meth:`from_folder`); None for images that did not decode
+    (label -1). Read back by a resumed or restarted run, it neither decodes nor labels the data again.
+    ``labelled_by_classifier``: the labels are the first classifier's predictions."""
 
-    def __init__(self, out: Path, labelled_by_classifier: bool) -> None:
-        self.clean = np.load(out / CACHED_CLEAN, mmap_mode="r")
-        self.stored_labels = np.load(out / CACHED_LABELS)  # (not ``labels``: the class count was checked already)
+    def __init__(self, clean: np.ndarray, labels: np.ndarray, labelled_by_classifier: bool = False) -> None:
+        self.clean = clean
+        self.stored_labels = labels  # (not ``labels``: the class count was checked when the cache was made)
         self.labelled_by_classifier = labelled_by_classifier
+
+    @classmethod
+    def from_folder(cls, out: Path, labelled_by_classifier: bool) -> CachedTrainingSet:
+        """The clean images and labels of the complete cache in ``out`` (see :meth:`complete`)."""
+        return cls(np.load(out / CACHED_CLEAN, mmap_mode="r"), np.load(out / CACHED_LABELS), labelled_by_classifier)
 
     @staticmethod
     def complete(out: Path) -> bool:
