@@ -237,7 +237,8 @@ class ReconstructiveDefense(
 
     def generate_model_card(self, *args: Any, **kwargs: Any) -> ModelCard:
         """The model card ``save_pretrained`` and ``push_to_hub`` write, rendered from :attr:`meta`: classifier,
-        data, attack, network, guidance, the command or Python call that trained it, and its validation table."""
+        data and its photo sources (packages, licences), attack, network, guidance, the command or Python call that
+        trained it, and its validation table."""
         meta = self.meta
         lines = [
             "# Reconstructive defense",
@@ -277,6 +278,9 @@ class ReconstructiveDefense(
                 lines += [f"**Warning:** {meta['validation_note']}.", ""]
             lines += ["| metric | value |", "|---|---|"]
             lines += [f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in validation.items()]
+        if meta.get("data_sources"):
+            lines += ["", "## Photo sources (Debian packages, licences)", ""]
+            lines += [f"- {source}" for source in meta["data_sources"]]
         if meta.get("train_config"):
             lines += ["", "## Full training configuration", "", "```"]
             lines += [f"{k}: {v}" for k, v in meta["train_config"].items()]

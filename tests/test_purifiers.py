@@ -161,3 +161,20 @@ def test_every_shipped_config_json_is_a_valid_purifier_config(name):
 def test_purifier_config_names_what_is_wrong_without_building(change, message):
     with pytest.raises(ValueError, match=message):
         PurifierConfig(**change).validate()
+
+
+def test_model_card_lists_the_photo_sources_of_an_object_photo_run(tmp_path):
+    from recondefense.data import data_sources
+    from recondefense.train.config import TrainConfig
+    from recondefense.train.network import save_final
+
+    ae = ReconAutoencoder(3, width=4, depth=2)
+    config = TrainConfig(data="objects:8", classifier="imagenet-efficientnet_lite0", width=4, depth=2)
+    save_final(ae, config, {"clean_acc": 1.0}, tmp_path / "final", epochs_trained=1)
+    card = (tmp_path / "final" / "README.md").read_text()
+    sources = data_sources("objects:8")
+    assert {"tuxpaint-stamps-default", "gcompris-qt-data"} <= {s.split(":")[0] for s in sources}
+    assert "## Photo sources" in card and all(f"- {source}" in card for source in sources)
+    meta = ReconstructiveDefense.from_pretrained(tmp_path / "final").meta
+    assert meta["data_sources"] == sources
+    assert data_sources("fashionmnist") == [] and "Photo sources" not in str(ReconstructiveDefense().generate_model_card())

@@ -13,6 +13,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from .. import __version__
+from ..data import data_sources
 from ..defense import ReconstructiveDefense
 from ..losses import VisualLossParts, guidance_loss, visual_loss
 from ..purifiers import ARCHITECTURES, pad_to_stride
@@ -307,6 +308,7 @@ def save_final(
     )
     meta = {
         "dataset": config.data,
+        **({"data_sources": sources} if (sources := data_sources(config.data)) else {}),
         "classifier": config.classifier,
         "attack": attack,
         "adaptive": config.adaptive,
