@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo venv data lint bench tables imagenet-tables imagenet-default-rows imagenet-markdown imagenet-objects-tables imagenet-objects-markdown imagenet-objects-first-look realworld-tables corruption-tables imagenet-corruption-tables certify-tables certify-bfloat16 certify-full clean
+.PHONY: test demo venv data lint bench tables imagenet-tables imagenet-default-rows imagenet-markdown imagenet-objects-tables imagenet-objects-markdown imagenet-objects-first-look imagenet-gate-open realworld-tables corruption-tables imagenet-corruption-tables certify-tables certify-bfloat16 certify-full clean
 FMNIST := /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
 
 $(PY):
@@ -164,6 +164,10 @@ imagenet-objects-first-look: $(IMAGENET_STAMP) data
 	mkdir -p $(IMAGENET)
 	$(OBJECTS) --attacks none,pgd --defenses none,$(OBJECT_DEFENSES) --json $(IMAGENET)/objects-first-look.json \
 	  --markdown $(IMAGENET)/objects-first-look.md
+# How often the default's gate opens on clean images never trained on (object crops, held-out crops, paintings,
+# JPEG / noise / sharpened look-alikes): seconds of CPU, no attack
+imagenet-gate-open: $(IMAGENET_STAMP) data
+	$(PY) scripts/gate_open.py --json $(IMAGENET)/gate-open.json
 imagenet-objects-markdown:
 	$(OBJECTS) --from-json $(IMAGENET)/objects-baselines.json $(IMAGENET)/objects-ours.json \
 	  --markdown $(IMAGENET)/objects.md

@@ -177,4 +177,6 @@ def test_model_card_lists_the_photo_sources_of_an_object_photo_run(tmp_path):
     assert "## Photo sources" in card and all(f"- {source}" in card for source in sources)
     meta = ReconstructiveDefense.from_pretrained(tmp_path / "final").meta
     assert meta["data_sources"] == sources
-    assert data_sources("fashionmnist") == [] and "Photo sources" not in str(ReconstructiveDefense().generate_model_card())
+    assert data_sources("fashionmnist") == [] and "Photo sources" not in str(
+        ReconstructiveDefense().generate_model_card()
+    )

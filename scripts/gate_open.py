@@ -1,0 +1,114 @@
+"""How often a gated defense's gate opens on clean images it never trained on: its false positives.
+
+The gate of a gated purifier (``arch="gated"``) decides per image whether the purifier runs; on clean traffic it
+should stay shut (goal of issue 24: open on at most 2% of clean crops). This script counts the images whose gate
+value exceeds 0.5 on each set of clean images, with the Wilson 95% interval and the mean gate value:
+
+- ``imagenet-objects``: all 690 fixed test crops of the object-photo tier (before the consensus labelling drops any);
+- ``imagenet-heldout``: the 128 fixed crops of the held-out sample photos (scikit-image, scikit-learn, matplotlib);
+- ``paintings``: the 40 crops of the GCompris Van Gogh paintings (never trained on, also not as negatives);
+- the object crops again as natural look-alikes of a perturbation at the strongest setting training drew
+  (``recondefense.train.negatives``): JPEG quality 30, sensor noise sigma 0.012, unsharp mask 1.5; and past it,
+  JPEG quality 15 and noise sigma 0.02 (harsher than any look-alike trained on).
+
+    python scripts/gate_open.py [--weights NAME] [--json results/imagenet/gate-open.json]
+
+No attack is run: seconds on a CPU. The share of attacked images a gate opens on is in the tier's rows
+(``gate_open_pgd``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from recondefense import ReconstructiveDefense
+from recondefense.baselines import JPEG
+from recondefense.data import heldout_photos, object_test_crops, painting_crops
+from recondefense.defense import DEFAULT_IMAGENET_WEIGHTS
+from recondefense.evaluate.tiers import HELDOUT_GRID
+from recondefense.metrics import wilson_interval
+
+
+def _noise(sigma: float) -> Callable[[torch.Tensor], torch.Tensor]:
+    def add(images: torch.Tensor) -> torch.Tensor:
+        generator = torch.Generator().manual_seed(0)
+        return (images + sigma * torch.randn(images.shape, generator=generator)).clamp(0, 1)
+
+    return add
+
+
+def _unsharp(amount: float) -> Callable[[torch.Tensor], torch.Tensor]:
+    kernel = torch.tensor([1.0, 2.0, 1.0])
+    kernel = (kernel[:, None] * kernel[None, :] / 16).expand(3, 1, 3, 3)
+
+    def sharpen(images: torch.Tensor) -> torch.Tensor:
+        blurred = torch.nn.functional.conv2d(
+            torch.nn.functional.pad(images, (1, 1, 1, 1), mode="replicate"), kernel, groups=3
+        )
+        return (images + amount * (images - blurred)).clamp(0, 1)
+
+    return sharpen
+
+
+#: The look-alikes measured on the object crops: name -> transform of an ``(N, 3, H, W)`` batch in [0, 1].
+VARIANTS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "objects, JPEG q30": lambda x: JPEG(quality=30).purify(x),
+    "objects, noise sigma 0.012": _noise(0.012),
+    "objects, unsharp 1.5": _unsharp(1.5),
+    "objects, JPEG q15 (harsher than trained)": lambda x: JPEG(quality=15).purify(x),
+    "objects, noise sigma 0.02 (harsher than trained)": _noise(0.02),
+}
+
+
+def stack(dataset) -> torch.Tensor:
+    """All images of a dataset of ``(image, label)`` items as one ``(N, C, H, W)`` float tensor in [0, 1]."""
+    return torch.stack([dataset[i][0] for i in range(len(dataset))]) if len(dataset) else torch.zeros(0, 3, 224, 224)
+
+
+def gate_values(defense: ReconstructiveDefense, images: torch.Tensor, batch: int = 32) -> torch.Tensor:
+    """The gate per image, ``(N,)`` in (0, 1)."""
+    with torch.inference_mode():
+        return torch.cat([defense.gate(images[i : i + batch]) for i in range(0, len(images), batch)])
+
+
+def row(name: str, gates: torch.Tensor) -> dict:
+    opened, n = int((gates > 0.5).sum()), len(gates)
+    low, high = wilson_interval(opened, n) if n else (0.0, 1.0)
+    return {"set": name, "n": n, "opened": opened, "open": opened / max(n, 1), "wilson95": [low, high],
+            "mean_gate": float(gates.mean()) if n else None}  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--weights", default=DEFAULT_IMAGENET_WEIGHTS, help="gated defense (name, hub id or folder)")
+    parser.add_argument("--json", type=Path, help="write the rows here")
+    args = parser.parse_args(argv)
+    defense = ReconstructiveDefense.from_pretrained(args.weights).eval()
+    if defense.gate(torch.zeros(1, 3, 32, 32)) is None:
+        parser.error(f"{args.weights} has no gate (arch {defense.arch!r})")
+    objects = stack(object_test_crops())
+    sets = {
+        "imagenet-objects (all test crops)": objects,
+        "imagenet-heldout (128 crops)": stack(heldout_photos(grid=HELDOUT_GRID)),
+        "paintings (GCompris Van Gogh)": stack(painting_crops()),
+    } | {name: transform(objects) for name, transform in VARIANTS.items()}
+    rows = [row(name, gate_values(defense, images)) for name, images in sets.items()]
+    print(f"gate open (value > 0.5) on clean images, {args.weights}:")
+    for r in rows:
+        print(f"  {r['set']:<52} {r['opened']:>4}/{r['n']:<4} = {r['open']:.3f} "
+              f"[{r['wilson95'][0]:.3f}, {r['wilson95'][1]:.3f}]  mean gate {r['mean_gate']:.3f}")  # fmt: skip
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        command = "python scripts/gate_open.py " + " ".join(sys.argv[1:] if argv is None else argv)
+        args.json.write_text(json.dumps({"weights": args.weights, "command": command, "rows": rows}, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
