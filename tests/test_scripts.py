@@ -83,3 +83,32 @@ def test_widen_autoencoder_computes_the_same_function_and_then_learns_with_its_n
     assert carrying.grad[2:].abs().sum() > 0
     with pytest.raises(ValueError, match="as wide or wider"):
         widen(narrow, [8, 2, 2])
+
+
+def test_gate_open_counts_the_clean_images_a_gate_opens_on(tmp_path, monkeypatch):
+    gate_open = load_script("gate_open")
+    tiny = torch.utils.data.TensorDataset(torch.rand(6, 3, 32, 32), torch.zeros(6, dtype=torch.long))
+    for name in ("object_test_crops", "painting_crops"):
+        monkeypatch.setattr(gate_open, name, lambda **_: tiny)
+    monkeypatch.setattr(gate_open, "heldout_photos", lambda grid: tiny)
+    defense = ReconstructiveDefense(arch="gated", width=4, depth=2, detail_depth=1)
+    with torch.no_grad():
+        defense.autoencoder.gate[-1].bias.fill_(0.0)
+    defense.save_pretrained(tmp_path / "gated")
+    gate_open.main(["--weights", str(tmp_path / "gated"), "--json", str(tmp_path / "rows.json")])
+    rows = __import__("json").loads((tmp_path / "rows.json").read_text())["rows"]
+    assert [r["set"] for r in rows][:3] == [
+        "imagenet-objects (all test crops)",
+        "imagenet-heldout (128 crops)",
+        "paintings (GCompris Van Gogh)",
+    ]
+    assert len(rows) == 3 + len(gate_open.VARIANTS) and all(r["n"] == 6 for r in rows)
+    # an untrained gate's last layer is zero: its logit is the bias, 0, so the gate is exactly 0.5 (not open)
+    assert all(r["opened"] == 0 and abs(r["mean_gate"] - 0.5) < 1e-6 for r in rows)
+    low, high = rows[0]["wilson95"]
+    assert low == 0.0 and 0.3 < high < 0.5  # Wilson 95% of 0/6
+    assert gate_open.row("x", torch.tensor([0.9, 0.1, 0.6, 0.4]))["open"] == 0.5
+    x = torch.rand(2, 3, 16, 16)
+    for transform in gate_open.VARIANTS.values():
+        out = transform(x)
+        assert out.shape == x.shape and 0 <= out.min() and out.max() <= 1 and not torch.equal(out, x)
