@@ -28,7 +28,7 @@ from .loading import (  # noqa: F401
     hub_not_found,
     load_checked,
 )
-from .purifiers import ARCHITECTURES, PurifierConfig, pad_to_stride
+from .purifiers import PurifierConfig, pad_to_stride
 from .transform import (
     PixelDefense,
     check_pixels,
@@ -107,11 +107,10 @@ class ReconstructiveDefense(
     in their dtype.
 
     Args:
-        in_channels, width, depth, skip, widths: the network's hyper-parameters (see ``ReconAutoencoder``;
-            ``"residual"`` uses ``width`` and ``depth`` for its U-Net, ``"detail"`` for its bottleneck AE).
-        arch: ``"recon"``, ``"residual"``, ``"detail"`` or ``"gated"`` (:data:`recondefense.purifiers.ARCHITECTURES`).
-        detail_width, detail_depth: the detail U-Net of ``"detail"``, the gate of ``"gated"`` (ignored otherwise).
-        inner: what ``"gated"`` holds behind its gate, ``"recon"`` or ``"residual"`` (ignored otherwise).
+        in_channels, width, depth, skip, widths, arch, detail_width, detail_depth, inner: the purifier's
+            hyper-parameters, the fields of :class:`~recondefense.purifiers.PurifierConfig` (documented there, with
+            the same defaults); listed here one by one because the hub mixin writes config.json from them.
+            :meth:`from_config` takes a ``PurifierConfig``.
         meta: free-form metadata saved in config.json (dataset, classifier, mean/std, metrics).
         format_version: config layout version; anything but :data:`FORMAT_VERSION` is refused.
 
@@ -139,8 +138,6 @@ class ReconstructiveDefense(
                 f"config.json has format_version={format_version!r}, this recondefense reads version {FORMAT_VERSION}: "
                 "upgrade recondefense or re-export the weights"
             )
-        if arch not in ARCHITECTURES:
-            raise ValueError(f"unknown purifier architecture {arch!r}: expected one of {sorted(ARCHITECTURES)}")
         super().__init__()
         self.arch = arch
         #: the network's hyper-parameters (what config.json holds besides meta and version)
@@ -149,10 +146,15 @@ class ReconstructiveDefense(
         )
         #: :attr:`purifier_config` as a dict (``widths`` a list)
         self.hyperparameters: dict[str, Any] = self.purifier_config.as_dict()
-        self.autoencoder = self.purifier_config.build()
+        self.autoencoder = self.purifier_config.build()  # (ValueError: an unknown arch)
         self.meta: dict[str, Any] = dict(meta or {})
         self.requires_grad_(False)
         self.eval()
+
+    @classmethod
+    def from_config(cls, config: PurifierConfig, meta: dict | None = None) -> ReconstructiveDefense:
+        """A new (untrained) defense holding the purifier ``config`` describes, with ``meta`` for its config.json."""
+        return cls(**config.as_dict(), meta=meta)
 
     @property
     def channels(self) -> int:
