@@ -52,6 +52,10 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 DEFAULT_IMAGENET_WEIGHTS = "imagenet-efficientnet_lite0_lite2-gated2-pgd"
 
 
+#: The download options of ``from_pretrained`` that go to the hub (``revision`` is its own argument).
+HUB_OPTIONS = ("revision", "cache_dir", "token", "local_files_only", "force_download")
+
+
 def _default_imagenet_weights() -> str:
     return DEFAULT_IMAGENET_WEIGHTS  # read at each call: the alias follows the constant wherever it is set
 
@@ -228,7 +232,7 @@ class ReconstructiveDefense(
             return cls._mixin_load(folder, **kwargs)
         if _looks_like_a_path(key) or "/" not in key:
             raise _not_found(key)
-        hub = {k: kwargs[k] for k in ("cache_dir", "token", "local_files_only", "force_download") if k in kwargs}
+        hub = {k: kwargs[k] for k in HUB_OPTIONS if k in kwargs}
         check_hub_id(key, revision=revision, **hub)  # fails fast offline or unreachable, naming folder and hub id
         try:
             return cls._mixin_load(key, revision=revision, **kwargs)
@@ -298,29 +302,10 @@ class ReconstructiveDefense(
 
     @classmethod
     def _from_pretrained(
-        cls,
-        *,
-        model_id: str,
-        revision: str | None,
-        cache_dir: str | Path | None,
-        force_download: bool,
-        local_files_only: bool,
-        token: str | bool | None,
-        config: dict | None = None,
-        map_location: str = "cpu",
-        **model_kwargs: Any,
+        cls, *, model_id: str, config: dict | None = None, map_location: str = "cpu", **kwargs: Any
     ) -> ReconstructiveDefense:
-        # Called by the mixin with config.json already parsed; every check is in recondefense.loading.
-        model_kwargs.pop("strict", None)
-        return load_checked(
-            cls,
-            config,
-            model_id,
-            set(cls._hub_mixin_init_parameters),
-            revision=revision,
-            cache_dir=cache_dir,
-            force_download=force_download,
-            local_files_only=local_files_only,
-            token=token,
-            map_location=map_location,
-        )
+        # Called by the mixin with config.json already parsed (``config``; ``kwargs`` also holds its values, unused)
+        # and the download options; every check is in recondefense.loading.
+        hub = {k: kwargs[k] for k in HUB_OPTIONS if k in kwargs}
+        known = set(cls._hub_mixin_init_parameters)
+        return load_checked(cls, config, model_id, known, map_location=map_location, **hub)
