@@ -112,9 +112,9 @@ class ReconstructiveDefense(
 
     Args:
         in_channels, width, depth, skip, widths, arch, detail_width, detail_depth, inner: the purifier's
-            hyper-parameters, the fields of :class:`~recondefense.purifiers.PurifierConfig` (documented there, with
-            the same defaults); listed here one by one because the hub mixin writes config.json from them.
-            :meth:`from_config` takes a ``PurifierConfig``.
+            hyper-parameters, the fields of :class:`~recondefense.purifiers.PurifierConfig` (documented there, and
+            their defaults: the paper's AE, width 16, depth 3, the skip on); listed one by one because the hub mixin
+            writes config.json from them. :meth:`from_config` takes a ``PurifierConfig``.
         meta: free-form metadata saved in config.json (dataset, classifier, mean/std, metrics).
         format_version: config layout version; anything but :data:`FORMAT_VERSION` is refused.
 
@@ -125,17 +125,17 @@ class ReconstructiveDefense(
 
     def __init__(
         self,
-        in_channels: int = 3,
-        width: int = 16,
-        depth: int = 3,
-        skip: bool = True,
-        widths: Sequence[int] | None = None,
+        in_channels: int = PurifierConfig.in_channels,
+        width: int = PurifierConfig.width,
+        depth: int = PurifierConfig.depth,
+        skip: bool = PurifierConfig.skip,
+        widths: Sequence[int] | None = PurifierConfig.widths,
         meta: dict | None = None,
         format_version: int = FORMAT_VERSION,
-        arch: str = "recon",
-        detail_width: int = 16,
-        detail_depth: int = 2,
-        inner: str = "recon",
+        arch: str = PurifierConfig.arch,
+        detail_width: int = PurifierConfig.detail_width,
+        detail_depth: int = PurifierConfig.detail_depth,
+        inner: str = PurifierConfig.inner,
     ) -> None:
         if format_version != FORMAT_VERSION:
             raise ValueError(
