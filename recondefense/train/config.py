@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..losses import EQ1_ALPHA, EQ1_BETA, EQ1_C
 from ..purifiers import ARCHITECTURES, GATED_INNER, PurifierConfig
 from .architecture import check_freeze, parse_widths, purifier_config
 
@@ -108,9 +109,9 @@ class TrainConfig:
         '"constant" (the paper: no decay) or "cosine" (cosine annealing from --lr to 0 over all --epochs, warm-up '
         "included)",
     )
-    alpha: float = _opt(1.0, "Eq. 1 weight of the RMSE term")
-    beta: float = _opt(0.01, "Eq. 1 weight of the PSNR term")
-    c: float = _opt(100.0, "Eq. 1 PSNR offset C")
+    alpha: float = _opt(EQ1_ALPHA, "Eq. 1 weight of the RMSE term")
+    beta: float = _opt(EQ1_BETA, "Eq. 1 weight of the PSNR term")
+    c: float = _opt(EQ1_C, "Eq. 1 PSNR offset C")
     visual_weight: float = _opt(1.0, "weight of Eq. 1 after warm-up (official code: 0.005)")
     ce_weight: float = _opt(1.0, "weight of the guidance term (Eq. 2 with --guidance ce)")
     guidance: str = _opt(
