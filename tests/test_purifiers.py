@@ -180,3 +180,23 @@ def test_model_card_lists_the_photo_sources_of_an_object_photo_run(tmp_path):
     assert data_sources("fashionmnist") == [] and "Photo sources" not in str(
         ReconstructiveDefense().generate_model_card()
     )
+
+
+def test_purifiers_are_built_from_one_purifier_config():
+    """Issue 26: the composite purifiers and ReconstructiveDefense.from_config derive from PurifierConfig; the
+    keyword arguments keep working, and one an architecture does not take is refused."""
+    from recondefense.purifiers import GatedPurifier
+
+    config = PurifierConfig(1, width=4, depth=2, arch="detail", detail_width=4, detail_depth=1)
+    torch.manual_seed(0)
+    made = ReconstructiveDefense.from_config(config, {"note": "kept"})
+    torch.manual_seed(0)
+    spelled = ReconstructiveDefense(in_channels=1, width=4, depth=2, arch="detail", detail_width=4, detail_depth=1)
+    assert made.purifier_config == config and made.meta == {"note": "kept"}
+    assert all(torch.equal(v, spelled.state_dict()[k]) for k, v in made.state_dict().items())
+    assert type(made.autoencoder.bottleneck) is ReconAutoencoder and made.autoencoder.bottleneck.widths == (4, 2)
+    with pytest.raises(TypeError, match="unexpected keyword arguments \\['inner'\\]"):
+        DetailPurifier(inner="recon")
+    gated = GatedPurifier(inner="residual")  # the gate's defaults: depth 3 behind it, a 3-level gate
+    assert type(gated.bottleneck) is ResidualPurifier and gated.bottleneck.correction.depth == 3
+    assert len([m for m in gated.gate if isinstance(m, torch.nn.Sequential)]) == 4

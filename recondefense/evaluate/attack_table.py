@@ -20,7 +20,6 @@ from .run import (
     hits,
     image_draws,
     keeps_global_rng,
-    log_scope,
     run_attack,
 )
 from .tiers import ATTACK_NAMES, DEFAULT_ATTACKS, OBLIVIOUS, Tier
@@ -43,16 +42,13 @@ class AttackTable(ShardedTable):
         self,
         tier: str | Tier = "fashionmnist",
         *,
-        defenses: Sequence[str] | None = None,
         attacks: Sequence[str] = DEFAULT_ATTACKS,
-        classifier: str | None = None,
-        limit: int | None = None,
         caps: dict[str, int] | None = None,
-        batch_size: int | None = None,
-        device: str | torch.device = "cpu",
-        seed: int = 0,
+        **common: Any,
     ) -> None:
-        super().__init__(tier, defenses, classifier, limit, batch_size, device, seed)
+        """``common``: what every table takes (:class:`~.run.ShardedTable`: ``defenses``, ``classifier``, ``limit``,
+        ``batch_size``, ``device``, ``seed``)."""
+        super().__init__(tier, **common)
         self.attacks = list(attacks)
         self.caps = dict(caps or {})
         for a in self.attacks:
@@ -65,14 +61,13 @@ class AttackTable(ShardedTable):
                 )
             if value < 1:
                 raise ValueError(f"cap {key}={value}: expected a positive number of images")
-        self._load()
+        self._load(f"{len(self.attacks)} attack(s)")
         caps, total = self.caps, self.total
         # PSNR/SSIM of the purified PGD image: measured only when PGD is among the attacks (it reuses its images)
         self.measured = (*self.attacks, "quality") if "pgd" in self.attacks else tuple(self.attacks)
         self.cap = {
             (d, a): min(caps.get(d, total), caps.get(a, total), total) for d in self.defenses for a in self.measured
         }
-        log_scope(self.tier, total, self.defenses, f"{len(self.attacks)} attack(s)", limit)
 
     @property
     def settings(self) -> dict[str, Any]:
@@ -185,19 +180,7 @@ class AttackTable(ShardedTable):
 
 
 @keeps_global_rng
-def evaluate(
-    tier: str | Tier = "fashionmnist",
-    *,
-    defenses: Sequence[str] | None = None,
-    attacks: Sequence[str] = DEFAULT_ATTACKS,
-    classifier: str | None = None,
-    limit: int | None = None,
-    caps: dict[str, int] | None = None,
-    batch_size: int | None = None,
-    device: str | torch.device = "cpu",
-    seed: int = 0,
-    progress: bool = True,
-) -> list[dict[str, Any]]:
+def evaluate(tier: str | Tier = "fashionmnist", *, progress: bool = True, **settings: Any) -> list[dict[str, Any]]:
     """Accuracy of ``classifier(defense(attack(x)))`` for every defense and attack on the tier's test set.
 
     Oblivious attacks are computed once per batch against the classifier alone and shared by all
@@ -210,11 +193,19 @@ def evaluate(
     table in shards (:class:`AttackTable`, :mod:`recondefense.shards`), in one process or under ``torchrun``.
 
     Args:
-        defenses: names for :func:`build_defense` (None: every defense of the tier; not empty).
-        limit: evaluate the first ``limit`` test images (None: all; else positive).
-        batch_size: images per batch (None: the tier's, ``Tier.batch_size``; else positive).
-        caps: ``{defense or attack name: N}``: cells of that defense (row) or attack (column) use only
-            the first N images, for defenses or attacks too slow for the whole set; each row says its n.
+        tier: a name of :data:`TIERS` or a :class:`Tier`.
+        progress: show a progress bar.
+        settings: by keyword, :class:`AttackTable`'s (the same defaults):
+
+            - ``defenses``: names for :func:`build_defense` (None: every defense of the tier; not empty).
+            - ``attacks``: names of :data:`ATTACK_NAMES` (default: :data:`DEFAULT_ATTACKS`).
+            - ``classifier``: the evaluated classifier, a :func:`~recondefense.classifiers.load_classifier` spec
+              (None: the tier's target).
+            - ``limit``: evaluate the first ``limit`` test images (None: all; else positive).
+            - ``caps``: ``{defense or attack name: N}``: cells of that defense (row) or attack (column) use only
+              the first N images, for defenses or attacks too slow for the whole set; each row says its n.
+            - ``batch_size``: images per batch (None: the tier's, ``Tier.batch_size``; else positive).
+            - ``device``: where to run (``"cpu"``); ``seed``: the attacks' and randomized defenses' seed (0).
 
     Returns:
         Rows ``{"defense", "attack", "accuracy", "n", "ci95": [low, high]}`` (and ``dropped``, the crops a
@@ -227,15 +218,4 @@ def evaluate(
         ValueError: an empty ``defenses``, a non-positive ``limit`` or ``batch_size``, an unknown attack, a bad
             cap (before any data is loaded), a classifier that cannot take the tier's images, or bad data.
     """
-    table = AttackTable(
-        tier,
-        defenses=defenses,
-        attacks=attacks,
-        classifier=classifier,
-        limit=limit,
-        caps=caps,
-        batch_size=batch_size,
-        device=device,
-        seed=seed,
-    )
-    return table.rows([table.images(range(table.total), progress=progress)])
+    return AttackTable(tier, **settings).run(progress)

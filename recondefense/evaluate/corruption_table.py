@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from .run import ShardedTable, check_cover, check_names, defended_model, hits, image_draws, log_scope
+from .run import ShardedTable, check_cover, check_names, defended_model, hits, image_draws
 from .tiers import Tier
 
 __all__ = ["CorruptionTable", "evaluate_corruptions"]
@@ -30,18 +30,15 @@ class CorruptionTable(ShardedTable):
         self,
         tier: str | Tier = "fashionmnist",
         *,
-        defenses: Sequence[str] | None = None,
         corruptions: Sequence[str] | None = None,
         severities: Sequence[int] = (1, 2, 3, 4, 5),
-        classifier: str | None = None,
-        limit: int | None = None,
-        batch_size: int | None = None,
-        device: str | torch.device = "cpu",
-        seed: int = 0,
+        **common: Any,
     ) -> None:
+        """``common``: what every table takes (:class:`~.run.ShardedTable`: ``defenses``, ``classifier``, ``limit``,
+        ``batch_size``, ``device``, ``seed``)."""
         from ..corruptions import CORRUPTIONS
 
-        super().__init__(tier, defenses, classifier, limit, batch_size, device, seed)
+        super().__init__(tier, **common)
         names = check_names("corruptions", corruptions, f"all {len(CORRUPTIONS)}") or list(CORRUPTIONS)
         unknown = [n for n in names if n not in CORRUPTIONS]
         if unknown:
@@ -59,9 +56,7 @@ class CorruptionTable(ShardedTable):
         self.names = names
         self.severities = [int(s) for s in severities]
         self.canonical = {name: k for k, name in enumerate(CORRUPTIONS)}  # the seeds' corruption index
-        self._load()
-        columns = f"{len(names)} corruption(s) x {len(self.severities)} severities"
-        log_scope(self.tier, self.total, self.defenses, columns, limit)
+        self._load(f"{len(names)} corruption(s) x {len(self.severities)} severities")
 
     @property
     def settings(self) -> dict[str, Any]:
@@ -114,17 +109,7 @@ class CorruptionTable(ShardedTable):
 
 
 def evaluate_corruptions(
-    tier: str | Tier = "fashionmnist",
-    *,
-    defenses: Sequence[str] | None = None,
-    corruptions: Sequence[str] | None = None,
-    severities: Sequence[int] = (1, 2, 3, 4, 5),
-    classifier: str | None = None,
-    limit: int | None = None,
-    batch_size: int | None = None,
-    device: str | torch.device = "cpu",
-    seed: int = 0,
-    progress: bool = True,
+    tier: str | Tier = "fashionmnist", *, progress: bool = True, **settings: Any
 ) -> list[dict[str, Any]]:
     """Accuracy of ``classifier(defense(corrupt(x)))`` per ImageNet-C corruption, averaged over ``severities``.
 
@@ -135,11 +120,14 @@ def evaluate_corruptions(
     (:mod:`recondefense.seeding`), so its cells do not depend on the corruptions selected or their order either.
 
     Args:
-        defenses: names for :func:`build_defense` (None: every defense of the tier; not empty).
-        corruptions: names of :data:`~recondefense.corruptions.CORRUPTIONS`, each once (None: all 15; not empty).
-        severities: distinct ints in 1..5.
-        limit: the first ``limit`` test images (None: all; else positive).
-        batch_size: images per batch (None: the tier's; else positive).
+        tier: a name of :data:`TIERS` or a :class:`Tier`.
+        progress: show a progress bar.
+        settings: by keyword, :class:`CorruptionTable`'s (the same defaults):
+
+            - ``corruptions``: names of :data:`~recondefense.corruptions.CORRUPTIONS`, each once (None: all 15;
+              not empty); ``severities``: distinct ints in 1..5 (all five).
+            - ``defenses``, ``classifier``, ``limit``, ``batch_size``, ``device``, ``seed``: as for
+              :func:`~recondefense.evaluate.evaluate`.
 
     Returns:
         Rows ``{"defense", "attack": "corruption:<name>", "accuracy", "per_severity": [...], "n"}``, the accuracy
@@ -151,15 +139,4 @@ def evaluate_corruptions(
             non-positive ``limit`` or ``batch_size`` (before any data is loaded), a classifier that cannot take
             the tier's images, or bad data.
     """
-    table = CorruptionTable(
-        tier,
-        defenses=defenses,
-        corruptions=corruptions,
-        severities=severities,
-        classifier=classifier,
-        limit=limit,
-        batch_size=batch_size,
-        device=device,
-        seed=seed,
-    )
-    return table.rows([table.images(range(table.total), progress=progress)])
+    return CorruptionTable(tier, **settings).run(progress)

@@ -214,14 +214,20 @@ class ShardedTable:
 
     def __init__(
         self,
-        tier: str | Tier,
-        defenses: Sequence[str] | None,
-        classifier: str | None,
-        limit: int | None,
-        batch_size: int | None,
-        device: str | torch.device,
-        seed: int,
+        tier: str | Tier = "fashionmnist",
+        *,
+        defenses: Sequence[str] | None = None,
+        classifier: str | None = None,
+        limit: int | None = None,
+        batch_size: int | None = None,
+        device: str | torch.device = "cpu",
+        seed: int = 0,
     ) -> None:
+        """The arguments every table takes (see :func:`~.attack_table.evaluate`); nothing is loaded yet.
+
+        Raises:
+            ValueError: an empty ``defenses``, a non-positive ``limit`` or ``batch_size``.
+        """
         self.tier = TIERS[tier] if isinstance(tier, str) else tier
         self.device = torch.device(device)
         check_count("limit", limit, "all test images")
@@ -232,10 +238,24 @@ class ShardedTable:
         self.batch_size = batch_size or self.tier.batch_size
         self.seed = seed
 
-    def _load(self) -> None:
+    def run(self, progress: bool = True) -> list[dict[str, Any]]:
+        """The table's rows, computed on all images in one go (:meth:`images` of them all, then :meth:`rows`)."""
+        return self.rows([self.images(range(self.total), progress=progress)])
+
+    def images(self, images: range, progress: bool = False) -> dict[str, Any]:
+        """The per-image results of ``images``, a range starting at a multiple of the batch size (the subclass's)."""
+        raise NotImplementedError
+
+    def rows(self, parts: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The rows from the results of :meth:`images` on ranges covering all images once, in order."""
+        raise NotImplementedError
+
+    def _load(self, columns: str) -> None:
+        """Load the classifier, defenses and test set, then log the scope (:func:`log_scope`) with ``columns``."""
         self.classifier, self.modules, self.data, self.total = _setup(
             self.tier, self.defenses, self.classifier_name, self.seed, self.device, self.limit
         )
+        log_scope(self.tier, self.total, self.defenses, columns, self.limit)
 
     @property
     def settings(self) -> dict[str, Any]:

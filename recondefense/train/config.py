@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
+from ..losses import EQ1_ALPHA, EQ1_BETA, EQ1_C
 from ..purifiers import ARCHITECTURES, GATED_INNER, PurifierConfig
 from .architecture import check_freeze, parse_widths, purifier_config
 
@@ -106,9 +109,9 @@ class TrainConfig:
         '"constant" (the paper: no decay) or "cosine" (cosine annealing from --lr to 0 over all --epochs, warm-up '
         "included)",
     )
-    alpha: float = _opt(1.0, "Eq. 1 weight of the RMSE term")
-    beta: float = _opt(0.01, "Eq. 1 weight of the PSNR term")
-    c: float = _opt(100.0, "Eq. 1 PSNR offset C")
+    alpha: float = _opt(EQ1_ALPHA, "Eq. 1 weight of the RMSE term")
+    beta: float = _opt(EQ1_BETA, "Eq. 1 weight of the PSNR term")
+    c: float = _opt(EQ1_C, "Eq. 1 PSNR offset C")
     visual_weight: float = _opt(1.0, "weight of Eq. 1 after warm-up (official code: 0.005)")
     ce_weight: float = _opt(1.0, "weight of the guidance term (Eq. 2 with --guidance ce)")
     guidance: str = _opt(
@@ -221,6 +224,24 @@ CHOICES = {
 }
 
 
+#: The range of each numeric field: ``(test of its value, what is expected)``; None passes the optional ones.
+_RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    **dict.fromkeys(
+        ("epochs", "batch_size", "width", "depth", "steps", "log_every", "checkpoint_every"),
+        (lambda v: v >= 1, "a positive integer"),
+    ),
+    **dict.fromkeys(("eps", "step_size"), (lambda v: 0 < v <= 1, "a number in (0, 1] (pixels are in [0, 1])")),
+    **dict.fromkeys(
+        ("lr", "visual_weight", "ce_weight", "clean_weight", "gate_weight", "alpha", "beta"),
+        (lambda v: v >= 0, "a number >= 0"),
+    ),
+    **dict.fromkeys(("gate_negatives", "clean_fraction"), (lambda v: 0 <= v <= 1, "a fraction in [0, 1]")),
+    "max_minutes": (lambda v: v is None or v > 0, "a positive number of minutes"),
+    "val_limit": (lambda v: v is None or v >= 1, "a positive number of images"),
+    "image_size": (lambda v: v is None or v >= 1, "a positive number of pixels"),
+}
+
+
 def validate_config(config: TrainConfig) -> None:
     """Refuse a config that cannot train, before anything is read, written or deleted.
 
@@ -250,37 +271,14 @@ def validate_config(config: TrainConfig) -> None:
             continue
         if getattr(config, name) not in allowed:
             raise ValueError(f"--{name.replace('_', '-')} {getattr(config, name)!r}: expected one of {list(allowed)}")
-    for name in ("epochs", "batch_size", "width", "depth", "steps", "log_every", "checkpoint_every"):
-        if getattr(config, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} {getattr(config, name)}: expected a positive integer")
+    for name, (within, expected) in _RANGES.items():
+        value = getattr(config, name)
+        if not within(value):
+            raise ValueError(f"--{name.replace('_', '-')} {value}: expected {expected}")
     if not 0 <= config.warmup_epochs <= config.epochs:
         raise ValueError(f"--warmup-epochs {config.warmup_epochs}: expected 0 to --epochs ({config.epochs})")
-    for name in ("eps", "step_size"):
-        if not 0 < getattr(config, name) <= 1:
-            raise ValueError(
-                f"--{name.replace('_', '-')} {getattr(config, name)}: expected a number in (0, 1] (pixels are in [0, 1])"
-            )
-    for name in (
-        "lr",
-        "visual_weight",
-        "ce_weight",
-        "clean_weight",
-        "gate_weight",
-        "alpha",
-        "beta",
-    ):
-        if not getattr(config, name) >= 0:
-            raise ValueError(f"--{name.replace('_', '-')} {getattr(config, name)}: expected a number >= 0")
-    if not 0 <= config.gate_negatives <= 1:
-        raise ValueError(f"--gate-negatives {config.gate_negatives}: expected a fraction in [0, 1]")
     if config.gate_negatives > 0 and config.gate_weight == 0:
         raise ValueError("--gate-negatives trains the gate: it needs --gate-weight > 0")
-    if not 0 <= config.clean_fraction <= 1:
-        raise ValueError(f"--clean-fraction {config.clean_fraction}: expected a fraction in [0, 1]")
-    if config.max_minutes is not None and not config.max_minutes > 0:
-        raise ValueError(f"--max-minutes {config.max_minutes}: expected a positive number of minutes")
-    if config.val_limit is not None and config.val_limit < 1:
-        raise ValueError(f"--val-limit {config.val_limit}: expected a positive number of images")
     if config.gate_weight > 0 and config.arch != "gated":
         raise ValueError(f"--gate-weight {config.gate_weight}: only a --arch gated purifier has a gate")
     if config.adaptive and config.triplets == "cached":
@@ -290,8 +288,6 @@ def validate_config(config: TrainConfig) -> None:
     bad = purifier_config(config).problem()  # the ranges config.json is held to: a network that loads back
     if bad is not None:
         raise ValueError(f"--{bad[0].replace('_', '-')} {getattr(config, bad[0])}: expected {bad[1]}")
-    if config.image_size is not None and config.image_size < 1:
-        raise ValueError(f"--image-size {config.image_size}: expected a positive number of pixels")
     _check_data(config.data)
     _check_classifiers(config)
     from ..arguments import check_device

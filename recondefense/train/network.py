@@ -334,6 +334,6 @@ def as_defense(
     state: dict[str, torch.Tensor], in_channels: int, config: TrainConfig, meta: dict[str, Any]
 ) -> ReconstructiveDefense:
     """A :class:`ReconstructiveDefense` of ``config``'s architecture holding the network weights ``state``."""
-    defense = ReconstructiveDefense(**purifier_config(config, in_channels).as_dict(), meta=meta)
+    defense = ReconstructiveDefense.from_config(purifier_config(config, in_channels), meta)
     defense.autoencoder.load_state_dict({k: v.float().contiguous() for k, v in state.items()})
     return defense
