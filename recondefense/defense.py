@@ -111,7 +111,7 @@ class ReconstructiveDefense(
     in their dtype.
 
     Args:
-        in_channels, width, depth, skip, widths, arch, detail_width, detail_depth, inner: the purifier's
+        in_channels, width, depth, skip, widths, arch, detail_width, detail_depth, inner, bypass_below: the purifier's
             hyper-parameters, the fields of :class:`~recondefense.purifiers.PurifierConfig` (documented there, and
             their defaults: the paper's AE, width 16, depth 3, the skip on); listed one by one because the hub mixin
             writes config.json from them. :meth:`from_config` takes a ``PurifierConfig``.
@@ -136,6 +136,7 @@ class ReconstructiveDefense(
         detail_width: int = PurifierConfig.detail_width,
         detail_depth: int = PurifierConfig.detail_depth,
         inner: str = PurifierConfig.inner,
+        bypass_below: float = PurifierConfig.bypass_below,
     ) -> None:
         if format_version != FORMAT_VERSION:
             raise ValueError(
@@ -146,7 +147,7 @@ class ReconstructiveDefense(
         self.arch = arch
         #: the network's hyper-parameters (what config.json holds besides meta and version)
         self.purifier_config = PurifierConfig(
-            in_channels, width, depth, skip, widths, arch, detail_width, detail_depth, inner
+            in_channels, width, depth, skip, widths, arch, detail_width, detail_depth, inner, bypass_below
         )
         #: :attr:`purifier_config` as a dict (``widths`` a list)
         self.hyperparameters: dict[str, Any] = self.purifier_config.as_dict()

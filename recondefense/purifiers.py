@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .autoencoder import ReconAutoencoder
+from .transform import is_tracing
 
 __all__ = [
     "ResidualPurifier",
@@ -192,8 +193,10 @@ class GatedPurifier(nn.Module):
         hyper: the other :class:`PurifierConfig` fields it takes, by keyword, with their defaults there but
             ``detail_depth`` 3: ``width``, ``depth``, ``skip``, ``widths`` (the purifier behind the gate; the residual
             one ignores ``skip`` and ``widths``), ``detail_width``, ``detail_depth`` (channels of the gate's first
-            level, doubled per level, and its stride-2 levels) and ``inner``, ``"recon"`` or ``"residual"``
-            (:data:`GATED_INNER`).
+            level, doubled per level, and its stride-2 levels), ``inner``, ``"recon"`` or ``"residual"``
+            (:data:`GATED_INNER`), and ``bypass_below``: in eval mode, images whose gate is below it skip the
+            purifier (returned unchanged), so clean traffic pays for the gate alone; training and tracing
+            (export, ``torch.compile``) run the blend on every image.
 
     Shape: ``(N, C, H, W)`` in [0, 1] -> ``(N, C, H, W)`` in [0, 1].
     """
@@ -205,6 +208,7 @@ class GatedPurifier(nn.Module):
             raise ValueError(f"unknown purifier behind the gate {config.inner!r}: expected one of {GATED_INNER}")
         self.in_channels = in_channels
         self.inner = config.inner
+        self.bypass_below = float(config.bypass_below)
         self.bottleneck = replace(config, arch=config.inner).build()
         levels = [config.detail_width * 2**i for i in range(config.detail_depth + 1)]
         # the gate sees the image and its Laplacian high-pass (x30): a perturbation of a few grey levels is
@@ -233,7 +237,14 @@ class GatedPurifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         gate = self.gate_value(x).view(-1, 1, 1, 1)
-        return (x + gate * (self.bottleneck(x) - x)).clamp(0, 1)
+        if self.bypass_below <= 0 or self.training or is_tracing(x):
+            return (x + gate * (self.bottleneck(x) - x)).clamp(0, 1)
+        flagged = (gate.flatten() >= self.bypass_below).nonzero().flatten()
+        out = x.clamp(0, 1)
+        if len(flagged):  # the purifier runs on the flagged images only
+            chosen, g = x[flagged], gate[flagged]
+            out = out.index_copy(0, flagged, (chosen + g * (self.bottleneck(chosen) - chosen)).clamp(0, 1))
+        return out
 
 
 #: Architecture name (config.json's ``arch``) -> class and the config keys it takes.
@@ -246,7 +257,7 @@ ARCHITECTURES: dict[str, tuple[type[nn.Module], tuple[str, ...]]] = {
     ),
     "gated": (
         GatedPurifier,
-        ("in_channels", "width", "depth", "skip", "widths", "detail_width", "detail_depth", "inner"),
+        ("in_channels", "width", "depth", "skip", "widths", "detail_width", "detail_depth", "inner", "bypass_below"),
     ),
 }
 
@@ -293,6 +304,9 @@ class PurifierConfig:
         detail_width, detail_depth: the detail U-Net of ``"detail"``, the gate of ``"gated"`` (first-level
             channels, doubled per level, and stride-2 levels).
         inner: what ``"gated"`` holds behind its gate, one of :data:`GATED_INNER`.
+        bypass_below: ``"gated"`` at inference: images whose gate is below this skip the purifier and come out
+            exactly as they went in (each pixel within ``bypass_below`` of the blended output); 0 (the default,
+            and every gated weights folder without the key) runs the purifier on every image.
     """
 
     in_channels: int = 3
@@ -304,6 +318,7 @@ class PurifierConfig:
     detail_width: int = 16
     detail_depth: int = 2
     inner: str = "recon"
+    bypass_below: float = 0.0
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> PurifierConfig:
@@ -337,6 +352,8 @@ class PurifierConfig:
             return "arch", f"one of {sorted(ARCHITECTURES)}"
         if self.inner not in GATED_INNER:
             return "inner", f"one of {list(GATED_INNER)}"
+        if type(self.bypass_below) not in (int, float) or not 0 <= self.bypass_below <= 0.5:
+            return "bypass_below", "a number in [0, 0.5]"
         return None
 
     def validate(self) -> PurifierConfig:

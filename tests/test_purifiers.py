@@ -200,3 +200,40 @@ def test_purifiers_are_built_from_one_purifier_config():
     gated = GatedPurifier(inner="residual")  # the gate's defaults: depth 3 behind it, a 3-level gate
     assert type(gated.bottleneck) is ResidualPurifier and gated.bottleneck.correction.depth == 3
     assert len([m for m in gated.gate if isinstance(m, torch.nn.Sequential)]) == 4
+
+
+def test_gated_bypass_skips_the_purifier_on_images_whose_gate_is_shut():
+    from recondefense.purifiers import GatedPurifier
+
+    torch.manual_seed(0)
+    dense = GatedPurifier(width=4, depth=2, detail_depth=1).eval()
+    with torch.no_grad():  # a gate that opens with the image's brightness: dark images shut, bright ones open
+        dense.gate[-1].weight.zero_()
+        dense.gate[-1].bias.zero_()
+        dense.gate[0][0].weight.zero_()
+        dense.gate[0][0].bias.zero_()
+        dense.gate[0][0].weight[:, :3] = 1.0
+        dense.gate[-1].weight.fill_(1.0)
+        dense.gate[-1].bias.fill_(-12.0)
+    bypassed = GatedPurifier(width=4, depth=2, detail_depth=1, bypass_below=0.05).eval()
+    bypassed.load_state_dict(dense.state_dict())
+    x = torch.cat([torch.rand(2, 3, 16, 16) * 0.1, 0.6 + torch.rand(2, 3, 16, 16) * 0.4])
+    gate = dense.gate_value(x)
+    assert (gate[:2] < 0.05).all() and (gate[2:] > 0.05).all()
+    with torch.no_grad():
+        out, reference = bypassed(x), dense(x)
+    assert torch.equal(out[:2], x[:2])  # shut: exactly the input, the purifier never ran on them
+    assert (out[:2] - reference[:2]).abs().max() <= 0.05  # within bypass_below of the blend
+    torch.testing.assert_close(out[2:], reference[2:])  # open: the same blend as without the bypass
+    calls = []
+    bypassed.bottleneck.register_forward_hook(lambda module, args, output: calls.append(len(args[0])))
+    with torch.no_grad():
+        bypassed(x)
+        bypassed(x[:2])
+    assert calls == [2]  # only the two open images; an all-shut batch runs no purifier at all
+    bypassed.train()
+    with torch.no_grad():
+        torch.testing.assert_close(bypassed(x), dense.train()(x))  # training blends every image
+    assert PurifierConfig(arch="gated").bypass_below == 0.0  # old config.json files: the purifier runs on all
+    with pytest.raises(ValueError, match="bypass_below"):
+        PurifierConfig(arch="gated", bypass_below=0.7).validate()

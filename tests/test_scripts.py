@@ -59,6 +59,9 @@ def test_compose_gated_keeps_the_gate_of_one_and_the_purifier_of_another(tmp_pat
     composed = module.compose(gated, gated_inner := ReconstructiveDefense(width=4, depth=2), {"note": "kept"})
     composed.save_pretrained(tmp_path)  # the meta reaches config.json, not only the card
     assert ReconstructiveDefense.from_pretrained(tmp_path).meta == {"note": "kept"} and gated_inner.arch == "recon"
+    module.compose(gated, gated_inner, bypass_below=0.05).save_pretrained(tmp_path / "bypass")
+    loaded = ReconstructiveDefense.from_pretrained(tmp_path / "bypass")
+    assert loaded.hyperparameters["bypass_below"] == 0.05 and loaded.autoencoder.bypass_below == 0.05
 
 
 def test_widen_autoencoder_computes_the_same_function_and_then_learns_with_its_new_filters(tmp_path):
