@@ -180,7 +180,19 @@ class AttackTable(ShardedTable):
 
 
 @keeps_global_rng
-def evaluate(tier: str | Tier = "fashionmnist", *, progress: bool = True, **settings: Any) -> list[dict[str, Any]]:
+def evaluate(
+    tier: str | Tier = "fashionmnist",
+    *,
+    defenses: Sequence[str] | None = None,
+    attacks: Sequence[str] = DEFAULT_ATTACKS,
+    classifier: str | None = None,
+    limit: int | None = None,
+    caps: dict[str, int] | None = None,
+    batch_size: int | None = None,
+    device: str | torch.device = "cpu",
+    seed: int = 0,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
     """Accuracy of ``classifier(defense(attack(x)))`` for every defense and attack on the tier's test set.
 
     Oblivious attacks are computed once per batch against the classifier alone and shared by all
@@ -194,18 +206,16 @@ def evaluate(tier: str | Tier = "fashionmnist", *, progress: bool = True, **sett
 
     Args:
         tier: a name of :data:`TIERS` or a :class:`Tier`.
+        defenses: names for :func:`build_defense` (None: every defense of the tier; not empty).
+        attacks: names of :data:`ATTACK_NAMES` (default: :data:`DEFAULT_ATTACKS`).
+        classifier: the evaluated classifier, a :func:`~recondefense.classifiers.load_classifier` spec (None: the
+            tier's target).
+        limit: evaluate the first ``limit`` test images (None: all; else positive).
+        caps: ``{defense or attack name: N}``: cells of that defense (row) or attack (column) use only the first N
+            images, for defenses or attacks too slow for the whole set; each row says its n.
+        batch_size: images per batch (None: the tier's, ``Tier.batch_size``; else positive).
+        device: where to run; seed: the attacks' and randomized defenses' seed.
         progress: show a progress bar.
-        settings: by keyword, :class:`AttackTable`'s (the same defaults):
-
-            - ``defenses``: names for :func:`build_defense` (None: every defense of the tier; not empty).
-            - ``attacks``: names of :data:`ATTACK_NAMES` (default: :data:`DEFAULT_ATTACKS`).
-            - ``classifier``: the evaluated classifier, a :func:`~recondefense.classifiers.load_classifier` spec
-              (None: the tier's target).
-            - ``limit``: evaluate the first ``limit`` test images (None: all; else positive).
-            - ``caps``: ``{defense or attack name: N}``: cells of that defense (row) or attack (column) use only
-              the first N images, for defenses or attacks too slow for the whole set; each row says its n.
-            - ``batch_size``: images per batch (None: the tier's, ``Tier.batch_size``; else positive).
-            - ``device``: where to run (``"cpu"``); ``seed``: the attacks' and randomized defenses' seed (0).
 
     Returns:
         Rows ``{"defense", "attack", "accuracy", "n", "ci95": [low, high]}`` (and ``dropped``, the crops a
@@ -218,4 +228,7 @@ def evaluate(tier: str | Tier = "fashionmnist", *, progress: bool = True, **sett
         ValueError: an empty ``defenses``, a non-positive ``limit`` or ``batch_size``, an unknown attack, a bad
             cap (before any data is loaded), a classifier that cannot take the tier's images, or bad data.
     """
-    return AttackTable(tier, **settings).run(progress)
+    return AttackTable(
+        tier, defenses=defenses, attacks=attacks, classifier=classifier, limit=limit, caps=caps,
+        batch_size=batch_size, device=device, seed=seed,
+    ).run(progress)  # fmt: skip

@@ -109,7 +109,17 @@ class CorruptionTable(ShardedTable):
 
 
 def evaluate_corruptions(
-    tier: str | Tier = "fashionmnist", *, progress: bool = True, **settings: Any
+    tier: str | Tier = "fashionmnist",
+    *,
+    corruptions: Sequence[str] | None = None,
+    severities: Sequence[int] = (1, 2, 3, 4, 5),
+    defenses: Sequence[str] | None = None,
+    classifier: str | None = None,
+    limit: int | None = None,
+    batch_size: int | None = None,
+    device: str | torch.device = "cpu",
+    seed: int = 0,
+    progress: bool = True,
 ) -> list[dict[str, Any]]:
     """Accuracy of ``classifier(defense(corrupt(x)))`` per ImageNet-C corruption, averaged over ``severities``.
 
@@ -121,13 +131,10 @@ def evaluate_corruptions(
 
     Args:
         tier: a name of :data:`TIERS` or a :class:`Tier`.
+        corruptions: names of :data:`~recondefense.corruptions.CORRUPTIONS`, each once (None: all 15; not empty).
+        severities: distinct ints in 1..5.
+        defenses, classifier, limit, batch_size, device, seed: as for :func:`~recondefense.evaluate.evaluate`.
         progress: show a progress bar.
-        settings: by keyword, :class:`CorruptionTable`'s (the same defaults):
-
-            - ``corruptions``: names of :data:`~recondefense.corruptions.CORRUPTIONS`, each once (None: all 15;
-              not empty); ``severities``: distinct ints in 1..5 (all five).
-            - ``defenses``, ``classifier``, ``limit``, ``batch_size``, ``device``, ``seed``: as for
-              :func:`~recondefense.evaluate.evaluate`.
 
     Returns:
         Rows ``{"defense", "attack": "corruption:<name>", "accuracy", "per_severity": [...], "n"}``, the accuracy
@@ -139,4 +146,7 @@ def evaluate_corruptions(
             non-positive ``limit`` or ``batch_size`` (before any data is loaded), a classifier that cannot take
             the tier's images, or bad data.
     """
-    return CorruptionTable(tier, **settings).run(progress)
+    return CorruptionTable(
+        tier, corruptions=corruptions, severities=severities, defenses=defenses, classifier=classifier, limit=limit,
+        batch_size=batch_size, device=device, seed=seed,
+    ).run(progress)  # fmt: skip
