@@ -164,10 +164,13 @@ imagenet-objects-first-look: $(IMAGENET_STAMP) data
 	mkdir -p $(IMAGENET)
 	$(OBJECTS) --attacks none,pgd --defenses none,$(OBJECT_DEFENSES) --json $(IMAGENET)/objects-first-look.json \
 	  --markdown $(IMAGENET)/objects-first-look.md
-# How often the default's gate opens on clean images never trained on (object crops, held-out crops, paintings,
-# JPEG / noise / sharpened look-alikes): seconds of CPU, no attack
+# How often a gated defense's gate opens on clean images never trained on (object crops, held-out crops, paintings,
+# JPEG / noise / sharpened look-alikes), one rows file per name of GATED (comma-separated; default: the default):
+# a few CPU minutes, no attack
+GATED ?= $(DEFAULT_IMAGENET)
+COMMA := ,
 imagenet-gate-open: $(IMAGENET_STAMP) data
-	$(PY) scripts/gate_open.py --json $(IMAGENET)/gate-open.json
+	for w in $(subst $(COMMA), ,$(GATED)); do $(PY) scripts/gate_open.py --weights $$w --json $(IMAGENET)/gate-open-$$(basename $$w).json || exit 1; done
 imagenet-objects-markdown:
 	$(OBJECTS) --from-json $(IMAGENET)/objects-baselines.json $(IMAGENET)/objects-ours.json \
 	  --markdown $(IMAGENET)/objects.md

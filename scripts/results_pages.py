@@ -68,7 +68,11 @@ CURVE = (
     "**Threat model.** PGD of growing eps, oblivious (aimed at the classifier alone) and end to end (aimed at "
     "the defended pipeline) ([threat models](../threat-models.md))."
 )
-THREATS = {"attack": OBLIVIOUS_AND_E2E, "corruption": CORRUPTED, "certify": CERTIFIED, "curve": CURVE}
+GATE = (
+    "**No attack.** Clean images only, never trained on: the share whose gate opens (value above 0.5), with the "
+    "95% Wilson interval; the false positives of a gated defense (`scripts/gate_open.py`)."
+)
+THREATS = {"attack": OBLIVIOUS_AND_E2E, "corruption": CORRUPTED, "certify": CERTIFIED, "curve": CURVE, "gate": GATE}
 #: The 4 corruptions no shipped weights trained on (one per family), given their own mean column.
 HELD_OUT = ("impulse_noise", "motion_blur", "frost", "pixelate")
 #: The radii of the certification tables (``recondefense certify``'s default ``--radii``).
@@ -83,7 +87,8 @@ class Table:
     Attributes:
         key: the table's name in ``notes`` placeholders (``{key[defense/Column]}``).
         title: the section heading.
-        kind: ``"attack"``, ``"corruption"``, ``"certify"`` or ``"curve"``: which formatter and threat model.
+        kind: ``"attack"``, ``"corruption"``, ``"certify"``, ``"curve"`` or ``"gate"``: which formatter and threat
+            model.
         rows: rows files (paths or glob patterns under results/), merged in this order.
         command: the command that writes the rows (and figures), named under the table.
         tier: the evaluation tier (:data:`recondefense.evaluate.TIERS`) the rows were measured on.
@@ -501,6 +506,18 @@ PAGES: tuple[Page, ...] = (
                 tier="imagenet-objects",
                 rows=("imagenet/objects-first-look.json",),
                 command="make imagenet-objects-first-look",
+            ),
+            Table(
+                key="gateopen",
+                title="How often the gate opens on clean images",
+                kind="gate",
+                tier="imagenet-objects",
+                rows=("imagenet/gate-open*.json",),
+                command="make imagenet-gate-open",
+                notes=(
+                    "Sensor noise of sigma 0.012 is about the PGD budget (eps 0.01): a gate that reads the image's "
+                    "fine-scale energy cannot tell the two apart, and opens on noisy photos."
+                ),
             ),
             Table(
                 key="objects",
@@ -947,6 +964,26 @@ def _curve_table(table: Table, paths: list[Path]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _gate_table(paths: list[Path]) -> str:
+    """One column per gated defense (one ``scripts/gate_open.py`` rows file each), one row per set of clean images."""
+    files = [json.loads(path.read_text()) for path in paths]
+    sets = list(dict.fromkeys(row["set"] for f in files for row in f["rows"]))
+    cells = [{row["set"]: row for row in f["rows"]} for f in files]
+    lines = [
+        "| clean images | " + " | ".join(f"`{f['weights']}`" for f in files) + " |",
+        "|" + "---|" * (len(files) + 1),
+    ]
+
+    def cell(row: dict[str, Any] | None) -> str:
+        if row is None:
+            return "-"
+        low, high = row["wilson95"]
+        return f"{row['open']:.3f} ({row['opened']}/{row['n']}; {low:.3f}-{high:.3f})"
+
+    lines += [f"| {name} | " + " | ".join(cell(c.get(name)) for c in cells) + " |" for name in sets]
+    return "\n".join(lines) + "\n"
+
+
 def _transpose_curve(text: str) -> Cells:
     """The curve's cells as ``"column/eps"``."""
     cells = Cells("")
@@ -982,6 +1019,9 @@ def _render_table(table: Table, root: Path) -> tuple[str, Cells] | None:
     elif table.kind == "curve":
         text = _curve_table(table, paths)
         cells = _transpose_curve(text)
+    elif table.kind == "gate":
+        text = _gate_table(paths)
+        cells = Cells(text)
     else:
         raise ValueError(f"table {table.key!r}: unknown kind {table.kind!r}")
     files = ", ".join(f"`{p.relative_to(root).as_posix()}`" for p in paths)

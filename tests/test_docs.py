@@ -58,8 +58,9 @@ def test_the_objects_tier_appears_when_its_rows_exist(pages, tmp_path):
     """The placeholder imagenet-objects page is skipped without rows files, and appears with its nav entry and summary
     rows once its rows files exist (what `make imagenet-objects-first-look` and `make imagenet-objects-tables` write)."""
     _copy_inputs(tmp_path)
-    for committed in (tmp_path / "results/imagenet").glob("objects-*.json"):
-        committed.unlink()
+    for pattern in ("objects-*.json", "gate-open*.json"):
+        for committed in (tmp_path / "results/imagenet").glob(pattern):
+            committed.unlink()
     before = pages.render(tmp_path)
     assert "docs/results/imagenet-objects.md" not in before
     assert "results/imagenet-objects.md" not in before["mkdocs.yml"]
@@ -75,6 +76,19 @@ def test_the_objects_tier_appears_when_its_rows_exist(pages, tmp_path):
     assert "unseen classifier" not in page  # the Lite1 table needs its own rows file
     assert "results/imagenet-objects.md" in after["mkdocs.yml"]
     assert "[imagenet-objects](docs/results/imagenet-objects.md)" in after["README.md"]
+
+
+def test_the_gate_table_has_a_column_per_gated_defense(pages, tmp_path):
+    rows = [
+        {"set": "clean crops", "n": 690, "opened": 0, "open": 0.0, "wilson95": [0.0, 0.0056], "mean_gate": 0.02},
+        {"set": "noisy crops", "n": 690, "opened": 690, "open": 1.0, "wilson95": [0.9945, 1.0], "mean_gate": 1.0},
+    ]
+    for name, kept in (("a", rows), ("b", rows[:1])):
+        (tmp_path / f"gate-open-{name}.json").write_text(json.dumps({"weights": name, "command": "x", "rows": kept}))
+    text = pages._gate_table(sorted(tmp_path.glob("gate-open-*.json")))
+    cells = pages.Cells(text)
+    assert cells["clean crops/`a`"] == "0.000 (0/690; 0.000-0.006)" and cells["noisy crops/`b`"] == "-"
+    assert cells.value["noisy crops/`a`"] == "1.000"
 
 
 def test_every_table_states_its_threat_model_sample_size_and_rows(pages):
