@@ -61,8 +61,8 @@ VARIANTS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "objects, JPEG q30": lambda x: JPEG(quality=30).purify(x),
     "objects, noise sigma 0.012": _noise(0.012),
     "objects, unsharp 1.5": _unsharp(1.5),
-    "objects, JPEG q15 (harsher than trained)": lambda x: JPEG(quality=15).purify(x),
-    "objects, noise sigma 0.02 (harsher than trained)": _noise(0.02),
+    "objects, JPEG q15": lambda x: JPEG(quality=15).purify(x),
+    "objects, noise sigma 0.02": _noise(0.02),
 }
 
 
