@@ -284,7 +284,13 @@ class ReconstructiveDefense(
             "Composed from": None
             if not meta.get("composed_from")
             else f"the gate of `{meta['composed_from']['gate']}` (trained by `{meta.get('gate_command')}`) and the "
-            f"purifier of `{meta['composed_from']['inner']}` (trained by `{meta.get('inner_command')}`)",
+            f"purifier of `{meta['composed_from']['inner']}` (trained by `{meta.get('inner_command')}`)"
+            + (
+                f" and the corruption purifier of `{meta['composed_from']['corruption']}` (trained by "
+                f"`{meta.get('corruption_command')}`)"
+                if meta["composed_from"].get("corruption")
+                else ""
+            ),
             "Epochs trained": meta.get("epochs_trained"),
             "Held-out corruptions (never trained on)": ", ".join(meta["held_out_corruptions"])
             if meta.get("held_out_corruptions")

@@ -28,7 +28,7 @@ from recondefense.corruptions import CORRUPTIONS
 from recondefense.data import load_dataset
 from recondefense.train.config import TrainConfig, corruption_spec
 from recondefense.train.triplets import TripletMaker
-from recondefense.train.validation import validate
+from recondefense.train.validation import small_validation_note, validate
 
 #: The corruptions trained on at ImageNet scale: the 15 ImageNet-C ones but the four held out (the Makefile's
 #: HELD_OUT_CORRUPTIONS: impulse_noise, motion_blur, frost, pixelate), severities 1-5.
@@ -160,7 +160,10 @@ def main(argv: list[str] | None = None) -> int:
     validation = measure(compose(*parts), args.data, args.classifier, args.val_limit, args.corruptions)
     gate, adversarial, corruption = parts
     meta = {
-        **adversarial.meta,
+        **gate.meta,  # the data, classifiers and triplet sources the routes were learnt on
+        "guidance": f"{adversarial.meta.get('guidance')} (adversarial purifier), "
+        f"{corruption.meta.get('guidance')} with clean-consistency weight {corruption.meta.get('clean_weight')} "
+        "(corruption purifier)",
         "composed_from": {"gate": args.gate, "inner": args.adversarial, "corruption": args.corruption},
         "command": "python scripts/compose_routed.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "validation": validation,
@@ -171,8 +174,12 @@ def main(argv: list[str] | None = None) -> int:
         "corruption_command": corruption.meta.get("command"),
         "held_out_corruptions": [name for name in args.held_out_corruptions.split(",") if name],
     }
-    for key in ("train_config", "epochs_trained"):  # three runs made it: their commands are kept above
+    # three runs made it: their commands are kept above, the settings of one run are dropped
+    for key in ("train_config", "epochs_trained", "clean_weight", "clean_fraction", "adaptive", "validation_note"):
         meta.pop(key, None)
+    note = small_validation_note(int(validation["n"]))
+    if note:
+        meta["validation_note"] = note
     compose(*parts, meta=meta, bypass_below=args.bypass_below).save_pretrained(args.out)
     print(validation)
     return 0
