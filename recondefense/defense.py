@@ -101,7 +101,7 @@ class ReconstructiveDefense(
     Wraps a purifier network, ``.autoencoder``: the paper's
     :class:`~recondefense.autoencoder.ReconAutoencoder` (``arch="recon"``, the default, which is what a
     config.json without ``arch`` holds) or one of :mod:`recondefense.purifiers` (``"residual"``,
-    ``"detail"``). Inputs of any height and width
+    ``"detail"``, ``"gated"``, ``"routed"``). Inputs of any height and width
     are padded (replicate) to the AE's stride multiple and cropped back. Parameters are frozen and
     the module stays in eval mode (``.train()`` does not switch it); gradients still flow to the
     input, so attacks can go through it. Train the AE itself with :mod:`recondefense.train`.
@@ -111,7 +111,7 @@ class ReconstructiveDefense(
     in their dtype.
 
     Args:
-        in_channels, width, depth, skip, widths, arch, detail_width, detail_depth, inner, bypass_below: the purifier's
+        in_channels, width, depth, skip, widths, arch, detail_width, detail_depth, inner, bypass_below, corruption_width, corruption_depth: the purifier's
             hyper-parameters, the fields of :class:`~recondefense.purifiers.PurifierConfig` (documented there, and
             their defaults: the paper's AE, width 16, depth 3, the skip on); listed one by one because the hub mixin
             writes config.json from them. :meth:`from_config` takes a ``PurifierConfig``.
@@ -137,6 +137,8 @@ class ReconstructiveDefense(
         detail_depth: int = PurifierConfig.detail_depth,
         inner: str = PurifierConfig.inner,
         bypass_below: float = PurifierConfig.bypass_below,
+        corruption_width: int = PurifierConfig.corruption_width,
+        corruption_depth: int = PurifierConfig.corruption_depth,
     ) -> None:
         if format_version != FORMAT_VERSION:
             raise ValueError(
@@ -147,7 +149,18 @@ class ReconstructiveDefense(
         self.arch = arch
         #: the network's hyper-parameters (what config.json holds besides meta and version)
         self.purifier_config = PurifierConfig(
-            in_channels, width, depth, skip, widths, arch, detail_width, detail_depth, inner, bypass_below
+            in_channels,
+            width,
+            depth,
+            skip,
+            widths,
+            arch,
+            detail_width,
+            detail_depth,
+            inner,
+            bypass_below,
+            corruption_width,
+            corruption_depth,
         )
         #: :attr:`purifier_config` as a dict (``widths`` a list)
         self.hyperparameters: dict[str, Any] = self.purifier_config.as_dict()
@@ -185,7 +198,8 @@ class ReconstructiveDefense(
     @torch.no_grad()
     def gate(self, images: torch.Tensor) -> torch.Tensor | None:
         """How far a gated purifier (``arch="gated"``) opens on each image: ``g(x)`` in (0, 1), where the output is
-        ``x + g(x) * (P(x) - x)`` (near 0: the image passes almost unchanged). None for the other architectures.
+        ``x + g(x) * (P(x) - x)`` (near 0: the image passes almost unchanged); for a routed one (``"routed"``) the
+        share sent to its purifiers, ``1 - p0``. None for the other architectures.
 
         Shape: ``(C, H, W)`` or ``(N, C, H, W)`` in [0, 1] (checked as :meth:`forward` checks it) -> ``(N,)``.
         """
@@ -270,7 +284,13 @@ class ReconstructiveDefense(
             "Composed from": None
             if not meta.get("composed_from")
             else f"the gate of `{meta['composed_from']['gate']}` (trained by `{meta.get('gate_command')}`) and the "
-            f"purifier of `{meta['composed_from']['inner']}` (trained by `{meta.get('inner_command')}`)",
+            f"purifier of `{meta['composed_from']['inner']}` (trained by `{meta.get('inner_command')}`)"
+            + (
+                f" and the corruption purifier of `{meta['composed_from']['corruption']}` (trained by "
+                f"`{meta.get('corruption_command')}`)"
+                if meta["composed_from"].get("corruption")
+                else ""
+            ),
             "Epochs trained": meta.get("epochs_trained"),
             "Held-out corruptions (never trained on)": ", ".join(meta["held_out_corruptions"])
             if meta.get("held_out_corruptions")

@@ -11,6 +11,9 @@
 - ``"gated"``: :class:`GatedPurifier`, a purifier (the paper's AE, or a residual one with ``inner="residual"``)
   applied through a learned per-image gate (a perturbation detector) that starts nearly closed: clean images
   pass almost untouched, attacked ones are purified.
+- ``"routed"``: :class:`RoutedPurifier`, a gate with a softmax over routes that sends each image to what it
+  needs: clean ones through untouched, attacked ones to the adversarial purifier, corrupted ones to a residual
+  corruption purifier.
 
 Every architecture maps ``(N, C, H, W)`` in [0, 1] to ``(N, C, H, W)`` and exposes ``in_channels`` and
 ``stride`` (input height and width must be multiples of it; ``ReconstructiveDefense`` pads with
@@ -28,12 +31,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from .autoencoder import ReconAutoencoder
+from .routing import PerturbationGate, RouteMixture, conv_relu
 from .transform import is_tracing
 
 __all__ = [
     "ResidualPurifier",
     "DetailPurifier",
     "GatedPurifier",
+    "RoutedPurifier",
     "GATED_INNER",
     "ARCHITECTURES",
     "INT_RANGES",
@@ -56,10 +61,6 @@ def pad_to_stride(images: torch.Tensor, stride: int) -> torch.Tensor:
     return F.pad(images, (0, (-width) % stride, 0, (-height) % stride), mode="replicate")
 
 
-def _conv_relu(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1), nn.ReLU(inplace=True))
-
-
 class _CorrectionUNet(nn.Module):
     """A light U-Net whose output convolution starts at zero: ``(N, C_in, H, W) -> (N, C_out, H, W)``, 0 at init.
 
@@ -72,13 +73,13 @@ class _CorrectionUNet(nn.Module):
     def __init__(self, c_in: int, c_out: int, width: int, depth: int) -> None:
         super().__init__()
         widths = [width * 2**i for i in range(depth + 1)]
-        self.stem = _conv_relu(c_in, widths[0])
+        self.stem = conv_relu(c_in, widths[0])
         self.down = nn.ModuleList(
-            nn.Sequential(_conv_relu(widths[i], widths[i + 1], stride=2), _conv_relu(widths[i + 1], widths[i + 1]))
+            nn.Sequential(conv_relu(widths[i], widths[i + 1], stride=2), conv_relu(widths[i + 1], widths[i + 1]))
             for i in range(depth)
         )
         self.project = nn.ModuleList(nn.Conv2d(widths[i + 1], widths[i], 1) for i in range(depth))
-        self.up = nn.ModuleList(_conv_relu(widths[i], widths[i]) for i in range(depth))
+        self.up = nn.ModuleList(conv_relu(widths[i], widths[i]) for i in range(depth))
         self.out = nn.Conv2d(widths[0], c_out, 3, padding=1)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
@@ -182,8 +183,8 @@ class GatedPurifier(nn.Module):
 
     ``P`` is the paper's AE (``inner="recon"``) or a :class:`ResidualPurifier` (``inner="residual"``), built from
     the same config (:meth:`PurifierConfig.build`); it is the attribute ``bottleneck`` either way (the name the first
-    gated weights were saved under). ``g`` is a small strided CNN with global average pooling (a detector of
-    perturbations); its last bias starts at -4, so an untrained gated purifier is within 2% of the identity on
+    gated weights were saved under). ``g`` is a :class:`~recondefense.routing.PerturbationGate` (a small strided CNN
+    with global average pooling, a detector of perturbations); its last bias starts at -4, so an untrained gated purifier is within 2% of the identity on
     every image (clean images pass almost untouched), and a detection loss (``recondefense train --gate-weight``)
     teaches it when to purify. Load trained purifier weights into ``.bottleneck`` to start from one that already
     removes the perturbation.
@@ -210,16 +211,7 @@ class GatedPurifier(nn.Module):
         self.inner = config.inner
         self.bypass_below = float(config.bypass_below)
         self.bottleneck = replace(config, arch=config.inner).build()
-        levels = [config.detail_width * 2**i for i in range(config.detail_depth + 1)]
-        # the gate sees the image and its Laplacian high-pass (x30): a perturbation of a few grey levels is
-        # invisible next to image content, but not in the fine-scale residual (as steganalysis filters do)
-        laplacian = torch.tensor([[0.0, -1.0, 0.0], [-1.0, 4.0, -1.0], [0.0, -1.0, 0.0]])
-        self.register_buffer("highpass", laplacian.expand(in_channels, 1, 3, 3).clone(), persistent=False)
-        layers: list[nn.Module] = [_conv_relu(2 * in_channels, levels[0])]
-        layers += [_conv_relu(levels[i], levels[i + 1], stride=2) for i in range(config.detail_depth)]
-        self.gate = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(levels[-1], 1))
-        nn.init.zeros_(self.gate[-1].weight)
-        nn.init.constant_(self.gate[-1].bias, -4.0)
+        self.gate = PerturbationGate(in_channels, config.detail_width, config.detail_depth)
 
     @property
     def stride(self) -> int:
@@ -228,8 +220,7 @@ class GatedPurifier(nn.Module):
 
     def gate_logit(self, x: torch.Tensor) -> torch.Tensor:
         """The gate's logit per image: ``(N, C, H, W)`` -> ``(N,)`` (the gate is its sigmoid)."""
-        residual = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), self.highpass, groups=x.shape[1])
-        return self.gate(torch.cat([x, 30 * residual], dim=1)).flatten()
+        return self.gate(x).flatten()
 
     def gate_value(self, x: torch.Tensor) -> torch.Tensor:
         """The gate per image: ``(N, C, H, W)`` -> ``(N,)`` in (0, 1)."""
@@ -247,18 +238,45 @@ class GatedPurifier(nn.Module):
         return out
 
 
+class RoutedPurifier(RouteMixture):
+    """``p0 * x + p1 * A(x) + p2 * R(x)``: a gate's softmax over the :data:`~recondefense.routing.ROUTES` sends each
+    image to what it needs: clean ones through untouched, attacked ones to ``A`` (``.bottleneck``, as in
+    :class:`GatedPurifier`), corrupted ones to ``R`` (``.corruption``, a :class:`ResidualPurifier`: the identity at
+    init). The gate is a gated purifier's with one logit per expert (biases -4: route 0 holds 0.96 at init; it can
+    start from a gated gate, :meth:`~recondefense.routing.RouteMixture.load_gate`). Mixing, routes and the bypass:
+    :class:`~recondefense.routing.RouteMixture`.
+
+    Args:
+        in_channels: image channels.
+        hyper: the :class:`PurifierConfig` fields of :data:`ARCHITECTURES` ``["routed"]``, by keyword, with their
+            defaults there but ``detail_depth`` 3 (``corruption_width`` and ``corruption_depth`` size ``R``).
+
+    Shape: ``(N, C, H, W)`` in [0, 1] -> ``(N, C, H, W)`` in [0, 1].
+    """
+
+    def __init__(self, in_channels: int = 3, **hyper: Any) -> None:
+        config = _config("routed", in_channels, {"detail_depth": 3, **hyper})
+        if config.inner not in GATED_INNER:
+            raise ValueError(f"unknown adversarial purifier {config.inner!r}: expected one of {GATED_INNER}")
+        experts = {
+            "bottleneck": replace(config, arch=config.inner).build(),
+            "corruption": ResidualPurifier(in_channels, config.corruption_width, config.corruption_depth),
+        }
+        super().__init__(PerturbationGate(in_channels, config.detail_width, config.detail_depth, 2), experts)
+        self.bypass_below = float(config.bypass_below)
+        self.in_channels = in_channels
+        self.inner = config.inner
+
+
+_AE = ("in_channels", "width", "depth", "skip", "widths")  # the paper AE's keys, which every composite takes
+_GATE = (*_AE, "detail_width", "detail_depth", "inner", "bypass_below")  # a gated purifier's
 #: Architecture name (config.json's ``arch``) -> class and the config keys it takes.
 ARCHITECTURES: dict[str, tuple[type[nn.Module], tuple[str, ...]]] = {
-    "recon": (ReconAutoencoder, ("in_channels", "width", "depth", "skip", "widths")),
+    "recon": (ReconAutoencoder, _AE),
     "residual": (ResidualPurifier, ("in_channels", "width", "depth")),
-    "detail": (
-        DetailPurifier,
-        ("in_channels", "width", "depth", "skip", "widths", "detail_width", "detail_depth"),
-    ),
-    "gated": (
-        GatedPurifier,
-        ("in_channels", "width", "depth", "skip", "widths", "detail_width", "detail_depth", "inner", "bypass_below"),
-    ),
+    "detail": (DetailPurifier, (*_AE, "detail_width", "detail_depth")),
+    "gated": (GatedPurifier, _GATE),
+    "routed": (RoutedPurifier, (*_GATE, "corruption_width", "corruption_depth")),
 }
 
 
@@ -281,6 +299,8 @@ INT_RANGES: dict[str, tuple[int, int]] = {
     "depth": (1, 8),
     "detail_width": (1, 256),
     "detail_depth": (1, 6),
+    "corruption_width": (1, 256),
+    "corruption_depth": (1, 6),
 }
 
 
@@ -303,10 +323,15 @@ class PurifierConfig:
         arch: the architecture, a key of :data:`ARCHITECTURES`.
         detail_width, detail_depth: the detail U-Net of ``"detail"``, the gate of ``"gated"`` (first-level
             channels, doubled per level, and stride-2 levels).
-        inner: what ``"gated"`` holds behind its gate, one of :data:`GATED_INNER`.
+        inner: what ``"gated"`` holds behind its gate (``"routed"``: its adversarial purifier), one of
+            :data:`GATED_INNER`.
         bypass_below: ``"gated"`` at inference: images whose gate is below this skip the purifier and come out
             exactly as they went in (each pixel within ``bypass_below`` of the blended output); 0 (the default,
-            and every gated weights folder without the key) runs the purifier on every image.
+            and every gated weights folder without the key) runs the purifier on every image. ``"routed"``: the
+            same per expert and route probability.
+        corruption_width, corruption_depth: ``"routed"``'s corruption purifier, a :class:`ResidualPurifier` of that
+            width and depth (absent from config.json files written before them: the defaults, never read by the
+            other architectures).
     """
 
     in_channels: int = 3
@@ -319,6 +344,8 @@ class PurifierConfig:
     detail_depth: int = 2
     inner: str = "recon"
     bypass_below: float = 0.0
+    corruption_width: int = 16
+    corruption_depth: int = 2
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> PurifierConfig:

@@ -23,6 +23,7 @@ PUBLIC_MODULES = (
     "recondefense.attacks",
     "recondefense.baselines",
     "recondefense.purifiers",
+    "recondefense.routing",
     "recondefense.evaluate",
     "recondefense.certify",
     "recondefense.corruptions",

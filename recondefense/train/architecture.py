@@ -23,6 +23,8 @@ class NetworkOptions(Protocol):
     detail_width: int
     detail_depth: int
     inner: str
+    corruption_width: int
+    corruption_depth: int
     freeze: str | None
 
 
@@ -54,6 +56,8 @@ def purifier_config(config: NetworkOptions, in_channels: int = 1) -> PurifierCon
         detail_width=config.detail_width,
         detail_depth=config.detail_depth,
         inner=config.inner,
+        corruption_width=config.corruption_width,
+        corruption_depth=config.corruption_depth,
     )
 
 

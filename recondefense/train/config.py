@@ -80,22 +80,27 @@ class TrainConfig:
     arch: str = _opt(
         _NET.arch,
         '"recon" (the paper\'s AE), "residual" (x + zero-initialised U-Net correction: identity at init) or '
-        '"detail" (the AE plus a zero-initialised detail U-Net) or "gated" (the AE through a learned per-image gate '
-        'that starts nearly closed); --init-from may name trained "recon" weights for "detail", and weights of '
-        'the --inner kind for "gated"',
+        '"detail" (the AE plus a zero-initialised detail U-Net), "gated" (the AE through a learned per-image gate '
+        'that starts nearly closed) or "routed" (a gate routing each image to nothing, the AE or a residual '
+        'corruption purifier); --init-from may name trained "recon" weights for "detail", weights of the --inner '
+        'kind for "gated" and "routed", and gated weights for "routed" (their gate and AE)',
     )
     freeze: str | None = _opt(
         None,
-        'comma-separated parameter-name prefixes kept frozen (e.g. "bottleneck": train only the gate of "gated"); '
-        "each must name parameters of the --arch network",
+        'comma-separated parameter-name prefixes kept frozen (e.g. "bottleneck": train only the gate of "gated"; '
+        '"bottleneck,corruption": only that of "routed"); each must name parameters of the --arch network',
     )
     detail_width: int = _opt(
         _NET.detail_width, '"detail"/"gated": channels of the detail U-Net\'s (gate\'s) first level'
     )
     detail_depth: int = _opt(_NET.detail_depth, '"detail"/"gated": stride-2 levels of the detail U-Net (gate)')
     inner: str = _opt(
-        _NET.inner, '"gated": the purifier behind the gate, "recon" (the paper\'s AE) or "residual" (--width, --depth)'
+        _NET.inner,
+        '"gated": the purifier behind the gate ("routed": its adversarial purifier), "recon" (the paper\'s AE) or '
+        '"residual" (--width, --depth)',
     )
+    corruption_width: int = _opt(_NET.corruption_width, '"routed": channels of the corruption purifier\'s first level')
+    corruption_depth: int = _opt(_NET.corruption_depth, '"routed": stride-2 levels of the corruption purifier')
     init_from: str | None = _opt(
         None, "start from these defense weights (name, hub id or folder) instead of random init"
     )
@@ -121,8 +126,10 @@ class TrainConfig:
     )
     gate_weight: float = _opt(
         0.0,
-        'beyond the paper, "gated" only: weight of the gate\'s detection loss (binary cross-entropy: open on '
-        "attacked images, closed on clean ones; needs no classifier, so --ce-weight 0 --clean-weight 0 trains fast)",
+        'beyond the paper, "gated" and "routed" only: weight of the gate\'s detection loss (binary cross-entropy: '
+        'open on attacked images, closed on clean ones; "routed": cross-entropy of the routes, clean images to route '
+        "0, attacked ones to 1, corrupted or noisy ones to 2, by the source of their batch; needs no classifier, so "
+        "--ce-weight 0 --clean-weight 0 trains fast)",
     )
     gate_negatives: float = _opt(
         0.0,
@@ -279,8 +286,8 @@ def validate_config(config: TrainConfig) -> None:
         raise ValueError(f"--warmup-epochs {config.warmup_epochs}: expected 0 to --epochs ({config.epochs})")
     if config.gate_negatives > 0 and config.gate_weight == 0:
         raise ValueError("--gate-negatives trains the gate: it needs --gate-weight > 0")
-    if config.gate_weight > 0 and config.arch != "gated":
-        raise ValueError(f"--gate-weight {config.gate_weight}: only a --arch gated purifier has a gate")
+    if config.gate_weight > 0 and config.arch not in ("gated", "routed"):
+        raise ValueError(f"--gate-weight {config.gate_weight}: only a --arch gated or routed purifier has a gate")
     if config.adaptive and config.triplets == "cached":
         raise ValueError("--adaptive triplets depend on the current AE and cannot be cached: use --triplets online")
     if config.widths is not None and len(parse_widths(config.widths)) < 2 and config.skip:

@@ -24,6 +24,18 @@ __all__ = ["fit"]
 
 #: Share of ``train_data`` held out for validation when ``fit`` gets no ``val_data`` (at most 500 items).
 VAL_SHARE = 0.1
+#: The network settings a run started from a defense takes from it.
+_NETWORK_KEYS = (
+    "arch",
+    "width",
+    "depth",
+    "skip",
+    "detail_width",
+    "detail_depth",
+    "inner",
+    "corruption_width",
+    "corruption_depth",
+)
 
 
 class _Images(Dataset):
@@ -183,7 +195,7 @@ def fit(
         "classifier": f"python:{name}",
         "mean": None if mean is None else tuple(mean),
         "std": None if std is None else tuple(std),
-        **{k: net[k] for k in ("arch", "width", "depth", "skip", "detail_width", "detail_depth", "inner") if k in net},
+        **{k: net[k] for k in _NETWORK_KEYS if k in net},
     }
     if isinstance(defense, str):
         changes["init_from"] = defense

@@ -52,7 +52,6 @@ from .triplets import (
     TripletMaker,
     WithIndex,
     attack_groups,
-    cached_batch,
     check_labels,
     classifier_groups,
     collate_indexed,
@@ -284,19 +283,18 @@ class _Run:
             x = x.contiguous(memory_format=torch.channels_last)
         groups = classifier_groups(index, len(self.classifiers))
         if self.cached is not None:
-            x, x_adv = cached_batch(self.cached.x_adv, index, x, device)
+            x, x_adv, routes = self.cached.batch(index, x, device)
         else:
-            x_adv = attack_groups(self.maker, x, y, groups, self.relabel, self.purifier)
+            x_adv, routes = attack_groups(self.maker, x, y, groups, self.relabel, self.purifier)
             train_mode(self.ae, self.frozen)
-        keep_clean = torch.zeros(len(x), dtype=torch.bool, device=device)
-        if config.clean_fraction > 0:  # beyond the paper: some inputs stay clean
+        if config.clean_fraction > 0:  # beyond the paper: some inputs stay clean (route 0)
             keep_clean = torch.rand(len(x), device=device) < config.clean_fraction
-            x_adv = torch.where(keep_clean.view(-1, 1, 1, 1), x, x_adv)
+            x_adv, routes = torch.where(keep_clean.view(-1, 1, 1, 1), x, x_adv), routes.masked_fill(keep_clean, 0)
         if self.channels_last:
             x_adv = x_adv.contiguous(memory_format=torch.channels_last)
         with self.autocast:
             recon, parts, loss, guidance, train_acc = train_loss(
-                config, self.ae, self.model, self.classifiers, groups, x, y, x_adv, keep_clean, warmup, self.relabel
+                config, self.ae, self.model, self.classifiers, groups, x, y, x_adv, routes, warmup, self.relabel
             )
         if not torch.isfinite(loss):
             raise FloatingPointError(

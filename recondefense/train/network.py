@@ -120,7 +120,9 @@ def build_network(config: TrainConfig, in_channels: int, start: ReconstructiveDe
 
     A ``"detail"`` network may start from trained ``"recon"`` weights: they fill its bottleneck AE and the
     zero-initialised detail path makes it compute exactly that AE at step 0. A ``"gated"`` one may start from
-    trained weights of its ``config.inner`` kind: they fill the purifier behind the gate.
+    trained weights of its ``config.inner`` kind: they fill the purifier behind the gate. A ``"routed"`` one may start
+    from those too (its adversarial purifier), or from gated weights: their gate fills its gate's trunk and route 1
+    (:meth:`~recondefense.routing.RouteMixture.load_gate`), their purifier its adversarial purifier.
 
     Raises:
         ValueError: ``start`` takes another channel count than the images, or holds another network.
@@ -134,17 +136,22 @@ def build_network(config: TrainConfig, in_channels: int, start: ReconstructiveDe
             f"{source} purifies {start.channels}-channel images but the training images have {in_channels} "
             f"channel(s): start from weights trained on {in_channels}-channel images, or from none"
         )
-    wrapped = {"detail": "recon", "gated": config.inner}.get(config.arch)  # what the network holds inside
+    wrapped = {"detail": "recon", "gated": config.inner, "routed": config.inner}.get(config.arch)  # held inside
     target = net.bottleneck if wrapped is not None and start.arch == wrapped else net
+    state = start.autoencoder.state_dict()
     try:
-        target.load_state_dict(start.autoencoder.state_dict())
-    except RuntimeError as err:
+        if config.arch == "routed" and start.arch == "gated":
+            net.load_gate({k.removeprefix("gate."): v for k, v in state.items() if k.startswith("gate.")})
+            inner = {k.removeprefix("bottleneck."): v for k, v in state.items() if k.startswith("bottleneck.")}
+            target, state = net.bottleneck, inner
+        target.load_state_dict(state)
+    except (RuntimeError, ValueError) as err:
         cli = not config.data.startswith("python:")
         theirs = _settings(start.arch, start.hyperparameters, cli)
         ours = _settings(config.arch, purifier_config(config).as_dict(), cli)
         hint = (
             "; train with the weights' settings (--arch detail takes 'recon' weights, --arch gated those of its "
-            "--inner kind)"
+            "--inner kind, --arch routed those and gated ones)"
             if cli
             else ""
         )
@@ -185,13 +192,14 @@ def train_loss(
     x: torch.Tensor,
     y: torch.Tensor,
     x_adv: torch.Tensor,
-    keep_clean: torch.Tensor,
+    routes: torch.Tensor,
     warmup: bool,
     relabel: bool,
 ) -> tuple[torch.Tensor, VisualLossParts, torch.Tensor, float | None, float | None]:
     """One step's forward pass: AE(x~) (by ``model``: ``ae`` or its DDP wrapper), its visual loss terms,
     the loss to minimise, and the guidance and train accuracy of the joint phase (None in warm-up or without
-    a classifier in the loss)."""
+    a classifier in the loss). ``routes``: the route each x~ teaches a gate, ``(N,)`` int64 (0: left clean by
+    ``--clean-fraction``, else :func:`~.triplets.source_route` of its source, -1 unknown)."""
     recon = model(x_adv).float()
     parts = visual_loss(recon, x, alpha=config.alpha, beta=config.beta, c=config.c)
     if warmup:
@@ -206,7 +214,7 @@ def train_loss(
     else:  # no classifier in the loop (e.g. only the gate's detection loss)
         loss, guidance, train_acc = config.visual_weight * parts.total, None, None
     if config.gate_weight > 0:
-        loss = loss + config.gate_weight * _gate_loss(ae, x, x_adv, keep_clean, config.gate_negatives)
+        loss = loss + config.gate_weight * _gate_loss(ae, x, x_adv, routes, config.gate_negatives)
     return recon, parts, loss, guidance, train_acc
 
 
@@ -239,20 +247,34 @@ def _guidance(
 
 
 def _gate_loss(
-    ae: nn.Module, x: torch.Tensor, x_adv: torch.Tensor, kept_clean: torch.Tensor, negatives: float = 0.0
+    ae: nn.Module, x: torch.Tensor, x_adv: torch.Tensor, routes: torch.Tensor, negatives: float = 0.0
 ) -> torch.Tensor:
     """Detection loss of a gated purifier's gate: binary cross-entropy, open (1) on attacked or corrupted
-    images, closed (0) on clean ones (inputs left clean by ``--clean-fraction`` count as clean) and on natural
-    variants (:func:`~.negatives.natural_variants`) of the first ``negatives`` share of the clean ones."""
+    images, closed (0) on clean ones (inputs left clean by ``--clean-fraction``, route 0, count as clean) and on
+    natural variants (:func:`~.negatives.natural_variants`) of the first ``negatives`` share of the clean ones.
+    A routed purifier's route loss: cross-entropy of its route logits, clean images and their variants to route 0,
+    x~ to its ``routes`` (1 attacked, 2 corrupted).
+
+    Raises:
+        ValueError: a network without a gate, or a routed one and x~ of unknown source (route -1).
+    """
     gate = getattr(ae, "gate_logit", None)
     if gate is None:
-        raise ValueError("--gate-weight needs --arch gated (a purifier with a gate)")
+        raise ValueError("--gate-weight needs --arch gated or routed (a purifier with a gate)")
     clean = x
     count = round(negatives * len(x))
     if count:
         clean = torch.cat([x, natural_variants(x[:count])])  # draws from the step's seeded global RNG
+    if hasattr(ae, "route_logits"):
+        if (routes < 0).any():
+            raise ValueError(
+                "the route loss needs the source of every x~, and the triplet cache of this run was written "
+                "without it (several --attack sources): remove its triplets_*.npy files to make it again"
+            )
+        logits = torch.cat([ae.route_logits(x_adv), ae.route_logits(clean)])
+        return F.cross_entropy(logits, torch.cat([routes, routes.new_zeros(len(clean))]))
     logits = torch.cat([gate(x_adv), gate(clean)])
-    targets = torch.cat([(~kept_clean).float(), torch.zeros(len(clean), device=x.device)])
+    targets = torch.cat([(routes != 0).float(), torch.zeros(len(clean), device=x.device)])
     return F.binary_cross_entropy_with_logits(logits, targets)
 
 

@@ -19,9 +19,14 @@ from ..attacks import FGSM, PGD
 from ..corruptions import corrupt
 from ..data import collate_skipping
 from ..files import write_atomic
+from ..routing import ROUTES
 from .config import TrainConfig, attack_parts, corruption_spec, gaussian_sigma
 
 CACHED_TRIPLETS = "triplets_x_adv.npy"
+#: The route of each cached x~ (:func:`source_route`: 1 attacked, 2 corrupted), for a routed gate's loss.
+CACHED_ROUTES = "triplets_route.npy"
+#: The route of an x~ whose source is not known (a cache written before :data:`CACHED_ROUTES`, of several sources).
+UNKNOWN_ROUTE = -1
 #: The clean images and labels cached with x~, so epochs read arrays instead of decoding or cropping again.
 CACHED_CLEAN = "triplets_x.npy"
 CACHED_LABELS = "triplets_y.npy"
@@ -50,6 +55,7 @@ class TripletMaker:
         self.validation_attacks: dict[int, tuple[torch.Tensor, int, int]] = {}
 
     def kind(self) -> str:
+        """One triplet source of ``--attack``, drawn from the seeded global generator (``mix``: FGSM or PGD)."""
         parts = attack_parts(self.config.attack)
         part = parts[int(torch.randint(len(parts), ()))] if len(parts) > 1 else parts[0]
         if part == "mix":
@@ -57,7 +63,17 @@ class TripletMaker:
         return part
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor, ae: nn.Module | None = None, k: int = 0) -> torch.Tensor:
+        """x~ of the batch ``(x, y)`` from one source drawn by :meth:`kind` (see :meth:`make`)."""
+        return self.make(x, y, ae, k)[0]
+
+    def make(
+        self, x: torch.Tensor, y: torch.Tensor, ae: nn.Module | None = None, k: int = 0
+    ) -> tuple[torch.Tensor, str]:
+        """x~ of the batch ``(x, y)`` against classifier ``k`` (through ``ae`` when adaptive), and its source."""
         kind = self.kind()
+        return self._make(kind, x, y, ae, k), kind
+
+    def _make(self, kind: str, x: torch.Tensor, y: torch.Tensor, ae: nn.Module | None, k: int) -> torch.Tensor:
         sigma = gaussian_sigma(kind)
         if sigma is not None:  # noise triplets (denoised smoothing): clamp(x + N(0, sigma^2)), no classifier needed
             return (x + sigma * torch.randn_like(x)).clamp(0, 1)
@@ -86,6 +102,14 @@ class TripletMaker:
         else:
             attack = self.fgsm[k] if kind == "fgsm" else self.pgd[k]
         return attack(x, y).detach()
+
+
+def source_route(kind: str) -> int:
+    """The route of a routed purifier (:data:`~recondefense.routing.ROUTES`) that triplets of source ``kind`` teach
+    its gate: ``"adversarial"`` (1) for an attack (``pgd``, ``fgsm``, ``mix``), ``"corruption"`` (2) for corruptions
+    and Gaussian noise."""
+    attack = kind in ("pgd", "fgsm", "mix")
+    return ROUTES.index("adversarial" if attack else "corruption")
 
 
 def single_source(maker: TripletMaker, part: str) -> TripletMaker:
@@ -128,13 +152,16 @@ def attack_groups(
     groups: list[tuple[int, torch.Tensor]],
     relabel: bool,
     ae: nn.Module | None = None,
-) -> torch.Tensor:
-    """x~ for a batch, each group of rows made against its classifier ``k`` (with its own label when ``relabel``)."""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """x~ for a batch, each group of rows made against its classifier ``k`` (with its own label when ``relabel``)
+    from a source it draws, and the route of each row's source (:func:`source_route`), ``(N,)`` int64."""
     x_adv = torch.empty_like(x)
+    routes = torch.empty(len(x), dtype=torch.long, device=x.device)
     for k, rows in groups:
         _, labels = labels_for(maker.classifiers[k], x[rows], y[rows], relabel)
-        x_adv[rows] = maker(x[rows], labels, ae, k=k)
-    return x_adv
+        x_adv[rows], kind = maker.make(x[rows], labels, ae, k=k)
+        routes[rows] = source_route(kind)
+    return x_adv, routes
 
 
 def cached_batch(
@@ -154,6 +181,21 @@ class _TripletCache:
     x_adv: np.ndarray
     clean: np.ndarray | None = None
     labels: np.ndarray | None = None
+    routes: np.ndarray | None = None
+    #: the route of every row of a cache without ``routes`` (written before them) whose ``--attack`` has one source
+    route: int | None = None
+
+    def batch(
+        self, index: torch.Tensor, x: torch.Tensor, device: torch.device
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """:func:`cached_batch`, and the route of each row (:func:`source_route`), ``(N,)`` int64 on ``device``:
+        :data:`UNKNOWN_ROUTE` for a cache written without routes whose ``--attack`` draws several sources."""
+        x, x_adv = cached_batch(self.x_adv, index, x, device)
+        if self.routes is not None:
+            routes = torch.from_numpy(np.asarray(self.routes[index.numpy()])).long()
+        else:
+            routes = torch.full((len(index),), UNKNOWN_ROUTE if self.route is None else self.route, dtype=torch.long)
+        return x, x_adv, routes.to(device)
 
     def items(self, dataset: Dataset) -> Dataset:
         """What the epochs iterate, ``(image, label, index)`` items: the cached arrays when they hold the clean
@@ -215,15 +257,20 @@ def triplet_cache(
         _cache_triplets(dataset, maker, config, out, device, relabel)
     if world > 1:
         dist.barrier()
-    return _load_cache(out)
+    cache = _load_cache(out)
+    parts = attack_parts(config.attack)
+    cache.route = source_route(parts[0]) if len(parts) == 1 else None
+    return cache
 
 
 def _load_cache(out: Path) -> _TripletCache:
-    """The cache in ``out``, memory-mapped (the clean images and labels when it holds them)."""
+    """The cache in ``out``, memory-mapped (the clean images and labels, and the routes, when it holds them)."""
     cache = _TripletCache(np.load(out / CACHED_TRIPLETS, mmap_mode="r"))
     if (out / CACHED_CLEAN).is_file() and (out / CACHED_LABELS).is_file():
         cache.clean = np.load(out / CACHED_CLEAN, mmap_mode="r")
         cache.labels = np.load(out / CACHED_LABELS)
+    if (out / CACHED_ROUTES).is_file():
+        cache.routes = np.load(out / CACHED_ROUTES)
     return cache
 
 
@@ -254,10 +301,11 @@ def _cache_triplets(
         if len(y):
             torch.manual_seed(step_seed(config.seed, -1, i))
             x, y = x.to(device), y.to(device)
-            x_adv = attack_groups(maker, x, y, classifier_groups(index, len(maker.classifiers)), relabel)
+            x_adv, routes = attack_groups(maker, x, y, classifier_groups(index, len(maker.classifiers)), relabel)
             rows = {
                 "index": index.numpy(),
                 "x_adv": (x_adv * 255).round().to(torch.uint8).cpu().numpy(),
+                "routes": routes.to(torch.uint8).cpu().numpy(),
                 "clean": (x * 255).round().to(torch.uint8).cpu().numpy(),
                 "labels": y.cpu().numpy(),
             }
@@ -267,6 +315,7 @@ def _cache_triplets(
         bar.update()
     bar.close()
     arrays: dict[str, np.ndarray] = {}  # row i = training image i (undecodable images: zeros and label -1)
+    routed = True
     for i in range(batches):
         with np.load(parts / f"{i:06d}.npz") as rows:
             if not len(rows["index"]):
@@ -277,13 +326,17 @@ def _cache_triplets(
                     "x_adv": np.zeros((len(dataset), *shape), dtype=np.uint8),
                     "clean": np.zeros((len(dataset), *shape), dtype=np.uint8),
                     "labels": np.full(len(dataset), -1, dtype=np.int64),
+                    "routes": np.zeros(len(dataset), dtype=np.uint8),
                 }
-            for name in ("x_adv", "clean", "labels"):
+            routed = routed and "routes" in rows  # (parts written before routes: a cache without them)
+            for name in ("x_adv", "clean", "labels", "routes")[: 4 if routed else 3]:
                 arrays[name][rows["index"]] = rows[name]
     if not arrays:
         raise ValueError("no decodable training image to attack")
     write_atomic(out / CACHED_CLEAN, partial(np.save, arr=arrays["clean"]))
     write_atomic(out / CACHED_LABELS, partial(np.save, arr=arrays["labels"]))
+    if routed:
+        write_atomic(out / CACHED_ROUTES, partial(np.save, arr=arrays["routes"]))
     write_atomic(out / CACHED_TRIPLETS, partial(np.save, arr=arrays["x_adv"]))
     shutil.rmtree(parts, ignore_errors=True)
 

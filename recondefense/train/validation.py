@@ -8,6 +8,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..data import collate_skipping
 from ..metrics import psnr, wilson_interval
+from ..routing import ROUTES
 from .config import TrainConfig, attack_parts
 from .network import AnySize
 from .triplets import TripletMaker, check_labels, single_source, step_seed
@@ -68,7 +69,9 @@ def validate(
     A gated purifier (one with ``gate_value``) also reports how far its gate opens on clean and attacked images
     (``gate_clean``, ``gate_attacked``: mean gate in [0, 1]) and the accuracy of the purifier behind it alone
     (``inner_clean_acc``, ``inner_attacked_acc``), which bounds what the gate can recover. Images of any height
-    and width: the network sees them padded to its stride and cropped back, as at inference.
+    and width: the network sees them padded to its stride and cropped back, as at inference. A routed purifier (one
+    with ``routes``) also reports its mean route probabilities, ``route_<route>_clean`` and ``route_<route>_attacked``
+    for each of :data:`~recondefense.routing.ROUTES` (``gate_*``: the share sent to its purifiers, ``1 - p0``).
     """
     was_training = ae.training
     ae.eval()
@@ -92,6 +95,9 @@ def validate(
     purifier, inner = AnySize(ae), AnySize(ae.bottleneck) if gated else None
     if gated:
         totals |= {"gate_clean": 0.0, "gate_attacked": 0.0, "inner_clean_acc": 0.0, "inner_attacked_acc": 0.0}
+    routed = hasattr(ae, "routes")
+    if routed:
+        totals |= {f"route_{route}_{kind}": 0.0 for kind in ("clean", "attacked") for route in ROUTES}
     for i, (x, y, _) in enumerate(loader):
         if config.val_limit is not None:
             if totals["n"] >= config.val_limit:
@@ -116,6 +122,11 @@ def validate(
                 inner_clean, inner_adv = inner(x).clamp(0, 1), inner(x_adv).clamp(0, 1)
             totals["inner_clean_acc"] += (_predict(classifier, inner_clean) == y).sum().item()
             totals["inner_attacked_acc"] += (_predict(classifier, inner_adv) == y).sum().item()
+        for kind, images in (("clean", x), ("attacked", x_adv)) if routed else ():
+            with torch.no_grad():
+                shares = ae.routes(images).sum(0).tolist()
+            for route, share in zip(ROUTES, shares):
+                totals[f"route_{route}_{kind}"] += share
     ae.train(was_training)
     n = max(totals.pop("n"), 1)
     return {k: v / n for k, v in totals.items()} | {"n": n}

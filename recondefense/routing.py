@@ -1,0 +1,149 @@
+"""Per-image gates and routes, the parts the gated and routed purifiers share (built from a
+:class:`~recondefense.purifiers.PurifierConfig` by :mod:`recondefense.purifiers`, which sits above this module):
+
+- :class:`PerturbationGate`: a small CNN that scores each image from its pixels and their Laplacian high-pass;
+- :class:`RouteMixture`: ``p0 * x + sum_k pk * P_k(x)``, a softmax over routes (route 0 passes the image through,
+  route ``k`` sends it to expert ``P_k``) that may skip, at inference, the experts an image barely uses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .transform import is_tracing
+
+__all__ = ["ROUTES", "conv_relu", "PerturbationGate", "RouteMixture"]
+
+#: The routes of :class:`~recondefense.purifiers.RoutedPurifier`, in the order of its route probabilities: route 0
+#: passes the image untouched, route 1 is the adversarial purifier, route 2 the corruption purifier.
+ROUTES = ("pass", "adversarial", "corruption")
+
+
+def conv_relu(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
+    """A 3 x 3 convolution (padding 1) and a ReLU: ``(N, c_in, H, W)`` -> ``(N, c_out, H / stride, W / stride)``."""
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1), nn.ReLU(inplace=True))
+
+
+class PerturbationGate(nn.Sequential):
+    """A perturbation detector: the image and its Laplacian high-pass (x30) -> a full-resolution level of ``width``
+    channels and ``depth`` stride-2 levels (channels doubled per level) -> global average pooling -> ``outputs``
+    logits. A perturbation of a few grey levels is invisible next to image content, but not in the fine-scale
+    residual (as steganalysis filters do). The last layer starts at weight 0 and bias ``bias`` (-4: sigmoid 0.018,
+    nearly closed on every image).
+
+    Shape: ``(N, C, H, W)`` in [0, 1] -> ``(N, outputs)``.
+    """
+
+    def __init__(self, in_channels: int, width: int, depth: int, outputs: int = 1, bias: float = -4.0) -> None:
+        levels = [width * 2**i for i in range(depth + 1)]
+        layers: list[nn.Module] = [conv_relu(2 * in_channels, levels[0])]
+        layers += [conv_relu(levels[i], levels[i + 1], stride=2) for i in range(depth)]
+        super().__init__(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(levels[-1], outputs))
+        laplacian = torch.tensor([[0.0, -1.0, 0.0], [-1.0, 4.0, -1.0], [0.0, -1.0, 0.0]])
+        self.register_buffer("highpass", laplacian.expand(in_channels, 1, 3, 3).clone(), persistent=False)
+        nn.init.zeros_(self[-1].weight)
+        nn.init.constant_(self[-1].bias, bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        residual = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), self.highpass, groups=x.shape[1])
+        return super().forward(torch.cat([x, 30 * residual], dim=1))
+
+
+class RouteMixture(nn.Module):
+    """``x + sum_k pk(x) * (P_k(x) - x)``, that is ``p0 * x + sum_k pk * P_k(x)``: a gate's softmax over routes
+    (route 0's logit is fixed at 0, the gate gives one logit per expert) blends the image with its experts' outputs.
+
+    With ``bypass_below`` > 0, in eval mode expert ``k`` runs only on the images whose ``pk`` is at least
+    ``bypass_below`` (its share of the others goes to the image itself, each pixel within ``pk`` of the dense
+    blend), so an image no expert is flagged for comes out exactly as it went in, and clean traffic pays for the
+    gate alone; training and tracing (export, ``torch.compile``) run every expert on every image.
+
+    Args:
+        gate: one logit per expert, ``(N, C, H, W)`` -> ``(N, len(experts))``.
+        experts: the purifiers by attribute name (the state dict's prefixes), in route order 1, 2, ...
+        bypass_below: the inference threshold above, in [0, 0.5]; 0 runs every expert.
+
+    Shape: ``(N, C, H, W)`` in [0, 1] -> ``(N, C, H, W)`` in [0, 1].
+    """
+
+    def __init__(self, gate: nn.Module, experts: Mapping[str, nn.Module], bypass_below: float = 0.0) -> None:
+        super().__init__()
+        self.gate = gate
+        self.expert_names = tuple(experts)
+        for name, expert in experts.items():
+            self.add_module(name, expert)
+        self.bypass_below = float(bypass_below)
+
+    def experts(self) -> list[nn.Module]:
+        """The experts in route order (route ``k`` is ``experts()[k - 1]``)."""
+        return [getattr(self, name) for name in self.expert_names]
+
+    def load_gate(self, state: Mapping[str, torch.Tensor]) -> None:
+        """Load a gate's state dict (keys without the ``gate.`` prefix). A gate of fewer outputs, e.g. a gated
+        purifier's (one logit, sigmoid), fills the first experts' logits and leaves the others as they are: its
+        logit becomes route 1's against route 0, so alone it would open exactly as it did.
+
+        Raises:
+            ValueError: a gate of another trunk, or of more outputs than this one has experts.
+        """
+        own = self.gate.state_dict()
+        mine = {k: v.clone() for k, v in own.items()}
+        last = self._last_layer_keys()
+        for key, value in state.items():
+            target = mine.get(key)
+            fewer = key in last and target is not None and value.shape[1:] == target.shape[1:]
+            if target is None or (value.shape != target.shape and not (fewer and len(value) <= len(target))):
+                shape = None if target is None else tuple(target.shape)
+                raise ValueError(f"the gate weights do not fit: {key} {tuple(value.shape)} vs {shape} here")
+            target[: len(value)] = value
+        missing = sorted(set(own) - set(state))
+        if missing:
+            raise ValueError(f"the gate weights do not fit: missing {missing}")
+        self.gate.load_state_dict(mine)
+
+    def _last_layer_keys(self) -> set[str]:
+        """The state-dict keys of the gate's output layer (the one with a row per expert)."""
+        last = len(self.gate) - 1 if isinstance(self.gate, nn.Sequential) else None
+        return {f"{last}.weight", f"{last}.bias"}
+
+    @property
+    def stride(self) -> int:
+        """Input height and width must be multiples of this (the largest of the experts')."""
+        return max(expert.stride for expert in self.experts())
+
+    def route_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The logits of the routes, route 0 (pass) fixed at 0: ``(N, C, H, W)`` -> ``(N, 1 + experts)``."""
+        logits = self.gate(x)
+        return torch.cat([logits.new_zeros(len(logits), 1), logits], dim=1)
+
+    def routes(self, x: torch.Tensor) -> torch.Tensor:
+        """The route probabilities per image: ``(N, C, H, W)`` -> ``(N, 1 + experts)``, rows summing to 1."""
+        return torch.softmax(self.route_logits(x), dim=1)
+
+    def gate_logit(self, x: torch.Tensor) -> torch.Tensor:
+        """The logit of "some expert" against "pass": ``logsumexp`` of the expert logits, ``(N, C, H, W)`` ->
+        ``(N,)``; with one expert, a gated purifier's gate logit."""
+        return torch.logsumexp(self.gate(x), dim=1)
+
+    def gate_value(self, x: torch.Tensor) -> torch.Tensor:
+        """How far the image is sent to the experts, ``1 - p0``: ``(N, C, H, W)`` -> ``(N,)`` in (0, 1)."""
+        return torch.sigmoid(self.gate_logit(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weights = self.routes(x)
+        out = x
+        dense = self.bypass_below <= 0 or self.training or is_tracing(x)
+        for k, expert in enumerate(self.experts(), start=1):
+            share = weights[:, k].view(-1, 1, 1, 1)
+            if dense:
+                out = out + share * (expert(x) - x)
+                continue
+            flagged = (weights[:, k] >= self.bypass_below).nonzero().flatten()
+            if len(flagged):  # the expert runs on its flagged images only
+                chosen = x[flagged]
+                out = out.index_add(0, flagged, share[flagged] * (expert(chosen) - chosen))
+        return out.clamp(0, 1)

@@ -1,0 +1,189 @@
+"""Put trained purifiers behind a routed gate: the gate of a routed (or gated) weights folder, the adversarial
+purifier of another, the corruption purifier of a third.
+
+    python scripts/compose_routed.py --gate runs/routed-gate/final --adversarial imagenet-efficientnet_lite0_lite2-pgd \
+        --corruption runs/corruption/final --out runs/routed --bypass-below 0.05 \
+        --data objects:3072 --classifier imagenet-efficientnet_lite0 --val-limit 128
+
+Why this equals training the whole routed network: its gate is trained by the route loss alone (``recondefense train
+--arch routed --freeze bottleneck,corruption --gate-weight 1 --ce-weight 0 --visual-weight 0``), a cross-entropy
+on the gate's route logits that never looks at the experts, and each expert is trained alone on its own triplets
+(the corruption purifier as a plain ``--arch residual`` run, whose guidance would reach it through the routed
+network only scaled by its route probability). A gated gate (``--gate`` of gated weights) fills route 1 (its logit
+against route 0: it opens as it did) and leaves route 2 at its start, nearly shut. The composition is measured on
+the validation split: under the paper's PGD against the classifier alone, and under the corruptions of
+``--corruptions`` (accuracy and the mean route probabilities on clean, attacked and corrupted images).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import torch
+
+from recondefense import ReconstructiveDefense
+from recondefense.classifiers import load_classifier
+from recondefense.corruptions import CORRUPTIONS
+from recondefense.data import load_dataset
+from recondefense.train.config import TrainConfig, corruption_spec
+from recondefense.train.triplets import TripletMaker
+from recondefense.train.validation import small_validation_note, validate
+
+#: The corruptions trained on at ImageNet scale: the 15 ImageNet-C ones but the four held out (the Makefile's
+#: HELD_OUT_CORRUPTIONS: impulse_noise, motion_blur, frost, pixelate), severities 1-5.
+TRAINED_CORRUPTIONS = (
+    "corruption:gaussian_noise,shot_noise,defocus_blur,glass_blur,zoom_blur,snow,fog,brightness,contrast,"
+    "elastic_transform,jpeg_compression@1-5"
+)
+
+
+def _part(defense: ReconstructiveDefense, flag: str, kinds: dict[str, str]) -> dict[str, torch.Tensor]:
+    """The state dict of the purifier ``defense`` holds for ``flag``: the whole network for an arch mapped to ``""``
+    in ``kinds``, the sub-network named there (e.g. ``"bottleneck"``) for the others."""
+    if defense.arch not in kinds:
+        raise ValueError(f"{flag}: expected weights of arch {' or '.join(kinds)}, got {defense.arch!r}")
+    prefix = kinds[defense.arch]
+    state = defense.autoencoder.state_dict()
+    if not prefix:
+        return state
+    return {k.removeprefix(prefix + "."): v for k, v in state.items() if k.startswith(prefix + ".")}
+
+
+def compose(
+    gate: ReconstructiveDefense,
+    adversarial: ReconstructiveDefense,
+    corruption: ReconstructiveDefense,
+    meta: dict | None = None,
+    bypass_below: float = 0.0,
+) -> ReconstructiveDefense:
+    """A routed defense with ``gate``'s gate (routed, or gated: into route 1), ``adversarial``'s purifier (recon or
+    residual weights, or the purifier of gated or routed ones) and ``corruption``'s (residual weights, or the
+    corruption purifier of routed ones), each copied exactly; ``meta`` goes into its config.json; ``bypass_below``:
+    an expert skips the images whose route probability is below it, at inference.
+
+    Raises:
+        ValueError: weights of another arch or channel count than each part takes, or a gate of another size.
+    """
+    if gate.arch not in ("routed", "gated"):
+        raise ValueError(f"--gate must name routed or gated weights, got arch {gate.arch!r}")
+    channels = {gate.channels, adversarial.channels, corruption.channels}
+    if len(channels) != 1:
+        raise ValueError(f"the gate and the purifiers take different channel counts: {sorted(channels)}")
+    kinds = {"recon": "", "residual": "", "gated": "bottleneck", "routed": "bottleneck"}
+    adversarial_state = _part(adversarial, "--adversarial", kinds)
+    corruption_state = _part(corruption, "--corruption", {"residual": "", "routed": "corruption"})
+    inner = adversarial.arch if adversarial.arch in ("recon", "residual") else adversarial.hyperparameters["inner"]
+    theirs, sizes = adversarial.hyperparameters, corruption.hyperparameters
+    residual = corruption.arch == "residual"
+    hyper = dict(gate.hyperparameters)
+    hyper.update(
+        {k: theirs[k] for k in ("width", "depth", "skip", "widths")},
+        arch="routed",
+        inner=inner,
+        bypass_below=bypass_below,
+        corruption_width=sizes["width"] if residual else sizes["corruption_width"],
+        corruption_depth=sizes["depth"] if residual else sizes["corruption_depth"],
+    )
+    defense = ReconstructiveDefense(**hyper, meta=meta)
+    net = defense.autoencoder
+    gate_state = {k.removeprefix("gate."): v for k, v in gate.autoencoder.state_dict().items() if k.startswith("gate.")}
+    if gate.arch == "routed":
+        net.gate.load_state_dict(gate_state)
+    else:
+        net.load_gate(gate_state)
+    net.bottleneck.load_state_dict(adversarial_state)
+    net.corruption.load_state_dict(corruption_state)
+    return defense
+
+
+def measure(
+    defense: ReconstructiveDefense, data: str, classifier_name: str, val_limit: int, corruptions: str
+) -> dict[str, float]:
+    """Validation of ``defense`` on the val split of ``data``: under the paper's PGD against the classifier alone
+    (:func:`~recondefense.train.validation.validate`'s keys), and under ``corruptions`` (the same keys prefixed with
+    ``corruption_``: ``corruption_attacked_acc`` is the accuracy on corrupted images)."""
+    classifier = load_classifier(classifier_name).eval()
+    val_set = load_dataset(data, "val", classifier=classifier)
+    results: dict[str, float] = {}
+    for attack, prefix in (("pgd", ""), (corruptions, "corruption_")):
+        config = TrainConfig(
+            data=data, classifier=classifier_name, attack=attack, val_limit=val_limit, batch_size=16, progress=False
+        )
+        maker = TripletMaker(config, [classifier])
+        found = validate(defense.autoencoder, classifier, maker, val_set, config, torch.device("cpu"))
+        results |= {prefix + k: v for k, v in found.items() if not (prefix and k == "n")}
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--gate", required=True, help="routed or gated weights whose gate is kept (name or folder)")
+    parser.add_argument(
+        "--adversarial", required=True, help="the adversarial purifier: recon or residual weights (or gated ones)"
+    )
+    parser.add_argument(
+        "--corruption", required=True, help="the corruption purifier: residual weights (or routed ones)"
+    )
+    parser.add_argument("--out", required=True, help="folder for the composed weights")
+    parser.add_argument("--data", default="objects:3072", help="validation data spec (its val split)")
+    parser.add_argument("--classifier", default="imagenet-efficientnet_lite0", help="validated classifier")
+    parser.add_argument("--val-limit", type=int, default=128, help="validation images")
+    parser.add_argument(
+        "--corruptions",
+        default=TRAINED_CORRUPTIONS,
+        help="corruption[:names][@severities] the composition is also validated under (default: the 11 trained)",
+    )
+    parser.add_argument(
+        "--bypass-below",
+        type=float,
+        default=0.0,
+        help="at inference an expert skips the images whose route probability is below this (0: every expert runs)",
+    )
+    parser.add_argument(
+        "--held-out-corruptions",
+        default="impulse_noise,motion_blur,frost,pixelate",
+        help="the corruptions no part was trained on, named in the model card",
+    )
+    args = parser.parse_args(argv)
+    try:
+        if corruption_spec(args.corruptions) is None:
+            parser.error(f"--corruptions {args.corruptions!r}: expected corruption[:names][@severities]")
+    except ValueError as err:
+        parser.error(str(err))
+    unknown = [name for name in args.held_out_corruptions.split(",") if name and name not in CORRUPTIONS]
+    if unknown:
+        parser.error(f"--held-out-corruptions: unknown {unknown}; expected some of {','.join(CORRUPTIONS)}")
+    if not 0 <= args.bypass_below <= 0.5 or args.val_limit < 1:
+        parser.error(f"--bypass-below {args.bypass_below}, --val-limit {args.val_limit}: expected [0, 0.5] and >= 1")
+    parts = [ReconstructiveDefense.from_pretrained(name) for name in (args.gate, args.adversarial, args.corruption)]
+    validation = measure(compose(*parts), args.data, args.classifier, args.val_limit, args.corruptions)
+    gate, adversarial, corruption = parts
+    meta = {
+        **gate.meta,  # the data, classifiers and triplet sources the routes were learnt on
+        "guidance": f"{adversarial.meta.get('guidance')} (adversarial purifier), "
+        f"{corruption.meta.get('guidance')} with clean-consistency weight {corruption.meta.get('clean_weight')} "
+        "(corruption purifier)",
+        "composed_from": {"gate": args.gate, "inner": args.adversarial, "corruption": args.corruption},
+        "command": "python scripts/compose_routed.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "validation": validation,
+        "compute": f"composition and validation ({args.val_limit} val images, PGD against {args.classifier}, and "
+        f"{args.corruptions}) on a CPU",
+        "gate_command": gate.meta.get("command"),
+        "inner_command": adversarial.meta.get("command"),
+        "corruption_command": corruption.meta.get("command"),
+        "held_out_corruptions": [name for name in args.held_out_corruptions.split(",") if name],
+    }
+    # three runs made it: their commands are kept above, the settings of one run are dropped
+    for key in ("train_config", "epochs_trained", "clean_weight", "clean_fraction", "adaptive", "validation_note"):
+        meta.pop(key, None)
+    note = small_validation_note(int(validation["n"]))
+    if note:
+        meta["validation_note"] = note
+    compose(*parts, meta=meta, bypass_below=args.bypass_below).save_pretrained(args.out)
+    print(validation)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# The commands behind a routed ImageNet-tier defense that handles both threats (issue 25): clean images pass
+# untouched, attacked ones go to the adversarial purifier, corrupted ones to a corruption purifier. Resumable stages,
+# like scripts/train_imagenet_default.sh: started again with the same OUT it picks up where it stopped (a stage whose
+# result exists is skipped, one with a checkpoint resumes, the triplet cache resumes batch by batch). Keep OUT outside
+# the work tree.
+#
+#   CPU: nohup scripts/train_imagenet_realworld.sh > realworld.log 2>&1 &      (OUT=~/.cache/recondefense/runs/realworld)
+#   GPU: IMAGES=12000 BATCH=128 WORKERS=14 CORRUPTION_MINUTES=4 scripts/train_imagenet_realworld.sh runs/realworld
+#   try it out at tiny scale: IMAGES=16 BATCH=8 VAL=4 CORRUPTION_EPOCHS=1 GATE_EPOCHS=1 \
+#     scripts/train_imagenet_realworld.sh /tmp/realworld
+#
+# 1. corruption expert: a residual purifier (x + a zero-initialised U-Net correction: the identity at init, so it
+#    cannot cost clean accuracy before it learns) on IMAGES object images (recondefense.data.objects), each batch
+#    corrupted online by the 11 trained ImageNet-C corruptions (the 15 but HELD_OUT, as on Fashion-MNIST) at
+#    severities 1-5, one corruption and severity per image; guided by the KL between the frozen classifiers' outputs
+#    on the purified corrupted image and on the clean one, Lite0 and Lite2 in turn, plus the same KL on the purified
+#    clean image (--clean-weight 1: it must leave clean images alone);
+# 2. routed gate: the current gate (START_GATE: its logit becomes route 1's, route 2 starts shut) trained with the
+#    route loss on cached pgd+corruption triplets (each batch one source: the paper's PGD against Lite0 or Lite2,
+#    or the trained corruptions), clean images and half of them as natural look-alikes (JPEG, sensor noise,
+#    sharpening) to route 0; the experts stay frozen (the loss never looks at them);
+# 3. compose: the gate of 2, the adversarial purifier ADVERSARIAL (default: the object-photo purifier of
+#    train_imagenet_default.sh when it exists, else the shipped one), the corruption purifier of 1, with the bypass
+#    (an expert skips images whose route probability is below BYPASS), validated on the val split under PGD and the
+#    trained corruptions (scripts/compose_routed.py).
+# Lite1 is never used: it is the unseen classifier of the evaluation. The held-out corruptions are never trained on.
+set -uo pipefail
+OUT=${1:-$HOME/.cache/recondefense/runs/realworld}
+IMAGES=${IMAGES:-3072}
+BATCH=${BATCH:-32}
+WORKERS=${WORKERS:-0}
+VAL=${VAL:-128}
+CORRUPTION_EPOCHS=${CORRUPTION_EPOCHS:-8}
+CORRUPTION_MINUTES=${CORRUPTION_MINUTES:-}
+CORRUPTION_WIDTH=${CORRUPTION_WIDTH:-16}
+CORRUPTION_DEPTH=${CORRUPTION_DEPTH:-2}
+GATE_EPOCHS=${GATE_EPOCHS:-6}
+BYPASS=${BYPASS:-0.05}
+RESULT=${RESULT:-$OUT/composed}
+PY=${PYTHON:-python3}
+CLASSIFIERS=imagenet-efficientnet_lite0,imagenet-efficientnet_lite2
+HELD_OUT=${HELD_OUT:-impulse_noise,motion_blur,frost,pixelate}  # the Makefile's HELD_OUT_CORRUPTIONS
+OBJECTS_RUN=$HOME/.cache/recondefense/runs/objects
+if [ -z "${ADVERSARIAL:-}" ]; then
+  ADVERSARIAL=imagenet-efficientnet_lite0_lite2-pgd
+  [ -f "$OBJECTS_RUN/recon/final/model.safetensors" ] && ADVERSARIAL=$OBJECTS_RUN/recon/final
+fi
+if [ -z "${START_GATE:-}" ]; then
+  START_GATE=imagenet-efficientnet_lite0_lite2-gated2-pgd
+  [ -f "$OBJECTS_RUN/gate/final/model.safetensors" ] && START_GATE=$OBJECTS_RUN/gate/final
+fi
+TRAINED=$("$PY" -c "import sys; from recondefense.corruptions import CORRUPTIONS as c; held = sys.argv[1].split(',');
+assert set(held) <= set(c), held; print(','.join(n for n in c if n not in held))" "$HELD_OUT") || exit 1
+CORRUPTIONS="corruption:$TRAINED@1-5"
+mkdir -p "$OUT"
+echo "adversarial purifier: $ADVERSARIAL; start gate: $START_GATE; trained corruptions: $TRAINED"
+
+train() {  # train FOLDER ARGS...: resumes when FOLDER holds a checkpoint
+  local out=$1; shift
+  local resume=(); [ -f "$out/checkpoint.pt" ] && resume=(--resume)
+  "$PY" -m recondefense.train --data "objects:$IMAGES" --classifier "$CLASSIFIERS" --warmup-epochs 0 \
+    --batch-size "$BATCH" --val-limit "$VAL" --num-workers "$WORKERS" --no-progress --out "$out" "${resume[@]}" "$@"
+}
+
+# 1. the corruption expert (guidance through Lite0 and Lite2; corruptions cost no attack, so they are made online)
+if [ ! -f "$OUT/corruption/final/model.safetensors" ]; then
+  budget=(); [ -n "$CORRUPTION_MINUTES" ] && budget=(--max-minutes "$CORRUPTION_MINUTES")
+  train "$OUT/corruption" --arch residual --width "$CORRUPTION_WIDTH" --depth "$CORRUPTION_DEPTH" \
+    --attack "$CORRUPTIONS" --triplets online --guidance kl --clean-weight 1 --epochs "$CORRUPTION_EPOCHS" \
+    --checkpoint-every 20 "${budget[@]}" || exit 1
+fi
+echo "corruption expert ready: $(date -u +%FT%TZ)"
+
+# 2. the routed gate (route loss only: no classifier in the loop), experts frozen
+if [ ! -f "$OUT/gate/final/model.safetensors" ]; then
+  train "$OUT/gate" --arch routed --detail-depth 3 --corruption-width "$CORRUPTION_WIDTH" \
+    --corruption-depth "$CORRUPTION_DEPTH" --init-from "$START_GATE" --freeze bottleneck,corruption \
+    --attack "pgd+$CORRUPTIONS" --triplets cached --lr 3e-4 --epochs "$GATE_EPOCHS" --visual-weight 0.0 \
+    --ce-weight 0.0 --gate-weight 1.0 --gate-negatives 0.5 || exit 1
+fi
+echo "routed gate ready: $(date -u +%FT%TZ)"
+
+# 3. the composition, validated
+"$PY" scripts/compose_routed.py --gate "$OUT/gate/final" --adversarial "$ADVERSARIAL" \
+  --corruption "$OUT/corruption/final" --out "$RESULT" --bypass-below "$BYPASS" --data "objects:$IMAGES" \
+  --classifier imagenet-efficientnet_lite0 --val-limit "$VAL" --corruptions "$CORRUPTIONS" \
+  --held-out-corruptions "$HELD_OUT" || exit 1
+echo "composed into $RESULT: $(date -u +%FT%TZ)"

@@ -1,0 +1,311 @@
+"""The routed purifier (issue 25): routes at init, the inference bypass, its config, the route loss and its labels,
+training its gate alone, and composing it from trained parts (CPU, seconds)."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from recondefense import ReconstructiveDefense
+from recondefense.purifiers import GatedPurifier, PurifierConfig, ResidualPurifier, RoutedPurifier
+from recondefense.routing import ROUTES
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+SMALL = {"width": 4, "depth": 2, "detail_width": 4, "detail_depth": 1, "corruption_width": 4, "corruption_depth": 1}
+
+
+class FixedLogits(nn.Module):
+    """A gate that gives image ``i`` (the one whose top-left red pixel is ``i / 10``) row ``i`` of ``logits``."""
+
+    def __init__(self, logits: list[list[float]]) -> None:
+        super().__init__()
+        self.register_buffer("logits", torch.tensor(logits))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.logits[(x[:, 0, 0, 0] * 10).round().long()]
+
+
+def test_routed_purifier_starts_near_the_identity_with_route_0_dominant():
+    torch.manual_seed(0)
+    net = RoutedPurifier(**SMALL).eval()
+    x = torch.rand(3, 3, 16, 24)
+    routes = net.routes(x)
+    assert routes.shape == (3, len(ROUTES)) and torch.allclose(routes.sum(1), torch.ones(3))
+    assert (routes[:, 0] > 0.96).all() and torch.allclose(routes[:, 1], routes[:, 2])
+    assert net(x).shape == x.shape and (net(x) - x).abs().max() <= 0.02  # R is the identity, A weighs 0.018
+    assert isinstance(net.corruption, ResidualPurifier) and net.stride == net.bottleneck.stride == 4
+    torch.testing.assert_close(net.gate_value(x), 1 - routes[:, 0])
+    defense = ReconstructiveDefense(arch="routed", **SMALL)
+    odd = torch.rand(2, 3, 13, 21)  # padded to the stride and cropped back
+    assert defense(odd).shape == odd.shape and defense.gate(odd).shape == (2,)
+    with torch.no_grad():  # each route fully open: the image, A's output, R's output
+        net.corruption.correction.out.bias.fill_(0.1)
+        for k, expected in enumerate([x, net.bottleneck(x).clamp(0, 1), (x + 0.1).clamp(0, 1)]):
+            net.gate[-1].bias.copy_(torch.tensor([-60.0, -60.0]) + 120 * (torch.arange(2) == k - 1))
+            torch.testing.assert_close(net(x), expected, atol=1e-6, rtol=0)
+
+
+def test_routed_bypass_returns_shut_images_exactly_and_runs_each_expert_on_its_flagged_images():
+    torch.manual_seed(0)
+    dense = RoutedPurifier(**SMALL).eval()
+    with torch.no_grad():
+        dense.corruption.correction.out.bias.fill_(0.05)  # R does something
+    # image 0: shut; 1: A; 2: R; 3: a third each (both experts run); 4: A at 0.02 < 0.05, skipped
+    dense.gate = FixedLogits([[-30.0, -30.0], [30.0, -30.0], [-30.0, 30.0], [0.0, 0.0], [-3.9, -30.0]])
+    bypassed = copy.deepcopy(dense)
+    bypassed.bypass_below = 0.05
+    x = torch.rand(5, 3, 16, 16)
+    x[:, 0, 0, 0] = torch.arange(5) / 10
+    calls: dict[str, list[int]] = {"bottleneck": [], "corruption": []}
+    for name in calls:
+        getattr(bypassed, name).register_forward_hook(lambda m, args, out, name=name: calls[name].append(len(args[0])))
+    with torch.no_grad():
+        out, reference = bypassed(x), dense(x)
+    assert calls == {"bottleneck": [2], "corruption": [2]}  # images 1, 3 and 2, 3
+    assert torch.equal(out[0], x[0]) and torch.equal(out[4], x[4])  # no expert ran: exactly the input
+    assert (out - reference).abs().max() <= 0.05  # each pixel within bypass_below of the dense blend
+    torch.testing.assert_close(out[1:4], reference[1:4])
+    with torch.no_grad():
+        bypassed(x[[0, 4]])
+    assert calls == {"bottleneck": [2], "corruption": [2]}  # an all-shut batch runs no expert
+    bypassed.train()
+    with torch.no_grad():
+        torch.testing.assert_close(bypassed(x), dense.train()(x))  # training blends every image
+
+
+def test_a_gated_gate_fills_route_1_and_opens_as_it_did():
+    torch.manual_seed(0)
+    gated = GatedPurifier(**{k: v for k, v in SMALL.items() if not k.startswith("corruption")}).eval()
+    with torch.no_grad():
+        for p in gated.gate.parameters():
+            p.normal_(0, 0.3)
+    routed = RoutedPurifier(**SMALL).eval()
+    routed.load_gate(gated.gate.state_dict())
+    x = torch.rand(4, 3, 16, 16)
+    logits = routed.gate(x)
+    torch.testing.assert_close(logits[:, 0], gated.gate_logit(x))
+    assert torch.equal(logits[:, 1], torch.full((4,), -4.0))
+    alone = torch.softmax(routed.route_logits(x)[:, :2], dim=1)[:, 1]  # route 1 against route 0
+    torch.testing.assert_close(alone, gated.gate_value(x))
+    with pytest.raises(ValueError, match="do not fit"):
+        routed.load_gate(GatedPurifier(width=4, depth=2, detail_width=8, detail_depth=1).gate.state_dict())
+
+
+def test_the_gate_refactor_computes_the_gate_of_the_shipped_default_as_before():
+    """The gate moved to recondefense.routing.PerturbationGate: the same layers, names and arithmetic, so the
+    shipped gated weights load unchanged and give the same gate, bit for bit."""
+    defense = ReconstructiveDefense.from_pretrained("default")
+    net = defense.autoencoder
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    laplacian = torch.tensor([[0.0, -1.0, 0.0], [-1.0, 4.0, -1.0], [0.0, -1.0, 0.0]]).expand(3, 1, 3, 3)
+    residual = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), laplacian, groups=3)
+    before = torch.cat([x, 30 * residual], dim=1)
+    for layer in net.gate:
+        before = layer(before)
+    with torch.no_grad():
+        assert torch.equal(net.gate_logit(x), before.flatten())
+        gate = net.gate_value(x).view(-1, 1, 1, 1)
+        assert torch.equal(net(x), (x + gate * (net.bottleneck(x) - x)).clamp(0, 1))
+    assert not any("corruption" in k for k in defense.state_dict())
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"corruption_width": 0}, r"corruption_width=0: expected an integer in \[1, 256\]"),
+        ({"corruption_width": True}, "corruption_width=True: expected an integer"),
+        ({"corruption_depth": 7}, r"corruption_depth=7: expected an integer in \[1, 6\]"),
+        ({"corruption_depth": 2.0}, "corruption_depth=2.0: expected an integer"),
+        ({"arch": "routed", "inner": "gated"}, "inner='gated': expected one of"),
+    ],
+)
+def test_routed_config_fields_are_checked_before_anything_is_built(change, message):
+    with pytest.raises(ValueError, match=message):
+        PurifierConfig(**change).validate()
+
+
+def test_a_routed_config_json_round_trips_and_a_bad_one_is_refused(tmp_path):
+    from recondefense.errors import ConfigError
+
+    torch.manual_seed(0)
+    defense = ReconstructiveDefense(arch="routed", **SMALL, bypass_below=0.05)
+    defense.save_pretrained(tmp_path / "ok")
+    config = json.loads((tmp_path / "ok" / "config.json").read_text())
+    assert (config["corruption_width"], config["corruption_depth"], config["bypass_below"]) == (4, 1, 0.05)
+    loaded = ReconstructiveDefense.from_pretrained(tmp_path / "ok")
+    assert loaded.purifier_config == defense.purifier_config and type(loaded.autoencoder) is RoutedPurifier
+    x = torch.rand(2, 3, 16, 16)
+    assert torch.equal(loaded(x), defense(x))
+    for bad in ({"corruption_width": "4"}, {"corruption_depth": 99}, {"corruption_width": 10**9}):
+        (tmp_path / "bad").mkdir(exist_ok=True)
+        (tmp_path / "bad" / "config.json").write_text(json.dumps(config | bad))
+        (tmp_path / "bad" / "model.safetensors").write_bytes((tmp_path / "ok" / "model.safetensors").read_bytes())
+        with pytest.raises(ConfigError, match=next(iter(bad))):
+            ReconstructiveDefense.from_pretrained(tmp_path / "bad")
+
+
+@pytest.mark.parametrize("arch", ["recon", "gated"])
+def test_config_json_files_written_before_the_corruption_fields_load_unchanged(tmp_path, arch):
+    torch.manual_seed(0)
+    defense = ReconstructiveDefense(arch=arch, width=4, depth=2, detail_width=4, detail_depth=1)
+    with torch.no_grad():
+        for p in defense.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    defense.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    for key in ("corruption_width", "corruption_depth"):  # what every folder written before them holds
+        config.pop(key)
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    loaded = ReconstructiveDefense.from_pretrained(tmp_path)
+    assert loaded.purifier_config == defense.purifier_config and loaded.arch == arch
+    x = torch.rand(2, 3, 16, 16)
+    assert torch.equal(loaded(x), defense(x))
+
+
+# ------------------------------------------------------------------------------------------ the route loss
+
+
+def test_each_triplet_source_teaches_its_route():
+    from tiny_models import tiny_classifier
+
+    from recondefense.train.config import TrainConfig
+    from recondefense.train.triplets import TripletMaker, attack_groups, source_route
+
+    assert [source_route(k) for k in ("pgd", "fgsm", "mix")] == [ROUTES.index("adversarial")] * 3
+    assert source_route("corruption:fog@1-5") == source_route("gaussian:0.25") == ROUTES.index("corruption") == 2
+    classifier = tiny_classifier().eval()
+    config = TrainConfig(attack="pgd+corruption:fog@3", eps=0.03, step_size=0.01, steps=1)
+    maker = TripletMaker(config, [classifier, classifier])
+    x, y = torch.rand(8, 3, 16, 16), torch.randint(0, 2, (8,))
+    groups = [(0, torch.arange(0, 8, 2)), (1, torch.arange(1, 8, 2))]
+    seen = set()
+    for seed in range(6):  # each classifier's group draws its source
+        torch.manual_seed(seed)
+        x_adv, routes = attack_groups(maker, x, y, groups, relabel=False)
+        for _, rows in groups:
+            assert len(set(routes[rows].tolist())) == 1
+            corrupted = routes[rows][0] == 2
+            seen.add(int(routes[rows][0]))
+            # fog changes the image far beyond the PGD budget; PGD stays within it
+            assert ((x_adv[rows] - x[rows]).abs().max() > 0.031) == bool(corrupted)
+    assert seen == {1, 2}
+
+
+def test_the_route_loss_sends_clean_images_to_route_0_and_each_source_to_its_route():
+    from recondefense.train.config import TrainConfig
+    from recondefense.train.network import train_loss
+
+    torch.manual_seed(0)
+    net = RoutedPurifier(**SMALL)
+    with torch.no_grad():
+        for p in net.gate.parameters():
+            p.normal_(0, 0.3)
+    config = TrainConfig(arch="routed", visual_weight=0.0, ce_weight=0.0, gate_weight=1.0)
+    x, x_adv = torch.rand(4, 3, 16, 16), torch.rand(4, 3, 16, 16)
+    routes = torch.tensor([1, 2, 0, 2])  # attacked, corrupted, left clean (--clean-fraction), corrupted
+    loss = train_loss(config, net, net, [], [], x, torch.zeros(4, dtype=torch.long), x_adv, routes, False, False)[2]
+    logits = torch.cat([net.route_logits(x_adv), net.route_logits(x)])
+    expected = F.cross_entropy(logits, torch.tensor([1, 2, 0, 2, 0, 0, 0, 0]))
+    torch.testing.assert_close(loss, expected)
+    with pytest.raises(ValueError, match="source of every x~"):
+        train_loss(
+            config, net, net, [], [], x, torch.zeros(4, dtype=torch.long), x_adv, torch.full((4,), -1), False, False
+        )
+    gated = GatedPurifier(width=4, depth=2, detail_width=4, detail_depth=1)  # binary: open on every perturbed one
+    loss = train_loss(config, gated, gated, [], [], x, torch.zeros(4, dtype=torch.long), x_adv, routes, False, False)[2]
+    logits = torch.cat([gated.gate_logit(x_adv), gated.gate_logit(x)])
+    torch.testing.assert_close(
+        loss, F.binary_cross_entropy_with_logits(logits, torch.tensor([1.0, 1, 0, 1, 0, 0, 0, 0]))
+    )
+
+
+def test_the_routed_gate_trains_alone_on_cached_mixed_triplets(tmp_path):
+    import numpy as np
+    from test_train import _config, _write_images
+
+    from recondefense.train import train
+    from recondefense.train.triplets import CACHED_ROUTES
+
+    data = _write_images(tmp_path / "data")
+    start = train(_config(data, tmp_path / "recon", epochs=1, warmup_epochs=1))
+    common = {"arch": "routed", "detail_width": 4, "detail_depth": 1, "corruption_width": 4, "corruption_depth": 1}
+    out = tmp_path / "gate"
+    final = train(
+        _config(
+            data,
+            out,
+            **common,
+            init_from=str(start),
+            freeze="bottleneck,corruption",
+            attack="pgd+corruption:fog,contrast@3-5",
+            triplets="cached",
+            warmup_epochs=0,
+            epochs=2,
+            visual_weight=0.0,
+            ce_weight=0.0,
+            gate_weight=1.0,
+            gate_negatives=0.5,
+            lr=0.05,
+        )
+    )
+    routes = np.load(out / CACHED_ROUTES)
+    assert routes.shape == (16,) and set(routes.tolist()) <= {1, 2} and len(set(routes.tolist())) == 2
+    before = ReconstructiveDefense.from_pretrained(start).autoencoder.state_dict()
+    after = ReconstructiveDefense.from_pretrained(final)
+    assert all(torch.equal(before[k], v) for k, v in after.autoencoder.bottleneck.state_dict().items())
+    assert all(not v.any() for k, v in after.autoencoder.corruption.state_dict().items() if "out." in k)
+    assert not torch.equal(after.autoencoder.gate[-1].bias, torch.tensor([-4.0, -4.0]))  # the gate learned
+    validation = after.meta["validation"]
+    assert {"route_pass_clean", "route_adversarial_attacked", "route_corruption_attacked"} <= set(validation)
+
+
+# ------------------------------------------------------------------------------------------ composition
+
+
+def test_compose_routed_keeps_every_part_bit_exactly(tmp_path):
+    from test_scripts import load_script
+
+    module = load_script("compose_routed")
+    torch.manual_seed(0)
+    noisy = {}
+    for name, defense in {
+        "gated": ReconstructiveDefense(arch="gated", width=8, depth=2, detail_width=4, detail_depth=1),
+        "routed": ReconstructiveDefense(arch="routed", **SMALL),
+        "recon": ReconstructiveDefense(widths=[4, 8, 16]),
+        "residual": ReconstructiveDefense(arch="residual", width=4, depth=1),
+    }.items():
+        with torch.no_grad():
+            for p in defense.parameters():
+                p.add_(0.05 * torch.randn_like(p))
+        noisy[name] = defense
+    for gate in ("gated", "routed"):
+        composed = module.compose(noisy[gate], noisy["recon"], noisy["residual"], {"note": "kept"}, bypass_below=0.05)
+        net, state = composed.autoencoder, composed.autoencoder.state_dict()
+        assert composed.hyperparameters | {"arch": "routed", "widths": [4, 8, 16], "inner": "recon"} == (
+            composed.hyperparameters
+        )
+        assert (composed.hyperparameters["corruption_width"], composed.hyperparameters["corruption_depth"]) == (4, 1)
+        assert all(torch.equal(v, state["bottleneck." + k]) for k, v in noisy["recon"].autoencoder.state_dict().items())
+        assert all(
+            torch.equal(v, state["corruption." + k]) for k, v in noisy["residual"].autoencoder.state_dict().items()
+        )
+        trunk = {k: v for k, v in noisy[gate].autoencoder.state_dict().items() if k.startswith("gate.")}
+        for k, v in trunk.items():
+            assert torch.equal(v, state[k][: len(v)] if k.startswith(f"gate.{len(net.gate) - 1}.") else state[k])
+    composed.save_pretrained(tmp_path / "composed")
+    loaded = ReconstructiveDefense.from_pretrained(tmp_path / "composed")
+    assert loaded.meta == {"note": "kept"} and loaded.autoencoder.bypass_below == 0.05
+    x = torch.rand(2, 3, 16, 16)
+    assert torch.equal(loaded(x), composed(x))
+    again = module.compose(loaded, loaded, loaded)  # every part from a routed folder
+    assert all(torch.equal(v, again.state_dict()[k]) for k, v in loaded.state_dict().items())
+    with pytest.raises(ValueError, match="routed or gated"):
+        module.compose(noisy["recon"], noisy["recon"], noisy["residual"])
+    with pytest.raises(ValueError, match="--corruption: expected weights of arch residual or routed"):
+        module.compose(noisy["gated"], noisy["recon"], noisy["recon"])
