@@ -8,7 +8,8 @@ value exceeds 0.5 on each set of clean images, with the Wilson 95% interval and 
 - ``imagenet-heldout``: the 128 fixed crops of the held-out sample photos (scikit-image, scikit-learn, matplotlib);
 - ``paintings``: the 40 crops of the GCompris Van Gogh paintings (never trained on, also not as negatives);
 - the object crops again as natural look-alikes of a perturbation at the strongest setting training drew
-  (``recondefense.train.negatives``): JPEG quality 30, sensor noise sigma 0.012, unsharp mask 1.5; and past it,
+  (``recondefense.train.negatives``): JPEG quality 30, sensor noise sigma 0.012 (and 0.004, 0.008 below it), unsharp
+  mask 1.5; and past it,
   JPEG quality 15 and noise sigma 0.02 (harsher than any look-alike trained on).
 
     python scripts/gate_open.py [--weights NAME] [--json results/imagenet/gate-open.json]
@@ -59,6 +60,8 @@ def _unsharp(amount: float) -> Callable[[torch.Tensor], torch.Tensor]:
 #: The look-alikes measured on the object crops: name -> transform of an ``(N, 3, H, W)`` batch in [0, 1].
 VARIANTS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "objects, JPEG q30": lambda x: JPEG(quality=30).purify(x),
+    "objects, noise sigma 0.004": _noise(0.004),
+    "objects, noise sigma 0.008": _noise(0.008),
     "objects, noise sigma 0.012": _noise(0.012),
     "objects, unsharp 1.5": _unsharp(1.5),
     "objects, JPEG q15": lambda x: JPEG(quality=15).purify(x),
