@@ -91,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--weights", default=DEFAULT_IMAGENET_WEIGHTS, help="gated defense (name, hub id or folder)")
     parser.add_argument("--json", type=Path, help="write the rows here")
+    parser.add_argument("--label", help="the name its column shows (default: --weights)")
     args = parser.parse_args(argv)
     defense = ReconstructiveDefense.from_pretrained(args.weights).eval()
     if defense.gate(torch.zeros(1, 3, 32, 32)) is None:
@@ -109,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         command = "python scripts/gate_open.py " + " ".join(sys.argv[1:] if argv is None else argv)
-        args.json.write_text(json.dumps({"weights": args.weights, "command": command, "rows": rows}, indent=1) + "\n")
+        args.json.write_text(json.dumps({"weights": args.label or args.weights, "command": command, "rows": rows}, indent=1) + "\n")
     return 0
 
 

@@ -185,6 +185,8 @@ _IMAGENET = {
         "imagenet-efficientnet_lite0-pgd",
         "imagenet-efficientnet_lite0_lite2-gated-pgd",
         "imagenet-efficientnet_lite0_lite2-gated2-pgd",
+        "imagenet-efficientnet_lite0_lite2-objects-pgd",
+        "imagenet-efficientnet_lite0_lite2-gated-objects-pgd",
     ),
 }
 TIERS["imagenet-objects"] = Tier(
