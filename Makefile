@@ -160,9 +160,14 @@ imagenet-objects-tables: $(IMAGENET_STAMP) data
 	$(MAKE) imagenet-objects-markdown
 # A first look at the object tier on the CPU (about 20 minutes on 2 cores): the default and no defense, clean and
 # under the paper's PGD aimed at Lite0; the full tables above add FGSM, DeepFool, the baselines, Lite1 and Lite2.
+# objects-first-look.json: no defense and the previous default (-gated2-pgd); objects-first-look-default.json: the
+# default of Defended(model).
+PREVIOUS_IMAGENET := imagenet-efficientnet_lite0_lite2-gated2-pgd
 imagenet-objects-first-look: $(IMAGENET_STAMP) data
 	mkdir -p $(IMAGENET)
-	$(OBJECTS) --attacks none,pgd --defenses none,$(OBJECT_DEFENSES) --json $(IMAGENET)/objects-first-look.json \
+	$(OBJECTS) --attacks none,pgd --defenses none,$(PREVIOUS_IMAGENET) --json $(IMAGENET)/objects-first-look.json
+	$(OBJECTS) --attacks none,pgd --defenses $(DEFAULT_IMAGENET) --json $(IMAGENET)/objects-first-look-default.json
+	$(OBJECTS) --from-json $(IMAGENET)/objects-first-look.json $(IMAGENET)/objects-first-look-default.json \
 	  --markdown $(IMAGENET)/objects-first-look.md
 # How often a gated defense's gate opens on clean images never trained on (object crops, held-out crops, paintings,
 # JPEG / noise / sharpened look-alikes), one rows file per name of GATED (comma-separated; default: the default):
