@@ -110,7 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         command = "python scripts/gate_open.py " + " ".join(sys.argv[1:] if argv is None else argv)
-        args.json.write_text(json.dumps({"weights": args.label or args.weights, "command": command, "rows": rows}, indent=1) + "\n")
+        args.json.write_text(
+            json.dumps({"weights": args.label or args.weights, "command": command, "rows": rows}, indent=1) + "\n"
+        )
     return 0
 
 

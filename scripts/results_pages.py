@@ -69,7 +69,7 @@ CURVE = (
     "the defended pipeline) ([threat models](../threat-models.md))."
 )
 GATE = (
-    "**No attack.** Clean images only, never trained on: the share whose gate opens (value above 0.5), with the "
+    "**Threat model.** None: clean images only, never trained on: the share whose gate opens (value above 0.5), with the "
     "95% Wilson interval; the false positives of a gated defense (`scripts/gate_open.py`)."
 )
 THREATS = {"attack": OBLIVIOUS_AND_E2E, "corruption": CORRUPTED, "certify": CERTIFIED, "curve": CURVE, "gate": GATE}
@@ -976,6 +976,9 @@ def _gate_table(paths: list[Path]) -> str:
     sets = list(dict.fromkeys(row["set"] for f in files for row in f["rows"]))
     cells = [{row["set"]: row for row in f["rows"]} for f in files]
     lines = [
+        "Each cell: the share of the images whose gate opened ± the half-width of the 95% Wilson interval (opened / "
+        "n); the object sets are all 690 test images of the tier, before the consensus labelling drops any.",
+        "",
         "| clean images | " + " | ".join(f"`{f['weights']}`" for f in files) + " |",
         "|" + "---|" * (len(files) + 1),
     ]
@@ -984,7 +987,7 @@ def _gate_table(paths: list[Path]) -> str:
         if row is None:
             return "-"
         low, high = row["wilson95"]
-        return f"{row['open']:.3f} ({row['opened']}/{row['n']}; {low:.3f}-{high:.3f})"
+        return f"{row['open']:.3f} ±{(high - low) / 2:.3f} ({row['opened']}/{row['n']})"
 
     lines += [f"| {name} | " + " | ".join(cell(c.get(name)) for c in cells) + " |" for name in sets]
     return "\n".join(lines) + "\n"

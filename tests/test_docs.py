@@ -66,7 +66,7 @@ def test_the_objects_tier_appears_when_its_rows_exist(pages, tmp_path):
     assert "results/imagenet-objects.md" not in before["mkdocs.yml"]
     rows = json.loads((REPO / "results/imagenet/photos-default.json").read_text())
     none = json.loads((REPO / "results/imagenet/photos-baselines.json").read_text())
-    rows = [r for r in none if r["defense"] == "none"] + rows
+    rows = [r for r in none if r["defense"] == "none"] + [r | {"defense": pages.DEFAULT} for r in rows]
     (tmp_path / "results/imagenet/objects-ours.json").write_text(json.dumps(rows))
     (tmp_path / "results/imagenet/objects-first-look.json").write_text(json.dumps(rows))
     after = pages.render(tmp_path)
@@ -87,7 +87,7 @@ def test_the_gate_table_has_a_column_per_gated_defense(pages, tmp_path):
         (tmp_path / f"gate-open-{name}.json").write_text(json.dumps({"weights": name, "command": "x", "rows": kept}))
     text = pages._gate_table(sorted(tmp_path.glob("gate-open-*.json")))
     cells = pages.Cells(text)
-    assert cells["clean crops/`a`"] == "0.000 (0/690; 0.000-0.006)" and cells["noisy crops/`b`"] == "-"
+    assert cells["clean crops/`a`"] == "0.000 ±0.003 (0/690)" and cells["noisy crops/`b`"] == "-"
     assert cells.value["noisy crops/`a`"] == "1.000"
 
 

@@ -25,6 +25,7 @@ class NetworkOptions(Protocol):
     inner: str
     corruption_width: int
     corruption_depth: int
+    bypass_below: float
     freeze: str | None
 
 
@@ -58,6 +59,7 @@ def purifier_config(config: NetworkOptions, in_channels: int = 1) -> PurifierCon
         inner=config.inner,
         corruption_width=config.corruption_width,
         corruption_depth=config.corruption_depth,
+        bypass_below=config.bypass_below,
     )
 
 

@@ -101,6 +101,10 @@ class TrainConfig:
     )
     corruption_width: int = _opt(_NET.corruption_width, '"routed": channels of the corruption purifier\'s first level')
     corruption_depth: int = _opt(_NET.corruption_depth, '"routed": stride-2 levels of the corruption purifier')
+    bypass_below: float = _opt(
+        _NET.bypass_below,
+        '"gated"/"routed" at inference: images whose gate (route probability) is below this skip the purifier',
+    )
     init_from: str | None = _opt(
         None, "start from these defense weights (name, hub id or folder) instead of random init"
     )

@@ -35,6 +35,7 @@ _NETWORK_KEYS = (
     "inner",
     "corruption_width",
     "corruption_depth",
+    "bypass_below",
 )
 
 
@@ -177,7 +178,7 @@ def fit(
 
     Example:
         >>> defense = fit(resnet, ImageFolder("photos"), mean=MEAN, std=STD,  # doctest: +SKIP
-        ...               defense="imagenet-efficientnet_lite0_lite2-gated2-pgd", config=TrainConfig(epochs=2, out="runs/mine"))
+        ...               defense="default", config=TrainConfig(epochs=2, out="runs/mine"))
     """
     if not isinstance(classifier, nn.Module):
         raise TypeError(f"expected the classifier as an nn.Module, got {type(classifier).__name__}")
@@ -197,6 +198,9 @@ def fit(
         "std": None if std is None else tuple(std),
         **{k: net[k] for k in _NETWORK_KEYS if k in net},
     }
+    if start is not None:  # the start network's blocks, as --widths spells them
+        widths = net.get("widths")
+        changes["widths"] = None if widths is None else ",".join(str(w) for w in widths)
     if isinstance(defense, str):
         changes["init_from"] = defense
     config = dataclasses.replace(config, **changes)
