@@ -31,8 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .autoencoder import ReconAutoencoder
-from .routing import PerturbationGate, RouteMixture, conv_relu
-from .transform import is_tracing
+from .routing import PerturbationGate, RouteMixture, blend, conv_relu
 
 __all__ = [
     "ResidualPurifier",
@@ -227,15 +226,7 @@ class GatedPurifier(nn.Module):
         return torch.sigmoid(self.gate_logit(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gate = self.gate_value(x).view(-1, 1, 1, 1)
-        if self.bypass_below <= 0 or self.training or is_tracing(x):
-            return (x + gate * (self.bottleneck(x) - x)).clamp(0, 1)
-        flagged = (gate.flatten() >= self.bypass_below).nonzero().flatten()
-        out = x.clamp(0, 1)
-        if len(flagged):  # the purifier runs on the flagged images only
-            chosen, g = x[flagged], gate[flagged]
-            out = out.index_copy(0, flagged, (chosen + g * (self.bottleneck(chosen) - chosen)).clamp(0, 1))
-        return out
+        return blend(x, self.gate_value(x)[:, None], [self.bottleneck], self.bypass_below, self.training)
 
 
 class RoutedPurifier(RouteMixture):

@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -16,7 +16,7 @@ from torch import nn
 
 from .transform import is_tracing
 
-__all__ = ["ROUTES", "conv_relu", "PerturbationGate", "RouteMixture"]
+__all__ = ["ROUTES", "blend", "conv_relu", "PerturbationGate", "RouteMixture"]
 
 #: The routes of :class:`~recondefense.purifiers.RoutedPurifier`, in the order of its route probabilities: route 0
 #: passes the image untouched, route 1 is the adversarial purifier, route 2 the corruption purifier.
@@ -26,6 +26,36 @@ ROUTES = ("pass", "adversarial", "corruption")
 def conv_relu(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
     """A 3 x 3 convolution (padding 1) and a ReLU: ``(N, c_in, H, W)`` -> ``(N, c_out, H / stride, W / stride)``."""
     return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1), nn.ReLU(inplace=True))
+
+
+def blend(
+    x: torch.Tensor,
+    shares: torch.Tensor,
+    experts: Sequence[nn.Module],
+    bypass_below: float = 0.0,
+    training: bool = False,
+) -> torch.Tensor:
+    """``x + sum_k shares[:, k] * (experts[k](x) - x)``, clamped to [0, 1]: what the gated and routed purifiers
+    output.
+
+    With ``bypass_below`` > 0, outside ``training`` and tracing (export, ``torch.compile``), expert ``k`` runs only on
+    the images whose share is at least ``bypass_below``; the others keep their pixels there (each within its share
+    of the dense blend), so an image no expert is flagged for comes out as it went in (clamped).
+
+    Shape: ``x`` ``(N, C, H, W)`` in [0, 1], ``shares`` ``(N, K)`` in [0, 1], ``K`` experts -> ``(N, C, H, W)``.
+    """
+    out = x
+    dense = bypass_below <= 0 or training or is_tracing(x)
+    for k, expert in enumerate(experts):
+        share = shares[:, k].view(-1, 1, 1, 1)
+        if dense:
+            out = out + share * (expert(x) - x)
+            continue
+        flagged = (shares[:, k] >= bypass_below).nonzero().flatten()
+        if len(flagged):  # the expert runs on its flagged images only
+            chosen = x[flagged]
+            out = out.index_add(0, flagged, share[flagged] * (expert(chosen) - chosen))
+    return out.clamp(0, 1)
 
 
 class PerturbationGate(nn.Sequential):
@@ -134,16 +164,4 @@ class RouteMixture(nn.Module):
         return torch.sigmoid(self.gate_logit(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        weights = self.routes(x)
-        out = x
-        dense = self.bypass_below <= 0 or self.training or is_tracing(x)
-        for k, expert in enumerate(self.experts(), start=1):
-            share = weights[:, k].view(-1, 1, 1, 1)
-            if dense:
-                out = out + share * (expert(x) - x)
-                continue
-            flagged = (weights[:, k] >= self.bypass_below).nonzero().flatten()
-            if len(flagged):  # the expert runs on its flagged images only
-                chosen = x[flagged]
-                out = out.index_add(0, flagged, share[flagged] * (expert(chosen) - chosen))
-        return out.clamp(0, 1)
+        return blend(x, self.routes(x)[:, 1:], self.experts(), self.bypass_below, self.training)

@@ -34,6 +34,7 @@ from recondefense.data import heldout_photos, object_test_crops, painting_crops
 from recondefense.defense import DEFAULT_IMAGENET_WEIGHTS
 from recondefense.evaluate.tiers import HELDOUT_GRID
 from recondefense.metrics import wilson_interval
+from recondefense.train.negatives import unsharp
 
 
 def _noise(sigma: float) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -44,26 +45,13 @@ def _noise(sigma: float) -> Callable[[torch.Tensor], torch.Tensor]:
     return add
 
 
-def _unsharp(amount: float) -> Callable[[torch.Tensor], torch.Tensor]:
-    kernel = torch.tensor([1.0, 2.0, 1.0])
-    kernel = (kernel[:, None] * kernel[None, :] / 16).expand(3, 1, 3, 3)
-
-    def sharpen(images: torch.Tensor) -> torch.Tensor:
-        blurred = torch.nn.functional.conv2d(
-            torch.nn.functional.pad(images, (1, 1, 1, 1), mode="replicate"), kernel, groups=3
-        )
-        return (images + amount * (images - blurred)).clamp(0, 1)
-
-    return sharpen
-
-
 #: The look-alikes measured on the object crops: name -> transform of an ``(N, 3, H, W)`` batch in [0, 1].
 VARIANTS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "objects, JPEG q30": lambda x: JPEG(quality=30).purify(x),
     "objects, noise sigma 0.004": _noise(0.004),
     "objects, noise sigma 0.008": _noise(0.008),
     "objects, noise sigma 0.012": _noise(0.012),
-    "objects, unsharp 1.5": _unsharp(1.5),
+    "objects, unsharp 1.5": lambda x: unsharp(x, 1.5).clamp(0, 1),
     "objects, JPEG q15": lambda x: JPEG(quality=15).purify(x),
     "objects, noise sigma 0.02": _noise(0.02),
 }

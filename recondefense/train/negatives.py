@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from ..baselines import JPEG
 
-__all__ = ["NATURAL_VARIANTS", "natural_variants"]
+__all__ = ["NATURAL_VARIANTS", "natural_variants", "unsharp"]
 
 #: The kinds of variant, drawn uniformly per image: a JPEG round trip at quality 30-95, Gaussian sensor noise of
 #: standard deviation 0.002-0.012 (a camera's at base ISO; stronger noise is a corruption, not a clean photo), and an
@@ -21,12 +21,16 @@ __all__ = ["NATURAL_VARIANTS", "natural_variants"]
 NATURAL_VARIANTS = ("jpeg", "noise", "sharpen")
 
 
-def _unsharp(image: torch.Tensor, amount: float) -> torch.Tensor:
-    """``x + amount * (x - blur(x))`` with a 3 x 3 binomial blur, ``(C, H, W)`` in [0, 1] -> same."""
-    kernel = torch.tensor([1.0, 2.0, 1.0], device=image.device, dtype=image.dtype)
-    kernel = (kernel[:, None] * kernel[None, :] / 16).expand(image.shape[0], 1, 3, 3)
-    blurred = F.conv2d(F.pad(image[None], (1, 1, 1, 1), mode="replicate"), kernel, groups=image.shape[0])[0]
-    return image + amount * (image - blurred)
+def unsharp(images: torch.Tensor, amount: float) -> torch.Tensor:
+    """``x + amount * (x - blur(x))`` with a 3 x 3 binomial blur (an unsharp mask), not clamped.
+
+    Shape: ``(N, C, H, W)`` in [0, 1] -> same, values may leave [0, 1].
+    """
+    channels = images.shape[1]
+    kernel = torch.tensor([1.0, 2.0, 1.0], device=images.device, dtype=images.dtype)
+    kernel = (kernel[:, None] * kernel[None, :] / 16).expand(channels, 1, 3, 3)
+    blurred = F.conv2d(F.pad(images, (1, 1, 1, 1), mode="replicate"), kernel, groups=channels)
+    return images + amount * (images - blurred)
 
 
 def natural_variants(images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -45,5 +49,5 @@ def natural_variants(images: torch.Tensor, generator: torch.Generator | None = N
             noise = torch.randn(image.shape, generator=generator).to(image.device, image.dtype)
             out.append(image + (0.002 + 0.01 * strength) * noise)
         else:
-            out.append(_unsharp(image, 0.5 + strength))
+            out.append(unsharp(image[None], 0.5 + strength)[0])
     return torch.stack(out).clamp(0, 1)
