@@ -20,8 +20,8 @@
 #    route loss on cached pgd+corruption triplets (each batch one source: the paper's PGD against Lite0 or Lite2,
 #    or the trained corruptions), clean images and half of them as natural look-alikes (JPEG, sensor noise,
 #    sharpening) to route 0; the experts stay frozen (the loss never looks at them);
-# 3. compose: the gate of 2, the adversarial purifier ADVERSARIAL (default: the object-photo purifier of
-#    train_imagenet_default.sh when it exists, else the shipped one), the corruption purifier of 1, with the bypass
+# 3. compose: the gate of 2, the adversarial purifier ADVERSARIAL (default: the one behind the ImageNet default of
+#    Defended(model)), the corruption purifier of 1, with the bypass
 #    (an expert skips images whose route probability is below BYPASS), validated on the val split under PGD and the
 #    trained corruptions (scripts/compose_routed.py).
 # Lite1 is never used: it is the unseen classifier of the evaluation. The held-out corruptions are never trained on.
@@ -41,15 +41,9 @@ RESULT=${RESULT:-$OUT/composed}
 PY=${PYTHON:-python3}
 CLASSIFIERS=imagenet-efficientnet_lite0,imagenet-efficientnet_lite2
 HELD_OUT=${HELD_OUT:-impulse_noise,motion_blur,frost,pixelate}  # the Makefile's HELD_OUT_CORRUPTIONS
-OBJECTS_RUN=$HOME/.cache/recondefense/runs/objects
-if [ -z "${ADVERSARIAL:-}" ]; then
-  ADVERSARIAL=imagenet-efficientnet_lite0_lite2-pgd
-  [ -f "$OBJECTS_RUN/recon/final/model.safetensors" ] && ADVERSARIAL=$OBJECTS_RUN/recon/final
-fi
-if [ -z "${START_GATE:-}" ]; then
-  START_GATE=imagenet-efficientnet_lite0_lite2-gated2-pgd
-  [ -f "$OBJECTS_RUN/gate/final/model.safetensors" ] && START_GATE=$OBJECTS_RUN/gate/final
-fi
+PGD_CACHE=${PGD_CACHE:-$HOME/.cache/recondefense/runs/objects/triplets}  # train_imagenet_default.sh's cache
+ADVERSARIAL=${ADVERSARIAL:-imagenet-efficientnet_lite0_lite2-objects-pgd}  # the default's adversarial purifier
+START_GATE=${START_GATE:-imagenet-efficientnet_lite0_lite2-gated2-pgd}      # the default's gate (and its first AE)
 TRAINED=$("$PY" -c "import sys; from recondefense.corruptions import CORRUPTIONS as c; held = sys.argv[1].split(',');
 assert set(held) <= set(c), held; print(','.join(n for n in c if n not in held))" "$HELD_OUT") || exit 1
 CORRUPTIONS="corruption:$TRAINED@1-5"
@@ -72,8 +66,14 @@ if [ ! -f "$OUT/corruption/final/model.safetensors" ]; then
 fi
 echo "corruption expert ready: $(date -u +%FT%TZ)"
 
-# 2. the routed gate (route loss only: no classifier in the loop), experts frozen
+# 2. the routed gate (route loss only: no classifier in the loop), experts frozen. Its PGD triplets are those of the
+#    object-photo purifier's cache when it holds the same IMAGES (scripts/mix_triplet_cache.py replays the draws the
+#    training loop would make: an hour and a half of PGD on 2 CPU cores saved), else they are attacked here.
 if [ ! -f "$OUT/gate/final/model.safetensors" ]; then
+  if [ ! -f "$OUT/gate/triplets_x_adv.npy" ] && [ -f "$PGD_CACHE/triplets_x_adv.npy" ]; then
+    "$PY" scripts/mix_triplet_cache.py --pgd "$PGD_CACHE" --out "$OUT/gate" --corruptions "$CORRUPTIONS" \
+      --batch-size "$BATCH" --classifier-count 2 --images "$IMAGES" || echo "(attacking the gate's PGD triplets here)"
+  fi
   train "$OUT/gate" --arch routed --detail-depth 3 --corruption-width "$CORRUPTION_WIDTH" \
     --corruption-depth "$CORRUPTION_DEPTH" --init-from "$START_GATE" --freeze bottleneck,corruption \
     --attack "pgd+$CORRUPTIONS" --triplets cached --lr 3e-4 --epochs "$GATE_EPOCHS" --visual-weight 0.0 \

@@ -265,6 +265,29 @@ def test_the_routed_gate_trains_alone_on_cached_mixed_triplets(tmp_path):
     assert {"route_pass_clean", "route_adversarial_attacked", "route_corruption_attacked"} <= set(validation)
 
 
+def test_a_mixed_cache_built_from_a_pgd_cache_is_the_one_training_would_make(tmp_path):
+    import numpy as np
+    from test_scripts import load_script
+    from test_train import _config, _write_images
+
+    from recondefense.train import train
+    from recondefense.train.triplets import CACHED_CLEAN, CACHED_LABELS, CACHED_ROUTES, CACHED_TRIPLETS
+
+    data = _write_images(tmp_path / "data")
+    spec = "corruption:fog,contrast,gaussian_noise@2-5"
+    run = {"triplets": "cached", "epochs": 1, "warmup_epochs": 1, "stop_after_steps": 1, "seed": 3}
+    train(_config(data, tmp_path / "pgd", attack="pgd", **run))
+    train(_config(data, tmp_path / "direct", attack=f"pgd+{spec}", **run))
+    routes = load_script("mix_triplet_cache").mix_cache(
+        tmp_path / "pgd", tmp_path / "mixed", spec, batch_size=4, classifier_count=1, seed=3, progress=False
+    )
+    assert set(routes.tolist()) == {1, 2}  # both sources drawn
+    for name in (CACHED_CLEAN, CACHED_LABELS, CACHED_ROUTES, CACHED_TRIPLETS):
+        assert np.array_equal(np.load(tmp_path / "mixed" / name), np.load(tmp_path / "direct" / name)), name
+    with pytest.raises(ValueError, match="one corruption spec"):
+        load_script("mix_triplet_cache").mix_cache(tmp_path / "pgd", tmp_path / "x", "pgd", 4, 1)
+
+
 # ------------------------------------------------------------------------------------------ composition
 
 
