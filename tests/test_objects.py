@@ -301,17 +301,27 @@ def test_the_object_tier_labels_once_and_reads_them_back_from_the_cache(tmp_path
     images = torch.zeros(4, 3, 4, 4)
     images[:, 0, 0, 0] = torch.tensor([0.1, 0.2, 0.3, 0.4])
     crops = data._tensors.TensorImages((images * 255).round().to(torch.uint8), torch.full((4,), -1))
-    made = []
+    made, splits = [], []
     monkeypatch.setenv("RECONDEFENSE_CACHE", str(tmp_path))
-    monkeypatch.setattr(data, "object_test_crops", lambda: crops)
+    monkeypatch.setattr(data, "object_sources", lambda split: splits.append(split) or split)
+    monkeypatch.setattr(data, "object_test_crops", lambda sources: crops)
     monkeypatch.setattr(classifiers, "load_classifier", lambda name: made.append(name) or _Fixed(flip_index=3))
     tiers.object_test_set.cache_clear()
     try:
         first = tiers.object_test_set()
         tiers.object_test_set.cache_clear()
         second = tiers.object_test_set()
+        val = tiers.object_test_set("val")
+        assert tiers.TIERS["imagenet-objects-val"].test_set() is val
+        assert tiers.TIERS["imagenet-objects"].test_set() is second
+        with pytest.raises(ValueError, match="train split is trained on"):
+            tiers.object_test_set("train")
     finally:
         tiers.object_test_set.cache_clear()
-    assert len(made) == 3  # the classifiers ran once; the second call read the labels back
+    # the classifiers ran once per split; the second call read the labels back
+    assert made == [*tiers.CONSENSUS_CLASSIFIERS, *tiers.VALIDATION_CONSENSUS_CLASSIFIERS]
+    assert "imagenet-efficientnet_lite1" not in tiers.VALIDATION_CONSENSUS_CLASSIFIERS
+    assert splits == ["test", "test", "val"]
     assert first.kept.tolist() == second.kept.tolist() and first.labels.tolist() == second.labels.tolist()
-    assert len(list((tmp_path / "consensus").glob("*.pt"))) == 1
+    assert val.labels.tolist() == first.labels.tolist()  # (the same fake crops and classifiers)
+    assert len(list((tmp_path / "consensus").glob("*.pt"))) == 2

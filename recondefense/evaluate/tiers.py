@@ -26,6 +26,7 @@ __all__ = [
     "OBLIVIOUS",
     "TIERS",
     "Tier",
+    "VALIDATION_CONSENSUS_CLASSIFIERS",
     "object_test_set",
 ]
 
@@ -53,27 +54,41 @@ DEFAULT_ATTACKS = ("none", "fgsm", "pgd", "deepfool", "pgd-e2e")
 HELDOUT_GRID = 4
 #: The classifiers whose agreement on a clean crop labels the ``imagenet-objects`` tier.
 CONSENSUS_CLASSIFIERS = ("imagenet-efficientnet_lite0", "imagenet-efficientnet_lite1", "imagenet-efficientnet_lite2")
+#: Those that label its validation crops (``imagenet-objects-val``): the training classifiers, Lite1 never.
+VALIDATION_CONSENSUS_CLASSIFIERS = ("imagenet-efficientnet_lite0", "imagenet-efficientnet_lite2")
 
 
-@functools.lru_cache(maxsize=1)
-def object_test_set() -> Dataset:
-    """The ``imagenet-objects`` test crops (:func:`~recondefense.data.object_test_crops`) on which EfficientNet-Lite0,
-    -Lite1 and -Lite2 agree, labelled with their class (a :class:`~recondefense.data.Consensus`; its ``dropped``
-    counts the others). The labels are computed once (minutes on 2 CPU cores) and kept in
-    :func:`~recondefense.files.cache_dir`, keyed by a digest of the crops' pixels and the classifiers' names."""
+@functools.lru_cache(maxsize=2)
+def object_test_set(split: str = "test") -> Dataset:
+    """The fixed crops of the object photographs of ``split`` (:func:`~recondefense.data.object_test_crops`) on
+    which the consensus classifiers agree, labelled with their class (a :class:`~recondefense.data.Consensus`; its
+    ``dropped`` counts the others).
+
+    ``"test"``: the ``imagenet-objects`` tier, labelled by EfficientNet-Lite0, -Lite1 and -Lite2
+    (:data:`CONSENSUS_CLASSIFIERS`); ``"val"``: ``imagenet-objects-val``, the same kind of crops of the validation
+    split's sources, where choices are made, labelled by Lite0 and Lite2 (:data:`VALIDATION_CONSENSUS_CLASSIFIERS`).
+    The labels are computed once (minutes on 2 CPU cores) and kept in :func:`~recondefense.files.cache_dir`, keyed
+    by a digest of the crops' pixels and the classifiers' names.
+
+    Raises:
+        ValueError: ``split`` is neither ``"test"`` nor ``"val"`` (the train split's sources are trained on).
+    """
     import hashlib
 
     from .. import data
     from ..classifiers import load_classifier
     from ..files import cache_dir, write_atomic
 
-    crops = data.object_test_crops()
-    digest = hashlib.sha256(crops.images.numpy().tobytes() + ",".join(CONSENSUS_CLASSIFIERS).encode()).hexdigest()
+    if split not in ("test", "val"):
+        raise ValueError(f"object crops of split {split!r}: expected 'test' or 'val' (the train split is trained on)")
+    names = CONSENSUS_CLASSIFIERS if split == "test" else VALIDATION_CONSENSUS_CLASSIFIERS
+    crops = data.object_test_crops(sources=data.object_sources(split))
+    digest = hashlib.sha256(crops.images.numpy().tobytes() + ",".join(names).encode()).hexdigest()
     path = cache_dir() / "consensus" / f"imagenet-objects-{digest[:16]}.pt"
     if path.is_file():
         stored = torch.load(path, weights_only=True)
         return data.Consensus(crops, stored["kept"], stored["labels"])
-    consensus = data.label_by_consensus(crops, [load_classifier(name) for name in CONSENSUS_CLASSIFIERS])
+    consensus = data.label_by_consensus(crops, [load_classifier(name) for name in names])
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, functools.partial(torch.save, {"kept": consensus.kept, "labels": consensus.labels}))
     return consensus
@@ -120,6 +135,8 @@ class Tier:
             return data.label_with_classifier(data.heldout_photos(grid=HELDOUT_GRID), classifier)
         if self.dataset == "object-photos":
             return object_test_set()
+        if self.dataset == "object-photos-val":
+            return object_test_set("val")
         raise ValueError(f"tier {self.name!r}: unknown dataset {self.dataset!r}")
 
     def describe(self, attacks: Sequence[str] | None = None) -> str:
@@ -196,6 +213,15 @@ TIERS["imagenet-objects"] = Tier(
     "background photos, and of the GCompris photos; no source image shared with training), 224 px, labelled by the "
     "consensus top-1 of EfficientNet-Lite0, -Lite1 and -Lite2 on the clean crop (crops where they disagree are "
     "dropped): accuracy against those labels.",
+    **_IMAGENET,
+)
+TIERS["imagenet-objects-val"] = Tier(
+    name="imagenet-objects-val",
+    dataset="object-photos-val",
+    notes="Validation object photographs, where the ImageNet-tier choices are made (the val split of the Tux Paint "
+    "cut-outs and GCompris photos, composited and cropped as the test tier; no source image shared with training "
+    "or test), 224 px, labelled by the consensus top-1 of EfficientNet-Lite0 and -Lite2 (the training "
+    "classifiers; Lite1 never sees it): accuracy against those labels.",
     **_IMAGENET,
 )
 TIERS["imagenet-photos"] = Tier(
