@@ -526,6 +526,19 @@ PAGES: tuple[Page, ...] = (
                 ),
             ),
             Table(
+                key="objectsval",
+                title="Validation object photographs, target EfficientNet-Lite0: the candidates for the default",
+                kind="attack",
+                tier="imagenet-objects-val",
+                rows=("imagenet/objects-val*.json",),
+                command="make imagenet-objects-val CANDIDATES=...",
+                notes=(
+                    "The crops of the validation split's sources (never trained on, never a test source), labelled "
+                    "by Lite0 and Lite2: where the default was chosen. `runs/candidates/<name>` rows are candidates "
+                    "that did not ship as such; the [design notes](../design.md) say what each one is."
+                ),
+            ),
+            Table(
                 key="objects",
                 title="Object photographs, target EfficientNet-Lite0",
                 kind="attack",
