@@ -305,8 +305,7 @@ ROUTED ?=
 OBJECT_LIMIT ?=
 OBJECT_CORRUPTIONS ?= all
 OBJECT_HELD_OUT ?= $(HELD_OUT_CORRUPTIONS)
-comma := ,
-OBJECT_ROUTED = $(if $(ROUTED),$(ROUTED)$(comma))
+OBJECT_ROUTED = $(if $(ROUTED),$(ROUTED)$(COMMA))
 OBJECT_CORRUPTION = $(OBJECTS) --corruptions $(OBJECT_CORRUPTIONS) $(if $(OBJECT_LIMIT),--limit $(OBJECT_LIMIT))
 OBJECT_ROUTED_PGD = $(OBJECTS) --attacks none,pgd $(if $(OBJECT_LIMIT),--limit $(OBJECT_LIMIT)) \
   --defenses none,$(ROUTED),$(DEFAULT_IMAGENET) --json $(IMAGENET)/objects-routed-pgd.json \
