@@ -1,9 +1,10 @@
 """Latency and throughput of resnet50 vs Defended(resnet50) and the AE alone, at 224 px.
 
 Prints, for batch 1 and 32 on the CPU (and CUDA when available), the median time per batch and
-images/s of each, and the ratio Defended / bare. Goal: ratio at most 1.25.
+images/s of each (the three measured in turn, round after round), and the ratio Defended / bare. Goal: ratio at
+most 1.25.
 
-    python benchmarks/inference.py [--weights NAME] [--repeats 5] [--threads N] [--devices cpu,cuda]
+    python benchmarks/inference.py [--weights NAME] [--inputs noise|photos] [--repeats 5] [--threads N] [--devices cpu,cuda]
 
 ``--weights`` names the defense measured (default: the weights ``Defended(model)`` loads); ``--width`` instead
 measures an untrained purifier of that width (``--arch``: the paper AE, or e.g. ``gated``: the same AE behind the
@@ -23,19 +24,23 @@ from recondefense import Defended, ReconstructiveDefense
 from recondefense.defense import DEFAULT_IMAGENET_WEIGHTS
 
 
-def median_seconds(fn, x: torch.Tensor, repeats: int, device: torch.device) -> float:
+def median_seconds(calls: list[tuple], repeats: int, device: torch.device) -> list[float]:
+    """The median seconds of each ``(fn, x)`` call, measured interleaved (one of each per round), so a machine
+    that slows down or speeds up during the run shifts every call alike instead of the one measured then."""
+    times: list[list[float]] = [[] for _ in calls]
     with torch.inference_mode():
-        fn(x)  # warm-up
-        times = []
+        for fn, x in calls:
+            fn(x)  # warm-up
         for _ in range(repeats):
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            fn(x)
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            times.append(time.perf_counter() - start)
-    return statistics.median(times)
+            for k, (fn, x) in enumerate(calls):
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                start = time.perf_counter()
+                fn(x)
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                times[k].append(time.perf_counter() - start)
+    return [statistics.median(t) for t in times]
 
 
 def main() -> None:
@@ -46,6 +51,13 @@ def main() -> None:
         "--arch", default="recon", help='with --width: its architecture ("recon", "gated" with a recon AE inside, ...)'
     )
     parser.add_argument("--detail-depth", type=int, default=3, help="with --width and --arch gated: the gate's levels")
+    parser.add_argument(
+        "--inputs",
+        default="noise",
+        choices=("noise", "photos"),
+        help="noise: torch.rand images (a gate opens on them: the purifier runs on every image, the worst case); "
+        "photos: the 20 labelled foolbox photos, repeated to the batch (clean traffic: a gate stays shut)",
+    )
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 32])
     parser.add_argument("--threads", type=int, default=None)
@@ -58,7 +70,12 @@ def main() -> None:
     wanted = args.devices.split(",")
     devices = [torch.device(d) for d in wanted if d == "cpu" or (d == "cuda" and torch.cuda.is_available())]
     what = f"{args.arch} width {args.width} (untrained)" if args.width else args.weights
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, defense: {what}")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, defense: {what}, inputs: {args.inputs}")
+    photos = None
+    if args.inputs == "photos":
+        from recondefense.data import imagenet_samples
+
+        photos = torch.stack([image for image, _ in imagenet_samples()])
     print(
         f"{'device':6} {'batch':>5} {'resnet50 ms':>12} {'defended ms':>12} {'AE ms':>9} {'img/s bare':>11} {'img/s def':>10} {'ratio':>6}"
     )
@@ -71,11 +88,14 @@ def main() -> None:
         ).to(device)
         defended = Defended(net, defense).eval()
         for batch in args.batches:
-            x = torch.rand(batch, 3, 224, 224, device=device)
+            if photos is None:
+                x = torch.rand(batch, 3, 224, 224, device=device)
+            else:
+                x = photos[torch.arange(batch) % len(photos)].to(device)
             normalized = (x - defended.mean) / defended.std
-            bare = median_seconds(net, normalized, args.repeats, device)
-            full = median_seconds(defended, normalized, args.repeats, device)
-            ae = median_seconds(defense, x, args.repeats, device)
+            bare, full, ae = median_seconds(
+                [(net, normalized), (defended, normalized), (defense, x)], args.repeats, device
+            )
             print(
                 f"{device.type:6} {batch:5d} {bare * 1e3:12.1f} {full * 1e3:12.1f} {ae * 1e3:9.1f} "
                 f"{batch / bare:11.1f} {batch / full:10.1f} {full / bare:6.3f}"

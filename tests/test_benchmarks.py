@@ -30,9 +30,14 @@ def _run(script: str, args: list[str], monkeypatch, capsys) -> str:
     [
         ["--width", "4", "--arch", "gated", "--detail-depth", "1"],  # an untrained gated purifier, sized by flags
         [],  # the shipped default of Defended(model)
+        ["--inputs", "photos"],  # clean traffic: the foolbox photos
     ],
 )
 def test_inference_benchmark_prints_a_ratio_per_batch(args, monkeypatch, capsys):
+    from recondefense.data import foolbox_data_dir
+
+    if "photos" in args and foolbox_data_dir() is None:
+        pytest.skip("foolbox not installed (pip install recondefense[imagenet])")
     out = _run(
         "inference.py",
         [*args, "--repeats", "1", "--batches", "1", "--devices", "cpu", "--threads", "1"],
@@ -42,7 +47,8 @@ def test_inference_benchmark_prints_a_ratio_per_batch(args, monkeypatch, capsys)
     rows = [line.split() for line in out.splitlines() if line.startswith("cpu ")]
     assert len(rows) == 1 and rows[0][1] == "1"
     assert float(rows[0][-1]) > 0  # Defended / bare
-    assert ("gated width 4" in out) == bool(args)
+    assert ("gated width 4" in out) == ("--width" in args)
+    assert f"inputs: {'photos' if 'photos' in args else 'noise'}" in out
 
 
 @needs_fashion_mnist

@@ -204,6 +204,8 @@ _IMAGENET = {
         "imagenet-efficientnet_lite0_lite2-gated2-pgd",
         "imagenet-efficientnet_lite0_lite2-objects-pgd",
         "imagenet-efficientnet_lite0_lite2-gated-objects-pgd",
+        "imagenet-efficientnet_lite0_lite2-objects2-pgd",
+        "imagenet-efficientnet_lite0_lite2-gated-objects2-pgd",
     ),
 }
 TIERS["imagenet-objects"] = Tier(
