@@ -6,7 +6,8 @@
 # the work tree.
 #
 #   CPU: CORRUPTION_EPOCHS=3 GATE_EPOCHS=2 nohup scripts/train_imagenet_realworld.sh > realworld.log 2>&1 &
-#        (OUT=~/.cache/recondefense/runs/realworld; about 16 minutes an epoch of 3,072 images on 2 cores)
+#        (OUT=~/.cache/recondefense/runs/realworld; the corruption expert: 13-20 s a step, about 20-30 minutes an
+#        epoch of 3,072 images, on 2 cores shared with other jobs)
 #   GPU: IMAGES=12000 BATCH=128 WORKERS=14 CORRUPTION_MINUTES=4 scripts/train_imagenet_realworld.sh runs/realworld
 #   try it out at tiny scale: IMAGES=16 BATCH=8 VAL=4 CORRUPTION_EPOCHS=1 GATE_EPOCHS=1 \
 #     scripts/train_imagenet_realworld.sh /tmp/realworld
