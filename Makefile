@@ -180,7 +180,7 @@ imagenet-objects-first-look: $(IMAGENET_STAMP) data
 # Validation of ImageNet-tier candidates (issue 24: every choice is made on a split of the training sources, never
 # on the test crops): the imagenet-objects-val tier (labels: the consensus of Lite0 and Lite2), Lite0 target, the
 # paper's oblivious attacks, for no defense and CANDIDATES (comma-separated names or weights folders; default: the
-# default). Each attack is made once and every defense judged on it: about 20 CPU minutes for two candidates.
+# default). Each attack is made once and every defense judged on it: about 7 minutes on 2 CPU cores for three candidates.
 CANDIDATES ?= $(DEFAULT_IMAGENET)
 VAL_ROWS ?= $(IMAGENET)/objects-val.json
 imagenet-objects-val: $(IMAGENET_STAMP) data
