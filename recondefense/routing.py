@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import torch
@@ -112,10 +113,16 @@ class RouteMixture(nn.Module):
         """The experts in route order (route ``k`` is ``experts()[k - 1]``)."""
         return [getattr(self, name) for name in self.expert_names]
 
-    def load_gate(self, state: Mapping[str, torch.Tensor]) -> None:
+    def load_gate(self, state: Mapping[str, torch.Tensor], share_opening: bool = False) -> None:
         """Load a gate's state dict (keys without the ``gate.`` prefix). A gate of fewer outputs, e.g. a gated
         purifier's (one logit, sigmoid), fills the first experts' logits and leaves the others as they are: its
         logit becomes route 1's against route 0, so alone it would open exactly as it did.
+
+        With ``share_opening`` (the start of training a routed gate from a gated one), its last logit also fills
+        every remaining expert's, each lowered by ``log`` of the number of experts it now serves: route 0 keeps
+        exactly the probability it had, and what the gate opened is shared evenly. A gate whose logit grows with
+        high-frequency energy (hundreds on Gaussian noise) then starts the route loss near ``log 2`` on corrupted
+        images, where a shut new route would start it in the hundreds, and its first steps stay small.
 
         Raises:
             ValueError: a gate of another trunk, or of more outputs than this one has experts.
@@ -130,6 +137,11 @@ class RouteMixture(nn.Module):
                 shape = None if target is None else tuple(target.shape)
                 raise ValueError(f"the gate weights do not fit: {key} {tuple(value.shape)} vs {shape} here")
             target[: len(value)] = value
+            if fewer and share_opening and len(value) < len(target):
+                shared = len(target) - len(value) + 1  # the last loaded logit and the rows it now fills
+                target[len(value) - 1 :] = value[-1]
+                if key.endswith("bias"):
+                    target[len(value) - 1 :] -= math.log(shared)
         missing = sorted(set(own) - set(state))
         if missing:
             raise ValueError(f"the gate weights do not fit: missing {missing}")

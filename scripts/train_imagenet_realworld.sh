@@ -5,17 +5,21 @@
 # result exists is skipped, one with a checkpoint resumes, the triplet cache resumes batch by batch). Keep OUT outside
 # the work tree.
 #
-#   CPU: CORRUPTION_EPOCHS=3 GATE_EPOCHS=2 nohup scripts/train_imagenet_realworld.sh > realworld.log 2>&1 &
-#        (OUT=~/.cache/recondefense/runs/realworld; the corruption expert: 13-20 s a step, about 20-30 minutes an
-#        epoch of 3,072 images, on 2 cores shared with other jobs)
-#   GPU: IMAGES=12000 BATCH=128 WORKERS=14 CORRUPTION_MINUTES=4 scripts/train_imagenet_realworld.sh runs/realworld
-#   try it out at tiny scale: IMAGES=16 BATCH=8 VAL=4 CORRUPTION_EPOCHS=1 GATE_EPOCHS=1 \
+#   CPU: GATE_EPOCHS=2 nohup scripts/train_imagenet_realworld.sh > realworld.log 2>&1 &
+#        (OUT=~/.cache/recondefense/runs/realworld; the corruption expert: about 3 s a step in its pixel warm-up,
+#        5 minutes an epoch of 3,072 images, then 13-20 s a step with the classifiers' guidance, on 2 cores)
+#   A run spans sessions on a fresh machine only through what is committed: copy OUT/corruption/checkpoint.pt
+#   (1 MB) to checkpoints/realworld/corruption/ and commit it; this script starts from it when OUT has none.
+#   GPU: IMAGES=12000 BATCH=128 WORKERS=14 CORRUPTION_EPOCHS=6 CORRUPTION_WARMUP=3 CORRUPTION_MINUTES=4 \
+#        scripts/train_imagenet_realworld.sh runs/realworld
+#   try it out at tiny scale: IMAGES=16 BATCH=8 VAL=4 CORRUPTION_EPOCHS=2 CORRUPTION_WARMUP=1 GATE_EPOCHS=1 \
 #     scripts/train_imagenet_realworld.sh /tmp/realworld
 #
 # 1. corruption expert: a residual purifier (x + a zero-initialised U-Net correction: the identity at init, so it
 #    cannot cost clean accuracy before it learns) on IMAGES object images (recondefense.data.objects), each batch
 #    corrupted online by the 11 trained ImageNet-C corruptions (the 15 but HELD_OUT, as on Fashion-MNIST) at
-#    severities 1-5, one corruption and severity per image, lr 1e-3 cosine-decayed over CORRUPTION_EPOCHS; guided by
+#    severities 1-5, one corruption and severity per image (a quarter left clean), lr 1e-3 cosine-decayed over
+#    CORRUPTION_EPOCHS; the first CORRUPTION_WARMUP epochs learn to restore pixels (Eq. 1 only), the rest are guided by
 #    the KL between the frozen classifiers' outputs on the purified corrupted image and on the clean one, Lite0 and
 #    Lite2 in turn, plus the same KL on the purified clean image (--clean-weight 1: it must leave clean images alone);
 # 2. routed gate: the current gate (START_GATE: its logit becomes route 1's, route 2 starts shut) trained with the
@@ -33,7 +37,8 @@ IMAGES=${IMAGES:-3072}
 BATCH=${BATCH:-32}
 WORKERS=${WORKERS:-0}
 VAL=${VAL:-128}
-CORRUPTION_EPOCHS=${CORRUPTION_EPOCHS:-8}
+CORRUPTION_EPOCHS=${CORRUPTION_EPOCHS:-10}
+CORRUPTION_WARMUP=${CORRUPTION_WARMUP:-8}  # of CORRUPTION_EPOCHS: pixel loss only (no classifier: 5x cheaper a step)
 CORRUPTION_MINUTES=${CORRUPTION_MINUTES:-}
 CORRUPTION_WIDTH=${CORRUPTION_WIDTH:-16}
 CORRUPTION_DEPTH=${CORRUPTION_DEPTH:-2}
@@ -55,15 +60,20 @@ echo "adversarial purifier: $ADVERSARIAL; start gate: $START_GATE; trained corru
 train() {  # train FOLDER ARGS...: resumes when FOLDER holds a checkpoint
   local out=$1; shift
   local resume=(); [ -f "$out/checkpoint.pt" ] && resume=(--resume)
-  "$PY" -m recondefense.train --data "objects:$IMAGES" --classifier "$CLASSIFIERS" --warmup-epochs 0 \
-    --batch-size "$BATCH" --val-limit "$VAL" --num-workers "$WORKERS" --no-progress --out "$out" "${resume[@]}" "$@"
+  "$PY" -m recondefense.train --data "objects:$IMAGES" --classifier "$CLASSIFIERS" --batch-size "$BATCH" --val-limit "$VAL" \
+    --num-workers "$WORKERS" --no-progress --out "$out" "${resume[@]}" "$@"
 }
 
 # 1. the corruption expert (guidance through Lite0 and Lite2; corruptions cost no attack, so they are made online)
 if [ ! -f "$OUT/corruption/final/model.safetensors" ]; then
+  committed=$(dirname "$0")/../checkpoints/realworld/corruption/checkpoint.pt
+  if [ ! -f "$OUT/corruption/checkpoint.pt" ] && [ -f "$committed" ]; then
+    mkdir -p "$OUT/corruption" && cp "$committed" "$OUT/corruption/" && echo "resuming from $committed"
+  fi
   budget=(); [ -n "$CORRUPTION_MINUTES" ] && budget=(--max-minutes "$CORRUPTION_MINUTES")
   train "$OUT/corruption" --arch residual --width "$CORRUPTION_WIDTH" --depth "$CORRUPTION_DEPTH" \
-    --attack "$CORRUPTIONS" --triplets online --guidance kl --clean-weight 1 --epochs "$CORRUPTION_EPOCHS" \
+    --attack "$CORRUPTIONS" --triplets online --guidance kl --clean-weight 1 --clean-fraction 0.25 \
+    --epochs "$CORRUPTION_EPOCHS" --warmup-epochs "$CORRUPTION_WARMUP" \
     --lr-schedule cosine --checkpoint-every 20 "${budget[@]}" || exit 1
 fi
 echo "corruption expert ready: $(date -u +%FT%TZ)"
@@ -78,8 +88,8 @@ if [ ! -f "$OUT/gate/final/model.safetensors" ]; then
   fi
   train "$OUT/gate" --arch routed --detail-depth 3 --corruption-width "$CORRUPTION_WIDTH" \
     --corruption-depth "$CORRUPTION_DEPTH" --init-from "$START_GATE" --freeze bottleneck,corruption \
-    --attack "pgd+$CORRUPTIONS" --triplets cached --lr 3e-4 --epochs "$GATE_EPOCHS" --visual-weight 0.0 \
-    --ce-weight 0.0 --gate-weight 1.0 --gate-negatives 0.5 || exit 1
+    --attack "pgd+$CORRUPTIONS" --triplets cached --lr 3e-4 --epochs "$GATE_EPOCHS" --warmup-epochs 0 \
+    --visual-weight 0.0 --ce-weight 0.0 --gate-weight 1.0 --gate-negatives 0.5 || exit 1
 fi
 echo "routed gate ready: $(date -u +%FT%TZ)"
 

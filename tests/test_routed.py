@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 
 import pytest
 import torch
@@ -95,6 +96,45 @@ def test_a_gated_gate_fills_route_1_and_opens_as_it_did():
     torch.testing.assert_close(alone, gated.gate_value(x))
     with pytest.raises(ValueError, match="do not fit"):
         routed.load_gate(GatedPurifier(width=4, depth=2, detail_width=8, detail_depth=1).gate.state_dict())
+
+
+def test_a_gated_gate_shared_between_the_routes_keeps_route_0_and_splits_the_rest_evenly():
+    """Training a routed gate from a gated one starts with both routes copying its logit (less log 2): the pass
+    route keeps its probability, and a corrupted image the old gate opened on in the hundreds costs log 2 in the
+    route loss, not hundreds (the collapse of the first routed run)."""
+    torch.manual_seed(0)
+    gated = GatedPurifier(**{k: v for k, v in SMALL.items() if not k.startswith("corruption")}).eval()
+    with torch.no_grad():
+        for p in gated.gate.parameters():
+            p.normal_(0, 0.3)
+    routed = RoutedPurifier(**SMALL).eval()
+    routed.load_gate(gated.gate.state_dict(), share_opening=True)
+    x = torch.rand(4, 3, 16, 16)
+    with torch.no_grad():
+        routes = routed.routes(x)
+        torch.testing.assert_close(1 - routes[:, 0], gated.gate_value(x))
+        torch.testing.assert_close(routes[:, 1], routes[:, 2])
+        gated.gate[-1].bias += 50 - gated.gate_logit(x).min()  # wide open, as the shipped gate is on noise
+        shut = RoutedPurifier(**SMALL).eval()
+        shut.load_gate(gated.gate.state_dict())
+        routed.load_gate(gated.gate.state_dict(), share_opening=True)
+        to_corruption = torch.full((4,), 2)
+        shared_loss = F.cross_entropy(routed.route_logits(x), to_corruption)
+        shut_loss = F.cross_entropy(shut.route_logits(x), to_corruption)
+    assert shared_loss.item() == pytest.approx(math.log(2), abs=1e-3) and shut_loss > 40
+
+
+def test_training_a_routed_gate_from_a_gated_one_starts_with_the_opening_shared(tmp_path):
+    from recondefense.train import TrainConfig
+    from recondefense.train.network import build_network
+
+    gated = ReconstructiveDefense(arch="gated", **{k: v for k, v in SMALL.items() if not k.startswith("corruption")})
+    config = TrainConfig(arch="routed", **{k: v for k, v in SMALL.items() if k != "bypass_below"})
+    net = build_network(config, 3, gated)
+    last = net.gate[-1]
+    torch.testing.assert_close(last.weight[0], last.weight[1])
+    torch.testing.assert_close(last.bias[0], last.bias[1])
+    torch.testing.assert_close(last.bias[0] + math.log(2), gated.autoencoder.gate[-1].bias[0])
 
 
 def test_the_gate_refactor_computes_the_gate_of_the_shipped_default_as_before():

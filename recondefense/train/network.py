@@ -121,8 +121,9 @@ def build_network(config: TrainConfig, in_channels: int, start: ReconstructiveDe
     A ``"detail"`` network may start from trained ``"recon"`` weights: they fill its bottleneck AE and the
     zero-initialised detail path makes it compute exactly that AE at step 0. A ``"gated"`` one may start from
     trained weights of its ``config.inner`` kind: they fill the purifier behind the gate. A ``"routed"`` one may start
-    from those too (its adversarial purifier), or from gated weights: their gate fills its gate's trunk and route 1
-    (:meth:`~recondefense.routing.RouteMixture.load_gate`), their purifier its adversarial purifier.
+    from those too (its adversarial purifier), or from gated weights: their gate fills its gate's trunk and both
+    routes, which share what it opened (:meth:`~recondefense.routing.RouteMixture.load_gate` with ``share_opening``), their purifier its
+    adversarial purifier.
 
     Raises:
         ValueError: ``start`` takes another channel count than the images, or holds another network.
@@ -141,7 +142,8 @@ def build_network(config: TrainConfig, in_channels: int, start: ReconstructiveDe
     state = start.autoencoder.state_dict()
     try:
         if config.arch == "routed" and start.arch == "gated":
-            net.load_gate({k.removeprefix("gate."): v for k, v in state.items() if k.startswith("gate.")})
+            gate = {k.removeprefix("gate."): v for k, v in state.items() if k.startswith("gate.")}
+            net.load_gate(gate, share_opening=True)
             inner = {k.removeprefix("bottleneck."): v for k, v in state.items() if k.startswith("bottleneck.")}
             target, state = net.bottleneck, inner
         target.load_state_dict(state)
