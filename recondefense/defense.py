@@ -111,8 +111,8 @@ class ReconstructiveDefense(
     in their dtype.
 
     Args:
-        in_channels, width, depth, skip, widths, arch, detail_width, detail_depth, inner, bypass_below, corruption_width, corruption_depth: the purifier's
-            hyper-parameters, the fields of :class:`~recondefense.purifiers.PurifierConfig` (documented there, and
+        in_channels, width, depth, skip, widths, arch, detail_width, detail_depth, inner, bypass_below,
+            corruption_width, corruption_depth, pass_smoothing: the purifier's hyper-parameters, the fields of :class:`~recondefense.purifiers.PurifierConfig` (documented there, and
             their defaults: the paper's AE, width 16, depth 3, the skip on); listed one by one because the hub mixin
             writes config.json from them. :meth:`from_config` takes a ``PurifierConfig``.
         meta: free-form metadata saved in config.json (dataset, classifier, mean/std, metrics).
@@ -139,6 +139,7 @@ class ReconstructiveDefense(
         bypass_below: float = PurifierConfig.bypass_below,
         corruption_width: int = PurifierConfig.corruption_width,
         corruption_depth: int = PurifierConfig.corruption_depth,
+        pass_smoothing: float = PurifierConfig.pass_smoothing,
     ) -> None:
         if format_version != FORMAT_VERSION:
             raise ValueError(
@@ -161,6 +162,7 @@ class ReconstructiveDefense(
             bypass_below,
             corruption_width,
             corruption_depth,
+            pass_smoothing,
         )
         #: :attr:`purifier_config` as a dict (``widths`` a list)
         self.hyperparameters: dict[str, Any] = self.purifier_config.as_dict()

@@ -14,6 +14,7 @@ __all__ = [
     "EQ1_ALPHA",
     "EQ1_BETA",
     "EQ1_C",
+    "VISUAL_LOSSES",
     "visual_loss",
     "VisualLossParts",
     "ReconstructiveLoss",
@@ -22,6 +23,9 @@ __all__ = [
     "guidance_loss",
     "GUIDANCES",
 ]
+
+#: The kinds of :func:`visual_loss`: the paper's Eq. 1, or the plain mean squared error.
+VISUAL_LOSSES = ("eq1", "mse")
 
 #: The paper's Eq. 1 constants (section 3.2), the defaults of :func:`visual_loss`, :class:`ReconstructiveLoss` and
 #: ``TrainConfig``: the RMSE weight alpha, the PSNR-term weight beta and the PSNR offset C (dB).
@@ -45,6 +49,7 @@ def visual_loss(
     beta: float = EQ1_BETA,
     c: float = EQ1_C,
     eps: float = 1e-10,
+    kind: str = "eq1",
 ) -> VisualLossParts:
     """Eq. 1: ``alpha * RMSE + beta * (C + log(squared error))``, paper defaults alpha=1, beta=0.01, C=100.
 
@@ -54,12 +59,21 @@ def visual_loss(
     and base 10 changes the term by a constant and a factor, so it reads as ``C - PSNR`` and matches
     the official code's ``C + 10*log10(per-image MSE)`` averaged over the batch.
 
+    ``kind="mse"`` makes ``total`` the plain mean squared error over the batch (alpha, beta and C unused; the two
+    terms are still returned for the logs). Eq. 1 suits a purifier that redraws every image. It does not suit one
+    that should leave some inputs as they are (a residual purifier, with clean images among its inputs): at an
+    image it reproduces exactly, the gradients of ``log(mse_i)`` and ``sqrt(mse_i)`` grow without bound (``1 /
+    mse_i``), so a few untouched images pin the whole network to the identity. The MSE's gradient there is 0.
+
     Args:
         reconstruction, target: ``(N, C, H, W)`` in [0, 1].
+        kind: ``"eq1"`` (the paper) or ``"mse"``.
 
     Returns:
         :class:`VisualLossParts` with ``total``, ``rmse`` and ``psnr_term`` (scalars).
     """
+    if kind not in VISUAL_LOSSES:
+        raise ValueError(f"unknown visual loss {kind!r}: expected one of {list(VISUAL_LOSSES)}")
     if reconstruction.shape != target.shape:
         raise ValueError(
             f"reconstruction {tuple(reconstruction.shape)} and target {tuple(target.shape)} differ in shape"
@@ -67,7 +81,8 @@ def visual_loss(
     mse = (reconstruction.float() - target.float()).square().flatten(1).mean(1)
     rmse = torch.sqrt(mse + eps).mean()
     psnr_term = (c + 10 * torch.log10(mse + eps)).mean()
-    return VisualLossParts(alpha * rmse + beta * psnr_term, rmse, psnr_term)
+    total = alpha * rmse + beta * psnr_term if kind == "eq1" else mse.mean()
+    return VisualLossParts(total, rmse, psnr_term)
 
 
 @dataclass

@@ -194,9 +194,10 @@ class GatedPurifier(nn.Module):
             ``detail_depth`` 3: ``width``, ``depth``, ``skip``, ``widths`` (the purifier behind the gate; the residual
             one ignores ``skip`` and ``widths``), ``detail_width``, ``detail_depth`` (channels of the gate's first
             level, doubled per level, and its stride-2 levels), ``inner``, ``"recon"`` or ``"residual"``
-            (:data:`GATED_INNER`), and ``bypass_below``: in eval mode, images whose gate is below it skip the
-            purifier (returned unchanged), so clean traffic pays for the gate alone; training and tracing
-            (export, ``torch.compile``) run the blend on every image.
+            (:data:`GATED_INNER`), ``bypass_below``: in eval mode, images whose gate is below it skip the
+            purifier (returned as the pass route gives them), so clean traffic pays for the gate alone; training
+            and tracing (export, ``torch.compile``) run the blend on every image; and ``pass_smoothing``, what the
+            pass route gives (:func:`~recondefense.routing.blend`).
 
     Shape: ``(N, C, H, W)`` in [0, 1] -> ``(N, C, H, W)`` in [0, 1].
     """
@@ -209,6 +210,7 @@ class GatedPurifier(nn.Module):
         self.in_channels = in_channels
         self.inner = config.inner
         self.bypass_below = float(config.bypass_below)
+        self.pass_smoothing = float(config.pass_smoothing)
         self.bottleneck = replace(config, arch=config.inner).build()
         self.gate = PerturbationGate(in_channels, config.detail_width, config.detail_depth)
 
@@ -226,7 +228,8 @@ class GatedPurifier(nn.Module):
         return torch.sigmoid(self.gate_logit(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return blend(x, self.gate_value(x)[:, None], [self.bottleneck], self.bypass_below, self.training)
+        gate = self.gate_value(x)[:, None]
+        return blend(x, gate, [self.bottleneck], self.bypass_below, self.training, self.pass_smoothing)
 
 
 class RoutedPurifier(RouteMixture):
@@ -255,12 +258,13 @@ class RoutedPurifier(RouteMixture):
         }
         super().__init__(PerturbationGate(in_channels, config.detail_width, config.detail_depth, 2), experts)
         self.bypass_below = float(config.bypass_below)
+        self.pass_smoothing = float(config.pass_smoothing)
         self.in_channels = in_channels
         self.inner = config.inner
 
 
 _AE = ("in_channels", "width", "depth", "skip", "widths")  # the paper AE's keys, which every composite takes
-_GATE = (*_AE, "detail_width", "detail_depth", "inner", "bypass_below")  # a gated purifier's
+_GATE = (*_AE, "detail_width", "detail_depth", "inner", "bypass_below", "pass_smoothing")  # a gated purifier's
 #: Architecture name (config.json's ``arch``) -> class and the config keys it takes.
 ARCHITECTURES: dict[str, tuple[type[nn.Module], tuple[str, ...]]] = {
     "recon": (ReconAutoencoder, _AE),
@@ -317,12 +321,17 @@ class PurifierConfig:
         inner: what ``"gated"`` holds behind its gate (``"routed"``: its adversarial purifier), one of
             :data:`GATED_INNER`.
         bypass_below: ``"gated"`` at inference: images whose gate is below this skip the purifier and come out
-            exactly as they went in (each pixel within ``bypass_below`` of the blended output); 0 (the default,
+            as the pass route gives them (each pixel within ``bypass_below`` of the blended output); 0 (the default,
             and every gated weights folder without the key) runs the purifier on every image. ``"routed"``: the
             same per expert and route probability. The bypass saves the purifier's time on clean traffic, but an
             image that sits just across a decision boundary (DeepFool's) also comes back untouched, where the dense
             mix's small share of the purifier pulls most of them back (ImageNet default, validation: DeepFool
-            0.831 dense, 0.009 with ``bypass_below=0.05``).
+            0.831 dense, 0.009 with ``bypass_below=0.05``): ``pass_smoothing`` is the cheap way to keep both.
+        pass_smoothing: ``"gated"`` and ``"routed"``: what the pass route (the gate shut) gives, ``x`` smoothed by
+            this share of a 3 x 3 binomial blur (:func:`~recondefense.routing.blend`); 0 (the default, and every
+            weights folder without the key) passes the image untouched. A few hundredths of a grey level on clean
+            images, it pulls minimal-margin adversarial images (DeepFool's) back across the decision boundary,
+            as the dense mix's share of the purifier does, at a fraction of its cost.
         corruption_width, corruption_depth: ``"routed"``'s corruption purifier, a :class:`ResidualPurifier` of that
             width and depth (absent from config.json files written before them: the defaults, never read by the
             other architectures).
@@ -340,6 +349,7 @@ class PurifierConfig:
     bypass_below: float = 0.0
     corruption_width: int = 16
     corruption_depth: int = 2
+    pass_smoothing: float = 0.0
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> PurifierConfig:
@@ -375,6 +385,8 @@ class PurifierConfig:
             return "inner", f"one of {list(GATED_INNER)}"
         if type(self.bypass_below) not in (int, float) or not 0 <= self.bypass_below <= 0.5:
             return "bypass_below", "a number in [0, 0.5]"
+        if type(self.pass_smoothing) not in (int, float) or not 0 <= self.pass_smoothing <= 1:
+            return "pass_smoothing", "a number in [0, 1]"
         return None
 
     def validate(self) -> PurifierConfig:

@@ -17,7 +17,7 @@ from torch import nn
 
 from .transform import is_tracing
 
-__all__ = ["ROUTES", "blend", "conv_relu", "PerturbationGate", "RouteMixture"]
+__all__ = ["ROUTES", "binomial_blur", "blend", "conv_relu", "PerturbationGate", "RouteMixture"]
 
 #: The routes of :class:`~recondefense.purifiers.RoutedPurifier`, in the order of its route probabilities: route 0
 #: passes the image untouched, route 1 is the adversarial purifier, route 2 the corruption purifier.
@@ -29,33 +29,47 @@ def conv_relu(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1), nn.ReLU(inplace=True))
 
 
+def binomial_blur(images: torch.Tensor) -> torch.Tensor:
+    """A 3 x 3 binomial blur (``[1, 2, 1] / 4`` both ways) per channel, borders replicated.
+
+    Shape: ``(N, C, H, W)`` -> same.
+    """
+    channels = images.shape[1]
+    kernel = torch.tensor([1.0, 2.0, 1.0], device=images.device, dtype=images.dtype)
+    kernel = (kernel[:, None] * kernel[None, :] / 16).expand(channels, 1, 3, 3)
+    return F.conv2d(F.pad(images, (1, 1, 1, 1), mode="replicate"), kernel, groups=channels)
+
+
 def blend(
     x: torch.Tensor,
     shares: torch.Tensor,
     experts: Sequence[nn.Module],
     bypass_below: float = 0.0,
     training: bool = False,
+    pass_smoothing: float = 0.0,
 ) -> torch.Tensor:
-    """``x + sum_k shares[:, k] * (experts[k](x) - x)``, clamped to [0, 1]: what the gated and routed purifiers
-    output.
+    """``s + sum_k shares[:, k] * (experts[k](x) - s)``, clamped to [0, 1]: what the gated and routed purifiers
+    output, where ``s`` is what the pass route gives: ``x`` itself, or with ``pass_smoothing`` > 0
+    ``x + pass_smoothing * (binomial_blur(x) - x)``, a nudge of a fraction of a grey level on clean images that
+    pulls an image sitting just across a decision boundary (DeepFool's) back, for the cost of a 3 x 3 blur.
 
     With ``bypass_below`` > 0, outside ``training`` and tracing (export, ``torch.compile``), expert ``k`` runs only on
-    the images whose share is at least ``bypass_below``; the others keep their pixels there (each within its share
-    of the dense blend), so an image no expert is flagged for comes out as it went in (clamped).
+    the images whose share is at least ``bypass_below``; the others get the pass route's pixels there (each within
+    its share of the dense blend), so an image no expert is flagged for comes out as the pass route gives it.
 
     Shape: ``x`` ``(N, C, H, W)`` in [0, 1], ``shares`` ``(N, K)`` in [0, 1], ``K`` experts -> ``(N, C, H, W)``.
     """
-    out = x
+    passed = x if pass_smoothing <= 0 else torch.lerp(x, binomial_blur(x), pass_smoothing)
+    out = passed
     dense = bypass_below <= 0 or training or is_tracing(x)
     for k, expert in enumerate(experts):
         share = shares[:, k].view(-1, 1, 1, 1)
         if dense:
-            out = out + share * (expert(x) - x)
+            out = out + share * (expert(x) - passed)
             continue
         flagged = (shares[:, k] >= bypass_below).nonzero().flatten()
         if len(flagged):  # the expert runs on its flagged images only
-            chosen = x[flagged]
-            out = out.index_add(0, flagged, share[flagged] * (expert(chosen) - chosen))
+            out = out.index_add(0, flagged, share[flagged] * (expert(x[flagged]) - passed[flagged]))
     return out.clamp(0, 1)
 
 
@@ -89,25 +103,34 @@ class RouteMixture(nn.Module):
     (route 0's logit is fixed at 0, the gate gives one logit per expert) blends the image with its experts' outputs.
 
     With ``bypass_below`` > 0, in eval mode expert ``k`` runs only on the images whose ``pk`` is at least
-    ``bypass_below`` (its share of the others goes to the image itself, each pixel within ``pk`` of the dense
-    blend), so an image no expert is flagged for comes out exactly as it went in, and clean traffic pays for the
-    gate alone; training and tracing (export, ``torch.compile``) run every expert on every image.
+    ``bypass_below`` (its share of the others goes to the pass route, each pixel within ``pk`` of the dense
+    blend), so an image no expert is flagged for comes out as the pass route gives it, and clean traffic pays for
+    the gate alone; training and tracing (export, ``torch.compile``) run every expert on every image. With
+    ``pass_smoothing`` > 0 the pass route gives a slightly smoothed image instead of ``x`` (:func:`blend`).
 
     Args:
         gate: one logit per expert, ``(N, C, H, W)`` -> ``(N, len(experts))``.
         experts: the purifiers by attribute name (the state dict's prefixes), in route order 1, 2, ...
         bypass_below: the inference threshold above, in [0, 0.5]; 0 runs every expert.
+        pass_smoothing: the pass route's smoothing, in [0, 1]; 0 passes the image untouched.
 
     Shape: ``(N, C, H, W)`` in [0, 1] -> ``(N, C, H, W)`` in [0, 1].
     """
 
-    def __init__(self, gate: nn.Module, experts: Mapping[str, nn.Module], bypass_below: float = 0.0) -> None:
+    def __init__(
+        self,
+        gate: nn.Module,
+        experts: Mapping[str, nn.Module],
+        bypass_below: float = 0.0,
+        pass_smoothing: float = 0.0,
+    ) -> None:
         super().__init__()
         self.gate = gate
         self.expert_names = tuple(experts)
         for name, expert in experts.items():
             self.add_module(name, expert)
         self.bypass_below = float(bypass_below)
+        self.pass_smoothing = float(pass_smoothing)
 
     def experts(self) -> list[nn.Module]:
         """The experts in route order (route ``k`` is ``experts()[k - 1]``)."""
@@ -176,4 +199,5 @@ class RouteMixture(nn.Module):
         return torch.sigmoid(self.gate_logit(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return blend(x, self.routes(x)[:, 1:], self.experts(), self.bypass_below, self.training)
+        routes = self.routes(x)[:, 1:]
+        return blend(x, routes, self.experts(), self.bypass_below, self.training, self.pass_smoothing)

@@ -27,16 +27,20 @@ from recondefense.train.validation import validate
 
 
 def compose(
-    gate: ReconstructiveDefense, inner: ReconstructiveDefense, meta: dict | None = None, bypass_below: float = 0.0
+    gate: ReconstructiveDefense,
+    inner: ReconstructiveDefense,
+    meta: dict | None = None,
+    bypass_below: float = 0.0,
+    pass_smoothing: float = 0.0,
 ) -> ReconstructiveDefense:
     """A gated defense with ``gate``'s gate and ``inner``'s purifier (an ``inner.arch`` network of its size);
     ``meta`` goes into its config.json; ``bypass_below``: images whose gate is below it skip the purifier at
-    inference (:class:`~recondefense.purifiers.PurifierConfig`)."""
+    inference; ``pass_smoothing``: what the pass route gives (both: :class:`~recondefense.purifiers.PurifierConfig`)."""
     if gate.arch != "gated":
         raise ValueError(f"--gate must name gated weights, got arch {gate.arch!r}")
     hyper = dict(gate.hyperparameters)
     hyper.update({k: inner.hyperparameters[k] for k in ("width", "depth", "skip", "widths")}, inner=inner.arch)
-    hyper["bypass_below"] = bypass_below
+    hyper.update(bypass_below=bypass_below, pass_smoothing=pass_smoothing)
     defense = ReconstructiveDefense(**hyper, meta=meta)
     gate_state = {k: v for k, v in gate.autoencoder.state_dict().items() if k.startswith("gate.")}
     missing = defense.autoencoder.load_state_dict(gate_state, strict=False).missing_keys
@@ -57,9 +61,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--bypass-below", type=float, default=0.0, help="skip the purifier on images whose gate is below this"
     )
+    parser.add_argument(
+        "--pass-smoothing", type=float, default=0.0, help="share of a 3 x 3 blur the pass route gives (0: none)"
+    )
     args = parser.parse_args(argv)
     gate, inner = (ReconstructiveDefense.from_pretrained(name) for name in (args.gate, args.inner))
-    defense = compose(gate, inner, bypass_below=args.bypass_below)
+    defense = compose(gate, inner, bypass_below=args.bypass_below, pass_smoothing=args.pass_smoothing)
     config = TrainConfig(
         data=args.data, classifier=args.classifier, val_limit=args.val_limit, batch_size=16, progress=False
     )
@@ -78,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     meta.pop("train_config", None)  # two runs made it: their commands are kept above
     meta.pop("epochs_trained", None)
-    compose(gate, inner, meta, args.bypass_below).save_pretrained(args.out)
+    defense.meta = meta
+    defense.save_pretrained(args.out)
     print(validation)
     return 0
 

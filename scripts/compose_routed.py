@@ -56,11 +56,13 @@ def compose(
     corruption: ReconstructiveDefense,
     meta: dict | None = None,
     bypass_below: float = 0.0,
+    pass_smoothing: float = 0.0,
 ) -> ReconstructiveDefense:
     """A routed defense with ``gate``'s gate (routed, or gated: into route 1), ``adversarial``'s purifier (recon or
     residual weights, or the purifier of gated or routed ones) and ``corruption``'s (residual weights, or the
     corruption purifier of routed ones), each copied exactly; ``meta`` goes into its config.json; ``bypass_below``:
-    an expert skips the images whose route probability is below it, at inference.
+    an expert skips the images whose route probability is below it, at inference; ``pass_smoothing``: what the pass
+    route gives (:class:`~recondefense.purifiers.PurifierConfig`).
 
     Raises:
         ValueError: weights of another arch or channel count than each part takes, or a gate of another size.
@@ -82,6 +84,7 @@ def compose(
         arch="routed",
         inner=inner,
         bypass_below=bypass_below,
+        pass_smoothing=pass_smoothing,
         corruption_width=sizes["width"] if residual else sizes["corruption_width"],
         corruption_depth=sizes["depth"] if residual else sizes["corruption_depth"],
     )
@@ -141,6 +144,9 @@ def main(argv: list[str] | None = None) -> int:
         help="at inference an expert skips the images whose route probability is below this (0: every expert runs)",
     )
     parser.add_argument(
+        "--pass-smoothing", type=float, default=0.0, help="share of a 3 x 3 blur the pass route gives (0: none)"
+    )
+    parser.add_argument(
         "--held-out-corruptions",
         default="impulse_noise,motion_blur,frost,pixelate",
         help="the corruptions no part was trained on, named in the model card",
@@ -180,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     note = small_validation_note(int(validation["n"]))
     if note:
         meta["validation_note"] = note
-    compose(*parts, meta=meta, bypass_below=args.bypass_below).save_pretrained(args.out)
+    composed = compose(*parts, meta=meta, bypass_below=args.bypass_below, pass_smoothing=args.pass_smoothing)
+    composed.save_pretrained(args.out)
     print(validation)
     return 0
 

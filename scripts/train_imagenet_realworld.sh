@@ -9,7 +9,8 @@
 #        (OUT=~/.cache/recondefense/runs/realworld; the corruption expert: about 3 s a step in its pixel warm-up,
 #        5 minutes an epoch of 3,072 images, then 13-20 s a step with the classifiers' guidance, on 2 cores)
 #   A run spans sessions on a fresh machine only through what is committed: copy OUT/corruption/checkpoint.pt
-#   (1 MB) to checkpoints/realworld/corruption/ and commit it; this script starts from it when OUT has none.
+#   (1 MB) and OUT/gate/checkpoint.pt to checkpoints/realworld/corruption/ and .../gate/ and commit them; a stage
+#   starts from its committed checkpoint when OUT has none (the gate's triplet cache is made again).
 #   GPU: IMAGES=12000 BATCH=128 WORKERS=14 CORRUPTION_EPOCHS=6 CORRUPTION_WARMUP=3 CORRUPTION_MINUTES=4 \
 #        scripts/train_imagenet_realworld.sh runs/realworld
 #   try it out at tiny scale: IMAGES=16 BATCH=8 VAL=4 CORRUPTION_EPOCHS=2 CORRUPTION_WARMUP=1 GATE_EPOCHS=1 \
@@ -19,7 +20,9 @@
 #    cannot cost clean accuracy before it learns) on IMAGES object images (recondefense.data.objects), each batch
 #    corrupted online by the 11 trained ImageNet-C corruptions (the 15 but HELD_OUT, as on Fashion-MNIST) at
 #    severities 1-5, one corruption and severity per image (a quarter left clean), lr 1e-3 cosine-decayed over
-#    CORRUPTION_EPOCHS; the first CORRUPTION_WARMUP epochs learn to restore pixels (Eq. 1 only), the rest are guided by
+#    CORRUPTION_EPOCHS; the first CORRUPTION_WARMUP epochs learn to restore pixels (the mean squared error: Eq. 1
+#    would pin a residual purifier shown clean images to the identity, see recondefense.losses.visual_loss), the
+#    rest are guided by
 #    the KL between the frozen classifiers' outputs on the purified corrupted image and on the clean one, Lite0 and
 #    Lite2 in turn, plus the same KL on the purified clean image (--clean-weight 1: it must leave clean images alone);
 # 2. routed gate: the current gate (START_GATE: its logit becomes route 1's, route 2 starts shut) trained with the
@@ -37,19 +40,20 @@ IMAGES=${IMAGES:-3072}
 BATCH=${BATCH:-32}
 WORKERS=${WORKERS:-0}
 VAL=${VAL:-128}
-CORRUPTION_EPOCHS=${CORRUPTION_EPOCHS:-10}
-CORRUPTION_WARMUP=${CORRUPTION_WARMUP:-8}  # of CORRUPTION_EPOCHS: pixel loss only (no classifier: 5x cheaper a step)
+CORRUPTION_EPOCHS=${CORRUPTION_EPOCHS:-6}
+CORRUPTION_WARMUP=${CORRUPTION_WARMUP:-4}  # of CORRUPTION_EPOCHS: pixel loss only (no classifier: 5x cheaper a step)
 CORRUPTION_MINUTES=${CORRUPTION_MINUTES:-}
 CORRUPTION_WIDTH=${CORRUPTION_WIDTH:-16}
 CORRUPTION_DEPTH=${CORRUPTION_DEPTH:-2}
 GATE_EPOCHS=${GATE_EPOCHS:-6}
 BYPASS=${BYPASS:-0.05}
+PASS_SMOOTHING=${PASS_SMOOTHING:-0.1}  # what the pass route gives (PurifierConfig.pass_smoothing), as the default
 RESULT=${RESULT:-$OUT/composed}
 PY=${PYTHON:-python3}
 CLASSIFIERS=imagenet-efficientnet_lite0,imagenet-efficientnet_lite2
 HELD_OUT=${HELD_OUT:-impulse_noise,motion_blur,frost,pixelate}  # the Makefile's HELD_OUT_CORRUPTIONS
 PGD_CACHE=${PGD_CACHE:-$HOME/.cache/recondefense/runs/objects/triplets}  # train_imagenet_default.sh's cache
-ADVERSARIAL=${ADVERSARIAL:-imagenet-efficientnet_lite0_lite2-objects-pgd}  # the default's adversarial purifier
+ADVERSARIAL=${ADVERSARIAL:-imagenet-efficientnet_lite0_lite2-objects2-pgd}  # the default's adversarial purifier
 START_GATE=${START_GATE:-imagenet-efficientnet_lite0_lite2-gated2-pgd}      # the default's gate (and its first AE)
 TRAINED=$("$PY" -c "import sys; from recondefense.corruptions import CORRUPTIONS as c; held = sys.argv[1].split(',');
 assert set(held) <= set(c), held; print(','.join(n for n in c if n not in held))" "$HELD_OUT") || exit 1
@@ -57,8 +61,13 @@ CORRUPTIONS="corruption:$TRAINED@1-5"
 mkdir -p "$OUT"
 echo "adversarial purifier: $ADVERSARIAL; start gate: $START_GATE; trained corruptions: $TRAINED"
 
-train() {  # train FOLDER ARGS...: resumes when FOLDER holds a checkpoint
+COMMITTED=$(dirname "$0")/../checkpoints/realworld
+train() {  # train FOLDER ARGS...: resumes when FOLDER holds a checkpoint (or one is committed for its stage)
   local out=$1; shift
+  local committed="$COMMITTED/$(basename "$out")/checkpoint.pt"
+  if [ ! -f "$out/checkpoint.pt" ] && [ -f "$committed" ]; then
+    mkdir -p "$out" && cp "$committed" "$out/" && echo "resuming from $committed"
+  fi
   local resume=(); [ -f "$out/checkpoint.pt" ] && resume=(--resume)
   "$PY" -m recondefense.train --data "objects:$IMAGES" --classifier "$CLASSIFIERS" --batch-size "$BATCH" --val-limit "$VAL" \
     --num-workers "$WORKERS" --no-progress --out "$out" "${resume[@]}" "$@"
@@ -66,13 +75,9 @@ train() {  # train FOLDER ARGS...: resumes when FOLDER holds a checkpoint
 
 # 1. the corruption expert (guidance through Lite0 and Lite2; corruptions cost no attack, so they are made online)
 if [ ! -f "$OUT/corruption/final/model.safetensors" ]; then
-  committed=$(dirname "$0")/../checkpoints/realworld/corruption/checkpoint.pt
-  if [ ! -f "$OUT/corruption/checkpoint.pt" ] && [ -f "$committed" ]; then
-    mkdir -p "$OUT/corruption" && cp "$committed" "$OUT/corruption/" && echo "resuming from $committed"
-  fi
   budget=(); [ -n "$CORRUPTION_MINUTES" ] && budget=(--max-minutes "$CORRUPTION_MINUTES")
   train "$OUT/corruption" --arch residual --width "$CORRUPTION_WIDTH" --depth "$CORRUPTION_DEPTH" \
-    --attack "$CORRUPTIONS" --triplets online --guidance kl --clean-weight 1 --clean-fraction 0.25 \
+    --attack "$CORRUPTIONS" --triplets online --guidance kl --clean-weight 1 --clean-fraction 0.25 --visual-loss mse \
     --epochs "$CORRUPTION_EPOCHS" --warmup-epochs "$CORRUPTION_WARMUP" \
     --lr-schedule cosine --checkpoint-every 20 "${budget[@]}" || exit 1
 fi
@@ -95,7 +100,8 @@ echo "routed gate ready: $(date -u +%FT%TZ)"
 
 # 3. the composition, validated
 "$PY" scripts/compose_routed.py --gate "$OUT/gate/final" --adversarial "$ADVERSARIAL" \
-  --corruption "$OUT/corruption/final" --out "$RESULT" --bypass-below "$BYPASS" --data "objects:$IMAGES" \
+  --corruption "$OUT/corruption/final" --out "$RESULT" --bypass-below "$BYPASS" --pass-smoothing "$PASS_SMOOTHING" \
+  --data "objects:$IMAGES" \
   --classifier imagenet-efficientnet_lite0 --val-limit "$VAL" --corruptions "$CORRUPTIONS" \
   --held-out-corruptions "$HELD_OUT" || exit 1
 echo "composed into $RESULT: $(date -u +%FT%TZ)"

@@ -44,3 +44,39 @@ def test_loss_gradient_reaches_reconstruction_only():
     recon = torch.rand(2, 3, 2, 2, requires_grad=True)
     ReconstructiveLoss(classifier)(recon, torch.rand(2, 3, 2, 2), torch.tensor([0, 2])).total.backward()
     assert recon.grad is not None and all(p.grad is None for p in classifier.parameters())
+
+
+def test_the_mse_kind_is_the_mean_squared_error_and_an_unknown_kind_is_refused():
+    torch.manual_seed(0)
+    recon, target = torch.rand(3, 3, 8, 8), torch.rand(3, 3, 8, 8)
+    parts = visual_loss(recon, target, kind="mse")
+    torch.testing.assert_close(parts.total, (recon - target).square().mean())
+    torch.testing.assert_close(parts.psnr_term, visual_loss(recon, target).psnr_term)  # still logged
+    import pytest
+
+    with pytest.raises(ValueError, match="unknown visual loss 'l1'"):
+        visual_loss(recon, target, kind="l1")
+
+
+def test_eq1_pins_a_residual_purifier_shown_clean_images_to_the_identity_where_the_mse_does_not():
+    """Why the corruption expert trains with kind="mse": with a quarter of its inputs clean, Eq. 1's per-image
+    log and square root have unbounded gradients at the images it leaves exactly, and it never starts denoising."""
+    from recondefense.purifiers import ResidualPurifier
+
+    generator = torch.Generator().manual_seed(0)
+    clean = F.avg_pool2d(torch.rand(8, 3, 48, 48, generator=generator), 3, 1, 1)  # smooth images
+    noisy = (clean + 0.1 * torch.randn(clean.shape, generator=generator)).clamp(0, 1)
+    noisy[:2] = clean[:2]
+    denoised = {}
+    for kind in ("eq1", "mse"):
+        torch.manual_seed(0)
+        net = ResidualPurifier(3, 8, 1)
+        opt = torch.optim.Adam(net.parameters(), 3e-3)
+        for _ in range(80):
+            opt.zero_grad()
+            visual_loss(net(noisy), clean, kind=kind).total.backward()
+            opt.step()
+        with torch.no_grad():
+            denoised[kind] = psnr(net(noisy[2:]), clean[2:]).mean().item()
+    before = psnr(noisy[2:], clean[2:]).mean().item()
+    assert denoised["eq1"] < before + 0.5 < before + 2 < denoised["mse"]

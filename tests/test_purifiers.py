@@ -156,6 +156,7 @@ def test_every_shipped_config_json_is_a_valid_purifier_config(name):
         ({"widths": [4, "8"]}, "widths=.*: expected null or a list of 1 to 8 integers"),
         ({"arch": "unet"}, "arch='unet': expected one of"),
         ({"inner": "detail"}, "inner='detail': expected one of"),
+        ({"pass_smoothing": 1.5}, r"pass_smoothing=1.5: expected a number in \[0, 1\]"),
     ],
 )
 def test_purifier_config_names_what_is_wrong_without_building(change, message):
@@ -237,3 +238,29 @@ def test_gated_bypass_skips_the_purifier_on_images_whose_gate_is_shut():
     assert PurifierConfig(arch="gated").bypass_below == 0.0  # old config.json files: the purifier runs on all
     with pytest.raises(ValueError, match="bypass_below"):
         PurifierConfig(arch="gated", bypass_below=0.7).validate()
+
+
+def test_the_pass_route_smooths_shut_images_alike_dense_and_bypassed_and_round_trips(tmp_path):
+    """``pass_smoothing``: what a shut gate gives is x nudged towards its 3 x 3 binomial blur, dense or bypassed
+    (the purifier never runs on those), within the gate's share of the purifier; 0 keeps the image exactly."""
+    from recondefense.purifiers import GatedPurifier
+    from recondefense.routing import binomial_blur
+
+    torch.manual_seed(0)
+    dense = GatedPurifier(width=4, depth=2, detail_depth=1, pass_smoothing=0.1).eval()
+    bypassed = GatedPurifier(width=4, depth=2, detail_depth=1, pass_smoothing=0.1, bypass_below=0.05).eval()
+    bypassed.load_state_dict(dense.state_dict())
+    x = torch.rand(3, 3, 16, 16)
+    with torch.no_grad():
+        gate = dense.gate_value(x)  # about 0.018: shut
+        smoothed = x + 0.1 * (binomial_blur(x) - x)
+        assert (gate < 0.05).all()
+        torch.testing.assert_close(bypassed(x), smoothed.clamp(0, 1))
+        assert (dense(x) - smoothed).abs().max() <= gate.max()
+    kernel = binomial_blur(torch.zeros(1, 1, 5, 5).index_fill_(2, torch.tensor([2]), 1.0))[0, 0, :, 2]
+    torch.testing.assert_close(kernel, torch.tensor([0.0, 0.25, 0.5, 0.25, 0.0]))  # [1, 2, 1] / 4 each way
+    defense = ReconstructiveDefense(arch="gated", width=4, depth=2, detail_depth=1, pass_smoothing=0.1)
+    defense.save_pretrained(tmp_path)
+    loaded = ReconstructiveDefense.from_pretrained(tmp_path)
+    assert loaded.purifier_config.pass_smoothing == 0.1 and loaded.autoencoder.pass_smoothing == 0.1
+    assert PurifierConfig(arch="gated").pass_smoothing == 0.0  # config.json files without the key: untouched

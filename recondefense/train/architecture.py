@@ -26,6 +26,7 @@ class NetworkOptions(Protocol):
     corruption_width: int
     corruption_depth: int
     bypass_below: float
+    pass_smoothing: float
     freeze: str | None
 
 
@@ -60,6 +61,7 @@ def purifier_config(config: NetworkOptions, in_channels: int = 1) -> PurifierCon
         corruption_width=config.corruption_width,
         corruption_depth=config.corruption_depth,
         bypass_below=config.bypass_below,
+        pass_smoothing=config.pass_smoothing,
     )
 
 

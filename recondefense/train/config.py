@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..losses import EQ1_ALPHA, EQ1_BETA, EQ1_C
+from ..losses import EQ1_ALPHA, EQ1_BETA, EQ1_C, VISUAL_LOSSES
 from ..purifiers import ARCHITECTURES, GATED_INNER, PurifierConfig
 from .architecture import check_freeze, parse_widths, purifier_config
 
@@ -105,6 +105,10 @@ class TrainConfig:
         _NET.bypass_below,
         '"gated"/"routed" at inference: images whose gate (route probability) is below this skip the purifier',
     )
+    pass_smoothing: float = _opt(
+        _NET.pass_smoothing,
+        '"gated"/"routed": share of a 3 x 3 blur in what the pass route (gate shut) gives; 0 passes images untouched',
+    )
     init_from: str | None = _opt(
         None, "start from these defense weights (name, hub id or folder) instead of random init"
     )
@@ -117,6 +121,11 @@ class TrainConfig:
         "constant",
         '"constant" (the paper: no decay) or "cosine" (cosine annealing from --lr to 0 over all --epochs, warm-up '
         "included)",
+    )
+    visual_loss: str = _opt(
+        "eq1",
+        '"eq1" (the paper\'s RMSE + PSNR term, per image) or "mse" (mean squared error: for a residual purifier that '
+        "must leave some inputs alone, e.g. with --clean-fraction, where Eq. 1 pins it to the identity)",
     )
     alpha: float = _opt(EQ1_ALPHA, "Eq. 1 weight of the RMSE term")
     beta: float = _opt(EQ1_BETA, "Eq. 1 weight of the PSNR term")
@@ -230,6 +239,7 @@ CHOICES = {
     "triplets": ("online", "cached"),
     "lr_schedule": ("constant", "cosine"),
     "guidance": ("ce", "kl", "logits-l1"),
+    "visual_loss": VISUAL_LOSSES,
     "arch": tuple(ARCHITECTURES),
     "inner": GATED_INNER,
 }
@@ -246,7 +256,9 @@ _RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
         ("lr", "visual_weight", "ce_weight", "clean_weight", "gate_weight", "alpha", "beta"),
         (lambda v: v >= 0, "a number >= 0"),
     ),
-    **dict.fromkeys(("gate_negatives", "clean_fraction"), (lambda v: 0 <= v <= 1, "a fraction in [0, 1]")),
+    **dict.fromkeys(
+        ("gate_negatives", "clean_fraction", "pass_smoothing"), (lambda v: 0 <= v <= 1, "a fraction in [0, 1]")
+    ),
     "max_minutes": (lambda v: v is None or v > 0, "a positive number of minutes"),
     "val_limit": (lambda v: v is None or v >= 1, "a positive number of images"),
     "image_size": (lambda v: v is None or v >= 1, "a positive number of pixels"),

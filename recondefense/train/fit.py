@@ -36,6 +36,7 @@ _NETWORK_KEYS = (
     "corruption_width",
     "corruption_depth",
     "bypass_below",
+    "pass_smoothing",
 )
 
 

@@ -9,9 +9,9 @@ the gate as clean (closed).
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from ..baselines import JPEG
+from ..routing import binomial_blur
 
 __all__ = ["NATURAL_VARIANTS", "natural_variants", "unsharp"]
 
@@ -26,11 +26,7 @@ def unsharp(images: torch.Tensor, amount: float) -> torch.Tensor:
 
     Shape: ``(N, C, H, W)`` in [0, 1] -> same, values may leave [0, 1].
     """
-    channels = images.shape[1]
-    kernel = torch.tensor([1.0, 2.0, 1.0], device=images.device, dtype=images.dtype)
-    kernel = (kernel[:, None] * kernel[None, :] / 16).expand(channels, 1, 3, 3)
-    blurred = F.conv2d(F.pad(images, (1, 1, 1, 1), mode="replicate"), kernel, groups=channels)
-    return images + amount * (images - blurred)
+    return images + amount * (images - binomial_blur(images))
 
 
 def natural_variants(images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

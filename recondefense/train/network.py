@@ -203,7 +203,7 @@ def train_loss(
     a classifier in the loss). ``routes``: the route each x~ teaches a gate, ``(N,)`` int64 (0: left clean by
     ``--clean-fraction``, else :func:`~.triplets.source_route` of its source, -1 unknown)."""
     recon = model(x_adv).float()
-    parts = visual_loss(recon, x, alpha=config.alpha, beta=config.beta, c=config.c)
+    parts = visual_loss(recon, x, alpha=config.alpha, beta=config.beta, c=config.c, kind=config.visual_loss)
     if warmup:
         loss, guidance, train_acc = parts.total, None, None
     elif config.ce_weight > 0 or config.clean_weight > 0:
