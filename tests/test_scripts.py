@@ -115,3 +115,32 @@ def test_gate_open_counts_the_clean_images_a_gate_opens_on(tmp_path, monkeypatch
     for transform in gate_open.VARIANTS.values():
         out = transform(x)
         assert out.shape == x.shape and 0 <= out.min() and out.max() <= 1 and not torch.equal(out, x)
+
+
+def test_expert_by_corruption_rebuilds_a_checkpoint_and_an_identity_purifier_changes_nothing(tmp_path, monkeypatch):
+    from torch import nn
+
+    from recondefense.data import Consensus
+    from recondefense.data._tensors import TensorImages
+    from recondefense.purifiers import ResidualPurifier
+    from recondefense.train.checkpoints import Position, save_checkpoint
+    from recondefense.train.config import TrainConfig
+
+    module = load_script("expert_by_corruption")
+    torch.manual_seed(0)
+    net = ResidualPurifier(3, 4, 1)  # the identity at init
+    config = TrainConfig(arch="residual", width=4, depth=1)
+    opt = torch.optim.Adam(net.parameters())
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
+    save_checkpoint(tmp_path / "checkpoint.pt", net, opt, sched, Position(), config)
+    loaded = module.load_purifier(str(tmp_path / "checkpoint.pt"))
+    assert type(loaded) is ResidualPurifier and not loaded.training
+
+    images = (torch.rand(4, 3, 40, 40) * 255).to(torch.uint8)
+    crops = TensorImages(images, torch.zeros(4, dtype=torch.long))
+    monkeypatch.setattr(module, "object_test_set", lambda split: Consensus(crops, torch.arange(4), torch.arange(4) % 2))
+    classifier = nn.Sequential(nn.Flatten(), nn.Linear(3 * 40 * 40, 2))
+    monkeypatch.setattr(module, "load_classifier", lambda name: classifier)
+    rows = module.by_corruption(loaded, limit=3, severity=2)
+    assert [row["corruption"] for row in rows][:2] == ["clean", "gaussian_noise"] and len(rows) == 16
+    assert all(row["none"] == row["purified"] and row["change"] == 0 for row in rows)

@@ -1,0 +1,89 @@
+"""Per-corruption accuracy of a corruption purifier on the validation object crops: what it changes, one line each.
+
+Lite0's accuracy on the first ``--limit`` crops of ``imagenet-objects-val`` (labels: the consensus of Lite0 and
+Lite2), each corrupted by every one of the 15 ImageNet-C corruptions at ``--severity``, without the purifier and
+after it, and the mean absolute change it makes to the corrupted pixels. A purifier still at the identity changes
+nothing and prints the same accuracy twice. Checks a stage-1 run of ``scripts/train_imagenet_realworld.sh``
+between epochs, on validation data only.
+
+    python scripts/expert_by_corruption.py --weights RUN/checkpoint.pt [--limit 48] [--severity 3]
+
+``--weights``: a defense (name, hub id or weights folder) or a training checkpoint (``checkpoint.pt``, its network
+rebuilt from the config it saved). Minutes on a CPU (``--limit 48``: about one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from recondefense import ReconstructiveDefense
+from recondefense.classifiers import load_classifier
+from recondefense.corruptions import CORRUPTIONS, corrupt
+from recondefense.evaluate.tiers import object_test_set
+
+
+def load_purifier(weights: str) -> nn.Module:
+    """The purifier network of a defense (name, hub id, folder) or of a training checkpoint, in eval mode.
+
+    Shape: ``(N, C, H, W)`` in [0, 1] -> same.
+    """
+    if weights.endswith(".pt"):
+        from recondefense.train.architecture import purifier_config
+        from recondefense.train.checkpoints import load_checkpoint
+        from recondefense.train.config import TrainConfig
+
+        state = load_checkpoint(Path(weights), torch.device("cpu"))
+        config = TrainConfig(**{k: v for k, v in state["config"].items() if k != "extra_meta"})
+        net = purifier_config(config, in_channels=3).build()
+        net.load_state_dict(state["model"])
+        return net.eval()
+    return ReconstructiveDefense.from_pretrained(weights).eval()
+
+
+def by_corruption(purifier: nn.Module, limit: int, severity: int) -> list[dict]:
+    """One row per corruption (clean first): ``{"corruption", "none", "purified", "change"}``, accuracies in [0, 1],
+    ``change`` the mean absolute pixel change the purifier makes."""
+    data = object_test_set("val")
+    count = min(limit, len(data))
+    images = torch.stack([data[i][0] for i in range(count)])
+    labels = torch.tensor([data[i][1] for i in range(count)])
+    classifier = load_classifier("imagenet-efficientnet_lite0").eval()
+    rows = []
+    with torch.no_grad():
+        for name in ("clean", *CORRUPTIONS):
+            generator = torch.Generator().manual_seed(0)  # the same noise draws on every run
+            x = images if name == "clean" else corrupt(images, name, severity, generator=generator)
+            purified = purifier(x)
+            none, after = ((classifier(t).argmax(1) == labels).float().mean().item() for t in (x, purified))
+            change = (purified - x).abs().mean().item()
+            rows.append({"corruption": name, "none": none, "purified": after, "change": change})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--weights", required=True, help="defense name or folder, or a training checkpoint.pt")
+    parser.add_argument("--limit", type=int, default=48, help="validation crops (the first ones)")
+    parser.add_argument("--severity", type=int, default=3, choices=range(1, 6))
+    parser.add_argument("--json", default=None, help="also write the rows here")
+    args = parser.parse_args(argv)
+    if args.limit < 1:
+        parser.error(f"--limit {args.limit}: expected a positive number of crops")
+    rows = by_corruption(load_purifier(args.weights), args.limit, args.severity)
+    print(f"Lite0 accuracy on {args.limit} validation object crops, severity {args.severity}")
+    print(f"{'corruption':18} {'none':>6} {'purified':>9} {'change':>8}")
+    for row in rows:
+        print(f"{row['corruption']:18} {row['none']:6.3f} {row['purified']:9.3f} {row['change']:8.4f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"weights": args.weights, "severity": args.severity, "rows": rows}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
