@@ -111,8 +111,8 @@ class ReconstructiveDefense(
     in their dtype.
 
     Args:
-        in_channels, width, depth, skip, widths, arch, detail_width, detail_depth, inner, bypass_below,
-            corruption_width, corruption_depth, pass_smoothing: the purifier's hyper-parameters, the fields of :class:`~recondefense.purifiers.PurifierConfig` (documented there, and
+        in_channels, width, depth, skip, widths, arch, detail_width, detail_depth, inner, bypass_below, corruption_width, corruption_depth, pass_smoothing: the purifier's
+            hyper-parameters, the fields of :class:`~recondefense.purifiers.PurifierConfig` (documented there, and
             their defaults: the paper's AE, width 16, depth 3, the skip on); listed one by one because the hub mixin
             writes config.json from them. :meth:`from_config` takes a ``PurifierConfig``.
         meta: free-form metadata saved in config.json (dataset, classifier, mean/std, metrics).
