@@ -144,3 +144,16 @@ def test_expert_by_corruption_rebuilds_a_checkpoint_and_an_identity_purifier_cha
     rows = module.by_corruption(loaded, limit=3, severity=2)
     assert [row["corruption"] for row in rows][:2] == ["clean", "gaussian_noise"] and len(rows) == 16
     assert all(row["none"] == row["purified"] and row["change"] == 0 for row in rows)
+
+
+def test_gate_logits_reports_every_corruption_and_refuses_a_defense_without_a_gate(tmp_path, monkeypatch):
+    module = load_script("gate_logits")
+    monkeypatch.setattr(module, "ObjectCrops", lambda split, length: [(torch.rand(3, 32, 32), -1)] * length)
+    gated = ReconstructiveDefense(arch="gated", width=4, depth=2, detail_depth=1)
+    gated.save_pretrained(tmp_path / "gated")
+    logits = module.gate_logits(str(tmp_path / "gated"), images=2)
+    assert len(logits) == 1 + 15 * 3 and all(v.shape == (2,) for v in logits.values())
+    torch.testing.assert_close(logits["clean"], torch.full((2,), -4.0))  # an untrained gate: its bias
+    ReconstructiveDefense(width=4, depth=2).save_pretrained(tmp_path / "recon")
+    with pytest.raises(ValueError, match="has no gate"):
+        module.gate_logits(str(tmp_path / "recon"), images=2)
