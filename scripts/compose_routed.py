@@ -26,7 +26,8 @@ from recondefense import ReconstructiveDefense
 from recondefense.classifiers import load_classifier
 from recondefense.corruptions import CORRUPTIONS
 from recondefense.data import load_dataset
-from recondefense.train.config import TrainConfig, corruption_spec
+from recondefense.train.attack_specs import corruption_spec
+from recondefense.train.config import TrainConfig
 from recondefense.train.triplets import TripletMaker
 from recondefense.train.validation import small_validation_note, validate
 

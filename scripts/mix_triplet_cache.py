@@ -31,7 +31,8 @@ import torch
 from tqdm.auto import tqdm
 
 from recondefense.files import write_atomic
-from recondefense.train.config import TrainConfig, attack_parts, corruption_spec
+from recondefense.train.attack_specs import attack_parts, corruption_spec
+from recondefense.train.config import TrainConfig
 from recondefense.train.triplets import (
     CACHED_CLEAN,
     CACHED_LABELS,

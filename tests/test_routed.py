@@ -80,12 +80,18 @@ def test_routed_bypass_returns_shut_images_exactly_and_runs_each_expert_on_its_f
         torch.testing.assert_close(bypassed(x), dense.train()(x))  # training blends every image
 
 
-def test_a_gated_gate_fills_route_1_and_opens_as_it_did():
+def random_gated() -> GatedPurifier:
+    """A gated purifier of the SMALL sizes whose gate has random weights (seeded), in eval mode."""
     torch.manual_seed(0)
     gated = GatedPurifier(**{k: v for k, v in SMALL.items() if not k.startswith("corruption")}).eval()
     with torch.no_grad():
         for p in gated.gate.parameters():
             p.normal_(0, 0.3)
+    return gated
+
+
+def test_a_gated_gate_fills_route_1_and_opens_as_it_did():
+    gated = random_gated()
     routed = RoutedPurifier(**SMALL).eval()
     routed.load_gate(gated.gate.state_dict())
     x = torch.rand(4, 3, 16, 16)
@@ -102,11 +108,7 @@ def test_a_gated_gate_shared_between_the_routes_keeps_route_0_and_splits_the_res
     """Training a routed gate from a gated one starts with both routes copying its logit (less log 2): the pass
     route keeps its probability, and a corrupted image the old gate opened on in the hundreds costs log 2 in the
     route loss, not hundreds (the collapse of the first routed run)."""
-    torch.manual_seed(0)
-    gated = GatedPurifier(**{k: v for k, v in SMALL.items() if not k.startswith("corruption")}).eval()
-    with torch.no_grad():
-        for p in gated.gate.parameters():
-            p.normal_(0, 0.3)
+    gated = random_gated()
     routed = RoutedPurifier(**SMALL).eval()
     routed.load_gate(gated.gate.state_dict(), share_opening=True)
     x = torch.rand(4, 3, 16, 16)

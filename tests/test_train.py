@@ -435,7 +435,7 @@ def test_folder_of_unlabelled_images_any_nesting_hash_split(tmp_path):
 
 
 def test_gaussian_noise_triplets_for_denoised_smoothing(data, tmp_path, capsys):
-    from recondefense.train.config import gaussian_sigma
+    from recondefense.train.attack_specs import gaussian_sigma
 
     assert gaussian_sigma("gaussian:0.25") == 0.25 and gaussian_sigma("pgd") is None
     out = tmp_path / "noise"
@@ -449,7 +449,7 @@ def test_gaussian_noise_triplets_for_denoised_smoothing(data, tmp_path, capsys):
 
 
 def test_corruption_triplets_mixed_with_pgd(data, tmp_path, capsys):
-    from recondefense.train.config import attack_parts, corruption_spec
+    from recondefense.train.attack_specs import attack_parts, corruption_spec
 
     assert corruption_spec("corruption:fog,snow@1-3") == (("fog", "snow"), (1, 2, 3))
     assert corruption_spec("corruption@2")[1] == (2,) and len(corruption_spec("corruption")[0]) == 15

@@ -11,6 +11,7 @@ from typing import Any
 from ..losses import EQ1_ALPHA, EQ1_BETA, EQ1_C, VISUAL_LOSSES
 from ..purifiers import ARCHITECTURES, GATED_INNER, PurifierConfig
 from .architecture import check_freeze, parse_widths, purifier_config
+from .attack_specs import attack_parts, corruption_spec, gaussian_sigma
 
 #: The network defaults: those of the one purifier config (the paper's AE).
 _NET = PurifierConfig()
@@ -345,54 +346,6 @@ def _check_data(spec: str) -> None:
             f"--data {spec!r}: expected fashionmnist, photos[:N], objects[:N], folder:PATH, imagefolder:PATH or an "
             "ImageFolder PATH"
         )
-
-
-def corruption_spec(part: str) -> tuple[tuple[str, ...], tuple[int, ...]] | None:
-    """``"corruption[:name,name...][@severities]"`` -> (names, severities); None for other attacks.
-
-    Severities are ``@3``, ``@1-3`` or ``@1,3,5`` (default 1-5); names default to all 15 ImageNet-C corruptions.
-
-    Raises:
-        ValueError: an unknown corruption name or a severity outside 1-5.
-    """
-    if part != "corruption" and not part.startswith(("corruption:", "corruption@")):
-        return None
-    from ..corruptions import CORRUPTIONS
-
-    body = part.removeprefix("corruption")
-    names_text, _, severity_text = body.removeprefix(":").partition("@")
-    names = tuple(n for n in names_text.split(",") if n) or tuple(CORRUPTIONS)
-    unknown = [n for n in names if n not in CORRUPTIONS]
-    if unknown:
-        raise ValueError(f"--attack {part!r}: unknown corruptions {unknown}; known: {sorted(CORRUPTIONS)}")
-    try:
-        if not severity_text:
-            severities = (1, 2, 3, 4, 5)
-        elif "-" in severity_text:
-            low, high = (int(v) for v in severity_text.split("-"))
-            severities = tuple(range(low, high + 1))
-        else:
-            severities = tuple(int(v) for v in severity_text.split(","))
-    except ValueError:
-        severities = ()
-    if not severities or any(not 1 <= v <= 5 for v in severities):
-        raise ValueError(f"--attack {part!r}: severities must be in 1-5 (@3, @1-3 or @1,3,5)")
-    return names, severities
-
-
-def attack_parts(attack: str) -> list[str]:
-    """The triplet sources of ``--attack``, ``+``-separated (``pgd+corruption``: each batch draws one)."""
-    return attack.split("+")
-
-
-def gaussian_sigma(attack: str) -> float | None:
-    """The sigma of ``"gaussian:<sigma>"`` (noise triplets), or None for the adversarial attacks (and bad numbers)."""
-    if not attack.startswith("gaussian:"):
-        return None
-    try:
-        return float(attack.removeprefix("gaussian:"))
-    except ValueError:
-        return None
 
 
 def changed_fields(saved: dict, config: TrainConfig) -> dict[str, tuple]:

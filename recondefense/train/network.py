@@ -18,7 +18,8 @@ from ..defense import ReconstructiveDefense
 from ..losses import VisualLossParts, guidance_loss, visual_loss
 from ..purifiers import ARCHITECTURES, pad_to_stride
 from .architecture import frozen_prefixes, purifier_config
-from .config import TrainConfig, attack_parts, config_to_command, corruption_spec, gaussian_sigma
+from .attack_specs import attack_parts, corruption_spec, gaussian_sigma
+from .config import TrainConfig, config_to_command
 from .negatives import natural_variants
 from .triplets import labels_for
 

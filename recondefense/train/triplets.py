@@ -20,7 +20,8 @@ from ..corruptions import corrupt
 from ..data import collate_skipping
 from ..files import write_atomic
 from ..routing import ROUTES
-from .config import TrainConfig, attack_parts, corruption_spec, gaussian_sigma
+from .attack_specs import attack_parts, corruption_spec, gaussian_sigma
+from .config import TrainConfig
 
 CACHED_TRIPLETS = "triplets_x_adv.npy"
 #: The route of each cached x~ (:func:`source_route`: 1 attacked, 2 corrupted), for a routed gate's loss.

@@ -9,7 +9,8 @@ from torch.utils.data import DataLoader, Dataset
 from ..data import collate_skipping
 from ..metrics import psnr, wilson_interval
 from ..routing import ROUTES
-from .config import TrainConfig, attack_parts
+from .attack_specs import attack_parts
+from .config import TrainConfig
 from .network import AnySize
 from .triplets import TripletMaker, check_labels, single_source, step_seed
 
