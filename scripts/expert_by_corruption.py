@@ -6,9 +6,9 @@ after it, and the mean absolute change it makes to the corrupted pixels. A purif
 nothing and prints the same accuracy twice. Checks a stage-1 run of ``scripts/train_imagenet_realworld.sh``
 between epochs, on validation data only.
 
-    python scripts/expert_by_corruption.py --weights RUN/checkpoint.pt [--limit 48] [--severity 3]
+    python scripts/expert_by_corruption.py --weights RUN/checkpoint.safetensors [--limit 48] [--severity 3]
 
-``--weights``: a defense (name, hub id or weights folder) or a training checkpoint (``checkpoint.pt``, its network
+``--weights``: a defense (name, hub id or weights folder) or a training checkpoint (``checkpoint.safetensors``, its network
 rebuilt from the config it saved). Minutes on a CPU (``--limit 48``: about one).
 """
 
@@ -33,12 +33,13 @@ def load_purifier(weights: str) -> nn.Module:
 
     Shape: ``(N, C, H, W)`` in [0, 1] -> same.
     """
-    if weights.endswith(".pt"):
+    from recondefense.train.checkpoints import CHECKPOINT, LEGACY_CHECKPOINT, load_checkpoint
+
+    if Path(weights).name in (CHECKPOINT, LEGACY_CHECKPOINT):
         from recondefense.train.architecture import purifier_config
-        from recondefense.train.checkpoints import load_checkpoint
         from recondefense.train.config import TrainConfig
 
-        state = load_checkpoint(Path(weights), torch.device("cpu"))
+        state = load_checkpoint(Path(weights))
         config = TrainConfig(**{k: v for k, v in state["config"].items() if k != "extra_meta"})
         net = purifier_config(config, in_channels=3).build()
         net.load_state_dict(state["model"])
@@ -68,7 +69,7 @@ def by_corruption(purifier: nn.Module, limit: int, severity: int) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--weights", required=True, help="defense name or folder, or a training checkpoint.pt")
+    parser.add_argument("--weights", required=True, help="defense name or folder, or a training checkpoint.safetensors")
     parser.add_argument("--limit", type=int, default=48, help="validation crops (the first ones)")
     parser.add_argument("--severity", type=int, default=3, choices=range(1, 6))
     parser.add_argument("--json", default=None, help="also write the rows here")

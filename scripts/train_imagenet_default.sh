@@ -49,7 +49,7 @@ mkdir -p "$OUT"
 
 train() {  # train FOLDER ARGS...: resumes when FOLDER holds a checkpoint
   local out=$1; shift
-  local resume=(); [ -f "$out/checkpoint.pt" ] && resume=(--resume)
+  local resume=(); { [ -f "$out/checkpoint.safetensors" ] || [ -f "$out/checkpoint.pt" ]; } && resume=(--resume)
   "$PY" -m recondefense.train --data "objects:$IMAGES" --classifier "$CLASSIFIERS" --attack pgd --triplets cached \
     --warmup-epochs 0 --batch-size "$BATCH" --val-limit "$VAL" --num-workers "$WORKERS" --no-progress \
     --out "$out" "${resume[@]}" "$@"
@@ -63,7 +63,7 @@ share_cache() {  # hard-link the cached triplets into a stage's folder (no copy 
 
 # 0. the triplets (a one-step run whose only job is the cache)
 if [ ! -f "$OUT/triplets/triplets_x_adv.npy" ]; then
-  rm -f "$OUT/triplets/checkpoint.pt"
+  rm -f "$OUT/triplets/checkpoint.safetensors" "$OUT/triplets/checkpoint.pt"
   train "$OUT/triplets" --epochs 1 --stop-after-steps 1 --val-limit 1 || exit 1
 fi
 echo "triplets ready: $(date -u +%FT%TZ)"

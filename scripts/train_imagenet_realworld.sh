@@ -8,9 +8,9 @@
 #   CPU: GATE_EPOCHS=2 nohup scripts/train_imagenet_realworld.sh > realworld.log 2>&1 &
 #        (OUT=~/.cache/recondefense/runs/realworld; the corruption expert: about 3 s a step in its pixel warm-up,
 #        5 minutes an epoch of 3,072 images, then 13-20 s a step with the classifiers' guidance, on 2 cores)
-#   A run spans sessions on a fresh machine only through what is committed: copy OUT/corruption/checkpoint.pt
-#   (1 MB) and OUT/gate/checkpoint.pt to checkpoints/realworld/corruption/ and .../gate/ and commit them; a stage
-#   starts from its committed checkpoint when OUT has none (the gate's triplet cache is made again).
+#   A run spans sessions on a fresh machine only through what is committed: copy OUT/corruption/checkpoint.safetensors
+#   (1 MB) and OUT/gate/checkpoint.safetensors to checkpoints/realworld/corruption/ and .../gate/ and commit them; a
+#   stage starts from its committed checkpoint when OUT has none (the gate's triplet cache is made again).
 #   GPU: IMAGES=12000 BATCH=128 WORKERS=14 CORRUPTION_EPOCHS=6 CORRUPTION_WARMUP=3 CORRUPTION_MINUTES=4 \
 #        scripts/train_imagenet_realworld.sh runs/realworld
 #   try it out at tiny scale: IMAGES=16 BATCH=8 VAL=4 CORRUPTION_EPOCHS=2 CORRUPTION_WARMUP=1 GATE_EPOCHS=1 \
@@ -62,13 +62,14 @@ mkdir -p "$OUT"
 echo "adversarial purifier: $ADVERSARIAL; start gate: $START_GATE; trained corruptions: $TRAINED"
 
 COMMITTED=$(dirname "$0")/../checkpoints/realworld
+has_checkpoint() { [ -f "$1/checkpoint.safetensors" ] || [ -f "$1/checkpoint.pt" ]; }  # .pt: an older run's
 train() {  # train FOLDER ARGS...: resumes when FOLDER holds a checkpoint (or one is committed for its stage)
   local out=$1; shift
-  local committed="$COMMITTED/$(basename "$out")/checkpoint.pt"
-  if [ ! -f "$out/checkpoint.pt" ] && [ -f "$committed" ]; then
+  local committed="$COMMITTED/$(basename "$out")/checkpoint.safetensors"
+  if ! has_checkpoint "$out" && [ -f "$committed" ]; then
     mkdir -p "$out" && cp "$committed" "$out/" && echo "resuming from $committed"
   fi
-  local resume=(); [ -f "$out/checkpoint.pt" ] && resume=(--resume)
+  local resume=(); has_checkpoint "$out" && resume=(--resume)
   "$PY" -m recondefense.train --data "objects:$IMAGES" --classifier "$CLASSIFIERS" --batch-size "$BATCH" --val-limit "$VAL" \
     --num-workers "$WORKERS" --no-progress --out "$out" "${resume[@]}" "$@"
 }

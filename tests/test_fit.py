@@ -13,6 +13,7 @@ from torch import nn
 from torch.utils.data import Dataset, TensorDataset
 
 from recondefense import ReconstructiveDefense
+from recondefense.train.checkpoints import load_checkpoint
 from recondefense.train import TrainConfig, fit
 
 
@@ -127,7 +128,7 @@ def test_fit_stopped_after_steps_returns_the_checkpoint_weights_and_resumes(tmp_
     data = _Unlabelled()
     config = _config(tmp_path, epochs=2, stop_after_steps=1)
     early = fit(tiny_models.TinyClassifier(2), data, config=config)
-    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    state = load_checkpoint(tmp_path / "run" / "checkpoint.safetensors")
     assert early.meta["stopped_after_steps"] == 1 and not (tmp_path / "run" / "final").exists()
     weights = early.autoencoder.state_dict()
     assert weights.keys() == state["model"].keys() and all(torch.equal(weights[k], state["model"][k]) for k in weights)

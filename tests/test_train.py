@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 
 from recondefense import ReconstructiveDefense
+from recondefense.train.checkpoints import load_checkpoint
 from recondefense.train import TrainConfig, TrainingInterrupted, train
 from recondefense.train.__main__ import main as train_cli
 from recondefense.train.config import add_config_arguments, config_from_args, config_to_command
@@ -103,11 +104,49 @@ def test_interrupt_and_resume_is_bitwise_equal(data, tmp_path):
     full = train(_config(data, tmp_path / "full"))
     partial_cfg = _config(data, tmp_path / "part", stop_after_steps=5)
     train(partial_cfg)  # epoch 1 (4 steps) + 1 step of epoch 2
-    state = torch.load(tmp_path / "part" / "checkpoint.pt", weights_only=True)
+    state = load_checkpoint(tmp_path / "part" / "checkpoint.safetensors")
     assert (state["epoch"], state["step_in_epoch"]) == (1, 1)
     resumed = train(_config(data, tmp_path / "part", resume=True))
     a, b = _weights(full), _weights(resumed)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_checkpoint_is_one_safetensors_file_without_pickle_and_its_state_round_trips(data, tmp_path):
+    from safetensors import safe_open
+
+    from recondefense.train.checkpoints import pack_state, unpack_state
+
+    train(_config(data, tmp_path / "part", stop_after_steps=3))
+    path = tmp_path / "part" / "checkpoint.safetensors"
+    assert not path.read_bytes().startswith(b"PK")  # no torch.save zip, hence no pickle
+    with safe_open(str(path), framework="pt") as f:
+        assert f.metadata()["format"] == "recondefense-training-checkpoint"
+        keys = set(f.keys())
+    assert "rng_torch" in keys and any(k.startswith("model.") for k in keys)
+    assert any(k.startswith("optimizer.state.0.") for k in keys)  # Adam's moments, keyed by parameter index
+    state = {"a": {0: torch.arange(3), 1: (None, 2.5, float("inf"))}, "b": [torch.ones(2, 2), "s", True]}
+    structure, tensors = pack_state(state)
+    back = unpack_state(json.loads(json.dumps(structure)), tensors)
+    assert back["a"][1] == [None, 2.5, float("inf")] and back["b"][1:] == ["s", True]
+    assert torch.equal(back["a"][0], state["a"][0]) and torch.equal(back["b"][0], state["b"][0])
+    with pytest.raises(TypeError, match="a object cannot be stored"):
+        pack_state({"x": object()})
+    weights = train(_config(data, tmp_path / "done", epochs=1)) / "model.safetensors"
+    with pytest.raises(ValueError, match="not a readable.*format"):  # a weights file is no checkpoint
+        load_checkpoint(weights)
+
+
+def test_an_older_runs_checkpoint_pt_resumes_bitwise_and_is_replaced(data, tmp_path):
+    full = train(_config(data, tmp_path / "full"))
+    out = tmp_path / "old"
+    train(_config(data, out, stop_after_steps=5))
+    state = load_checkpoint(out / "checkpoint.safetensors")
+    torch.save(state, out / "checkpoint.pt")  # as runs wrote it before checkpoints became safetensors
+    (out / "checkpoint.safetensors").unlink()
+    resumed = train(_config(data, out, resume=True))
+    assert not (out / "checkpoint.pt").exists() and (out / "checkpoint.safetensors").is_file()
+    a, b = _weights(full), _weights(resumed)
+    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_joint_phase_and_cached_triplets(data, tmp_path):
@@ -136,14 +175,14 @@ def test_sigterm_saves_checkpoint_and_stops(data, tmp_path):
     out = tmp_path / "sig"
     with pytest.raises(TrainingInterrupted, match="resume"):
         train(_config(data, out, classifier="tiny_models:sigterm_classifier", epochs=50))
-    assert (out / "checkpoint.pt").is_file()
+    assert (out / "checkpoint.safetensors").is_file()
 
 
 def test_nan_loss_stops_with_last_checkpoint_intact(data, tmp_path):
     out = tmp_path / "nan"
     with pytest.raises(FloatingPointError, match="last good checkpoint"):
         train(_config(data, out, classifier="tiny_models:nan_classifier", epochs=50, checkpoint_every=1))
-    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    state = load_checkpoint(out / "checkpoint.safetensors")
     assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
 
 
@@ -384,11 +423,11 @@ def test_resume_refuses_changed_settings_and_corrupt_checkpoints(data, tmp_path)
     train(_config(data, out, epochs=2, stop_after_steps=3))
     with pytest.raises(ValueError, match="--batch-size 2 .checkpoint: 4."):
         train(_config(data, out, epochs=2, batch_size=2, resume=True))
-    good = (out / "checkpoint.pt").read_bytes()
-    (out / "checkpoint.pt").write_bytes(good[: len(good) // 2])
-    with pytest.raises(ValueError, match="checkpoint.pt is not a readable"):
+    good = (out / "checkpoint.safetensors").read_bytes()
+    (out / "checkpoint.safetensors").write_bytes(good[: len(good) // 2])
+    with pytest.raises(ValueError, match="checkpoint.safetensors is not a readable"):
         train(_config(data, out, epochs=2, resume=True))
-    (out / "checkpoint.pt").write_bytes(good)
+    (out / "checkpoint.safetensors").write_bytes(good)
     with (out / "metrics.jsonl").open("a") as f:
         f.write('{"step": 99, "loss": 1.0}\n{"torn')  # logged after the checkpoint, then a crash mid-line
     train(_config(data, out, epochs=3, resume=True))  # more epochs: applied and recorded

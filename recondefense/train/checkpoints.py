@@ -1,5 +1,12 @@
 """A run's files in ``--out``: the checks before a run starts, atomic checkpoints and exact resume,
-``metrics.jsonl`` (trimmed back to the checkpoint on resume) and SIGINT/SIGTERM as a stop request."""
+``metrics.jsonl`` (trimmed back to the checkpoint on resume) and SIGINT/SIGTERM as a stop request.
+
+A checkpoint is one safetensors file, ``checkpoint.safetensors``, and no pickle: every tensor of the training state
+(network, optimizer moments, the torch generator) under a flattened key (``model.encoder.0.weight``,
+``optimizer.state.3.exp_avg``), and the rest (schedule, position, numpy generator, the run's config) as JSON in the
+file's metadata, with each tensor's place in it marked ``{"tensor": key}`` (:func:`pack_state`, :func:`unpack_state`).
+Runs written by older versions (``checkpoint.pt``, read with ``torch.load(weights_only=True)``) still resume; their
+next checkpoint replaces the file."""
 
 from __future__ import annotations
 
@@ -8,19 +15,22 @@ import json
 import shutil
 import signal
 import threading
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from safetensors import safe_open
+from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
 from ..files import write_atomic
 from .config import TrainConfig, changed_fields
 from .triplets import CACHED_CLEAN, CACHED_LABELS, CACHED_PARTS, CACHED_TRIPLETS
 
-CHECKPOINT = "checkpoint.pt"
+CHECKPOINT = "checkpoint.safetensors"
+LEGACY_CHECKPOINT = "checkpoint.pt"  # written by earlier runs: read on resume, replaced by the next checkpoint
+_FORMAT = "recondefense-training-checkpoint"
 METRICS = "metrics.jsonl"
 
 #: Settings a resumed run may change; the change is recorded in metrics.jsonl.
@@ -32,9 +42,9 @@ def check_out(out: Path, config: TrainConfig) -> None:
 
     A folder with neither a checkpoint nor final weights (a run that failed before its first checkpoint left
     only ``metrics.jsonl``) is free: a new run replaces its records."""
-    used = out.is_dir() and any((out / n).exists() for n in (CHECKPOINT, "final"))
+    used = out.is_dir() and any((out / n).exists() for n in (CHECKPOINT, LEGACY_CHECKPOINT, "final"))
     if config.resume:
-        if not (out / CHECKPOINT).is_file():
+        if find_checkpoint(out) is None:
             raise FileNotFoundError(
                 f"--resume: no {CHECKPOINT} in {out} to resume from (a run that failed before its first "
                 "checkpoint leaves none): run again without --resume"
@@ -54,7 +64,7 @@ def check_out(out: Path, config: TrainConfig) -> None:
 
 def clear_previous_run(out: Path) -> None:
     """``--overwrite``: remove the previous run's files, once the new run has loaded its data and models."""
-    for name in (CHECKPOINT, METRICS, CACHED_TRIPLETS, CACHED_CLEAN, CACHED_LABELS):
+    for name in (CHECKPOINT, LEGACY_CHECKPOINT, METRICS, CACHED_TRIPLETS, CACHED_CLEAN, CACHED_LABELS):
         (out / name).unlink(missing_ok=True)
     shutil.rmtree(out / "final", ignore_errors=True)
     shutil.rmtree(out / CACHED_PARTS, ignore_errors=True)
@@ -70,6 +80,56 @@ class Position:
     skipped_images: int = 0
 
 
+def find_checkpoint(out: Path) -> Path | None:
+    """The checkpoint in run folder ``out`` (``checkpoint.safetensors``, else an older run's ``checkpoint.pt``)."""
+    for name in (CHECKPOINT, LEGACY_CHECKPOINT):
+        if (out / name).is_file():
+            return out / name
+    return None
+
+
+def pack_state(state: Any, prefix: str = "") -> tuple[Any, dict[str, torch.Tensor]]:
+    """``state`` (nested dicts, lists, tuples, tensors, JSON scalars) as a JSON-able structure and its tensors.
+
+    Each tensor is replaced by ``{"tensor": key}``, its key the path to it joined by dots; a dict becomes
+    ``{"dict": [[key, value], ...]}`` (its keys keep their type: optimizer states are keyed by int), a list or tuple
+    ``{"list": [...]}``. Tensors are detached, moved to the CPU and copied (safetensors refuses shared storage)."""
+    tensors: dict[str, torch.Tensor] = {}
+
+    def walk(obj: Any, path: str) -> Any:
+        if isinstance(obj, torch.Tensor):
+            if path in tensors:
+                raise ValueError(f"two tensors of the state flatten to the key {path!r}")
+            tensors[path] = obj.detach().to("cpu", copy=True).contiguous()
+            return {"tensor": path}
+        if isinstance(obj, dict):
+            if not all(isinstance(k, (str, int)) for k in obj):
+                raise TypeError(f"{path or 'state'}: only str and int keys can be stored, not {list(obj)}")
+            return {"dict": [[k, walk(v, f"{path}.{k}" if path else str(k))] for k, v in obj.items()]}
+        if isinstance(obj, (list, tuple)):
+            return {"list": [walk(v, f"{path}.{i}" if path else str(i)) for i, v in enumerate(obj)]}
+        if isinstance(obj, np.ndarray):
+            return walk(obj.tolist(), path)
+        if isinstance(obj, np.generic):
+            return obj.item()
+        if obj is None or isinstance(obj, (bool, int, float, str)):
+            return obj
+        raise TypeError(f"{path or 'state'}: a {type(obj).__name__} cannot be stored in a checkpoint")
+
+    return walk(state, prefix), tensors
+
+
+def unpack_state(structure: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    """The inverse of :func:`pack_state` (tuples come back as lists)."""
+    if isinstance(structure, dict):
+        if "tensor" in structure:
+            return tensors[structure["tensor"]]
+        if "dict" in structure:
+            return {k: unpack_state(v, tensors) for k, v in structure["dict"]}
+        return [unpack_state(v, tensors) for v in structure["list"]]
+    return structure
+
+
 def save_checkpoint(
     path: Path,
     ae: nn.Module,
@@ -78,7 +138,8 @@ def save_checkpoint(
     position: Position,
     config: TrainConfig,
 ) -> None:
-    """The network, optimiser, schedule, position and both generators' states: all an exact resume needs."""
+    """The network, optimiser, schedule, position and both generators' states (all an exact resume needs) as
+    one safetensors file, written atomically."""
     state = {
         "model": ae.state_dict(),
         "optimizer": opt.state_dict(),
@@ -88,17 +149,35 @@ def save_checkpoint(
         "global_step": position.global_step,
         "skipped_images": position.skipped_images,
         "rng_torch": torch.get_rng_state(),
-        "rng_numpy": [v.tolist() if isinstance(v, np.ndarray) else v for v in np.random.get_state()],
+        "rng_numpy": list(np.random.get_state()),
         "config": dataclasses.asdict(config),
     }
-    write_atomic(path, partial(torch.save, state))
+    write_checkpoint_state(path, state)
 
 
-def load_checkpoint(path: Path, device: torch.device) -> dict[str, Any]:
-    """The checkpoint at ``path``; a truncated or foreign file is a ValueError naming it."""
+def write_checkpoint_state(path: Path, state: dict[str, Any]) -> None:
+    """Write a training state (as :func:`load_checkpoint` returns it) to ``path`` as a safetensors checkpoint,
+    atomically. Converts an older run's checkpoint: ``write_checkpoint_state(new, load_checkpoint(old))``."""
+    structure, tensors = pack_state(state)
+    metadata = {"format": _FORMAT, "version": "1", "state": json.dumps(structure)}
+    write_atomic(path, safetensors_bytes(tensors, metadata))
+
+
+def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str, Any]:
+    """The checkpoint at ``path`` as the dict :func:`save_checkpoint` stored, its tensors on ``device``; a
+    truncated or foreign file is a ValueError naming it. An older run's ``checkpoint.pt`` is read with
+    ``torch.load(weights_only=True)``."""
     try:
-        state = torch.load(path, map_location=device, weights_only=True)
-    except Exception as err:  # torch raises several types for truncated zips and foreign pickles
+        if path.suffix == ".pt":
+            state = torch.load(path, map_location=device, weights_only=True)
+        else:
+            with safe_open(str(path), framework="pt", device=str(device)) as f:
+                metadata = f.metadata() or {}
+                if metadata.get("format") != _FORMAT:
+                    raise ValueError(f"its metadata names no {_FORMAT} (format {metadata.get('format')!r})")
+                tensors = {k: f.get_tensor(k) for k in f.keys()}
+            state = unpack_state(json.loads(metadata["state"]), tensors)
+    except Exception as err:  # truncated files and foreign formats raise several types
         raise ValueError(f"{path} is not a readable recondefense checkpoint ({type(err).__name__}: {err})") from err
     keys = {"model", "optimizer", "scheduler", "epoch", "step_in_epoch", "global_step", "config"}
     if not isinstance(state, dict) or not keys <= set(state):
@@ -115,8 +194,9 @@ def resume_checkpoint(
     sched: torch.optim.lr_scheduler.LRScheduler,
 ) -> tuple[Position, dict[str, tuple]]:
     """Restore the checkpoint at ``path`` into ``ae``, ``opt``, ``sched`` and the generators: its position, and
-    the settings ``config`` changes (only :data:`_RESUMABLE_CHANGES` may differ)."""
-    state = load_checkpoint(path, device)
+    the settings ``config`` changes (only :data:`_RESUMABLE_CHANGES` may differ). The state is read on the CPU
+    (the generator state must live there); ``load_state_dict`` moves the rest to the network's ``device``."""
+    state = load_checkpoint(path, "cpu")
     changed = changed_fields(state["config"], config)
     refused = {k: v for k, v in changed.items() if k not in _RESUMABLE_CHANGES}
     if refused:

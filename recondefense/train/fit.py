@@ -169,7 +169,7 @@ def fit(
 
     Returns:
         The trained defense, loaded from ``<config.out>/final``. When ``config.stop_after_steps`` ends the run
-        early, the network as it is in ``<config.out>/checkpoint.pt`` (``meta["stopped_after_steps"]`` says
+        early, the network as it is in ``<config.out>/checkpoint.safetensors`` (``meta["stopped_after_steps"]`` says
         after how many; no ``final/`` is written): continue with ``dataclasses.replace(config, resume=True)``.
 
     Raises:
@@ -233,7 +233,7 @@ def fit(
 
 def _from_checkpoint(path: Path, in_channels: int, config: TrainConfig) -> ReconstructiveDefense:
     """The network in the checkpoint at ``path`` as a defense, its meta saying the run stopped early."""
-    state = load_checkpoint(path, torch.device("cpu"))
+    state = load_checkpoint(path)
     meta = {
         "dataset": config.data,
         "classifier": config.classifier,

@@ -33,12 +33,14 @@ from ..losses import VisualLossParts
 from ..metrics import psnr
 from .checkpoints import (
     CHECKPOINT,
+    LEGACY_CHECKPOINT,
     METRICS,
     MetricsLog,
     Position,
     StopRequest,
     check_out,
     clear_previous_run,
+    find_checkpoint,
     resume_checkpoint,
     save_checkpoint,
     trim_metrics,
@@ -76,7 +78,7 @@ def train(config: TrainConfig, _setup: Any = None) -> Path:
 
     Returns:
         The ``<out>/final`` folder (``from_pretrained``-loadable); when ``stop_after_steps`` ends the run
-        early, the path of ``<out>/checkpoint.pt`` instead (continue it with ``resume``).
+        early, the path of ``<out>/checkpoint.safetensors`` instead (continue it with ``resume``).
 
     Raises:
         FileNotFoundError: missing data folder, or ``resume`` without a checkpoint.
@@ -192,10 +194,10 @@ class _Run:
         self.maker = TripletMaker(config, self.classifiers)
         position, changed = Position(), {}
         if config.resume:
-            position, changed = resume_checkpoint(out / CHECKPOINT, device, config, ae, self.opt, self.sched)
-            logger.info(
-                "resumed from %s at epoch %d, step %d", out / CHECKPOINT, position.epoch, position.step_in_epoch
-            )
+            found = find_checkpoint(out)
+            assert found is not None  # check_out made sure
+            position, changed = resume_checkpoint(found, device, config, ae, self.opt, self.sched)
+            logger.info("resumed from %s at epoch %d, step %d", found, position.epoch, position.step_in_epoch)
         self.position = position
         if rank == 0 and config.resume:
             trim_metrics(out / METRICS, position.global_step, position.epoch)
@@ -379,6 +381,7 @@ class _Run:
     def checkpoint(self) -> None:
         if self.rank == 0:
             save_checkpoint(self.out / CHECKPOINT, self.ae, self.opt, self.sched, self.position, self.config)
+            (self.out / LEGACY_CHECKPOINT).unlink(missing_ok=True)  # an older run's, now superseded
 
     def finish(self) -> Path:
         """Final validation (rank 0) and the ``final/`` folder, after checking that all ranks hold the same weights."""
