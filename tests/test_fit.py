@@ -13,8 +13,8 @@ from torch import nn
 from torch.utils.data import Dataset, TensorDataset
 
 from recondefense import ReconstructiveDefense
-from recondefense.train.checkpoints import load_checkpoint
 from recondefense.train import TrainConfig, fit
+from recondefense.train.checkpoints import load_checkpoint
 
 
 class _Unlabelled(Dataset):

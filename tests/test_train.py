@@ -16,9 +16,9 @@ import torch
 from PIL import Image
 
 from recondefense import ReconstructiveDefense
-from recondefense.train.checkpoints import load_checkpoint
 from recondefense.train import TrainConfig, TrainingInterrupted, train
 from recondefense.train.__main__ import main as train_cli
+from recondefense.train.checkpoints import load_checkpoint
 from recondefense.train.config import add_config_arguments, config_from_args, config_to_command
 
 TESTS = Path(__file__).parent
