@@ -28,7 +28,8 @@ from .loading import (  # noqa: F401
     hub_not_found,
     load_checked,
 )
-from .purifiers import PurifierConfig, pad_to_stride
+from .purifier_config import PurifierConfig
+from .purifiers import build_purifier, pad_to_stride
 from .transform import (
     PixelDefense,
     check_pixels,
@@ -112,7 +113,7 @@ class ReconstructiveDefense(
 
     Args:
         in_channels, width, depth, skip, widths, arch, detail_width, detail_depth, inner, bypass_below, corruption_width, corruption_depth, pass_smoothing: the purifier's
-            hyper-parameters, the fields of :class:`~recondefense.purifiers.PurifierConfig` (documented there, and
+            hyper-parameters, the fields of :class:`~recondefense.purifier_config.PurifierConfig` (documented there, and
             their defaults: the paper's AE, width 16, depth 3, the skip on); listed one by one because the hub mixin
             writes config.json from them. :meth:`from_config` takes a ``PurifierConfig``.
         meta: free-form metadata saved in config.json (dataset, classifier, mean/std, metrics).
@@ -166,7 +167,7 @@ class ReconstructiveDefense(
         )
         #: :attr:`purifier_config` as a dict (``widths`` a list)
         self.hyperparameters: dict[str, Any] = self.purifier_config.as_dict()
-        self.autoencoder = self.purifier_config.build()  # (ValueError: an unknown arch)
+        self.autoencoder = build_purifier(self.purifier_config)  # (ValueError: an unknown arch)
         self.meta: dict[str, Any] = dict(meta or {})
         self.requires_grad_(False)
         self.eval()

@@ -27,7 +27,7 @@ from huggingface_hub.utils import (
 from torch import nn
 
 from .errors import ConfigError, CorruptWeightsError, ModelTooLargeError, NonFiniteWeightsError, WeightsMismatchError
-from .purifiers import PurifierConfig
+from .purifier_config import PurifierConfig
 from .weights import CONFIG_FILE, SAFETENSORS_FILE
 
 __all__ = [

@@ -22,15 +22,15 @@ Every architecture maps ``(N, C, H, W)`` in [0, 1] to ``(N, C, H, W)`` and expos
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
-from typing import Any
+from dataclasses import replace
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .autoencoder import ReconAutoencoder
+from .purifier_config import ARCHITECTURE_KEYS, GATED_INNER, PurifierConfig
 from .routing import PerturbationGate, RouteMixture, blend, conv_relu
 
 __all__ = [
@@ -38,10 +38,8 @@ __all__ = [
     "DetailPurifier",
     "GatedPurifier",
     "RoutedPurifier",
-    "GATED_INNER",
+    "Architecture",
     "ARCHITECTURES",
-    "INT_RANGES",
-    "PurifierConfig",
     "build_purifier",
     "pad_to_stride",
 ]
@@ -126,20 +124,6 @@ class ResidualPurifier(nn.Module):
         return (x + self.correction(x)).clamp(0, 1)
 
 
-def _config(arch: str, in_channels: int, hyper: dict[str, Any]) -> PurifierConfig:
-    """The :class:`PurifierConfig` of a purifier ``arch`` built with ``in_channels`` and the keyword arguments
-    ``hyper``, which must be among those ``arch`` takes (:data:`ARCHITECTURES`).
-
-    Raises:
-        TypeError: a keyword argument the architecture does not take.
-    """
-    cls, keys = ARCHITECTURES[arch]
-    unknown = sorted(set(hyper) - set(keys))
-    if unknown:
-        raise TypeError(f"{cls.__name__} got unexpected keyword arguments {unknown}: it takes {list(keys)}")
-    return PurifierConfig(in_channels, arch=arch, **hyper)
-
-
 class DetailPurifier(nn.Module):
     """``AE(x) + d(x, AE(x))``: the paper's bottleneck AE plus a zero-initialised detail path.
 
@@ -149,7 +133,7 @@ class DetailPurifier(nn.Module):
 
     Args:
         in_channels: image channels.
-        hyper: the other :class:`PurifierConfig` fields it takes, by keyword, with their defaults there: ``width``,
+        hyper: the other :class:`~recondefense.purifier_config.PurifierConfig` fields it takes, by keyword, with their defaults there: ``width``,
             ``depth``, ``skip``, ``widths`` (the bottleneck AE, see ``ReconAutoencoder``) and ``detail_width``,
             ``detail_depth`` (the detail U-Net, see :class:`ResidualPurifier`).
 
@@ -158,9 +142,9 @@ class DetailPurifier(nn.Module):
 
     def __init__(self, in_channels: int = 3, **hyper: Any) -> None:
         super().__init__()
-        config = _config("detail", in_channels, hyper)
+        config = PurifierConfig.for_architecture("detail", in_channels, **hyper)
         self.in_channels = in_channels
-        self.bottleneck = replace(config, arch="recon").build()
+        self.bottleneck = build_purifier(replace(config, arch="recon"))
         self.detail = _CorrectionUNet(2 * in_channels, in_channels, config.detail_width, config.detail_depth)
 
     @property
@@ -173,15 +157,11 @@ class DetailPurifier(nn.Module):
         return (base + self.detail(torch.cat([x, base], dim=1))).clamp(0, 1)
 
 
-#: What a gated purifier may hold behind its gate (config.json's ``inner``).
-GATED_INNER = ("recon", "residual")
-
-
 class GatedPurifier(nn.Module):
     """``x + g(x) * (P(x) - x)``: a purifier ``P`` applied as much as a learned per-image gate ``g`` in (0, 1) says.
 
     ``P`` is the paper's AE (``inner="recon"``) or a :class:`ResidualPurifier` (``inner="residual"``), built from
-    the same config (:meth:`PurifierConfig.build`); it is the attribute ``bottleneck`` either way (the name the first
+    the same config (:func:`build_purifier`); it is the attribute ``bottleneck`` either way (the name the first
     gated weights were saved under). ``g`` is a :class:`~recondefense.routing.PerturbationGate` (a small strided CNN
     with global average pooling, a detector of perturbations); its last bias starts at -4, so an untrained gated purifier is within 2% of the identity on
     every image (clean images pass almost untouched), and a detection loss (``recondefense train --gate-weight``)
@@ -190,11 +170,11 @@ class GatedPurifier(nn.Module):
 
     Args:
         in_channels: image channels.
-        hyper: the other :class:`PurifierConfig` fields it takes, by keyword, with their defaults there but
+        hyper: the other :class:`~recondefense.purifier_config.PurifierConfig` fields it takes, by keyword, with their defaults there but
             ``detail_depth`` 3: ``width``, ``depth``, ``skip``, ``widths`` (the purifier behind the gate; the residual
             one ignores ``skip`` and ``widths``), ``detail_width``, ``detail_depth`` (channels of the gate's first
             level, doubled per level, and its stride-2 levels), ``inner``, ``"recon"`` or ``"residual"``
-            (:data:`GATED_INNER`), ``bypass_below``: in eval mode, images whose gate is below it skip the
+            (:data:`~recondefense.purifier_config.GATED_INNER`), ``bypass_below``: in eval mode, images whose gate is below it skip the
             purifier (returned as the pass route gives them), so clean traffic pays for the gate alone; training
             and tracing (export, ``torch.compile``) run the blend on every image; and ``pass_smoothing``, what the
             pass route gives (:func:`~recondefense.routing.blend`).
@@ -204,14 +184,14 @@ class GatedPurifier(nn.Module):
 
     def __init__(self, in_channels: int = 3, **hyper: Any) -> None:
         super().__init__()
-        config = _config("gated", in_channels, {"detail_depth": 3, **hyper})
+        config = PurifierConfig.for_architecture("gated", in_channels, **{"detail_depth": 3, **hyper})
         if config.inner not in GATED_INNER:
             raise ValueError(f"unknown purifier behind the gate {config.inner!r}: expected one of {GATED_INNER}")
         self.in_channels = in_channels
         self.inner = config.inner
         self.bypass_below = float(config.bypass_below)
         self.pass_smoothing = float(config.pass_smoothing)
-        self.bottleneck = replace(config, arch=config.inner).build()
+        self.bottleneck = build_purifier(replace(config, arch=config.inner))
         self.gate = PerturbationGate(in_channels, config.detail_width, config.detail_depth)
 
     @property
@@ -242,18 +222,18 @@ class RoutedPurifier(RouteMixture):
 
     Args:
         in_channels: image channels.
-        hyper: the :class:`PurifierConfig` fields of :data:`ARCHITECTURES` ``["routed"]``, by keyword, with their
+        hyper: the :class:`~recondefense.purifier_config.PurifierConfig` fields of :data:`~recondefense.purifier_config.ARCHITECTURE_KEYS` ``["routed"]``, by keyword, with their
             defaults there but ``detail_depth`` 3 (``corruption_width`` and ``corruption_depth`` size ``R``).
 
     Shape: ``(N, C, H, W)`` in [0, 1] -> ``(N, C, H, W)`` in [0, 1].
     """
 
     def __init__(self, in_channels: int = 3, **hyper: Any) -> None:
-        config = _config("routed", in_channels, {"detail_depth": 3, **hyper})
+        config = PurifierConfig.for_architecture("routed", in_channels, **{"detail_depth": 3, **hyper})
         if config.inner not in GATED_INNER:
             raise ValueError(f"unknown adversarial purifier {config.inner!r}: expected one of {GATED_INNER}")
         experts = {
-            "bottleneck": replace(config, arch=config.inner).build(),
+            "bottleneck": build_purifier(replace(config, arch=config.inner)),
             "corruption": ResidualPurifier(in_channels, config.corruption_width, config.corruption_depth),
         }
         super().__init__(PerturbationGate(in_channels, config.detail_width, config.detail_depth, 2), experts)
@@ -263,143 +243,39 @@ class RoutedPurifier(RouteMixture):
         self.inner = config.inner
 
 
-_AE = ("in_channels", "width", "depth", "skip", "widths")  # the paper AE's keys, which every composite takes
-_GATE = (*_AE, "detail_width", "detail_depth", "inner", "bypass_below", "pass_smoothing")  # a gated purifier's
-#: Architecture name (config.json's ``arch``) -> class and the config keys it takes.
-ARCHITECTURES: dict[str, tuple[type[nn.Module], tuple[str, ...]]] = {
-    "recon": (ReconAutoencoder, _AE),
-    "residual": (ResidualPurifier, ("in_channels", "width", "depth")),
-    "detail": (DetailPurifier, (*_AE, "detail_width", "detail_depth")),
-    "gated": (GatedPurifier, _GATE),
-    "routed": (RoutedPurifier, (*_GATE, "corruption_width", "corruption_depth")),
+class Architecture(NamedTuple):
+    """A registered purifier architecture: the class and the config keys it takes."""
+
+    module: type[nn.Module]
+    keys: tuple[str, ...]
+
+
+_CLASSES: dict[str, type[nn.Module]] = {
+    "recon": ReconAutoencoder,
+    "residual": ResidualPurifier,
+    "detail": DetailPurifier,
+    "gated": GatedPurifier,
+    "routed": RoutedPurifier,
+}
+#: The one registry: architecture name (config.json's ``arch``) -> its class and config keys.
+ARCHITECTURES: dict[str, Architecture] = {
+    name: Architecture(_CLASSES[name], keys) for name, keys in ARCHITECTURE_KEYS.items()
 }
 
 
-def build_purifier(arch: str = "recon", **config: Any) -> nn.Module:
-    """Build the purifier ``arch`` from config keys; keys the architecture does not take are ignored.
+def build_purifier(arch: str | PurifierConfig = "recon", **config: Any) -> nn.Module:
+    """Build a purifier from a :class:`~recondefense.purifier_config.PurifierConfig`, or from an architecture name
+    and config keys (keys the architecture does not take are ignored).
 
     Raises:
-        ValueError: unknown ``arch``.
+        ValueError: unknown architecture.
+        TypeError: keyword arguments beside a PurifierConfig.
     """
+    if isinstance(arch, PurifierConfig):
+        if config:
+            raise TypeError(f"build_purifier(PurifierConfig) takes no keyword arguments, got {sorted(config)}")
+        config, arch = arch.as_dict(), arch.arch
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown purifier architecture {arch!r}: expected one of {sorted(ARCHITECTURES)}")
     cls, keys = ARCHITECTURES[arch]
     return cls(**{k: config[k] for k in keys if k in config})
-
-
-#: The integer hyper-parameters and their ranges, ``(low, high)``: what an untrusted config.json may ask for.
-INT_RANGES: dict[str, tuple[int, int]] = {
-    "in_channels": (1, 16),
-    "width": (1, 1024),
-    "depth": (1, 8),
-    "detail_width": (1, 256),
-    "detail_depth": (1, 6),
-    "corruption_width": (1, 256),
-    "corruption_depth": (1, 6),
-}
-
-
-@dataclass(frozen=True)
-class PurifierConfig:
-    """One purifier's hyper-parameters, the one list of them: what :class:`~recondefense.ReconstructiveDefense`
-    takes, its config.json holds (besides ``meta`` and ``format_version``) and a training run sets.
-
-    Defaults: the paper's AE (section 3.1: width 16, three blocks, the skip on). Fields an architecture does not
-    take are ignored by :meth:`build` (:data:`ARCHITECTURES` lists those it takes); the purifier classes take them
-    as keyword arguments.
-
-    Attributes:
-        in_channels: image channels (3 RGB, 1 grayscale).
-        width, depth: the AE's first-block filters (block ``i``: ``max(1, width // 2**i)``) and its blocks, the
-            input downsampled by ``2**depth``; for ``"residual"``, its U-Net's full-resolution channels (doubled per
-            level) and stride-2 levels.
-        skip: the AE's first-encoder-to-last-decoder skip connection (paper: on).
-        widths: explicit filters per AE block, overriding ``width`` and ``depth``.
-        arch: the architecture, a key of :data:`ARCHITECTURES`.
-        detail_width, detail_depth: the detail U-Net of ``"detail"``, the gate of ``"gated"`` (first-level
-            channels, doubled per level, and stride-2 levels).
-        inner: what ``"gated"`` holds behind its gate (``"routed"``: its adversarial purifier), one of
-            :data:`GATED_INNER`.
-        bypass_below: ``"gated"`` at inference: images whose gate is below this skip the purifier and come out
-            as the pass route gives them (each pixel within ``bypass_below`` of the blended output); 0 (the default,
-            and every gated weights folder without the key) runs the purifier on every image. ``"routed"``: the
-            same per expert and route probability. The bypass saves the purifier's time on clean traffic, but an
-            image that sits just across a decision boundary (DeepFool's) also comes back untouched, where the dense
-            mix's small share of the purifier pulls most of them back (ImageNet default, validation: DeepFool
-            0.831 dense, 0.009 with ``bypass_below=0.05``): ``pass_smoothing`` is the cheap way to keep both.
-        pass_smoothing: ``"gated"`` and ``"routed"``: what the pass route (the gate shut) gives, ``x`` smoothed by
-            this share of a 3 x 3 binomial blur (:func:`~recondefense.routing.blend`); 0 (the default, and every
-            weights folder without the key) passes the image untouched. A few hundredths of a grey level on clean
-            images, it pulls minimal-margin adversarial images (DeepFool's) back across the decision boundary,
-            as the dense mix's share of the purifier does, at a fraction of its cost.
-        corruption_width, corruption_depth: ``"routed"``'s corruption purifier, a :class:`ResidualPurifier` of that
-            width and depth (absent from config.json files written before them: the defaults, never read by the
-            other architectures).
-    """
-
-    in_channels: int = 3
-    width: int = 16
-    depth: int = 3
-    skip: bool = True
-    widths: tuple[int, ...] | list[int] | None = None
-    arch: str = "recon"
-    detail_width: int = 16
-    detail_depth: int = 2
-    inner: str = "recon"
-    bypass_below: float = 0.0
-    corruption_width: int = 16
-    corruption_depth: int = 2
-    pass_smoothing: float = 0.0
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> PurifierConfig:
-        """The config of ``values`` (e.g. a config.json), other keys ignored, values not checked: see :meth:`problem`."""
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in names})
-
-    def as_dict(self) -> dict[str, Any]:
-        """The hyper-parameters as config.json holds them (``widths`` a list of ints or None)."""
-        values = {f.name: getattr(self, f.name) for f in fields(self)}
-        values["widths"] = None if self.widths is None else [int(w) for w in self.widths]
-        return values
-
-    def problem(self) -> tuple[str, str] | None:
-        """The first hyper-parameter of a wrong type or out of range, as ``(name, what was expected)``; None when
-        all are valid. Nothing is built."""
-        for key, (low, high) in INT_RANGES.items():
-            value = getattr(self, key)
-            if type(value) is not int or not low <= value <= high:
-                return key, f"an integer in [{low}, {high}]"
-        if type(self.skip) is not bool:
-            return "skip", "true or false"
-        widths, (_, most), (_, widest) = self.widths, INT_RANGES["depth"], INT_RANGES["width"]
-        if widths is not None and (
-            not isinstance(widths, (list, tuple))
-            or not 1 <= len(widths) <= most
-            or any(type(w) is not int or not 1 <= w <= widest for w in widths)
-        ):
-            return "widths", f"null or a list of 1 to {most} integers in [1, {widest}]"
-        if not isinstance(self.arch, str) or self.arch not in ARCHITECTURES:
-            return "arch", f"one of {sorted(ARCHITECTURES)}"
-        if self.inner not in GATED_INNER:
-            return "inner", f"one of {list(GATED_INNER)}"
-        if type(self.bypass_below) not in (int, float) or not 0 <= self.bypass_below <= 0.5:
-            return "bypass_below", "a number in [0, 0.5]"
-        if type(self.pass_smoothing) not in (int, float) or not 0 <= self.pass_smoothing <= 1:
-            return "pass_smoothing", "a number in [0, 1]"
-        return None
-
-    def validate(self) -> PurifierConfig:
-        """``self``, checked by :meth:`problem` (nothing built).
-
-        Raises:
-            ValueError: naming the hyper-parameter, its value and what was expected.
-        """
-        bad = self.problem()
-        if bad is not None:
-            raise ValueError(f"{bad[0]}={getattr(self, bad[0])!r}: expected {bad[1]}")
-        return self
-
-    def build(self) -> nn.Module:
-        """The purifier network (:func:`build_purifier`)."""
-        return build_purifier(**self.as_dict())

@@ -1,5 +1,5 @@
 """Per-image gates and routes, the parts the gated and routed purifiers share (built from a
-:class:`~recondefense.purifiers.PurifierConfig` by :mod:`recondefense.purifiers`, which sits above this module):
+:class:`~recondefense.purifier_config.PurifierConfig` by :mod:`recondefense.purifiers`, which sits above this module):
 
 - :class:`PerturbationGate`: a small CNN that scores each image from its pixels and their Laplacian high-pass;
 - :class:`RouteMixture`: ``p0 * x + sum_k pk * P_k(x)``, a softmax over routes (route 0 passes the image through,

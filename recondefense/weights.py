@@ -108,7 +108,7 @@ class WeightsEntry(Artifact):
         classifier: the frozen classifier(s) trained against, comma-separated registered names.
         budget: the tier's attack parameters and image shape (:mod:`recondefense.budgets`).
         attack: what made the triplets (``"pgd"``, ``"gaussian:0.25"``, ``"pgd+corruption"``, ...).
-        arch: the purifier architecture (:data:`recondefense.purifiers.ARCHITECTURES`).
+        arch: the purifier architecture (:data:`recondefense.purifiers.ARCHITECTURES`, the one registry).
         input_mean, input_std: the classifier's input normalization; None: it takes [0, 1] pixels.
         clean_fraction: the share of clean triplets, when not zero.
         adaptive: triplets attacked through the current AE.

@@ -35,7 +35,7 @@ def compose(
 ) -> ReconstructiveDefense:
     """A gated defense with ``gate``'s gate and ``inner``'s purifier (an ``inner.arch`` network of its size);
     ``meta`` goes into its config.json; ``bypass_below``: images whose gate is below it skip the purifier at
-    inference; ``pass_smoothing``: what the pass route gives (both: :class:`~recondefense.purifiers.PurifierConfig`)."""
+    inference; ``pass_smoothing``: what the pass route gives (both: :class:`~recondefense.purifier_config.PurifierConfig`)."""
     if gate.arch != "gated":
         raise ValueError(f"--gate must name gated weights, got arch {gate.arch!r}")
     hyper = dict(gate.hyperparameters)

@@ -63,7 +63,7 @@ def compose(
     residual weights, or the purifier of gated or routed ones) and ``corruption``'s (residual weights, or the
     corruption purifier of routed ones), each copied exactly; ``meta`` goes into its config.json; ``bypass_below``:
     an expert skips the images whose route probability is below it, at inference; ``pass_smoothing``: what the pass
-    route gives (:class:`~recondefense.purifiers.PurifierConfig`).
+    route gives (:class:`~recondefense.purifier_config.PurifierConfig`).
 
     Raises:
         ValueError: weights of another arch or channel count than each part takes, or a gate of another size.

@@ -36,12 +36,13 @@ def load_purifier(weights: str) -> nn.Module:
     from recondefense.train.checkpoints import CHECKPOINT, LEGACY_CHECKPOINT, load_checkpoint
 
     if Path(weights).name in (CHECKPOINT, LEGACY_CHECKPOINT):
+        from recondefense.purifiers import build_purifier
         from recondefense.train.architecture import purifier_config
         from recondefense.train.config import TrainConfig
 
         state = load_checkpoint(Path(weights))
         config = TrainConfig(**{k: v for k, v in state["config"].items() if k != "extra_meta"})
-        net = purifier_config(config, in_channels=3).build()
+        net = build_purifier(purifier_config(config, in_channels=3))
         net.load_state_dict(state["model"])
         return net.eval()
     return ReconstructiveDefense.from_pretrained(weights).eval()

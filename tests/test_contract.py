@@ -23,7 +23,8 @@ from torch import nn
 from recondefense import ReconstructiveDefense
 from recondefense.attacks import BPDA
 from recondefense.baselines import JPEG, STL, BitDepth, FeatureDistillation, PixelDeflection, RandomResizePad
-from recondefense.purifiers import ARCHITECTURES, GATED_INNER
+from recondefense.purifier_config import GATED_INNER
+from recondefense.purifiers import ARCHITECTURES
 from recondefense.transform import RANGE_TOLERANCE, PixelDefense
 
 pytestmark = pytest.mark.usefixtures("one_thread")

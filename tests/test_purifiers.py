@@ -9,10 +9,10 @@ import torch
 
 from recondefense import ReconstructiveDefense
 from recondefense.autoencoder import ReconAutoencoder
+from recondefense.purifier_config import ARCHITECTURE_KEYS, PurifierConfig
 from recondefense.purifiers import (
     ARCHITECTURES,
     DetailPurifier,
-    PurifierConfig,
     ResidualPurifier,
     build_purifier,
     pad_to_stride,
@@ -67,6 +67,20 @@ def test_unknown_architecture_is_refused():
         ReconstructiveDefense(arch="unet9000")
     with pytest.raises(ValueError, match="unknown purifier architecture"):
         build_purifier("nope")
+
+
+def test_one_registry_builds_from_a_config_or_a_name():
+    """(That the config module imports no network: tests/test_imports.py.)"""
+    assert set(ARCHITECTURES) == set(ARCHITECTURE_KEYS)
+    assert all(ARCHITECTURES[a].keys == ARCHITECTURE_KEYS[a] for a in ARCHITECTURES)
+    config = PurifierConfig(1, width=4, depth=2, arch="residual")
+    from_config, from_name = build_purifier(config), build_purifier("residual", in_channels=1, width=4, depth=2)
+    assert type(from_config) is ARCHITECTURES["residual"].module is type(from_name)
+    assert from_config.state_dict().keys() == from_name.state_dict().keys()
+    with pytest.raises(TypeError, match="takes no keyword arguments"):
+        build_purifier(config, width=8)
+    with pytest.raises(TypeError, match="'detail' got unexpected keyword arguments \\['inner'\\]"):
+        DetailPurifier(3, inner="residual")
 
 
 def test_gated_purifier_starts_nearly_closed_and_applies_its_autoencoder_when_open():
@@ -144,7 +158,7 @@ def test_every_shipped_config_json_is_a_valid_purifier_config(name):
     defense = ReconstructiveDefense.from_pretrained(name)
     assert defense.purifier_config == purifier and defense.hyperparameters == purifier.as_dict()
     with torch.device("meta"):
-        names = {k for k, _ in purifier.build().named_parameters()}
+        names = {k for k, _ in build_purifier(purifier).named_parameters()}
     assert names == {k for k, _ in defense.autoencoder.named_parameters()}
 
 

@@ -13,7 +13,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from recondefense import ReconstructiveDefense
-from recondefense.purifiers import GatedPurifier, PurifierConfig, ResidualPurifier, RoutedPurifier
+from recondefense.purifier_config import PurifierConfig
+from recondefense.purifiers import GatedPurifier, ResidualPurifier, RoutedPurifier
 from recondefense.routing import ROUTES
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -7,7 +7,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Protocol
 
-from ..purifiers import PurifierConfig
+from ..purifier_config import PurifierConfig
+from ..purifiers import build_purifier
 
 __all__ = ["NetworkOptions", "parse_widths", "purifier_config", "frozen_prefixes", "check_freeze"]
 
@@ -95,5 +96,5 @@ def check_freeze(config: NetworkOptions) -> None:
     import torch
 
     with torch.device("meta"):
-        net = purifier_config(config).build()
+        net = build_purifier(purifier_config(config))
     frozen_prefixes(config, (name for name, _ in net.named_parameters()))

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..losses import EQ1_ALPHA, EQ1_BETA, EQ1_C, VISUAL_LOSSES
-from ..purifiers import ARCHITECTURES, GATED_INNER, PurifierConfig
+from ..purifier_config import ARCHITECTURE_KEYS, GATED_INNER, PurifierConfig
 from .architecture import check_freeze, parse_widths, purifier_config
 from .attack_specs import attack_parts, corruption_spec, gaussian_sigma
 
@@ -241,7 +241,7 @@ CHOICES = {
     "lr_schedule": ("constant", "cosine"),
     "guidance": ("ce", "kl", "logits-l1"),
     "visual_loss": VISUAL_LOSSES,
-    "arch": tuple(ARCHITECTURES),
+    "arch": tuple(ARCHITECTURE_KEYS),
     "inner": GATED_INNER,
 }
 

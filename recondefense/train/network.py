@@ -16,7 +16,8 @@ from .. import __version__
 from ..data import data_sources
 from ..defense import ReconstructiveDefense
 from ..losses import VisualLossParts, guidance_loss, visual_loss
-from ..purifiers import ARCHITECTURES, pad_to_stride
+from ..purifier_config import ARCHITECTURE_KEYS
+from ..purifiers import build_purifier, pad_to_stride
 from .architecture import frozen_prefixes, purifier_config
 from .attack_specs import attack_parts, corruption_spec, gaussian_sigma
 from .config import TrainConfig, config_to_command
@@ -129,7 +130,7 @@ def build_network(config: TrainConfig, in_channels: int, start: ReconstructiveDe
     Raises:
         ValueError: ``start`` takes another channel count than the images, or holds another network.
     """
-    net = purifier_config(config, in_channels).build()
+    net = build_purifier(purifier_config(config, in_channels))
     if start is None:
         return net
     source = _start_name(config)
@@ -175,7 +176,7 @@ def _start_name(config: TrainConfig) -> str:
 def _settings(arch: str, values: dict[str, Any], flags: bool) -> str:
     """A network's settings as the caller writes them: ``--arch recon --width 16 ...`` or ``arch recon, width 16``."""
     hidden = ("in_channels", "width", "depth") if values.get("widths") else ("in_channels", "widths")
-    keys = ["arch", *(k for k in ARCHITECTURES[arch][1] if k not in hidden)]
+    keys = ["arch", *(k for k in ARCHITECTURE_KEYS[arch] if k not in hidden)]
     values = {**values, "arch": arch}
     values = {k: ",".join(map(str, v)) if isinstance(v, (list, tuple)) else v for k, v in values.items()}
     if not flags:

@@ -1,0 +1,159 @@
+"""The one list of a purifier's hyper-parameters, :class:`PurifierConfig`, and what each architecture takes.
+
+Pure data (no network is built here, and nothing of recondefense is imported): the networks and the registry that
+builds them, :func:`~recondefense.purifiers.build_purifier`, live in :mod:`recondefense.purifiers`, which imports
+this module; :class:`~recondefense.ReconstructiveDefense`, config.json and ``recondefense train``'s ``TrainConfig``
+derive from it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+__all__ = ["ARCHITECTURE_KEYS", "GATED_INNER", "INT_RANGES", "PurifierConfig"]
+
+_AE = ("in_channels", "width", "depth", "skip", "widths")  # the paper AE's keys, which every composite takes
+_GATE = (*_AE, "detail_width", "detail_depth", "inner", "bypass_below", "pass_smoothing")  # a gated purifier's
+#: Architecture name (config.json's ``arch``) -> the config keys its class takes.
+ARCHITECTURE_KEYS: dict[str, tuple[str, ...]] = {
+    "recon": _AE,
+    "residual": ("in_channels", "width", "depth"),
+    "detail": (*_AE, "detail_width", "detail_depth"),
+    "gated": _GATE,
+    "routed": (*_GATE, "corruption_width", "corruption_depth"),
+}
+
+#: What a gated purifier may hold behind its gate (config.json's ``inner``).
+GATED_INNER = ("recon", "residual")
+
+#: The integer hyper-parameters and their ranges, ``(low, high)``: what an untrusted config.json may ask for.
+INT_RANGES: dict[str, tuple[int, int]] = {
+    "in_channels": (1, 16),
+    "width": (1, 1024),
+    "depth": (1, 8),
+    "detail_width": (1, 256),
+    "detail_depth": (1, 6),
+    "corruption_width": (1, 256),
+    "corruption_depth": (1, 6),
+}
+
+
+@dataclass(frozen=True)
+class PurifierConfig:
+    """One purifier's hyper-parameters, the one list of them: what :class:`~recondefense.ReconstructiveDefense`
+    takes, its config.json holds (besides ``meta`` and ``format_version``) and a training run sets.
+
+    Defaults: the paper's AE (section 3.1: width 16, three blocks, the skip on). Fields an architecture does not
+    take are ignored by :func:`~recondefense.purifiers.build_purifier` (:data:`ARCHITECTURE_KEYS` lists those it
+    takes); the purifier classes take them as keyword arguments.
+
+    Attributes:
+        in_channels: image channels (3 RGB, 1 grayscale).
+        width, depth: the AE's first-block filters (block ``i``: ``max(1, width // 2**i)``) and its blocks, the
+            input downsampled by ``2**depth``; for ``"residual"``, its U-Net's full-resolution channels (doubled per
+            level) and stride-2 levels.
+        skip: the AE's first-encoder-to-last-decoder skip connection (paper: on).
+        widths: explicit filters per AE block, overriding ``width`` and ``depth``.
+        arch: the architecture, a key of :data:`ARCHITECTURE_KEYS`.
+        detail_width, detail_depth: the detail U-Net of ``"detail"``, the gate of ``"gated"`` (first-level
+            channels, doubled per level, and stride-2 levels).
+        inner: what ``"gated"`` holds behind its gate (``"routed"``: its adversarial purifier), one of
+            :data:`GATED_INNER`.
+        bypass_below: ``"gated"`` at inference: images whose gate is below this skip the purifier and come out
+            as the pass route gives them (each pixel within ``bypass_below`` of the blended output); 0 (the default,
+            and every gated weights folder without the key) runs the purifier on every image. ``"routed"``: the
+            same per expert and route probability. The bypass saves the purifier's time on clean traffic, but an
+            image that sits just across a decision boundary (DeepFool's) also comes back untouched, where the dense
+            mix's small share of the purifier pulls most of them back (ImageNet default, validation: DeepFool
+            0.831 dense, 0.009 with ``bypass_below=0.05``): ``pass_smoothing`` is the cheap way to keep both.
+        pass_smoothing: ``"gated"`` and ``"routed"``: what the pass route (the gate shut) gives, ``x`` smoothed by
+            this share of a 3 x 3 binomial blur (:func:`~recondefense.routing.blend`); 0 (the default, and every
+            weights folder without the key) passes the image untouched. A few hundredths of a grey level on clean
+            images, it pulls minimal-margin adversarial images (DeepFool's) back across the decision boundary,
+            as the dense mix's share of the purifier does, at a fraction of its cost.
+        corruption_width, corruption_depth: ``"routed"``'s corruption purifier, a :class:`ResidualPurifier` of that
+            width and depth (absent from config.json files written before them: the defaults, never read by the
+            other architectures).
+    """
+
+    in_channels: int = 3
+    width: int = 16
+    depth: int = 3
+    skip: bool = True
+    widths: tuple[int, ...] | list[int] | None = None
+    arch: str = "recon"
+    detail_width: int = 16
+    detail_depth: int = 2
+    inner: str = "recon"
+    bypass_below: float = 0.0
+    corruption_width: int = 16
+    corruption_depth: int = 2
+    pass_smoothing: float = 0.0
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> PurifierConfig:
+        """The config of ``values`` (e.g. a config.json), other keys ignored, values not checked: see :meth:`problem`."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in names})
+
+    def as_dict(self) -> dict[str, Any]:
+        """The hyper-parameters as config.json holds them (``widths`` a list of ints or None)."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values["widths"] = None if self.widths is None else [int(w) for w in self.widths]
+        return values
+
+    def problem(self) -> tuple[str, str] | None:
+        """The first hyper-parameter of a wrong type or out of range, as ``(name, what was expected)``; None when
+        all are valid. Nothing is built."""
+        for key, (low, high) in INT_RANGES.items():
+            value = getattr(self, key)
+            if type(value) is not int or not low <= value <= high:
+                return key, f"an integer in [{low}, {high}]"
+        if type(self.skip) is not bool:
+            return "skip", "true or false"
+        widths, (_, most), (_, widest) = self.widths, INT_RANGES["depth"], INT_RANGES["width"]
+        if widths is not None and (
+            not isinstance(widths, (list, tuple))
+            or not 1 <= len(widths) <= most
+            or any(type(w) is not int or not 1 <= w <= widest for w in widths)
+        ):
+            return "widths", f"null or a list of 1 to {most} integers in [1, {widest}]"
+        if not isinstance(self.arch, str) or self.arch not in ARCHITECTURE_KEYS:
+            return "arch", f"one of {sorted(ARCHITECTURE_KEYS)}"
+        if self.inner not in GATED_INNER:
+            return "inner", f"one of {list(GATED_INNER)}"
+        if type(self.bypass_below) not in (int, float) or not 0 <= self.bypass_below <= 0.5:
+            return "bypass_below", "a number in [0, 0.5]"
+        if type(self.pass_smoothing) not in (int, float) or not 0 <= self.pass_smoothing <= 1:
+            return "pass_smoothing", "a number in [0, 1]"
+        return None
+
+    def validate(self) -> PurifierConfig:
+        """``self``, checked by :meth:`problem` (nothing built).
+
+        Raises:
+            ValueError: naming the hyper-parameter, its value and what was expected.
+        """
+        bad = self.problem()
+        if bad is not None:
+            raise ValueError(f"{bad[0]}={getattr(self, bad[0])!r}: expected {bad[1]}")
+        return self
+
+    @classmethod
+    def for_architecture(cls, arch: str, in_channels: int = 3, **hyper: Any) -> PurifierConfig:
+        """The config of a purifier ``arch`` built with ``in_channels`` and the keyword arguments ``hyper``, which
+        must be among those ``arch`` takes (:data:`ARCHITECTURE_KEYS`); values not checked (see :meth:`problem`).
+
+        Raises:
+            ValueError: unknown ``arch``.
+            TypeError: a keyword argument the architecture does not take.
+        """
+        if arch not in ARCHITECTURE_KEYS:
+            raise ValueError(f"unknown purifier architecture {arch!r}: expected one of {sorted(ARCHITECTURE_KEYS)}")
+        takes = ARCHITECTURE_KEYS[arch]
+        unknown = sorted(set(hyper) - set(takes))
+        if unknown:
+            raise TypeError(f"purifier {arch!r} got unexpected keyword arguments {unknown}: it takes {list(takes)}")
+        return cls(in_channels, arch=arch, **hyper)
