@@ -137,7 +137,7 @@ class ReconstructiveDefense(
         detail_width: int = PurifierConfig.detail_width,
         detail_depth: int = PurifierConfig.detail_depth,
         inner: str = PurifierConfig.inner,
-        bypass_below: float = PurifierConfig.bypass_below,
+        bypass_below: float | Sequence[float] = PurifierConfig.bypass_below,
         corruption_width: int = PurifierConfig.corruption_width,
         corruption_depth: int = PurifierConfig.corruption_depth,
         pass_smoothing: float = PurifierConfig.pass_smoothing,

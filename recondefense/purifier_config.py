@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-__all__ = ["ARCHITECTURE_KEYS", "GATED_INNER", "INT_RANGES", "PurifierConfig"]
+__all__ = ["ARCHITECTURE_KEYS", "EXPERTS", "GATED_INNER", "INT_RANGES", "PurifierConfig"]
 
 _AE = ("in_channels", "width", "depth", "skip", "widths")  # the paper AE's keys, which every composite takes
 _GATE = (*_AE, "detail_width", "detail_depth", "inner", "bypass_below", "pass_smoothing")  # a gated purifier's
@@ -24,6 +24,9 @@ ARCHITECTURE_KEYS: dict[str, tuple[str, ...]] = {
     "gated": _GATE,
     "routed": (*_GATE, "corruption_width", "corruption_depth"),
 }
+
+#: How many experts a gate routes between, by architecture (``bypass_below`` may give one threshold each).
+EXPERTS: dict[str, int] = {"gated": 1, "routed": 2}
 
 #: What a gated purifier may hold behind its gate (config.json's ``inner``).
 GATED_INNER = ("recon", "residual")
@@ -68,6 +71,8 @@ class PurifierConfig:
             image that sits just across a decision boundary (DeepFool's) also comes back untouched, where the dense
             mix's small share of the purifier pulls most of them back (ImageNet default, validation: DeepFool
             0.831 dense, 0.009 with ``bypass_below=0.05``): ``pass_smoothing`` is the cheap way to keep both.
+            ``"routed"`` also takes one threshold per expert, in route order (config.json: a list), e.g.
+            ``(0, 0.05)``: the adversarial purifier dense, the corruption purifier only on flagged images.
         pass_smoothing: ``"gated"`` and ``"routed"``: what the pass route (the gate shut) gives, ``x`` smoothed by
             this share of a 3 x 3 binomial blur (:func:`~recondefense.routing.blend`); 0 (the default, and every
             weights folder without the key) passes the image untouched. A few hundredths of a grey level on clean
@@ -87,7 +92,7 @@ class PurifierConfig:
     detail_width: int = 16
     detail_depth: int = 2
     inner: str = "recon"
-    bypass_below: float = 0.0
+    bypass_below: float | tuple[float, ...] | list[float] = 0.0
     corruption_width: int = 16
     corruption_depth: int = 2
     pass_smoothing: float = 0.0
@@ -102,6 +107,8 @@ class PurifierConfig:
         """The hyper-parameters as config.json holds them (``widths`` a list of ints or None)."""
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         values["widths"] = None if self.widths is None else [int(w) for w in self.widths]
+        if isinstance(self.bypass_below, (list, tuple)):
+            values["bypass_below"] = [float(b) for b in self.bypass_below]
         return values
 
     def problem(self) -> tuple[str, str] | None:
@@ -124,8 +131,15 @@ class PurifierConfig:
             return "arch", f"one of {sorted(ARCHITECTURE_KEYS)}"
         if self.inner not in GATED_INNER:
             return "inner", f"one of {list(GATED_INNER)}"
-        if type(self.bypass_below) not in (int, float) or not 0 <= self.bypass_below <= 0.5:
-            return "bypass_below", "a number in [0, 0.5]"
+        experts = EXPERTS.get(self.arch, 1)
+        thresholds = self.bypass_below if isinstance(self.bypass_below, (list, tuple)) else [self.bypass_below]
+        if (
+            len(thresholds) not in (1, experts)
+            or any(type(b) not in (int, float) or not 0 <= b <= 0.5 for b in thresholds)
+            or (len(thresholds) > 1 and not isinstance(self.bypass_below, (list, tuple)))
+        ):
+            per_expert = f", or a list of {experts} such numbers (one per expert)" if experts > 1 else ""
+            return "bypass_below", f"a number in [0, 0.5]{per_expert}"
         if type(self.pass_smoothing) not in (int, float) or not 0 <= self.pass_smoothing <= 1:
             return "pass_smoothing", "a number in [0, 1]"
         return None

@@ -31,7 +31,7 @@ from torch import nn
 
 from .autoencoder import ReconAutoencoder
 from .purifier_config import ARCHITECTURE_KEYS, GATED_INNER, PurifierConfig
-from .routing import PerturbationGate, RouteMixture, blend, conv_relu
+from .routing import PerturbationGate, RouteMixture, blend, bypass_thresholds, conv_relu
 
 __all__ = [
     "ResidualPurifier",
@@ -189,7 +189,7 @@ class GatedPurifier(nn.Module):
             raise ValueError(f"unknown purifier behind the gate {config.inner!r}: expected one of {GATED_INNER}")
         self.in_channels = in_channels
         self.inner = config.inner
-        self.bypass_below = float(config.bypass_below)
+        self.bypass_below = bypass_thresholds(config.bypass_below, 1)[0]
         self.pass_smoothing = float(config.pass_smoothing)
         self.bottleneck = build_purifier(replace(config, arch=config.inner))
         self.gate = PerturbationGate(in_channels, config.detail_width, config.detail_depth)
@@ -236,9 +236,8 @@ class RoutedPurifier(RouteMixture):
             "bottleneck": build_purifier(replace(config, arch=config.inner)),
             "corruption": ResidualPurifier(in_channels, config.corruption_width, config.corruption_depth),
         }
-        super().__init__(PerturbationGate(in_channels, config.detail_width, config.detail_depth, 2), experts)
-        self.bypass_below = float(config.bypass_below)
-        self.pass_smoothing = float(config.pass_smoothing)
+        gate = PerturbationGate(in_channels, config.detail_width, config.detail_depth, 2)
+        super().__init__(gate, experts, config.bypass_below, config.pass_smoothing)
         self.in_channels = in_channels
         self.inner = config.inner
 

@@ -17,7 +17,7 @@ from torch import nn
 
 from .transform import is_tracing
 
-__all__ = ["ROUTES", "binomial_blur", "blend", "conv_relu", "PerturbationGate", "RouteMixture"]
+__all__ = ["ROUTES", "binomial_blur", "blend", "bypass_thresholds", "conv_relu", "PerturbationGate", "RouteMixture"]
 
 #: The routes of :class:`~recondefense.purifiers.RoutedPurifier`, in the order of its route probabilities: route 0
 #: passes the image untouched, route 1 is the adversarial purifier, route 2 the corruption purifier.
@@ -44,7 +44,7 @@ def blend(
     x: torch.Tensor,
     shares: torch.Tensor,
     experts: Sequence[nn.Module],
-    bypass_below: float = 0.0,
+    bypass_below: float | Sequence[float] = 0.0,
     training: bool = False,
     pass_smoothing: float = 0.0,
 ) -> torch.Tensor:
@@ -56,21 +56,37 @@ def blend(
     With ``bypass_below`` > 0, outside ``training`` and tracing (export, ``torch.compile``), expert ``k`` runs only on
     the images whose share is at least ``bypass_below``; the others get the pass route's pixels there (each within
     its share of the dense blend), so an image no expert is flagged for comes out as the pass route gives it.
+    A sequence gives one threshold per expert (0: that expert runs on every image).
 
     Shape: ``x`` ``(N, C, H, W)`` in [0, 1], ``shares`` ``(N, K)`` in [0, 1], ``K`` experts -> ``(N, C, H, W)``.
     """
     passed = x if pass_smoothing <= 0 else torch.lerp(x, binomial_blur(x), pass_smoothing)
     out = passed
-    dense = bypass_below <= 0 or training or is_tracing(x)
-    for k, expert in enumerate(experts):
+    thresholds = bypass_thresholds(bypass_below, len(experts))
+    always = training or is_tracing(x)
+    for k, (expert, threshold) in enumerate(zip(experts, thresholds)):
         share = shares[:, k].view(-1, 1, 1, 1)
-        if dense:
+        if always or threshold <= 0:
             out = out + share * (expert(x) - passed)
             continue
-        flagged = (shares[:, k] >= bypass_below).nonzero().flatten()
+        flagged = (shares[:, k] >= threshold).nonzero().flatten()
         if len(flagged):  # the expert runs on its flagged images only
             out = out.index_add(0, flagged, share[flagged] * (expert(x[flagged]) - passed[flagged]))
     return out.clamp(0, 1)
+
+
+def bypass_thresholds(bypass_below: float | Sequence[float], experts: int) -> tuple[float, ...]:
+    """One bypass threshold per expert: a number serves every expert, a sequence gives each its own.
+
+    Raises:
+        ValueError: a sequence of another length than ``experts``.
+    """
+    if isinstance(bypass_below, (int, float)):
+        return (float(bypass_below),) * experts
+    thresholds = tuple(float(b) for b in bypass_below)
+    if len(thresholds) != experts:
+        raise ValueError(f"bypass_below {list(thresholds)}: expected one threshold per expert ({experts})")
+    return thresholds
 
 
 class PerturbationGate(nn.Sequential):
@@ -111,7 +127,8 @@ class RouteMixture(nn.Module):
     Args:
         gate: one logit per expert, ``(N, C, H, W)`` -> ``(N, len(experts))``.
         experts: the purifiers by attribute name (the state dict's prefixes), in route order 1, 2, ...
-        bypass_below: the inference threshold above, in [0, 0.5]; 0 runs every expert.
+        bypass_below: the inference threshold above, in [0, 0.5], for every expert or one per expert (route
+            order); 0 runs the expert on every image.
         pass_smoothing: the pass route's smoothing, in [0, 1]; 0 passes the image untouched.
 
     Shape: ``(N, C, H, W)`` in [0, 1] -> ``(N, C, H, W)`` in [0, 1].
@@ -121,7 +138,7 @@ class RouteMixture(nn.Module):
         self,
         gate: nn.Module,
         experts: Mapping[str, nn.Module],
-        bypass_below: float = 0.0,
+        bypass_below: float | Sequence[float] = 0.0,
         pass_smoothing: float = 0.0,
     ) -> None:
         super().__init__()
@@ -129,7 +146,7 @@ class RouteMixture(nn.Module):
         self.expert_names = tuple(experts)
         for name, expert in experts.items():
             self.add_module(name, expert)
-        self.bypass_below = float(bypass_below)
+        self.bypass_below = bypass_thresholds(bypass_below, len(experts))
         self.pass_smoothing = float(pass_smoothing)
 
     def experts(self) -> list[nn.Module]:

@@ -56,13 +56,14 @@ def compose(
     adversarial: ReconstructiveDefense,
     corruption: ReconstructiveDefense,
     meta: dict | None = None,
-    bypass_below: float = 0.0,
+    bypass_below: float | tuple[float, float] = 0.0,
     pass_smoothing: float = 0.0,
 ) -> ReconstructiveDefense:
     """A routed defense with ``gate``'s gate (routed, or gated: into route 1), ``adversarial``'s purifier (recon or
     residual weights, or the purifier of gated or routed ones) and ``corruption``'s (residual weights, or the
     corruption purifier of routed ones), each copied exactly; ``meta`` goes into its config.json; ``bypass_below``:
-    an expert skips the images whose route probability is below it, at inference; ``pass_smoothing``: what the pass
+    an expert skips the images whose route probability is below it, at inference (one number for both experts,
+    or a pair: adversarial, corruption); ``pass_smoothing``: what the pass
     route gives (:class:`~recondefense.purifier_config.PurifierConfig`).
 
     Raises:
@@ -84,7 +85,7 @@ def compose(
         {k: theirs[k] for k in ("width", "depth", "skip", "widths")},
         arch="routed",
         inner=inner,
-        bypass_below=bypass_below,
+        bypass_below=list(bypass_below) if isinstance(bypass_below, tuple) else bypass_below,
         pass_smoothing=pass_smoothing,
         corruption_width=sizes["width"] if residual else sizes["corruption_width"],
         corruption_depth=sizes["depth"] if residual else sizes["corruption_depth"],
@@ -120,6 +121,14 @@ def measure(
     return results
 
 
+def _thresholds(text: str) -> float | tuple[float, float]:
+    """``--bypass-below``: one number, or two (adversarial, corruption) separated by a comma."""
+    values = tuple(float(v) for v in text.split(","))
+    if len(values) not in (1, 2):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected one number or two separated by a comma")
+    return values[0] if len(values) == 1 else values
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--gate", required=True, help="routed or gated weights whose gate is kept (name or folder)")
@@ -140,9 +149,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--bypass-below",
-        type=float,
+        type=_thresholds,
         default=0.0,
-        help="at inference an expert skips the images whose route probability is below this (0: every expert runs)",
+        help="at inference an expert skips the images whose route probability is below this (0: every expert runs); "
+        "two numbers, ADVERSARIAL,CORRUPTION, give each expert its own (0,0.05: the adversarial purifier dense)",
     )
     parser.add_argument(
         "--pass-smoothing", type=float, default=0.0, help="share of a 3 x 3 blur the pass route gives (0: none)"
@@ -161,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [name for name in args.held_out_corruptions.split(",") if name and name not in CORRUPTIONS]
     if unknown:
         parser.error(f"--held-out-corruptions: unknown {unknown}; expected some of {','.join(CORRUPTIONS)}")
-    if not 0 <= args.bypass_below <= 0.5 or args.val_limit < 1:
+    thresholds = args.bypass_below if isinstance(args.bypass_below, tuple) else (args.bypass_below,)
+    if not all(0 <= b <= 0.5 for b in thresholds) or args.val_limit < 1:
         parser.error(f"--bypass-below {args.bypass_below}, --val-limit {args.val_limit}: expected [0, 0.5] and >= 1")
     parts = [ReconstructiveDefense.from_pretrained(name) for name in (args.gate, args.adversarial, args.corruption)]
     validation = measure(compose(*parts), args.data, args.classifier, args.val_limit, args.corruptions)

@@ -31,7 +31,8 @@
 #    sharpening) to route 0; the experts stay frozen (the loss never looks at them);
 # 3. compose: the gate of 2, the adversarial purifier ADVERSARIAL (default: the one behind the ImageNet default of
 #    Defended(model)), the corruption purifier of 1, with the bypass
-#    (an expert skips images whose route probability is below BYPASS), validated on the val split under PGD and the
+#    (an expert skips images whose route probability is below its threshold in BYPASS: the adversarial purifier
+#    runs on every image, as in the dense default, the corruption purifier only on the images routed to it), validated on the val split under PGD and the
 #    trained corruptions (scripts/compose_routed.py).
 # Lite1 is never used: it is the unseen classifier of the evaluation. The held-out corruptions are never trained on.
 set -uo pipefail
@@ -46,8 +47,8 @@ CORRUPTION_MINUTES=${CORRUPTION_MINUTES:-}
 CORRUPTION_WIDTH=${CORRUPTION_WIDTH:-16}
 CORRUPTION_DEPTH=${CORRUPTION_DEPTH:-2}
 GATE_EPOCHS=${GATE_EPOCHS:-6}
-BYPASS=${BYPASS:-0.05}
-PASS_SMOOTHING=${PASS_SMOOTHING:-0.1}  # what the pass route gives (PurifierConfig.pass_smoothing), as the default
+BYPASS=${BYPASS:-0,0.05}  # adversarial,corruption: the adversarial purifier dense, as in the default
+PASS_SMOOTHING=${PASS_SMOOTHING:-0}  # what the pass route gives (PurifierConfig.pass_smoothing): as the default
 RESULT=${RESULT:-$OUT/composed}
 PY=${PYTHON:-python3}
 CLASSIFIERS=imagenet-efficientnet_lite0,imagenet-efficientnet_lite2

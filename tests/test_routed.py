@@ -81,6 +81,31 @@ def test_routed_bypass_returns_shut_images_exactly_and_runs_each_expert_on_its_f
         torch.testing.assert_close(bypassed(x), dense.train()(x))  # training blends every image
 
 
+def test_one_bypass_threshold_per_expert_keeps_the_adversarial_purifier_dense():
+    """``bypass_below=(0, 0.05)``: A (route 1) runs on every image, R (route 2) only where its route holds 0.05."""
+    torch.manual_seed(0)
+    net = RoutedPurifier(**SMALL, bypass_below=[0.0, 0.05]).eval()
+    assert net.bypass_below == (0.0, 0.05)
+    net.gate = FixedLogits([[-30.0, -30.0], [30.0, -30.0], [-30.0, 30.0]])
+    calls: dict[str, list[int]] = {"bottleneck": [], "corruption": []}
+    for name in calls:
+        getattr(net, name).register_forward_hook(lambda m, args, out, name=name: calls[name].append(len(args[0])))
+    x = torch.rand(3, 3, 16, 16)
+    x[:, 0, 0, 0] = torch.arange(3) / 10
+    with torch.no_grad():
+        net(x)
+    assert calls == {"bottleneck": [3], "corruption": [1]}
+    config = PurifierConfig(arch="routed", bypass_below=(0.0, 0.05))
+    assert config.validate().as_dict()["bypass_below"] == [0.0, 0.05]
+    for bad in ([0.1, 0.2, 0.3], [0.0, 0.7], "0.05"):
+        with pytest.raises(ValueError, match="bypass_below.*one per expert"):
+            PurifierConfig(arch="routed", bypass_below=bad).validate()
+    with pytest.raises(ValueError, match="bypass_below.*expected a number in .0, 0.5.$"):
+        PurifierConfig(arch="gated", bypass_below=[0.0, 0.05]).validate()
+    with pytest.raises(ValueError, match="one threshold per expert"):
+        RoutedPurifier(**SMALL, bypass_below=[0.1, 0.1, 0.1])
+
+
 def random_gated() -> GatedPurifier:
     """A gated purifier of the SMALL sizes whose gate has random weights (seeded), in eval mode."""
     torch.manual_seed(0)
@@ -366,7 +391,7 @@ def test_compose_routed_keeps_every_part_bit_exactly(tmp_path):
             assert torch.equal(v, state[k][: len(v)] if k.startswith(f"gate.{len(net.gate) - 1}.") else state[k])
     composed.save_pretrained(tmp_path / "composed")
     loaded = ReconstructiveDefense.from_pretrained(tmp_path / "composed")
-    assert loaded.meta == {"note": "kept"} and loaded.autoencoder.bypass_below == 0.05
+    assert loaded.meta == {"note": "kept"} and loaded.autoencoder.bypass_below == (0.05, 0.05)
     x = torch.rand(2, 3, 16, 16)
     assert torch.equal(loaded(x), composed(x))
     again = module.compose(loaded, loaded, loaded)  # every part from a routed folder
