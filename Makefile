@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo venv data lint bench tables imagenet-tables imagenet-default-rows imagenet-markdown imagenet-objects-tables imagenet-objects-markdown imagenet-objects-first-look imagenet-objects-val imagenet-gate-open realworld-tables corruption-tables imagenet-corruption-tables imagenet-objects-corruption-tables certify-tables certify-bfloat16 certify-full clean
+.PHONY: test demo venv data lint bench tables imagenet-tables imagenet-default-rows imagenet-markdown imagenet-objects-tables imagenet-objects-markdown imagenet-objects-first-look imagenet-objects-val imagenet-gate-open realworld-tables corruption-tables imagenet-corruption-tables imagenet-objects-corruption-tables imagenet-objects-routed-rows imagenet-objects-corruption-markdown certify-tables certify-bfloat16 certify-full clean
 FMNIST := /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
 
 $(PY):
@@ -300,31 +300,42 @@ imagenet-corruption-tables: $(IMAGENET_STAMP) data
 # and ROUTED (a routed weights folder, e.g. the composed RESULT of scripts/train_imagenet_realworld.sh; empty: left
 # out); the same for the unseen Lite1 with no defense, the default and ROUTED; the figure (one crop, every corruption
 # at severity 3, before and after ROUTED, else the default); clean and PGD accuracy of ROUTED beside the default.
-# Hours on 2 CPU cores; the shards run in parallel and merge. A trial run: OBJECT_LIMIT=4 OBJECT_CORRUPTIONS=fog,frost
+# Hours on 2 CPU cores; the shards run in parallel and merge. Each rows file is resumable (--resume: a killed run
+# keeps its finished shards in FILE.shards/) and ROUTED's rows are a file of their own, so a new candidate costs only
+# its own rows (make imagenet-objects-routed-rows ROUTED=...). A trial run: OBJECT_LIMIT=4 OBJECT_CORRUPTIONS=fog,frost
 # OBJECT_HELD_OUT=frost IMAGENET=/tmp/tables (the first 4 crops, two corruptions, into another folder).
 ROUTED ?=
 OBJECT_LIMIT ?=
 OBJECT_CORRUPTIONS ?= all
 OBJECT_HELD_OUT ?= $(HELD_OUT_CORRUPTIONS)
-OBJECT_ROUTED = $(if $(ROUTED),$(ROUTED)$(COMMA))
-OBJECT_CORRUPTION = $(OBJECTS) --corruptions $(OBJECT_CORRUPTIONS) $(if $(OBJECT_LIMIT),--limit $(OBJECT_LIMIT))
-OBJECT_ROUTED_PGD = $(OBJECTS) --attacks none,pgd $(if $(OBJECT_LIMIT),--limit $(OBJECT_LIMIT)) \
-  --defenses none,$(ROUTED),$(DEFAULT_IMAGENET) --json $(IMAGENET)/objects-routed-pgd.json \
-  --markdown $(IMAGENET)/objects-routed-pgd.md
+OBJECT_FIGURES = --figures $(IMAGENET)/objects
+OBJECT_CORRUPTION = $(OBJECTS) --corruptions $(OBJECT_CORRUPTIONS) $(if $(OBJECT_LIMIT),--limit $(OBJECT_LIMIT)) --resume
+OBJECT_LITE1 = --classifier imagenet-efficientnet_lite1
 imagenet-objects-corruption-tables: $(IMAGENET_STAMP) data
 	mkdir -p $(IMAGENET)
 	$(OBJECT_CORRUPTION) --defenses none,jpeg,bitdepth,fd,rrp --json $(IMAGENET)/objects-corruptions-baselines.json & \
 	$(OBJECT_CORRUPTION) --defenses pd --json $(IMAGENET)/objects-corruptions-pd.json & \
-	( $(OBJECT_CORRUPTION) --defenses $(OBJECT_ROUTED)$(DEFAULT_IMAGENET),imagenet-efficientnet_lite0-realworld \
-	    --figures $(IMAGENET)/objects --json $(IMAGENET)/objects-corruptions-ours.json && \
-	  $(OBJECT_CORRUPTION) --classifier imagenet-efficientnet_lite1 --defenses none,$(OBJECT_ROUTED)$(DEFAULT_IMAGENET) \
-	    --json $(IMAGENET)/objects-corruptions-lite1.json $(if $(ROUTED),&& $(OBJECT_ROUTED_PGD)) ) & \
+	( $(OBJECT_CORRUPTION) --defenses $(DEFAULT_IMAGENET),imagenet-efficientnet_lite0-realworld \
+	    $(if $(ROUTED),,$(OBJECT_FIGURES)) --json $(IMAGENET)/objects-corruptions-ours.json && \
+	  $(OBJECT_CORRUPTION) $(OBJECT_LITE1) --defenses none,$(DEFAULT_IMAGENET) \
+	    --json $(IMAGENET)/objects-corruptions-lite1.json ) & \
 	wait
+	$(if $(ROUTED),$(MAKE) imagenet-objects-routed-rows)
+	$(MAKE) imagenet-objects-corruption-markdown
+imagenet-objects-routed-rows: $(IMAGENET_STAMP) data
+	$(OBJECT_CORRUPTION) --defenses $(ROUTED) $(OBJECT_FIGURES) --json $(IMAGENET)/objects-corruptions-routed.json
+	$(OBJECT_CORRUPTION) $(OBJECT_LITE1) --defenses $(ROUTED) --json $(IMAGENET)/objects-corruptions-lite1-routed.json
+	$(OBJECTS) --attacks none,pgd $(if $(OBJECT_LIMIT),--limit $(OBJECT_LIMIT)) \
+	  --defenses none,$(ROUTED),$(DEFAULT_IMAGENET) --json $(IMAGENET)/objects-routed-pgd.json \
+	  --markdown $(IMAGENET)/objects-routed-pgd.md
+imagenet-objects-corruption-markdown:
 	$(OBJECTS) --corruptions --held-out-corruptions $(OBJECT_HELD_OUT) --from-json \
 	  $(IMAGENET)/objects-corruptions-baselines.json $(IMAGENET)/objects-corruptions-pd.json \
-	  $(IMAGENET)/objects-corruptions-ours.json --markdown $(IMAGENET)/objects-corruptions.md
-	$(OBJECTS) --classifier imagenet-efficientnet_lite1 --corruptions --held-out-corruptions $(OBJECT_HELD_OUT) \
-	  --from-json $(IMAGENET)/objects-corruptions-lite1.json --markdown $(IMAGENET)/objects-corruptions-lite1.md
+	  $(IMAGENET)/objects-corruptions-ours.json $(wildcard $(IMAGENET)/objects-corruptions-routed.json) \
+	  --markdown $(IMAGENET)/objects-corruptions.md
+	$(OBJECTS) $(OBJECT_LITE1) --corruptions --held-out-corruptions $(OBJECT_HELD_OUT) --from-json \
+	  $(IMAGENET)/objects-corruptions-lite1.json $(wildcard $(IMAGENET)/objects-corruptions-lite1-routed.json) \
+	  --markdown $(IMAGENET)/objects-corruptions-lite1.md
 
 bench: $(STAMP)
 	$(PY) benchmarks/inference.py
