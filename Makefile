@@ -301,7 +301,7 @@ imagenet-corruption-tables: $(IMAGENET_STAMP) data
 # out); the same for the unseen Lite1 with no defense, the default and ROUTED; the figure (one crop, every corruption
 # at severity 3, before and after ROUTED, else the default); clean and PGD accuracy of ROUTED beside the default.
 # Hours on 2 CPU cores; the shards run in parallel and merge. Each rows file is resumable (--resume: a killed run
-# keeps its finished shards in FILE.shards/) and ROUTED's rows are a file of their own, so a new candidate costs only
+# keeps its finished shards of 20 crops in FILE.shards/) and ROUTED's rows are a file of their own, so a new candidate costs only
 # its own rows (make imagenet-objects-routed-rows ROUTED=...). A trial run: OBJECT_LIMIT=4 OBJECT_CORRUPTIONS=fog,frost
 # OBJECT_HELD_OUT=frost IMAGENET=/tmp/tables (the first 4 crops, two corruptions, into another folder).
 ROUTED ?=
@@ -309,7 +309,7 @@ OBJECT_LIMIT ?=
 OBJECT_CORRUPTIONS ?= all
 OBJECT_HELD_OUT ?= $(HELD_OUT_CORRUPTIONS)
 OBJECT_FIGURES = --figures $(IMAGENET)/objects
-OBJECT_CORRUPTION = $(OBJECTS) --corruptions $(OBJECT_CORRUPTIONS) $(if $(OBJECT_LIMIT),--limit $(OBJECT_LIMIT)) --resume
+OBJECT_CORRUPTION = $(OBJECTS) --corruptions $(OBJECT_CORRUPTIONS) $(if $(OBJECT_LIMIT),--limit $(OBJECT_LIMIT)) --resume --shard-size 20
 OBJECT_LITE1 = --classifier imagenet-efficientnet_lite1
 imagenet-objects-corruption-tables: $(IMAGENET_STAMP) data
 	mkdir -p $(IMAGENET)
