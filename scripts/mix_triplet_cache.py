@@ -14,7 +14,12 @@ image (the training loop corrupts the decoded image before rounding: the inputs 
         --classifier-count 2
 
 Then ``recondefense train --out runs/realworld/gate --attack "pgd+corruption:gaussian_noise,fog@1-5"
---triplets cached --batch-size 32 ...`` finds the complete cache and trains on it. The clean images and labels
+--triplets cached --batch-size 32 ...`` finds the complete cache and trains on it.
+
+``--sources-from`` takes each row's source from a mixed cache (its routes file) instead of replaying the draws:
+its PGD rows are copied (``--pgd`` may then be that same mixed cache) and its corrupted rows corrupted anew with
+``--corruptions`` (a cache of other corruptions without attacking anything again; the draws of the new corruptions
+would otherwise shift which groups draw PGD). The clean images and labels
 are hard-linked from the PGD cache (copied where links fail); x~ and the routes are new files.
 """
 
@@ -53,6 +58,7 @@ def mix_cache(
     classifier_count: int,
     seed: int = 0,
     progress: bool = True,
+    sources: np.ndarray | None = None,
 ) -> np.ndarray:
     """Write ``out``'s cache for ``--attack "pgd+<corruptions>"`` from the complete PGD cache in ``pgd``.
 
@@ -61,6 +67,8 @@ def mix_cache(
         out: folder to write (created); its clean images and labels are those of ``pgd``.
         corruptions: the corruption part of ``--attack``, ``"corruption[:names][@severities]"``.
         batch_size, classifier_count, seed: those of the ``recondefense train`` run that will read the cache.
+        sources: each row's route in a mixed cache (1: PGD, copied from ``pgd``; 2: corrupted here), instead of
+            the replayed draws.
 
     Returns: the route of every row, ``(N,)`` uint8 (1: PGD, 2: corrupted; undecodable rows 0).
     """
@@ -84,7 +92,7 @@ def mix_cache(
         torch.manual_seed(step_seed(seed, -1, i))
         for _, positions in classifier_groups(index, classifier_count):
             group = index[positions].numpy()
-            kind = mixed.kind()
+            kind = mixed.kind() if sources is None else ("pgd" if sources[group[0]] == 1 else "corruption")
             if kind == "pgd":
                 x_adv[group] = pgd_rows[group]
             else:
@@ -115,11 +123,17 @@ def main() -> None:
     parser.add_argument("--classifier-count", type=int, default=1, help="how many --classifier names it has")
     parser.add_argument("--seed", type=int, default=0, help="its --seed")
     parser.add_argument("--images", type=int, help="refuse a PGD cache of another size (the run's objects:N)")
+    parser.add_argument(
+        "--sources-from", type=Path, help="a mixed cache whose rows' sources (PGD or corrupted) this one keeps"
+    )
     args = parser.parse_args()
     rows = len(np.load(args.pgd / CACHED_LABELS, mmap_mode="r")) if (args.pgd / CACHED_LABELS).is_file() else None
     if args.images is not None and rows != args.images:
         parser.error(f"{args.pgd} caches {rows} images, not --images {args.images}")
-    routes = mix_cache(args.pgd, args.out, args.corruptions, args.batch_size, args.classifier_count, args.seed)
+    sources = None if args.sources_from is None else np.load(args.sources_from / CACHED_ROUTES)
+    routes = mix_cache(
+        args.pgd, args.out, args.corruptions, args.batch_size, args.classifier_count, args.seed, sources=sources
+    )
     print(f"wrote {args.out}: {int((routes == 1).sum())} PGD rows, {int((routes == 2).sum())} corrupted rows")
 
 

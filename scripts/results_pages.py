@@ -81,6 +81,10 @@ DEFAULT = "imagenet-efficientnet_lite0_lite2-gated-objects2-pgd"  # checked agai
 #: The default before the object-photo retraining (issue 24): the tables of the ImageNet pages measured before it
 #: (20 photos, 128 held-out crops, corruptions) show it; the object-photograph page shows both.
 PREVIOUS = "imagenet-efficientnet_lite0_lite2-gated2-pgd"
+
+#: What the object tier's corruption table says (its cells quoted from the rows).
+OBJECT_CORRUPTION_NOTES = ""
+
 #: The first default after it (the same gate, the first object-photo AE, the bypass): the object tier's first look.
 FIRST_OBJECTS = "imagenet-efficientnet_lite0_lite2-gated-objects-pgd"
 
@@ -691,6 +695,45 @@ PAGES: tuple[Page, ...] = (
                     "| clean accuracy (10,000 test images) | {fmpgd.value[fashionmnist-smallcnn-corruptions/No attack]} vs "
                     "{fmpgd.value[none/No attack]} undefended | drop <= 1 point |"
                 ),
+            ),
+            Table(
+                key="objc",
+                title="ImageNet tier: held-out object photographs under every corruption (consensus labels)",
+                kind="corruption",
+                tier="imagenet-objects",
+                rows=(
+                    "imagenet/objects-corruptions-baselines.json",
+                    "imagenet/objects-corruptions-pd.json",
+                    "imagenet/objects-corruptions-ours.json",
+                    "imagenet/objects-corruptions-routed.json",
+                ),
+                held_out=HELD_OUT,
+                command="make imagenet-objects-corruption-tables",
+                figures=(
+                    (
+                        "imagenet/objects/corruptions.png",
+                        "One object crop under each corruption at severity 3, before and after the defense.",
+                    ),
+                ),
+                intro=(
+                    "The `imagenet-objects` test crops (labels: the consensus top-1 of Lite0, Lite1 and Lite2 on the "
+                    "clean crop), each under the 15 corruptions at severities 1-5: a cell is 5 x the crops. STL is "
+                    "left out (seconds per 224 px image)."
+                ),
+                notes=OBJECT_CORRUPTION_NOTES,
+            ),
+            Table(
+                key="objclite1",
+                title="The same crops, the unseen classifier Lite1",
+                kind="corruption",
+                tier="imagenet-objects",
+                classifier="imagenet-efficientnet_lite1",
+                rows=(
+                    "imagenet/objects-corruptions-lite1.json",
+                    "imagenet/objects-corruptions-lite1-routed.json",
+                ),
+                held_out=HELD_OUT,
+                command="make imagenet-objects-corruption-tables",
             ),
             Table(
                 key="inc",
