@@ -354,6 +354,23 @@ def test_a_mixed_cache_built_from_a_pgd_cache_is_the_one_training_would_make(tmp
         assert np.array_equal(np.load(tmp_path / "mixed" / name), np.load(tmp_path / "direct" / name)), name
     with pytest.raises(ValueError, match="one corruption spec"):
         load_script("mix_triplet_cache").mix_cache(tmp_path / "pgd", tmp_path / "x", "pgd", 4, 1)
+    # --sources-from: the mixed cache's sources kept, its PGD rows copied, its corrupted rows corrupted anew
+    sources = np.load(tmp_path / "direct" / CACHED_ROUTES)
+    noise = load_script("mix_triplet_cache").mix_cache(
+        tmp_path / "direct",
+        tmp_path / "noise",
+        "corruption:gaussian_noise@5",
+        4,
+        1,
+        seed=3,
+        progress=False,
+        sources=sources,
+    )
+    assert np.array_equal(noise, sources)
+    direct, renewed = (np.load(tmp_path / d / CACHED_TRIPLETS) for d in ("direct", "noise"))
+    assert np.array_equal(renewed[sources == 1], direct[sources == 1])
+    clean = np.load(tmp_path / "direct" / CACHED_CLEAN).astype(float)
+    assert np.abs(renewed[sources == 2] - clean[sources == 2]).mean() > 40  # severity-5 noise, not fog or contrast
 
 
 # ------------------------------------------------------------------------------------------ composition
