@@ -187,6 +187,26 @@ class RouteMixture(nn.Module):
             raise ValueError(f"the gate weights do not fit: missing {missing}")
         self.gate.load_state_dict(mine)
 
+    @torch.no_grad()
+    def route_above(self, threshold: float, source: int = 1, target: int = 2) -> None:
+        """Send the images whose route-``source`` logit ``l`` exceeds ``threshold`` to route ``target`` instead:
+        route ``target``'s logit becomes ``2 l - threshold`` (its output row twice ``source``'s, its bias twice
+        less ``threshold``), so it beats route ``source`` by ``l - threshold`` where ``l > threshold`` and loses by
+        as much below. A gate whose logit grows with high-frequency energy (a few units on PGD's perturbation,
+        hundreds on Gaussian noise: ``scripts/gate_logits.py``) then routes noise to the corruption purifier and
+        leaves every image below the threshold routed as the source route alone routed it (within
+        ``exp(l - threshold)``).
+
+        Raises:
+            ValueError: a route that is not an expert's, or the same route twice.
+        """
+        experts = len(self.expert_names)
+        if source == target or not (1 <= source <= experts and 1 <= target <= experts):
+            raise ValueError(f"routes {source} -> {target}: expected two different routes in 1..{experts}")
+        last = self.gate[-1]
+        last.weight[target - 1] = 2 * last.weight[source - 1]
+        last.bias[target - 1] = 2 * last.bias[source - 1] - threshold
+
     def _last_layer_keys(self) -> set[str]:
         """The state-dict keys of the gate's output layer (the one with a row per expert)."""
         last = len(self.gate) - 1 if isinstance(self.gate, nn.Sequential) else None

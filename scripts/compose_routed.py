@@ -58,13 +58,15 @@ def compose(
     meta: dict | None = None,
     bypass_below: float | tuple[float, float] = 0.0,
     pass_smoothing: float = 0.0,
+    noise_route_above: float | None = None,
 ) -> ReconstructiveDefense:
     """A routed defense with ``gate``'s gate (routed, or gated: into route 1), ``adversarial``'s purifier (recon or
     residual weights, or the purifier of gated or routed ones) and ``corruption``'s (residual weights, or the
     corruption purifier of routed ones), each copied exactly; ``meta`` goes into its config.json; ``bypass_below``:
     an expert skips the images whose route probability is below it, at inference (one number for both experts,
     or a pair: adversarial, corruption); ``pass_smoothing``: what the pass
-    route gives (:class:`~recondefense.purifier_config.PurifierConfig`).
+    route gives (:class:`~recondefense.purifier_config.PurifierConfig`); ``noise_route_above``: the images whose
+    route-1 logit exceeds it go to the corruption purifier (:meth:`~recondefense.routing.RouteMixture.route_above`).
 
     Raises:
         ValueError: weights of another arch or channel count than each part takes, or a gate of another size.
@@ -99,6 +101,8 @@ def compose(
         net.load_gate(gate_state)
     net.bottleneck.load_state_dict(adversarial_state)
     net.corruption.load_state_dict(corruption_state)
+    if noise_route_above is not None:
+        net.route_above(noise_route_above)
     return defense
 
 
@@ -158,6 +162,13 @@ def main(argv: list[str] | None = None) -> int:
         "--pass-smoothing", type=float, default=0.0, help="share of a 3 x 3 blur the pass route gives (0: none)"
     )
     parser.add_argument(
+        "--noise-route-above",
+        type=float,
+        default=None,
+        help="route 2 takes the images whose route-1 (adversarial) logit exceeds this: Gaussian-like noise opens a "
+        "gated gate by hundreds, PGD by a few units (scripts/gate_logits.py); default: the gate's own route 2",
+    )
+    parser.add_argument(
         "--held-out-corruptions",
         default="impulse_noise,motion_blur,frost,pixelate",
         help="the corruptions no part was trained on, named in the model card",
@@ -175,7 +186,13 @@ def main(argv: list[str] | None = None) -> int:
     if not all(0 <= b <= 0.5 for b in thresholds) or args.val_limit < 1:
         parser.error(f"--bypass-below {args.bypass_below}, --val-limit {args.val_limit}: expected [0, 0.5] and >= 1")
     parts = [ReconstructiveDefense.from_pretrained(name) for name in (args.gate, args.adversarial, args.corruption)]
-    validation = measure(compose(*parts), args.data, args.classifier, args.val_limit, args.corruptions)
+    validation = measure(
+        compose(*parts, noise_route_above=args.noise_route_above),
+        args.data,
+        args.classifier,
+        args.val_limit,
+        args.corruptions,
+    )
     gate, adversarial, corruption = parts
     meta = {
         **gate.meta,  # the data, classifiers and triplet sources the routes were learnt on
@@ -192,13 +209,24 @@ def main(argv: list[str] | None = None) -> int:
         "corruption_command": corruption.meta.get("command"),
         "held_out_corruptions": [name for name in args.held_out_corruptions.split(",") if name],
     }
+    if args.noise_route_above is not None:
+        meta["routes"] = (
+            f"route 2's logit is twice route 1's less {args.noise_route_above:g}: images whose adversarial-route "
+            f"logit exceeds {args.noise_route_above:g} (noise) go to the corruption purifier"
+        )
     # three runs made it: their commands are kept above, the settings of one run are dropped
     for key in ("train_config", "epochs_trained", "clean_weight", "clean_fraction", "adaptive", "validation_note"):
         meta.pop(key, None)
     note = small_validation_note(int(validation["n"]))
     if note:
         meta["validation_note"] = note
-    composed = compose(*parts, meta=meta, bypass_below=args.bypass_below, pass_smoothing=args.pass_smoothing)
+    composed = compose(
+        *parts,
+        meta=meta,
+        bypass_below=args.bypass_below,
+        pass_smoothing=args.pass_smoothing,
+        noise_route_above=args.noise_route_above,
+    )
     composed.save_pretrained(args.out)
     print(validation)
     return 0

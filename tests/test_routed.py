@@ -116,6 +116,26 @@ def random_gated() -> GatedPurifier:
     return gated
 
 
+def test_route_above_sends_images_past_a_logit_threshold_to_route_2_and_leaves_the_rest_as_route_1_had_them():
+    gated = random_gated()
+    routed = RoutedPurifier(**SMALL).eval()
+    routed.load_gate(gated.gate.state_dict())
+    x = torch.rand(6, 3, 16, 16)
+    logit = gated.gate_logit(x)
+    ordered = logit.sort().values
+    threshold = float(ordered[2] + ordered[3]) / 2  # three images above, three below
+    routed.route_above(threshold)
+    logits = routed.route_logits(x)
+    above = logit > threshold
+    assert above.sum() == 3
+    assert (logits[above, 2] > logits[above, 1]).all() and (logits[~above, 2] < logits[~above, 1]).all()
+    torch.testing.assert_close(routed.gate(x)[:, 1], 2 * logit - threshold)
+    routed.route_above(threshold + 1000)  # far above every image: route 2 shut, route 1 exactly the gated gate
+    torch.testing.assert_close(routed.gate_value(x), gated.gate_value(x), atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match="two different routes"):
+        routed.route_above(1.0, source=2, target=2)
+
+
 def test_a_gated_gate_fills_route_1_and_opens_as_it_did():
     gated = random_gated()
     routed = RoutedPurifier(**SMALL).eval()
