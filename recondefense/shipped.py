@@ -165,6 +165,28 @@ _WEIGHTS: tuple[tuple[str, str, str, dict[str, Any], str, dict[str, Any]], ...] 
             ),
         },
     ),
+    # The default plus a noise route (issue 25): the default's gate, adversarial purifier and mix, with route 2 taking
+    # the images whose gate logit exceeds 100 (RouteMixture.route_above; on validation crops PGD opens the gate by
+    # at most 16, snow and brightness by 28, Gaussian, shot and impulse noise by 258 and more: scripts/gate_logits.py
+    # --pgd) to the corruption purifier of scripts/train_imagenet_realworld.sh stage 1 (a residual U-Net trained on
+    # the 11 corruptions, which changes images by about a grey level: near the identity). The default sends noisy
+    # images through its AE (Gaussian noise: 0.353 -> 0.013 on the object tier); this one leaves them as they are.
+    (
+        "imagenet-efficientnet_lite0_lite2-routed-objects2-pgd",
+        "9fdf3a4ad852f95fb8e54016ba087438105340d9647c1647b473743e9c74e474",
+        "791a94ace500e7ff48aafa1d46c8fe4f56a0c5fe52141e36fae5ba82d7fc6e18",
+        {**_LITE0_LITE2, "dataset": "objects"},
+        "pgd+corruption",
+        {
+            "arch": "routed",
+            "composed_from": (
+                ("gate", "imagenet-efficientnet_lite0_lite2-gated-objects2-pgd"),
+                ("inner", "imagenet-efficientnet_lite0_lite2-gated-objects2-pgd"),
+                ("corruption", "runs/realworld/corruption/final"),
+            ),
+            "held_out_corruptions": _HELD_OUT,
+        },
+    ),
     # Denoised smoothing (Salman et al. 2020): a residual denoiser for Gaussian noise of sigma 0.25 in front of the
     # frozen small CNN, trained on noise triplets with the KL guidance (stability) after one MSE-like warm-up epoch.
     (

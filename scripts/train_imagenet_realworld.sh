@@ -5,7 +5,7 @@
 # result exists is skipped, one with a checkpoint resumes, the triplet cache resumes batch by batch). Keep OUT outside
 # the work tree.
 #
-#   CPU: GATE_EPOCHS=2 nohup scripts/train_imagenet_realworld.sh > realworld.log 2>&1 &
+#   CPU: nohup scripts/train_imagenet_realworld.sh > realworld.log 2>&1 &   (GATE=route-loss GATE_EPOCHS=2: stage 2)
 #        (OUT=~/.cache/recondefense/runs/realworld; the corruption expert: about 3 s a step in its pixel warm-up,
 #        5 minutes an epoch of 3,072 images, then 13-20 s a step with the classifiers' guidance, on 2 cores)
 #   A run spans sessions on a fresh machine only through what is committed: copy OUT/corruption/checkpoint.safetensors
@@ -13,7 +13,7 @@
 #   stage starts from its committed checkpoint when OUT has none (the gate's triplet cache is made again).
 #   GPU: IMAGES=12000 BATCH=128 WORKERS=14 CORRUPTION_EPOCHS=6 CORRUPTION_WARMUP=3 CORRUPTION_MINUTES=4 \
 #        scripts/train_imagenet_realworld.sh runs/realworld
-#   try it out at tiny scale: IMAGES=16 BATCH=8 VAL=4 CORRUPTION_EPOCHS=2 CORRUPTION_WARMUP=1 GATE_EPOCHS=1 \
+#   try it out at tiny scale: IMAGES=16 BATCH=8 VAL=4 CORRUPTION_EPOCHS=2 CORRUPTION_WARMUP=1 GATE=route-loss GATE_EPOCHS=1 \
 #     scripts/train_imagenet_realworld.sh /tmp/realworld
 #
 # 1. corruption expert: a residual purifier (x + a zero-initialised U-Net correction: the identity at init, so it
@@ -25,15 +25,20 @@
 #    rest are guided by
 #    the KL between the frozen classifiers' outputs on the purified corrupted image and on the clean one, Lite0 and
 #    Lite2 in turn, plus the same KL on the purified clean image (--clean-weight 1: it must leave clean images alone);
-# 2. routed gate: the current gate (START_GATE: its logit becomes route 1's, route 2 starts shut) trained with the
-#    route loss on cached pgd+corruption triplets (each batch one source: the paper's PGD against Lite0 or Lite2,
-#    or the trained corruptions), clean images and half of them as natural look-alikes (JPEG, sensor noise,
-#    sharpening) to route 0; the experts stay frozen (the loss never looks at them);
-# 3. compose: the gate of 2, the adversarial purifier ADVERSARIAL (default: the one behind the ImageNet default of
-#    Defended(model)), the corruption purifier of 1, with the bypass
+# 2. the routes. By default (GATE=threshold) none is trained: the default's gate (DEFAULT) already opens by a few
+#    units on PGD and by hundreds on noise (scripts/gate_logits.py --pgd), so route 2 takes the images whose gate
+#    logit exceeds NOISE_ROUTE_ABOVE (100, between PGD's largest, 16, and noise's smallest, 258, on validation
+#    crops; RouteMixture.route_above). With GATE=route-loss, the gate START_GATE (its logit becomes route 1's and
+#    route 2's, each less log 2) is trained instead with the route loss on cached pgd+corruption triplets (each
+#    batch one source: the paper's PGD against Lite0 or Lite2, or the trained corruptions), clean images and half
+#    of them as natural look-alikes (JPEG, sensor noise, sharpening) to route 0, the experts frozen (the loss never
+#    looks at them); 2 CPU epochs of it sent half the PGD crops of validation to route 2 (clean 0.922, PGD 0.000);
+# 3. compose: the gate (DEFAULT's, or that of 2), the adversarial purifier ADVERSARIAL (default: the one behind the
+#    ImageNet default of Defended(model)), the corruption purifier of 1, with the bypass
 #    (an expert skips images whose route probability is below its threshold in BYPASS: the adversarial purifier
-#    runs on every image, as in the dense default, the corruption purifier only on the images routed to it), validated on the val split under PGD and the
-#    trained corruptions (scripts/compose_routed.py).
+#    runs on every image, as in the dense default, the corruption purifier only on the images routed to it),
+#    validated on the val split under PGD and the trained corruptions (scripts/compose_routed.py). The shipped
+#    imagenet-efficientnet_lite0_lite2-routed-objects2-pgd is this stage with the defaults (its card's command).
 # Lite1 is never used: it is the unseen classifier of the evaluation. The held-out corruptions are never trained on.
 set -uo pipefail
 OUT=${1:-$HOME/.cache/recondefense/runs/realworld}
@@ -54,7 +59,10 @@ PY=${PYTHON:-python3}
 CLASSIFIERS=imagenet-efficientnet_lite0,imagenet-efficientnet_lite2
 HELD_OUT=${HELD_OUT:-impulse_noise,motion_blur,frost,pixelate}  # the Makefile's HELD_OUT_CORRUPTIONS
 PGD_CACHE=${PGD_CACHE:-$HOME/.cache/recondefense/runs/objects/triplets}  # train_imagenet_default.sh's cache
-ADVERSARIAL=${ADVERSARIAL:-imagenet-efficientnet_lite0_lite2-objects2-pgd}  # the default's adversarial purifier
+DEFAULT=imagenet-efficientnet_lite0_lite2-gated-objects2-pgd  # the default of Defended(model): gate and purifier
+ADVERSARIAL=${ADVERSARIAL:-$DEFAULT}  # its adversarial purifier (and mix), as in the default
+GATE=${GATE:-threshold}  # threshold: DEFAULT's gate, route 2 above NOISE_ROUTE_ABOVE; route-loss: train stage 2
+NOISE_ROUTE_ABOVE=${NOISE_ROUTE_ABOVE:-100}
 START_GATE=${START_GATE:-imagenet-efficientnet_lite0_lite2-gated2-pgd}      # the default's gate (and its first AE)
 TRAINED=$("$PY" -c "import sys; from recondefense.corruptions import CORRUPTIONS as c; held = sys.argv[1].split(',');
 assert set(held) <= set(c), held; print(','.join(n for n in c if n not in held))" "$HELD_OUT") || exit 1
@@ -88,7 +96,7 @@ echo "corruption expert ready: $(date -u +%FT%TZ)"
 # 2. the routed gate (route loss only: no classifier in the loop), experts frozen. Its PGD triplets are those of the
 #    object-photo purifier's cache when it holds the same IMAGES (scripts/mix_triplet_cache.py replays the draws the
 #    training loop would make: the PGD of about half the images, at about 1.3 s each on 2 cores, saved), else they are attacked here.
-if [ ! -f "$OUT/gate/final/model.safetensors" ]; then
+if [ "$GATE" = route-loss ] && [ ! -f "$OUT/gate/final/model.safetensors" ]; then
   if [ ! -f "$OUT/gate/triplets_x_adv.npy" ] && [ -f "$PGD_CACHE/triplets_x_adv.npy" ]; then
     "$PY" scripts/mix_triplet_cache.py --pgd "$PGD_CACHE" --out "$OUT/gate" --corruptions "$CORRUPTIONS" \
       --batch-size "$BATCH" --classifier-count 2 --images "$IMAGES" || echo "(attacking the gate's PGD triplets here)"
@@ -98,10 +106,12 @@ if [ ! -f "$OUT/gate/final/model.safetensors" ]; then
     --attack "pgd+$CORRUPTIONS" --triplets cached --lr 3e-4 --epochs "$GATE_EPOCHS" --warmup-epochs 0 \
     --visual-weight 0.0 --ce-weight 0.0 --gate-weight 1.0 --gate-negatives 0.5 || exit 1
 fi
-echo "routed gate ready: $(date -u +%FT%TZ)"
+echo "routes ready ($GATE): $(date -u +%FT%TZ)"
+route=(--gate "$DEFAULT" --noise-route-above "$NOISE_ROUTE_ABOVE")
+[ "$GATE" = route-loss ] && route=(--gate "$OUT/gate/final")
 
 # 3. the composition, validated
-"$PY" scripts/compose_routed.py --gate "$OUT/gate/final" --adversarial "$ADVERSARIAL" \
+"$PY" scripts/compose_routed.py "${route[@]}" --adversarial "$ADVERSARIAL" \
   --corruption "$OUT/corruption/final" --out "$RESULT" --bypass-below "$BYPASS" --pass-smoothing "$PASS_SMOOTHING" \
   --data "objects:$IMAGES" \
   --classifier imagenet-efficientnet_lite0 --val-limit "$VAL" --corruptions "$CORRUPTIONS" \
