@@ -170,7 +170,7 @@ _WEIGHTS: tuple[tuple[str, str, str, dict[str, Any], str, dict[str, Any]], ...] 
     # at most 16, snow and brightness by 28, Gaussian, shot and impulse noise by 258 and more: scripts/gate_logits.py
     # --pgd) to the corruption purifier of scripts/train_imagenet_realworld.sh stage 1 (a residual U-Net trained on
     # the 11 corruptions, which changes images by about a grey level: near the identity). The default sends noisy
-    # images through its AE (Gaussian noise: 0.353 -> 0.013 on the object tier); this one leaves them as they are.
+    # images through its AE (Gaussian noise: 0.353 -> 0.013 on the first 60 crops of the object tier); this one leaves them as they are.
     (
         "imagenet-efficientnet_lite0_lite2-routed-objects2-pgd",
         "9fdf3a4ad852f95fb8e54016ba087438105340d9647c1647b473743e9c74e474",
