@@ -559,6 +559,20 @@ PAGES: tuple[Page, ...] = (
                 command="make imagenet-objects-tables",
             ),
             Table(
+                key="objectsrouted",
+                title="The default plus its noise route, clean and under PGD (first 60 crops)",
+                kind="attack",
+                tier="imagenet-objects",
+                rows=("imagenet/objects-routed-pgd.json",),
+                command=f"make imagenet-objects-routed-rows ROUTED={ROUTED} OBJECT_LIMIT=60",
+                notes=(
+                    f"`{ROUTED}` routes only images whose gate logit exceeds 100 (noise) away from the default's "
+                    "purifier; on clean and PGD crops it is the default: "
+                    f"{{objectsrouted[{ROUTED}/No attack]}} and {{objectsrouted[{ROUTED}/PGD]}} against "
+                    f"{{objectsrouted[{DEFAULT}/No attack]}} and {{objectsrouted[{DEFAULT}/PGD]}}."
+                ),
+            ),
+            Table(
                 key="objectsval",
                 title="Validation object photographs, target EfficientNet-Lite0: the candidates for the default",
                 kind="attack",

@@ -200,7 +200,7 @@ def test_bad_inputs(data, tmp_path):
     with pytest.raises(FileExistsError, match="--resume"):
         train(_config(data, tmp_path / "d", epochs=1))
     train(_config(data, tmp_path / "d", epochs=1, overwrite=True))
-    with pytest.raises(FileNotFoundError, match="no checkpoint.pt"):
+    with pytest.raises(FileNotFoundError, match="no checkpoint.safetensors"):
         train(_config(data, tmp_path / "e", resume=True))
 
 
