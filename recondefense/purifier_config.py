@@ -132,14 +132,13 @@ class PurifierConfig:
         if self.inner not in GATED_INNER:
             return "inner", f"one of {list(GATED_INNER)}"
         experts = EXPERTS.get(self.arch, 1)
-        thresholds = self.bypass_below if isinstance(self.bypass_below, (list, tuple)) else [self.bypass_below]
-        if (
-            len(thresholds) not in (1, experts)
-            or any(type(b) not in (int, float) or not 0 <= b <= 0.5 for b in thresholds)
-            or (len(thresholds) > 1 and not isinstance(self.bypass_below, (list, tuple)))
+        per_expert = isinstance(self.bypass_below, (list, tuple))
+        thresholds = self.bypass_below if per_expert else [self.bypass_below]
+        if (per_expert and len(thresholds) != experts) or any(
+            type(b) not in (int, float) or not 0 <= b <= 0.5 for b in thresholds
         ):
-            per_expert = f", or a list of {experts} such numbers (one per expert)" if experts > 1 else ""
-            return "bypass_below", f"a number in [0, 0.5]{per_expert}"
+            lists = f", or a list of {experts} such numbers (one per expert)" if experts > 1 else ""
+            return "bypass_below", f"a number in [0, 0.5]{lists}"
         if type(self.pass_smoothing) not in (int, float) or not 0 <= self.pass_smoothing <= 1:
             return "pass_smoothing", "a number in [0, 1]"
         return None
