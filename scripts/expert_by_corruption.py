@@ -22,30 +22,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from recondefense import ReconstructiveDefense
 from recondefense.classifiers import load_classifier
 from recondefense.corruptions import CORRUPTIONS, corrupt
 from recondefense.evaluate.tiers import object_test_set
-
-
-def load_purifier(weights: str) -> nn.Module:
-    """The purifier network of a defense (name, hub id, folder) or of a training checkpoint, in eval mode.
-
-    Shape: ``(N, C, H, W)`` in [0, 1] -> same.
-    """
-    from recondefense.train.checkpoints import CHECKPOINT, LEGACY_CHECKPOINT, load_checkpoint
-
-    if Path(weights).name in (CHECKPOINT, LEGACY_CHECKPOINT):
-        from recondefense.purifiers import build_purifier
-        from recondefense.train.architecture import purifier_config
-        from recondefense.train.config import TrainConfig
-
-        state = load_checkpoint(Path(weights))
-        config = TrainConfig(**{k: v for k, v in state["config"].items() if k != "extra_meta"})
-        net = build_purifier(purifier_config(config, in_channels=3))
-        net.load_state_dict(state["model"])
-        return net.eval()
-    return ReconstructiveDefense.from_pretrained(weights).eval()
+from recondefense.train.checkpoints import load_start
 
 
 def by_corruption(purifier: nn.Module, limit: int, severity: int) -> list[dict]:
@@ -77,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.limit < 1:
         parser.error(f"--limit {args.limit}: expected a positive number of crops")
-    rows = by_corruption(load_purifier(args.weights), args.limit, args.severity)
+    rows = by_corruption(load_start(args.weights).eval(), args.limit, args.severity)
     print(f"Lite0 accuracy on {args.limit} validation object crops, severity {args.severity}")
     print(f"{'corruption':18} {'none':>6} {'purified':>9} {'change':>8}")
     for row in rows:

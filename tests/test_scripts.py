@@ -133,8 +133,8 @@ def test_expert_by_corruption_rebuilds_a_checkpoint_and_an_identity_purifier_cha
     opt = torch.optim.Adam(net.parameters())
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
     save_checkpoint(tmp_path / "checkpoint.safetensors", net, opt, sched, Position(), config)
-    loaded = module.load_purifier(str(tmp_path / "checkpoint.safetensors"))
-    assert type(loaded) is ResidualPurifier and not loaded.training
+    loaded = module.load_start(str(tmp_path / "checkpoint.safetensors"))
+    assert type(loaded.autoencoder) is ResidualPurifier and not loaded.training
 
     images = (torch.rand(4, 3, 40, 40) * 255).to(torch.uint8)
     crops = TensorImages(images, torch.zeros(4, dtype=torch.long))

@@ -111,6 +111,28 @@ def test_interrupt_and_resume_is_bitwise_equal(data, tmp_path):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_init_from_a_checkpoint_starts_from_the_network_the_stopped_run_had(data, tmp_path):
+    from recondefense.train.checkpoints import defense_from_checkpoint
+
+    train(_config(data, tmp_path / "part", arch="residual", stop_after_steps=3))
+    checkpoint = tmp_path / "part" / "checkpoint.safetensors"
+    defense = defense_from_checkpoint(checkpoint)
+    saved = load_checkpoint(checkpoint)["model"]
+    assert defense.arch == "residual" and defense.channels == 3 and not defense.training
+    assert all(torch.equal(saved[k], v) for k, v in defense.autoencoder.state_dict().items())
+    assert any(v.abs().sum() > 0 for k, v in saved.items() if k.startswith("correction.out"))  # it had learnt
+    # a new run from it, at a negligible learning rate: it ends where it started
+    final = train(
+        _config(
+            data, tmp_path / "next", arch="residual", init_from=str(checkpoint), epochs=1, warmup_epochs=1, lr=1e-12
+        )
+    )
+    started = ReconstructiveDefense.from_pretrained(final)
+    for k, v in started.autoencoder.state_dict().items():
+        torch.testing.assert_close(v, saved[k], atol=1e-8, rtol=0)
+    assert started.meta["train_config"]["init_from"] == str(checkpoint)
+
+
 def test_checkpoint_is_one_safetensors_file_without_pickle_and_its_state_round_trips(data, tmp_path):
     from safetensors import safe_open
 

@@ -24,7 +24,9 @@ from safetensors import safe_open
 from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
+from ..defense import ReconstructiveDefense
 from ..files import write_atomic
+from .architecture import purifier_config
 from .config import TrainConfig, changed_fields
 from .triplets import CACHED_CLEAN, CACHED_LABELS, CACHED_PARTS, CACHED_TRIPLETS
 
@@ -183,6 +185,31 @@ def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str,
     if not isinstance(state, dict) or not keys <= set(state):
         raise ValueError(f"{path} is not a recondefense checkpoint (missing {sorted(keys - set(state or {}))})")
     return state
+
+
+def defense_from_checkpoint(path: Path) -> ReconstructiveDefense:
+    """The network a run had at its checkpoint ``path``, as an untouched defense in eval mode (no meta): to measure
+    a run before it ends, or to start another run from it (``--init-from RUN/checkpoint.safetensors``).
+
+    Raises:
+        ValueError: ``path`` is no readable checkpoint, or its network fits no channel count of its config.
+    """
+    state = load_checkpoint(path)
+    config = TrainConfig(**{k: v for k, v in state["config"].items() if k != "extra_meta"})
+    shapes = {k: v.shape for k, v in state["model"].items()}
+    for channels in (3, 1):  # the config does not record the image channels; the weights' shapes tell
+        defense = ReconstructiveDefense.from_config(purifier_config(config, in_channels=channels))
+        if {k: v.shape for k, v in defense.autoencoder.state_dict().items()} == shapes:
+            defense.autoencoder.load_state_dict(state["model"])
+            return defense.eval()
+    raise ValueError(f"{path}: its network matches no {config.arch!r} purifier of 1 or 3 channels of its config")
+
+
+def load_start(init_from: str) -> ReconstructiveDefense:
+    """``--init-from``: defense weights (name, hub id or folder), or a run's ``checkpoint.safetensors``."""
+    if Path(init_from).name in (CHECKPOINT, LEGACY_CHECKPOINT):
+        return defense_from_checkpoint(Path(init_from))
+    return ReconstructiveDefense.from_pretrained(init_from)
 
 
 def resume_checkpoint(

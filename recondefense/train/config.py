@@ -111,7 +111,9 @@ class TrainConfig:
         '"gated"/"routed": share of a 3 x 3 blur in what the pass route (gate shut) gives; 0 passes images untouched',
     )
     init_from: str | None = _opt(
-        None, "start from these defense weights (name, hub id or folder) instead of random init"
+        None,
+        "start from these defense weights (name, hub id or folder), or from the network of a run's "
+        "checkpoint.safetensors, instead of random init",
     )
     # optimisation (paper: Adam 1e-3, no decay; warm-up 50 + 150 epochs on ImageNet)
     epochs: int = _opt(20, "total epochs, warm-up included")

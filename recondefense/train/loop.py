@@ -41,6 +41,7 @@ from .checkpoints import (
     check_out,
     clear_previous_run,
     find_checkpoint,
+    load_start,
     resume_checkpoint,
     save_checkpoint,
     trim_metrics,
@@ -139,7 +140,7 @@ def _setup_from_config(config: TrainConfig, device: torch.device) -> Setup:
     else:
         train_set = load_dataset(config.data, "train", **data)
     val_set = load_dataset(config.data, "val", **data)
-    start = None if config.init_from is None else ReconstructiveDefense.from_pretrained(config.init_from)
+    start = None if config.init_from is None else load_start(config.init_from)
     return Setup(classifiers, names, train_set, val_set, start, config.data)
 
 
