@@ -322,19 +322,23 @@ imagenet-objects-corruption-tables: $(IMAGENET_STAMP) data
 	wait
 	$(if $(ROUTED),$(MAKE) imagenet-objects-routed-rows)
 	$(MAKE) imagenet-objects-corruption-markdown
+# ROUTED_ROWS names its rows files (objects-corruptions-ROUTED_ROWS.json, ...): one per routed candidate, so a new
+# one keeps the rows of those before it (the default and no defense are in the PGD rows of the first, "routed").
+ROUTED_ROWS ?= routed
+ROUTED_PGD_PEERS = $(if $(filter routed,$(ROUTED_ROWS)),none$(COMMA))$(ROUTED)$(if $(filter routed,$(ROUTED_ROWS)),$(COMMA)$(DEFAULT_IMAGENET))
 imagenet-objects-routed-rows: $(IMAGENET_STAMP) data
-	$(OBJECT_CORRUPTION) --defenses $(ROUTED) $(OBJECT_FIGURES) --json $(IMAGENET)/objects-corruptions-routed.json
-	$(OBJECT_CORRUPTION) $(OBJECT_LITE1) --defenses $(ROUTED) --json $(IMAGENET)/objects-corruptions-lite1-routed.json
+	$(OBJECT_CORRUPTION) --defenses $(ROUTED) $(OBJECT_FIGURES) --json $(IMAGENET)/objects-corruptions-$(ROUTED_ROWS).json
+	$(OBJECT_CORRUPTION) $(OBJECT_LITE1) --defenses $(ROUTED) \
+	  --json $(IMAGENET)/objects-corruptions-lite1-$(ROUTED_ROWS).json
 	$(OBJECTS) --attacks none,pgd $(if $(OBJECT_LIMIT),--limit $(OBJECT_LIMIT)) \
-	  --defenses none,$(ROUTED),$(DEFAULT_IMAGENET) --json $(IMAGENET)/objects-routed-pgd.json \
-	  --markdown $(IMAGENET)/objects-routed-pgd.md
+	  --defenses $(ROUTED_PGD_PEERS) --json $(IMAGENET)/objects-$(ROUTED_ROWS)-pgd.json
 imagenet-objects-corruption-markdown:
 	$(OBJECTS) --corruptions --held-out-corruptions $(OBJECT_HELD_OUT) --from-json \
 	  $(IMAGENET)/objects-corruptions-baselines.json $(IMAGENET)/objects-corruptions-pd.json \
-	  $(IMAGENET)/objects-corruptions-ours.json $(wildcard $(IMAGENET)/objects-corruptions-routed.json) \
+	  $(IMAGENET)/objects-corruptions-ours.json $(wildcard $(IMAGENET)/objects-corruptions-routed*.json) \
 	  --markdown $(IMAGENET)/objects-corruptions.md
 	$(OBJECTS) $(OBJECT_LITE1) --corruptions --held-out-corruptions $(OBJECT_HELD_OUT) --from-json \
-	  $(IMAGENET)/objects-corruptions-lite1.json $(wildcard $(IMAGENET)/objects-corruptions-lite1-routed.json) \
+	  $(IMAGENET)/objects-corruptions-lite1.json $(wildcard $(IMAGENET)/objects-corruptions-lite1-routed*.json) \
 	  --markdown $(IMAGENET)/objects-corruptions-lite1.md
 
 bench: $(STAMP)

@@ -187,6 +187,28 @@ _WEIGHTS: tuple[tuple[str, str, str, dict[str, Any], str, dict[str, Any]], ...] 
             "held_out_corruptions": _HELD_OUT,
         },
     ),
+    # The same with a noise denoiser behind route 2 (scripts/train_imagenet_realworld.sh stage 1b, EXPERT=noise): a
+    # residual U-Net of width 16 and depth 3 trained on Gaussian and shot noise alone (route 2 gets nothing else),
+    # 323 steps of the mean squared error, then 2 epochs guided by the KL of Lite0 and Lite2. The guided run started
+    # from the pixel run's checkpoint exported to a folder (its corruption_command's --init-from; the same weights
+    # as --init-from RUN/checkpoint.safetensors, which the script now passes). Validation crops at severity 3
+    # (scripts/expert_by_corruption.py, 48 crops): Gaussian noise 0.542 -> 0.604, shot noise 0.521 -> 0.688.
+    (
+        "imagenet-efficientnet_lite0_lite2-routed2-objects2-pgd",
+        "2f6337d070e11e39232d8ce09e4bb9e282bff570556e6acd880c3f2d05b25332",
+        "d6622b9bf320ca392bbfdfaadd94b015c086213e9ede9dd34f968184906634c5",
+        {**_LITE0_LITE2, "dataset": "objects"},
+        "pgd+corruption",
+        {
+            "arch": "routed",
+            "composed_from": (
+                ("gate", "imagenet-efficientnet_lite0_lite2-gated-objects2-pgd"),
+                ("inner", "imagenet-efficientnet_lite0_lite2-gated-objects2-pgd"),
+                ("corruption", "runs/realworld/noise/final"),
+            ),
+            "held_out_corruptions": _HELD_OUT,
+        },
+    ),
     # Denoised smoothing (Salman et al. 2020): a residual denoiser for Gaussian noise of sigma 0.25 in front of the
     # frozen small CNN, trained on noise triplets with the KL guidance (stability) after one MSE-like warm-up epoch.
     (

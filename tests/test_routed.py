@@ -121,7 +121,7 @@ def test_route_above_sends_images_past_a_logit_threshold_to_route_2_and_leaves_t
     routed = RoutedPurifier(**SMALL).eval()
     routed.load_gate(gated.gate.state_dict())
     x = torch.rand(6, 3, 16, 16)
-    logit = gated.gate_logit(x)
+    logit = gated.gate_logit(x).detach()
     ordered = logit.sort().values
     threshold = float(ordered[2] + ordered[3]) / 2  # three images above, three below
     routed.route_above(threshold)

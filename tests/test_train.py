@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -106,6 +107,9 @@ def test_interrupt_and_resume_is_bitwise_equal(data, tmp_path):
     train(partial_cfg)  # epoch 1 (4 steps) + 1 step of epoch 2
     state = load_checkpoint(tmp_path / "part" / "checkpoint.safetensors")
     assert (state["epoch"], state["step_in_epoch"]) == (1, 1)
+    checkpoint = (tmp_path / "part" / "checkpoint.safetensors").read_bytes()
+    again = train(dataclasses.replace(partial_cfg, resume=True))  # already at its stop: a script's rerun is a no-op
+    assert again.name == "checkpoint.safetensors" and again.read_bytes() == checkpoint
     resumed = train(_config(data, tmp_path / "part", resume=True))
     a, b = _weights(full), _weights(resumed)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

@@ -223,6 +223,10 @@ class _Run:
         """The epochs left, then the final validation and ``final/``; the checkpoint's path when
         ``stop_after_steps`` ends the run early."""
         self.start_time = time.time()
+        stop_at = self.config.stop_after_steps
+        if stop_at is not None and self.position.global_step >= stop_at:  # a resumed run already there: no step
+            self.log.close()
+            return self.out / CHECKPOINT
         try:
             with StopRequest() as stop:
                 while self.position.epoch < self.config.epochs:
