@@ -119,8 +119,7 @@ def test_corruption_table_rows_markdown_and_cli(tmp_path, capsys):
     assert noise["per_severity"][0] >= noise["per_severity"][-1]  # severity 5 hurts at least as much as 1
     table = format_corruption_markdown(rows, TIERS["fashionmnist"], held_out=["contrast"])
     assert "| none |" in table and "rel. mCE" in table and "mean held-out" in table
-    none_line = next(line for line in table.splitlines() if line.startswith("| none |"))
-    assert none_line.rstrip(" |").endswith("1.000")  # no defense relative to itself
+    assert _mce_column(table)["none"] == "1.000"  # no defense relative to itself
     out = tmp_path / "c.json"
     code = main(
         ["--tier", "fashionmnist", "--defenses", "none", "--corruptions", "brightness", "--limit", "5"]
@@ -139,7 +138,7 @@ def test_corruption_table_rows_markdown_and_cli(tmp_path, capsys):
     assert "mean held-out" in merged and "rel. mCE" in merged
     lines = [line for line in merged.splitlines() if line.startswith("| ") and "---" not in line]
     assert [line.split("|")[1].strip() for line in lines[1:]] == ["none", "jpeg"]
-    assert lines[1].rstrip(" |").endswith("1.000")
+    assert _mce_column(merged)["none"] == "1.000"
 
 
 @needs_fashion_mnist
@@ -181,12 +180,29 @@ def _corruption_rows(accuracies: dict[str, dict[str, float]]) -> list[dict]:
     ]
 
 
+def _column(table: str, name: str) -> dict[str, str]:
+    """Defense -> its cell in the column headed ``name``."""
+    lines = [line.strip(" |").split("|") for line in table.splitlines() if line.startswith("| ")]
+    index = [cell.strip() for cell in lines[0]].index(name)
+    return {cells[0].strip(): cells[index].strip() for cells in lines[1:]}
+
+
 def _mce_column(table: str) -> dict[str, str]:
-    return {
-        line.split("|")[1].strip(): line.rstrip(" |").rsplit("|", 1)[1].strip()
-        for line in table.splitlines()
-        if line.startswith("| ") and "---" not in line and "Defense" not in line
-    }
+    return _column(table, "rel. mCE")
+
+
+def test_worst_drop_is_the_largest_fall_below_no_defense_at_one_severity():
+    from recondefense.evaluate import format_corruption_markdown
+
+    rows = _corruption_rows(
+        {"none": {"fog": 0.5, "snow": 0.4}, "jpeg": {"fog": 0.5, "snow": 0.6}, "ae": {"fog": 0.9, "snow": 0.4}}
+    )
+    rows[3]["per_severity"] = [0.6, 0.6, 0.6, 0.6, 0.333]  # jpeg on snow: better on average, 6.7 points worse at 5
+    table = format_corruption_markdown(rows, TIER)
+    assert _column(table, "worst drop") == {"none": "-", "jpeg": "6.7 (snow, 5)", "ae": "0.0"}
+    assert "Worst drop: the largest fall below no defense" in table
+    without_none = format_corruption_markdown(_corruption_rows({"jpeg": {"fog": 0.5}}), TIER)
+    assert "worst drop" not in without_none and "Worst drop" not in without_none
 
 
 def test_rel_mce_leaves_out_corruptions_without_undefended_error():

@@ -52,6 +52,22 @@ def _severity_text(severities: list[int] | None, count: int) -> str:
     return f"at {named} (accuracy averaged over severities)"
 
 
+def _worst_drop(
+    by_severity: dict[tuple[str, str], list[float]], defense: str, names: list[str], severities: Sequence[int]
+) -> str:
+    """``defense``'s largest accuracy drop below ``none`` on one corruption at one severity, in points, with where:
+    ``"3.3 (frost, 3)"``; ``"0.0"`` when it is nowhere below; ``"-"`` without per-severity accuracies."""
+    drops = [
+        (100 * (base - mine), name, severity)
+        for name in names
+        for severity, base, mine in zip(severities, by_severity["none", name], by_severity.get((defense, name), []))
+    ]
+    if not drops:
+        return "-"
+    points, name, severity = max(drops, key=lambda d: d[0])
+    return f"{points:.1f} ({name}, {severity})" if points >= 0.05 else "0.0"
+
+
 def format_corruption_markdown(
     rows: list[dict[str, Any]], tier: Tier, classifier: str | None = None, held_out: Sequence[str] = ()
 ) -> str:
@@ -82,17 +98,26 @@ def format_corruption_markdown(
             f"held-out corruption(s) {missing} are not in the table: expected some of its corruptions {names}"
         )
     acc: dict[tuple[str, str], float] = {}
+    by_severity: dict[tuple[str, str], list[float]] = {}
     for r in rows:
         acc.setdefault((r["defense"], r["attack"].removeprefix("corruption:")), r["accuracy"])
+        by_severity.setdefault((r["defense"], r["attack"].removeprefix("corruption:")), r.get("per_severity") or [])
     n = max((r["n"] for r in rows), default=0)
-    head = ["Defense", *names, "mean"] + (["mean held-out"] if held_out else []) + ["rel. mCE"]
     has_none = all(("none", c) in acc for c in names)
+    head = ["Defense", *names, "mean"] + (["mean held-out"] if held_out else []) + ["rel. mCE"]
+    head += ["worst drop"] if has_none else []
     unrated = [c for c in names if has_none and 1 - acc["none", c] <= 0]  # no undefended error: no ratio
     rated = [c for c in names if c not in unrated]
     caption = (
         f"Classifier `{classifier or tier.classifier}`, {n} test images, each of the {len(names)} ImageNet-C "
         f"corruptions {_severity_text(severities, len(rows[0].get('per_severity', [])))}. rel. mCE: mean over "
         "corruptions of the defended error divided by the undefended error (below 1: the defense helps)."
+        + (
+            " Worst drop: the largest fall below no defense's accuracy on one corruption at one severity, in points "
+            "(that corruption, severity)."
+            if has_none
+            else ""
+        )
     )
     if unrated:
         caption += (
@@ -111,6 +136,8 @@ def format_corruption_markdown(
             cells.append(f"{sum(ratios) / len(ratios):.3f}")
         else:
             cells.append("-")
+        if has_none:
+            cells.append("-" if d == "none" else _worst_drop(by_severity, d, names, severities or range(1, 100)))
         lines.append(f"| {d} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
