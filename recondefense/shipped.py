@@ -31,6 +31,11 @@ _FASHION_MNIST: dict[str, Any] = {
 _IMAGENET: dict[str, Any] = {"dataset": "photos", "classifier": "imagenet-efficientnet_lite0", "budget": IMAGENET}
 _LITE0_LITE2 = {**_IMAGENET, "classifier": "imagenet-efficientnet_lite0,imagenet-efficientnet_lite2"}
 _GATE = ("gate", "imagenet-efficientnet_lite0_lite2-gated-pgd")
+#: The parts a routed defense takes from the default of Defended(model): its gate and its adversarial purifier.
+_DEFAULT_PARTS = (
+    ("gate", "imagenet-efficientnet_lite0_lite2-gated-objects2-pgd"),
+    ("inner", "imagenet-efficientnet_lite0_lite2-gated-objects2-pgd"),
+)
 #: ImageNet-C corruptions never trained on (one per family).
 _HELD_OUT = ("impulse_noise", "motion_blur", "frost", "pixelate")
 _WEIGHTS: tuple[tuple[str, str, str, dict[str, Any], str, dict[str, Any]], ...] = (
@@ -179,11 +184,7 @@ _WEIGHTS: tuple[tuple[str, str, str, dict[str, Any], str, dict[str, Any]], ...] 
         "pgd+corruption",
         {
             "arch": "routed",
-            "composed_from": (
-                ("gate", "imagenet-efficientnet_lite0_lite2-gated-objects2-pgd"),
-                ("inner", "imagenet-efficientnet_lite0_lite2-gated-objects2-pgd"),
-                ("corruption", "runs/realworld/corruption/final"),
-            ),
+            "composed_from": (*_DEFAULT_PARTS, ("corruption", "runs/realworld/corruption/final")),
             "held_out_corruptions": _HELD_OUT,
         },
     ),
@@ -201,11 +202,7 @@ _WEIGHTS: tuple[tuple[str, str, str, dict[str, Any], str, dict[str, Any]], ...] 
         "pgd+corruption",
         {
             "arch": "routed",
-            "composed_from": (
-                ("gate", "imagenet-efficientnet_lite0_lite2-gated-objects2-pgd"),
-                ("inner", "imagenet-efficientnet_lite0_lite2-gated-objects2-pgd"),
-                ("corruption", "runs/realworld/noise/final"),
-            ),
+            "composed_from": (*_DEFAULT_PARTS, ("corruption", "runs/realworld/noise/final")),
             "held_out_corruptions": _HELD_OUT,
         },
     ),

@@ -25,7 +25,7 @@ from torch import nn
 from recondefense.classifiers import load_classifier
 from recondefense.corruptions import CORRUPTIONS, corrupt
 from recondefense.evaluate.tiers import object_test_set
-from recondefense.train.checkpoints import load_start
+from recondefense.train.setup import load_start
 
 
 def by_corruption(purifier: nn.Module, limit: int, severity: int) -> list[dict]:

@@ -67,6 +67,7 @@ BYPASS=${BYPASS:-0,0.05}  # adversarial,corruption: the adversarial purifier den
 PASS_SMOOTHING=${PASS_SMOOTHING:-0}  # what the pass route gives (PurifierConfig.pass_smoothing): as the default
 RESULT=${RESULT:-$OUT/composed}
 EXPERT=${EXPERT:-noise}  # route 2's purifier: noise (stage 1b's denoiser) or all (stage 1's corruption expert)
+ROUTE2=$OUT/$([ "$EXPERT" = noise ] && echo noise || echo corruption)/final  # what the composition puts there
 NOISE_WIDTH=${NOISE_WIDTH:-16}
 NOISE_DEPTH=${NOISE_DEPTH:-3}
 NOISE_PIXEL_STEPS=${NOISE_PIXEL_STEPS:-323}
@@ -141,7 +142,7 @@ route=(--gate "$DEFAULT" --noise-route-above "$NOISE_ROUTE_ABOVE")
 
 # 3. the composition, validated
 "$PY" scripts/compose_routed.py "${route[@]}" --adversarial "$ADVERSARIAL" \
-  --corruption "$OUT/$([ "$EXPERT" = noise ] && echo noise || echo corruption)/final" --out "$RESULT" --bypass-below "$BYPASS" --pass-smoothing "$PASS_SMOOTHING" \
+  --corruption "$ROUTE2" --out "$RESULT" --bypass-below "$BYPASS" --pass-smoothing "$PASS_SMOOTHING" \
   --data "objects:$IMAGES" \
   --classifier imagenet-efficientnet_lite0 --val-limit "$VAL" --corruptions "$CORRUPTIONS" \
   --held-out-corruptions "$HELD_OUT" || exit 1

@@ -253,14 +253,16 @@ def test_triplet_caching_resumes_after_a_kill_and_gives_the_same_cache(tmp_path,
 def test_a_run_with_a_complete_cache_reads_it_instead_of_labelling_the_data_again(tmp_path, monkeypatch):
     from test_train import _config, _write_images
 
-    from recondefense.train import loop, train
+    from recondefense.train import setup, train
 
     data = _write_images(tmp_path / "data")
     out = tmp_path / "run"
     train(_config(data, out, triplets="cached", epochs=2, warmup_epochs=1, stop_after_steps=1))
     loaded = []
-    load = loop.load_dataset
-    monkeypatch.setattr(loop, "load_dataset", lambda spec, split, **kw: loaded.append(split) or load(spec, split, **kw))
+    load = setup.load_dataset
+    monkeypatch.setattr(
+        setup, "load_dataset", lambda spec, split, **kw: loaded.append(split) or load(spec, split, **kw)
+    )
     final = train(_config(data, out, triplets="cached", epochs=2, warmup_epochs=1, resume=True))
     assert loaded == ["val"] and (final / "model.safetensors").is_file()
 

@@ -100,8 +100,9 @@ def format_corruption_markdown(
     acc: dict[tuple[str, str], float] = {}
     by_severity: dict[tuple[str, str], list[float]] = {}
     for r in rows:
-        acc.setdefault((r["defense"], r["attack"].removeprefix("corruption:")), r["accuracy"])
-        by_severity.setdefault((r["defense"], r["attack"].removeprefix("corruption:")), r.get("per_severity") or [])
+        key = (r["defense"], r["attack"].removeprefix("corruption:"))
+        acc.setdefault(key, r["accuracy"])
+        by_severity.setdefault(key, r.get("per_severity") or [])
     n = max((r["n"] for r in rows), default=0)
     has_none = all(("none", c) in acc for c in names)
     head = ["Defense", *names, "mean"] + (["mean held-out"] if held_out else []) + ["rel. mCE"]

@@ -205,13 +205,6 @@ def defense_from_checkpoint(path: Path) -> ReconstructiveDefense:
     raise ValueError(f"{path}: its network matches no {config.arch!r} purifier of 1 or 3 channels of its config")
 
 
-def load_start(init_from: str) -> ReconstructiveDefense:
-    """``--init-from``: defense weights (name, hub id or folder), or a run's ``checkpoint.safetensors``."""
-    if Path(init_from).name in (CHECKPOINT, LEGACY_CHECKPOINT):
-        return defense_from_checkpoint(Path(init_from))
-    return ReconstructiveDefense.from_pretrained(init_from)
-
-
 def resume_checkpoint(
     path: Path,
     device: torch.device,

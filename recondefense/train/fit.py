@@ -17,8 +17,9 @@ from ..data import UNLABELLED, label_with_classifier
 from ..defense import ReconstructiveDefense
 from .checkpoints import CHECKPOINT, load_checkpoint
 from .config import TrainConfig, validate_config
-from .loop import Setup, train
+from .loop import train
 from .network import as_defense, classify_probe, first_item
+from .setup import Setup
 
 __all__ = ["fit"]
 

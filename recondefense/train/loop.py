@@ -7,12 +7,11 @@ sampler skips consumed batches), SIGINT/SIGTERM checkpoint-and-exit, a NaN/Inf g
 
 This module holds :func:`train` and the epoch/step loop (:class:`_Run`); the triplets are made in :mod:`.triplets`,
 validation in :mod:`.validation`, the run's files in :mod:`.checkpoints`, the network, its losses and its ``final/``
-folder in :mod:`.network`.
+folder in :mod:`.network`, what it trains with (classifiers, data, start weights) in :mod:`.setup`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import time
@@ -23,12 +22,9 @@ from typing import Any, NamedTuple
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, DistributedSampler
 from tqdm.auto import tqdm
 
-from ..classifiers import load_classifier
-from ..data import classifier_labelled, load_dataset
-from ..defense import ReconstructiveDefense
 from ..losses import VisualLossParts
 from ..metrics import psnr
 from .checkpoints import (
@@ -41,7 +37,6 @@ from .checkpoints import (
     check_out,
     clear_previous_run,
     find_checkpoint,
-    load_start,
     resume_checkpoint,
     save_checkpoint,
     trim_metrics,
@@ -50,8 +45,8 @@ from .config import TrainConfig, validate_config
 from .curves import plot_curves
 from .distributed import ranks_agree, torchrun_ranks, train_device
 from .network import AnySize, build_network, optimizer, probe, save_final, train_loss, train_mode
+from .setup import Setup, setup_from_config
 from .triplets import (
-    CachedTrainingSet,
     TripletMaker,
     WithIndex,
     attack_groups,
@@ -105,50 +100,13 @@ def train(config: TrainConfig, _setup: Any = None) -> Path:
     try:
         setup = None if _setup is None else _setup(device)
         torch.manual_seed(config.seed)
-        final = _Run(config, rank, world, device, out, setup or _setup_from_config(config, device)).run()
+        final = _Run(config, rank, world, device, out, setup or setup_from_config(config, device)).run()
         if world > 1:  # no rank tears the process group down while another still writes (gloo aborts)
             dist.barrier()
         return final
     finally:
         if world > 1 and dist.is_initialized():
             dist.destroy_process_group()
-
-
-@dataclasses.dataclass
-class Setup:
-    """What a run trains with: frozen pixel-space classifiers (the first labels and is validated), the
-    training and validation datasets of ``(image, label)`` items, a start network and how to describe them."""
-
-    classifiers: list[nn.Module]
-    names: list[str]
-    train_set: Dataset
-    val_set: Dataset
-    start: ReconstructiveDefense | None
-    data_name: str
-
-
-def _setup_from_config(config: TrainConfig, device: torch.device) -> Setup:
-    """``recondefense train``: classifiers, data and start weights named by the config's spec strings."""
-    names = _classifier_specs(config.classifier)
-    classifiers = [
-        load_classifier(spec, config.classifier_weights, mean=config.mean, std=config.std).to(device) for spec in names
-    ]
-    # the (first) classifier labels unlabelled data ("photos") with its own clean predictions
-    data = {"image_size": config.image_size, "classifier": classifiers[0], "num_workers": config.num_workers}
-    if config.triplets == "cached" and CachedTrainingSet.complete(Path(config.out)):  # no labelling again
-        train_set = CachedTrainingSet.from_folder(Path(config.out), classifier_labelled(config.data))
-    else:
-        train_set = load_dataset(config.data, "train", **data)
-    val_set = load_dataset(config.data, "val", **data)
-    start = None if config.init_from is None else load_start(config.init_from)
-    return Setup(classifiers, names, train_set, val_set, start, config.data)
-
-
-def _classifier_specs(text: str) -> list[str]:
-    specs = [part.strip() for part in text.split(",") if part.strip()]
-    if not specs:
-        raise ValueError(f"no classifier in {text!r}")
-    return specs
 
 
 # ----------------------------------------------------------------------------------- the loop
@@ -223,11 +181,9 @@ class _Run:
         """The epochs left, then the final validation and ``final/``; the checkpoint's path when
         ``stop_after_steps`` ends the run early."""
         self.start_time = time.time()
-        stop_at = self.config.stop_after_steps
-        if stop_at is not None and self.position.global_step >= stop_at:  # a resumed run already there: no step
-            self.log.close()
-            return self.out / CHECKPOINT
         try:
+            if self.at_stop():  # a run resumed where it was told to stop: no step
+                return self.out / CHECKPOINT
             with StopRequest() as stop:
                 while self.position.epoch < self.config.epochs:
                     epoch_start = time.time()
@@ -346,10 +302,14 @@ class _Run:
             raise TrainingInterrupted(
                 f"stopped by signal {stop.signal} at step {global_step}; resume with --resume (checkpoint in {self.out})"
             )
-        if config.stop_after_steps is not None and global_step >= config.stop_after_steps:
+        if self.at_stop():
             self.checkpoint()
             return True
         return False
+
+    def at_stop(self) -> bool:
+        """True once the run has made its ``stop_after_steps`` steps."""
+        return self.config.stop_after_steps is not None and self.position.global_step >= self.config.stop_after_steps
 
     def end_epoch(self, epoch_start: float) -> bool:
         """Validate (rank 0) and checkpoint the finished epoch; True when ``--max-minutes`` leaves no time for
