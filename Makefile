@@ -151,18 +151,22 @@ imagenet-tables: $(IMAGENET_STAMP) data
 # The README's object table: the imagenet-objects tier (held-out object photographs, labels = consensus of Lite0,
 # Lite1 and Lite2), Lite0 target with every baseline and our weights, Lite1 unseen and Lite2 (each attacked directly),
 # in parallel shards (hours on 2 CPU cores, pixel deflection the longest); then the markdown tables. OBJECT_DEFENSES
-# names our weights; OBJECT_BASELINES the baselines (empty: the baselines' rows are not remade).
+# names our weights; OBJECT_BASELINES the baselines (empty: the baselines' rows are not remade). OBJECT_ROWS=previous
+# writes objects-previous.json and objects-lite1/2-previous.json instead: the rows of the default before the current
+# one, kept beside it (make imagenet-objects-tables OBJECT_ROWS=previous OBJECT_BASELINES= OBJECT_DEFENSES=$(PREVIOUS_OBJECTS)).
 OBJECTS := OMP_NUM_THREADS=1 $(PY) -m recondefense.evaluate --tier imagenet-objects --no-progress
 OBJECT_DEFENSES ?= $(DEFAULT_IMAGENET)
 OBJECT_BASELINES ?= pd,rrp,fd,jpeg,bitdepth
+OBJECT_ROWS ?=
+PREVIOUS_OBJECTS := imagenet-efficientnet_lite0_lite2-gated-objects2-pgd
 OBJECT_BASELINE_RUN = && $(OBJECTS) --attacks none,fgsm,pgd,deepfool --defenses $(OBJECT_BASELINES) \
   --json $(IMAGENET)/objects-baselines.json
 imagenet-objects-tables: $(IMAGENET_STAMP) data
 	mkdir -p $(IMAGENET)
-	( $(OBJECTS) --attacks none,fgsm,pgd,deepfool --defenses none,$(OBJECT_DEFENSES) --json $(IMAGENET)/objects-ours.json \
-	  $(if $(OBJECT_BASELINES),$(OBJECT_BASELINE_RUN)) ) & \
+	( $(OBJECTS) --attacks none,fgsm,pgd,deepfool --defenses none,$(OBJECT_DEFENSES) \
+	    --json $(IMAGENET)/objects-$(or $(OBJECT_ROWS),ours).json $(if $(OBJECT_BASELINES),$(OBJECT_BASELINE_RUN)) ) & \
 	( for c in 1 2; do $(OBJECTS) --classifier imagenet-efficientnet_lite$$c --attacks none,pgd \
-	    --defenses none,$(OBJECT_DEFENSES) --json $(IMAGENET)/objects-lite$$c.json; done ) & \
+	    --defenses none,$(OBJECT_DEFENSES) --json $(IMAGENET)/objects-lite$$c$(if $(OBJECT_ROWS),-$(OBJECT_ROWS)).json; done ) & \
 	wait
 	$(MAKE) imagenet-objects-markdown
 # The first look at the object tier on the CPU (about 20 minutes on 2 cores), kept as it was measured: no defense and
@@ -196,9 +200,9 @@ imagenet-gate-open: $(IMAGENET_STAMP) data
 	for w in $(subst $(COMMA), ,$(GATED)); do $(PY) scripts/gate_open.py --weights $$w --json $(IMAGENET)/gate-open-$$(basename $$w).json || exit 1; done
 imagenet-objects-markdown:
 	$(OBJECTS) --from-json $(wildcard $(IMAGENET)/objects-baselines.json) $(IMAGENET)/objects-ours.json \
-	  --markdown $(IMAGENET)/objects.md
+	  $(wildcard $(IMAGENET)/objects-previous.json) --markdown $(IMAGENET)/objects.md
 	for c in 1 2; do $(OBJECTS) --classifier imagenet-efficientnet_lite$$c --from-json $(IMAGENET)/objects-lite$$c.json \
-	  --markdown $(IMAGENET)/objects-lite$$c.md; done
+	  $$(ls $(IMAGENET)/objects-lite$$c-previous.json 2>/dev/null) --markdown $(IMAGENET)/objects-lite$$c.md; done
 
 # the markdown tables from the JSON rows (seconds)
 imagenet-markdown:
@@ -296,10 +300,12 @@ imagenet-corruption-tables: $(IMAGENET_STAMP) data
 
 # The object tier's corruption table (issue 25): the imagenet-objects test crops (labels: the consensus of Lite0, Lite1
 # and Lite2) under each of the 15 corruptions at severities 1-5, the 4 held-out ones (never trained on) in their own
-# column, for no defense, the baselines (STL left out, as above), the default, imagenet-efficientnet_lite0-realworld
-# and ROUTED (a routed weights folder, e.g. the composed RESULT of scripts/train_imagenet_realworld.sh; empty: left
-# out); the same for the unseen Lite1 with no defense, the default and ROUTED; the figure (one crop, every corruption
-# at severity 3, before and after ROUTED, else the default); clean and PGD accuracy of ROUTED beside the default.
+# column, for no defense, the baselines (STL left out, as above), PREVIOUS_OBJECTS (the default before the noise
+# route), imagenet-efficientnet_lite0-realworld and ROUTED (routed weights, e.g. the composed RESULT of
+# scripts/train_imagenet_realworld.sh; empty: left out); the same for the unseen Lite1 with no defense,
+# PREVIOUS_OBJECTS and ROUTED; the figure (one crop, every corruption at severity 3, before and after ROUTED, else
+# PREVIOUS_OBJECTS); clean and PGD accuracy of ROUTED. The current default is routed: its rows are ROUTED's
+# (make imagenet-objects-routed-rows ROUTED=imagenet-efficientnet_lite0_lite2-routed3-objects2-pgd ROUTED_ROWS=routed3).
 # Hours on 2 CPU cores; the shards run in parallel and merge. Each rows file is resumable (--resume: a killed run
 # keeps its finished shards of 20 crops in FILE.shards/) and ROUTED's rows are a file of their own, so a new candidate costs only
 # its own rows (make imagenet-objects-routed-rows ROUTED=...). A trial run: OBJECT_LIMIT=4 OBJECT_CORRUPTIONS=fog,frost
@@ -315,17 +321,17 @@ imagenet-objects-corruption-tables: $(IMAGENET_STAMP) data
 	mkdir -p $(IMAGENET)
 	$(OBJECT_CORRUPTION) --defenses none,jpeg,bitdepth,fd,rrp --json $(IMAGENET)/objects-corruptions-baselines.json & \
 	$(OBJECT_CORRUPTION) --defenses pd --json $(IMAGENET)/objects-corruptions-pd.json & \
-	( $(OBJECT_CORRUPTION) --defenses $(DEFAULT_IMAGENET),imagenet-efficientnet_lite0-realworld \
+	( $(OBJECT_CORRUPTION) --defenses $(PREVIOUS_OBJECTS),imagenet-efficientnet_lite0-realworld \
 	    $(if $(ROUTED),,$(OBJECT_FIGURES)) --json $(IMAGENET)/objects-corruptions-ours.json && \
-	  $(OBJECT_CORRUPTION) $(OBJECT_LITE1) --defenses none,$(DEFAULT_IMAGENET) \
+	  $(OBJECT_CORRUPTION) $(OBJECT_LITE1) --defenses none,$(PREVIOUS_OBJECTS) \
 	    --json $(IMAGENET)/objects-corruptions-lite1.json ) & \
 	wait
 	$(if $(ROUTED),$(MAKE) imagenet-objects-routed-rows)
 	$(MAKE) imagenet-objects-corruption-markdown
 # ROUTED_ROWS names its rows files (objects-corruptions-ROUTED_ROWS.json, ...): one per routed candidate, so a new
-# one keeps the rows of those before it (the default and no defense are in the PGD rows of the first, "routed").
+# one keeps the rows of those before it (PREVIOUS_OBJECTS and no defense are in the PGD rows of the first, "routed").
 ROUTED_ROWS ?= routed
-ROUTED_PGD_PEERS = $(if $(filter routed,$(ROUTED_ROWS)),none$(COMMA))$(ROUTED)$(if $(filter routed,$(ROUTED_ROWS)),$(COMMA)$(DEFAULT_IMAGENET))
+ROUTED_PGD_PEERS = $(if $(filter routed,$(ROUTED_ROWS)),none$(COMMA))$(ROUTED)$(if $(filter routed,$(ROUTED_ROWS)),$(COMMA)$(PREVIOUS_OBJECTS))
 imagenet-objects-routed-rows: $(IMAGENET_STAMP) data
 	$(OBJECT_CORRUPTION) --defenses $(ROUTED) $(OBJECT_FIGURES) --json $(IMAGENET)/objects-corruptions-$(ROUTED_ROWS).json
 	$(OBJECT_CORRUPTION) $(OBJECT_LITE1) --defenses $(ROUTED) \

@@ -113,6 +113,23 @@ class PerturbationGate(nn.Sequential):
         residual = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), self.highpass, groups=x.shape[1])
         return super().forward(torch.cat([x, 30 * residual], dim=1))
 
+    @torch.no_grad()
+    def recalibrate(self, open_at: float, sharpness: float = 1.0) -> None:
+        """Move where the gate opens: every logit ``l`` becomes ``sharpness * (l - open_at)`` (an edit of the
+        last layer's weight and bias, so the weights folder keeps its architecture). ``open_at`` is the old logit
+        that now gives sigmoid 0.5; ``sharpness > 1`` makes the opening steeper around it. A trained gate's
+        features are zero on most clean images (its logit sits at the bias, -4) and grow with high-frequency
+        energy, so a threshold just above the clean logits catches the weakly detected attacks.
+
+        Raises:
+            ValueError: ``sharpness`` not a positive finite number, or ``open_at`` not finite.
+        """
+        if not (math.isfinite(open_at) and math.isfinite(sharpness) and sharpness > 0):
+            raise ValueError(f"open_at {open_at}, sharpness {sharpness}: expected finite numbers, sharpness > 0")
+        last = self[-1]
+        last.weight.mul_(sharpness)
+        last.bias.sub_(open_at).mul_(sharpness)
+
 
 class RouteMixture(nn.Module):
     """``x + sum_k pk(x) * (P_k(x) - x)``, that is ``p0 * x + sum_k pk * P_k(x)``: a gate's softmax over routes
@@ -219,8 +236,7 @@ class RouteMixture(nn.Module):
 
     def route_logits(self, x: torch.Tensor) -> torch.Tensor:
         """The logits of the routes, route 0 (pass) fixed at 0: ``(N, C, H, W)`` -> ``(N, 1 + experts)``."""
-        logits = self.gate(x)
-        return torch.cat([logits.new_zeros(len(logits), 1), logits], dim=1)
+        return F.pad(self.gate(x), (1, 0))  # a zero column in front (no batch size read: export keeps it dynamic)
 
     def routes(self, x: torch.Tensor) -> torch.Tensor:
         """The route probabilities per image: ``(N, C, H, W)`` -> ``(N, 1 + experts)``, rows summing to 1."""

@@ -32,10 +32,14 @@ def compose(
     meta: dict | None = None,
     bypass_below: float = 0.0,
     pass_smoothing: float = 0.0,
+    gate_open_at: float | None = None,
+    gate_sharpness: float = 1.0,
 ) -> ReconstructiveDefense:
     """A gated defense with ``gate``'s gate and ``inner``'s purifier (an ``inner.arch`` network of its size);
     ``meta`` goes into its config.json; ``bypass_below``: images whose gate is below it skip the purifier at
-    inference; ``pass_smoothing``: what the pass route gives (both: :class:`~recondefense.purifier_config.PurifierConfig`)."""
+    inference; ``pass_smoothing``: what the pass route gives (both: :class:`~recondefense.purifier_config.PurifierConfig`);
+    ``gate_open_at``, ``gate_sharpness``: the gate recalibrated to open at that old logit
+    (:meth:`~recondefense.routing.PerturbationGate.recalibrate`; None: as trained)."""
     if gate.arch != "gated":
         raise ValueError(f"--gate must name gated weights, got arch {gate.arch!r}")
     hyper = dict(gate.hyperparameters)
@@ -47,6 +51,8 @@ def compose(
     if any(k.startswith("gate.") for k in missing):
         raise ValueError(f"the gate weights do not fit: missing {missing}")
     defense.autoencoder.bottleneck.load_state_dict(inner.autoencoder.state_dict())
+    if gate_open_at is not None:
+        defense.autoencoder.gate.recalibrate(gate_open_at, gate_sharpness)
     return defense
 
 
@@ -64,9 +70,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--pass-smoothing", type=float, default=0.0, help="share of a 3 x 3 blur the pass route gives (0: none)"
     )
+    parser.add_argument(
+        "--gate-open-at",
+        type=float,
+        default=None,
+        help="recalibrate the gate to open (sigmoid 0.5) at this logit of the trained gate (default: as trained); "
+        "choose it on validation (scripts/gate_logits.py)",
+    )
+    parser.add_argument(
+        "--gate-sharpness", type=float, default=1.0, help="with --gate-open-at: the new logit's scale (1: as trained)"
+    )
     args = parser.parse_args(argv)
+    if not args.gate_sharpness > 0:
+        parser.error(f"--gate-sharpness {args.gate_sharpness}: expected a positive number")
     gate, inner = (ReconstructiveDefense.from_pretrained(name) for name in (args.gate, args.inner))
-    defense = compose(gate, inner, bypass_below=args.bypass_below, pass_smoothing=args.pass_smoothing)
+    defense = compose(
+        gate,
+        inner,
+        bypass_below=args.bypass_below,
+        pass_smoothing=args.pass_smoothing,
+        gate_open_at=args.gate_open_at,
+        gate_sharpness=args.gate_sharpness,
+    )
     config = TrainConfig(
         data=args.data, classifier=args.classifier, val_limit=args.val_limit, batch_size=16, progress=False
     )

@@ -320,7 +320,7 @@ def test_defended_without_a_defense_loads_the_shipped_imagenet_weights():
     model = Defended(resnet18(num_classes=10).eval())  # ImageNet normalization by default
     assert isinstance(model.defense, ReconstructiveDefense)
     assert model.defense.meta["classifier"] == "imagenet-efficientnet_lite0,imagenet-efficientnet_lite2"
-    assert model.defense.arch == "gated" and model.defense.autoencoder.in_channels == 3
+    assert model.defense.arch == "routed" and model.defense.hyperparameters["in_channels"] == 3
     x = torch.rand(2, 3, 64, 48)
     normalized = (x - torch.tensor(IMAGENET_MEAN).view(3, 1, 1)) / torch.tensor(IMAGENET_STD).view(3, 1, 1)
     expected = model.model(

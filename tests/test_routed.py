@@ -185,10 +185,10 @@ def test_training_a_routed_gate_from_a_gated_one_starts_with_the_opening_shared(
     torch.testing.assert_close(last.bias[0] + math.log(2), gated.autoencoder.gate[-1].bias[0])
 
 
-def test_the_gate_refactor_computes_the_gate_of_the_shipped_default_as_before():
+def test_the_gate_refactor_computes_the_gate_of_the_shipped_gated_weights_as_before():
     """The gate moved to recondefense.routing.PerturbationGate: the same layers, names and arithmetic, so the
     shipped gated weights load unchanged and give the same gate, bit for bit."""
-    defense = ReconstructiveDefense.from_pretrained("default")
+    defense = ReconstructiveDefense.from_pretrained("imagenet-efficientnet_lite0_lite2-gated-objects2-pgd")
     net = defense.autoencoder
     x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     laplacian = torch.tensor([[0.0, -1.0, 0.0], [-1.0, 4.0, -1.0], [0.0, -1.0, 0.0]]).expand(3, 1, 3, 3)
@@ -437,3 +437,27 @@ def test_compose_routed_keeps_every_part_bit_exactly(tmp_path):
         module.compose(noisy["recon"], noisy["recon"], noisy["residual"])
     with pytest.raises(ValueError, match="--corruption: expected weights of arch residual or routed"):
         module.compose(noisy["gated"], noisy["recon"], noisy["recon"])
+
+
+def test_recalibrating_the_gate_moves_where_it_opens_and_keeps_its_architecture():
+    """recalibrate(open_at, sharpness): the new logit is sharpness * (old - open_at), so an image whose old logit
+    was open_at now sits at sigmoid 0.5; bad numbers are refused before anything changes."""
+    from recondefense.routing import PerturbationGate
+
+    torch.manual_seed(0)
+    gated = ReconstructiveDefense(arch="gated", width=8, depth=2, detail_width=4, detail_depth=1).autoencoder.eval()
+    x = torch.rand(4, 3, 16, 16)
+    with torch.no_grad():
+        before = gated.gate_logit(x)
+    keys = set(gated.state_dict())
+    assert isinstance(gated.gate, PerturbationGate)
+    gated.gate.recalibrate(open_at=float(before[0]), sharpness=10.0)
+    with torch.no_grad():
+        after = gated.gate_logit(x)
+    torch.testing.assert_close(after, 10.0 * (before - before[0]), atol=1e-4, rtol=1e-5)
+    assert float(gated.gate_value(x[:1])) == pytest.approx(0.5, abs=1e-4) and set(gated.state_dict()) == keys
+    for bad in ({"open_at": float("nan")}, {"open_at": 0.0, "sharpness": 0.0}, {"open_at": 0.0, "sharpness": -1.0}):
+        with pytest.raises(ValueError, match="expected finite numbers"):
+            gated.gate.recalibrate(**bad)
+    with torch.no_grad():
+        torch.testing.assert_close(gated.gate_logit(x), after)  # a refused call changed nothing

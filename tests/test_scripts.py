@@ -62,6 +62,10 @@ def test_compose_gated_keeps_the_gate_of_one_and_the_purifier_of_another(tmp_pat
     module.compose(gated, gated_inner, bypass_below=0.05).save_pretrained(tmp_path / "bypass")
     loaded = ReconstructiveDefense.from_pretrained(tmp_path / "bypass")
     assert loaded.hyperparameters["bypass_below"] == 0.05 and loaded.autoencoder.bypass_below == 0.05
+    shifted = module.compose(gated, gated_inner, gate_open_at=3.0, gate_sharpness=2.0).autoencoder.eval()
+    x = torch.rand(2, 3, 16, 16)
+    with torch.no_grad():  # the gate's logit l becomes 2 * (l - 3): here the bias alone, 3, so 0
+        torch.testing.assert_close(shifted.gate_logit(x), 2.0 * (gated.autoencoder.eval().gate_logit(x) - 3.0))
 
 
 def test_widen_autoencoder_computes_the_same_function_and_then_learns_with_its_new_filters(tmp_path):
