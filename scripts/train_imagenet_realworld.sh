@@ -12,9 +12,9 @@
 #   A run spans sessions on a fresh machine only through what is committed: copy OUT/corruption/checkpoint.safetensors
 #   (1 MB) and OUT/gate/checkpoint.safetensors to checkpoints/realworld/corruption/ and .../gate/ and commit them; a
 #   stage starts from its committed checkpoint when OUT has none (the gate's triplet cache is made again).
-#   GPU: IMAGES=12000 BATCH=128 WORKERS=14 NOISE_PIXEL_STEPS=81 NOISE_EPOCHS=2 \
+#   GPU: IMAGES=12000 BATCH=128 WORKERS=14 NOISE_PIXEL_STEPS=81 NOISE_EPOCHS=2 NOISE_GENTLE_EPOCHS=2 \
 #        scripts/train_imagenet_realworld.sh runs/realworld   (81 steps of 128: the pixel phase sees the images 323 of 32 do)
-#   try it out at tiny scale: IMAGES=16 BATCH=8 VAL=4 NOISE_PIXEL_STEPS=2 NOISE_EPOCHS=1 scripts/train_imagenet_realworld.sh /tmp/realworld
+#   try it out at tiny scale: IMAGES=16 BATCH=8 VAL=4 NOISE_PIXEL_STEPS=2 NOISE_EPOCHS=1 NOISE_GENTLE_EPOCHS=1 scripts/train_imagenet_realworld.sh /tmp/realworld
 #     (add EXPERT=all CORRUPTION_EPOCHS=2 CORRUPTION_WARMUP=1 GATE=route-loss GATE_EPOCHS=1 for the other stages)
 #
 # 1. corruption expert: a residual purifier (x + a zero-initialised U-Net correction: the identity at init, so it
@@ -35,7 +35,13 @@
 #    NOISE_EPOCHS (2) guided by the KL of Lite0 and Lite2 start from its checkpoint (lr 1e-3 cosine-decayed). About
 #    3 s a step (pixel) and 5 s (guided) on 2 cores: 45 minutes in all. scripts/expert_by_corruption.py on 48
 #    validation crops at severity 3: Gaussian 0.542 -> 0.604, shot 0.521 -> 0.688 (impulse, held out: 0.542 -> 0.604).
-#    EXPERT=all puts stage 1's expert behind route 2 instead (what -routed-objects2-pgd ships; stage 1b is skipped).
+#    (what -routed2-objects2-pgd ships behind route 2).
+# 1c. the gentle denoiser (EXPERT=noise): 1b's denoiser trained on for NOISE_GENTLE_EPOCHS (2) more epochs at lr 5e-4
+#    cosine, a quarter of its inputs clean with the same KL on them (--clean-weight 1), so that it leaves lightly
+#    noisy images more alone (about 11 s a step, 17 minutes an epoch on 2 cores). What the default of Defended(model),
+#    -routed3-objects2-pgd, ships behind route 2; checkpoints/realworld/noise-gentle holds its last checkpoint, so
+#    on a fresh machine with 1b done the stage only writes final/.
+#    EXPERT=all puts stage 1's expert behind route 2 instead (what -routed-objects2-pgd ships; 1b and 1c are skipped).
 # 2. the routes. By default (GATE=threshold) none is trained: the default's gate (DEFAULT) already opens by a few
 #    units on PGD and by hundreds on noise (scripts/gate_logits.py --pgd), so route 2 takes the images whose gate
 #    logit exceeds NOISE_ROUTE_ABOVE (100, between PGD's largest, 16, and noise's smallest, 258, on validation
@@ -45,14 +51,16 @@
 #    of them as natural look-alikes (JPEG, sensor noise, sharpening) to route 0, the experts frozen (the loss never
 #    looks at them); 2 CPU epochs of it sent half the PGD crops of validation to route 2 (clean 0.922, PGD 0.000);
 # 3. compose: the gate (DEFAULT's, or that of 2), the adversarial purifier ADVERSARIAL (default: the one behind the
-#    ImageNet default of Defended(model)), the corruption purifier of 1, with the bypass
+#    ImageNet default of Defended(model)), the route-2 purifier of 1c (or 1 with EXPERT=all), with the bypass
 #    (an expert skips images whose route probability is below its threshold in BYPASS: the adversarial purifier
 #    runs on every image, as in the dense default, the corruption purifier only on the images routed to it),
-#    validated on the val split under PGD and the trained corruptions (scripts/compose_routed.py). The shipped
-#    imagenet-efficientnet_lite0_lite2-routed-objects2-pgd is this stage with the defaults (its card's command).
+#    validated on the val split under PGD and the trained corruptions (scripts/compose_routed.py). The default of
+#    Defended(model), imagenet-efficientnet_lite0_lite2-routed3-objects2-pgd, is this stage with the defaults (its
+#    card's command); -routed2- puts 1b's denoiser there, -routed- stage 1's expert (EXPERT=all).
 # Lite1 is never used: it is the unseen classifier of the evaluation. The held-out corruptions are never trained on.
 set -uo pipefail
-OUT=${1:-$HOME/.cache/recondefense/runs/realworld}
+DEFAULT_OUT=$HOME/.cache/recondefense/runs/realworld
+OUT=${1:-$DEFAULT_OUT}
 IMAGES=${IMAGES:-3072}
 BATCH=${BATCH:-32}
 WORKERS=${WORKERS:-0}
@@ -67,11 +75,12 @@ BYPASS=${BYPASS:-0,0.05}  # adversarial,corruption: the adversarial purifier den
 PASS_SMOOTHING=${PASS_SMOOTHING:-0}  # what the pass route gives (PurifierConfig.pass_smoothing): as the default
 RESULT=${RESULT:-$OUT/composed}
 EXPERT=${EXPERT:-noise}  # route 2's purifier: noise (stage 1b's denoiser) or all (stage 1's corruption expert)
-ROUTE2=$OUT/$([ "$EXPERT" = noise ] && echo noise || echo corruption)/final  # what the composition puts there
+ROUTE2=$OUT/$([ "$EXPERT" = noise ] && echo noise-gentle || echo corruption)/final  # what the composition puts there
 NOISE_WIDTH=${NOISE_WIDTH:-16}
 NOISE_DEPTH=${NOISE_DEPTH:-3}
 NOISE_PIXEL_STEPS=${NOISE_PIXEL_STEPS:-323}
 NOISE_EPOCHS=${NOISE_EPOCHS:-2}
+NOISE_GENTLE_EPOCHS=${NOISE_GENTLE_EPOCHS:-2}
 NOISE="corruption:gaussian_noise,shot_noise@1-5"
 PY=${PYTHON:-python3}
 CLASSIFIERS=imagenet-efficientnet_lite0,imagenet-efficientnet_lite2
@@ -90,10 +99,11 @@ echo "adversarial purifier: $ADVERSARIAL; start gate: $START_GATE; trained corru
 
 COMMITTED=$(dirname "$0")/../checkpoints/realworld
 has_checkpoint() { [ -f "$1/checkpoint.safetensors" ] || [ -f "$1/checkpoint.pt" ]; }  # .pt: an older run's
-train() {  # train FOLDER ARGS...: resumes when FOLDER holds a checkpoint (or one is committed for its stage)
+train() {  # train FOLDER ARGS...: resumes when FOLDER holds a checkpoint (or one is committed for its stage;
+  # NO_COMMITTED=1: not that one, e.g. a stage whose --init-from path is only the committed run's under DEFAULT_OUT)
   local out=$1; shift
   local committed="$COMMITTED/$(basename "$out")/checkpoint.safetensors"
-  if ! has_checkpoint "$out" && [ -f "$committed" ]; then
+  if ! has_checkpoint "$out" && [ -f "$committed" ] && [ -z "${NO_COMMITTED:-}" ]; then
     mkdir -p "$out" && cp "$committed" "$out/" && echo "resuming from $committed"
   fi
   local resume=(); has_checkpoint "$out" && resume=(--resume)
@@ -120,6 +130,13 @@ if [ "$EXPERT" = noise ] && [ ! -f "$OUT/noise/final/model.safetensors" ]; then
   fi
   train "$OUT/noise" "${noise[@]}" --init-from "$OUT/noise-pixel/checkpoint.safetensors" --epochs "$NOISE_EPOCHS" \
     --warmup-epochs 0 || exit 1
+fi
+# 1c. the gentle denoiser (EXPERT=noise): 1b's trained on with a quarter of its inputs clean and the same KL on them
+if [ "$EXPERT" = noise ] && [ ! -f "$OUT/noise-gentle/final/model.safetensors" ]; then
+  NO_COMMITTED=$([ "$OUT" = "$DEFAULT_OUT" ] || echo 1) train "$OUT/noise-gentle" --arch residual --width "$NOISE_WIDTH" --depth "$NOISE_DEPTH" --attack "$NOISE" \
+    --triplets online --guidance kl --clean-weight 1 --clean-fraction 0.25 --visual-loss mse --lr 5e-4 \
+    --lr-schedule cosine --init-from "$OUT/noise/final" --epochs "$NOISE_GENTLE_EPOCHS" --warmup-epochs 0 \
+    --checkpoint-every 10 || exit 1
 fi
 echo "route-2 purifier ready ($EXPERT): $(date -u +%FT%TZ)"
 
