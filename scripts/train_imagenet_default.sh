@@ -7,6 +7,9 @@
 #
 #   CPU: nohup scripts/train_imagenet_default.sh > objects.log 2>&1 &        (OUT=~/.cache/recondefense/runs/objects)
 #   GPU: IMAGES=12000 BATCH=128 WORKERS=14 PURIFIER_MINUTES=3 ANNEAL_MINUTES=2 scripts/train_imagenet_default.sh runs/gpu
+#   a wider purifier from the default's, on more triplets, across sessions (the gate of stage 1 skipped):
+#     IMAGES=6144 GATE_EPOCHS=0 START_PURIFIER=imagenet-efficientnet_lite0_lite2-objects2-pgd WIDTHS=16,64,128 \
+#       nohup scripts/train_imagenet_default.sh ~/.cache/recondefense/runs/objects-wide > objects-wide.log 2>&1 &
 #   try it out at tiny scale: IMAGES=16 BATCH=8 VAL=4 GATE_EPOCHS=1 PURIFIER_EPOCHS=1 ANNEAL_EPOCHS=1 scripts/train_imagenet_default.sh /tmp/x
 #
 # 0. triplets: IMAGES object images of the train split, labelled and attacked (the paper's PGD) by Lite0 and Lite2 in
@@ -14,8 +17,8 @@
 # 1. gate: the current default's gate trained again with the detection loss on these triplets, half of each batch's
 #    clean images also shown as natural look-alikes (JPEG, sensor noise, sharpening) that must leave it closed, at
 #    lr 3e-4 (at 1e-3 with stronger look-alikes, noise sigma up to 0.03, the gate's features died within 50 steps:
-#    the same value on every image, validation gate 0.02 on clean and attacked alike);
-# 2. purifier: the default's AE widened to WIDTHS filters per block (more capacity at low resolution, where it is
+#    the same value on every image, validation gate 0.02 on clean and attacked alike); GATE_EPOCHS=0 skips it;
+# 2. purifier: START_PURIFIER's AE widened to WIDTHS filters per block (more capacity at low resolution, where it is
 #    cheap; function-preserving, scripts/widen_autoencoder.py), fine-tuned on the same triplets with the KL guidance
 #    of Lite0 and Lite2, for PURIFIER_EPOCHS epochs or PURIFIER_MINUTES minutes;
 # 2b. anneal: the purifier of 2 trained on for ANNEAL_EPOCHS more epochs at lr ANNEAL_LR, cosine-decayed to 0 (its
@@ -43,7 +46,7 @@ RESULT=${RESULT:-$OUT/composed}
 PY=${PYTHON:-python3}
 CLASSIFIERS=imagenet-efficientnet_lite0,imagenet-efficientnet_lite2
 START_GATE=imagenet-efficientnet_lite0_lite2-gated2-pgd
-START_PURIFIER=imagenet-efficientnet_lite0_lite2-pgd
+START_PURIFIER=${START_PURIFIER:-imagenet-efficientnet_lite0_lite2-pgd}
 COMPOSE_GATE=${COMPOSE_GATE:-$START_GATE}
 mkdir -p "$OUT"
 
@@ -69,7 +72,7 @@ fi
 echo "triplets ready: $(date -u +%FT%TZ)"
 
 # 1. the gate (detection loss only: no classifier in the loop)
-if [ ! -f "$OUT/gate/final/model.safetensors" ]; then
+if [ "$GATE_EPOCHS" -gt 0 ] && [ ! -f "$OUT/gate/final/model.safetensors" ]; then
   share_cache "$OUT/gate"
   train "$OUT/gate" --arch gated --detail-depth 3 --freeze bottleneck --init-from "$START_GATE" --lr 3e-4 \
     --epochs "$GATE_EPOCHS" --visual-weight 0.0 --ce-weight 0.0 --gate-weight 1.0 --gate-negatives 0.5 || exit 1
