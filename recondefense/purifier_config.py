@@ -15,7 +15,16 @@ from typing import Any
 __all__ = ["ARCHITECTURE_KEYS", "EXPERTS", "GATED_INNER", "INT_RANGES", "PurifierConfig"]
 
 _AE = ("in_channels", "width", "depth", "skip", "widths")  # the paper AE's keys, which every composite takes
-_GATE = (*_AE, "detail_width", "detail_depth", "inner", "bypass_below", "pass_smoothing")  # a gated purifier's
+_GATE = (
+    *_AE,
+    "detail_width",
+    "detail_depth",
+    "inner",
+    "bypass_below",
+    "pass_smoothing",
+    "contrast_floor",
+    "contrast_target",
+)  # a gated purifier's
 #: Architecture name (config.json's ``arch``) -> the config keys its class takes.
 ARCHITECTURE_KEYS: dict[str, tuple[str, ...]] = {
     "recon": _AE,
@@ -78,6 +87,12 @@ class PurifierConfig:
             weights folder without the key) passes the image untouched. A few hundredths of a grey level on clean
             images, it pulls minimal-margin adversarial images (DeepFool's) back across the decision boundary,
             as the dense mix's share of the purifier does, at a fraction of its cost.
+        contrast_floor, contrast_target: ``"gated"`` and ``"routed"``: images whose contrast (the RMS deviation
+            from their per-channel means, :func:`~recondefense.routing.contrast_spread`) is below ``contrast_floor``
+            are stretched around those means to ``contrast_target`` before the gate sees them (the gain at most
+            :data:`~recondefense.routing.MAX_CONTRAST_GAIN`; :func:`~recondefense.routing.restore_contrast`); 0 (the
+            default, and every weights folder without the key) leaves every image's contrast alone. Natural object
+            crops sit above 0.10 (validation); ImageNet-C's contrast and fog corruptions bring them below.
         corruption_width, corruption_depth: ``"routed"``'s corruption purifier, a :class:`ResidualPurifier` of that
             width and depth (absent from config.json files written before them: the defaults, never read by the
             other architectures).
@@ -96,6 +111,8 @@ class PurifierConfig:
     corruption_width: int = 16
     corruption_depth: int = 2
     pass_smoothing: float = 0.0
+    contrast_floor: float = 0.0
+    contrast_target: float = 0.2
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> PurifierConfig:
@@ -141,6 +158,9 @@ class PurifierConfig:
             return "bypass_below", f"a number in [0, 0.5]{lists}"
         if type(self.pass_smoothing) not in (int, float) or not 0 <= self.pass_smoothing <= 1:
             return "pass_smoothing", "a number in [0, 1]"
+        for key in ("contrast_floor", "contrast_target"):
+            if type(getattr(self, key)) not in (int, float) or not 0 <= getattr(self, key) <= 1:
+                return key, "a number in [0, 1]"
         return None
 
     def validate(self) -> PurifierConfig:

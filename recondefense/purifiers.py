@@ -31,7 +31,7 @@ from torch import nn
 
 from .autoencoder import ReconAutoencoder
 from .purifier_config import ARCHITECTURE_KEYS, GATED_INNER, PurifierConfig
-from .routing import PerturbationGate, RouteMixture, blend, bypass_thresholds, conv_relu
+from .routing import PerturbationGate, RouteMixture, blend, bypass_thresholds, conv_relu, restore_contrast
 
 __all__ = [
     "ResidualPurifier",
@@ -177,7 +177,8 @@ class GatedPurifier(nn.Module):
             (:data:`~recondefense.purifier_config.GATED_INNER`), ``bypass_below``: in eval mode, images whose gate is below it skip the
             purifier (returned as the pass route gives them), so clean traffic pays for the gate alone; training
             and tracing (export, ``torch.compile``) run the blend on every image; and ``pass_smoothing``, what the
-            pass route gives (:func:`~recondefense.routing.blend`).
+            pass route gives (:func:`~recondefense.routing.blend`); ``contrast_floor``, ``contrast_target``: washed-out images
+            stretched first (:func:`~recondefense.routing.restore_contrast`).
 
     Shape: ``(N, C, H, W)`` in [0, 1] -> ``(N, C, H, W)`` in [0, 1].
     """
@@ -191,6 +192,8 @@ class GatedPurifier(nn.Module):
         self.inner = config.inner
         self.bypass_below = bypass_thresholds(config.bypass_below, 1)[0]
         self.pass_smoothing = float(config.pass_smoothing)
+        self.contrast_floor = float(config.contrast_floor)
+        self.contrast_target = float(config.contrast_target)
         self.bottleneck = build_purifier(replace(config, arch=config.inner))
         self.gate = PerturbationGate(in_channels, config.detail_width, config.detail_depth)
 
@@ -208,6 +211,7 @@ class GatedPurifier(nn.Module):
         return torch.sigmoid(self.gate_logit(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = restore_contrast(x, self.contrast_floor, self.contrast_target)
         gate = self.gate_value(x)[:, None]
         return blend(x, gate, [self.bottleneck], self.bypass_below, self.training, self.pass_smoothing)
 
@@ -237,7 +241,9 @@ class RoutedPurifier(RouteMixture):
             "corruption": ResidualPurifier(in_channels, config.corruption_width, config.corruption_depth),
         }
         gate = PerturbationGate(in_channels, config.detail_width, config.detail_depth, 2)
-        super().__init__(gate, experts, config.bypass_below, config.pass_smoothing)
+        super().__init__(
+            gate, experts, config.bypass_below, config.pass_smoothing, config.contrast_floor, config.contrast_target
+        )
         self.in_channels = in_channels
         self.inner = config.inner
 

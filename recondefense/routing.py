@@ -17,11 +17,25 @@ from torch import nn
 
 from .transform import is_tracing
 
-__all__ = ["ROUTES", "binomial_blur", "blend", "bypass_thresholds", "conv_relu", "PerturbationGate", "RouteMixture"]
+__all__ = [
+    "MAX_CONTRAST_GAIN",
+    "ROUTES",
+    "binomial_blur",
+    "blend",
+    "contrast_spread",
+    "restore_contrast",
+    "bypass_thresholds",
+    "conv_relu",
+    "PerturbationGate",
+    "RouteMixture",
+]
 
 #: The routes of :class:`~recondefense.purifiers.RoutedPurifier`, in the order of its route probabilities: route 0
 #: passes the image untouched, route 1 is the adversarial purifier, route 2 the corruption purifier.
 ROUTES = ("pass", "adversarial", "corruption")
+
+#: The largest gain :func:`restore_contrast` applies: ImageNet-C's strongest contrast factor, 0.05, undone.
+MAX_CONTRAST_GAIN = 20.0
 
 
 def conv_relu(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
@@ -38,6 +52,31 @@ def binomial_blur(images: torch.Tensor) -> torch.Tensor:
     kernel = torch.tensor([1.0, 2.0, 1.0], device=images.device, dtype=images.dtype)
     kernel = (kernel[:, None] * kernel[None, :] / 16).expand(channels, 1, 3, 3)
     return F.conv2d(F.pad(images, (1, 1, 1, 1), mode="replicate"), kernel, groups=channels)
+
+
+def contrast_spread(images: torch.Tensor) -> torch.Tensor:
+    """Each image's contrast: the root mean square of its deviation from its per-channel means.
+
+    Shape: ``(N, C, H, W)`` in [0, 1] -> ``(N,)`` in [0, 0.5] (object photos: about 0.10 to 0.35).
+    """
+    deviation = images - images.mean(dim=(2, 3), keepdim=True)
+    return deviation.pow(2).mean(dim=(1, 2, 3)).sqrt()
+
+
+def restore_contrast(images: torch.Tensor, floor: float, target: float) -> torch.Tensor:
+    """Stretch the images whose :func:`contrast_spread` is below ``floor`` around their per-channel means to a
+    spread of ``target`` (the gain at most :data:`MAX_CONTRAST_GAIN`), clamped to [0, 1]; the others, and every
+    image when ``floor`` is 0, are returned as they are. Undoes a washed-out image (ImageNet-C's contrast, much of
+    its fog) up to the contrast the image had, which it cannot know: ``target`` stands in for it.
+
+    Shape: ``(N, C, H, W)`` in [0, 1] -> same.
+    """
+    if floor <= 0:
+        return images
+    means = images.mean(dim=(2, 3), keepdim=True)
+    spread = contrast_spread(images)
+    gain = torch.where(spread < floor, target / spread.clamp_min(target / MAX_CONTRAST_GAIN), torch.ones_like(spread))
+    return torch.lerp(means, images, gain.view(-1, 1, 1, 1)).clamp(0, 1)
 
 
 def blend(
@@ -147,6 +186,8 @@ class RouteMixture(nn.Module):
         bypass_below: the inference threshold above, in [0, 0.5], for every expert or one per expert (route
             order); 0 runs the expert on every image.
         pass_smoothing: the pass route's smoothing, in [0, 1]; 0 passes the image untouched.
+        contrast_floor, contrast_target: images of a contrast below the floor are first stretched to the target
+            (:func:`restore_contrast`; 0: never), before the gate and the experts see them.
 
     Shape: ``(N, C, H, W)`` in [0, 1] -> ``(N, C, H, W)`` in [0, 1].
     """
@@ -157,6 +198,8 @@ class RouteMixture(nn.Module):
         experts: Mapping[str, nn.Module],
         bypass_below: float | Sequence[float] = 0.0,
         pass_smoothing: float = 0.0,
+        contrast_floor: float = 0.0,
+        contrast_target: float = 0.2,
     ) -> None:
         super().__init__()
         self.gate = gate
@@ -165,6 +208,8 @@ class RouteMixture(nn.Module):
             self.add_module(name, expert)
         self.bypass_below = bypass_thresholds(bypass_below, len(experts))
         self.pass_smoothing = float(pass_smoothing)
+        self.contrast_floor = float(contrast_floor)
+        self.contrast_target = float(contrast_target)
 
     def experts(self) -> list[nn.Module]:
         """The experts in route order (route ``k`` is ``experts()[k - 1]``)."""
@@ -252,5 +297,6 @@ class RouteMixture(nn.Module):
         return torch.sigmoid(self.gate_logit(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = restore_contrast(x, self.contrast_floor, self.contrast_target)
         routes = self.routes(x)[:, 1:]
         return blend(x, routes, self.experts(), self.bypass_below, self.training, self.pass_smoothing)

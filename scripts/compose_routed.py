@@ -51,6 +51,18 @@ def _part(defense: ReconstructiveDefense, flag: str, kinds: dict[str, str]) -> d
     return {k.removeprefix(prefix + "."): v for k, v in state.items() if k.startswith(prefix + ".")}
 
 
+def _guidance(adversarial: ReconstructiveDefense, corruption: ReconstructiveDefense) -> str:
+    """How the two experts were guided, for the card: each part's own line, or the routed folder's line when both
+    come from the same composed weights."""
+    theirs = adversarial.meta.get("guidance")
+    if adversarial.arch == corruption.arch == "routed" and theirs == corruption.meta.get("guidance"):
+        return str(theirs)
+    return (
+        f"{theirs} (adversarial purifier), {corruption.meta.get('guidance')} with clean-consistency weight "
+        f"{corruption.meta.get('clean_weight')} (corruption purifier)"
+    )
+
+
 def compose(
     gate: ReconstructiveDefense,
     adversarial: ReconstructiveDefense,
@@ -59,6 +71,8 @@ def compose(
     bypass_below: float | tuple[float, float] = 0.0,
     pass_smoothing: float = 0.0,
     noise_route_above: float | None = None,
+    contrast_floor: float = 0.0,
+    contrast_target: float = 0.2,
 ) -> ReconstructiveDefense:
     """A routed defense with ``gate``'s gate (routed, or gated: into route 1), ``adversarial``'s purifier (recon or
     residual weights, or the purifier of gated or routed ones) and ``corruption``'s (residual weights, or the
@@ -66,7 +80,9 @@ def compose(
     an expert skips the images whose route probability is below it, at inference (one number for both experts,
     or a pair: adversarial, corruption); ``pass_smoothing``: what the pass
     route gives (:class:`~recondefense.purifier_config.PurifierConfig`); ``noise_route_above``: the images whose
-    route-1 logit exceeds it go to the corruption purifier (:meth:`~recondefense.routing.RouteMixture.route_above`).
+    route-1 logit exceeds it go to the corruption purifier (:meth:`~recondefense.routing.RouteMixture.route_above`);
+    ``contrast_floor``, ``contrast_target``: washed-out images are stretched first
+    (:func:`~recondefense.routing.restore_contrast`; floor 0: never).
 
     Raises:
         ValueError: weights of another arch or channel count than each part takes, or a gate of another size.
@@ -89,6 +105,8 @@ def compose(
         inner=inner,
         bypass_below=list(bypass_below) if isinstance(bypass_below, tuple) else bypass_below,
         pass_smoothing=pass_smoothing,
+        contrast_floor=contrast_floor,
+        contrast_target=contrast_target,
         corruption_width=sizes["width"] if residual else sizes["corruption_width"],
         corruption_depth=sizes["depth"] if residual else sizes["corruption_depth"],
     )
@@ -162,6 +180,13 @@ def main(argv: list[str] | None = None) -> int:
         "--pass-smoothing", type=float, default=0.0, help="share of a 3 x 3 blur the pass route gives (0: none)"
     )
     parser.add_argument(
+        "--contrast-floor",
+        type=float,
+        default=0.0,
+        help="images of a contrast (RMS deviation from their channel means) below this are stretched first (0: never)",
+    )
+    parser.add_argument("--contrast-target", type=float, default=0.2, help="the contrast washed-out images get")
+    parser.add_argument(
         "--noise-route-above",
         type=float,
         default=None,
@@ -183,11 +208,20 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"--held-out-corruptions: unknown {unknown}; expected some of {','.join(CORRUPTIONS)}")
     thresholds = args.bypass_below if isinstance(args.bypass_below, tuple) else (args.bypass_below,)
+    if not (0 <= args.contrast_floor <= 1 and 0 < args.contrast_target <= 1):
+        parser.error(
+            f"--contrast-floor {args.contrast_floor}, --contrast-target {args.contrast_target}: expected [0, 1]"
+        )
     if not all(0 <= b <= 0.5 for b in thresholds) or args.val_limit < 1:
         parser.error(f"--bypass-below {args.bypass_below}, --val-limit {args.val_limit}: expected [0, 0.5] and >= 1")
     parts = [ReconstructiveDefense.from_pretrained(name) for name in (args.gate, args.adversarial, args.corruption)]
     validation = measure(
-        compose(*parts, noise_route_above=args.noise_route_above),
+        compose(
+            *parts,
+            noise_route_above=args.noise_route_above,
+            contrast_floor=args.contrast_floor,
+            contrast_target=args.contrast_target,
+        ),
         args.data,
         args.classifier,
         args.val_limit,
@@ -196,9 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     gate, adversarial, corruption = parts
     meta = {
         **gate.meta,  # the data, classifiers and triplet sources the routes were learnt on
-        "guidance": f"{adversarial.meta.get('guidance')} (adversarial purifier), "
-        f"{corruption.meta.get('guidance')} with clean-consistency weight {corruption.meta.get('clean_weight')} "
-        "(corruption purifier)",
+        "guidance": _guidance(adversarial, corruption),
         "composed_from": {"gate": args.gate, "inner": args.adversarial, "corruption": args.corruption},
         "command": "python scripts/compose_routed.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "validation": validation,
@@ -226,6 +258,8 @@ def main(argv: list[str] | None = None) -> int:
         bypass_below=args.bypass_below,
         pass_smoothing=args.pass_smoothing,
         noise_route_above=args.noise_route_above,
+        contrast_floor=args.contrast_floor,
+        contrast_target=args.contrast_target,
     )
     composed.save_pretrained(args.out)
     print(validation)

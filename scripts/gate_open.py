@@ -14,7 +14,8 @@ value exceeds 0.5 on each set of clean images, with the Wilson 95% interval and 
 
     python scripts/gate_open.py [--weights NAME] [--json results/imagenet/gate-open.json]
 
-No attack is run: seconds on a CPU. The share of attacked images a gate opens on is in the tier's rows
+A defense that stretches washed-out images first (``contrast_floor`` > 0) also gets, per set, how many images
+it stretches (``stretched``): a change to clean images the gate does not decide. No attack is run: seconds on a CPU. The share of attacked images a gate opens on is in the tier's rows
 (``gate_open_pgd``).
 """
 
@@ -34,6 +35,7 @@ from recondefense.data import heldout_photos, object_test_crops, painting_crops
 from recondefense.defense import DEFAULT_IMAGENET_WEIGHTS
 from recondefense.evaluate.tiers import HELDOUT_GRID
 from recondefense.metrics import wilson_interval
+from recondefense.routing import contrast_spread
 from recondefense.train.negatives import unsharp
 
 
@@ -68,11 +70,11 @@ def gate_values(defense: ReconstructiveDefense, images: torch.Tensor, batch: int
         return torch.cat([defense.gate(images[i : i + batch]) for i in range(0, len(images), batch)])
 
 
-def row(name: str, gates: torch.Tensor) -> dict:
+def row(name: str, gates: torch.Tensor, stretched: int | None = None) -> dict:
     opened, n = int((gates > 0.5).sum()), len(gates)
     low, high = wilson_interval(opened, n) if n else (0.0, 1.0)
     return {"set": name, "n": n, "opened": opened, "open": opened / max(n, 1), "wilson95": [low, high],
-            "mean_gate": float(gates.mean()) if n else None}  # fmt: skip
+            "mean_gate": float(gates.mean()) if n else None} | ({} if stretched is None else {"stretched": stretched})  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,11 +92,16 @@ def main(argv: list[str] | None = None) -> int:
         "imagenet-heldout (128 crops)": stack(heldout_photos(grid=HELDOUT_GRID)),
         "paintings (GCompris Van Gogh)": stack(painting_crops()),
     } | {name: transform(objects) for name, transform in VARIANTS.items()}
-    rows = [row(name, gate_values(defense, images)) for name, images in sets.items()]
+    floor = defense.purifier_config.contrast_floor
+    rows = [
+        row(name, gate_values(defense, images), int((contrast_spread(images) < floor).sum()) if floor > 0 else None)
+        for name, images in sets.items()
+    ]
     print(f"gate open (value > 0.5) on clean images, {args.weights}:")
     for r in rows:
         print(f"  {r['set']:<52} {r['opened']:>4}/{r['n']:<4} = {r['open']:.3f} "
-              f"[{r['wilson95'][0]:.3f}, {r['wilson95'][1]:.3f}]  mean gate {r['mean_gate']:.3f}")  # fmt: skip
+              f"[{r['wilson95'][0]:.3f}, {r['wilson95'][1]:.3f}]  mean gate {r['mean_gate']:.3f}"
+              + (f", contrast stretched on {r['stretched']}" if "stretched" in r else ""))  # fmt: skip
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         command = "python scripts/gate_open.py " + " ".join(sys.argv[1:] if argv is None else argv)

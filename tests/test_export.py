@@ -32,9 +32,12 @@ def _defenses() -> list[tuple[str, nn.Module]]:
     with torch.no_grad():  # leave the identity so outputs differ from inputs
         residual.autoencoder.correction.out.weight.normal_(0, 0.01)
     recon = ReconstructiveDefense(width=8, depth=2)
+    small = {"width": 4, "depth": 2, "detail_width": 4, "detail_depth": 1, "corruption_width": 4, "corruption_depth": 1}
+    stretched = ReconstructiveDefense(arch="routed", **small, contrast_floor=0.5)  # stretches every uniform image
     return [
         ("residual", residual),
         ("recon", recon),
+        ("routed, contrast stretched", stretched),
         ("defended", Defended(_TinyNet(), residual, input="normalized").eval()),
     ]
 

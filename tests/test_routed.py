@@ -461,3 +461,43 @@ def test_recalibrating_the_gate_moves_where_it_opens_and_keeps_its_architecture(
             gated.gate.recalibrate(**bad)
     with torch.no_grad():
         torch.testing.assert_close(gated.gate_logit(x), after)  # a refused call changed nothing
+
+
+def test_washed_out_images_are_stretched_back_before_the_gate_and_others_pass_exactly(tmp_path):
+    """``contrast_floor``: an image whose contrast (RMS deviation from its channel means) is below the floor is
+    stretched around those means to ``contrast_target`` (ImageNet-C's contrast corruption, which scales that
+    deviation, is undone up to the target); images above the floor, and every image with floor 0, are untouched."""
+    from recondefense.corruptions import corrupt
+    from recondefense.routing import MAX_CONTRAST_GAIN, contrast_spread, restore_contrast
+
+    torch.manual_seed(0)
+    clean = 0.3 + 0.4 * torch.rand(4, 3, 32, 32)  # contrast about 0.115; stretched to 0.2, none clamped
+    washed = corrupt(clean, "contrast", 4)  # deviation from the channel means times 0.1
+    assert (contrast_spread(clean) > 0.1).all() and (contrast_spread(washed) < 0.02).all()
+    restored = restore_contrast(washed, 0.08, 0.2)
+    torch.testing.assert_close(contrast_spread(restored), torch.full((4,), 0.2), atol=2e-3, rtol=0)
+    gain = 0.2 / contrast_spread(clean)  # the clean image at contrast 0.2, what the stretch gives back
+    means = clean.mean(dim=(2, 3), keepdim=True)
+    expected = (means + gain.view(-1, 1, 1, 1) * (clean - means)).clamp(0, 1)
+    torch.testing.assert_close(restored, expected, atol=2e-3, rtol=0)
+    assert torch.equal(restore_contrast(clean, 0.08, 0.2), clean)  # above the floor: exactly as it came
+    assert restore_contrast(washed, 0.0, 0.2) is washed  # floor 0: off
+    flat = torch.full((1, 3, 8, 8), 0.3)
+    flat[..., 0, 0] += 0.001  # almost uniform: the gain stops at MAX_CONTRAST_GAIN
+    stretched = restore_contrast(flat, 0.08, 0.2)
+    assert (stretched - stretched.mean()).abs().max() <= 0.001 * MAX_CONTRAST_GAIN + 1e-5
+    # in a routed (and gated) purifier the stretch comes first: the gate and the experts see the restored image
+    for arch in ("routed", "gated"):
+        defense = ReconstructiveDefense(arch=arch, **SMALL, contrast_floor=0.08, contrast_target=0.2)
+        plain = ReconstructiveDefense(arch=arch, **SMALL)
+        plain.load_state_dict(defense.state_dict())
+        torch.testing.assert_close(defense(washed), plain(restored))
+        assert torch.equal(defense(clean), plain(clean))
+    defense.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert (config["contrast_floor"], config["contrast_target"]) == (0.08, 0.2)
+    loaded = ReconstructiveDefense.from_pretrained(tmp_path)
+    assert loaded.autoencoder.contrast_floor == 0.08 and torch.equal(loaded(washed), defense(washed))
+    assert PurifierConfig(arch="routed").contrast_floor == 0.0  # config.json files without the key: untouched
+    with pytest.raises(ValueError, match=r"contrast_floor=1.5: expected a number in \[0, 1\]"):
+        PurifierConfig(arch="routed", contrast_floor=1.5).validate()

@@ -115,6 +115,16 @@ def test_gate_open_counts_the_clean_images_a_gate_opens_on(tmp_path, monkeypatch
     low, high = rows[0]["wilson95"]
     assert low == 0.0 and 0.3 < high < 0.5  # Wilson 95% of 0/6
     assert gate_open.row("x", torch.tensor([0.9, 0.1, 0.6, 0.4]))["open"] == 0.5
+    assert all("stretched" not in r for r in rows)  # no contrast floor: nothing to count
+    # a defense that stretches washed-out images: uniform noise in [0, 1] has contrast 0.29, so a floor of 0.3
+    # stretches all six, one of 0.2 none
+    for floor, stretched in ((0.3, 6), (0.2, 0)):
+        ReconstructiveDefense(arch="gated", width=4, depth=2, detail_depth=1, contrast_floor=floor).save_pretrained(
+            tmp_path / "contrast"
+        )
+        gate_open.main(["--weights", str(tmp_path / "contrast"), "--json", str(tmp_path / "rows.json")])
+        rows = __import__("json").loads((tmp_path / "rows.json").read_text())["rows"]
+        assert rows[0]["stretched"] == stretched
     x = torch.rand(2, 3, 16, 16)
     for transform in gate_open.VARIANTS.values():
         out = transform(x)
@@ -148,6 +158,27 @@ def test_expert_by_corruption_rebuilds_a_checkpoint_and_an_identity_purifier_cha
     rows = module.by_corruption(loaded, limit=3, severity=2)
     assert [row["corruption"] for row in rows][:2] == ["clean", "gaussian_noise"] and len(rows) == 16
     assert all(row["none"] == row["purified"] and row["change"] == 0 for row in rows)
+
+
+def test_contrast_floor_sweep_stretches_only_washed_out_images_and_writes_its_rows(tmp_path, monkeypatch):
+    from torch import nn
+
+    from recondefense.data import Consensus
+    from recondefense.data._tensors import TensorImages
+
+    module = load_script("contrast_floor")
+    images = (torch.rand(4, 3, 40, 40) * 255).to(torch.uint8)  # contrast about 0.29: above every floor
+    crops = TensorImages(images, torch.zeros(4, dtype=torch.long))
+    monkeypatch.setattr(module, "object_test_set", lambda split: Consensus(crops, torch.arange(4), torch.arange(4) % 2))
+    classifier = nn.Sequential(nn.Flatten(), nn.Linear(3 * 40 * 40, 2))
+    monkeypatch.setattr(module, "load_classifier", lambda name: classifier)
+    module.main(["--limit", "3", "--json", str(tmp_path / "rows.json")])
+    result = __import__("json").loads((tmp_path / "rows.json").read_text())
+    rows = result["rows"]
+    assert result["n"] == 3 and result["clean_crops"] == 4 and min(result["clean_contrast"]) > 0.2
+    assert len(rows) == 1 + 5 * 14 and "glass_blur@1" not in rows and result["command"].startswith("python scripts/")
+    assert all(rows["clean@0"][f"{f}/{t}"] == [rows["clean@0"]["none"], 0.0] for f, t in module.SETTINGS)
+    assert rows["contrast@5"]["0.08/0.2"][1] == 1.0  # contrast 5 scales the deviation by 0.05: every image stretched
 
 
 def test_gate_logits_reports_every_corruption_and_refuses_a_defense_without_a_gate(tmp_path, monkeypatch):

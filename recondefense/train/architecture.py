@@ -28,6 +28,8 @@ class NetworkOptions(Protocol):
     corruption_depth: int
     bypass_below: float
     pass_smoothing: float
+    contrast_floor: float
+    contrast_target: float
     freeze: str | None
 
 
@@ -63,6 +65,8 @@ def purifier_config(config: NetworkOptions, in_channels: int = 1) -> PurifierCon
         corruption_depth=config.corruption_depth,
         bypass_below=config.bypass_below,
         pass_smoothing=config.pass_smoothing,
+        contrast_floor=config.contrast_floor,
+        contrast_target=config.contrast_target,
     )
 
 

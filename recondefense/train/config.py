@@ -110,6 +110,12 @@ class TrainConfig:
         _NET.pass_smoothing,
         '"gated"/"routed": share of a 3 x 3 blur in what the pass route (gate shut) gives; 0 passes images untouched',
     )
+    contrast_floor: float = _opt(
+        _NET.contrast_floor,
+        '"gated"/"routed": images of a contrast (RMS deviation from the channel means) below this are stretched '
+        "to --contrast-target first; 0: never",
+    )
+    contrast_target: float = _opt(_NET.contrast_target, '"gated"/"routed": the contrast washed-out images get')
     init_from: str | None = _opt(
         None,
         "start from these defense weights (name, hub id or folder), or from the network of a run's "
@@ -260,7 +266,8 @@ _RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
         (lambda v: v >= 0, "a number >= 0"),
     ),
     **dict.fromkeys(
-        ("gate_negatives", "clean_fraction", "pass_smoothing"), (lambda v: 0 <= v <= 1, "a fraction in [0, 1]")
+        ("gate_negatives", "clean_fraction", "pass_smoothing", "contrast_floor", "contrast_target"),
+        (lambda v: 0 <= v <= 1, "a fraction in [0, 1]"),
     ),
     "max_minutes": (lambda v: v is None or v > 0, "a positive number of minutes"),
     "val_limit": (lambda v: v is None or v >= 1, "a positive number of images"),

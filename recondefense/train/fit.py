@@ -38,6 +38,8 @@ _NETWORK_KEYS = (
     "corruption_depth",
     "bypass_below",
     "pass_smoothing",
+    "contrast_floor",
+    "contrast_target",
 )
 
 
