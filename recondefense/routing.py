@@ -4,6 +4,7 @@
 - :class:`PerturbationGate`: a small CNN that scores each image from its pixels and their Laplacian high-pass;
 - :class:`RouteMixture`: ``p0 * x + sum_k pk * P_k(x)``, a softmax over routes (route 0 passes the image through,
   route ``k`` sends it to expert ``P_k``) that may skip, at inference, the experts an image barely uses.
+- :func:`restore_contrast`: washed-out images stretched back before the gate sees them (``contrast_floor``).
 """
 
 from __future__ import annotations
