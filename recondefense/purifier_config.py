@@ -91,8 +91,9 @@ class PurifierConfig:
             from their per-channel means, :func:`~recondefense.routing.contrast_spread`) is below ``contrast_floor``
             are stretched around those means to ``contrast_target`` before the gate sees them (the gain at most
             :data:`~recondefense.routing.MAX_CONTRAST_GAIN`; :func:`~recondefense.routing.restore_contrast`); 0 (the
-            default, and every weights folder without the key) leaves every image's contrast alone. Natural object
-            crops sit above 0.10 (validation); ImageNet-C's contrast and fog corruptions bring them below.
+            default, and every weights folder without the key) leaves every image's contrast alone; the target is in
+            (0, 1]. The validation object crops sit above 0.10 and ImageNet-C's contrast corruption brings them
+            below, but some dim photos are below 0.08 too.
         corruption_width, corruption_depth: ``"routed"``'s corruption purifier, a :class:`ResidualPurifier` of that
             width and depth (absent from config.json files written before them: the defaults, never read by the
             other architectures).
@@ -158,9 +159,10 @@ class PurifierConfig:
             return "bypass_below", f"a number in [0, 0.5]{lists}"
         if type(self.pass_smoothing) not in (int, float) or not 0 <= self.pass_smoothing <= 1:
             return "pass_smoothing", "a number in [0, 1]"
-        for key in ("contrast_floor", "contrast_target"):
-            if type(getattr(self, key)) not in (int, float) or not 0 <= getattr(self, key) <= 1:
-                return key, "a number in [0, 1]"
+        if type(self.contrast_floor) not in (int, float) or not 0 <= self.contrast_floor <= 1:
+            return "contrast_floor", "a number in [0, 1]"
+        if type(self.contrast_target) not in (int, float) or not 0 < self.contrast_target <= 1:
+            return "contrast_target", "a number in (0, 1]"
         return None
 
     def validate(self) -> PurifierConfig:

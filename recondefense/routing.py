@@ -55,27 +55,32 @@ def binomial_blur(images: torch.Tensor) -> torch.Tensor:
     return F.conv2d(F.pad(images, (1, 1, 1, 1), mode="replicate"), kernel, groups=channels)
 
 
+def _means_and_spread(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The per-channel means ``(N, C, 1, 1)`` and :func:`contrast_spread` ``(N,)`` of ``(N, C, H, W)`` images."""
+    means = images.mean(dim=(2, 3), keepdim=True)
+    return means, (images - means).pow(2).mean(dim=(1, 2, 3)).sqrt()
+
+
 def contrast_spread(images: torch.Tensor) -> torch.Tensor:
     """Each image's contrast: the root mean square of its deviation from its per-channel means.
 
-    Shape: ``(N, C, H, W)`` in [0, 1] -> ``(N,)`` in [0, 0.5] (object photos: about 0.10 to 0.35).
+    Shape: ``(N, C, H, W)`` in [0, 1] -> ``(N,)`` in [0, 0.5] (the 231 validation object crops: 0.10 and above).
     """
-    deviation = images - images.mean(dim=(2, 3), keepdim=True)
-    return deviation.pow(2).mean(dim=(1, 2, 3)).sqrt()
+    return _means_and_spread(images)[1]
 
 
 def restore_contrast(images: torch.Tensor, floor: float, target: float) -> torch.Tensor:
     """Stretch the images whose :func:`contrast_spread` is below ``floor`` around their per-channel means to a
     spread of ``target`` (the gain at most :data:`MAX_CONTRAST_GAIN`), clamped to [0, 1]; the others, and every
-    image when ``floor`` is 0, are returned as they are. Undoes a washed-out image (ImageNet-C's contrast, much of
-    its fog) up to the contrast the image had, which it cannot know: ``target`` stands in for it.
+    image when ``floor`` is 0, are returned as they are. Undoes a washed-out image (ImageNet-C's contrast) up to the
+    contrast the image had, which it cannot know: ``target`` stands in for it. A naturally dim photo below the floor
+    is stretched too.
 
     Shape: ``(N, C, H, W)`` in [0, 1] -> same.
     """
     if floor <= 0:
         return images
-    means = images.mean(dim=(2, 3), keepdim=True)
-    spread = contrast_spread(images)
+    means, spread = _means_and_spread(images)
     gain = torch.where(spread < floor, target / spread.clamp_min(target / MAX_CONTRAST_GAIN), torch.ones_like(spread))
     return torch.lerp(means, images, gain.view(-1, 1, 1, 1)).clamp(0, 1)
 

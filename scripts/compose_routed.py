@@ -26,6 +26,7 @@ from recondefense import ReconstructiveDefense
 from recondefense.classifiers import load_classifier
 from recondefense.corruptions import CORRUPTIONS
 from recondefense.data import load_dataset
+from recondefense.purifier_config import PurifierConfig
 from recondefense.train.attack_specs import corruption_spec
 from recondefense.train.config import TrainConfig
 from recondefense.train.triplets import TripletMaker
@@ -208,10 +209,9 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"--held-out-corruptions: unknown {unknown}; expected some of {','.join(CORRUPTIONS)}")
     thresholds = args.bypass_below if isinstance(args.bypass_below, tuple) else (args.bypass_below,)
-    if not (0 <= args.contrast_floor <= 1 and 0 < args.contrast_target <= 1):
-        parser.error(
-            f"--contrast-floor {args.contrast_floor}, --contrast-target {args.contrast_target}: expected [0, 1]"
-        )
+    bad = PurifierConfig(contrast_floor=args.contrast_floor, contrast_target=args.contrast_target).problem()
+    if bad is not None:
+        parser.error(f"--{bad[0].replace('_', '-')} {getattr(args, bad[0])}: expected {bad[1]}")
     if not all(0 <= b <= 0.5 for b in thresholds) or args.val_limit < 1:
         parser.error(f"--bypass-below {args.bypass_below}, --val-limit {args.val_limit}: expected [0, 0.5] and >= 1")
     parts = [ReconstructiveDefense.from_pretrained(name) for name in (args.gate, args.adversarial, args.corruption)]

@@ -15,8 +15,8 @@ value exceeds 0.5 on each set of clean images, with the Wilson 95% interval and 
     python scripts/gate_open.py [--weights NAME] [--json results/imagenet/gate-open.json]
 
 A defense that stretches washed-out images first (``contrast_floor`` > 0) also gets, per set, how many images
-it stretches (``stretched``): a change to clean images the gate does not decide. No attack is run: seconds on a CPU. The share of attacked images a gate opens on is in the tier's rows
-(``gate_open_pgd``).
+it stretches (``stretched``): a change to clean images the gate does not decide. No attack is run: seconds on a
+CPU. The share of attacked images a gate opens on is in the tier's rows (``gate_open_pgd``).
 """
 
 from __future__ import annotations

@@ -501,3 +501,5 @@ def test_washed_out_images_are_stretched_back_before_the_gate_and_others_pass_ex
     assert PurifierConfig(arch="routed").contrast_floor == 0.0  # config.json files without the key: untouched
     with pytest.raises(ValueError, match=r"contrast_floor=1.5: expected a number in \[0, 1\]"):
         PurifierConfig(arch="routed", contrast_floor=1.5).validate()
+    with pytest.raises(ValueError, match=r"contrast_target=0: expected a number in \(0, 1\]"):
+        PurifierConfig(arch="routed", contrast_target=0).validate()  # a target of 0 would flatten every stretched image

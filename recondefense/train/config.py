@@ -266,9 +266,10 @@ _RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
         (lambda v: v >= 0, "a number >= 0"),
     ),
     **dict.fromkeys(
-        ("gate_negatives", "clean_fraction", "pass_smoothing", "contrast_floor", "contrast_target"),
+        ("gate_negatives", "clean_fraction", "pass_smoothing", "contrast_floor"),
         (lambda v: 0 <= v <= 1, "a fraction in [0, 1]"),
     ),
+    "contrast_target": (lambda v: 0 < v <= 1, "a number in (0, 1]"),
     "max_minutes": (lambda v: v is None or v > 0, "a positive number of minutes"),
     "val_limit": (lambda v: v is None or v >= 1, "a positive number of images"),
     "image_size": (lambda v: v is None or v >= 1, "a positive number of pixels"),
