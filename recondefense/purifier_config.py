@@ -89,11 +89,11 @@ class PurifierConfig:
             as the dense mix's share of the purifier does, at a fraction of its cost.
         contrast_floor, contrast_target: ``"gated"`` and ``"routed"``: images whose contrast (the RMS deviation
             from their per-channel means, :func:`~recondefense.routing.contrast_spread`) is below ``contrast_floor``
-            are stretched around those means to ``contrast_target`` before the gate sees them (the gain at most
-            :data:`~recondefense.routing.MAX_CONTRAST_GAIN`; :func:`~recondefense.routing.restore_contrast`); 0 (the
-            default, and every weights folder without the key) leaves every image's contrast alone; the target is in
-            (0, 1]. The validation object crops sit above 0.10 and ImageNet-C's contrast corruption brings them
-            below, but some dim photos are below 0.08 too.
+            are stretched around those means towards ``contrast_target`` before the gate sees them, no further than
+            their own range allows (:func:`~recondefense.routing.contrast_gain`: a dim photo that touches black is
+            left alone); 0 (the default, and every weights folder without the key) leaves every image's contrast
+            alone; the target is in (0, 1], 1 meaning as far as the range allows. The validation object crops sit
+            above 0.10 and ImageNet-C's contrast corruption brings them below.
         corruption_width, corruption_depth: ``"routed"``'s corruption purifier, a :class:`ResidualPurifier` of that
             width and depth (absent from config.json files written before them: the defaults, never read by the
             other architectures).

@@ -23,6 +23,7 @@ __all__ = [
     "ROUTES",
     "binomial_blur",
     "blend",
+    "contrast_gain",
     "contrast_spread",
     "restore_contrast",
     "bypass_thresholds",
@@ -69,19 +70,42 @@ def contrast_spread(images: torch.Tensor) -> torch.Tensor:
     return _means_and_spread(images)[1]
 
 
+def contrast_gain(images: torch.Tensor, floor: float, target: float) -> torch.Tensor:
+    """The gain :func:`restore_contrast` stretches each image by: 1 where its :func:`contrast_spread` is at least
+    ``floor``; below it, ``target / spread``, but at most :data:`MAX_CONTRAST_GAIN` and at most what brings the
+    image's darkest or brightest 4 x 4 block (per channel) to 0 or 1. That bound is what tells a washed-out image,
+    squeezed towards its means away from both ends (ImageNet-C's contrast), from a naturally dim or hazy photo
+    whose dark end already touches black: the dim photo keeps its contrast (gain about 1), the washed-out one gets
+    its range back.
+
+    Shape: ``(N, C, H, W)`` in [0, 1] -> ``(N,)``, at least 1.
+    """
+    return _means_and_gain(images, floor, target)[1]
+
+
+def _means_and_gain(images: torch.Tensor, floor: float, target: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The per-channel means ``(N, C, 1, 1)`` and :func:`contrast_gain` ``(N,)`` of ``(N, C, H, W)`` images."""
+    means, spread = _means_and_spread(images)
+    pool = min(4, images.shape[-2], images.shape[-1])
+    blocks = F.avg_pool2d(images, pool)
+    darkest, brightest = blocks.amin(dim=(2, 3), keepdim=True), blocks.amax(dim=(2, 3), keepdim=True)
+    room = torch.minimum((1 - means) / (brightest - means).clamp_min(1e-4), means / (means - darkest).clamp_min(1e-4))
+    gain = (target / spread.clamp_min(target / MAX_CONTRAST_GAIN)).minimum(room.amin(dim=(1, 2, 3))).clamp_min(1)
+    return means, torch.where(spread < floor, gain, torch.ones_like(gain))
+
+
 def restore_contrast(images: torch.Tensor, floor: float, target: float) -> torch.Tensor:
-    """Stretch the images whose :func:`contrast_spread` is below ``floor`` around their per-channel means to a
-    spread of ``target`` (the gain at most :data:`MAX_CONTRAST_GAIN`), clamped to [0, 1]; the others, and every
-    image when ``floor`` is 0, are returned as they are. Undoes a washed-out image (ImageNet-C's contrast) up to the
-    contrast the image had, which it cannot know: ``target`` stands in for it. A naturally dim photo below the floor
-    is stretched too.
+    """Stretch the images whose :func:`contrast_spread` is below ``floor`` around their per-channel means by
+    :func:`contrast_gain` (towards a spread of ``target``, no further than the image's own range allows), clamped to
+    [0, 1]; the others, and every image when ``floor`` is 0, are returned as they are. Undoes a washed-out image
+    (ImageNet-C's contrast) up to the contrast the image had, which it cannot know: the image's range, capped by
+    ``target``, stands in for it.
 
     Shape: ``(N, C, H, W)`` in [0, 1] -> same.
     """
     if floor <= 0:
         return images
-    means, spread = _means_and_spread(images)
-    gain = torch.where(spread < floor, target / spread.clamp_min(target / MAX_CONTRAST_GAIN), torch.ones_like(spread))
+    means, gain = _means_and_gain(images, floor, target)
     return torch.lerp(means, images, gain.view(-1, 1, 1, 1)).clamp(0, 1)
 
 

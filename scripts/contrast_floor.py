@@ -1,15 +1,16 @@
 """Choose the contrast stretch of a routed default on validation: Lite0's accuracy on washed-out and other
 corrupted validation crops, without and with :func:`~recondefense.routing.restore_contrast` at each setting.
 
-For the first ``--limit`` crops of ``imagenet-objects-val`` (labels: the consensus of Lite0 and Lite2), every
-ImageNet-C corruption but glass blur (the slowest; it barely changes an image's contrast) at severities 1-5, it
-prints per setting ``floor/target`` the accuracy after the stretch and the share of images it stretched, and the
-lowest contrasts of all clean validation crops (a floor must stay below them: clean images are to pass untouched).
-The stretch alone, in front of the classifier: what it adds to a routed purifier that passes those images through.
+For the first ``--limit`` crops of ``imagenet-objects-val`` (labels: the consensus of Lite0 and Lite2), clean, every
+ImageNet-C corruption but glass blur (the slowest; it barely changes an image's contrast) at severities 1-5, and
+natural look-alikes a stretch must not hurt (the crops under- and overexposed: dim photos are low in contrast too),
+it prints per setting ``floor/target`` the accuracy after the stretch and the share of images it changed (gain above
+1), and the lowest contrasts of all clean validation crops. The stretch alone, in front of the classifier: what it
+adds to a routed purifier that passes those images through.
 
     python scripts/contrast_floor.py [--limit 96] [--json results/imagenet/contrast-floor-val.json]
 
-About 35 minutes on one CPU core.
+About 40 minutes on one CPU core.
 """
 
 from __future__ import annotations
@@ -24,15 +25,23 @@ import torch
 from recondefense.classifiers import load_classifier
 from recondefense.corruptions import CORRUPTIONS, corrupt
 from recondefense.evaluate.tiers import object_test_set
-from recondefense.routing import contrast_spread, restore_contrast
+from recondefense.routing import contrast_gain, contrast_spread, restore_contrast
 
-#: The settings compared, ``(floor, target)``.
-SETTINGS = ((0.06, 0.06), (0.08, 0.08), (0.10, 0.10), (0.06, 0.15), (0.08, 0.15), (0.10, 0.15), (0.08, 0.2))
+#: The settings compared, ``(floor, target)``; target 1: as far as the image's own range allows.
+SETTINGS = ((0.08, 0.2), (0.10, 0.2), (0.10, 1.0), (0.12, 1.0), (0.15, 1.0), (0.20, 1.0))
+
+#: Natural look-alikes: ``name -> (N, C, H, W) -> same``, exposure scaled in sRGB (a dim photo is dark, not grey).
+EXPOSURES = {
+    f"{kind}{factor}": (lambda x, f=factor: x * f) if kind == "underexposed" else (lambda x, f=factor: 1 - (1 - x) * f)
+    for kind in ("underexposed", "overexposed")
+    for factor in (0.2, 0.35, 0.5)
+}
 
 
 def sweep(limit: int) -> dict:
-    """``{"clean_contrast": lowest contrasts of all clean val crops, "rows": {"name@severity": {"none": accuracy,
-    "floor/target": [accuracy, share stretched]}}}``, accuracies in [0, 1]."""
+    """``{"clean_contrast": lowest contrasts of all clean val crops, "rows": {input: {"none": accuracy,
+    "floor/target": [accuracy, share stretched]}}}``, accuracies in [0, 1]; inputs ``"clean"``, the
+    :data:`EXPOSURES` and ``"corruption@severity"``."""
     data = object_test_set("val")
     everything = torch.stack([data[i][0] for i in range(len(data))])
     count = min(limit, len(data))
@@ -41,21 +50,34 @@ def sweep(limit: int) -> dict:
     rows = {}
     with torch.no_grad():
 
-        def accuracy(x: torch.Tensor) -> float:
-            return round((classifier(x).argmax(1) == labels).float().mean().item(), 3)
+        def predict(x: torch.Tensor) -> torch.Tensor:
+            return torch.cat([classifier(x[i : i + 32]).argmax(1) for i in range(0, len(x), 32)])
 
-        for name in ("clean", *(c for c in CORRUPTIONS if c != "glass_blur")):
-            for severity in (0,) if name == "clean" else range(1, 6):
-                generator = torch.Generator().manual_seed(0)
-                x = images if name == "clean" else corrupt(images, name, severity, generator=generator)
-                low = contrast_spread(x)
-                row = {"none": accuracy(x)}
-                for floor, target in SETTINGS:
-                    share = (low < floor).float().mean().item()
-                    after = accuracy(restore_contrast(x, floor, target)) if share > 0 else row["none"]
-                    row[f"{floor}/{target}"] = [after, round(share, 3)]
-                rows[f"{name}@{severity}"] = row
-                print(name, severity, json.dumps(row), flush=True)
+        def accuracy(predictions: torch.Tensor) -> float:
+            return round((predictions == labels).float().mean().item(), 3)
+
+        def inputs():  # (row name, images)
+            yield "clean", images
+            for name, expose in EXPOSURES.items():
+                yield name, expose(images)
+            for name in (c for c in CORRUPTIONS if c != "glass_blur"):
+                for severity in range(1, 6):
+                    yield (
+                        f"{name}@{severity}",
+                        corrupt(images, name, severity, generator=torch.Generator().manual_seed(0)),
+                    )
+
+        for name, x in inputs():
+            plain = predict(x)
+            row = {"none": accuracy(plain)}
+            for floor, target in SETTINGS:
+                stretched = (contrast_gain(x, floor, target) > 1).nonzero().flatten()
+                after = plain.clone()  # only the stretched images can change: only they are classified again
+                if len(stretched):
+                    after[stretched] = predict(restore_contrast(x[stretched], floor, target))
+                row[f"{floor}/{target}"] = [accuracy(after), round(len(stretched) / len(x), 3)]
+            rows[name] = row
+            print(name, json.dumps(row), flush=True)
     lowest = torch.sort(contrast_spread(everything)).values[:5]
     return {
         "n": count,

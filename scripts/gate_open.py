@@ -15,8 +15,8 @@ value exceeds 0.5 on each set of clean images, with the Wilson 95% interval and 
     python scripts/gate_open.py [--weights NAME] [--json results/imagenet/gate-open.json]
 
 A defense that stretches washed-out images first (``contrast_floor`` > 0) also gets, per set, how many images
-it stretches (``stretched``): a change to clean images the gate does not decide. No attack is run: seconds on a
-CPU. The share of attacked images a gate opens on is in the tier's rows (``gate_open_pgd``).
+it stretches (``stretched``: gain above 1, :func:`~recondefense.routing.contrast_gain`): a change to clean images
+the gate does not decide. No attack is run: seconds on a CPU. The share of attacked images a gate opens on is in the tier's rows (``gate_open_pgd``).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from recondefense.data import heldout_photos, object_test_crops, painting_crops
 from recondefense.defense import DEFAULT_IMAGENET_WEIGHTS
 from recondefense.evaluate.tiers import HELDOUT_GRID
 from recondefense.metrics import wilson_interval
-from recondefense.routing import contrast_spread
+from recondefense.routing import contrast_gain
 from recondefense.train.negatives import unsharp
 
 
@@ -92,10 +92,14 @@ def main(argv: list[str] | None = None) -> int:
         "imagenet-heldout (128 crops)": stack(heldout_photos(grid=HELDOUT_GRID)),
         "paintings (GCompris Van Gogh)": stack(painting_crops()),
     } | {name: transform(objects) for name, transform in VARIANTS.items()}
-    floor = defense.purifier_config.contrast_floor
+    config = defense.purifier_config
+
+    def stretched(images: torch.Tensor) -> int | None:  # the images the contrast stretch changes (gain above 1)
+        return int((contrast_gain(images, config.contrast_floor, config.contrast_target) > 1).sum())
+
+    floor = config.contrast_floor
     rows = [
-        row(name, gate_values(defense, images), int((contrast_spread(images) < floor).sum()) if floor > 0 else None)
-        for name, images in sets.items()
+        row(name, gate_values(defense, images), stretched(images) if floor else None) for name, images in sets.items()
     ]
     print(f"gate open (value > 0.5) on clean images, {args.weights}:")
     for r in rows:

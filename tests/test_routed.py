@@ -465,10 +465,11 @@ def test_recalibrating_the_gate_moves_where_it_opens_and_keeps_its_architecture(
 
 def test_washed_out_images_are_stretched_back_before_the_gate_and_others_pass_exactly(tmp_path):
     """``contrast_floor``: an image whose contrast (RMS deviation from its channel means) is below the floor is
-    stretched around those means to ``contrast_target`` (ImageNet-C's contrast corruption, which scales that
-    deviation, is undone up to the target); images above the floor, and every image with floor 0, are untouched."""
+    stretched around those means to ``contrast_target``, no further than its own range allows (ImageNet-C's contrast
+    corruption, which scales that deviation, is undone; a dim photo is not stretched); images above the floor, and
+    every image with floor 0, are untouched."""
     from recondefense.corruptions import corrupt
-    from recondefense.routing import MAX_CONTRAST_GAIN, contrast_spread, restore_contrast
+    from recondefense.routing import MAX_CONTRAST_GAIN, contrast_gain, contrast_spread, restore_contrast
 
     torch.manual_seed(0)
     clean = 0.3 + 0.4 * torch.rand(4, 3, 32, 32)  # contrast about 0.115; stretched to 0.2, none clamped
@@ -486,6 +487,16 @@ def test_washed_out_images_are_stretched_back_before_the_gate_and_others_pass_ex
     flat[..., 0, 0] += 0.001  # almost uniform: the gain stops at MAX_CONTRAST_GAIN
     stretched = restore_contrast(flat, 0.08, 0.2)
     assert (stretched - stretched.mean()).abs().max() <= 0.001 * MAX_CONTRAST_GAIN + 1e-5
+    # the image's own range bounds the gain: a washed-out image whose 4 x 4 blocks spanned [0, 1] per channel is
+    # given exactly its range back (target 1: as far as that range allows), a dim one that touches black stays dim
+    blocks = torch.rand(2, 3, 8, 8)
+    blocks[:, :, 0, 0], blocks[:, :, -1, -1] = 0.0, 1.0
+    full_range = F.interpolate(blocks, scale_factor=4, mode="nearest")
+    torch.testing.assert_close(restore_contrast(corrupt(full_range, "contrast", 3), 0.08, 1.0), full_range)
+    torch.testing.assert_close(contrast_gain(corrupt(full_range, "contrast", 3), 0.08, 1.0), torch.full((2,), 5.0))
+    dim = 0.2 * full_range  # contrast about 0.06, below the floor
+    assert (contrast_spread(dim) < 0.08).all() and torch.equal(contrast_gain(dim, 0.08, 0.2), torch.ones(2))
+    assert torch.equal(restore_contrast(dim, 0.08, 0.2), dim)
     # in a routed (and gated) purifier the stretch comes first: the gate and the experts see the restored image
     for arch in ("routed", "gated"):
         defense = ReconstructiveDefense(arch=arch, **SMALL, contrast_floor=0.08, contrast_target=0.2)

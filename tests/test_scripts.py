@@ -94,7 +94,8 @@ def test_widen_autoencoder_computes_the_same_function_and_then_learns_with_its_n
 
 def test_gate_open_counts_the_clean_images_a_gate_opens_on(tmp_path, monkeypatch):
     gate_open = load_script("gate_open")
-    tiny = torch.utils.data.TensorDataset(torch.rand(6, 3, 32, 32), torch.zeros(6, dtype=torch.long))
+    washed = 0.4 + 0.2 * torch.rand(6, 3, 32, 32)  # contrast 0.2 / sqrt(12) = 0.058, well inside [0, 1]
+    tiny = torch.utils.data.TensorDataset(washed, torch.zeros(6, dtype=torch.long))
     for name in ("object_test_crops", "painting_crops"):
         monkeypatch.setattr(gate_open, name, lambda **_: tiny)
     monkeypatch.setattr(gate_open, "heldout_photos", lambda grid: tiny)
@@ -116,9 +117,9 @@ def test_gate_open_counts_the_clean_images_a_gate_opens_on(tmp_path, monkeypatch
     assert low == 0.0 and 0.3 < high < 0.5  # Wilson 95% of 0/6
     assert gate_open.row("x", torch.tensor([0.9, 0.1, 0.6, 0.4]))["open"] == 0.5
     assert all("stretched" not in r for r in rows)  # no contrast floor: nothing to count
-    # a defense that stretches washed-out images: uniform noise in [0, 1] has contrast 0.29, so a floor of 0.3
-    # stretches all six, one of 0.2 none
-    for floor, stretched in ((0.3, 6), (0.2, 0)):
+    # a defense that stretches washed-out images: a floor of 0.1 stretches all six (towards contrast 0.2), one of
+    # 0.05 none
+    for floor, stretched in ((0.1, 6), (0.05, 0)):
         ReconstructiveDefense(arch="gated", width=4, depth=2, detail_depth=1, contrast_floor=floor).save_pretrained(
             tmp_path / "contrast"
         )
@@ -176,8 +177,9 @@ def test_contrast_floor_sweep_stretches_only_washed_out_images_and_writes_its_ro
     result = __import__("json").loads((tmp_path / "rows.json").read_text())
     rows = result["rows"]
     assert result["n"] == 3 and result["clean_crops"] == 4 and min(result["clean_contrast"]) > 0.2
-    assert len(rows) == 1 + 5 * 14 and "glass_blur@1" not in rows and result["command"].startswith("python scripts/")
-    assert all(rows["clean@0"][f"{f}/{t}"] == [rows["clean@0"]["none"], 0.0] for f, t in module.SETTINGS)
+    assert len(rows) == 1 + len(module.EXPOSURES) + 5 * 14 and "underexposed0.2" in rows and "glass_blur@1" not in rows
+    assert result["command"].startswith("python scripts/")
+    assert all(rows["clean"][f"{f}/{t}"] == [rows["clean"]["none"], 0.0] for f, t in module.SETTINGS)
     assert rows["contrast@5"]["0.08/0.2"][1] == 1.0  # contrast 5 scales the deviation by 0.05: every image stretched
 
 
