@@ -10,7 +10,10 @@ adds to a routed purifier that passes those images through.
 
     python scripts/contrast_floor.py [--limit 96] [--json results/imagenet/contrast-floor-val.json]
 
-About 40 minutes on one CPU core.
+About 40 minutes on one CPU core. ``--unsure N --floor F --target T`` asks instead where one setting changes
+Lite0's prediction on crops it is unsure of, as on the held-out crops: the first N validation crops of the training
+photos (``load_dataset("photos", "val")``'s crops, unlabelled), as they are and under- and overexposed; per
+smallest gain applied (a stretch of a lower gain skipped), how many are stretched and how many predictions change.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import torch
 
 from recondefense.classifiers import load_classifier
 from recondefense.corruptions import CORRUPTIONS, corrupt
+from recondefense.data import PhotoCrops, training_photo_paths
 from recondefense.evaluate.tiers import object_test_set
 from recondefense.routing import contrast_gain, contrast_spread, restore_contrast
 
@@ -87,16 +91,51 @@ def sweep(limit: int) -> dict:
     }
 
 
+#: The smallest gains :func:`unsure_flips` tries.
+MIN_GAINS = (1.0, 1.1, 1.25, 1.5, 2.0)
+
+
+def unsure_flips(count: int, floor: float, target: float) -> dict:
+    """``{input: {"stretched": n, "min_gain": {g: [stretched, changed]}}}`` for the first ``count`` val crops of the
+    training photos, clean and under- and overexposed; "changed": Lite0's top-1 after the stretch differs."""
+    crops = PhotoCrops(training_photo_paths(), count, seed=1)  # the photos' val split (seed 1)
+    images = torch.stack([crops[i][0] for i in range(count)])
+    classifier = load_classifier("imagenet-efficientnet_lite0").eval()
+    result = {}
+    with torch.no_grad():
+        for name, x in (("clean", images), *((n, expose(images)) for n, expose in EXPOSURES.items())):
+            gain = contrast_gain(x, floor, target)
+            stretched = (gain > 1).nonzero().flatten()
+            changed = torch.zeros(0, dtype=torch.bool)
+            if len(stretched):
+                before = classifier(x[stretched]).argmax(1)
+                changed = classifier(restore_contrast(x[stretched], floor, target)).argmax(1) != before
+            gains = gain[stretched]
+            result[name] = {
+                "n": count,
+                "min_gain": {g: [int((gains >= g).sum()), int((changed & (gains >= g)).sum())] for g in MIN_GAINS},
+            }
+            print(name, json.dumps(result[name]), flush=True)
+    return {"floor": floor, "target": target, "unsure": result}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--limit", type=int, default=96, help="validation crops (the first ones)")
     parser.add_argument("--json", type=Path, help="also write the rows here")
+    parser.add_argument("--unsure", type=int, help="instead: this many unsure photo val crops, one setting")
+    parser.add_argument("--floor", type=float, default=0.10, help="--unsure's contrast floor")
+    parser.add_argument("--target", type=float, default=1.0, help="--unsure's contrast target")
     args = parser.parse_args(argv)
-    if args.limit < 1:
-        parser.error(f"--limit {args.limit}: expected a positive number of crops")
+    for flag, value in (("--limit", args.limit), ("--unsure", args.unsure)):
+        if value is not None and value < 1:
+            parser.error(f"{flag} {value}: expected a positive number of crops")
     torch.set_num_threads(1)
-    result = sweep(args.limit)
-    print(f"lowest contrasts of the {result['clean_crops']} clean val crops: {result['clean_contrast']}")
+    if args.unsure:
+        result = unsure_flips(args.unsure, args.floor, args.target)
+    else:
+        result = sweep(args.limit)
+        print(f"lowest contrasts of the {result['clean_crops']} clean val crops: {result['clean_contrast']}")
     if args.json:
         command = "python scripts/contrast_floor.py " + " ".join(sys.argv[1:] if argv is None else argv)
         args.json.parent.mkdir(parents=True, exist_ok=True)

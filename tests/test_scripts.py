@@ -183,6 +183,29 @@ def test_contrast_floor_sweep_stretches_only_washed_out_images_and_writes_its_ro
     assert rows["contrast@5"]["0.08/0.2"][1] == 1.0  # contrast 5 scales the deviation by 0.05: every image stretched
 
 
+def test_contrast_floor_unsure_counts_the_predictions_a_stretch_changes_per_smallest_gain(tmp_path, monkeypatch):
+    from torch import nn
+
+    class ByContrast(nn.Module):  # class 1 for images of contrast above 0.1: a stretch to 0.2 changes the prediction
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            high = (x.std(dim=(1, 2, 3)) > 0.1).float()
+            return torch.stack([1 - high, high], dim=1)
+
+    module = load_script("contrast_floor")
+    washed = 0.4 + 0.2 * torch.rand(5, 3, 32, 32)  # contrast 0.058, inside [0.4, 0.6]: stretched by about 3.5
+    monkeypatch.setattr(module, "training_photo_paths", lambda: [])
+    monkeypatch.setattr(module, "PhotoCrops", lambda paths, count, seed: [(washed[i], -1) for i in range(count)])
+    monkeypatch.setattr(module, "load_classifier", lambda name: ByContrast())
+    module.main(["--unsure", "5", "--floor", "0.1", "--target", "0.2", "--json", str(tmp_path / "unsure.json")])
+    result = __import__("json").loads((tmp_path / "unsure.json").read_text())
+    assert (result["floor"], result["target"]) == (0.1, 0.2) and result["command"].startswith("python scripts/")
+    assert set(result["unsure"]) == {"clean", *module.EXPOSURES}
+    clean = result["unsure"]["clean"]
+    assert clean["n"] == 5 and clean["min_gain"]["1.0"] == [5, 5] and clean["min_gain"]["2.0"] == [5, 5]
+    with pytest.raises(SystemExit):
+        module.main(["--unsure", "0"])
+
+
 def test_gate_logits_reports_every_corruption_and_refuses_a_defense_without_a_gate(tmp_path, monkeypatch):
     module = load_script("gate_logits")
     monkeypatch.setattr(module, "ObjectCrops", lambda split, length: [(torch.rand(3, 32, 32), -1)] * length)
