@@ -74,9 +74,9 @@ def contrast_gain(images: torch.Tensor, floor: float, target: float) -> torch.Te
     """The gain :func:`restore_contrast` stretches each image by: 1 where its :func:`contrast_spread` is at least
     ``floor``; below it, ``target / spread``, but at most :data:`MAX_CONTRAST_GAIN` and at most what brings the
     image's darkest or brightest 4 x 4 block (per channel) to 0 or 1. That bound is what tells a washed-out image,
-    squeezed towards its means away from both ends (ImageNet-C's contrast), from a naturally dim or hazy photo
-    whose dark end already touches black: the dim photo keeps its contrast (gain about 1), the washed-out one gets
-    its range back.
+    squeezed towards its means away from both ends (ImageNet-C's contrast), from a naturally dim photo whose dark
+    end already touches black: the dim photo keeps its contrast (gain about 1), the washed-out one gets its range
+    back. A hazy photo, lifted off black, is stretched like a washed-out one.
 
     Shape: ``(N, C, H, W)`` in [0, 1] -> ``(N,)``, at least 1.
     """
