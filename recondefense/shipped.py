@@ -39,6 +39,12 @@ _DEFAULT_PARTS = (
 _ROUTED3 = "imagenet-efficientnet_lite0_lite2-routed3-objects2-pgd"
 #: ImageNet-C corruptions never trained on (one per family).
 _HELD_OUT = ("impulse_noise", "motion_blur", "frost", "pixelate")
+#: The fields of the routed default's network shipped again with another contrast stretch (-routed4-, -routed5-).
+_ROUTED3_RESTRETCHED: dict[str, Any] = {
+    "arch": "routed",
+    "composed_from": (("gate", _ROUTED3), ("inner", _ROUTED3), ("corruption", _ROUTED3)),
+    "held_out_corruptions": _HELD_OUT,
+}
 _WEIGHTS: tuple[tuple[str, str, str, dict[str, Any], str, dict[str, Any]], ...] = (
     (
         "fashionmnist-smallcnn-fgsm",
@@ -234,15 +240,7 @@ _WEIGHTS: tuple[tuple[str, str, str, dict[str, Any], str, dict[str, Any]], ...] 
         "8c7017e79f86a998a9fe7f175a64f23f22138ca5783649889daad2b1cff41e66",
         {**_LITE0_LITE2, "dataset": "objects"},
         "pgd+corruption",
-        {
-            "arch": "routed",
-            "composed_from": (
-                ("gate", _ROUTED3),
-                ("inner", _ROUTED3),
-                ("corruption", _ROUTED3),
-            ),
-            "held_out_corruptions": _HELD_OUT,
-        },
+        _ROUTED3_RESTRETCHED,
     ),
     # The same network again, the stretch bounded by each image's range (a dim photo that touches black is left
     # alone) and chosen on validation with under- and overexposed crops (scripts/contrast_floor.py, 96 val crops):
@@ -254,15 +252,7 @@ _WEIGHTS: tuple[tuple[str, str, str, dict[str, Any], str, dict[str, Any]], ...] 
         "4302ccd21be5f4ae40be147b2cfd01a02f2e200d6f3baf678b5ea5cc77d19f6c",
         {**_LITE0_LITE2, "dataset": "objects"},
         "pgd+corruption",
-        {
-            "arch": "routed",
-            "composed_from": (
-                ("gate", _ROUTED3),
-                ("inner", _ROUTED3),
-                ("corruption", _ROUTED3),
-            ),
-            "held_out_corruptions": _HELD_OUT,
-        },
+        _ROUTED3_RESTRETCHED,
     ),
     # Denoised smoothing (Salman et al. 2020): a residual denoiser for Gaussian noise of sigma 0.25 in front of the
     # frozen small CNN, trained on noise triplets with the KL guidance (stability) after one MSE-like warm-up epoch.

@@ -16,7 +16,8 @@ value exceeds 0.5 on each set of clean images, with the Wilson 95% interval and 
 
 A defense that stretches washed-out images first (``contrast_floor`` > 0) also gets, per set, how many images
 it stretches (``stretched``: gain above 1, :func:`~recondefense.routing.contrast_gain`): a change to clean images
-the gate does not decide. No attack is run: seconds on a CPU. The share of attacked images a gate opens on is in the tier's rows (``gate_open_pgd``).
+the gate does not decide. No attack is run: seconds on a CPU. The share of attacked images a gate opens on is in
+the tier's rows (``gate_open_pgd``).
 """
 
 from __future__ import annotations
@@ -94,13 +95,12 @@ def main(argv: list[str] | None = None) -> int:
     } | {name: transform(objects) for name, transform in VARIANTS.items()}
     config = defense.purifier_config
 
-    def stretched(images: torch.Tensor) -> int | None:  # the images the contrast stretch changes (gain above 1)
+    def stretched(images: torch.Tensor) -> int | None:  # the images the contrast stretch changes (None: no stretch)
+        if not config.contrast_floor:
+            return None
         return int((contrast_gain(images, config.contrast_floor, config.contrast_target) > 1).sum())
 
-    floor = config.contrast_floor
-    rows = [
-        row(name, gate_values(defense, images), stretched(images) if floor else None) for name, images in sets.items()
-    ]
+    rows = [row(name, gate_values(defense, images), stretched(images)) for name, images in sets.items()]
     print(f"gate open (value > 0.5) on clean images, {args.weights}:")
     for r in rows:
         print(f"  {r['set']:<52} {r['opened']:>4}/{r['n']:<4} = {r['open']:.3f} "

@@ -57,7 +57,8 @@
 #    validated on the val split under PGD and the trained corruptions (scripts/compose_routed.py); washed-out
 #    images (contrast below CONTRAST_FLOOR) are stretched back first. The default of Defended(model),
 #    imagenet-efficientnet_lite0_lite2-routed3-objects2-pgd, is this stage with CONTRAST_FLOOR=0 (its card's
-#    command), -routed4- the same network with the stretch; -routed2- puts 1b's denoiser there, -routed- stage 1's
+#    command), -routed5- the same network with the stretch (floor 0.10, target 1: chosen on validation by
+#    scripts/contrast_floor.py; -routed4- had 0.08 / 0.2); -routed2- puts 1b's denoiser there, -routed- stage 1's
 #    expert (EXPERT=all).
 # Lite1 is never used: it is the unseen classifier of the evaluation. The held-out corruptions are never trained on.
 set -uo pipefail
@@ -75,7 +76,8 @@ CORRUPTION_DEPTH=${CORRUPTION_DEPTH:-2}
 GATE_EPOCHS=${GATE_EPOCHS:-6}
 BYPASS=${BYPASS:-0,0.05}  # adversarial,corruption: the adversarial purifier dense, as in the default
 PASS_SMOOTHING=${PASS_SMOOTHING:-0}  # what the pass route gives (PurifierConfig.pass_smoothing): as the default
-CONTRAST_FLOOR=${CONTRAST_FLOOR:-0.08}  # images of a lower contrast are stretched to 0.2 first (-routed4-; 0: never)
+CONTRAST_FLOOR=${CONTRAST_FLOOR:-0.10}  # images of a lower contrast are stretched first (-routed5-; 0: never)
+CONTRAST_TARGET=${CONTRAST_TARGET:-1.0}  # ... towards this contrast, no further than their range (1: the range)
 RESULT=${RESULT:-$OUT/composed}
 EXPERT=${EXPERT:-noise}  # route 2's purifier: noise (stage 1b's denoiser) or all (stage 1's corruption expert)
 ROUTE2=$OUT/$([ "$EXPERT" = noise ] && echo noise-gentle || echo corruption)/final  # what the composition puts there
@@ -163,7 +165,7 @@ route=(--gate "$DEFAULT" --noise-route-above "$NOISE_ROUTE_ABOVE")
 # 3. the composition, validated
 "$PY" scripts/compose_routed.py "${route[@]}" --adversarial "$ADVERSARIAL" \
   --corruption "$ROUTE2" --out "$RESULT" --bypass-below "$BYPASS" --pass-smoothing "$PASS_SMOOTHING" \
-  --contrast-floor "$CONTRAST_FLOOR" --contrast-target 0.2 --data "objects:$IMAGES" \
+  --contrast-floor "$CONTRAST_FLOOR" --contrast-target "$CONTRAST_TARGET" --data "objects:$IMAGES" \
   --classifier imagenet-efficientnet_lite0 --val-limit "$VAL" --corruptions "$CORRUPTIONS" \
   --held-out-corruptions "$HELD_OUT" || exit 1
 echo "composed into $RESULT: $(date -u +%FT%TZ)"

@@ -33,7 +33,8 @@ def _defenses() -> list[tuple[str, nn.Module]]:
         residual.autoencoder.correction.out.weight.normal_(0, 0.01)
     recon = ReconstructiveDefense(width=8, depth=2)
     small = {"width": 4, "depth": 2, "detail_width": 4, "detail_depth": 1, "corruption_width": 4, "corruption_depth": 1}
-    stretched = ReconstructiveDefense(arch="routed", **small, contrast_floor=0.5)  # stretches every uniform image
+    # uniform noise (contrast 0.29) is below the floor and short of its range: stretched by about 2-3.5
+    stretched = ReconstructiveDefense(arch="routed", **small, contrast_floor=0.5, contrast_target=1.0)
     return [
         ("residual", residual),
         ("recon", recon),
