@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo venv data lint bench tables imagenet-tables imagenet-default-rows imagenet-markdown imagenet-objects-tables imagenet-objects-markdown imagenet-objects-first-look imagenet-objects-val imagenet-gate-open realworld-tables corruption-tables imagenet-corruption-tables imagenet-objects-corruption-tables imagenet-objects-routed-rows imagenet-objects-corruption-markdown certify-tables certify-bfloat16 certify-full clean
+.PHONY: test demo venv data lint bench tables imagenet-tables imagenet-default-rows imagenet-markdown imagenet-objects-tables imagenet-objects-markdown imagenet-objects-first-look imagenet-objects-val imagenet-gate-open realworld-tables corruption-tables imagenet-corruption-tables imagenet-objects-corruption-tables imagenet-objects-routed-rows imagenet-objects-corruption-markdown imagenet-objects-corruption-full certify-tables certify-bfloat16 certify-full clean
 FMNIST := /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
 
 $(PY):
@@ -338,6 +338,14 @@ imagenet-objects-routed-rows: $(IMAGENET_STAMP) data
 	  --json $(IMAGENET)/objects-corruptions-lite1-$(ROUTED_ROWS).json
 	$(OBJECTS) --attacks none,pgd $(if $(OBJECT_LIMIT),--limit $(OBJECT_LIMIT)) \
 	  --defenses $(ROUTED_PGD_PEERS) --json $(IMAGENET)/objects-$(ROUTED_ROWS)-pgd.json
+# Every object test crop (340, not the first 60) under the 15 corruptions at severities 1-5, for no defense, the
+# default and FULL_CANDIDATES (one rows file: rel. mCE compares defenses on the same crops). Hours on one core;
+# resumable (--resume keeps finished shards of 20 crops in FILE.shards/): rerun to go on.
+FULL_CANDIDATES ?= imagenet-efficientnet_lite0_lite2-routed5-objects2-pgd
+imagenet-objects-corruption-full: $(IMAGENET_STAMP) data
+	$(OBJECTS) --corruptions all --resume --shard-size 20 --defenses none,$(DEFAULT_IMAGENET),$(FULL_CANDIDATES) \
+	  --json $(IMAGENET)/objects-corruptions-full.json
+	$(MAKE) imagenet-objects-corruption-markdown
 imagenet-objects-corruption-markdown:
 	$(OBJECTS) --corruptions --held-out-corruptions $(OBJECT_HELD_OUT) --from-json \
 	  $(IMAGENET)/objects-corruptions-baselines.json $(IMAGENET)/objects-corruptions-pd.json \
@@ -346,6 +354,9 @@ imagenet-objects-corruption-markdown:
 	$(OBJECTS) $(OBJECT_LITE1) --corruptions --held-out-corruptions $(OBJECT_HELD_OUT) --from-json \
 	  $(IMAGENET)/objects-corruptions-lite1.json $(wildcard $(IMAGENET)/objects-corruptions-lite1-routed*.json) \
 	  --markdown $(IMAGENET)/objects-corruptions-lite1.md
+	$(if $(wildcard $(IMAGENET)/objects-corruptions-full.json),$(OBJECTS) --corruptions --held-out-corruptions \
+	  $(OBJECT_HELD_OUT) --from-json $(IMAGENET)/objects-corruptions-full.json \
+	  --markdown $(IMAGENET)/objects-corruptions-full.md)
 
 bench: $(STAMP)
 	$(PY) benchmarks/inference.py

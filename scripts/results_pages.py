@@ -828,6 +828,37 @@ PAGES: tuple[Page, ...] = (
                 command=OBJECT_CORRUPTION_COMMAND,
             ),
             Table(
+                key="objcfull",
+                title="Every object crop (340): no defense, the default and `-routed5-`",
+                kind="corruption",
+                tier="imagenet-objects",
+                rows=("imagenet/objects-corruptions-full*.json",),
+                held_out=HELD_OUT,
+                command=(
+                    "make imagenet-objects-corruption-full (and the baselines: python -m recondefense.evaluate --tier "
+                    "imagenet-objects --corruptions all --resume --shard-size 20 --defenses jpeg,bitdepth,fd,rrp "
+                    "--json results/imagenet/objects-corruptions-full-baselines.json)"
+                ),
+                intro=(
+                    "The tables above cover the first 60 of the 340 object test crops; this one covers all of "
+                    "them (each cell 5 x 340 corrupted crops), for the defenses whose rows are done so far."
+                ),
+                notes=(
+                    f"On all 340 crops the default's rel. mCE is {{objcfull[{DEFAULT}/rel. mCE]}} "
+                    f"({{objcfull.trained[{DEFAULT}/rel. mCE]}} on the 11 trained corruptions, "
+                    f"{{objcfull.held[{DEFAULT}/rel. mCE]}} on the 4 held out; issue 25 asks for 0.75 and 0.85), its "
+                    f"worst drop {{objcfull[{DEFAULT}/worst drop]}}; `-routed5-`'s {{objcfull[{ROUTED5}/rel. mCE]}} "
+                    f"({{objcfull.trained[{ROUTED5}/rel. mCE]}} / {{objcfull.held[{ROUTED5}/rel. mCE]}}), worst drop "
+                    f"{{objcfull[{ROUTED5}/worst drop]}}. Where they fall below no defense: impulse noise at "
+                    "severity 1 (held out; the noise denoiser behind route 2 redraws lightly noisy crops the "
+                    "classifier already got right, though it helps at severities 3-5) and brightness, a trained "
+                    f"corruption that no route here undoes ({{objcfull[none/brightness]}} undefended, "
+                    f"{{objcfull[{DEFAULT}/brightness]}} with the default). The first 60 crops overstated what the denoiser "
+                    f"recovers: Gaussian noise {{objc[none/gaussian_noise]}} -> {{objc[{DEFAULT}/gaussian_noise]}} "
+                    f"there, {{objcfull[none/gaussian_noise]}} -> {{objcfull[{DEFAULT}/gaussian_noise]}} on all 340."
+                ),
+            ),
+            Table(
                 key="inc",
                 title="ImageNet tier: the 20 labelled photos under every corruption",
                 kind="corruption",
@@ -928,17 +959,26 @@ SUMMARY: tuple[tuple[str, str, str, str, str, str, str], ...] = (
     ("ImageNet tier, 20 labelled photos", "clean", "photos", "No attack", "none", PREVIOUS, "imagenet"),
     ("", "PGD, oblivious", "photos", "PGD", "none", PREVIOUS, "imagenet"),
     (
-        "Corruptions, ImageNet object photographs, first 60 crops",
+        "Corruptions, ImageNet object photographs, 340 crops",
         "rel. mCE, the default",
-        "objc",
+        "objcfull",
         "rel. mCE",
         "none",
         DEFAULT,
         "corruptions",
     ),
-    ("", "rel. mCE, the gated default before its noise route", "objc", "rel. mCE", "none", GATED, "corruptions"),
-    ("", "Gaussian noise, the default", "objc", "gaussian_noise", "none", DEFAULT, "corruptions"),
-    ("", "worst drop below no defense, the default", "objc", "worst drop", "none", DEFAULT, "corruptions"),
+    ("", "rel. mCE, the default with washed-out images stretched", "objcfull", "rel. mCE", "none", ROUTED5, "corruptions"),
+    ("", "Gaussian noise, the default", "objcfull", "gaussian_noise", "none", DEFAULT, "corruptions"),
+    ("", "worst drop below no defense, the default", "objcfull", "worst drop", "none", DEFAULT, "corruptions"),
+    (
+        "Corruptions, ImageNet object photographs, first 60 crops",
+        "rel. mCE, the gated default before its noise route",
+        "objc",
+        "rel. mCE",
+        "none",
+        GATED,
+        "corruptions",
+    ),
     (
         "Certified, Fashion-MNIST, 1,000 images, sigma 0.50",
         "certified at L2 radius 0.5",
