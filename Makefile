@@ -193,11 +193,14 @@ imagenet-objects-val: $(IMAGENET_STAMP) data
 	  --defenses none,$(CANDIDATES) --json $(VAL_ROWS) --markdown $(VAL_ROWS:.json=.md)
 # How often a gated defense's gate opens on clean images never trained on (object crops, held-out crops, paintings,
 # JPEG / noise / sharpened look-alikes), one rows file per name of GATED (comma-separated; default: the default):
-# a few CPU minutes, no attack
+# a few CPU minutes, no attack; and the object crops under GATE_CORRUPTIONS (severities 1-5), where no route undoes
+# the corruption and the gate should stay shut
 GATED ?= $(DEFAULT_IMAGENET)
+GATE_CORRUPTIONS ?= brightness
 COMMA := ,
 imagenet-gate-open: $(IMAGENET_STAMP) data
-	for w in $(subst $(COMMA), ,$(GATED)); do $(PY) scripts/gate_open.py --weights $$w --json $(IMAGENET)/gate-open-$$(basename $$w).json || exit 1; done
+	for w in $(subst $(COMMA), ,$(GATED)); do $(PY) scripts/gate_open.py --weights $$w --corruptions "$(GATE_CORRUPTIONS)" \
+	  --json $(IMAGENET)/gate-open-$$(basename $$w).json || exit 1; done
 imagenet-objects-markdown:
 	$(OBJECTS) --from-json $(wildcard $(IMAGENET)/objects-baselines.json) $(IMAGENET)/objects-ours.json \
 	  $(wildcard $(IMAGENET)/objects-previous.json) --markdown $(IMAGENET)/objects.md

@@ -12,7 +12,10 @@ value exceeds 0.5 on each set of clean images, with the Wilson 95% interval and 
   mask 1.5; and past it,
   JPEG quality 15 and noise sigma 0.02 (harsher than any look-alike trained on).
 
-    python scripts/gate_open.py [--weights NAME] [--json results/imagenet/gate-open.json]
+    python scripts/gate_open.py [--weights NAME] [--json results/imagenet/gate-open.json] [--corruptions brightness]
+
+``--corruptions``: also the object crops under these ImageNet-C corruptions at severities 1-5 (the gate should stay
+shut where no route undoes the corruption, e.g. brightness; it opens on noise by design).
 
 A defense that stretches washed-out images first (``contrast_floor`` > 0) also gets, per set, how many images
 it stretches (``stretched``: gain above 1, :func:`~recondefense.routing.contrast_gain`): a change to clean images
@@ -32,6 +35,7 @@ import torch
 
 from recondefense import ReconstructiveDefense
 from recondefense.baselines import JPEG
+from recondefense.corruptions import CORRUPTIONS, corrupt
 from recondefense.data import heldout_photos, object_test_crops, painting_crops
 from recondefense.defense import DEFAULT_IMAGENET_WEIGHTS
 from recondefense.evaluate.tiers import HELDOUT_GRID
@@ -60,6 +64,13 @@ VARIANTS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 }
 
 
+def _corrupted(name: str, severity: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    def apply(images: torch.Tensor) -> torch.Tensor:
+        return corrupt(images, name, severity, generator=torch.Generator().manual_seed(0))
+
+    return apply
+
+
 def stack(dataset) -> torch.Tensor:
     """All images of a dataset of ``(image, label)`` items as one ``(N, C, H, W)`` float tensor in [0, 1]."""
     return torch.stack([dataset[i][0] for i in range(len(dataset))]) if len(dataset) else torch.zeros(0, 3, 224, 224)
@@ -83,16 +94,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights", default=DEFAULT_IMAGENET_WEIGHTS, help="gated defense (name, hub id or folder)")
     parser.add_argument("--json", type=Path, help="write the rows here")
     parser.add_argument("--label", help="the name its column shows (default: --weights)")
+    parser.add_argument("--corruptions", default="", help="comma-separated ImageNet-C corruptions, severities 1-5")
     args = parser.parse_args(argv)
+    corruptions = [c for c in args.corruptions.split(",") if c]
+    unknown = sorted(set(corruptions) - set(CORRUPTIONS))
+    if unknown:
+        parser.error(f"--corruptions: unknown {unknown}; expected some of {', '.join(CORRUPTIONS)}")
     defense = ReconstructiveDefense.from_pretrained(args.weights).eval()
     if defense.gate(torch.zeros(1, 3, 32, 32)) is None:
         parser.error(f"{args.weights} has no gate (arch {defense.arch!r})")
     objects = stack(object_test_crops())
-    sets = {
-        "imagenet-objects (all test crops)": objects,
-        "imagenet-heldout (128 crops)": stack(heldout_photos(grid=HELDOUT_GRID)),
-        "paintings (GCompris Van Gogh)": stack(painting_crops()),
-    } | {name: transform(objects) for name, transform in VARIANTS.items()}
+    sets: dict[str, Callable[[], torch.Tensor]] = {  # made one at a time: each set of object crops is ~0.4 GB
+        "imagenet-objects (all test crops)": lambda: objects,
+        "imagenet-heldout (128 crops)": lambda: stack(heldout_photos(grid=HELDOUT_GRID)),
+        "paintings (GCompris Van Gogh)": lambda: stack(painting_crops()),
+    }
+    variants = VARIANTS | {
+        f"objects, {name} {severity}": _corrupted(name, severity) for name in corruptions for severity in range(1, 6)
+    }
+    sets |= {name: (lambda transform=transform: transform(objects)) for name, transform in variants.items()}
     config = defense.purifier_config
 
     def stretched(images: torch.Tensor) -> int | None:  # the images the contrast stretch changes (None: no stretch)
@@ -100,7 +120,9 @@ def main(argv: list[str] | None = None) -> int:
             return None
         return int((contrast_gain(images, config.contrast_floor, config.contrast_target) > 1).sum())
 
-    rows = [row(name, gate_values(defense, images), stretched(images)) for name, images in sets.items()]
+    rows = [
+        row(name, gate_values(defense, images), stretched(images)) for name, make in sets.items() for images in [make()]
+    ]
     print(f"gate open (value > 0.5) on clean images, {args.weights}:")
     for r in rows:
         print(f"  {r['set']:<52} {r['opened']:>4}/{r['n']:<4} = {r['open']:.3f} "

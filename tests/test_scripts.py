@@ -126,6 +126,15 @@ def test_gate_open_counts_the_clean_images_a_gate_opens_on(tmp_path, monkeypatch
         gate_open.main(["--weights", str(tmp_path / "contrast"), "--json", str(tmp_path / "rows.json")])
         rows = __import__("json").loads((tmp_path / "rows.json").read_text())["rows"]
         assert rows[0]["stretched"] == stretched
+    # --corruptions adds the object crops under each corruption at severities 1-5; a name it does not know stops it
+    gate_open.main(
+        ["--weights", str(tmp_path / "gated"), "--json", str(tmp_path / "rows.json"), "--corruptions", "brightness"]
+    )
+    rows = __import__("json").loads((tmp_path / "rows.json").read_text())["rows"]
+    assert [r["set"] for r in rows[-5:]] == [f"objects, brightness {s}" for s in range(1, 6)]
+    assert len(rows) == 3 + len(gate_open.VARIANTS) + 5 and all(r["n"] == 6 for r in rows)
+    with pytest.raises(SystemExit):
+        gate_open.main(["--weights", str(tmp_path / "gated"), "--corruptions", "brightnes"])
     x = torch.rand(2, 3, 16, 16)
     for transform in gate_open.VARIANTS.values():
         out = transform(x)
