@@ -342,12 +342,18 @@ imagenet-objects-routed-rows: $(IMAGENET_STAMP) data
 	$(OBJECTS) --attacks none,pgd $(if $(OBJECT_LIMIT),--limit $(OBJECT_LIMIT)) \
 	  --defenses $(ROUTED_PGD_PEERS) --json $(IMAGENET)/objects-$(ROUTED_ROWS)-pgd.json
 # Every object test crop (340, not the first 60) under the 15 corruptions at severities 1-5, for no defense, the
-# default and FULL_CANDIDATES (one rows file: rel. mCE compares defenses on the same crops). Hours on one core;
-# resumable (--resume keeps finished shards of 20 crops in FILE.shards/): rerun to go on.
+# default and FULL_CANDIDATES (rel. mCE compares defenses on the same crops), then the cheap baselines, then the
+# same for the unseen Lite1. About 75 minutes a rows file on one core; each resumable (--resume keeps finished
+# shards of 20 crops in FILE.shards/): rerun to go on. A finished rows file is kept (delete it to measure again).
 FULL_CANDIDATES ?= imagenet-efficientnet_lite0_lite2-routed5-objects2-pgd
+OBJECT_FULL = $(OBJECTS) --corruptions all --resume --shard-size 20
 imagenet-objects-corruption-full: $(IMAGENET_STAMP) data
-	$(OBJECTS) --corruptions all --resume --shard-size 20 --defenses none,$(DEFAULT_IMAGENET),$(FULL_CANDIDATES) \
-	  --json $(IMAGENET)/objects-corruptions-full.json
+	test -f $(IMAGENET)/objects-corruptions-full.json || $(OBJECT_FULL) \
+	  --defenses none,$(DEFAULT_IMAGENET),$(FULL_CANDIDATES) --json $(IMAGENET)/objects-corruptions-full.json
+	test -f $(IMAGENET)/objects-corruptions-full-baselines.json || $(OBJECT_FULL) \
+	  --defenses jpeg,bitdepth,fd,rrp --json $(IMAGENET)/objects-corruptions-full-baselines.json
+	test -f $(IMAGENET)/objects-corruptions-lite1-full.json || $(OBJECT_FULL) $(OBJECT_LITE1) \
+	  --defenses none,$(DEFAULT_IMAGENET),$(FULL_CANDIDATES) --json $(IMAGENET)/objects-corruptions-lite1-full.json
 	$(MAKE) imagenet-objects-corruption-markdown
 imagenet-objects-corruption-markdown:
 	$(OBJECTS) --corruptions --held-out-corruptions $(OBJECT_HELD_OUT) --from-json \

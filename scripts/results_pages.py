@@ -836,11 +836,7 @@ PAGES: tuple[Page, ...] = (
                 tier="imagenet-objects",
                 rows=("imagenet/objects-corruptions-full*.json",),
                 held_out=HELD_OUT,
-                command=(
-                    "make imagenet-objects-corruption-full (and the baselines: python -m recondefense.evaluate --tier "
-                    "imagenet-objects --corruptions all --resume --shard-size 20 --defenses jpeg,bitdepth,fd,rrp "
-                    "--json results/imagenet/objects-corruptions-full-baselines.json)"
-                ),
+                command="make imagenet-objects-corruption-full",
                 intro=(
                     "The tables above cover the first 60 of the 340 object test crops; this one covers all of "
                     "them (each cell 5 x 340 corrupted crops), for the defenses whose rows are done so far."

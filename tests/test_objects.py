@@ -23,7 +23,8 @@ from recondefense.data.gcompris_sources import GCOMPRIS_PAINTINGS, GCOMPRIS_PHOT
 from recondefense.data.objects import TEST_COMPOSITES_PER_STAMP, TEST_CROPS_PER_PHOTO, ObjectSources
 from recondefense.data.qt_resources import QtResource, QtResourceError, read_qt_resource
 from recondefense.data.stamp_sources import TUXPAINT_STAMPS
-from recondefense.train.negatives import natural_variants
+from recondefense.train.config import TrainConfig
+from recondefense.train.negatives import NATURAL_VARIANTS, natural_variants
 
 # -- Qt resource files ------------------------------------------------------------------------------------------
 
@@ -213,6 +214,24 @@ def test_natural_variants_stay_images_and_change_the_fine_scale():
     assert (changed > 1e-4).all()  # every image got a variant
     again = natural_variants(x, torch.Generator().manual_seed(1))
     assert torch.equal(out, again)
+
+
+def test_the_brightness_lookalike_raises_the_value_as_imagenet_c_and_unknown_kinds_are_refused():
+    from recondefense.corruptions import corrupt
+    from recondefense.corruptions.weather import brighten
+    from recondefense.train.config import validate_config
+    from recondefense.train.negatives import LOOKALIKES
+
+    x = torch.rand(6, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 0.6
+    out = natural_variants(x, torch.Generator().manual_seed(1), kinds=("brightness",))
+    value_gain = out.amax(1) - x.amax(1)  # the HSV value rises by 0.1-0.5 (nothing reaches 1 from 0.6 + 0.4)
+    assert (value_gain > 0.1 - 1e-5).all() and (value_gain < 0.5 + 1e-5).all()
+    assert torch.equal(brighten(x, 0.3), corrupt(x, "brightness", 3))  # severity 3's shift, 0.3
+    with pytest.raises(ValueError, match="look-alike kinds"):
+        natural_variants(x, kinds=("fog",))
+    with pytest.raises(ValueError, match="gate-negative-kinds"):
+        validate_config(TrainConfig(gate_negative_kinds="jpeg,fog"))
+    assert LOOKALIKES[: len(NATURAL_VARIANTS)] == NATURAL_VARIANTS  # the default draws are the earlier ones
 
 
 # -- resumable triplet caching ------------------------------------------------------------------------------------

@@ -339,6 +339,7 @@ def test_the_routed_gate_trains_alone_on_cached_mixed_triplets(tmp_path):
             ce_weight=0.0,
             gate_weight=1.0,
             gate_negatives=0.5,
+            gate_negative_kinds="jpeg,brightness",
             lr=0.05,
         )
     )

@@ -83,12 +83,19 @@ def _fog(x, severity, gen, s):
     return (x * max_val / (max_val + strength)).clamp(0, 1)
 
 
-def _brightness(x, severity, gen, s):
-    c = REFERENCE_CONSTANTS["brightness"][severity - 1]
+def brighten(x: torch.Tensor, shift: float) -> torch.Tensor:
+    """ImageNet-C's brightness model: each pixel's HSV value raised by ``shift`` (at most to 1), hue and saturation
+    kept, so RGB scales with the value and a black pixel becomes grey.
+
+    Shape: ``(N, C, H, W)`` in [0, 1] -> same, in [0, 1].
+    """
     v = x.amax(1, keepdim=True)  # HSV value
-    v_new = (v + c).clamp(max=1)
-    # with hue and saturation fixed, RGB scales with V; a black pixel (V = 0) becomes grey V'
+    v_new = (v + shift).clamp(max=1)
     return torch.where(v > 0, x * (v_new / v.clamp_min(torch.finfo(x.dtype).tiny)), v_new).clamp(0, 1)
+
+
+def _brightness(x, severity, gen, s):
+    return brighten(x, REFERENCE_CONSTANTS["brightness"][severity - 1])
 
 
 #: Name -> ``f(x, severity, generator, s)`` on a float (N, C, H, W) batch in [0, 1]; ``s``: pixel scale (1 at 224 px).

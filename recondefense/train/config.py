@@ -12,6 +12,7 @@ from ..losses import EQ1_ALPHA, EQ1_BETA, EQ1_C, VISUAL_LOSSES
 from ..purifier_config import ARCHITECTURE_KEYS, GATED_INNER, PurifierConfig
 from .architecture import check_freeze, parse_widths, purifier_config
 from .attack_specs import attack_parts, corruption_spec, gaussian_sigma
+from .negatives import LOOKALIKES
 
 #: The network defaults: those of the one purifier config (the paper's AE).
 _NET = PurifierConfig()
@@ -157,6 +158,11 @@ class TrainConfig:
         0.0,
         "beyond the paper, with --gate-weight: share of each batch's clean images also shown to the gate, as clean, "
         "with natural high-frequency content (JPEG artifacts, sensor noise, sharpening) so it stays shut on them",
+    )
+    gate_negative_kinds: str = _opt(
+        "jpeg,noise,sharpen",
+        "with --gate-negatives: the kinds of look-alike, comma-separated, some of jpeg, noise, sharpen and brightness "
+        "(ImageNet-C's brightness, which no route undoes: the gate should stay shut on it)",
     )
     clean_weight: float = _opt(
         0.0, "beyond the paper: weight of the clean-consistency term (the same guidance on purify(x), clean x)"
@@ -313,6 +319,9 @@ def validate_config(config: TrainConfig) -> None:
         raise ValueError(f"--warmup-epochs {config.warmup_epochs}: expected 0 to --epochs ({config.epochs})")
     if config.gate_negatives > 0 and config.gate_weight == 0:
         raise ValueError("--gate-negatives trains the gate: it needs --gate-weight > 0")
+    kinds = config.gate_negative_kinds.split(",")
+    if not set(kinds) <= set(LOOKALIKES) or len(set(kinds)) != len(kinds):
+        raise ValueError(f"--gate-negative-kinds {config.gate_negative_kinds}: expected some of {','.join(LOOKALIKES)}")
     if config.gate_weight > 0 and config.arch not in ("gated", "routed"):
         raise ValueError(f"--gate-weight {config.gate_weight}: only a --arch gated or routed purifier has a gate")
     if config.adaptive and config.triplets == "cached":

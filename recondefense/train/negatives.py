@@ -8,17 +8,24 @@ the gate as clean (closed).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
 from ..baselines import JPEG
+from ..corruptions.weather import brighten
 from ..routing import binomial_blur
 
-__all__ = ["NATURAL_VARIANTS", "natural_variants", "unsharp"]
+__all__ = ["LOOKALIKES", "NATURAL_VARIANTS", "natural_variants", "unsharp"]
 
 #: The kinds of variant, drawn uniformly per image: a JPEG round trip at quality 30-95, Gaussian sensor noise of
 #: standard deviation 0.002-0.012 (a camera's at base ISO; stronger noise is a corruption, not a clean photo), and an
 #: unsharp mask of strength 0.5-1.5.
 NATURAL_VARIANTS = ("jpeg", "noise", "sharpen")
+#: Every kind :func:`natural_variants` can make (``recondefense train --gate-negative-kinds``): the above, and
+#: ``"brightness"``, ImageNet-C's brightness model with the HSV value raised by 0.1-0.5 (its severities 1-5), a
+#: corruption no route undoes, on which the gate should stay shut as on a clean photo.
+LOOKALIKES = (*NATURAL_VARIANTS, "brightness")
 
 
 def unsharp(images: torch.Tensor, amount: float) -> torch.Tensor:
@@ -29,21 +36,32 @@ def unsharp(images: torch.Tensor, amount: float) -> torch.Tensor:
     return images + amount * (images - binomial_blur(images))
 
 
-def natural_variants(images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """One natural variant per image (:data:`NATURAL_VARIANTS`, kind and strength drawn from ``generator``).
+def natural_variants(
+    images: torch.Tensor, generator: torch.Generator | None = None, kinds: Sequence[str] = NATURAL_VARIANTS
+) -> torch.Tensor:
+    """One natural variant per image (a kind of ``kinds``, some of :data:`LOOKALIKES`; kind and strength drawn
+    from ``generator``).
 
     Shape: ``(N, C, H, W)`` float in [0, 1] -> same, in [0, 1], detached.
+
+    Raises:
+        ValueError: no kinds, or one not in :data:`LOOKALIKES`.
     """
+    unknown = [k for k in kinds if k not in LOOKALIKES]
+    if not kinds or unknown:
+        raise ValueError(f"look-alike kinds {list(kinds)}: expected some of {', '.join(LOOKALIKES)}")
     images = images.detach()
     out = []
     for image in images:
-        kind = NATURAL_VARIANTS[int(torch.randint(len(NATURAL_VARIANTS), (), generator=generator))]
+        kind = kinds[int(torch.randint(len(kinds), (), generator=generator))]
         strength = float(torch.rand((), generator=generator))
         if kind == "jpeg":
             out.append(JPEG(quality=30 + round(65 * strength)).purify(image[None])[0])
         elif kind == "noise":
             noise = torch.randn(image.shape, generator=generator).to(image.device, image.dtype)
             out.append(image + (0.002 + 0.01 * strength) * noise)
-        else:
+        elif kind == "sharpen":
             out.append(unsharp(image[None], 0.5 + strength)[0])
+        else:
+            out.append(brighten(image[None], 0.1 + 0.4 * strength)[0])
     return torch.stack(out).clamp(0, 1)

@@ -21,7 +21,7 @@ from ..purifiers import build_purifier, pad_to_stride
 from .architecture import frozen_prefixes, purifier_config
 from .attack_specs import attack_parts, corruption_spec, gaussian_sigma
 from .config import TrainConfig, config_to_command
-from .negatives import natural_variants
+from .negatives import NATURAL_VARIANTS, natural_variants
 from .triplets import labels_for
 
 #: How many items are read, at most, to find one that decodes (unreadable files come back as None).
@@ -218,7 +218,9 @@ def train_loss(
     else:  # no classifier in the loop (e.g. only the gate's detection loss)
         loss, guidance, train_acc = config.visual_weight * parts.total, None, None
     if config.gate_weight > 0:
-        loss = loss + config.gate_weight * _gate_loss(ae, x, x_adv, routes, config.gate_negatives)
+        loss = loss + config.gate_weight * _gate_loss(
+            ae, x, x_adv, routes, config.gate_negatives, tuple(config.gate_negative_kinds.split(","))
+        )
     return recon, parts, loss, guidance, train_acc
 
 
@@ -251,11 +253,17 @@ def _guidance(
 
 
 def _gate_loss(
-    ae: nn.Module, x: torch.Tensor, x_adv: torch.Tensor, routes: torch.Tensor, negatives: float = 0.0
+    ae: nn.Module,
+    x: torch.Tensor,
+    x_adv: torch.Tensor,
+    routes: torch.Tensor,
+    negatives: float = 0.0,
+    kinds: tuple[str, ...] = NATURAL_VARIANTS,
 ) -> torch.Tensor:
     """Detection loss of a gated purifier's gate: binary cross-entropy, open (1) on attacked or corrupted
     images, closed (0) on clean ones (inputs left clean by ``--clean-fraction``, route 0, count as clean) and on
-    natural variants (:func:`~.negatives.natural_variants`) of the first ``negatives`` share of the clean ones.
+    natural variants (:func:`~.negatives.natural_variants`, of ``kinds``) of the first ``negatives`` share of the
+    clean ones.
     A routed purifier's route loss: cross-entropy of its route logits, clean images and their variants to route 0,
     x~ to its ``routes`` (1 attacked, 2 corrupted).
 
@@ -268,7 +276,7 @@ def _gate_loss(
     clean = x
     count = round(negatives * len(x))
     if count:
-        clean = torch.cat([x, natural_variants(x[:count])])  # draws from the step's seeded global RNG
+        clean = torch.cat([x, natural_variants(x[:count], kinds=kinds)])  # draws from the step's seeded global RNG
     if hasattr(ae, "route_logits"):
         if (routes < 0).any():
             raise ValueError(
