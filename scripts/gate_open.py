@@ -120,9 +120,10 @@ def main(argv: list[str] | None = None) -> int:
             return None
         return int((contrast_gain(images, config.contrast_floor, config.contrast_target) > 1).sum())
 
-    rows = [
-        row(name, gate_values(defense, images), stretched(images)) for name, make in sets.items() for images in [make()]
-    ]
+    rows = []
+    for name, make in sets.items():
+        images = make()
+        rows.append(row(name, gate_values(defense, images), stretched(images)))
     print(f"gate open (value > 0.5) on clean images, {args.weights}:")
     for r in rows:
         print(f"  {r['set']:<52} {r['opened']:>4}/{r['n']:<4} = {r['open']:.3f} "

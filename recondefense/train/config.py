@@ -12,7 +12,7 @@ from ..losses import EQ1_ALPHA, EQ1_BETA, EQ1_C, VISUAL_LOSSES
 from ..purifier_config import ARCHITECTURE_KEYS, GATED_INNER, PurifierConfig
 from .architecture import check_freeze, parse_widths, purifier_config
 from .attack_specs import attack_parts, corruption_spec, gaussian_sigma
-from .negatives import LOOKALIKES
+from .negatives import LOOKALIKES, NATURAL_VARIANTS
 
 #: The network defaults: those of the one purifier config (the paper's AE).
 _NET = PurifierConfig()
@@ -160,7 +160,7 @@ class TrainConfig:
         "with natural high-frequency content (JPEG artifacts, sensor noise, sharpening) so it stays shut on them",
     )
     gate_negative_kinds: str = _opt(
-        "jpeg,noise,sharpen",
+        ",".join(NATURAL_VARIANTS),
         "with --gate-negatives: the kinds of look-alike, comma-separated, some of jpeg, noise, sharpen and brightness "
         "(ImageNet-C's brightness, which no route undoes: the gate should stay shut on it)",
     )
