@@ -39,15 +39,20 @@ IMAGES=${IMAGES:-3072}
 BATCH=${BATCH:-32}
 WORKERS=${WORKERS:-0}
 VAL=${VAL:-128}
+ATTACK=${ATTACK:-pgd}
 GATE_EPOCHS=${GATE_EPOCHS:-6}
+GATE_MINUTES=${GATE_MINUTES:-}
+GATE_NEGATIVE_KINDS=${GATE_NEGATIVE_KINDS:-}
 PURIFIER_EPOCHS=${PURIFIER_EPOCHS:-12}
 PURIFIER_MINUTES=${PURIFIER_MINUTES:-}
 ANNEAL_EPOCHS=${ANNEAL_EPOCHS:-10}
 ANNEAL_LR=${ANNEAL_LR:-5e-4}
 ANNEAL_MINUTES=${ANNEAL_MINUTES:-}
 BYPASS=${BYPASS:-0}
+CHECKPOINT_EVERY=${CHECKPOINT_EVERY:-20}
 WIDTHS=${WIDTHS:-16,32,64}
 RESULT=${RESULT:-$OUT/composed}
+STOP_AFTER=${STOP_AFTER:-}  # triplets, gate, purifier or anneal: end there (the GPU driver, scripts/gpu_run.sh)
 PY=${PYTHON:-python3}
 CLASSIFIERS=imagenet-efficientnet_lite0,imagenet-efficientnet_lite2
 START_GATE=imagenet-efficientnet_lite0_lite2-gated2-pgd
@@ -63,7 +68,7 @@ train() {  # train FOLDER ARGS...: resumes when FOLDER holds a checkpoint (or on
     mkdir -p "$out" && cp "$committed" "$out/" && echo "resuming from $committed"
   fi
   local resume=(); { [ -f "$out/checkpoint.safetensors" ] || [ -f "$out/checkpoint.pt" ]; } && resume=(--resume)
-  "$PY" -m recondefense.train --data "objects:$IMAGES" --classifier "$CLASSIFIERS" --attack pgd --triplets cached \
+  "$PY" -m recondefense.train --data "objects:$IMAGES" --classifier "$CLASSIFIERS" --attack "$ATTACK" --triplets cached \
     --warmup-epochs 0 --batch-size "$BATCH" --val-limit "$VAL" --num-workers "$WORKERS" --no-progress \
     --out "$out" "${resume[@]}" "$@"
 }
@@ -80,14 +85,19 @@ if [ ! -f "$OUT/triplets/triplets_x_adv.npy" ]; then
   train "$OUT/triplets" --epochs 1 --stop-after-steps 1 --val-limit 1 || exit 1
 fi
 echo "triplets ready: $(date -u +%FT%TZ)"
+[ "$STOP_AFTER" = triplets ] && exit 0
 
 # 1. the gate (detection loss only: no classifier in the loop)
 if [ "$GATE_EPOCHS" -gt 0 ] && [ ! -f "$OUT/gate/final/model.safetensors" ]; then
   share_cache "$OUT/gate"
+  extra=(); [ -n "$GATE_MINUTES" ] && extra+=(--max-minutes "$GATE_MINUTES")
+  [ -n "$GATE_NEGATIVE_KINDS" ] && extra+=(--gate-negative-kinds "$GATE_NEGATIVE_KINDS")
   train "$OUT/gate" --arch gated --detail-depth 3 --freeze bottleneck --init-from "$START_GATE" --lr 3e-4 \
-    --epochs "$GATE_EPOCHS" --visual-weight 0.0 --ce-weight 0.0 --gate-weight 1.0 --gate-negatives 0.5 || exit 1
+    --epochs "$GATE_EPOCHS" --visual-weight 0.0 --ce-weight 0.0 --gate-weight 1.0 --gate-negatives 0.5 \
+    "${extra[@]}" || exit 1
 fi
 echo "gate ready: $(date -u +%FT%TZ)"
+[ "$STOP_AFTER" = gate ] && exit 0
 
 # 2. the purifier behind it
 if [ ! -f "$OUT/recon/final/model.safetensors" ]; then
@@ -97,9 +107,10 @@ if [ ! -f "$OUT/recon/final/model.safetensors" ]; then
   share_cache "$OUT/recon"
   budget=(); [ -n "$PURIFIER_MINUTES" ] && budget=(--max-minutes "$PURIFIER_MINUTES")
   train "$OUT/recon" --init-from "$OUT/widened" --widths "$WIDTHS" --epochs "$PURIFIER_EPOCHS" --guidance kl \
-    --checkpoint-every 20 "${budget[@]}" || exit 1
+    --checkpoint-every "$CHECKPOINT_EVERY" "${budget[@]}" || exit 1
 fi
 echo "purifier ready: $(date -u +%FT%TZ)"
+[ "$STOP_AFTER" = purifier ] && exit 0
 
 # 2b. the purifier annealed
 PURIFIER=$OUT/recon/final
@@ -108,11 +119,12 @@ if [ "$ANNEAL_EPOCHS" -gt 0 ]; then
     share_cache "$OUT/anneal"
     budget=(); [ -n "$ANNEAL_MINUTES" ] && budget=(--max-minutes "$ANNEAL_MINUTES")
     train "$OUT/anneal" --init-from "$OUT/recon/final" --widths "$WIDTHS" --epochs "$ANNEAL_EPOCHS" --guidance kl \
-      --lr "$ANNEAL_LR" --lr-schedule cosine --checkpoint-every 20 "${budget[@]}" || exit 1
+      --lr "$ANNEAL_LR" --lr-schedule cosine --checkpoint-every "$CHECKPOINT_EVERY" "${budget[@]}" || exit 1
   fi
   PURIFIER=$OUT/anneal/final
 fi
 echo "annealed purifier ready: $(date -u +%FT%TZ)"
+[ "$STOP_AFTER" = anneal ] && exit 0
 
 # 3. the composition, validated
 "$PY" scripts/compose_gated.py --gate "$COMPOSE_GATE" --inner "$PURIFIER" --out "$RESULT" --bypass-below "$BYPASS" \

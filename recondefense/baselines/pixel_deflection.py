@@ -5,7 +5,6 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-import pywt
 import torch
 
 from ._random import RandomizedDefense
@@ -21,6 +20,8 @@ _RGB_TO_YCBCR = torch.tensor(
 
 def _bayes_shrink(channels: np.ndarray, sigma: float, wavelet: str) -> np.ndarray:
     """BayesShrink soft thresholding of each ``(H, W)`` slice of ``(M, H, W)`` float64 (skimage's rule)."""
+    import pywt  # imported on use: ``import recondefense`` (training, inference) does not need PyWavelets
+
     height, width = channels.shape[-2:]
     levels = max(pywt.dwtn_max_level((height, width), wavelet) - 3, 1)  # skimage skips the 3 coarsest
     with warnings.catch_warnings():
@@ -110,6 +111,8 @@ class PixelDeflection(RandomizedDefense):
             raise ValueError(
                 f"expected deflections >= 0, window >= 1 and sigma > 0, got {deflections}, {window}, {sigma}"
             )
+        import pywt
+
         if wavelet not in pywt.wavelist(kind="discrete"):
             raise ValueError(f"unknown discrete wavelet {wavelet!r}: see pywt.wavelist(kind='discrete')")
         self.deflections = int(deflections)

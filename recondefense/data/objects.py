@@ -31,10 +31,14 @@ from .photos import OPENCV_DATA_DIR, OPENCV_PHOTOS, PHOTO_SIZE, WALLPAPER_PHOTOS
 from .stamp_sources import TUXPAINT_STAMPS, TUXPAINT_STAMPS_DIR
 
 __all__ = [
+    "BACKGROUND_MAX_SIDE",
+    "MAX_SIDE",
     "OBJECT_PACKAGES",
     "OBJECT_SPLITS",
     "ObjectCrops",
     "ObjectSources",
+    "background_sources",
+    "downscale",
     "object_sources",
     "object_test_crops",
     "painting_crops",
@@ -47,8 +51,10 @@ logger = logging.getLogger(__name__)
 OBJECT_PACKAGES = ("tuxpaint-stamps-default", "gcompris-qt-data")
 #: Share of source images per split (by hash of the name; see :func:`source_split`).
 OBJECT_SPLITS = {"train": 0.7, "val": 0.1, "test": 0.2}
-#: Decoded images are downscaled once so their short side (stamps: long side) is at most this many pixels.
-_MAX_SIDE = 448
+#: Decoded GCompris photos are downscaled once so their short side (stamps: long side) is at most this many pixels;
+MAX_SIDE = 448
+#: background photographs so their short side is at most this many (their random crops are shrunk to 224 px).
+BACKGROUND_MAX_SIDE = 2 * MAX_SIDE
 #: Test crops per test GCompris photo (its centred square and a 2 x 2 grid) and composites per test stamp.
 TEST_CROPS_PER_PHOTO = 5
 TEST_COMPOSITES_PER_STAMP = 10
@@ -68,7 +74,7 @@ def source_split(name: str) -> str:
     return "train"
 
 
-def _downscale(image: torch.Tensor, side: int, by_long_side: bool = False) -> torch.Tensor:
+def downscale(image: torch.Tensor, side: int, by_long_side: bool = False) -> torch.Tensor:
     """``(C, H, W)`` uint8, shrunk (antialiased) so its short (or long) side is at most ``side``."""
     from torchvision.transforms.v2 import functional as F
 
@@ -91,11 +97,11 @@ def _read_gcompris(entries: tuple[str, ...], folder: Path) -> dict[str, torch.Te
             path = folder / rcc
             resources[rcc] = read_qt_resource(path) if path.is_file() else None
         if resources[rcc] is not None:
-            images[entry] = _downscale(read_image(resources[rcc].read(inner), "RGB"), _MAX_SIDE)
+            images[entry] = downscale(read_image(resources[rcc].read(inner), "RGB"), MAX_SIDE)
     return images
 
 
-def _background_sources() -> list[tuple[str, Path]]:
+def background_sources() -> list[tuple[str, Path]]:
     """The background photographs (the scenery photos of :mod:`.photos`) that are installed: ``(name, path)``."""
     sources = [(name, OPENCV_DATA_DIR / name) for name in OPENCV_PHOTOS]
     sources += [(Path(path).parent.parent.parent.name if "wallpapers" in path else Path(path).name, Path(path))
@@ -129,14 +135,14 @@ def object_sources(
         raise ValueError(f"unknown split {split!r}: expected one of {sorted(OBJECT_SPLITS)}")
     stamps_dir, rcc_dir = Path(stamps_dir), Path(rcc_dir)
     stamps = {
-        name: _downscale(read_image(stamps_dir / name, "RGBA"), _MAX_SIDE, by_long_side=True)
+        name: downscale(read_image(stamps_dir / name, "RGBA"), MAX_SIDE, by_long_side=True)
         for name in TUXPAINT_STAMPS
         if source_split(name) == split and (stamps_dir / name).is_file()
     }
     photos = _read_gcompris(tuple(e for e in GCOMPRIS_PHOTOS if source_split(e) == split), rcc_dir)
     backgrounds = {
-        name: _downscale(read_image(path, "RGB"), 2 * _MAX_SIDE)
-        for name, path in _background_sources()
+        name: downscale(read_image(path, "RGB"), BACKGROUND_MAX_SIDE)
+        for name, path in background_sources()
         if source_split(name) == split
     }
     if not stamps and not photos:
