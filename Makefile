@@ -366,6 +366,9 @@ imagenet-objects-corruption-markdown:
 	$(if $(wildcard $(IMAGENET)/objects-corruptions-full.json),$(OBJECTS) --corruptions --held-out-corruptions \
 	  $(OBJECT_HELD_OUT) --from-json $(IMAGENET)/objects-corruptions-full.json \
 	  --markdown $(IMAGENET)/objects-corruptions-full.md)
+	$(if $(wildcard $(IMAGENET)/objects-corruptions-lite1-full.json),$(OBJECTS) $(OBJECT_LITE1) --corruptions \
+	  --held-out-corruptions $(OBJECT_HELD_OUT) --from-json $(IMAGENET)/objects-corruptions-lite1-full.json \
+	  --markdown $(IMAGENET)/objects-corruptions-lite1-full.md)
 
 bench: $(STAMP)
 	$(PY) benchmarks/inference.py

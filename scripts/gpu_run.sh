@@ -14,7 +14,11 @@
 # stage runs PURIFIER_MINUTES at lr 1e-3; the anneal stage then gets as many epochs as ANNEAL_SECONDS allows at the
 # purifier stage's measured epoch time (cosine from 5e-4 to 0). GATE_MINUTES > 0 also retrains the gate with the
 # natural look-alikes of GATE_NEGATIVE_KINDS. Nothing is composed or chosen there: the candidates come back and are
-# composed and validated on the CPU (scripts/compose_routed.py, make imagenet-objects-val).
+# composed and validated on the CPU (scripts/compose_routed.py, make imagenet-objects-val). ATTACK defaults to mix
+# (FGSM or PGD per batch): the default, whose purifier saw PGD alone, recovers less of FGSM than of PGD on the
+# validation crops (make imagenet-objects-val: 0.654 against 0.680, docs/design.md), though its gate opens on both.
+# A purifier wider than the default's must run behind a bypass to keep the speed budget on clean traffic
+# (benchmarks/inference.py), which docs/design.md says costs DeepFool's recovery: validate that too.
 set -uo pipefail
 T0=$(date +%s)
 PACK=${PACK:-.gpu}
