@@ -995,6 +995,7 @@ SUMMARY: tuple[tuple[str, str, str, str, str, str, str], ...] = (
     ),
     ("", "Gaussian noise, the default", "objcfull", "gaussian_noise", "none", DEFAULT, "corruptions"),
     ("", "worst drop below no defense, the default", "objcfull", "worst drop", "none", DEFAULT, "corruptions"),
+    ("", "rel. mCE, the default, unseen Lite1", "objcfulllite1", "rel. mCE", "none", DEFAULT, "corruptions"),
     (
         "Corruptions, ImageNet object photographs, first 60 crops",
         "rel. mCE, the gated default before its noise route",
