@@ -6,7 +6,8 @@
 #   here:  python scripts/gpu_pack.py --out .gpu   (classifiers and the train/val object photos, about 50 MiB;
 #          the working tree travels too, 64 MiB in all: move results/, checkpoints/, docs/ and the weights folders
 #          this run does not start from out of the tree for the call, and `git checkout -- .` after it)
-#   there: bash scripts/gpu_run.sh                 (the device tool's run, carrying .gpu; OUT is set there)
+#   there: bash scripts/gpu_run.sh                 (the device tool's run, carrying .gpu, timeout_s 590: the stages
+#          end by BUDGET, 490 s, and the archives take seconds; OUT is set there)
 #   back here: for f in <the run's files_at>/*.tgz; do tar xzf "$f" -C runs/gpu; done; then, per candidate,
 #     python scripts/compose_routed.py --gate imagenet-efficientnet_lite0_lite2-routed3-objects2-pgd \
 #       --noise-route-above 100 --adversarial runs/gpu/narrow/anneal/final \
@@ -31,7 +32,7 @@ T0=$(date +%s)
 PACK=${PACK:-.gpu}
 RUNS=${RUNS:-/tmp/gpu-runs}
 OUT=${OUT:-$RUNS/out}
-BUDGET=${BUDGET:-500}
+BUDGET=${BUDGET:-490}
 IMAGES=${IMAGES:-16384}
 ATTACK=${ATTACK:-mix}
 VARIANTS=${VARIANTS:-narrow:16,32,64 wide:16,64,128}
@@ -40,7 +41,7 @@ ANNEAL_SECONDS=${ANNEAL_SECONDS:-120}
 GATE_MINUTES=${GATE_MINUTES:-4}
 GATE_NEGATIVE_KINDS=${GATE_NEGATIVE_KINDS:-jpeg,noise,sharpen,brightness}
 START_PURIFIER=${START_PURIFIER:-imagenet-efficientnet_lite0_lite2-objects2-pgd}
-export PYTHON=${PYTHON:-python3} PYTHONUNBUFFERED=1
+export PYTHON=${PYTHON:-python3} PYTHONUNBUFFERED=1 OMP_NUM_THREADS=${OMP_NUM_THREADS:-4}  # 3 runs on 16 cores
 mkdir -p "$OUT" "$RUNS"
 exec > >(tee -a "$OUT/gpu_run.log") 2>&1
 if [ -d "$PACK/root" ]; then cp -r "$PACK/root/." / && echo "object photos installed from $PACK/root"; fi
