@@ -1,6 +1,6 @@
 """Pack what a training run on a lent GPU machine needs and cannot install there, into one folder to carry.
 
-    python scripts/gpu_pack.py --out .gpu        # about 55 MB; then run scripts/gpu_run.sh there, carrying .gpu
+    python scripts/gpu_pack.py --out .gpu        # about 50 MiB; then run scripts/gpu_run.sh there, carrying .gpu
 
 The device machine reaches nothing and has its own PyTorch; the working tree travels with it, capped at 64 MiB in
 all. The folder holds:
@@ -39,6 +39,8 @@ CLASSIFIER_PACKAGES = (
 #: The splits a training run reads (the test split stays behind).
 TRAINING_SPLITS = ("train", "val")
 JPEG_QUALITY = 92
+#: What a device call carries at most: the working tree and the carried folders together.
+TRAVEL_LIMIT = 64 * 2**20
 
 
 def _mirror(root: Path, path: str | Path) -> Path:
@@ -96,6 +98,25 @@ def main(argv: list[str] | None = None) -> None:
     files = pack_objects(args.out / "root")
     size = sum(f.stat().st_size for f in args.out.rglob("*") if f.is_file())
     print(f"{args.out}: classifiers and {files} object source files, {size / 2**20:.1f} MiB")
+    tree = _working_tree_bytes()
+    if tree is not None and size + tree > TRAVEL_LIMIT:
+        print(
+            f"with the working tree ({tree / 2**20:.1f} MiB) that is over the {TRAVEL_LIMIT / 2**20:.0f} MiB that "
+            "travel: move results/, checkpoints/, docs/ and the weights folders the run does not start from out of "
+            "the tree for the call (scripts/gpu_run.sh's header)"
+        )
+
+
+def _working_tree_bytes() -> int | None:
+    """Bytes of the files git tracks that are present (what travels besides the pack); None outside a checkout."""
+    import subprocess
+
+    try:
+        listed = subprocess.run(["git", "ls-files", "-z"], capture_output=True, check=True).stdout.split(b"\0")
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    paths = [Path(name.decode()) for name in listed if name]
+    return sum(path.stat().st_size for path in paths if path.is_file())
 
 
 if __name__ == "__main__":
