@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo venv data lint bench tables imagenet-tables imagenet-default-rows imagenet-markdown imagenet-objects-tables imagenet-objects-markdown imagenet-objects-first-look imagenet-objects-val imagenet-gate-open realworld-tables corruption-tables imagenet-corruption-tables imagenet-objects-corruption-tables imagenet-objects-routed-rows imagenet-objects-corruption-markdown imagenet-objects-corruption-full certify-tables certify-bfloat16 certify-full clean
+.PHONY: test demo venv data lint bench tables imagenet-tables imagenet-default-rows imagenet-markdown imagenet-objects-tables imagenet-objects-markdown imagenet-objects-first-look imagenet-objects-val imagenet-gpu-candidates imagenet-gate-open realworld-tables corruption-tables imagenet-corruption-tables imagenet-objects-corruption-tables imagenet-objects-routed-rows imagenet-objects-corruption-markdown imagenet-objects-corruption-full certify-tables certify-bfloat16 certify-full clean
 FMNIST := /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
 
 $(PY):
@@ -191,6 +191,20 @@ imagenet-objects-val: $(IMAGENET_STAMP) data
 	mkdir -p $(IMAGENET)
 	$(PY) -m recondefense.evaluate --tier imagenet-objects-val --no-progress --attacks none,fgsm,pgd,deepfool \
 	  --defenses none,$(CANDIDATES) --json $(VAL_ROWS) --markdown $(VAL_ROWS:.json=.md)
+# The purifiers of a GPU run (scripts/gpu_run.sh; its archives unpacked into GPU_RUNS), each composed behind the
+# default's gate and noise route (dense, as the default's purifier), then validated beside the default as above
+# (rows in GPU_RUNS/objects-val.json). A purifier wider than the default's also needs benchmarks/inference.py.
+GPU_RUNS ?= runs/gpu
+GPU_VAL_LIMIT ?= 128
+imagenet-gpu-candidates: $(IMAGENET_STAMP) data
+	set -e; candidates=$(DEFAULT_IMAGENET); for final in $(GPU_RUNS)/*/anneal/final; do \
+	  name=$$(basename $$(dirname $$(dirname $$final))); candidates=$$candidates,$(GPU_RUNS)/routed-$$name; \
+	  test -f $(GPU_RUNS)/routed-$$name/model.safetensors || $(PY) scripts/compose_routed.py --gate $(DEFAULT_IMAGENET) \
+	    --noise-route-above 100 --adversarial $$final --corruption $(DEFAULT_IMAGENET) --bypass-below 0,0.05 \
+	    --pass-smoothing 0 --out $(GPU_RUNS)/routed-$$name --data objects:3072 --classifier imagenet-efficientnet_lite0 \
+	    --val-limit $(GPU_VAL_LIMIT); \
+	done; \
+	$(MAKE) imagenet-objects-val VAL_ROWS=$(GPU_RUNS)/objects-val.json CANDIDATES=$$candidates
 # How often a gated defense's gate opens on clean images never trained on (object crops, held-out crops, paintings,
 # JPEG / noise / sharpened look-alikes), one rows file per name of GATED (comma-separated; default: the default):
 # a few CPU minutes, no attack; and the object crops under GATE_CORRUPTIONS (severities 1-5), where no route undoes

@@ -8,13 +8,10 @@
 #          this run does not start from out of the tree for the call, and `git checkout -- .` after it)
 #   there: bash scripts/gpu_run.sh                 (the device tool's run, carrying .gpu, timeout_s 590: the stages
 #          end by BUDGET, 490 s, and the archives take seconds; OUT is set there)
-#   back here: for f in <the run's files_at>/*.tgz; do tar xzf "$f" -C runs/gpu; done; then, per candidate,
-#     python scripts/compose_routed.py --gate imagenet-efficientnet_lite0_lite2-routed3-objects2-pgd \
-#       --noise-route-above 100 --adversarial runs/gpu/narrow/anneal/final \
-#       --corruption imagenet-efficientnet_lite0_lite2-routed3-objects2-pgd --bypass-below 0,0.05 --pass-smoothing 0 \
-#       --out runs/gpu/routed-narrow --data objects:3072 --classifier imagenet-efficientnet_lite0 --val-limit 128
-#     make imagenet-objects-val CANDIDATES=<default>,runs/gpu/routed-narrow,... VAL_ROWS=runs/gpu/val.json
-#     (a candidate that wins there: benchmarks/inference.py --weights it, then the test rows and the cards)
+#   back here: for f in <the run's files_at>/*.tgz; do tar xzf "$f" -C runs/gpu; done
+#          make imagenet-gpu-candidates GPU_RUNS=runs/gpu   (each purifier composed behind the default's gate and
+#          noise route, scripts/compose_routed.py, then all validated beside the default, make imagenet-objects-val;
+#          a candidate that wins there: benchmarks/inference.py --weights it, then the test rows and the cards)
 #   try it at tiny scale on the CPU: PACK=none IMAGES=16 BATCH=8 VAL=4 WORKERS=0 PURIFIER_MINUTES=0.05 \
 #          ANNEAL_SECONDS=1 GATE_MINUTES=0.05 BUDGET=900 OUT=/tmp/gpu-out RUNS=/tmp/gpu-runs bash scripts/gpu_run.sh
 #
