@@ -8,7 +8,7 @@
 #          this run does not start from out of the tree for the call, and `git checkout -- .` after it)
 #   there: bash scripts/gpu_run.sh                 (the device tool's run, carrying .gpu, timeout_s 590: the stages
 #          end by BUDGET, 490 s, and the archives take seconds; OUT is set there)
-#   back here: for f in <the run's files_at>/*.tgz; do tar xzf "$f" -C runs/gpu; done
+#   back here: mkdir -p runs/gpu; for f in <the run's files_at>/*.tgz; do tar xzf "$f" -C runs/gpu; done
 #          make imagenet-gpu-candidates GPU_RUNS=runs/gpu   (each purifier composed behind the default's gate and
 #          noise route, scripts/compose_routed.py, then all validated beside the default, make imagenet-objects-val;
 #          a candidate that wins there: benchmarks/inference.py --weights it, then the test rows and the cards)
