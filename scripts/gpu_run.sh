@@ -36,13 +36,15 @@ VARIANTS=${VARIANTS:-narrow:16,32,64 wide:16,64,128}
 PURIFIER_MINUTES=${PURIFIER_MINUTES:-2.5}
 ANNEAL_SECONDS=${ANNEAL_SECONDS:-120}
 GATE_MINUTES=${GATE_MINUTES:-4}
-GATE_NEGATIVE_KINDS=${GATE_NEGATIVE_KINDS:-jpeg,noise,sharpen,brightness}
 START_PURIFIER=${START_PURIFIER:-imagenet-efficientnet_lite0_lite2-objects2-pgd}
 export PYTHON=${PYTHON:-python3} PYTHONUNBUFFERED=1 OMP_NUM_THREADS=${OMP_NUM_THREADS:-4}  # 3 runs on 16 cores
 mkdir -p "$OUT" "$RUNS"
 exec > >(tee -a "$OUT/gpu_run.log") 2>&1
 if [ -d "$PACK/root" ]; then cp -r "$PACK/root/." / && echo "object photos installed from $PACK/root"; fi
 [ -d "$PACK/site" ] && export PYTHONPATH=$(cd "$PACK/site" && pwd):$PWD${PYTHONPATH:+:$PYTHONPATH}
+# every look-alike kind the gate can be shown (recondefense.train.negatives.LOOKALIKES), brightness among them
+GATE_NEGATIVE_KINDS=${GATE_NEGATIVE_KINDS:-$("$PYTHON" -c \
+  "from recondefense.train.negatives import LOOKALIKES; print(','.join(LOOKALIKES))")}
 nvidia-smi --query-gpu=name,memory.total --format=csv 2>/dev/null
 "$PYTHON" -c "import torch, torchvision; print('torch', torch.__version__, 'torchvision', torchvision.__version__, 'cuda', torch.cuda.is_available())"
 stage() {  # stage OUT_FOLDER ENV...: one run of the training script

@@ -664,11 +664,11 @@ PAGES: tuple[Page, ...] = (
                 notes=(
                     "Sensor noise of sigma 0.012 is about the PGD budget (eps 0.01): a gate that reads the image's "
                     "fine-scale energy cannot tell the two apart, and opens on noisy photos. "
-                    f"`{FIRST_OBJECTS}` "
-                    f"has the default's gate (that of `{PREVIOUS}`). The brightness rows are not clean images: "
-                    "ImageNet-C brightness at severities 1-5, which no route undoes, so an open gate there only "
-                    "redraws the image (the default loses a little on it: the corruption page). A defense that "
-                    "stretches washed-out images first (`contrast_floor`) also changes the clean images its cells count as stretched, whatever its gate does."
+                    f"`{FIRST_OBJECTS}` has the default's gate (that of `{PREVIOUS}`). The brightness rows are not "
+                    "clean images: ImageNet-C brightness at severities 1-5, which no route undoes, so an open gate "
+                    "there only redraws the image (the default loses a little on it: the corruption page). A defense "
+                    "that stretches washed-out images first (`contrast_floor`) also changes the clean images its "
+                    "cells count as stretched, whatever its gate does."
                 ),
             ),
         ),

@@ -51,9 +51,10 @@ logger = logging.getLogger(__name__)
 OBJECT_PACKAGES = ("tuxpaint-stamps-default", "gcompris-qt-data")
 #: Share of source images per split (by hash of the name; see :func:`source_split`).
 OBJECT_SPLITS = {"train": 0.7, "val": 0.1, "test": 0.2}
-#: Decoded GCompris photos are downscaled once so their short side (stamps: long side) is at most this many pixels;
+#: Decoded stamps and GCompris photos are downscaled once so their long (stamps) or short side is at most this.
 MAX_SIDE = 448
-#: background photographs so their short side is at most this many (their random crops are shrunk to 224 px).
+#: Decoded background photographs are downscaled once so their short side is at most this (their random crops are
+#: then shrunk to 224 px).
 BACKGROUND_MAX_SIDE = 2 * MAX_SIDE
 #: Test crops per test GCompris photo (its centred square and a 2 x 2 grid) and composites per test stamp.
 TEST_CROPS_PER_PHOTO = 5
