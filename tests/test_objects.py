@@ -24,7 +24,7 @@ from recondefense.data.objects import TEST_COMPOSITES_PER_STAMP, TEST_CROPS_PER_
 from recondefense.data.qt_resources import QtResource, QtResourceError, read_qt_resource
 from recondefense.data.stamp_sources import TUXPAINT_STAMPS
 from recondefense.train.config import TrainConfig
-from recondefense.train.negatives import NATURAL_VARIANTS, natural_variants
+from recondefense.train.negatives import NATURAL_VARIANTS, lookalike_kinds, natural_variants
 
 # -- Qt resource files ------------------------------------------------------------------------------------------
 
@@ -231,6 +231,11 @@ def test_the_brightness_lookalike_raises_the_value_as_imagenet_c_and_unknown_kin
         natural_variants(x, kinds=("fog",))
     with pytest.raises(ValueError, match="gate-negative-kinds"):
         validate_config(TrainConfig(gate_negative_kinds="jpeg,fog"))
+    with pytest.raises(ValueError, match="each once"):
+        validate_config(TrainConfig(gate_negative_kinds="jpeg,jpeg"))
+    assert lookalike_kinds("jpeg,brightness") == ("jpeg", "brightness")
+    with pytest.raises(ValueError, match="look-alike kinds"):
+        natural_variants(x, kinds=())
     assert LOOKALIKES[: len(NATURAL_VARIANTS)] == NATURAL_VARIANTS  # the default draws are the earlier ones
 
 

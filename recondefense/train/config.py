@@ -12,7 +12,7 @@ from ..losses import EQ1_ALPHA, EQ1_BETA, EQ1_C, VISUAL_LOSSES
 from ..purifier_config import ARCHITECTURE_KEYS, GATED_INNER, PurifierConfig
 from .architecture import check_freeze, parse_widths, purifier_config
 from .attack_specs import attack_parts, corruption_spec, gaussian_sigma
-from .negatives import LOOKALIKES, NATURAL_VARIANTS
+from .negatives import NATURAL_VARIANTS, lookalike_kinds
 
 #: The network defaults: those of the one purifier config (the paper's AE).
 _NET = PurifierConfig()
@@ -319,9 +319,10 @@ def validate_config(config: TrainConfig) -> None:
         raise ValueError(f"--warmup-epochs {config.warmup_epochs}: expected 0 to --epochs ({config.epochs})")
     if config.gate_negatives > 0 and config.gate_weight == 0:
         raise ValueError("--gate-negatives trains the gate: it needs --gate-weight > 0")
-    kinds = config.gate_negative_kinds.split(",")
-    if not set(kinds) <= set(LOOKALIKES) or len(set(kinds)) != len(kinds):
-        raise ValueError(f"--gate-negative-kinds {config.gate_negative_kinds}: expected some of {','.join(LOOKALIKES)}")
+    try:
+        lookalike_kinds(config.gate_negative_kinds)
+    except ValueError as error:
+        raise ValueError(f"--gate-negative-kinds: {error}") from None
     if config.gate_weight > 0 and config.arch not in ("gated", "routed"):
         raise ValueError(f"--gate-weight {config.gate_weight}: only a --arch gated or routed purifier has a gate")
     if config.adaptive and config.triplets == "cached":

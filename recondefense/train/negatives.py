@@ -16,7 +16,7 @@ from ..baselines import JPEG
 from ..corruptions.weather import brighten
 from ..routing import binomial_blur
 
-__all__ = ["LOOKALIKES", "NATURAL_VARIANTS", "natural_variants", "unsharp"]
+__all__ = ["LOOKALIKES", "NATURAL_VARIANTS", "lookalike_kinds", "natural_variants", "unsharp"]
 
 #: The kinds of variant, drawn uniformly per image: a JPEG round trip at quality 30-95, Gaussian sensor noise of
 #: standard deviation 0.002-0.012 (a camera's at base ISO; stronger noise is a corruption, not a clean photo), and an
@@ -36,6 +36,18 @@ def unsharp(images: torch.Tensor, amount: float) -> torch.Tensor:
     return images + amount * (images - binomial_blur(images))
 
 
+def lookalike_kinds(kinds: str | Sequence[str]) -> tuple[str, ...]:
+    """``kinds`` (a comma-separated string such as ``"jpeg,noise"``, or a sequence) as a tuple of checked kinds.
+
+    Raises:
+        ValueError: no kinds, a kind named twice, or one not in :data:`LOOKALIKES`.
+    """
+    parts = tuple(kinds.split(",")) if isinstance(kinds, str) else tuple(kinds)
+    if not parts or not set(parts) <= set(LOOKALIKES) or len(set(parts)) != len(parts):
+        raise ValueError(f"look-alike kinds {','.join(parts)!r}: expected some of {','.join(LOOKALIKES)}, each once")
+    return parts
+
+
 def natural_variants(
     images: torch.Tensor, generator: torch.Generator | None = None, kinds: Sequence[str] = NATURAL_VARIANTS
 ) -> torch.Tensor:
@@ -45,11 +57,9 @@ def natural_variants(
     Shape: ``(N, C, H, W)`` float in [0, 1] -> same, in [0, 1], detached.
 
     Raises:
-        ValueError: no kinds, or one not in :data:`LOOKALIKES`.
+        ValueError: ``kinds`` fails :func:`lookalike_kinds`.
     """
-    unknown = [k for k in kinds if k not in LOOKALIKES]
-    if not kinds or unknown:
-        raise ValueError(f"look-alike kinds {list(kinds)}: expected some of {', '.join(LOOKALIKES)}")
+    kinds = lookalike_kinds(kinds)
     images = images.detach()
     out = []
     for image in images:

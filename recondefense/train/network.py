@@ -4,6 +4,7 @@ the joint phase's guidance and gate losses, and its ``final/`` folder with a mod
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -219,7 +220,7 @@ def train_loss(
         loss, guidance, train_acc = config.visual_weight * parts.total, None, None
     if config.gate_weight > 0:
         loss = loss + config.gate_weight * _gate_loss(
-            ae, x, x_adv, routes, config.gate_negatives, tuple(config.gate_negative_kinds.split(","))
+            ae, x, x_adv, routes, config.gate_negatives, config.gate_negative_kinds
         )
     return recon, parts, loss, guidance, train_acc
 
@@ -258,7 +259,7 @@ def _gate_loss(
     x_adv: torch.Tensor,
     routes: torch.Tensor,
     negatives: float = 0.0,
-    kinds: tuple[str, ...] = NATURAL_VARIANTS,
+    kinds: str | Sequence[str] = NATURAL_VARIANTS,
 ) -> torch.Tensor:
     """Detection loss of a gated purifier's gate: binary cross-entropy, open (1) on attacked or corrupted
     images, closed (0) on clean ones (inputs left clean by ``--clean-fraction``, route 0, count as clean) and on
