@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 from PIL import Image
@@ -86,6 +88,41 @@ def test_label_with_classifier_runs_in_eval_mode_and_restores_the_mode(tmp_path)
     classifier[0].eval()  # a mixed mode is restored module by module
     label_with_classifier(images, classifier)
     assert classifier.training and not classifier[0].training and classifier[1].training
+
+
+def test_label_with_classifier_keeps_its_labels_in_a_cache_file_for_restarts(tmp_path):
+    calls = []
+
+    class Counting(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.scale = nn.Parameter(torch.ones(()))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            calls.append(len(x))
+            return x.mean((2, 3)) * self.scale  # top-1: the brightest channel
+
+    images = TensorImages(torch.randint(0, 256, (7, 3, 4, 4), dtype=torch.uint8), torch.full((7,), -1))
+    cache = tmp_path / "labels" / "train-key.npy"
+    first = [label for _, label in label_with_classifier(images, Counting(), batch_size=3, cache=cache)]
+    assert calls == [3, 3, 1] and cache.is_file() and not list(cache.parent.glob("*.partial.npy"))
+    again = [label for _, label in label_with_classifier(images, Counting(), batch_size=3, cache=cache)]
+    assert again == first and calls == [3, 3, 1]  # read back: the classifier did not run again
+    fewer = TensorImages(images.images[:5], images.labels[:5])
+    assert [label for _, label in label_with_classifier(fewer, Counting(), cache=cache)] == first[:5]
+    assert calls[-1] == 5  # another length: labelled again (and the file rewritten for it)
+
+
+def test_a_training_run_names_its_label_cache_by_what_the_labels_depend_on(tmp_path):
+    from recondefense.train import TrainConfig
+    from recondefense.train.setup import label_cache
+
+    config = TrainConfig(data="objects:64", classifier="imagenet-efficientnet_lite0", out=str(tmp_path))
+    train, val = label_cache(config, "train"), label_cache(config, "val")
+    assert train.parent == val.parent == tmp_path / "labels" and train.name.startswith("train-") and train != val
+    assert label_cache(dataclasses.replace(config, epochs=3), "train") == train  # training settings do not matter
+    for change in ({"data": "objects:128"}, {"classifier": "imagenet-efficientnet_lite2"}, {"image_size": 192}):
+        assert label_cache(dataclasses.replace(config, **change), "train") != train
 
 
 def test_unlabelled_folder_follows_symlinked_folders_without_looping(tmp_path):

@@ -89,7 +89,9 @@ PHOTO_VAL_CROPS = 500
 _PHOTO_SEEDS = {"train": 0, "val": 1}
 
 
-def _photo_split(spec: str, split: str, image_size: int, classifier: nn.Module | None, num_workers: int) -> Dataset:
+def _photo_split(
+    spec: str, split: str, image_size: int, classifier: nn.Module | None, num_workers: int, label_cache: Path | None
+) -> Dataset:
     """``load_dataset("photos[:N]", split)``: labelled :class:`PhotoCrops` of the training photos."""
     if split not in _PHOTO_SEEDS:
         raise ValueError(
@@ -101,10 +103,12 @@ def _photo_split(spec: str, split: str, image_size: int, classifier: nn.Module |
     length = train_crops if split == "train" else min(PHOTO_VAL_CROPS, train_crops)
     crops = PhotoCrops(training_photo_paths(), length, image_size, seed=_PHOTO_SEEDS[split])
     logger.info("labelling %d %s photo crops with the classifier", length, split)
-    return label_with_classifier(crops, classifier, num_workers=num_workers)
+    return label_with_classifier(crops, classifier, num_workers=num_workers, cache=label_cache)
 
 
-def _object_split(spec: str, split: str, image_size: int, classifier: nn.Module | None, num_workers: int) -> Dataset:
+def _object_split(
+    spec: str, split: str, image_size: int, classifier: nn.Module | None, num_workers: int, label_cache: Path | None
+) -> Dataset:
     """``load_dataset("objects[:N]", split)``: labelled :class:`ObjectCrops` of the train or val source images."""
     if split not in _PHOTO_SEEDS:
         raise ValueError(f"objects have splits train and val, not {split!r}: evaluate on the imagenet-objects tier")
@@ -114,7 +118,7 @@ def _object_split(spec: str, split: str, image_size: int, classifier: nn.Module 
     length = train_images if split == "train" else min(PHOTO_VAL_CROPS, train_images)
     images = ObjectCrops(split, length, image_size, seed=_PHOTO_SEEDS[split])
     logger.info("labelling %d %s object images with the classifier", length, split)
-    return label_with_classifier(images, classifier, num_workers=num_workers)
+    return label_with_classifier(images, classifier, num_workers=num_workers, cache=label_cache)
 
 
 #: Where the photographs of the ``photos`` and ``objects`` data come from: Debian package and licence.
@@ -173,6 +177,7 @@ def load_dataset(
     image_size: int | None = None,
     classifier: nn.Module | None = None,
     num_workers: int = 0,
+    label_cache: str | Path | None = None,
 ) -> Dataset:
     """Dataset by spec: ``"fashionmnist"``, ``"photos"`` / ``"photos:N"``, ``"folder:PATH"`` (unlabelled images,
     any nesting, split by :func:`hash_split`, labelled by ``classifier``) or an ImageFolder path
@@ -188,7 +193,8 @@ def load_dataset(
     10,000), ``"val"`` up to 500 other crops (another seed) of the same photos. ``"objects"`` / ``"objects:N"``:
     the same for :class:`ObjectCrops` of the object photographs, ``"val"`` drawn from the val split's sources (no
     source image is shared with ``"train"``). ``num_workers``: DataLoader
-    workers reading the images while ``classifier`` labels them.
+    workers reading the images while ``classifier`` labels them. ``label_cache``: a ``.npy`` file that keeps the
+    labels of unlabelled images across restarts (:func:`label_with_classifier`'s ``cache``).
 
     Raises:
         ValueError: ``image_size`` below 1 (or other than 28 for ``"fashionmnist"``), a bad ``"photos:N"``, no
@@ -199,6 +205,7 @@ def load_dataset(
     if image_size is not None and image_size < 1:
         raise ValueError(f"image_size {image_size}: expected a positive number of pixels")
     size = PHOTO_SIZE if image_size is None else image_size
+    label_cache = None if label_cache is None else Path(label_cache)
     if spec == "fashionmnist":
         if image_size is not None and image_size != FASHION_MNIST_SIZE:
             raise ValueError(
@@ -207,14 +214,14 @@ def load_dataset(
             )
         return fashion_mnist(split)
     if spec == "photos" or spec.startswith("photos:"):
-        return _photo_split(spec, split, size, classifier, num_workers)
+        return _photo_split(spec, split, size, classifier, num_workers, label_cache)
     if spec == "objects" or spec.startswith("objects:"):
-        return _object_split(spec, split, size, classifier, num_workers)
+        return _object_split(spec, split, size, classifier, num_workers, label_cache)
     if spec.startswith("folder:"):
         if classifier is None:
             raise ValueError("a folder of unlabelled images is labelled by the classifier: pass classifier=")
         images = UnlabelledFolder(_data_folder(spec, "folder:"), split, size)
-        return label_with_classifier(images, classifier, num_workers=num_workers)
+        return label_with_classifier(images, classifier, num_workers=num_workers, cache=label_cache)
     root = _data_folder(spec, "imagefolder:")
     path, classes = root, None
     if (root / split).is_dir():

@@ -4,8 +4,10 @@ keeps the images on which several classifiers agree (a stand-in for ground truth
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
@@ -48,7 +50,12 @@ class _ItemsAt:
 
 @torch.no_grad()
 def label_with_classifier(
-    dataset: Dataset, classifier: nn.Module, *, batch_size: int = 64, num_workers: int = 0
+    dataset: Dataset,
+    classifier: nn.Module,
+    *,
+    batch_size: int = 64,
+    num_workers: int = 0,
+    cache: str | Path | None = None,
 ) -> Dataset:
     """``dataset`` labelled with ``classifier``'s top-1 prediction on each clean image (what the defense preserves).
 
@@ -58,9 +65,28 @@ def label_with_classifier(
     (a :func:`~recondefense.classifiers.load_classifier` model). Undecodable (None) items stay None. The
     classifier runs in eval mode (BatchNorm statistics untouched); each module's previous mode is restored after.
 
+    ``cache``: a ``.npy`` file of the labels, for runs that restart: read back instead of labelling when it holds as
+    many labels as ``dataset`` has images, written after labelling otherwise. The caller names it for the data and
+    classifier (nothing else is checked).
+
     Returns:
         A dataset of ``(image, predicted label int)``, same length and order as ``dataset``.
     """
+    if cache is not None and Path(cache).is_file():
+        stored = torch.from_numpy(np.load(cache, allow_pickle=False)).long()
+        if stored.shape == (len(dataset),):
+            return _Relabelled(dataset, stored)
+    predicted = _predictions(dataset, classifier, batch_size, num_workers)
+    if cache is not None:
+        partial = Path(cache).with_suffix(".partial.npy")  # a run killed while writing leaves no half file behind
+        partial.parent.mkdir(parents=True, exist_ok=True)
+        np.save(partial, predicted.numpy(), allow_pickle=False)
+        partial.replace(cache)
+    return _Relabelled(dataset, predicted)
+
+
+def _predictions(dataset: Dataset, classifier: nn.Module, batch_size: int, num_workers: int) -> torch.Tensor:
+    """``classifier``'s top-1 on each item of ``dataset``, :data:`UNLABELLED` for None items; shape ``(len,)``."""
     device = next(classifier.parameters(), torch.empty(0)).device
     predicted = torch.full((len(dataset),), UNLABELLED, dtype=torch.long)
     loader = DataLoader(
@@ -80,7 +106,7 @@ def label_with_classifier(
     finally:
         for module, training in modes.items():
             module.training = training
-    return _Relabelled(dataset, predicted)
+    return predicted
 
 
 class Consensus(Dataset):

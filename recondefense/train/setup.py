@@ -5,6 +5,7 @@ the weights it starts from, named by a :class:`~recondefense.train.TrainConfig` 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from pathlib import Path
 
 import torch
@@ -18,7 +19,7 @@ from .checkpoints import CHECKPOINT, LEGACY_CHECKPOINT, defense_from_checkpoint
 from .config import TrainConfig
 from .triplets import CachedTrainingSet
 
-__all__ = ["Setup", "setup_from_config", "load_start", "classifier_specs"]
+__all__ = ["Setup", "setup_from_config", "load_start", "classifier_specs", "label_cache"]
 
 
 @dataclasses.dataclass
@@ -45,10 +46,26 @@ def setup_from_config(config: TrainConfig, device: torch.device) -> Setup:
     if config.triplets == "cached" and CachedTrainingSet.complete(Path(config.out)):  # no labelling again
         train_set = CachedTrainingSet.from_folder(Path(config.out), classifier_labelled(config.data))
     else:
-        train_set = load_dataset(config.data, "train", **data)
-    val_set = load_dataset(config.data, "val", **data)
+        train_set = load_dataset(config.data, "train", label_cache=label_cache(config, "train"), **data)
+    val_set = load_dataset(config.data, "val", label_cache=label_cache(config, "val"), **data)
     start = None if config.init_from is None else load_start(config.init_from)
     return Setup(classifiers, names, train_set, val_set, start, config.data)
+
+
+def label_cache(config: TrainConfig, split: str) -> Path:
+    """Where a run keeps the first classifier's labels of ``split`` (unlabelled data, e.g. ``"objects:3072"``), so
+    that a restarted run does not label again: ``<out>/labels/<split>-<key>.npy``, the key a digest of what the
+    labels depend on (data spec, first classifier and its weights and normalization, image size)."""
+    labeller = (
+        config.data,
+        classifier_specs(config.classifier)[0],
+        config.classifier_weights,
+        config.mean,
+        config.std,
+        config.image_size,
+    )
+    key = hashlib.sha256(repr(labeller).encode()).hexdigest()[:12]
+    return Path(config.out) / "labels" / f"{split}-{key}.npy"
 
 
 def classifier_specs(text: str) -> list[str]:
