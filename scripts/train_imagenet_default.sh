@@ -3,7 +3,7 @@
 # on the object photographs (recondefense.data.objects), as resumable stages. The same script runs on a 2-core CPU
 # over several sessions and on a lent GPU in under 10 minutes; started again with the same OUT it picks up where it
 # stopped (a stage whose result exists is skipped, one with a checkpoint resumes, the triplet cache resumes batch by
-# batch). Keep OUT outside the work tree: a fresh checkout does not wipe it. A run spans sessions on a fresh machine
+# batch, the classifier's labels are read back from the stage's labels/). Keep OUT outside the work tree: a fresh checkout does not wipe it. A run spans sessions on a fresh machine
 # through what is committed: checkpoints/<basename of OUT>/<stage>/checkpoint.safetensors is copied into a stage
 # that has no checkpoint of its own (the triplet cache is made again: the same seeded draws).
 #
