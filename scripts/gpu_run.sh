@@ -25,6 +25,7 @@
 # A purifier wider than the default's must run behind a bypass to keep the speed budget on clean traffic
 # (benchmarks/inference.py), which docs/design.md says costs DeepFool's recovery: validate that too.
 set -uo pipefail
+{  # bash reads the whole block before running it: editing this file while a run is under way changes nothing in it
 T0=$(date +%s)
 PACK=${PACK:-.gpu}
 RUNS=${RUNS:-/tmp/gpu-runs}
@@ -113,3 +114,5 @@ for run in "$RUNS"/*/; do
   } | tar czf "$OUT/$name.tgz" -T -)
 done
 ls -la "$OUT"
+exit
+}

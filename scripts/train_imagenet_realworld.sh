@@ -62,6 +62,7 @@
 #    expert (EXPERT=all).
 # Lite1 is never used: it is the unseen classifier of the evaluation. The held-out corruptions are never trained on.
 set -uo pipefail
+{  # bash reads the whole block before running it: editing this file while a run is under way changes nothing in it
 DEFAULT_OUT=$HOME/.cache/recondefense/runs/realworld
 OUT=${1:-$DEFAULT_OUT}
 IMAGES=${IMAGES:-3072}
@@ -169,3 +170,5 @@ route=(--gate "$DEFAULT" --noise-route-above "$NOISE_ROUTE_ABOVE")
   --classifier imagenet-efficientnet_lite0 --val-limit "$VAL" --corruptions "$CORRUPTIONS" \
   --held-out-corruptions "$HELD_OUT" || exit 1
 echo "composed into $RESULT: $(date -u +%FT%TZ)"
+exit
+}
