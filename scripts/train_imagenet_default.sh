@@ -34,6 +34,7 @@
 #    recovery on the validation crops, docs/design.md) skips the purifier on images whose gate is below it.
 # Lite1 is never used: it is the unseen classifier of the evaluation. Every choice is checked on the val split.
 set -uo pipefail
+{  # bash reads the whole block before running it: editing this file while a run is under way changes nothing in it
 OUT=${1:-$HOME/.cache/recondefense/runs/objects}
 IMAGES=${IMAGES:-3072}
 BATCH=${BATCH:-32}
@@ -130,3 +131,5 @@ echo "annealed purifier ready: $(date -u +%FT%TZ)"
 "$PY" scripts/compose_gated.py --gate "$COMPOSE_GATE" --inner "$PURIFIER" --out "$RESULT" --bypass-below "$BYPASS" \
   --data "objects:$IMAGES" --classifier imagenet-efficientnet_lite0 --val-limit "$VAL" || exit 1
 echo "composed into $RESULT: $(date -u +%FT%TZ)"
+exit
+}

