@@ -154,6 +154,7 @@ imagenet-tables: $(IMAGENET_STAMP) data
 # names our weights; OBJECT_BASELINES the baselines (empty: the baselines' rows are not remade). OBJECT_ROWS=previous
 # writes objects-previous.json and objects-lite1/2-previous.json instead: the rows of the default before the current
 # one, kept beside it (make imagenet-objects-tables OBJECT_ROWS=previous OBJECT_BASELINES= OBJECT_DEFENSES=$(PREVIOUS_OBJECTS)).
+# OBJECT_ROWS=mix: the rows of imagenet-efficientnet_lite0_lite2-routed3-objects3-mix, a candidate (objects-mix.json, ...).
 OBJECTS := OMP_NUM_THREADS=1 $(PY) -m recondefense.evaluate --tier imagenet-objects --no-progress
 OBJECT_DEFENSES ?= $(DEFAULT_IMAGENET)
 OBJECT_BASELINES ?= pd,rrp,fd,jpeg,bitdepth

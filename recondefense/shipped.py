@@ -254,6 +254,27 @@ _WEIGHTS: tuple[tuple[str, str, str, dict[str, Any], str, dict[str, Any]], ...] 
         "pgd+corruption",
         _ROUTED3_RESTRETCHED,
     ),
+    # The default's gate and noise route in front of its AE trained on FGSM as well as PGD triplets (a fair coin per
+    # batch; 3,072 object images, Lite0 and Lite2, 3 epochs at lr 1e-3 and 3 cosine-annealed at 5e-4 from the
+    # default's AE: OUT=objects-mix in scripts/train_imagenet_default.sh, ATTACK=mix GATE_EPOCHS=0). Validation
+    # (make imagenet-objects-val, 231 crops): clean / FGSM / PGD / DeepFool 1.000 / 0.684 / 0.745 / 0.844 against
+    # the default's 1.000 / 0.654 / 0.680 / 0.831.
+    (
+        "imagenet-efficientnet_lite0_lite2-routed3-objects3-mix",
+        "82124179a445989b22307714977d890d1cb6948751e827420969b2fa5b18df52",
+        "2fba12c0104f292591cb3bde3180b6988cab2db9ac91e0e45c571f23e2a1320e",
+        {**_LITE0_LITE2, "dataset": "objects"},
+        "mix+corruption",
+        {
+            "arch": "routed",
+            "composed_from": (
+                ("gate", _ROUTED3),
+                ("inner", "runs/cpu/objects-mix/anneal/final"),
+                ("corruption", _ROUTED3),
+            ),
+            "held_out_corruptions": _HELD_OUT,
+        },
+    ),
     # Denoised smoothing (Salman et al. 2020): a residual denoiser for Gaussian noise of sigma 0.25 in front of the
     # frozen small CNN, trained on noise triplets with the KL guidance (stability) after one MSE-like warm-up epoch.
     (

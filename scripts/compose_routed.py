@@ -18,6 +18,7 @@ the validation split: under the paper's PGD against the classifier alone, and un
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 
 import torch
@@ -52,16 +53,36 @@ def _part(defense: ReconstructiveDefense, flag: str, kinds: dict[str, str]) -> d
     return {k.removeprefix(prefix + "."): v for k, v in state.items() if k.startswith(prefix + ".")}
 
 
+#: One expert's part of a routed card's guidance line: "kl (adversarial purifier), kl with ... (corruption purifier)".
+_ROLE_GUIDANCE = re.compile(r"\s*(?P<how>[^,]+?) \((?P<role>adversarial|corruption) purifier\)")
+
+
+def _part_guidance(part: ReconstructiveDefense, role: str) -> str:
+    """How ``part`` was guided in ``role`` (``"adversarial"`` or ``"corruption"``): a composed part's line for that
+    role, or the part's own run (a corruption expert's with its clean-consistency weight)."""
+    line = str(part.meta.get("guidance"))
+    roles = {match["role"]: match["how"] for match in _ROLE_GUIDANCE.finditer(line)}
+    if roles:
+        return roles.get(role, line)
+    if role == "corruption":
+        return f"{line} with clean-consistency weight {part.meta.get('clean_weight')}"
+    return line
+
+
 def _guidance(adversarial: ReconstructiveDefense, corruption: ReconstructiveDefense) -> str:
-    """How the two experts were guided, for the card: each part's own line, or the routed folder's line when both
-    come from the same composed weights."""
-    theirs = adversarial.meta.get("guidance")
-    if adversarial.arch == corruption.arch == "routed" and theirs == corruption.meta.get("guidance"):
-        return str(theirs)
+    """How the two experts were guided, for the card: one line naming each expert's guidance."""
     return (
-        f"{theirs} (adversarial purifier), {corruption.meta.get('guidance')} with clean-consistency weight "
-        f"{corruption.meta.get('clean_weight')} (corruption purifier)"
+        f"{_part_guidance(adversarial, 'adversarial')} (adversarial purifier), "
+        f"{_part_guidance(corruption, 'corruption')} (corruption purifier)"
     )
+
+
+def _attack(gate: ReconstructiveDefense, adversarial: ReconstructiveDefense) -> str | None:
+    """What made the triplets, for the card: the gate's, and the adversarial purifier's where it differs."""
+    routes, purifier = gate.meta.get("attack"), adversarial.meta.get("attack")
+    if purifier is None or purifier == routes or adversarial.arch == "routed":
+        return routes
+    return f"{routes} (the gate's routes); {purifier} (the adversarial purifier)"
 
 
 def compose(
@@ -231,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     meta = {
         **gate.meta,  # the data, classifiers and triplet sources the routes were learnt on
         "guidance": _guidance(adversarial, corruption),
+        "attack": _attack(gate, adversarial),
         "composed_from": {"gate": args.gate, "inner": args.adversarial, "corruption": args.corruption},
         "command": "python scripts/compose_routed.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "validation": validation,

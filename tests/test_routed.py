@@ -397,6 +397,31 @@ def test_a_mixed_cache_built_from_a_pgd_cache_is_the_one_training_would_make(tmp
 # ------------------------------------------------------------------------------------------ composition
 
 
+def test_compose_routed_card_names_each_experts_guidance_and_the_purifiers_own_triplets():
+    from test_scripts import load_script
+
+    module = load_script("compose_routed")
+    pgd, mix = "pgd (eps=0.01, step 0.004, 10 steps)", "mix (eps=0.01, step 0.004, 10 steps)"
+    routed = ReconstructiveDefense(arch="routed", **SMALL)
+    routed.meta = {
+        "attack": pgd,
+        "guidance": "kl (adversarial purifier), ce with clean-consistency weight 1.0 (corruption purifier)",
+    }
+    purifier, expert = ReconstructiveDefense(widths=[4, 8]), ReconstructiveDefense(arch="residual", width=4, depth=1)
+    purifier.meta = {"attack": mix, "guidance": "kl"}
+    expert.meta = {"guidance": "kl", "clean_weight": 0.5}
+    # each expert's own part of a composed folder's line, not the whole line again
+    assert module._guidance(purifier, routed) == (
+        "kl (adversarial purifier), ce with clean-consistency weight 1.0 (corruption purifier)"
+    )
+    assert module._guidance(routed, expert) == (
+        "kl (adversarial purifier), kl with clean-consistency weight 0.5 (corruption purifier)"
+    )
+    assert module._guidance(routed, routed) == routed.meta["guidance"]
+    assert module._attack(routed, purifier) == f"{pgd} (the gate's routes); {mix} (the adversarial purifier)"
+    assert module._attack(routed, routed) == pgd
+
+
 def test_compose_routed_keeps_every_part_bit_exactly(tmp_path):
     from test_scripts import load_script
 
