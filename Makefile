@@ -370,6 +370,16 @@ imagenet-objects-corruption-full: $(IMAGENET_STAMP) data
 	test -f $(IMAGENET)/objects-corruptions-lite1-full.json || $(OBJECT_FULL) $(OBJECT_LITE1) \
 	  --defenses none,$(DEFAULT_IMAGENET),$(FULL_CANDIDATES) --json $(IMAGENET)/objects-corruptions-lite1-full.json
 	$(MAKE) imagenet-objects-corruption-markdown
+# One more candidate's rows on all 340 crops, Lite0 and the unseen Lite1 side by side (about 30 minutes on 2 cores for
+# one defense): objects-corruptions-full-FULL_ROWS.json and objects-corruptions-lite1-full-FULL_ROWS.json, resumable
+# as above (make imagenet-objects-corruption-full-candidate FULL_CANDIDATE=<weights> FULL_ROWS=mix).
+FULL_CANDIDATE ?= imagenet-efficientnet_lite0_lite2-routed3-objects3-mix
+FULL_ROWS ?= mix
+imagenet-objects-corruption-full-candidate: $(IMAGENET_STAMP) data
+	$(OBJECT_FULL) --defenses $(FULL_CANDIDATE) --json $(IMAGENET)/objects-corruptions-full-$(FULL_ROWS).json & \
+	$(OBJECT_FULL) $(OBJECT_LITE1) --defenses $(FULL_CANDIDATE) \
+	  --json $(IMAGENET)/objects-corruptions-lite1-full-$(FULL_ROWS).json & \
+	wait
 imagenet-objects-corruption-markdown:
 	$(OBJECTS) --corruptions --held-out-corruptions $(OBJECT_HELD_OUT) --from-json \
 	  $(IMAGENET)/objects-corruptions-baselines.json $(IMAGENET)/objects-corruptions-pd.json \
