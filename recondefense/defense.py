@@ -263,6 +263,12 @@ class ReconstructiveDefense(
                 raise
             raise hub_not_found(key, f"{type(err).__name__}: {err}") from err
 
+    def _save_pretrained(self, save_directory: Path) -> None:
+        """The weights (the hub mixin's safetensors), then the card: written on every save, since the mixin keeps a
+        README.md that exists, which would leave the card of whatever was saved in the folder before."""
+        super()._save_pretrained(save_directory)
+        self.generate_model_card().save(Path(save_directory) / "README.md")
+
     def generate_model_card(self, *args: Any, **kwargs: Any) -> ModelCard:
         """The model card ``save_pretrained`` and ``push_to_hub`` write, rendered from :attr:`meta`: classifier,
         data and its photo sources (packages, licences), attack, network, guidance, the command or Python call that

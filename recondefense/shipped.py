@@ -140,6 +140,16 @@ _WEIGHTS: tuple[tuple[str, str, str, dict[str, Any], str, dict[str, Any]], ...] 
         "pgd",
         {"init_from": "imagenet-efficientnet_lite0_lite2-objects-pgd"},
     ),
+    # The AE of -objects2-pgd trained on FGSM as well as PGD triplets (a fair coin per batch; 3,072 object images of
+    # Lite0 and Lite2): 3 epochs at lr 1e-3, then 3 cosine-annealed from 5e-4 (its card: the last stage's command).
+    (
+        "imagenet-efficientnet_lite0_lite2-objects3-mix",
+        "9bd5dc65ff227be4fe2e8977c3ae638f954a786def88ce3998752bdf4f116d00",
+        "9556cc1f0c9849c9fe7c37cb8837402c719094f106e8be0cfde3a915e3c66a4f",
+        {**_LITE0_LITE2, "dataset": "objects"},
+        "mix",
+        {"init_from": "imagenet-efficientnet_lite0_lite2-objects2-pgd"},
+    ),
     # The first default after the object-photo retraining: the gate of -gated2-pgd (chosen on validation over the gate
     # retrained on the object photos: PGD 0.531 against 0.273 behind it) in front of -objects-pgd, put together by
     # scripts/compose_gated.py with --bypass-below 0.05 (validation, 128 object crops: clean 1.000, PGD 0.531;
@@ -262,14 +272,14 @@ _WEIGHTS: tuple[tuple[str, str, str, dict[str, Any], str, dict[str, Any]], ...] 
     (
         "imagenet-efficientnet_lite0_lite2-routed3-objects3-mix",
         "82124179a445989b22307714977d890d1cb6948751e827420969b2fa5b18df52",
-        "2fba12c0104f292591cb3bde3180b6988cab2db9ac91e0e45c571f23e2a1320e",
+        "ea8191ae9a89448226c9a855990236cbe2a0aba732dec2fabf089e4bfdef158e",
         {**_LITE0_LITE2, "dataset": "objects"},
         "mix+corruption",
         {
             "arch": "routed",
             "composed_from": (
                 ("gate", _ROUTED3),
-                ("inner", "runs/cpu/objects-mix/anneal/final"),
+                ("inner", "imagenet-efficientnet_lite0_lite2-objects3-mix"),
                 ("corruption", _ROUTED3),
             ),
             "held_out_corruptions": _HELD_OUT,

@@ -127,6 +127,17 @@ def test_model_card_names_the_held_out_corruptions():
     assert "Held-out corruptions (never trained on): frost, pixelate" in str(defense.generate_model_card())
 
 
+def test_saving_into_a_folder_rewrites_its_card_for_the_new_weights(tmp_path):
+    first = ReconstructiveDefense(width=4, depth=2, meta={"held_out_corruptions": ["frost"]})
+    first.save_pretrained(tmp_path / "w")
+    assert "Held-out corruptions (never trained on): frost" in (tmp_path / "w" / "README.md").read_text()
+    again = ReconstructiveDefense(width=4, depth=2, meta={"held_out_corruptions": ["pixelate"]})
+    again.save_pretrained(tmp_path / "w")  # the hub mixin alone keeps a README.md that exists: the old weights' card
+    card = (tmp_path / "w" / "README.md").read_text()
+    assert "never trained on): pixelate" in card and "frost" not in card
+    assert ReconstructiveDefense.from_pretrained(tmp_path / "w").meta["held_out_corruptions"] == ["pixelate"]
+
+
 def test_recon_autoencoder_refuses_sizes_off_its_stride_with_the_fix():
     ae = ReconAutoencoder(1, width=4, depth=3).eval()
     assert ae(torch.rand(1, 1, 32, 16)).shape == (1, 1, 32, 16)
