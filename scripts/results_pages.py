@@ -849,12 +849,12 @@ PAGES: tuple[Page, ...] = (
             ),
             Table(
                 key="objcfull",
-                title="Every object crop (340): no defense, four baselines, the default and `-routed5-`",
+                title="Every object crop (340): no defense, four baselines, the default, `-routed5-` and `-objects3-mix`",
                 kind="corruption",
                 tier="imagenet-objects",
                 rows=("imagenet/objects-corruptions-full*.json",),
                 held_out=HELD_OUT,
-                command="make imagenet-objects-corruption-full",
+                command="make imagenet-objects-corruption-full, and make imagenet-objects-corruption-full-candidate",
                 intro=(
                     "The tables above cover the first 60 of the 340 object test crops; this one covers all of "
                     "them (each cell 5 x 340 corrupted crops). Pixel deflection is left out here (its rows take hours "
@@ -866,7 +866,9 @@ PAGES: tuple[Page, ...] = (
                     f"{{objcfull.held[{DEFAULT}/rel. mCE]}} on the 4 held out; issue 25 asks for 0.75 and 0.85), its "
                     f"worst drop {{objcfull[{DEFAULT}/worst drop]}}; `-routed5-`'s {{objcfull[{ROUTED5}/rel. mCE]}} "
                     f"({{objcfull.trained[{ROUTED5}/rel. mCE]}} / {{objcfull.held[{ROUTED5}/rel. mCE]}}), worst drop "
-                    f"{{objcfull[{ROUTED5}/worst drop]}}; the best baseline, JPEG compression of the input, "
+                    f"{{objcfull[{ROUTED5}/worst drop]}}; `{MIX}`'s {{objcfull[{MIX}/rel. mCE]}} "
+                    f"({{objcfull.trained[{MIX}/rel. mCE]}} / {{objcfull.held[{MIX}/rel. mCE]}}), worst drop "
+                    f"{{objcfull[{MIX}/worst drop]}}; the best baseline, JPEG compression of the input, "
                     "{objcfull[jpeg/rel. mCE]}. Where they fall below no defense: impulse noise at "
                     "severity 1 (held out; the noise denoiser behind route 2 redraws lightly noisy crops the "
                     "classifier already got right, though it helps at severities 3-5) and brightness, a trained "
