@@ -153,13 +153,16 @@ imagenet-tables: $(IMAGENET_STAMP) data
 # in parallel shards (hours on 2 CPU cores, pixel deflection the longest); then the markdown tables. OBJECT_DEFENSES
 # names our weights; OBJECT_BASELINES the baselines (empty: the baselines' rows are not remade). OBJECT_ROWS=previous
 # writes objects-previous.json and objects-lite1/2-previous.json instead: the rows of the default before the current
-# one, kept beside it (make imagenet-objects-tables OBJECT_ROWS=previous OBJECT_BASELINES= OBJECT_DEFENSES=$(PREVIOUS_OBJECTS)).
-# OBJECT_ROWS=mix: the rows of imagenet-efficientnet_lite0_lite2-routed3-objects3-mix, a candidate (objects-mix.json, ...).
+# one, kept beside it (make imagenet-objects-tables OBJECT_ROWS=previous OBJECT_BASELINES= OBJECT_DEFENSES=$(PREVIOUS_OBJECTS)),
+# and OBJECT_ROWS=gated those of the one before that (OBJECT_DEFENSES=$(GATED_OBJECTS): objects-gated.json, ...).
 OBJECTS := OMP_NUM_THREADS=1 $(PY) -m recondefense.evaluate --tier imagenet-objects --no-progress
 OBJECT_DEFENSES ?= $(DEFAULT_IMAGENET)
 OBJECT_BASELINES ?= pd,rrp,fd,jpeg,bitdepth
 OBJECT_ROWS ?=
-PREVIOUS_OBJECTS := imagenet-efficientnet_lite0_lite2-gated-objects2-pgd
+# the default before the current one (the same gate, noise route and denoiser; its AE trained on PGD alone), and the
+# gated default before that (no noise route)
+PREVIOUS_OBJECTS := imagenet-efficientnet_lite0_lite2-routed3-objects2-pgd
+GATED_OBJECTS := imagenet-efficientnet_lite0_lite2-gated-objects2-pgd
 OBJECT_BASELINE_RUN = && $(OBJECTS) --attacks none,fgsm,pgd,deepfool --defenses $(OBJECT_BASELINES) \
   --json $(IMAGENET)/objects-baselines.json
 imagenet-objects-tables: $(IMAGENET_STAMP) data
@@ -218,9 +221,9 @@ imagenet-gate-open: $(IMAGENET_STAMP) data
 	  --json $(IMAGENET)/gate-open-$$(basename $$w).json || exit 1; done
 imagenet-objects-markdown:
 	$(OBJECTS) --from-json $(wildcard $(IMAGENET)/objects-baselines.json) $(IMAGENET)/objects-ours.json \
-	  $(wildcard $(IMAGENET)/objects-previous.json) --markdown $(IMAGENET)/objects.md
+	  $(wildcard $(IMAGENET)/objects-previous.json $(IMAGENET)/objects-gated.json) --markdown $(IMAGENET)/objects.md
 	for c in 1 2; do $(OBJECTS) --classifier imagenet-efficientnet_lite$$c --from-json $(IMAGENET)/objects-lite$$c.json \
-	  $$(ls $(IMAGENET)/objects-lite$$c-previous.json 2>/dev/null) --markdown $(IMAGENET)/objects-lite$$c.md; done
+	  $$(ls $(IMAGENET)/objects-lite$$c-previous.json $(IMAGENET)/objects-lite$$c-gated.json 2>/dev/null) --markdown $(IMAGENET)/objects-lite$$c.md; done
 
 # the markdown tables from the JSON rows (seconds)
 imagenet-markdown:
@@ -318,12 +321,13 @@ imagenet-corruption-tables: $(IMAGENET_STAMP) data
 
 # The object tier's corruption table (issue 25): the imagenet-objects test crops (labels: the consensus of Lite0, Lite1
 # and Lite2) under each of the 15 corruptions at severities 1-5, the 4 held-out ones (never trained on) in their own
-# column, for no defense, the baselines (STL left out, as above), PREVIOUS_OBJECTS (the default before the noise
+# column, for no defense, the baselines (STL left out, as above), GATED_OBJECTS (the default before the noise
 # route), imagenet-efficientnet_lite0-realworld and ROUTED (routed weights, e.g. the composed RESULT of
 # scripts/train_imagenet_realworld.sh; empty: left out); the same for the unseen Lite1 with no defense,
-# PREVIOUS_OBJECTS and ROUTED; the figure (one crop, every corruption at severity 3, before and after ROUTED, else
-# PREVIOUS_OBJECTS); clean and PGD accuracy of ROUTED. The current default is routed: its rows are ROUTED's
-# (make imagenet-objects-routed-rows ROUTED=imagenet-efficientnet_lite0_lite2-routed3-objects2-pgd ROUTED_ROWS=routed3).
+# GATED_OBJECTS and ROUTED; the figure (one crop, every corruption at severity 3, before and after ROUTED, else
+# GATED_OBJECTS); clean and PGD accuracy of ROUTED. The current default is routed: its rows are ROUTED's
+# (make imagenet-objects-routed-rows ROUTED=imagenet-efficientnet_lite0_lite2-routed3-objects3-mix ROUTED_ROWS=routed3-mix;
+# those of the default before it: ROUTED=$(PREVIOUS_OBJECTS) ROUTED_ROWS=routed3).
 # Hours on 2 CPU cores; the shards run in parallel and merge. Each rows file is resumable (--resume: a killed run
 # keeps its finished shards of 20 crops in FILE.shards/) and ROUTED's rows are a file of their own, so a new candidate costs only
 # its own rows (make imagenet-objects-routed-rows ROUTED=...). A trial run: OBJECT_LIMIT=4 OBJECT_CORRUPTIONS=fog,frost
@@ -339,41 +343,44 @@ imagenet-objects-corruption-tables: $(IMAGENET_STAMP) data
 	mkdir -p $(IMAGENET)
 	$(OBJECT_CORRUPTION) --defenses none,jpeg,bitdepth,fd,rrp --json $(IMAGENET)/objects-corruptions-baselines.json & \
 	$(OBJECT_CORRUPTION) --defenses pd --json $(IMAGENET)/objects-corruptions-pd.json & \
-	( $(OBJECT_CORRUPTION) --defenses $(PREVIOUS_OBJECTS),imagenet-efficientnet_lite0-realworld \
+	( $(OBJECT_CORRUPTION) --defenses $(GATED_OBJECTS),imagenet-efficientnet_lite0-realworld \
 	    $(if $(ROUTED),,$(OBJECT_FIGURES)) --json $(IMAGENET)/objects-corruptions-ours.json && \
-	  $(OBJECT_CORRUPTION) $(OBJECT_LITE1) --defenses none,$(PREVIOUS_OBJECTS) \
+	  $(OBJECT_CORRUPTION) $(OBJECT_LITE1) --defenses none,$(GATED_OBJECTS) \
 	    --json $(IMAGENET)/objects-corruptions-lite1.json ) & \
 	wait
 	$(if $(ROUTED),$(MAKE) imagenet-objects-routed-rows)
 	$(MAKE) imagenet-objects-corruption-markdown
 # ROUTED_ROWS names its rows files (objects-corruptions-ROUTED_ROWS.json, ...): one per routed candidate, so a new
-# one keeps the rows of those before it (PREVIOUS_OBJECTS and no defense are in the PGD rows of the first, "routed").
+# one keeps the rows of those before it (GATED_OBJECTS and no defense are in the PGD rows of the first, "routed").
 ROUTED_ROWS ?= routed
-ROUTED_PGD_PEERS = $(if $(filter routed,$(ROUTED_ROWS)),none$(COMMA))$(ROUTED)$(if $(filter routed,$(ROUTED_ROWS)),$(COMMA)$(PREVIOUS_OBJECTS))
+ROUTED_PGD_PEERS = $(if $(filter routed,$(ROUTED_ROWS)),none$(COMMA))$(ROUTED)$(if $(filter routed,$(ROUTED_ROWS)),$(COMMA)$(GATED_OBJECTS))
 imagenet-objects-routed-rows: $(IMAGENET_STAMP) data
 	$(OBJECT_CORRUPTION) --defenses $(ROUTED) $(OBJECT_FIGURES) --json $(IMAGENET)/objects-corruptions-$(ROUTED_ROWS).json
 	$(OBJECT_CORRUPTION) $(OBJECT_LITE1) --defenses $(ROUTED) \
 	  --json $(IMAGENET)/objects-corruptions-lite1-$(ROUTED_ROWS).json
 	$(OBJECTS) --attacks none,pgd $(if $(OBJECT_LIMIT),--limit $(OBJECT_LIMIT)) \
 	  --defenses $(ROUTED_PGD_PEERS) --json $(IMAGENET)/objects-$(ROUTED_ROWS)-pgd.json
-# Every object test crop (340, not the first 60) under the 15 corruptions at severities 1-5, for no defense, the
-# default and FULL_CANDIDATES (rel. mCE compares defenses on the same crops), then the cheap baselines, then the
-# same for the unseen Lite1. About 75 minutes a rows file on one core; each resumable (--resume keeps finished
+# Every object test crop (340, not the first 60) under the 15 corruptions at severities 1-5, for no defense,
+# PREVIOUS_OBJECTS (the default when these rows were measured) and FULL_CANDIDATES (rel. mCE compares defenses on the
+# same crops), then the cheap baselines, then the same for the unseen Lite1, then the current default's own rows
+# (the target below). About 75 minutes a rows file on one core; each resumable (--resume keeps finished
 # shards of 20 crops in FILE.shards/): rerun to go on. A finished rows file is kept (delete it to measure again).
 FULL_CANDIDATES ?= imagenet-efficientnet_lite0_lite2-routed5-objects2-pgd
 OBJECT_FULL = $(OBJECTS) --corruptions all --resume --shard-size 20
 imagenet-objects-corruption-full: $(IMAGENET_STAMP) data
 	test -f $(IMAGENET)/objects-corruptions-full.json || $(OBJECT_FULL) \
-	  --defenses none,$(DEFAULT_IMAGENET),$(FULL_CANDIDATES) --json $(IMAGENET)/objects-corruptions-full.json
+	  --defenses none,$(PREVIOUS_OBJECTS),$(FULL_CANDIDATES) --json $(IMAGENET)/objects-corruptions-full.json
 	test -f $(IMAGENET)/objects-corruptions-full-baselines.json || $(OBJECT_FULL) \
 	  --defenses jpeg,bitdepth,fd,rrp --json $(IMAGENET)/objects-corruptions-full-baselines.json
 	test -f $(IMAGENET)/objects-corruptions-lite1-full.json || $(OBJECT_FULL) $(OBJECT_LITE1) \
-	  --defenses none,$(DEFAULT_IMAGENET),$(FULL_CANDIDATES) --json $(IMAGENET)/objects-corruptions-lite1-full.json
+	  --defenses none,$(PREVIOUS_OBJECTS),$(FULL_CANDIDATES) --json $(IMAGENET)/objects-corruptions-lite1-full.json
+	$(MAKE) imagenet-objects-corruption-full-candidate
 	$(MAKE) imagenet-objects-corruption-markdown
-# One more candidate's rows on all 340 crops, Lite0 and the unseen Lite1 side by side (about 30 minutes on 2 cores for
+# One more defense's rows on all 340 crops, Lite0 and the unseen Lite1 side by side (about 30 minutes on 2 cores for
 # one defense): objects-corruptions-full-FULL_ROWS.json and objects-corruptions-lite1-full-FULL_ROWS.json, resumable
-# as above (make imagenet-objects-corruption-full-candidate FULL_CANDIDATE=<weights> FULL_ROWS=mix).
-FULL_CANDIDATE ?= imagenet-efficientnet_lite0_lite2-routed3-objects3-mix
+# as above; by default the current default's, named for its AE's FGSM + PGD ("mix") triplets (a candidate:
+# make imagenet-objects-corruption-full-candidate FULL_CANDIDATE=<weights> FULL_ROWS=<name>).
+FULL_CANDIDATE ?= $(DEFAULT_IMAGENET)
 FULL_ROWS ?= mix
 imagenet-objects-corruption-full-candidate: $(IMAGENET_STAMP) data
 	$(OBJECT_FULL) --defenses $(FULL_CANDIDATE) --json $(IMAGENET)/objects-corruptions-full-$(FULL_ROWS).json & \
@@ -389,10 +396,10 @@ imagenet-objects-corruption-markdown:
 	  $(IMAGENET)/objects-corruptions-lite1.json $(wildcard $(IMAGENET)/objects-corruptions-lite1-routed*.json) \
 	  --markdown $(IMAGENET)/objects-corruptions-lite1.md
 	$(if $(wildcard $(IMAGENET)/objects-corruptions-full.json),$(OBJECTS) --corruptions --held-out-corruptions \
-	  $(OBJECT_HELD_OUT) --from-json $(IMAGENET)/objects-corruptions-full.json \
+	  $(OBJECT_HELD_OUT) --from-json $(wildcard $(IMAGENET)/objects-corruptions-full*.json) \
 	  --markdown $(IMAGENET)/objects-corruptions-full.md)
 	$(if $(wildcard $(IMAGENET)/objects-corruptions-lite1-full.json),$(OBJECTS) $(OBJECT_LITE1) --corruptions \
-	  --held-out-corruptions $(OBJECT_HELD_OUT) --from-json $(IMAGENET)/objects-corruptions-lite1-full.json \
+	  --held-out-corruptions $(OBJECT_HELD_OUT) --from-json $(wildcard $(IMAGENET)/objects-corruptions-lite1-full*.json) \
 	  --markdown $(IMAGENET)/objects-corruptions-lite1-full.md)
 
 bench: $(STAMP)

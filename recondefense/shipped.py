@@ -29,7 +29,7 @@ _FASHION_MNIST: dict[str, Any] = {
 _IMAGENET: dict[str, Any] = {"dataset": "photos", "classifier": "imagenet-efficientnet_lite0", "budget": IMAGENET}
 _LITE0_LITE2 = {**_IMAGENET, "classifier": "imagenet-efficientnet_lite0,imagenet-efficientnet_lite2"}
 _GATE = ("gate", "imagenet-efficientnet_lite0_lite2-gated-pgd")
-#: The parts a routed defense takes from the default of Defended(model): its gate and its adversarial purifier.
+#: The parts a routed defense takes from the gated object-photo default (-gated-objects2-pgd): gate and purifier.
 _DEFAULT_PARTS = (
     ("gate", "imagenet-efficientnet_lite0_lite2-gated-objects2-pgd"),
     ("inner", "imagenet-efficientnet_lite0_lite2-gated-objects2-pgd"),
@@ -104,7 +104,7 @@ _WEIGHTS: tuple[tuple[str, str, str, dict[str, Any], str, dict[str, Any]], ...] 
         "pgd",
         {"arch": "gated", "init_from": "imagenet-efficientnet_lite0-pgd"},
     ),
-    # The default of Defended(model) since the GPU run: the gate above (trained with the detection loss alone, so it
+    # The default of Defended(model) from the GPU run to the object photos: the gate above (trained with the detection loss alone, so it
     # never looked at the AE behind it) in front of the GPU-fine-tuned AE imagenet-efficientnet_lite0_lite2-pgd,
     # put together by scripts/compose_gated.py (validation: clean 0.995, PGD 0.535, against 0.995 / 0.430).
     (
@@ -167,7 +167,7 @@ _WEIGHTS: tuple[tuple[str, str, str, dict[str, Any], str, dict[str, Any]], ...] 
             ),
         },
     ),
-    # The default of Defended(model): the same gate in front of -objects2-pgd, no bypass (every image is the mix
+    # The default of Defended(model) before its noise route: the same gate in front of -objects2-pgd, no bypass (every image is the mix
     # x + g (AE(x) - x), the gate g about 0.02 on clean images), chosen on the validation crops of
     # make imagenet-objects-val over the same parts with --bypass-below 0.05: clean 1.000 / 1.000, FGSM 0.654 / 0.654,
     # PGD 0.680 / 0.680, DeepFool 0.831 / 0.009 (-gated-objects-pgd: 1.000, 0.584, 0.632, 0.009).
@@ -185,12 +185,13 @@ _WEIGHTS: tuple[tuple[str, str, str, dict[str, Any], str, dict[str, Any]], ...] 
             ),
         },
     ),
-    # The default plus a noise route (issue 25): the default's gate, adversarial purifier and mix, with route 2 taking
+    # -gated-objects2-pgd plus a noise route (issue 25): its gate, adversarial purifier and mix, with route 2 taking
     # the images whose gate logit exceeds 100 (RouteMixture.route_above; on validation crops PGD opens the gate by
     # at most 16, snow and brightness by 28, Gaussian, shot and impulse noise by 258 and more: scripts/gate_logits.py
     # --pgd) to the corruption purifier of scripts/train_imagenet_realworld.sh stage 1 (a residual U-Net trained on
-    # the 11 corruptions, which changes images by about a grey level: near the identity). The default sends noisy
-    # images through its AE (Gaussian noise: 0.353 -> 0.013 on the first 60 crops of the object tier); this one leaves them as they are.
+    # the 11 corruptions, which changes images by about a grey level: near the identity). -gated-objects2-pgd sends
+    # noisy images through its AE (Gaussian noise: 0.353 -> 0.013 on the first 60 crops of the object tier); this one
+    # leaves them as they are.
     (
         "imagenet-efficientnet_lite0_lite2-routed-objects2-pgd",
         "9fdf3a4ad852f95fb8e54016ba087438105340d9647c1647b473743e9c74e474",
@@ -221,8 +222,9 @@ _WEIGHTS: tuple[tuple[str, str, str, dict[str, Any], str, dict[str, Any]], ...] 
             "held_out_corruptions": _HELD_OUT,
         },
     ),
-    # The same with a gentler denoiser (stage 1b's, trained on for 2 epochs with a quarter of its inputs clean and the
-    # same KL on them, --clean-weight 1, lr 5e-4): it leaves lightly noisy images more alone. Validation crops
+    # The same with a gentler denoiser, the default of Defended(model) until 2026-12-04 (stage 1b's, trained on for
+    # 2 epochs with a quarter of its inputs clean and the same KL on them, --clean-weight 1, lr 5e-4): it leaves
+    # lightly noisy images more alone. Validation crops
     # (scripts/expert_by_corruption.py, 48 crops, Gaussian / shot noise; the -routed2- denoiser in brackets):
     # severity 1 0.833 / 0.896 (0.792 / 0.792), severity 3 0.583 / 0.688 (0.604 / 0.688).
     (
@@ -262,11 +264,12 @@ _WEIGHTS: tuple[tuple[str, str, str, dict[str, Any], str, dict[str, Any]], ...] 
         "pgd+corruption",
         _ROUTED3_RESTRETCHED,
     ),
-    # The default's gate and noise route in front of its AE trained on FGSM as well as PGD triplets (a fair coin per
-    # batch; 3,072 object images, Lite0 and Lite2, 3 epochs at lr 1e-3 and 3 cosine-annealed at 5e-4 from the
-    # default's AE: OUT=objects-mix in scripts/train_imagenet_default.sh, ATTACK=mix GATE_EPOCHS=0). Validation
-    # (make imagenet-objects-val, 231 crops): clean / FGSM / PGD / DeepFool 1.000 / 0.684 / 0.745 / 0.844 against
-    # the default's 1.000 / 0.654 / 0.680 / 0.831.
+    # The default of Defended(model) since 2026-12-04: the gate and noise route of -routed3-objects2-pgd (the default
+    # before it) in front of its AE trained on FGSM as well as PGD triplets (a fair coin per batch; 3,072 object
+    # images, Lite0 and Lite2, 3 epochs at lr 1e-3 and 3 cosine-annealed at 5e-4 from that AE: OUT=objects-mix in
+    # scripts/train_imagenet_default.sh, ATTACK=mix GATE_EPOCHS=0). Validation (make imagenet-objects-val, 231 crops):
+    # clean / FGSM / PGD / DeepFool 1.000 / 0.684 / 0.745 / 0.844 against -routed3-objects2-pgd's 1.000 / 0.654 /
+    # 0.680 / 0.831.
     (
         "imagenet-efficientnet_lite0_lite2-routed3-objects3-mix",
         "82124179a445989b22307714977d890d1cb6948751e827420969b2fa5b18df52",

@@ -77,9 +77,10 @@ THREATS = {"attack": OBLIVIOUS_AND_E2E, "corruption": CORRUPTED, "certify": CERT
 HELD_OUT = ("impulse_noise", "motion_blur", "frost", "pixelate")
 #: The radii of the certification tables (``recondefense certify``'s default ``--radii``).
 RADII = (0.0, 0.25, 0.5, 0.75, 1.0)
-DEFAULT = "imagenet-efficientnet_lite0_lite2-routed3-objects2-pgd"  # checked against recondefense.defense in the tests
-#: The default's gate and routes in front of an AE trained on FGSM and PGD triplets (a candidate for the default).
-MIX = "imagenet-efficientnet_lite0_lite2-routed3-objects3-mix"
+#: The default: the gate and routes of ROUTED3 in front of an AE trained on FGSM and PGD ("mix") triplets.
+DEFAULT = "imagenet-efficientnet_lite0_lite2-routed3-objects3-mix"  # checked against recondefense.defense in the tests
+#: The default before it (until 2026-12-04): the same gate, noise route and denoiser, its AE trained on PGD alone.
+ROUTED3 = "imagenet-efficientnet_lite0_lite2-routed3-objects2-pgd"
 #: The default before its noise route: the same gate and AE, every image through their mix. The rows measured
 #: before the routed default (corruption tables, the 60-crop PGD rows of the routed candidates) show it.
 GATED = "imagenet-efficientnet_lite0_lite2-gated-objects2-pgd"
@@ -87,25 +88,26 @@ GATED = "imagenet-efficientnet_lite0_lite2-gated-objects2-pgd"
 #: (20 photos, 128 held-out crops, corruptions) show it; the object-photograph page shows both.
 PREVIOUS = "imagenet-efficientnet_lite0_lite2-gated2-pgd"
 
-#: The default plus its noise route (issue 25): the default's gate and purifier, noise to a corruption purifier.
+#: GATED plus a noise route (issue 25): its gate and purifier, noise to a corruption purifier.
 ROUTED = "imagenet-efficientnet_lite0_lite2-routed-objects2-pgd"
 #: The same with a noise denoiser behind that route (stage 1b of scripts/train_imagenet_realworld.sh).
 ROUTED2 = "imagenet-efficientnet_lite0_lite2-routed2-objects2-pgd"
-#: The default's network with washed-out images stretched back first (``contrast_floor`` 0.08, target 0.2).
+#: ROUTED3's network with washed-out images stretched back first (``contrast_floor`` 0.08, target 0.2).
 ROUTED4 = "imagenet-efficientnet_lite0_lite2-routed4-objects2-pgd"
 #: The same, the stretch bounded by each image's range (floor 0.10, target 1).
 ROUTED5 = "imagenet-efficientnet_lite0_lite2-routed5-objects2-pgd"
-#: What made the object tier's attack tables: the default's rows, then those of the default before it.
+#: What made the object tier's attack tables: the default's rows, then those of the two defaults before it.
 OBJECT_TABLES_COMMAND = (
     "make imagenet-objects-tables, and make imagenet-objects-tables OBJECT_ROWS=previous OBJECT_BASELINES= "
-    f"OBJECT_DEFENSES={GATED}, and make imagenet-objects-tables OBJECT_ROWS=mix OBJECT_BASELINES= OBJECT_DEFENSES={MIX}"
+    f"OBJECT_DEFENSES={ROUTED3}, and make imagenet-objects-tables OBJECT_ROWS=gated OBJECT_BASELINES= "
+    f"OBJECT_DEFENSES={GATED}"
 )
 #: What made the object tier's corruption rows: the first 60 crops so far (the full 340: hours on 2 CPU cores).
 OBJECT_CORRUPTION_COMMAND = (
     f"make imagenet-objects-corruption-tables OBJECT_LIMIT=60, then make imagenet-objects-routed-rows ROUTED={ROUTED} "
-    f"OBJECT_LIMIT=60, the same with ROUTED={ROUTED2} ROUTED_ROWS=routed2 and with ROUTED={DEFAULT} ROUTED_ROWS=routed3 "
+    f"OBJECT_LIMIT=60, the same with ROUTED={ROUTED2} ROUTED_ROWS=routed2 and with ROUTED={ROUTED3} ROUTED_ROWS=routed3 "
     f"and ROUTED={ROUTED4} ROUTED_ROWS=routed4 (before the stretch was bounded by the image's range) and "
-    f"ROUTED={ROUTED5} ROUTED_ROWS=routed5 and ROUTED={MIX} ROUTED_ROWS=routed3-mix OBJECT_FIGURES="
+    f"ROUTED={ROUTED5} ROUTED_ROWS=routed5 and ROUTED={DEFAULT} ROUTED_ROWS=routed3-mix OBJECT_FIGURES="
 )
 #: What the object tier's corruption table says (its cells quoted from the rows).
 OBJECT_CORRUPTION_NOTES = (
@@ -125,26 +127,27 @@ OBJECT_CORRUPTION_NOTES = (
     f"({{objc.trained[{ROUTED2}/rel. mCE]}} on the 11 trained corruptions, {{objc.held[{ROUTED2}/rel. mCE]}} on "
     "the 4 held out), where issue 25 asks for 0.75 and 0.85. It recovers part of what heavy noise costs and "
     f"smooths a few lightly noisy crops too far: its worst drop below no defense (points; corruption, "
-    f"severity) is {{objc[{ROUTED2}/worst drop]}}, where the issue allows 2. The default of `Defended(model)`, "
-    f"`{DEFAULT}`, has that denoiser trained on with a quarter of its inputs clean (the same KL on them), so it "
-    f"leaves lightly noisy crops more alone: Gaussian noise {{objc[{DEFAULT}/gaussian_noise]}}, shot noise "
-    f"{{objc[{DEFAULT}/shot_noise]}}, impulse noise {{objc[{DEFAULT}/impulse_noise]}}; rel. mCE "
-    f"{{objc[{DEFAULT}/rel. mCE]}} ({{objc.trained[{DEFAULT}/rel. mCE]}} trained, {{objc.held[{DEFAULT}/rel. mCE]}} "
-    f"held out), worst drop {{objc[{DEFAULT}/worst drop]}}. The other corruptions pass its gate nearly untouched. "
+    f"severity) is {{objc[{ROUTED2}/worst drop]}}, where the issue allows 2. `{ROUTED3}`, the default until "
+    "2026-12-04, has that denoiser trained on with a quarter of its inputs clean (the same KL on them), so it "
+    f"leaves lightly noisy crops more alone: Gaussian noise {{objc[{ROUTED3}/gaussian_noise]}}, shot noise "
+    f"{{objc[{ROUTED3}/shot_noise]}}, impulse noise {{objc[{ROUTED3}/impulse_noise]}}; rel. mCE "
+    f"{{objc[{ROUTED3}/rel. mCE]}} ({{objc.trained[{ROUTED3}/rel. mCE]}} trained, {{objc.held[{ROUTED3}/rel. mCE]}} "
+    f"held out), worst drop {{objc[{ROUTED3}/worst drop]}}. The other corruptions pass its gate nearly untouched. "
     f"`{ROUTED4}` is the same network with washed-out images (contrast below 0.08, chosen on validation: "
     "`scripts/contrast_floor.py`) stretched back to a contrast of 0.2 before the gate: contrast "
     f"{{objc[none/contrast]}} undefended, {{objc[{ROUTED4}/contrast]}} with it; rel. mCE {{objc[{ROUTED4}/rel. mCE]}} "
     f"({{objc.trained[{ROUTED4}/rel. mCE]}} trained, {{objc.held[{ROUTED4}/rel. mCE]}} held out), worst drop "
     f"{{objc[{ROUTED4}/worst drop]}}; but it also stretched naturally dim photos and flipped some of their "
     "predictions ([design notes](../design.md#corruptions-on-the-imagenet-tier)). Its rows were measured before "
-    f"the stretch was bounded by each image's own range. `{ROUTED5}` is the default's network with that bounded "
+    f"the stretch was bounded by each image's own range. `{ROUTED5}` is that network with the bounded "
     "stretch (floor 0.10, chosen on validation crops that include under- and overexposed ones): contrast "
     f"{{objc[{ROUTED5}/contrast]}}, rel. mCE {{objc[{ROUTED5}/rel. mCE]}} ({{objc.trained[{ROUTED5}/rel. mCE]}} "
     f"trained, {{objc.held[{ROUTED5}/rel. mCE]}} held out), worst drop {{objc[{ROUTED5}/worst drop]}}. It still "
-    "changes a few clean crops (held-out clean agreement 0.977 against the default's 0.992), so it is not "
-    f"the default yet. `{MIX}`, the default with its AE trained on FGSM as well as PGD, has rel. mCE "
-    f"{{objc[{MIX}/rel. mCE]}} ({{objc.trained[{MIX}/rel. mCE]}} trained, {{objc.held[{MIX}/rel. mCE]}} held out), "
-    f"worst drop {{objc[{MIX}/worst drop]}}: only images its gate sends to the AE change. No "
+    f"changes a few clean crops (held-out clean agreement 0.977 against `{ROUTED3}`'s 0.992), so it is not "
+    f"the default. The default of `Defended(model)`, `{DEFAULT}`, is `{ROUTED3}` with its AE trained on FGSM as "
+    f"well as PGD: rel. mCE {{objc[{DEFAULT}/rel. mCE]}} ({{objc.trained[{DEFAULT}/rel. mCE]}} trained, "
+    f"{{objc.held[{DEFAULT}/rel. mCE]}} held out), worst drop {{objc[{DEFAULT}/worst drop]}}: only images its gate "
+    "sends to the AE change. No "
     "defense here, ours or a baseline, undoes blur, fog, frost or snow on this "
     "tier (JPEG compression of the input, the best baseline: rel. mCE {objc[jpeg/rel. mCE]})."
 )
@@ -584,16 +587,17 @@ PAGES: tuple[Page, ...] = (
                     "imagenet/objects-baselines.json",
                     "imagenet/objects-ours.json",
                     "imagenet/objects-previous.json",
-                    "imagenet/objects-mix.json",
+                    "imagenet/objects-gated.json",
                 ),
                 command=OBJECT_TABLES_COMMAND,
                 notes=(
-                    f"`{DEFAULT}` is the default of `Defended(model)`; `{GATED}`, the default before its noise route "
-                    "(the same gate and AE), was measured when it was the default. The two treat an image differently "
-                    "only where its gate logit exceeds 100 (noise, which the default sends to its denoiser). "
-                    f"`{MIX}` is the default with its AE trained on FGSM as well as PGD triplets (chosen on the "
-                    "validation crops, [design notes](../design.md#retraining-on-object-photographs-issue-24)); its "
-                    "corruption rows are not measured yet, so it is not the default."
+                    f"`{DEFAULT}` is the default of `Defended(model)`: the gate, noise route and denoiser of "
+                    f"`{ROUTED3}`, the default before it, in front of that default's AE trained on FGSM as well as "
+                    "PGD triplets (chosen on the validation crops, "
+                    "[design notes](../design.md#retraining-on-object-photographs-issue-24)). "
+                    f"`{GATED}`, the default before the noise route (the gate and AE of `{ROUTED3}`), was measured "
+                    "when it was the default; the two treat an image differently only where its gate logit exceeds "
+                    "100 (noise, which the routed ones send to their denoiser)."
                 ),
             ),
             Table(
@@ -605,7 +609,7 @@ PAGES: tuple[Page, ...] = (
                 rows=(
                     "imagenet/objects-lite1.json",
                     "imagenet/objects-lite1-previous.json",
-                    "imagenet/objects-lite1-mix.json",
+                    "imagenet/objects-lite1-gated.json",
                 ),
                 command=OBJECT_TABLES_COMMAND,
             ),
@@ -618,7 +622,7 @@ PAGES: tuple[Page, ...] = (
                 rows=(
                     "imagenet/objects-lite2.json",
                     "imagenet/objects-lite2-previous.json",
-                    "imagenet/objects-lite2-mix.json",
+                    "imagenet/objects-lite2-gated.json",
                 ),
                 command=OBJECT_TABLES_COMMAND,
             ),
@@ -630,15 +634,17 @@ PAGES: tuple[Page, ...] = (
                 rows=("imagenet/objects-routed*-pgd.json",),
                 command=(
                     f"make imagenet-objects-routed-rows ROUTED={ROUTED} OBJECT_LIMIT=60, then the same with "
-                    f"ROUTED={ROUTED2} ROUTED_ROWS=routed2, ROUTED={DEFAULT} ROUTED_ROWS=routed3 and "
-                    f"ROUTED={ROUTED4} ROUTED_ROWS=routed4 and ROUTED={ROUTED5} ROUTED_ROWS=routed5"
+                    f"ROUTED={ROUTED2} ROUTED_ROWS=routed2, ROUTED={ROUTED3} ROUTED_ROWS=routed3, "
+                    f"ROUTED={ROUTED4} ROUTED_ROWS=routed4, ROUTED={ROUTED5} ROUTED_ROWS=routed5 and "
+                    f"ROUTED={DEFAULT} ROUTED_ROWS=routed3-mix"
                 ),
                 notes=(
-                    f"`{ROUTED}`, `{ROUTED2}` and the default `{DEFAULT}` route only images whose gate logit "
+                    f"`{ROUTED}`, `{ROUTED2}` and `{ROUTED3}` route only images whose gate logit "
                     f"exceeds 100 (noise) away from the AE of `{GATED}`; on clean and PGD crops they are that gated "
-                    f"default: {{objectsrouted[{DEFAULT}/No attack]}} and {{objectsrouted[{DEFAULT}/PGD]}} against "
-                    f"{{objectsrouted[{GATED}/No attack]}} and {{objectsrouted[{GATED}/PGD]}}. `{ROUTED4}`, the "
-                    "default with washed-out images stretched back first: "
+                    f"default: {{objectsrouted[{ROUTED3}/No attack]}} and {{objectsrouted[{ROUTED3}/PGD]}} against "
+                    f"{{objectsrouted[{GATED}/No attack]}} and {{objectsrouted[{GATED}/PGD]}}. The default, "
+                    f"`{DEFAULT}`, has the AE trained on FGSM as well: {{objectsrouted[{DEFAULT}/No attack]}} and "
+                    f"{{objectsrouted[{DEFAULT}/PGD]}}. `{ROUTED4}`, `{ROUTED3}` with washed-out images stretched back first: "
                     f"{{objectsrouted[{ROUTED4}/No attack]}} and {{objectsrouted[{ROUTED4}/PGD]}}; `{ROUTED5}`, that "
                     "stretch bounded by each image's range: "
                     f"{{objectsrouted[{ROUTED5}/No attack]}} and {{objectsrouted[{ROUTED5}/PGD]}}."
@@ -655,7 +661,7 @@ PAGES: tuple[Page, ...] = (
                     "The crops of the validation split's sources (never trained on, never a test source), labelled "
                     "by Lite0 and Lite2: where the default was chosen. `runs/candidates/<name>` and `runs/cpu/<name>` rows "
                     "are candidates as they were validated, before any shipped under a name "
-                    f"(`runs/cpu/routed-objects-mix-anneal` is `{MIX}`, bit for bit); the "
+                    f"(`runs/cpu/routed-objects-mix-anneal` is `{DEFAULT}`, bit for bit); the "
                     "[design notes](../design.md) say what each one is."
                 ),
             ),
@@ -824,7 +830,7 @@ PAGES: tuple[Page, ...] = (
                 figures=(
                     (
                         "imagenet/objects/corruptions.png",
-                        f"One object crop under each corruption at severity 3, before and after `{DEFAULT}`.",
+                        f"One object crop under each corruption at severity 3, before and after `{ROUTED3}`.",
                     ),
                 ),
                 intro=(
@@ -849,12 +855,12 @@ PAGES: tuple[Page, ...] = (
             ),
             Table(
                 key="objcfull",
-                title="Every object crop (340): no defense, four baselines, the default, `-routed5-` and `-objects3-mix`",
+                title="Every object crop (340): no defense, four baselines, the default and the two before it",
                 kind="corruption",
                 tier="imagenet-objects",
                 rows=("imagenet/objects-corruptions-full*.json",),
                 held_out=HELD_OUT,
-                command="make imagenet-objects-corruption-full, and make imagenet-objects-corruption-full-candidate",
+                command="make imagenet-objects-corruption-full",
                 intro=(
                     "The tables above cover the first 60 of the 340 object test crops; this one covers all of "
                     "them (each cell 5 x 340 corrupted crops). Pixel deflection is left out here (its rows take hours "
@@ -864,11 +870,12 @@ PAGES: tuple[Page, ...] = (
                     f"On all 340 crops the default's rel. mCE is {{objcfull[{DEFAULT}/rel. mCE]}} "
                     f"({{objcfull.trained[{DEFAULT}/rel. mCE]}} on the 11 trained corruptions, "
                     f"{{objcfull.held[{DEFAULT}/rel. mCE]}} on the 4 held out; issue 25 asks for 0.75 and 0.85), its "
-                    f"worst drop {{objcfull[{DEFAULT}/worst drop]}}; `-routed5-`'s {{objcfull[{ROUTED5}/rel. mCE]}} "
+                    f"worst drop {{objcfull[{DEFAULT}/worst drop]}}; that of `{ROUTED3}`, the default before it (the "
+                    f"same network, its AE trained on PGD alone), {{objcfull[{ROUTED3}/rel. mCE]}} "
+                    f"({{objcfull.trained[{ROUTED3}/rel. mCE]}} / {{objcfull.held[{ROUTED3}/rel. mCE]}}), worst drop "
+                    f"{{objcfull[{ROUTED3}/worst drop]}}; `-routed5-`'s {{objcfull[{ROUTED5}/rel. mCE]}} "
                     f"({{objcfull.trained[{ROUTED5}/rel. mCE]}} / {{objcfull.held[{ROUTED5}/rel. mCE]}}), worst drop "
-                    f"{{objcfull[{ROUTED5}/worst drop]}}; `{MIX}`'s {{objcfull[{MIX}/rel. mCE]}} "
-                    f"({{objcfull.trained[{MIX}/rel. mCE]}} / {{objcfull.held[{MIX}/rel. mCE]}}), worst drop "
-                    f"{{objcfull[{MIX}/worst drop]}}; the best baseline, JPEG compression of the input, "
+                    f"{{objcfull[{ROUTED5}/worst drop]}}; the best baseline, JPEG compression of the input, "
                     "{objcfull[jpeg/rel. mCE]}. Where they fall below no defense: impulse noise at "
                     "severity 1 (held out; the noise denoiser behind route 2 redraws lightly noisy crops the "
                     "classifier already got right, though it helps at severities 3-5) and brightness, a trained "
@@ -891,7 +898,8 @@ PAGES: tuple[Page, ...] = (
                     f"With Lite1, which no purifier here was trained with, the default's rel. mCE is "
                     f"{{objcfulllite1[{DEFAULT}/rel. mCE]}} ({{objcfulllite1.trained[{DEFAULT}/rel. mCE]}} on the 11 "
                     f"trained corruptions, where issue 25 asks for 0.85; {{objcfulllite1.held[{DEFAULT}/rel. mCE]}} on "
-                    f"the 4 held out), its worst drop {{objcfulllite1[{DEFAULT}/worst drop]}}; `-routed5-`'s "
+                    f"the 4 held out), its worst drop {{objcfulllite1[{DEFAULT}/worst drop]}}; that of `{ROUTED3}`, "
+                    f"the default before it, {{objcfulllite1[{ROUTED3}/rel. mCE]}}; `-routed5-`'s "
                     f"{{objcfulllite1[{ROUTED5}/rel. mCE]}}."
                 ),
             ),
@@ -1006,7 +1014,7 @@ SUMMARY: tuple[tuple[str, str, str, str, str, str, str], ...] = (
     ),
     (
         "",
-        "rel. mCE, the default with washed-out images stretched",
+        "rel. mCE, the previous default with washed-out images stretched",
         "objcfull",
         "rel. mCE",
         "none",

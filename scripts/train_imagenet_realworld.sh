@@ -38,8 +38,8 @@
 #    (what -routed2-objects2-pgd ships behind route 2).
 # 1c. the gentle denoiser (EXPERT=noise): 1b's denoiser trained on for NOISE_GENTLE_EPOCHS (2) more epochs at lr 5e-4
 #    cosine, a quarter of its inputs clean with the same KL on them (--clean-weight 1), so that it leaves lightly
-#    noisy images more alone (about 11 s a step, 17 minutes an epoch on 2 cores). What the default of Defended(model),
-#    -routed3-objects2-pgd, ships behind route 2; checkpoints/realworld/noise-gentle holds its last checkpoint, so
+#    noisy images more alone (about 11 s a step, 17 minutes an epoch on 2 cores). What -routed3-objects2-pgd and the
+#    default of Defended(model), -routed3-objects3-mix, ship behind route 2; checkpoints/realworld/noise-gentle holds its last checkpoint, so
 #    on a fresh machine with 1b done the stage only writes final/.
 #    EXPERT=all puts stage 1's expert behind route 2 instead (what -routed-objects2-pgd ships; 1b and 1c are skipped).
 # 2. the routes. By default (GATE=threshold) none is trained: the default's gate (DEFAULT) already opens by a few
@@ -55,9 +55,9 @@
 #    (an expert skips images whose route probability is below its threshold in BYPASS: the adversarial purifier
 #    runs on every image, as in the dense default, the corruption purifier only on the images routed to it),
 #    validated on the val split under PGD and the trained corruptions (scripts/compose_routed.py); washed-out
-#    images (contrast below CONTRAST_FLOOR) are stretched back first. The default of Defended(model),
+#    images (contrast below CONTRAST_FLOOR) are stretched back first. The default before the current one,
 #    imagenet-efficientnet_lite0_lite2-routed3-objects2-pgd, is this stage with CONTRAST_FLOOR=0 (its card's
-#    command), -routed5- the same network with the stretch (floor 0.10, target 1: chosen on validation by
+#    command; the current default puts the AE of -objects3-mix behind its gate: scripts/compose_routed.py, its card), -routed5- the same network with the stretch (floor 0.10, target 1: chosen on validation by
 #    scripts/contrast_floor.py; -routed4- had 0.08 / 0.2); -routed2- puts 1b's denoiser there, -routed- stage 1's
 #    expert (EXPERT=all).
 # Lite1 is never used: it is the unseen classifier of the evaluation. The held-out corruptions are never trained on.
