@@ -308,3 +308,22 @@ def test_gpu_run_trains_every_candidate_on_one_cache_and_packs_one_archive_each(
         assert f"{name}.log" in members and not any("triplets_" in m for m in members)
     widths = ReconstructiveDefense.from_pretrained(runs / "wide" / "anneal" / "final").autoencoder.widths
     assert list(widths) == [16, 64, 128]
+
+
+def test_recovery_breakdown_separates_the_gate_from_the_purifier_behind_it():
+    module = load_script("recovery_breakdown")
+    torch.manual_seed(0)
+    net = ReconstructiveDefense(arch="gated", width=4, depth=2, detail_depth=1).autoencoder.eval()
+    classifier = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 16 * 16, 5)).eval()
+    images = torch.rand(6, 3, 16, 16)
+    labels = classifier(images).argmax(1).detach()
+    row = module.breakdown(net, classifier, images, labels)
+    assert set(row) == set(module.COLUMNS) and row["none"] == 1.0  # labels are the clean predictions
+    assert row["gate open"] == 0.0 and row["hard gate"] == 1.0  # an untrained gate (bias -4) opens on nothing
+    with torch.no_grad():
+        torch.nn.init.constant_(net.gate[-1].bias, 4.0)  # now on everything: the hard gate is the purifier alone
+        expected = (classifier(net.bottleneck(images)).argmax(1) == labels).float().mean().item()
+    row = module.breakdown(net, classifier, images, labels)
+    assert row["gate open"] == 1.0 and row["hard gate"] == row["purifier alone"] == expected
+    with pytest.raises(ValueError, match="no gate"):
+        module.breakdown(ReconstructiveDefense(width=4, depth=2).autoencoder, classifier, images, labels)
