@@ -95,6 +95,7 @@ def compose(
     noise_route_above: float | None = None,
     contrast_floor: float = 0.0,
     contrast_target: float = 0.2,
+    gate_open_at: float | None = None,
 ) -> ReconstructiveDefense:
     """A routed defense with ``gate``'s gate (routed, or gated: into route 1), ``adversarial``'s purifier (recon or
     residual weights, or the purifier of gated or routed ones) and ``corruption``'s (residual weights, or the
@@ -104,7 +105,10 @@ def compose(
     route gives (:class:`~recondefense.purifier_config.PurifierConfig`); ``noise_route_above``: the images whose
     route-1 logit exceeds it go to the corruption purifier (:meth:`~recondefense.routing.RouteMixture.route_above`);
     ``contrast_floor``, ``contrast_target``: washed-out images are stretched first
-    (:func:`~recondefense.routing.restore_contrast`; floor 0: never).
+    (:func:`~recondefense.routing.restore_contrast`; floor 0: never); ``gate_open_at``: the gate recalibrated, after
+    the noise route is placed, so that this old route-1 logit opens it halfway (every route's logit moves by
+    ``-gate_open_at``: :meth:`~recondefense.routing.PerturbationGate.recalibrate`; None: as trained). Below -4, the
+    gate's logit on most clean images, clean images get more of the adversarial purifier's redrawing.
 
     Raises:
         ValueError: weights of another arch or channel count than each part takes, or a gate of another size.
@@ -143,6 +147,8 @@ def compose(
     net.corruption.load_state_dict(corruption_state)
     if noise_route_above is not None:
         net.route_above(noise_route_above)
+    if gate_open_at is not None:
+        net.gate.recalibrate(gate_open_at)
     return defense
 
 
@@ -216,6 +222,13 @@ def main(argv: list[str] | None = None) -> int:
         "gated gate by hundreds, PGD by a few units (scripts/gate_logits.py); default: the gate's own route 2",
     )
     parser.add_argument(
+        "--gate-open-at",
+        type=float,
+        default=None,
+        help="recalibrate the gate to open halfway at this route-1 logit of the given gate (default: as trained); "
+        "below -4, more of the adversarial purifier's redrawing on clean images",
+    )
+    parser.add_argument(
         "--held-out-corruptions",
         default="impulse_noise,motion_blur,frost,pixelate",
         help="the corruptions no part was trained on, named in the model card",
@@ -242,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
             noise_route_above=args.noise_route_above,
             contrast_floor=args.contrast_floor,
             contrast_target=args.contrast_target,
+            gate_open_at=args.gate_open_at,
         ),
         args.data,
         args.classifier,
@@ -282,6 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         noise_route_above=args.noise_route_above,
         contrast_floor=args.contrast_floor,
         contrast_target=args.contrast_target,
+        gate_open_at=args.gate_open_at,
     )
     composed.save_pretrained(args.out)
     print(validation)

@@ -465,6 +465,27 @@ def test_compose_routed_keeps_every_part_bit_exactly(tmp_path):
         module.compose(noisy["gated"], noisy["recon"], noisy["recon"])
 
 
+def test_compose_routed_gate_open_at_moves_every_route_logit_after_the_noise_route_is_placed():
+    """--gate-open-at -2: route 1's logit on every image is 2 higher (a clean image's gate value goes from
+    sigmoid(-4) to sigmoid(-2)), and route 2 still takes exactly the images above the noise threshold."""
+    from test_scripts import load_script
+
+    module = load_script("compose_routed")
+    torch.manual_seed(0)
+    gated = ReconstructiveDefense(arch="gated", width=8, depth=2, detail_width=4, detail_depth=1)
+    with torch.no_grad():
+        for p in gated.autoencoder.gate.parameters():
+            p.normal_(0, 0.3)
+    recon, residual = ReconstructiveDefense(width=8, depth=2), ReconstructiveDefense(arch="residual", width=4, depth=1)
+    x = torch.rand(4, 3, 16, 16)
+    plain = module.compose(gated, recon, residual, noise_route_above=5.0).autoencoder
+    moved = module.compose(gated, recon, residual, noise_route_above=5.0, gate_open_at=-2.0).autoencoder
+    with torch.no_grad():
+        torch.testing.assert_close(moved.gate(x), plain.gate(x) + 2.0)
+        wins = plain.gate(x)[:, 1] > plain.gate(x)[:, 0]
+        assert torch.equal(moved.gate(x)[:, 1] > moved.gate(x)[:, 0], wins)
+
+
 def test_recalibrating_the_gate_moves_where_it_opens_and_keeps_its_architecture():
     """recalibrate(open_at, sharpness): the new logit is sharpness * (old - open_at), so an image whose old logit
     was open_at now sits at sigmoid 0.5; bad numbers are refused before anything changes."""
