@@ -667,7 +667,7 @@ PAGES: tuple[Page, ...] = (
             ),
             Table(
                 key="objectsfirst",
-                title="Object photographs, target EfficientNet-Lite0: the two defaults before this one, clean and PGD",
+                title="Object photographs, target EfficientNet-Lite0: two earlier defaults, clean and PGD",
                 kind="attack",
                 tier="imagenet-objects",
                 rows=("imagenet/objects-first-look*.json",),
@@ -675,7 +675,7 @@ PAGES: tuple[Page, ...] = (
                 notes=(
                     f"`{FIRST_OBJECTS}` was the first default after the object-photo retraining, `{PREVIOUS}` the "
                     "one before it; the first look measured them when they were the default. The current default's "
-                    "rows are in the full table below."
+                    "rows are in the first table of this page."
                 ),
             ),
             Table(
