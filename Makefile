@@ -154,7 +154,8 @@ imagenet-tables: $(IMAGENET_STAMP) data
 # names our weights; OBJECT_BASELINES the baselines (empty: the baselines' rows are not remade). OBJECT_ROWS=previous
 # writes objects-previous.json and objects-lite1/2-previous.json instead: the rows of the default before the current
 # one, kept beside it (make imagenet-objects-tables OBJECT_ROWS=previous OBJECT_BASELINES= OBJECT_DEFENSES=$(PREVIOUS_OBJECTS)),
-# and OBJECT_ROWS=gated those of the one before that (OBJECT_DEFENSES=$(GATED_OBJECTS): objects-gated.json, ...).
+# and OBJECT_ROWS=gated those of the one before that (OBJECT_DEFENSES=$(GATED_OBJECTS): objects-gated.json, ...);
+# OBJECT_ROWS=routed6 those of a candidate (OBJECT_DEFENSES=imagenet-efficientnet_lite0_lite2-routed6-objects3-mix).
 OBJECTS := OMP_NUM_THREADS=1 $(PY) -m recondefense.evaluate --tier imagenet-objects --no-progress
 OBJECT_DEFENSES ?= $(DEFAULT_IMAGENET)
 OBJECT_BASELINES ?= pd,rrp,fd,jpeg,bitdepth
@@ -221,9 +222,10 @@ imagenet-gate-open: $(IMAGENET_STAMP) data
 	  --json $(IMAGENET)/gate-open-$$(basename $$w).json || exit 1; done
 imagenet-objects-markdown:
 	$(OBJECTS) --from-json $(wildcard $(IMAGENET)/objects-baselines.json) $(IMAGENET)/objects-ours.json \
-	  $(wildcard $(IMAGENET)/objects-previous.json $(IMAGENET)/objects-gated.json) --markdown $(IMAGENET)/objects.md
+	  $(wildcard $(IMAGENET)/objects-previous.json $(IMAGENET)/objects-gated.json $(IMAGENET)/objects-routed6.json) \
+	  --markdown $(IMAGENET)/objects.md
 	for c in 1 2; do $(OBJECTS) --classifier imagenet-efficientnet_lite$$c --from-json $(IMAGENET)/objects-lite$$c.json \
-	  $$(ls $(IMAGENET)/objects-lite$$c-previous.json $(IMAGENET)/objects-lite$$c-gated.json 2>/dev/null) --markdown $(IMAGENET)/objects-lite$$c.md; done
+	  $$(for r in previous gated routed6; do ls $(IMAGENET)/objects-lite$$c-$$r.json 2>/dev/null; done) --markdown $(IMAGENET)/objects-lite$$c.md; done
 
 # the markdown tables from the JSON rows (seconds)
 imagenet-markdown:
