@@ -43,6 +43,16 @@ _ROUTED3_RESTRETCHED: dict[str, Any] = {
     "composed_from": (("gate", _ROUTED3), ("inner", _ROUTED3), ("corruption", _ROUTED3)),
     "held_out_corruptions": _HELD_OUT,
 }
+#: The fields of the routed default's gate and noise route in front of the AE trained on FGSM and PGD (-objects3-mix).
+_ROUTED3_MIX: dict[str, Any] = {
+    "arch": "routed",
+    "composed_from": (
+        ("gate", _ROUTED3),
+        ("inner", "imagenet-efficientnet_lite0_lite2-objects3-mix"),
+        ("corruption", _ROUTED3),
+    ),
+    "held_out_corruptions": _HELD_OUT,
+}
 _WEIGHTS: tuple[tuple[str, str, str, dict[str, Any], str, dict[str, Any]], ...] = (
     (
         "fashionmnist-smallcnn-fgsm",
@@ -104,9 +114,10 @@ _WEIGHTS: tuple[tuple[str, str, str, dict[str, Any], str, dict[str, Any]], ...] 
         "pgd",
         {"arch": "gated", "init_from": "imagenet-efficientnet_lite0-pgd"},
     ),
-    # The default of Defended(model) from the GPU run to the object photos: the gate above (trained with the detection loss alone, so it
-    # never looked at the AE behind it) in front of the GPU-fine-tuned AE imagenet-efficientnet_lite0_lite2-pgd,
-    # put together by scripts/compose_gated.py (validation: clean 0.995, PGD 0.535, against 0.995 / 0.430).
+    # The default of Defended(model) from the GPU run to the object photos: the gate above (trained with the
+    # detection loss alone, so it never looked at the AE behind it) in front of the GPU-fine-tuned AE
+    # imagenet-efficientnet_lite0_lite2-pgd, put together by scripts/compose_gated.py (validation: clean 0.995,
+    # PGD 0.535, against 0.995 / 0.430).
     (
         "imagenet-efficientnet_lite0_lite2-gated2-pgd",
         "0000ee8711746a19152f88dc1ecd15b8ae4085ab201bc7885d7cdde96ec94ed9",
@@ -167,10 +178,10 @@ _WEIGHTS: tuple[tuple[str, str, str, dict[str, Any], str, dict[str, Any]], ...] 
             ),
         },
     ),
-    # The default of Defended(model) before its noise route: the same gate in front of -objects2-pgd, no bypass (every image is the mix
-    # x + g (AE(x) - x), the gate g about 0.02 on clean images), chosen on the validation crops of
-    # make imagenet-objects-val over the same parts with --bypass-below 0.05: clean 1.000 / 1.000, FGSM 0.654 / 0.654,
-    # PGD 0.680 / 0.680, DeepFool 0.831 / 0.009 (-gated-objects-pgd: 1.000, 0.584, 0.632, 0.009).
+    # The default of Defended(model) before its noise route: the same gate in front of -objects2-pgd, no bypass
+    # (every image is the mix x + g (AE(x) - x), the gate g about 0.02 on clean images), chosen on the validation
+    # crops of make imagenet-objects-val over the same parts with --bypass-below 0.05: clean 1.000 / 1.000, FGSM
+    # 0.654 / 0.654, PGD 0.680 / 0.680, DeepFool 0.831 / 0.009 (-gated-objects-pgd: 1.000, 0.584, 0.632, 0.009).
     (
         "imagenet-efficientnet_lite0_lite2-gated-objects2-pgd",
         "26bcfa34f99dec81ac5a0c335babd82f506275c90f90744473a3df04fe90d785",
@@ -276,15 +287,7 @@ _WEIGHTS: tuple[tuple[str, str, str, dict[str, Any], str, dict[str, Any]], ...] 
         "ea8191ae9a89448226c9a855990236cbe2a0aba732dec2fabf089e4bfdef158e",
         {**_LITE0_LITE2, "dataset": "objects"},
         "mix+corruption",
-        {
-            "arch": "routed",
-            "composed_from": (
-                ("gate", _ROUTED3),
-                ("inner", "imagenet-efficientnet_lite0_lite2-objects3-mix"),
-                ("corruption", _ROUTED3),
-            ),
-            "held_out_corruptions": _HELD_OUT,
-        },
+        _ROUTED3_MIX,
     ),
     # The same parts, the gate recalibrated to open halfway at its old logit -1 (compose_routed.py --gate-open-at -1:
     # every route's logit 1 higher, a clean image's share of the AE's redrawing from about 0.02 to 0.05), chosen on
@@ -296,15 +299,7 @@ _WEIGHTS: tuple[tuple[str, str, str, dict[str, Any], str, dict[str, Any]], ...] 
         "f6b4302ffd7e79a061124e211ae21e2629819e44962fefbe03fe8cd17a3127ed",
         {**_LITE0_LITE2, "dataset": "objects"},
         "mix+corruption",
-        {
-            "arch": "routed",
-            "composed_from": (
-                ("gate", _ROUTED3),
-                ("inner", "imagenet-efficientnet_lite0_lite2-objects3-mix"),
-                ("corruption", _ROUTED3),
-            ),
-            "held_out_corruptions": _HELD_OUT,
-        },
+        _ROUTED3_MIX,
     ),
     # Denoised smoothing (Salman et al. 2020): a residual denoiser for Gaussian noise of sigma 0.25 in front of the
     # frozen small CNN, trained on noise triplets with the KL guidance (stability) after one MSE-like warm-up epoch.

@@ -107,8 +107,9 @@ def compose(
     ``contrast_floor``, ``contrast_target``: washed-out images are stretched first
     (:func:`~recondefense.routing.restore_contrast`; floor 0: never); ``gate_open_at``: the gate recalibrated, after
     the noise route is placed, so that this old route-1 logit opens it halfway (every route's logit moves by
-    ``-gate_open_at``: :meth:`~recondefense.routing.PerturbationGate.recalibrate`; None: as trained). Below -4, the
-    gate's logit on most clean images, clean images get more of the adversarial purifier's redrawing.
+    ``-gate_open_at``: :meth:`~recondefense.routing.PerturbationGate.recalibrate`; None: as trained). A negative
+    value gives every image more of the adversarial purifier's redrawing (at -4, most clean images' trained logit,
+    clean images get half of it).
 
     Raises:
         ValueError: weights of another arch or channel count than each part takes, or a gate of another size.
@@ -226,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         default=None,
         help="recalibrate the gate to open halfway at this route-1 logit of the given gate (default: as trained); "
-        "below -4, more of the adversarial purifier's redrawing on clean images",
+        "a negative value gives every image more of the adversarial purifier's redrawing",
     )
     parser.add_argument(
         "--held-out-corruptions",
