@@ -154,15 +154,17 @@ imagenet-tables: $(IMAGENET_STAMP) data
 # names our weights; OBJECT_BASELINES the baselines (empty: the baselines' rows are not remade). OBJECT_ROWS=previous
 # writes objects-previous.json and objects-lite1/2-previous.json instead: the rows of the default before the current
 # one, kept beside it (make imagenet-objects-tables OBJECT_ROWS=previous OBJECT_BASELINES= OBJECT_DEFENSES=$(PREVIOUS_OBJECTS)),
-# and OBJECT_ROWS=gated those of the one before that (OBJECT_DEFENSES=$(GATED_OBJECTS): objects-gated.json, ...);
-# OBJECT_ROWS=routed6 those of a candidate (OBJECT_DEFENSES=imagenet-efficientnet_lite0_lite2-routed6-objects3-mix).
+# OBJECT_ROWS=routed3 those of the one before that (OBJECT_DEFENSES=$(ROUTED3_OBJECTS): objects-routed3.json, ...),
+# and OBJECT_ROWS=gated those of the gated default before the noise route (OBJECT_DEFENSES=$(GATED_OBJECTS)).
 OBJECTS := OMP_NUM_THREADS=1 $(PY) -m recondefense.evaluate --tier imagenet-objects --no-progress
 OBJECT_DEFENSES ?= $(DEFAULT_IMAGENET)
 OBJECT_BASELINES ?= pd,rrp,fd,jpeg,bitdepth
 OBJECT_ROWS ?=
-# the default before the current one (the same gate, noise route and denoiser; its AE trained on PGD alone), and the
-# gated default before that (no noise route)
-PREVIOUS_OBJECTS := imagenet-efficientnet_lite0_lite2-routed3-objects2-pgd
+# the default before the current one (the same network, its gate opening where it was trained to), the one before
+# that (the same gate, noise route and denoiser; its AE trained on PGD alone), and the gated default before that (no
+# noise route)
+PREVIOUS_OBJECTS := imagenet-efficientnet_lite0_lite2-routed3-objects3-mix
+ROUTED3_OBJECTS := imagenet-efficientnet_lite0_lite2-routed3-objects2-pgd
 GATED_OBJECTS := imagenet-efficientnet_lite0_lite2-gated-objects2-pgd
 OBJECT_BASELINE_RUN = && $(OBJECTS) --attacks none,fgsm,pgd,deepfool --defenses $(OBJECT_BASELINES) \
   --json $(IMAGENET)/objects-baselines.json
@@ -222,10 +224,10 @@ imagenet-gate-open: $(IMAGENET_STAMP) data
 	  --json $(IMAGENET)/gate-open-$$(basename $$w).json || exit 1; done
 imagenet-objects-markdown:
 	$(OBJECTS) --from-json $(wildcard $(IMAGENET)/objects-baselines.json) $(IMAGENET)/objects-ours.json \
-	  $(wildcard $(IMAGENET)/objects-previous.json $(IMAGENET)/objects-gated.json $(IMAGENET)/objects-routed6.json) \
+	  $(wildcard $(IMAGENET)/objects-previous.json $(IMAGENET)/objects-routed3.json $(IMAGENET)/objects-gated.json) \
 	  --markdown $(IMAGENET)/objects.md
 	for c in 1 2; do $(OBJECTS) --classifier imagenet-efficientnet_lite$$c --from-json $(IMAGENET)/objects-lite$$c.json \
-	  $$(for r in previous gated routed6; do ls $(IMAGENET)/objects-lite$$c-$$r.json 2>/dev/null; done) --markdown $(IMAGENET)/objects-lite$$c.md; done
+	  $$(for r in previous routed3 gated; do ls $(IMAGENET)/objects-lite$$c-$$r.json 2>/dev/null; done) --markdown $(IMAGENET)/objects-lite$$c.md; done
 
 # the markdown tables from the JSON rows (seconds)
 imagenet-markdown:
@@ -327,9 +329,9 @@ imagenet-corruption-tables: $(IMAGENET_STAMP) data
 # route), imagenet-efficientnet_lite0-realworld and ROUTED (routed weights, e.g. the composed RESULT of
 # scripts/train_imagenet_realworld.sh; empty: left out); the same for the unseen Lite1 with no defense,
 # GATED_OBJECTS and ROUTED; the figure (one crop, every corruption at severity 3, before and after ROUTED, else
-# GATED_OBJECTS); clean and PGD accuracy of ROUTED. The current default is routed: its rows are ROUTED's
-# (make imagenet-objects-routed-rows ROUTED=imagenet-efficientnet_lite0_lite2-routed3-objects3-mix ROUTED_ROWS=routed3-mix;
-# those of the default before it: ROUTED=$(PREVIOUS_OBJECTS) ROUTED_ROWS=routed3).
+# GATED_OBJECTS); clean and PGD accuracy of ROUTED. The defaults before the current one were routed: their 60-crop
+# rows are ROUTED's (make imagenet-objects-routed-rows ROUTED=$(PREVIOUS_OBJECTS) ROUTED_ROWS=routed3-mix and
+# ROUTED=$(ROUTED3_OBJECTS) ROUTED_ROWS=routed3); the current default's are on all 340 crops (the target below).
 # Hours on 2 CPU cores; the shards run in parallel and merge. Each rows file is resumable (--resume: a killed run
 # keeps its finished shards of 20 crops in FILE.shards/) and ROUTED's rows are a file of their own, so a new candidate costs only
 # its own rows (make imagenet-objects-routed-rows ROUTED=...). A trial run: OBJECT_LIMIT=4 OBJECT_CORRUPTIONS=fog,frost
@@ -363,7 +365,7 @@ imagenet-objects-routed-rows: $(IMAGENET_STAMP) data
 	$(OBJECTS) --attacks none,pgd $(if $(OBJECT_LIMIT),--limit $(OBJECT_LIMIT)) \
 	  --defenses $(ROUTED_PGD_PEERS) --json $(IMAGENET)/objects-$(ROUTED_ROWS)-pgd.json
 # Every object test crop (340, not the first 60) under the 15 corruptions at severities 1-5, for no defense,
-# PREVIOUS_OBJECTS (the default when these rows were measured) and FULL_CANDIDATES (rel. mCE compares defenses on the
+# ROUTED3_OBJECTS (the default when these rows were measured) and FULL_CANDIDATES (rel. mCE compares defenses on the
 # same crops), then the cheap baselines, then the same for the unseen Lite1, then the current default's own rows
 # (the target below). About 75 minutes a rows file on one core; each resumable (--resume keeps finished
 # shards of 20 crops in FILE.shards/): rerun to go on. A finished rows file is kept (delete it to measure again).
@@ -371,19 +373,19 @@ FULL_CANDIDATES ?= imagenet-efficientnet_lite0_lite2-routed5-objects2-pgd
 OBJECT_FULL = $(OBJECTS) --corruptions all --resume --shard-size 20
 imagenet-objects-corruption-full: $(IMAGENET_STAMP) data
 	test -f $(IMAGENET)/objects-corruptions-full.json || $(OBJECT_FULL) \
-	  --defenses none,$(PREVIOUS_OBJECTS),$(FULL_CANDIDATES) --json $(IMAGENET)/objects-corruptions-full.json
+	  --defenses none,$(ROUTED3_OBJECTS),$(FULL_CANDIDATES) --json $(IMAGENET)/objects-corruptions-full.json
 	test -f $(IMAGENET)/objects-corruptions-full-baselines.json || $(OBJECT_FULL) \
 	  --defenses jpeg,bitdepth,fd,rrp --json $(IMAGENET)/objects-corruptions-full-baselines.json
 	test -f $(IMAGENET)/objects-corruptions-lite1-full.json || $(OBJECT_FULL) $(OBJECT_LITE1) \
-	  --defenses none,$(PREVIOUS_OBJECTS),$(FULL_CANDIDATES) --json $(IMAGENET)/objects-corruptions-lite1-full.json
+	  --defenses none,$(ROUTED3_OBJECTS),$(FULL_CANDIDATES) --json $(IMAGENET)/objects-corruptions-lite1-full.json
 	$(MAKE) imagenet-objects-corruption-full-candidate
 	$(MAKE) imagenet-objects-corruption-markdown
 # One more defense's rows on all 340 crops, Lite0 and the unseen Lite1 side by side (about 30 minutes on 2 cores for
 # one defense): objects-corruptions-full-FULL_ROWS.json and objects-corruptions-lite1-full-FULL_ROWS.json, resumable
-# as above; by default the current default's, named for its AE's FGSM + PGD ("mix") triplets (a candidate:
-# make imagenet-objects-corruption-full-candidate FULL_CANDIDATE=<weights> FULL_ROWS=<name>).
+# as above; by default the current default's (those of the one before it: FULL_CANDIDATE=$(PREVIOUS_OBJECTS)
+# FULL_ROWS=mix; a candidate: make imagenet-objects-corruption-full-candidate FULL_CANDIDATE=<weights> FULL_ROWS=<name>).
 FULL_CANDIDATE ?= $(DEFAULT_IMAGENET)
-FULL_ROWS ?= mix
+FULL_ROWS ?= routed6
 imagenet-objects-corruption-full-candidate: $(IMAGENET_STAMP) data
 	$(OBJECT_FULL) --defenses $(FULL_CANDIDATE) --json $(IMAGENET)/objects-corruptions-full-$(FULL_ROWS).json & \
 	$(OBJECT_FULL) $(OBJECT_LITE1) --defenses $(FULL_CANDIDATE) \

@@ -275,8 +275,8 @@ _WEIGHTS: tuple[tuple[str, str, str, dict[str, Any], str, dict[str, Any]], ...] 
         "pgd+corruption",
         _ROUTED3_RESTRETCHED,
     ),
-    # The default of Defended(model) since 2026-12-04: the gate and noise route of -routed3-objects2-pgd (the default
-    # before it) in front of its AE trained on FGSM as well as PGD triplets (a fair coin per batch; 3,072 object
+    # The default of Defended(model) on 2026-12-04 (until -routed6- below): the gate and noise route of
+    # -routed3-objects2-pgd (the default before it) in front of its AE trained on FGSM as well as PGD triplets (a fair coin per batch; 3,072 object
     # images, Lite0 and Lite2, 3 epochs at lr 1e-3 and 3 cosine-annealed at 5e-4 from that AE: OUT=objects-mix in
     # scripts/train_imagenet_default.sh, ATTACK=mix GATE_EPOCHS=0). Validation (make imagenet-objects-val, 231 crops):
     # clean / FGSM / PGD / DeepFool 1.000 / 0.684 / 0.745 / 0.844 against -routed3-objects2-pgd's 1.000 / 0.654 /
@@ -289,10 +289,12 @@ _WEIGHTS: tuple[tuple[str, str, str, dict[str, Any], str, dict[str, Any]], ...] 
         "mix+corruption",
         _ROUTED3_MIX,
     ),
-    # The same parts, the gate recalibrated to open halfway at its old logit -1 (compose_routed.py --gate-open-at -1:
-    # every route's logit 1 higher, a clean image's share of the AE's redrawing from about 0.02 to 0.05), chosen on
-    # the validation crops (make imagenet-objects-val, 231 crops) among -1, -1.5 and -2 as the one keeping clean
-    # accuracy >= 0.99: clean / FGSM / PGD / DeepFool 0.996 / 0.688 / 0.753 / 0.892 (-1.5: 0.978 clean).
+    # The default of Defended(model) since 2026-12-04: the same parts, the gate recalibrated to open halfway at its
+    # old logit -1 (compose_routed.py --gate-open-at -1: every route's logit 1 higher, a clean image's share of the
+    # AE's redrawing from about 0.02 to 0.05), chosen on the validation crops (make imagenet-objects-val, 231 crops)
+    # as the best mean of FGSM, PGD and DeepFool keeping clean accuracy >= 0.99, among -1, -1.5, -2 and the gate as
+    # trained: clean / FGSM / PGD / DeepFool 0.996 / 0.688 / 0.753 / 0.892 (as trained 1.000 / 0.684 / 0.745 /
+    # 0.844; -1.5: 0.978 clean).
     (
         "imagenet-efficientnet_lite0_lite2-routed6-objects3-mix",
         "850c388a281540e079e52ed07b23230ba1f58f3412f6b3f9d24a0d6accd39bba",
