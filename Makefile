@@ -198,18 +198,20 @@ imagenet-objects-val: $(IMAGENET_STAMP) data
 	mkdir -p $(IMAGENET)
 	$(PY) -m recondefense.evaluate --tier imagenet-objects-val --no-progress --attacks none,fgsm,pgd,deepfool \
 	  --defenses none,$(CANDIDATES) --json $(VAL_ROWS) --markdown $(VAL_ROWS:.json=.md)
-# The purifiers of a GPU run (scripts/gpu_run.sh; its archives unpacked into GPU_RUNS), each composed behind the
-# default's gate and noise route (dense, as the default's purifier), then validated beside the default as above
-# (rows in GPU_RUNS/objects-val.json). A purifier wider than the default's also needs benchmarks/inference.py.
+# The purifiers of a GPU run (scripts/gpu_run.sh; its archives unpacked into GPU_RUNS), each composed as the default
+# was (DEFAULT_COMPOSE: the gate, noise route and denoiser of ROUTED3_OBJECTS, the purifier dense, the gate opening at
+# its old logit -1), then validated beside the default as above (rows in GPU_RUNS/objects-val.json). A purifier wider
+# than the default's also needs benchmarks/inference.py.
 GPU_RUNS ?= runs/gpu
 GPU_VAL_LIMIT ?= 128
+DEFAULT_COMPOSE = --gate $(ROUTED3_OBJECTS) --noise-route-above 100 --corruption $(ROUTED3_OBJECTS) \
+  --bypass-below 0,0.05 --pass-smoothing 0 --gate-open-at -1
 imagenet-gpu-candidates: $(IMAGENET_STAMP) data
 	set -e; candidates=$(DEFAULT_IMAGENET); for final in $(GPU_RUNS)/*/anneal/final; do \
 	  name=$$(basename $$(dirname $$(dirname $$final))); candidates=$$candidates,$(GPU_RUNS)/routed-$$name; \
-	  test -f $(GPU_RUNS)/routed-$$name/model.safetensors || $(PY) scripts/compose_routed.py --gate $(DEFAULT_IMAGENET) \
-	    --noise-route-above 100 --adversarial $$final --corruption $(DEFAULT_IMAGENET) --bypass-below 0,0.05 \
-	    --pass-smoothing 0 --out $(GPU_RUNS)/routed-$$name --data objects:3072 --classifier imagenet-efficientnet_lite0 \
-	    --val-limit $(GPU_VAL_LIMIT); \
+	  test -f $(GPU_RUNS)/routed-$$name/model.safetensors || $(PY) scripts/compose_routed.py $(DEFAULT_COMPOSE) \
+	    --adversarial $$final --out $(GPU_RUNS)/routed-$$name --data objects:3072 \
+	    --classifier imagenet-efficientnet_lite0 --val-limit $(GPU_VAL_LIMIT); \
 	done; \
 	$(MAKE) imagenet-objects-val VAL_ROWS=$(GPU_RUNS)/objects-val.json CANDIDATES=$$candidates
 # How often a gated defense's gate opens on clean images never trained on (object crops, held-out crops, paintings,
