@@ -561,3 +561,31 @@ def test_washed_out_images_are_stretched_back_before_the_gate_and_others_pass_ex
         PurifierConfig(arch="routed", contrast_floor=1.5).validate()
     with pytest.raises(ValueError, match=r"contrast_target=0: expected a number in \(0, 1\]"):
         PurifierConfig(arch="routed", contrast_target=0).validate()  # a target of 0 would flatten every stretched image
+
+
+def test_the_makefile_composes_gpu_purifiers_with_the_options_that_composed_the_default():
+    """``make imagenet-gpu-candidates`` puts a new purifier behind DEFAULT_COMPOSE: the options of the default's own
+    ``compose_routed.py`` command (its card's "Trained by"), so a GPU candidate differs from it in the purifier alone."""
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    from recondefense.defense import DEFAULT_IMAGENET_WEIGHTS
+
+    if shutil.which("make") is None:
+        pytest.skip("no make on this machine")
+    root = Path(__file__).resolve().parents[1]
+    rule = "print-default-compose:\n\t@echo $(DEFAULT_COMPOSE)\n"
+    options = subprocess.run(
+        ["make", "-s", "-f", "Makefile", "-f", "-", "print-default-compose"],
+        input=rule,
+        capture_output=True,
+        text=True,
+        cwd=root,
+        check=True,
+    ).stdout.split()
+    card = (root / "weights" / DEFAULT_IMAGENET_WEIGHTS / "README.md").read_text()
+    trained_by = next(line for line in card.splitlines() if line.startswith("- Trained by:")).split()
+    assert "--gate-open-at" in options and "--adversarial" not in options
+    pairs = list(zip(options[::2], options[1::2]))
+    assert pairs and all((flag, value) in zip(trained_by, trained_by[1:]) for flag, value in pairs), (pairs, trained_by)
