@@ -11,7 +11,10 @@ never a test crop), clean and under each of the tier's oblivious attacks against
   opens all the way or not at all);
 - ``gate open``: the share of images whose gate logit is above 0.
 
-    python scripts/recovery_breakdown.py [--weights NAME] [--images 96] [--attacks fgsm,pgd,deepfool]
+A purifier without a gate (e.g. a plain AE, a candidate for route 1) gets ``defense`` = ``purifier alone`` and
+``-`` in the gate's columns: the screen of a new purifier before it is composed.
+
+    python scripts/recovery_breakdown.py [--weights NAME or FOLDER] [--images 96] [--attacks fgsm,pgd,deepfool]
 
 About 10 s an image on one core with DeepFool, most of it the attacks.
 """
@@ -19,6 +22,7 @@ About 10 s an image on one core with DeepFool, most of it the attacks.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 
 import torch
@@ -36,9 +40,12 @@ COLUMNS = ("none", "defense", "purifier alone", "hard gate", "gate open")
 @torch.no_grad()
 def breakdown(net: nn.Module, classifier: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
     """The :data:`COLUMNS` for one set of images: ``net`` a gated or routed purifier (``(N, C, H, W)`` in [0, 1]
-    -> the same), ``classifier`` pixel-space logits, ``labels`` ``(N,)``; accuracies and the open share in [0, 1]."""
+    -> the same; without a gate: a purifier alone, its gate columns NaN), ``classifier`` pixel-space logits,
+    ``labels`` ``(N,)``; accuracies and the open share in [0, 1]."""
     if not hasattr(net, "gate_logit"):
-        raise ValueError("the defense has no gate (arch gated or routed)")
+        none = (classifier(images).argmax(1) == labels).float().mean().item()
+        alone = (classifier(net(images)).argmax(1) == labels).float().mean().item()
+        return {"none": none, "defense": alone, "purifier alone": alone, "hard gate": math.nan, "gate open": math.nan}
     opened = net.gate_logit(images) > 0
     alone = net.bottleneck(images)
     outputs = {
@@ -53,7 +60,9 @@ def breakdown(net: nn.Module, classifier: nn.Module, images: torch.Tensor, label
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--weights", default=DEFAULT_IMAGENET_WEIGHTS, help="gated or routed weights")
+    parser.add_argument(
+        "--weights", default=DEFAULT_IMAGENET_WEIGHTS, help="gated or routed weights (others: the purifier alone)"
+    )
     parser.add_argument("--images", type=int, default=96)
     parser.add_argument("--attacks", default="fgsm,pgd,deepfool", help="comma-separated, the tier's parameters")
     parser.add_argument("--batch-size", type=int, default=16)
@@ -74,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
             step = args.batch_size
             sets = torch.cat([run_attack(attack, x[i : i + step], y[i : i + step]) for i in range(0, count, step)])
         row = breakdown(net, classifier, sets, y)
-        print(f"| {name} | " + " | ".join(f"{row[c]:.3f}" for c in COLUMNS) + " |", flush=True)
+        cells = ("-" if math.isnan(row[c]) else f"{row[c]:.3f}" for c in COLUMNS)
+        print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
     return 0
 
 

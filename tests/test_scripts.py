@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import math
 from pathlib import Path
 from types import ModuleType
 
@@ -325,5 +326,9 @@ def test_recovery_breakdown_separates_the_gate_from_the_purifier_behind_it():
         expected = (classifier(net.bottleneck(images)).argmax(1) == labels).float().mean().item()
     row = module.breakdown(net, classifier, images, labels)
     assert row["gate open"] == 1.0 and row["hard gate"] == row["purifier alone"] == expected
-    with pytest.raises(ValueError, match="no gate"):
-        module.breakdown(ReconstructiveDefense(width=4, depth=2).autoencoder, classifier, images, labels)
+    plain = ReconstructiveDefense(width=4, depth=2).autoencoder.eval()  # no gate: the purifier alone
+    with torch.no_grad():
+        expected = (classifier(plain(images)).argmax(1) == labels).float().mean().item()
+    row = module.breakdown(plain, classifier, images, labels)
+    assert row["defense"] == row["purifier alone"] == expected and row["none"] == 1.0
+    assert math.isnan(row["hard gate"]) and math.isnan(row["gate open"])
