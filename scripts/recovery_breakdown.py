@@ -42,19 +42,15 @@ def breakdown(net: nn.Module, classifier: nn.Module, images: torch.Tensor, label
     """The :data:`COLUMNS` for one set of images: ``net`` a gated or routed purifier (``(N, C, H, W)`` in [0, 1]
     -> the same; without a gate: a purifier alone, its gate columns NaN), ``classifier`` pixel-space logits,
     ``labels`` ``(N,)``; accuracies and the open share in [0, 1]."""
-    if not hasattr(net, "gate_logit"):
-        none = (classifier(images).argmax(1) == labels).float().mean().item()
-        alone = (classifier(net(images)).argmax(1) == labels).float().mean().item()
-        return {"none": none, "defense": alone, "purifier alone": alone, "hard gate": math.nan, "gate open": math.nan}
-    opened = net.gate_logit(images) > 0
-    alone = net.bottleneck(images)
-    outputs = {
-        "none": images,
-        "defense": net(images),
-        "purifier alone": alone,
-        "hard gate": torch.where(opened[:, None, None, None], alone, images),
-    }
+    outputs = {"none": images, "defense": net(images)}
+    gated = hasattr(net, "gate_logit")
+    if gated:
+        opened = net.gate_logit(images) > 0
+        alone = outputs["purifier alone"] = net.bottleneck(images)
+        outputs["hard gate"] = torch.where(opened[:, None, None, None], alone, images)
     row = {name: (classifier(x).argmax(1) == labels).float().mean().item() for name, x in outputs.items()}
+    if not gated:  # the purifier alone is the defense; no gate to open
+        return {**row, "purifier alone": row["defense"], "hard gate": math.nan, "gate open": math.nan}
     return {**row, "gate open": opened.float().mean().item()}
 
 

@@ -671,7 +671,7 @@ PAGES: tuple[Page, ...] = (
                     "The crops of the validation split's sources (never trained on, never a test source), labelled "
                     "by Lite0 and Lite2: where the default was chosen. `runs/candidates/<name>` and `runs/cpu/<name>` rows "
                     "are candidates as they were validated, before any shipped under a name "
-                    f"(`runs/cpu/routed-objects-mix-anneal` is `{MIX}`, bit for bit, `runs/cpu/routed-mix-open-at-minus1` `{DEFAULT}`); the "
+                    f"(`runs/cpu/routed-objects-mix-anneal` is `{MIX}`, bit for bit, and `runs/cpu/routed-mix-open-at-minus1` is `{DEFAULT}`); the "
                     "[design notes](../design.md) say what each one is."
                 ),
             ),
