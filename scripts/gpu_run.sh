@@ -34,7 +34,7 @@ OUT=${OUT:-$RUNS/out}
 BUDGET=${BUDGET:-490}
 IMAGES=${IMAGES:-16384}
 ATTACK=${ATTACK:-mix}
-VARIANTS=${VARIANTS:-narrow:16,32,64 wide:16,64,128}
+VARIANTS=${VARIANTS:-narrow:16,32,64 wide:16,64,128 wider:16,128,256}
 PURIFIER_MINUTES=${PURIFIER_MINUTES:-2.5}
 ANNEAL_SECONDS=${ANNEAL_SECONDS:-120}
 GATE_MINUTES=${GATE_MINUTES:-4}
@@ -67,7 +67,7 @@ anneal_epochs() {  # anneal_epochs RUN: the epochs of ANNEAL_SECONDS at the puri
 import json, sys
 lines = [json.loads(line) for line in open(sys.argv[1])]
 seconds = max((r["seconds"] for r in lines if "seconds" in r), default=0.0)
-epochs = max((r["epoch"] for r in lines if "validation" in r), default=0)
+epochs = max((r["epoch"] for r in lines if "validation" in r and "epoch" in r), default=0)  # not the final line
 print(max(1, int(float(sys.argv[2]) * epochs / seconds)) if seconds and epochs else 1)
 EOF
 }
@@ -77,12 +77,18 @@ for variant in $VARIANTS; do
   name=${variant%%:*} widths=${variant#*:}
   link_cache "$RUNS/$name" || continue
   (
-    stage "$RUNS/$name" WIDTHS="$widths" GATE_EPOCHS=0 PURIFIER_EPOCHS=1000 PURIFIER_MINUTES="$PURIFIER_MINUTES" \
+    left=$((BUDGET - $(elapsed) - 30))  # the purifier stage too ends with a final folder inside the budget
+    minutes=$(awk "BEGIN {print ($left < $PURIFIER_MINUTES * 60 ? $left : $PURIFIER_MINUTES * 60) / 60}")
+    stage "$RUNS/$name" WIDTHS="$widths" GATE_EPOCHS=0 PURIFIER_EPOCHS=1000 PURIFIER_MINUTES="$minutes" \
       STOP_AFTER=purifier || exit 1
-    epochs=$(anneal_epochs "$RUNS/$name")
-    echo "$name: anneal for $epochs epochs ($(elapsed) s)"
+    left=$((BUDGET - $(elapsed) - 30))  # what the budget leaves, less the stage's start: the anneal ends with a final
+    seconds=$(awk "BEGIN {print ($left < $ANNEAL_SECONDS) ? $left : $ANNEAL_SECONDS}")
+    [ "${seconds%.*}" -gt 0 ] || exit 0
+    epochs=$(ANNEAL_SECONDS=$seconds anneal_epochs "$RUNS/$name")
+    echo "$name: anneal for $epochs epochs within $seconds s ($(elapsed) s)"
     stage "$RUNS/$name" WIDTHS="$widths" GATE_EPOCHS=0 ANNEAL_EPOCHS="$epochs" \
-      ANNEAL_MINUTES="$(awk "BEGIN {print $ANNEAL_SECONDS / 60 * 1.5}")" STOP_AFTER=anneal
+      ANNEAL_MINUTES="$(awk "BEGIN {print ($left < $ANNEAL_SECONDS * 1.5 ? $left : $ANNEAL_SECONDS * 1.5) / 60}")" \
+      STOP_AFTER=anneal
   ) > "$RUNS/$name.log" 2>&1 &
   pids+=($!)
 done
@@ -104,13 +110,16 @@ fi
 wait "${pids[@]}" 2>/dev/null
 echo "done: $(elapsed) s"
 for log in "$RUNS"/*.log; do echo "== $log"; tail -n 25 "$log"; done
-# what comes back, one archive per candidate (16 MiB a file at most): its final folders (a stage stopped before its
-# end: its last checkpoint), metrics and log; not the cache
+# what comes back, one archive per candidate (16 MiB a file at most, so one model each: the anneal's final folder,
+# else the purifier stage's, else the gate's; a checkpoint, with its optimizer state, would not fit), every stage's
+# metrics and the log; not the cache
 for run in "$RUNS"/*/; do
   name=$(basename "$run")
   (cd "$RUNS" && {
-    find "$name" -name triplets_parts -prune -o -type f \( -path '*/final/*' -o -name metrics.jsonl \) -print
-    for stage in "$name"/*/; do [ -d "$stage/final" ] || ls "$stage"checkpoint.safetensors 2>/dev/null; done
+    find "$name" -name triplets_parts -prune -o -type f -name metrics.jsonl -print
+    for stage in anneal recon gate; do
+      [ -d "$name/$stage/final" ] && { find "$name/$stage/final" -type f; break; }
+    done
     ls "$name.log" 2>/dev/null
   } | tar czf "$OUT/$name.tgz" -T -)
 done
