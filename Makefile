@@ -198,20 +198,28 @@ imagenet-objects-val: $(IMAGENET_STAMP) data
 	mkdir -p $(IMAGENET)
 	$(PY) -m recondefense.evaluate --tier imagenet-objects-val --no-progress --attacks none,fgsm,pgd,deepfool \
 	  --defenses none,$(CANDIDATES) --json $(VAL_ROWS) --markdown $(VAL_ROWS:.json=.md)
-# The purifiers of a GPU run (scripts/gpu_run.sh; its archives unpacked into GPU_RUNS), each composed as the default
-# was (DEFAULT_COMPOSE: the gate, noise route and denoiser of ROUTED3_OBJECTS, the purifier dense, the gate opening at
-# its old logit -1), then validated beside the default as above (rows in GPU_RUNS/objects-val.json). A purifier wider
-# than the default's also needs benchmarks/inference.py.
+# The purifiers of a GPU run (scripts/gpu_run.sh; its archives unpacked into GPU_RUNS), each composed two ways with
+# the default's routing (DEFAULT_COMPOSE: the gate, noise route and denoiser of ROUTED3_OBJECTS, route 1 dense, the
+# gate opening at its old logit -1): routed-<run> with it as route 1's purifier, strong-<run> with the default's small
+# purifier on route 1 and it as the strong purifier on the images the gate flags (--strong-above STRONG_ABOVE); then
+# all validated beside the default as above (rows in GPU_RUNS/objects-val.json). A routed-<run> purifier wider than
+# the default's also needs benchmarks/inference.py on clean traffic (--inputs photos), a strong one on attacked.
 GPU_RUNS ?= runs/gpu
 GPU_VAL_LIMIT ?= 128
 DEFAULT_COMPOSE = --gate $(ROUTED3_OBJECTS) --noise-route-above 100 --corruption $(ROUTED3_OBJECTS) \
   --bypass-below 0,0.05 --pass-smoothing 0 --gate-open-at -1
+DEFAULT_ADVERSARIAL := imagenet-efficientnet_lite0_lite2-objects3-mix
+STRONG_ABOVE ?= 0.5
+GPU_COMPOSE = $(PY) scripts/compose_routed.py $(DEFAULT_COMPOSE) --data objects:3072 \
+  --classifier imagenet-efficientnet_lite0 --val-limit $(GPU_VAL_LIMIT)
 imagenet-gpu-candidates: $(IMAGENET_STAMP) data
 	set -e; candidates=$(DEFAULT_IMAGENET); for final in $(GPU_RUNS)/*/anneal/final; do \
-	  name=$$(basename $$(dirname $$(dirname $$final))); candidates=$$candidates,$(GPU_RUNS)/routed-$$name; \
-	  test -f $(GPU_RUNS)/routed-$$name/model.safetensors || $(PY) scripts/compose_routed.py $(DEFAULT_COMPOSE) \
-	    --adversarial $$final --out $(GPU_RUNS)/routed-$$name --data objects:3072 \
-	    --classifier imagenet-efficientnet_lite0 --val-limit $(GPU_VAL_LIMIT); \
+	  [ -d $$final ] || continue; name=$$(basename $$(dirname $$(dirname $$final))); \
+	  candidates=$$candidates,$(GPU_RUNS)/routed-$$name,$(GPU_RUNS)/strong-$$name; \
+	  test -f $(GPU_RUNS)/routed-$$name/model.safetensors || \
+	    $(GPU_COMPOSE) --adversarial $$final --out $(GPU_RUNS)/routed-$$name; \
+	  test -f $(GPU_RUNS)/strong-$$name/model.safetensors || $(GPU_COMPOSE) --adversarial $(DEFAULT_ADVERSARIAL) \
+	    --strong $$final --strong-above $(STRONG_ABOVE) --out $(GPU_RUNS)/strong-$$name; \
 	done; \
 	$(MAKE) imagenet-objects-val VAL_ROWS=$(GPU_RUNS)/objects-val.json CANDIDATES=$$candidates
 # How often a gated defense's gate opens on clean images never trained on (object crops, held-out crops, paintings,

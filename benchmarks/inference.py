@@ -4,7 +4,7 @@ Prints, for batch 1 and 32 on the CPU (and CUDA when available), the median time
 images/s of each (the three measured in turn, round after round), and the ratio Defended / bare. Goal: ratio at
 most 1.25.
 
-    python benchmarks/inference.py [--weights NAME] [--inputs noise|photos] [--repeats 5] [--threads N] [--devices cpu,cuda]
+    python benchmarks/inference.py [--weights NAME] [--inputs noise|photos|attacked] [--repeats 5] [--threads N] [--devices cpu,cuda]
         [--malloc default|tuned]
 
 ``--weights`` names the defense measured (default: the weights ``Defended(model)`` loads); ``--width`` instead
@@ -41,6 +41,10 @@ TUNED_MALLOC = {
 }
 
 
+#: ``--inputs attacked``: the size of each pixel's random-sign perturbation (the paper's ImageNet budget).
+ATTACK_EPS = 0.01
+
+
 def median_seconds(calls: list[tuple], repeats: int, device: torch.device) -> list[float]:
     """The median seconds of each ``(fn, x)`` call, measured interleaved (one of each per round), so a machine
     that slows down or speeds up during the run shifts every call alike instead of the one measured then."""
@@ -71,9 +75,11 @@ def main() -> None:
     parser.add_argument(
         "--inputs",
         default="noise",
-        choices=("noise", "photos"),
+        choices=("noise", "photos", "attacked"),
         help="noise: torch.rand images (a gate opens on them: the purifier runs on every image, the worst case); "
-        "photos: the 20 labelled foolbox photos, repeated to the batch (clean traffic: a gate stays shut)",
+        "photos: the 20 labelled foolbox photos, repeated to the batch (clean traffic: a gate stays shut); "
+        f"attacked: the photos with a random-sign perturbation of {ATTACK_EPS} (the paper's budget; the gate opens "
+        "on it as on PGD's, so a strong purifier behind it runs: attacked traffic)",
     )
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 32])
@@ -100,10 +106,13 @@ def main() -> None:
         f"malloc: {args.malloc}"
     )
     photos = None
-    if args.inputs == "photos":
+    if args.inputs != "noise":
         from recondefense.data import imagenet_samples
 
         photos = torch.stack([image for image, _ in imagenet_samples()])
+    if args.inputs == "attacked":
+        signs = torch.randn(photos.shape, generator=torch.Generator().manual_seed(0)).sign()
+        photos = (photos + ATTACK_EPS * signs).clamp(0, 1)
     print(
         f"{'device':6} {'batch':>5} {'resnet50 ms':>12} {'defended ms':>12} {'AE ms':>9} {'img/s bare':>11} {'img/s def':>10} {'ratio':>6}"
     )
@@ -128,6 +137,10 @@ def main() -> None:
                 f"{device.type:6} {batch:5d} {bare * 1e3:12.1f} {full * 1e3:12.1f} {ae * 1e3:9.1f} "
                 f"{batch / bare:11.1f} {batch / full:10.1f} {full / bare:6.3f}"
             )
+        with torch.inference_mode():
+            gate = defense.gate(photos.to(device)) if photos is not None else None
+        if gate is not None:
+            print(f"{device.type}: the gate opens (above 0.5) on {int((gate > 0.5).sum())} of {len(gate)} inputs")
 
 
 if __name__ == "__main__":

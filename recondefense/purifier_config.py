@@ -31,7 +31,7 @@ ARCHITECTURE_KEYS: dict[str, tuple[str, ...]] = {
     "residual": ("in_channels", "width", "depth"),
     "detail": (*_AE, "detail_width", "detail_depth"),
     "gated": _GATE,
-    "routed": (*_GATE, "corruption_width", "corruption_depth"),
+    "routed": (*_GATE, "corruption_width", "corruption_depth", "strong_widths", "strong_above"),
 }
 
 #: How many experts a gate routes between, by architecture (``bypass_below`` may give one threshold each).
@@ -97,6 +97,11 @@ class PurifierConfig:
         corruption_width, corruption_depth: ``"routed"``'s corruption purifier, a :class:`ResidualPurifier` of that
             width and depth (absent from config.json files written before them: the defaults, never read by the
             other architectures).
+        strong_widths, strong_above: ``"routed"``: a second, wider paper AE (filters per block) that takes over
+            from the adversarial purifier on the images whose adversarial route probability is at least
+            ``strong_above`` (in (0, 1]); the adversarial purifier keeps its share of every other image. Capacity
+            where the gate flags an attack, the small purifier's cost on clean traffic. None (the default, and
+            every weights folder without the key): no strong purifier.
     """
 
     in_channels: int = 3
@@ -114,6 +119,8 @@ class PurifierConfig:
     pass_smoothing: float = 0.0
     contrast_floor: float = 0.0
     contrast_target: float = 0.2
+    strong_widths: tuple[int, ...] | list[int] | None = None
+    strong_above: float = 0.5
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> PurifierConfig:
@@ -124,7 +131,9 @@ class PurifierConfig:
     def as_dict(self) -> dict[str, Any]:
         """The hyper-parameters as config.json holds them (``widths`` a list of ints or None)."""
         values = {f.name: getattr(self, f.name) for f in fields(self)}
-        values["widths"] = None if self.widths is None else [int(w) for w in self.widths]
+        for key in ("widths", "strong_widths"):
+            value = getattr(self, key)
+            values[key] = None if value is None else [int(w) for w in value]
         if isinstance(self.bypass_below, (list, tuple)):
             values["bypass_below"] = [float(b) for b in self.bypass_below]
         return values
@@ -138,13 +147,15 @@ class PurifierConfig:
                 return key, f"an integer in [{low}, {high}]"
         if type(self.skip) is not bool:
             return "skip", "true or false"
-        widths, (_, most), (_, widest) = self.widths, INT_RANGES["depth"], INT_RANGES["width"]
-        if widths is not None and (
-            not isinstance(widths, (list, tuple))
-            or not 1 <= len(widths) <= most
-            or any(type(w) is not int or not 1 <= w <= widest for w in widths)
-        ):
-            return "widths", f"null or a list of 1 to {most} integers in [1, {widest}]"
+        (_, most), (_, widest) = INT_RANGES["depth"], INT_RANGES["width"]
+        for key in ("widths", "strong_widths"):
+            widths = getattr(self, key)
+            if widths is not None and (
+                not isinstance(widths, (list, tuple))
+                or not 1 <= len(widths) <= most
+                or any(type(w) is not int or not 1 <= w <= widest for w in widths)
+            ):
+                return key, f"null or a list of 1 to {most} integers in [1, {widest}]"
         if not isinstance(self.arch, str) or self.arch not in ARCHITECTURE_KEYS:
             return "arch", f"one of {sorted(ARCHITECTURE_KEYS)}"
         if self.inner not in GATED_INNER:
@@ -163,6 +174,8 @@ class PurifierConfig:
             return "contrast_floor", "a number in [0, 1]"
         if type(self.contrast_target) not in (int, float) or not 0 < self.contrast_target <= 1:
             return "contrast_target", "a number in (0, 1]"
+        if type(self.strong_above) not in (int, float) or not 0 < self.strong_above <= 1:
+            return "strong_above", "a number in (0, 1]"
         return None
 
     def validate(self) -> PurifierConfig:

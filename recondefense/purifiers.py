@@ -227,7 +227,9 @@ class RoutedPurifier(RouteMixture):
     Args:
         in_channels: image channels.
         hyper: the :class:`~recondefense.purifier_config.PurifierConfig` fields of :data:`~recondefense.purifier_config.ARCHITECTURE_KEYS` ``["routed"]``, by keyword, with their
-            defaults there but ``detail_depth`` 3 (``corruption_width`` and ``corruption_depth`` size ``R``).
+            defaults there but ``detail_depth`` 3 (``corruption_width`` and ``corruption_depth`` size ``R``;
+            ``strong_widths``, if set, adds ``.strong``, a wider paper AE that stands in for ``A`` on the images
+            whose route-1 probability is at least ``strong_above``).
 
     Shape: ``(N, C, H, W)`` in [0, 1] -> ``(N, C, H, W)`` in [0, 1].
     """
@@ -241,8 +243,18 @@ class RoutedPurifier(RouteMixture):
             "corruption": ResidualPurifier(in_channels, config.corruption_width, config.corruption_depth),
         }
         gate = PerturbationGate(in_channels, config.detail_width, config.detail_depth, 2)
+        strong = None
+        if config.strong_widths is not None:
+            strong = build_purifier(replace(config, arch="recon", widths=tuple(config.strong_widths)))
         super().__init__(
-            gate, experts, config.bypass_below, config.pass_smoothing, config.contrast_floor, config.contrast_target
+            gate,
+            experts,
+            config.bypass_below,
+            config.pass_smoothing,
+            config.contrast_floor,
+            config.contrast_target,
+            strong,
+            config.strong_above,
         )
         self.in_channels = in_channels
         self.inner = config.inner

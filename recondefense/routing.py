@@ -116,11 +116,15 @@ def blend(
     bypass_below: float | Sequence[float] = 0.0,
     training: bool = False,
     pass_smoothing: float = 0.0,
+    strong: tuple[nn.Module, float] | None = None,
 ) -> torch.Tensor:
     """``s + sum_k shares[:, k] * (experts[k](x) - s)``, clamped to [0, 1]: what the gated and routed purifiers
     output, where ``s`` is what the pass route gives: ``x`` itself, or with ``pass_smoothing`` > 0
     ``x + pass_smoothing * (binomial_blur(x) - x)``, a nudge of a fraction of a grey level on clean images that
     pulls an image sitting just across a decision boundary (DeepFool's) back, for the cost of a 3 x 3 blur.
+
+    ``strong``, a purifier and a share ``above``: it stands in for ``experts[0]`` on the images whose
+    ``shares[:, 0]`` is at least ``above`` (the first expert runs on the others only).
 
     With ``bypass_below`` > 0, outside ``training`` and tracing (export, ``torch.compile``), expert ``k`` runs only on
     the images whose share is at least ``bypass_below``; the others get the pass route's pixels there (each within
@@ -135,6 +139,9 @@ def blend(
     always = training or is_tracing(x)
     for k, (expert, threshold) in enumerate(zip(experts, thresholds)):
         share = shares[:, k].view(-1, 1, 1, 1)
+        if k == 0 and strong is not None:
+            out = out + _strong_or_weak(x, passed, shares[:, 0], expert, strong, threshold, always)
+            continue
         if always or threshold <= 0:
             out = out + share * (expert(x) - passed)
             continue
@@ -142,6 +149,40 @@ def blend(
         if len(flagged):  # the expert runs on its flagged images only
             out = out.index_add(0, flagged, share[flagged] * (expert(x[flagged]) - passed[flagged]))
     return out.clamp(0, 1)
+
+
+def _strong_or_weak(
+    x: torch.Tensor,
+    passed: torch.Tensor,
+    share: torch.Tensor,
+    weak: nn.Module,
+    strong: tuple[nn.Module, float],
+    bypass_below: float,
+    always: bool,
+) -> torch.Tensor:
+    """``share * (P(x) - passed)``, where ``P`` is ``strong[0]`` on the images whose ``share`` is at least
+    ``strong[1]`` and ``weak`` on the others (those below ``bypass_below`` get nothing, outside ``always``). With
+    ``always`` (training, tracing) both purifiers run on every image and ``torch.where`` picks; otherwise each runs
+    on its own images, and a batch none of whose images is flagged pays for ``weak`` alone, as without ``strong``.
+
+    Shape: ``x``, ``passed`` ``(N, C, H, W)``, ``share`` ``(N,)`` -> ``(N, C, H, W)``.
+    """
+    net, above = strong
+    flagged = share >= above
+    scale = share.view(-1, 1, 1, 1)
+    if always:
+        return scale * (torch.where(flagged.view(-1, 1, 1, 1), net(x), weak(x)) - passed)
+    if not bool(flagged.any()):
+        if bypass_below <= 0:
+            return scale * (weak(x) - passed)
+        flagged = torch.zeros_like(flagged)
+    term = torch.zeros_like(x)
+    rest = ~flagged if bypass_below <= 0 else ~flagged & (share >= bypass_below)
+    for mask, purifier in ((flagged, net), (rest, weak)):
+        index = mask.nonzero().flatten()
+        if len(index):
+            term = term.index_add(0, index, scale[index] * (purifier(x[index]) - passed[index]))
+    return term
 
 
 def bypass_thresholds(bypass_below: float | Sequence[float], experts: int) -> tuple[float, ...]:
@@ -218,6 +259,8 @@ class RouteMixture(nn.Module):
         pass_smoothing: the pass route's smoothing, in [0, 1]; 0 passes the image untouched.
         contrast_floor, contrast_target: images of a contrast below the floor are first stretched to the target
             (:func:`restore_contrast`; 0: never), before the gate and the experts see them.
+        strong, strong_above: a stronger purifier that stands in for the first expert on the images whose route-1
+            probability is at least ``strong_above`` (:func:`blend`); None: the first expert serves every image.
 
     Shape: ``(N, C, H, W)`` in [0, 1] -> ``(N, C, H, W)`` in [0, 1].
     """
@@ -230,12 +273,16 @@ class RouteMixture(nn.Module):
         pass_smoothing: float = 0.0,
         contrast_floor: float = 0.0,
         contrast_target: float = 0.2,
+        strong: nn.Module | None = None,
+        strong_above: float = 0.5,
     ) -> None:
         super().__init__()
         self.gate = gate
         self.expert_names = tuple(experts)
         for name, expert in experts.items():
             self.add_module(name, expert)
+        self.strong = strong
+        self.strong_above = float(strong_above)
         self.bypass_below = bypass_thresholds(bypass_below, len(experts))
         self.pass_smoothing = float(pass_smoothing)
         self.contrast_floor = float(contrast_floor)
@@ -307,7 +354,8 @@ class RouteMixture(nn.Module):
     @property
     def stride(self) -> int:
         """Input height and width must be multiples of this (the largest of the experts')."""
-        return max(expert.stride for expert in self.experts())
+        extra = [] if self.strong is None else [self.strong]
+        return max(expert.stride for expert in [*self.experts(), *extra])
 
     def route_logits(self, x: torch.Tensor) -> torch.Tensor:
         """The logits of the routes, route 0 (pass) fixed at 0: ``(N, C, H, W)`` -> ``(N, 1 + experts)``."""
@@ -329,4 +377,5 @@ class RouteMixture(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = restore_contrast(x, self.contrast_floor, self.contrast_target)
         routes = self.routes(x)[:, 1:]
-        return blend(x, routes, self.experts(), self.bypass_below, self.training, self.pass_smoothing)
+        strong = None if self.strong is None else (self.strong, self.strong_above)
+        return blend(x, routes, self.experts(), self.bypass_below, self.training, self.pass_smoothing, strong)

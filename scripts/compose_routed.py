@@ -96,6 +96,8 @@ def compose(
     contrast_floor: float = 0.0,
     contrast_target: float = 0.2,
     gate_open_at: float | None = None,
+    strong: ReconstructiveDefense | None = None,
+    strong_above: float = 0.5,
 ) -> ReconstructiveDefense:
     """A routed defense with ``gate``'s gate (routed, or gated: into route 1), ``adversarial``'s purifier (recon or
     residual weights, or the purifier of gated or routed ones) and ``corruption``'s (residual weights, or the
@@ -109,14 +111,16 @@ def compose(
     the noise route is placed, so that this old route-1 logit opens it halfway (every route's logit moves by
     ``-gate_open_at``: :meth:`~recondefense.routing.PerturbationGate.recalibrate`; None: as trained). A negative
     value gives every image more of the adversarial purifier's redrawing (at -4, most clean images' trained logit,
-    clean images get half of it).
+    clean images get half of it). ``strong`` (recon weights, or routed ones that hold a strong purifier): a wider
+    AE that stands in for the adversarial purifier on the images whose route-1 probability is at least
+    ``strong_above`` (:func:`~recondefense.routing.blend`).
 
     Raises:
         ValueError: weights of another arch or channel count than each part takes, or a gate of another size.
     """
     if gate.arch not in ("routed", "gated"):
         raise ValueError(f"--gate must name routed or gated weights, got arch {gate.arch!r}")
-    channels = {gate.channels, adversarial.channels, corruption.channels}
+    channels = {part.channels for part in (gate, adversarial, corruption, strong) if part is not None}
     if len(channels) != 1:
         raise ValueError(f"the gate and the purifiers take different channel counts: {sorted(channels)}")
     kinds = {"recon": "", "residual": "", "gated": "bottleneck", "routed": "bottleneck"}
@@ -136,7 +140,16 @@ def compose(
         contrast_target=contrast_target,
         corruption_width=sizes["width"] if residual else sizes["corruption_width"],
         corruption_depth=sizes["depth"] if residual else sizes["corruption_depth"],
+        strong_widths=None,
+        strong_above=strong_above,
     )
+    strong_state = None
+    if strong is not None:
+        strong_state = _part(strong, "--strong", {"recon": "", "routed": "strong"})
+        own = strong.hyperparameters
+        hyper["strong_widths"] = own["widths"] if strong.arch == "recon" else own["strong_widths"]
+        if hyper["strong_widths"] is None:  # a recon AE of width and depth: its widths spelled out
+            hyper["strong_widths"] = list(strong.autoencoder.widths)
     defense = ReconstructiveDefense(**hyper, meta=meta)
     net = defense.autoencoder
     gate_state = {k.removeprefix("gate."): v for k, v in gate.autoencoder.state_dict().items() if k.startswith("gate.")}
@@ -146,6 +159,8 @@ def compose(
         net.load_gate(gate_state)
     net.bottleneck.load_state_dict(adversarial_state)
     net.corruption.load_state_dict(corruption_state)
+    if strong_state is not None:
+        net.strong.load_state_dict(strong_state)
     if noise_route_above is not None:
         net.route_above(noise_route_above)
     if gate_open_at is not None:
@@ -230,6 +245,15 @@ def main(argv: list[str] | None = None) -> int:
         "a negative value gives every image more of the adversarial purifier's redrawing",
     )
     parser.add_argument(
+        "--strong",
+        default=None,
+        help="a wider AE (recon weights) that stands in for the adversarial purifier on the images the gate flags "
+        "(route-1 probability at least --strong-above); default: none",
+    )
+    parser.add_argument(
+        "--strong-above", type=float, default=0.5, help="the route-1 probability from which --strong takes over"
+    )
+    parser.add_argument(
         "--held-out-corruptions",
         default="impulse_noise,motion_blur,frost,pixelate",
         help="the corruptions no part was trained on, named in the model card",
@@ -244,20 +268,25 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"--held-out-corruptions: unknown {unknown}; expected some of {','.join(CORRUPTIONS)}")
     thresholds = args.bypass_below if isinstance(args.bypass_below, tuple) else (args.bypass_below,)
-    bad = PurifierConfig(contrast_floor=args.contrast_floor, contrast_target=args.contrast_target).problem()
+    bad = PurifierConfig(
+        contrast_floor=args.contrast_floor, contrast_target=args.contrast_target, strong_above=args.strong_above
+    ).problem()
     if bad is not None:
         parser.error(f"--{bad[0].replace('_', '-')} {getattr(args, bad[0])}: expected {bad[1]}")
     if not all(0 <= b <= 0.5 for b in thresholds) or args.val_limit < 1:
         parser.error(f"--bypass-below {args.bypass_below}, --val-limit {args.val_limit}: expected [0, 0.5] and >= 1")
     parts = [ReconstructiveDefense.from_pretrained(name) for name in (args.gate, args.adversarial, args.corruption)]
+    strong = None if args.strong is None else ReconstructiveDefense.from_pretrained(args.strong)
+    shared = {
+        "noise_route_above": args.noise_route_above,
+        "contrast_floor": args.contrast_floor,
+        "contrast_target": args.contrast_target,
+        "gate_open_at": args.gate_open_at,
+        "strong": strong,
+        "strong_above": args.strong_above,
+    }
     validation = measure(
-        compose(
-            *parts,
-            noise_route_above=args.noise_route_above,
-            contrast_floor=args.contrast_floor,
-            contrast_target=args.contrast_target,
-            gate_open_at=args.gate_open_at,
-        ),
+        compose(*parts, **shared),
         args.data,
         args.classifier,
         args.val_limit,
@@ -268,7 +297,12 @@ def main(argv: list[str] | None = None) -> int:
         **gate.meta,  # the data, classifiers and triplet sources the routes were learnt on
         "guidance": _guidance(adversarial, corruption),
         "attack": _attack(gate, adversarial),
-        "composed_from": {"gate": args.gate, "inner": args.adversarial, "corruption": args.corruption},
+        "composed_from": {
+            "gate": args.gate,
+            "inner": args.adversarial,
+            "corruption": args.corruption,
+            **({} if strong is None else {"strong": args.strong}),
+        },
         "command": "python scripts/compose_routed.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "validation": validation,
         "compute": f"composition and validation ({args.val_limit} val images, PGD against {args.classifier}, and "
@@ -276,6 +310,7 @@ def main(argv: list[str] | None = None) -> int:
         "gate_command": gate.meta.get("command"),
         "inner_command": adversarial.meta.get("command"),
         "corruption_command": corruption.meta.get("command"),
+        **({} if strong is None else {"strong_command": strong.meta.get("command")}),
         "held_out_corruptions": [name for name in args.held_out_corruptions.split(",") if name],
     }
     if args.noise_route_above is not None:
@@ -289,16 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     note = small_validation_note(int(validation["n"]))
     if note:
         meta["validation_note"] = note
-    composed = compose(
-        *parts,
-        meta=meta,
-        bypass_below=args.bypass_below,
-        pass_smoothing=args.pass_smoothing,
-        noise_route_above=args.noise_route_above,
-        contrast_floor=args.contrast_floor,
-        contrast_target=args.contrast_target,
-        gate_open_at=args.gate_open_at,
-    )
+    composed = compose(*parts, meta=meta, bypass_below=args.bypass_below, pass_smoothing=args.pass_smoothing, **shared)
     composed.save_pretrained(args.out)
     print(validation)
     return 0

@@ -31,12 +31,14 @@ def _run(script: str, args: list[str], monkeypatch, capsys) -> str:
         ["--width", "4", "--arch", "gated", "--detail-depth", "1"],  # an untrained gated purifier, sized by flags
         [],  # the shipped default of Defended(model)
         ["--inputs", "photos"],  # clean traffic: the foolbox photos
+        ["--inputs", "attacked"],  # attacked traffic: the photos perturbed, the gate open
     ],
 )
 def test_inference_benchmark_prints_a_ratio_per_batch(args, monkeypatch, capsys):
     from recondefense.data import foolbox_data_dir
 
-    if "photos" in args and foolbox_data_dir() is None:
+    inputs = args[1] if args[:1] == ["--inputs"] else "noise"
+    if inputs != "noise" and foolbox_data_dir() is None:
         pytest.skip("foolbox not installed (pip install recondefense[imagenet])")
     out = _run(
         "inference.py",
@@ -48,7 +50,11 @@ def test_inference_benchmark_prints_a_ratio_per_batch(args, monkeypatch, capsys)
     assert len(rows) == 1 and rows[0][1] == "1"
     assert float(rows[0][-1]) > 0  # Defended / bare
     assert ("gated width 4" in out) == ("--width" in args)
-    assert f"inputs: {'photos' if 'photos' in args else 'noise'}" in out
+    assert f"inputs: {inputs}" in out
+    opened = re.search(r"^cpu: the gate opens \(above 0.5\) on (\d+) of 20 inputs$", out, re.MULTILINE)
+    assert (opened is None) == (inputs == "noise" or "--width" in args), out
+    if inputs == "attacked":  # the default's gate flags the perturbed photos, not the clean ones
+        assert opened is not None and int(opened.group(1)) >= 15, out
 
 
 @needs_fashion_mnist

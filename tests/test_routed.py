@@ -589,3 +589,97 @@ def test_the_makefile_composes_gpu_purifiers_with_the_options_that_composed_the_
     assert "--gate-open-at" in options and "--adversarial" not in options
     pairs = list(zip(options[::2], options[1::2]))
     assert pairs and all((flag, value) in zip(trained_by, trained_by[1:]) for flag, value in pairs), (pairs, trained_by)
+
+
+# ------------------------------------------------------------------------------------------ the strong purifier
+
+
+def test_a_strong_purifier_stands_in_for_route_1_on_flagged_images_and_a_clean_batch_pays_for_the_small_one():
+    """``strong_widths``: a wider AE replaces route 1's purifier where route 1 holds at least ``strong_above``; the
+    small purifier keeps every other image (dense: ``bypass_below`` 0 for route 1), as without the strong one."""
+    from recondefense.routing import blend
+
+    torch.manual_seed(0)
+    net = RoutedPurifier(**SMALL, bypass_below=[0.0, 0.05], strong_widths=[8, 8, 8], strong_above=0.5).eval()
+    assert net.strong.widths == (8, 8, 8) and net.stride == 8  # the strong AE's depth 3 sets the stride
+    with torch.no_grad():
+        for p in net.strong.parameters():
+            p.add_(0.05 * torch.randn_like(p))  # not the small AE's function
+    # image 0: shut; 1: route 1 open; 2: route 1 at exactly 0.5 (strong); 3: route 1 at 0.27 (small)
+    net.gate = FixedLogits([[-30.0, -30.0], [30.0, -30.0], [0.0, -30.0], [-1.0, -30.0]])
+    calls: dict[str, list[int]] = {"bottleneck": [], "strong": []}
+    for name in calls:
+        getattr(net, name).register_forward_hook(lambda m, args, out, name=name: calls[name].append(len(args[0])))
+    x = torch.rand(4, 3, 16, 16)
+    x[:, 0, 0, 0] = torch.arange(4) / 10
+    with torch.no_grad():
+        out = net(x)
+        share = net.routes(x)[:, 1].view(-1, 1, 1, 1)
+        chosen = torch.cat([net.bottleneck(x[[0]]), net.strong(x[[1, 2]]), net.bottleneck(x[[3]])])
+        expected = (x + share * (chosen - x)).clamp(0, 1)
+    torch.testing.assert_close(out, expected)
+    assert calls["bottleneck"][0] == 2 and calls["strong"][0] == 2  # images 0, 3 and 1, 2
+    calls = {"bottleneck": [], "strong": []}
+    with torch.no_grad():
+        net(x[[0, 3]])  # nothing flagged: the small purifier on the whole batch, the strong one never
+        assert calls == {"bottleneck": [2], "strong": []}
+        traced = blend(x, net.routes(x)[:, 1:], net.experts(), (0.0, 0.05), True, 0.0, (net.strong, 0.5))
+    torch.testing.assert_close(traced, out)  # training / tracing: both run densely, the same image chosen
+
+
+def test_strong_purifier_config_round_trips_and_bad_values_are_refused(tmp_path):
+    torch.manual_seed(0)
+    defense = ReconstructiveDefense(arch="routed", **SMALL, strong_widths=[8, 8], strong_above=0.4)
+    defense.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert (config["strong_widths"], config["strong_above"]) == ([8, 8], 0.4)
+    loaded = ReconstructiveDefense.from_pretrained(tmp_path)
+    assert loaded.purifier_config == defense.purifier_config and loaded.autoencoder.strong.widths == (8, 8)
+    x = torch.rand(2, 3, 16, 16)
+    assert torch.equal(loaded(x), defense(x))
+    assert ReconstructiveDefense(arch="routed", **SMALL).autoencoder.strong is None  # folders without the keys
+    for change, message in (
+        ({"strong_above": 0}, r"strong_above=0: expected a number in \(0, 1\]"),
+        ({"strong_above": 1.5}, r"strong_above=1.5"),
+        ({"strong_widths": [0, 4]}, r"strong_widths=\[0, 4\]: expected null or a list"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            PurifierConfig(arch="routed", **change).validate()
+
+
+def test_compose_routed_puts_a_strong_purifier_in_bit_exactly():
+    from test_scripts import load_script
+
+    module = load_script("compose_routed")
+    torch.manual_seed(0)
+    routed, small = ReconstructiveDefense(arch="routed", **SMALL), ReconstructiveDefense(widths=[4, 2])
+    wide = ReconstructiveDefense(widths=[4, 16])
+    with torch.no_grad():
+        for p in wide.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    composed = module.compose(routed, small, routed, strong=wide, strong_above=0.3)
+    assert (composed.hyperparameters["strong_widths"], composed.hyperparameters["strong_above"]) == ([4, 16], 0.3)
+    state = composed.autoencoder.state_dict()
+    assert all(torch.equal(v, state["strong." + k]) for k, v in wide.autoencoder.state_dict().items())
+    again = module.compose(composed, composed, composed, strong=composed)  # the strong part of a routed folder
+    assert all(torch.equal(v, again.state_dict()[k]) for k, v in composed.state_dict().items())
+    plain = ReconstructiveDefense(width=8, depth=2)  # widths from width and depth, spelled out
+    assert module.compose(routed, small, routed, strong=plain).hyperparameters["strong_widths"] == [8, 4]
+
+
+def test_a_training_run_started_from_weights_with_a_strong_purifier_keeps_it():
+    """``recondefense train --init-from`` (or ``fit(defense=...)``) of such weights: ``--strong-widths`` builds the
+    strong purifier and the start fills it; without the flag the start's network does not fit, and says so."""
+    from recondefense.train import TrainConfig
+    from recondefense.train.network import build_network
+
+    torch.manual_seed(0)
+    start = ReconstructiveDefense(arch="routed", **SMALL, strong_widths=[8, 8], strong_above=0.4)
+    config = TrainConfig(arch="routed", **SMALL, strong_widths="8,8", strong_above=0.4)
+    net = build_network(config, 3, start)
+    assert all(torch.equal(v, net.state_dict()[k]) for k, v in start.autoencoder.state_dict().items())
+    assert net.strong_above == 0.4
+    with pytest.raises(ValueError, match="does not match"):
+        build_network(TrainConfig(arch="routed", **SMALL), 3, start)
+    with pytest.raises(ValueError, match="--strong-widths '8,x'"):
+        build_network(TrainConfig(arch="routed", **SMALL, strong_widths="8,x"), 3, None)

@@ -30,11 +30,13 @@ class NetworkOptions(Protocol):
     pass_smoothing: float
     contrast_floor: float
     contrast_target: float
+    strong_widths: str | None
+    strong_above: float
     freeze: str | None
 
 
-def parse_widths(text: str) -> list[int]:
-    """``--widths "16,16,16"`` -> ``[16, 16, 16]``.
+def parse_widths(text: str, flag: str = "--widths") -> list[int]:
+    """``--widths "16,16,16"`` (or another ``flag``'s) -> ``[16, 16, 16]``.
 
     Raises:
         ValueError: not comma-separated positive integers.
@@ -44,7 +46,7 @@ def parse_widths(text: str) -> list[int]:
     except ValueError:
         widths = []
     if not widths or min(widths) < 1:
-        raise ValueError(f"--widths {text!r}: expected comma-separated positive integers, e.g. 16,16,16")
+        raise ValueError(f"{flag} {text!r}: expected comma-separated positive integers, e.g. 16,16,16")
     return widths
 
 
@@ -67,6 +69,10 @@ def purifier_config(config: NetworkOptions, in_channels: int = 1) -> PurifierCon
         pass_smoothing=config.pass_smoothing,
         contrast_floor=config.contrast_floor,
         contrast_target=config.contrast_target,
+        strong_widths=None
+        if config.strong_widths is None
+        else tuple(parse_widths(config.strong_widths, "--strong-widths")),
+        strong_above=config.strong_above,
     )
 
 

@@ -117,6 +117,10 @@ class TrainConfig:
         "to --contrast-target first; 0: never",
     )
     contrast_target: float = _opt(_NET.contrast_target, '"gated"/"routed": the contrast washed-out images get')
+    strong_widths: str | None = _opt(
+        None, '"routed": filters per block of a wider AE that stands in for the adversarial purifier on flagged images'
+    )
+    strong_above: float = _opt(_NET.strong_above, '"routed": the route-1 probability from which --strong-widths serves')
     init_from: str | None = _opt(
         None,
         "start from these defense weights (name, hub id or folder), or from the network of a run's "
@@ -275,7 +279,7 @@ _RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
         ("gate_negatives", "clean_fraction", "pass_smoothing", "contrast_floor"),
         (lambda v: 0 <= v <= 1, "a fraction in [0, 1]"),
     ),
-    "contrast_target": (lambda v: 0 < v <= 1, "a number in (0, 1]"),
+    **dict.fromkeys(("contrast_target", "strong_above"), (lambda v: 0 < v <= 1, "a number in (0, 1]")),
     "max_minutes": (lambda v: v is None or v > 0, "a positive number of minutes"),
     "val_limit": (lambda v: v is None or v >= 1, "a positive number of images"),
     "image_size": (lambda v: v is None or v >= 1, "a positive number of pixels"),

@@ -40,6 +40,7 @@ _NETWORK_KEYS = (
     "pass_smoothing",
     "contrast_floor",
     "contrast_target",
+    "strong_above",
 )
 
 
@@ -202,9 +203,10 @@ def fit(
         "std": None if std is None else tuple(std),
         **{k: net[k] for k in _NETWORK_KEYS if k in net},
     }
-    if start is not None:  # the start network's blocks, as --widths spells them
-        widths = net.get("widths")
-        changes["widths"] = None if widths is None else ",".join(str(w) for w in widths)
+    if start is not None:  # the start network's blocks, as --widths (--strong-widths) spells them
+        for key in ("widths", "strong_widths"):
+            widths = net.get(key)
+            changes[key] = None if widths is None else ",".join(str(w) for w in widths)
     if isinstance(defense, str):
         changes["init_from"] = defense
     config = dataclasses.replace(config, **changes)
