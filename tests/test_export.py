@@ -35,10 +35,13 @@ def _defenses() -> list[tuple[str, nn.Module]]:
     small = {"width": 4, "depth": 2, "detail_width": 4, "detail_depth": 1, "corruption_width": 4, "corruption_depth": 1}
     # uniform noise (contrast 0.29) is below the floor and short of its range: stretched by about 2-3.5
     stretched = ReconstructiveDefense(arch="routed", **small, contrast_floor=0.5, contrast_target=1.0)
+    # the untrained gate gives route 1 about 0.018: above strong_above, so the strong purifier serves every image
+    strong = ReconstructiveDefense(arch="routed", **small, strong_widths=[8, 8], strong_above=0.01)
     return [
         ("residual", residual),
         ("recon", recon),
         ("routed, contrast stretched", stretched),
+        ("routed, strong purifier", strong),
         ("defended", Defended(_TinyNet(), residual, input="normalized").eval()),
     ]
 
