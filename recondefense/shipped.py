@@ -289,7 +289,7 @@ _WEIGHTS: tuple[tuple[str, str, str, dict[str, Any], str, dict[str, Any]], ...] 
         "mix+corruption",
         _ROUTED3_MIX,
     ),
-    # The default of Defended(model) since 2026-12-04: the same parts, the gate recalibrated to open halfway at its
+    # The default of Defended(model) on 2026-12-04 (until -routed7- below): the same parts, the gate recalibrated to open halfway at its
     # old logit -1 (compose_routed.py --gate-open-at -1: every route's logit 1 higher, a clean image's share of the
     # AE's redrawing from about 0.02 to 0.05), chosen on the validation crops (make imagenet-objects-val, 231 crops)
     # as the best mean of FGSM, PGD and DeepFool keeping clean accuracy >= 0.99, among -1, -1.5, -2 and the gate as
@@ -302,6 +302,21 @@ _WEIGHTS: tuple[tuple[str, str, str, dict[str, Any], str, dict[str, Any]], ...] 
         {**_LITE0_LITE2, "dataset": "objects"},
         "mix+corruption",
         _ROUTED3_MIX,
+    ),
+    # The default of Defended(model) since 2026-12-04: the same parts and the wide AE (16/64/128) of
+    # checkpoints/objects-wide-mix/final, which stands in for the small one on the images the gate flags (route 1 at
+    # least 0.5; compose_routed.py --strong). Validation (231 crops): 0.996 / 0.758 / 0.797 / 0.892 (-routed6-: FGSM
+    # 0.688, PGD 0.753).
+    (
+        "imagenet-efficientnet_lite0_lite2-routed7-objects3-mix",
+        "ae080ae3879cb732dc81a084f144010da62aaa6dcc474e389b11d3e5002867f7",
+        "3734b787fb832a13d4b6f03c7c1b16dfe8d336ce3697a0f853b28207ee8e7b11",
+        {**_LITE0_LITE2, "dataset": "objects"},
+        "mix+corruption",
+        {
+            **_ROUTED3_MIX,
+            "composed_from": (*_ROUTED3_MIX["composed_from"], ("strong", "checkpoints/objects-wide-mix/final")),
+        },
     ),
     # Denoised smoothing (Salman et al. 2020): a residual denoiser for Gaussian noise of sigma 0.25 in front of the
     # frozen small CNN, trained on noise triplets with the KL guidance (stability) after one MSE-like warm-up epoch.

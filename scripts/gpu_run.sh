@@ -23,8 +23,9 @@
 # (FGSM or PGD per batch): the default, whose purifier saw PGD alone, recovers less of FGSM than of PGD on the
 # validation crops (make imagenet-objects-val: 0.654 against 0.680, docs/design.md), though its gate opens on both;
 # the same AE trained on mix on the CPU (-objects3-mix, START_PURIFIER's default) recovered 0.684 and 0.745 there.
-# A purifier wider than the default's must run behind a bypass to keep the speed budget on clean traffic
-# (benchmarks/inference.py), which docs/design.md says costs DeepFool's recovery: validate that too.
+# A purifier wider than the default's costs more than the speed budget dense on clean traffic: it serves as the
+# strong purifier, on the images the gate flags, beside the default's small one (make imagenet-gpu-candidates
+# composes each candidate both ways; the default's strong purifier is such a wide AE, trained on the CPU).
 set -uo pipefail
 {  # bash reads the whole block before running it: editing this file while a run is under way changes nothing in it
 T0=$(date +%s)

@@ -77,9 +77,11 @@ THREATS = {"attack": OBLIVIOUS_AND_E2E, "corruption": CORRUPTED, "certify": CERT
 HELD_OUT = ("impulse_noise", "motion_blur", "frost", "pixelate")
 #: The radii of the certification tables (``recondefense certify``'s default ``--radii``).
 RADII = (0.0, 0.25, 0.5, 0.75, 1.0)
-#: The default: MIX's parts, the gate opening at its old logit -1 (compose_routed.py --gate-open-at -1).
-DEFAULT = "imagenet-efficientnet_lite0_lite2-routed6-objects3-mix"  # checked against recondefense.defense in the tests
-#: The default before it (on 2026-12-04): the gate and routes of ROUTED3 in front of an AE trained on FGSM and PGD
+#: The default: ROUTED6's parts and a wider AE that serves the images its gate flags (compose_routed.py --strong).
+DEFAULT = "imagenet-efficientnet_lite0_lite2-routed7-objects3-mix"  # checked against recondefense.defense in the tests
+#: The default before it (on 2026-12-04): MIX's parts, the gate opening at its old logit -1 (--gate-open-at -1).
+ROUTED6 = "imagenet-efficientnet_lite0_lite2-routed6-objects3-mix"
+#: The default before that (on 2026-12-04): the gate and routes of ROUTED3 in front of an AE trained on FGSM and PGD
 #: ("mix") triplets, the gate as trained.
 MIX = "imagenet-efficientnet_lite0_lite2-routed3-objects3-mix"
 #: The default before that (until 2026-12-04): the same gate, noise route and denoiser, its AE trained on PGD alone.
@@ -99,11 +101,11 @@ ROUTED2 = "imagenet-efficientnet_lite0_lite2-routed2-objects2-pgd"
 ROUTED4 = "imagenet-efficientnet_lite0_lite2-routed4-objects2-pgd"
 #: The same, the stretch bounded by each image's range (floor 0.10, target 1).
 ROUTED5 = "imagenet-efficientnet_lite0_lite2-routed5-objects2-pgd"
-#: What made the object tier's attack tables: the default's rows, then those of the three defaults before it.
+#: What made the object tier's attack tables: the default's rows, then those of the four defaults before it.
 OBJECT_TABLES_COMMAND = (
-    "make imagenet-objects-tables, and make imagenet-objects-tables OBJECT_ROWS=previous OBJECT_BASELINES= "
-    f"OBJECT_DEFENSES={MIX}, and the same with OBJECT_ROWS=routed3 OBJECT_DEFENSES={ROUTED3} and with "
-    f"OBJECT_ROWS=gated OBJECT_DEFENSES={GATED}"
+    "make imagenet-objects-tables, and make imagenet-objects-tables OBJECT_ROWS=routed6 OBJECT_BASELINES= "
+    f"OBJECT_DEFENSES={ROUTED6}, and the same with OBJECT_ROWS=previous OBJECT_DEFENSES={MIX}, with "
+    f"OBJECT_ROWS=routed3 OBJECT_DEFENSES={ROUTED3} and with OBJECT_ROWS=gated OBJECT_DEFENSES={GATED}"
 )
 #: What made the object tier's corruption rows: the first 60 crops so far (the full 340: hours on 2 CPU cores).
 OBJECT_CORRUPTION_COMMAND = (
@@ -389,7 +391,7 @@ PAGES: tuple[Page, ...] = (
             "row). `make imagenet-tables` reruns the whole page (about two hours on 2 CPU cores); "
             "`make imagenet-default-rows` only the default's rows.\n\n"
             f"The default of `Defended(model)` is `{DEFAULT}`: a learned per-image gate in front of an AE retrained on "
-            "object photographs, noise routed to a denoiser ([design notes](../design.md)); its rows are on the "
+            "object photographs (a wider one for the images the gate flags), noise routed to a denoiser ([design notes](../design.md)); its rows are on the "
             "[object photographs](imagenet-objects.md) page. The tables here were measured before it, with "
             f"`{PREVIOUS}` (the same gate in front of the AE trained on the 56 landscape photos), the default until "
             "then. The older weights stay for comparison: "
@@ -589,16 +591,19 @@ PAGES: tuple[Page, ...] = (
                 rows=(
                     "imagenet/objects-baselines.json",
                     "imagenet/objects-ours.json",
+                    "imagenet/objects-routed6.json",
                     "imagenet/objects-previous.json",
                     "imagenet/objects-routed3.json",
                     "imagenet/objects-gated.json",
                 ),
                 command=OBJECT_TABLES_COMMAND,
                 notes=(
-                    f"`{DEFAULT}` is the default of `Defended(model)`: `{MIX}`, the default before it, with its "
-                    "gate recalibrated to open at its old logit -1 (more of the AE's redrawing on every image; chosen "
-                    "on the validation crops, [design notes](../design.md#retraining-on-object-photographs-issue-24)): "
-                    "it trades a few clean crops for DeepFool's. "
+                    f"`{DEFAULT}` is the default of `Defended(model)`: `{ROUTED6}`, the default before it, with a "
+                    "wider AE (16 / 64 / 128 filters) that takes over from the small one on the images its gate flags "
+                    "(route-1 probability at least 0.5), the small AE keeping its share of every other image; chosen "
+                    "on the validation crops ([design notes](../design.md#retraining-on-object-photographs-issue-24)). "
+                    f"`{ROUTED6}` is `{MIX}`, the default before it, with its gate recalibrated to open at its old "
+                    "logit -1 (more of the AE's redrawing on every image): it trades a few clean crops for DeepFool's. "
                     f"`{MIX}` is the gate, noise route and denoiser of `{ROUTED3}`, the default before it, in front "
                     "of that default's AE trained on FGSM as well as PGD triplets. "
                     f"`{GATED}`, the default before the noise route (the gate and AE of `{ROUTED3}`), was measured "
@@ -614,6 +619,7 @@ PAGES: tuple[Page, ...] = (
                 classifier="imagenet-efficientnet_lite1",
                 rows=(
                     "imagenet/objects-lite1.json",
+                    "imagenet/objects-lite1-routed6.json",
                     "imagenet/objects-lite1-previous.json",
                     "imagenet/objects-lite1-routed3.json",
                     "imagenet/objects-lite1-gated.json",
@@ -628,6 +634,7 @@ PAGES: tuple[Page, ...] = (
                 classifier="imagenet-efficientnet_lite2",
                 rows=(
                     "imagenet/objects-lite2.json",
+                    "imagenet/objects-lite2-routed6.json",
                     "imagenet/objects-lite2-previous.json",
                     "imagenet/objects-lite2-routed3.json",
                     "imagenet/objects-lite2-gated.json",
@@ -671,7 +678,8 @@ PAGES: tuple[Page, ...] = (
                     "The crops of the validation split's sources (never trained on, never a test source), labelled "
                     "by Lite0 and Lite2: where the default was chosen. `runs/candidates/<name>` and `runs/cpu/<name>` rows "
                     "are candidates as they were validated, before any shipped under a name "
-                    f"(`runs/cpu/routed-objects-mix-anneal` is `{MIX}`, bit for bit, and `runs/cpu/routed-mix-open-at-minus1` is `{DEFAULT}`); the "
+                    f"(`runs/cpu/routed-objects-mix-anneal` is `{MIX}`, bit for bit, `runs/cpu/routed-mix-open-at-minus1` is `{ROUTED6}` and "
+                    f"`runs/cpu/routed7-wide-above0.5` is `{DEFAULT}`); the "
                     "[design notes](../design.md) say what each one is."
                 ),
             ),
@@ -865,7 +873,7 @@ PAGES: tuple[Page, ...] = (
             ),
             Table(
                 key="objcfull",
-                title="Every object crop (340): no defense, four baselines, the default and three others",
+                title="Every object crop (340): no defense, four baselines, the default and four others",
                 kind="corruption",
                 tier="imagenet-objects",
                 rows=("imagenet/objects-corruptions-full*.json",),
@@ -880,10 +888,13 @@ PAGES: tuple[Page, ...] = (
                     f"On all 340 crops the default's rel. mCE is {{objcfull[{DEFAULT}/rel. mCE]}} "
                     f"({{objcfull.trained[{DEFAULT}/rel. mCE]}} on the 11 trained corruptions, "
                     f"{{objcfull.held[{DEFAULT}/rel. mCE]}} on the 4 held out; issue 25 asks for 0.75 and 0.85), its "
-                    f"worst drop {{objcfull[{DEFAULT}/worst drop]}}; that of `{MIX}`, the default before it (the "
+                    f"worst drop {{objcfull[{DEFAULT}/worst drop]}}; that of `{ROUTED6}`, the default before it (the "
+                    f"same parts without the wide AE), {{objcfull[{ROUTED6}/rel. mCE]}} "
+                    f"({{objcfull.trained[{ROUTED6}/rel. mCE]}} / {{objcfull.held[{ROUTED6}/rel. mCE]}}), worst drop "
+                    f"{{objcfull[{ROUTED6}/worst drop]}}; that of `{MIX}`, the default before that (the "
                     f"same parts, its gate as trained), {{objcfull[{MIX}/rel. mCE]}} "
                     f"({{objcfull.trained[{MIX}/rel. mCE]}} / {{objcfull.held[{MIX}/rel. mCE]}}), worst drop "
-                    f"{{objcfull[{MIX}/worst drop]}}; that of `{ROUTED3}`, the default before that (the "
+                    f"{{objcfull[{MIX}/worst drop]}}; that of `{ROUTED3}`, the one before (the "
                     f"same network, its AE trained on PGD alone), {{objcfull[{ROUTED3}/rel. mCE]}} "
                     f"({{objcfull.trained[{ROUTED3}/rel. mCE]}} / {{objcfull.held[{ROUTED3}/rel. mCE]}}), worst drop "
                     f"{{objcfull[{ROUTED3}/worst drop]}}; `-routed5-`'s {{objcfull[{ROUTED5}/rel. mCE]}} "
@@ -913,8 +924,10 @@ PAGES: tuple[Page, ...] = (
                     f"With Lite1, which no purifier here was trained with, the default's rel. mCE is "
                     f"{{objcfulllite1[{DEFAULT}/rel. mCE]}} ({{objcfulllite1.trained[{DEFAULT}/rel. mCE]}} on the 11 "
                     f"trained corruptions, where issue 25 asks for 0.85; {{objcfulllite1.held[{DEFAULT}/rel. mCE]}} on "
-                    f"the 4 held out), its worst drop {{objcfulllite1[{DEFAULT}/worst drop]}}; that of `{MIX}`, "
-                    f"the default before it, {{objcfulllite1[{MIX}/rel. mCE]}}, worst drop "
+                    f"the 4 held out), its worst drop {{objcfulllite1[{DEFAULT}/worst drop]}}; that of `{ROUTED6}`, "
+                    f"the default before it, {{objcfulllite1[{ROUTED6}/rel. mCE]}}, worst drop "
+                    f"{{objcfulllite1[{ROUTED6}/worst drop]}}; that of `{MIX}`, "
+                    f"the default before that, {{objcfulllite1[{MIX}/rel. mCE]}}, worst drop "
                     f"{{objcfulllite1[{MIX}/worst drop]}}; `{ROUTED3}`'s {{objcfulllite1[{ROUTED3}/rel. mCE]}}; "
                     f"`-routed5-`'s {{objcfulllite1[{ROUTED5}/rel. mCE]}}."
                 ),

@@ -565,7 +565,8 @@ def test_washed_out_images_are_stretched_back_before_the_gate_and_others_pass_ex
 
 def test_the_makefile_composes_gpu_purifiers_with_the_options_that_composed_the_default():
     """``make imagenet-gpu-candidates`` puts a new purifier behind DEFAULT_COMPOSE: the options of the default's own
-    ``compose_routed.py`` command (its card's "Trained by"), so a GPU candidate differs from it in the purifier alone."""
+    ``compose_routed.py`` command (its card's "Trained by"), so a GPU candidate differs from it in the purifier alone
+    (as the strong purifier, beside the default's small one, DEFAULT_ADVERSARIAL, from STRONG_ABOVE)."""
     import shutil
     import subprocess
     from pathlib import Path
@@ -575,7 +576,7 @@ def test_the_makefile_composes_gpu_purifiers_with_the_options_that_composed_the_
     if shutil.which("make") is None:
         pytest.skip("no make on this machine")
     root = Path(__file__).resolve().parents[1]
-    rule = "print-default-compose:\n\t@echo $(DEFAULT_COMPOSE)\n"
+    rule = "print-default-compose:\n\t@echo $(DEFAULT_COMPOSE) --adversarial $(DEFAULT_ADVERSARIAL) --strong-above $(STRONG_ABOVE)\n"
     options = subprocess.run(
         ["make", "-s", "-f", "Makefile", "-f", "-", "print-default-compose"],
         input=rule,
@@ -586,7 +587,7 @@ def test_the_makefile_composes_gpu_purifiers_with_the_options_that_composed_the_
     ).stdout.split()
     card = (root / "weights" / DEFAULT_IMAGENET_WEIGHTS / "README.md").read_text()
     trained_by = next(line for line in card.splitlines() if line.startswith("- Trained by:")).split()
-    assert "--gate-open-at" in options and "--adversarial" not in options
+    assert "--gate-open-at" in options and "--strong" not in options  # --strong: the GPU purifier
     pairs = list(zip(options[::2], options[1::2]))
     assert pairs and all((flag, value) in zip(trained_by, trained_by[1:]) for flag, value in pairs), (pairs, trained_by)
 
