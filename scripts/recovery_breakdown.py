@@ -5,8 +5,8 @@ never a test crop), clean and under each of the tier's oblivious attacks against
 
 - ``none``: the classifier alone;
 - ``defense``: behind the defense as shipped;
-- ``purifier alone``: behind its adversarial purifier (route 1, ``.bottleneck``) on every image, as if the gate
-  always opened: what the purifier recovers, and on the clean row its own fidelity, a ceiling for the rest;
+- ``purifier alone``: behind its adversarial purifier (route 1, ``.bottleneck``; its ``.strong`` purifier where it
+  has one, which serves the images the gate flags) on every image, as if the gate always opened: what the purifier recovers, and on the clean row its own fidelity, a ceiling for the rest;
 - ``hard gate``: the purifier's output where the gate logit is above 0, the image untouched elsewhere (a gate that
   opens all the way or not at all);
 - ``gate open``: the share of images whose gate logit is above 0.
@@ -46,7 +46,8 @@ def breakdown(net: nn.Module, classifier: nn.Module, images: torch.Tensor, label
     gated = hasattr(net, "gate_logit")
     if gated:
         opened = net.gate_logit(images) > 0
-        alone = outputs["purifier alone"] = net.bottleneck(images)
+        purifier = net.bottleneck if getattr(net, "strong", None) is None else net.strong  # what flagged images get
+        alone = outputs["purifier alone"] = purifier(images)
         outputs["hard gate"] = torch.where(opened[:, None, None, None], alone, images)
     row = {name: (classifier(x).argmax(1) == labels).float().mean().item() for name, x in outputs.items()}
     if not gated:  # the purifier alone is the defense; no gate to open

@@ -332,3 +332,13 @@ def test_recovery_breakdown_separates_the_gate_from_the_purifier_behind_it():
     row = module.breakdown(plain, classifier, images, labels)
     assert row["defense"] == row["purifier alone"] == expected and row["none"] == 1.0
     assert math.isnan(row["hard gate"]) and math.isnan(row["gate open"])
+    routed = ReconstructiveDefense(arch="routed", width=4, depth=2, detail_depth=1, strong_widths=[8, 8])
+    strong = routed.autoencoder.eval()  # a strong purifier serves the flagged images: it is the one measured alone
+    with torch.no_grad():
+        for p in strong.strong.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+        expected = (classifier(strong.strong(images)).argmax(1) == labels).float().mean().item()
+    calls = []
+    strong.strong.register_forward_hook(lambda m, args, out: calls.append(len(args[0])))
+    assert module.breakdown(strong, classifier, images, labels)["purifier alone"] == expected
+    assert calls == [6]  # on every image, once (the untrained gate flags none: the defense itself never ran it)
