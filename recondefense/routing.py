@@ -172,10 +172,8 @@ def _strong_or_weak(
     scale = share.view(-1, 1, 1, 1)
     if always:
         return scale * (torch.where(flagged.view(-1, 1, 1, 1), net(x), weak(x)) - passed)
-    if not bool(flagged.any()):
-        if bypass_below <= 0:
-            return scale * (weak(x) - passed)
-        flagged = torch.zeros_like(flagged)
+    if bypass_below <= 0 and not bool(flagged.any()):  # the small purifier on the whole batch, as without strong
+        return scale * (weak(x) - passed)
     term = torch.zeros_like(x)
     rest = ~flagged if bypass_below <= 0 else ~flagged & (share >= bypass_below)
     for mask, purifier in ((flagged, net), (rest, weak)):
@@ -353,7 +351,7 @@ class RouteMixture(nn.Module):
 
     @property
     def stride(self) -> int:
-        """Input height and width must be multiples of this (the largest of the experts')."""
+        """Input height and width must be multiples of this (the largest of the experts' and the strong one's)."""
         extra = [] if self.strong is None else [self.strong]
         return max(expert.stride for expert in [*self.experts(), *extra])
 
