@@ -140,16 +140,14 @@ def compose(
         contrast_target=contrast_target,
         corruption_width=sizes["width"] if residual else sizes["corruption_width"],
         corruption_depth=sizes["depth"] if residual else sizes["corruption_depth"],
-        strong_widths=None,
+        strong_widths=None,  # not the gate folder's own: a strong purifier only where one is given
         strong_above=strong_above,
     )
     strong_state = None
-    if strong is not None:
+    if strong is not None:  # its AE's widths as built (a recon AE of width and depth spelled out per block)
         strong_state = _part(strong, "--strong", {"recon": "", "routed": "strong"})
-        own = strong.hyperparameters
-        hyper["strong_widths"] = own["widths"] if strong.arch == "recon" else own["strong_widths"]
-        if hyper["strong_widths"] is None:  # a recon AE of width and depth: its widths spelled out
-            hyper["strong_widths"] = list(strong.autoencoder.widths)
+        strong_net = strong.autoencoder if strong.arch == "recon" else strong.autoencoder.strong
+        hyper["strong_widths"] = list(strong_net.widths)
     defense = ReconstructiveDefense(**hyper, meta=meta)
     net = defense.autoencoder
     gate_state = {k.removeprefix("gate."): v for k, v in gate.autoencoder.state_dict().items() if k.startswith("gate.")}

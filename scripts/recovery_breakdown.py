@@ -6,7 +6,8 @@ never a test crop), clean and under each of the tier's oblivious attacks against
 - ``none``: the classifier alone;
 - ``defense``: behind the defense as shipped;
 - ``purifier alone``: behind its adversarial purifier (route 1, ``.bottleneck``; its ``.strong`` purifier where it
-  has one, which serves the images the gate flags) on every image, as if the gate always opened: what the purifier recovers, and on the clean row its own fidelity, a ceiling for the rest;
+  has one, which serves the images the gate flags) on every image, as if the gate always opened: what the purifier
+  recovers, and on the clean row its own fidelity, a ceiling for the rest;
 - ``hard gate``: the purifier's output where the gate logit is above 0, the image untouched elsewhere (a gate that
   opens all the way or not at all);
 - ``gate open``: the share of images whose gate logit is above 0.

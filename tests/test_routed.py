@@ -664,6 +664,7 @@ def test_compose_routed_puts_a_strong_purifier_in_bit_exactly():
     assert all(torch.equal(v, state["strong." + k]) for k, v in wide.autoencoder.state_dict().items())
     again = module.compose(composed, composed, composed, strong=composed)  # the strong part of a routed folder
     assert all(torch.equal(v, again.state_dict()[k]) for k, v in composed.state_dict().items())
+    assert module.compose(composed, small, routed).autoencoder.strong is None  # none unless --strong names one
     plain = ReconstructiveDefense(width=8, depth=2)  # widths from width and depth, spelled out
     assert module.compose(routed, small, routed, strong=plain).hyperparameters["strong_widths"] == [8, 4]
 
