@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["AttackBudget", "FASHION_MNIST", "IMAGENET", "BUDGETS"]
+__all__ = ["AttackBudget", "FASHION_MNIST", "IMAGENET", "BUDGETS", "HELD_OUT_CORRUPTIONS"]
 
 
 @dataclass(frozen=True)
@@ -47,3 +47,6 @@ FASHION_MNIST = AttackBudget("fashionmnist", eps=0.04, step=0.016, steps=10, ima
 IMAGENET = AttackBudget("imagenet", eps=0.01, step=0.004, steps=10, image_shape=(3, 224, 224))
 #: The budgets by name.
 BUDGETS = {b.name: b for b in (FASHION_MNIST, IMAGENET)}
+#: The ImageNet-C corruptions never trained on, one per family (every tier's held-out half of the corruption
+#: benchmark; the weights trained on corruptions record them as ``held_out_corruptions``).
+HELD_OUT_CORRUPTIONS = ("impulse_noise", "motion_blur", "frost", "pixelate")
