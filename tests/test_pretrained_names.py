@@ -221,6 +221,11 @@ def test_weights_entries_are_typed_and_agree_with_their_folder(name):
     tier = TIERS["fashionmnist" if entry.budget.name == "fashionmnist" else "imagenet-photos"]
     assert tier.pgd == entry.budget.pgd and tier.image_shape == entry.input_size  # one definition of the budget
     assert entry.meta["eps"] == entry.budget.eps and entry.meta["validation"] == entry.validation  # the old dict
+    if entry.held_out_corruptions:  # one held-out set on every tier, and the one the folder was trained without
+        from recondefense.budgets import HELD_OUT_CORRUPTIONS
+
+        assert tuple(entry.held_out_corruptions) == HELD_OUT_CORRUPTIONS
+        assert list(entry.run_meta["held_out_corruptions"]) == list(HELD_OUT_CORRUPTIONS)
 
 
 # --- issue 26: one registry of shipped artifacts ------------------------------------------------------------------
