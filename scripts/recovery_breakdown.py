@@ -56,6 +56,27 @@ def breakdown(net: nn.Module, classifier: nn.Module, images: torch.Tensor, label
     return {**row, "gate open": opened.float().mean().item()}
 
 
+def validation_sets(
+    count: int, attacks: str, batch_size: int = 16
+) -> tuple[nn.Module, torch.Tensor, dict[str, torch.Tensor]]:
+    """Lite0 (the tier's target), the labels ``(n,)`` of the first ``count`` validation object crops and the crops
+    ``(n, 3, 224, 224)`` in [0, 1] clean and under each of ``attacks`` (comma-separated, the tier's parameters),
+    ``{"clean": ..., "fgsm": ...}``, the attacks aimed at Lite0 alone."""
+    tier = TIERS["imagenet-objects-val"]
+    crops = object_test_set("val")
+    count = min(count, len(crops))
+    x = torch.stack([crops[i][0] for i in range(count)])
+    y = torch.tensor([int(crops[i][1]) for i in range(count)])
+    classifier = load_classifier(tier.classifier).eval()
+    sets = {"clean": x}
+    for name in filter(None, attacks.split(",")):
+        attack = build_attack(name, classifier, tier)
+        sets[name] = torch.cat(
+            [run_attack(attack, x[i : i + batch_size], y[i : i + batch_size]) for i in range(0, count, batch_size)]
+        )
+    return classifier, y, sets
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -65,22 +86,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--attacks", default="fgsm,pgd,deepfool", help="comma-separated, the tier's parameters")
     parser.add_argument("--batch-size", type=int, default=16)
     args = parser.parse_args(argv)
-    tier = TIERS["imagenet-objects-val"]
-    crops = object_test_set("val")
-    count = min(args.images, len(crops))
-    x = torch.stack([crops[i][0] for i in range(count)])
-    y = torch.tensor([int(crops[i][1]) for i in range(count)])
-    classifier = load_classifier(tier.classifier).eval()
+    classifier, y, sets = validation_sets(args.images, args.attacks, args.batch_size)
     net = ReconstructiveDefense.from_pretrained(args.weights).autoencoder.eval()
-    print(f"{args.weights}, {count} validation object crops, target {tier.classifier}\n")
+    print(f"{args.weights}, {len(y)} validation object crops, target {TIERS['imagenet-objects-val'].classifier}\n")
     print("| images | " + " | ".join(COLUMNS) + " |\n|---|" + "---|" * len(COLUMNS))
-    for name in ("clean", *filter(None, args.attacks.split(","))):
-        sets = x
-        if name != "clean":
-            attack = build_attack(name, classifier, tier)
-            step = args.batch_size
-            sets = torch.cat([run_attack(attack, x[i : i + step], y[i : i + step]) for i in range(0, count, step)])
-        row = breakdown(net, classifier, sets, y)
+    for name, images in sets.items():
+        row = breakdown(net, classifier, images, y)
         cells = ("-" if math.isnan(row[c]) else f"{row[c]:.3f}" for c in COLUMNS)
         print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -16,7 +17,9 @@ SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
 
 def load_script(name: str) -> ModuleType:
-    """``scripts/<name>.py`` as a module (scripts/ is not a package)."""
+    """``scripts/<name>.py`` as a module (scripts/ is not a package; a script imports its siblings, as when run)."""
+    if str(SCRIPTS) not in sys.path:
+        sys.path.append(str(SCRIPTS))
     spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -347,3 +350,30 @@ def test_recovery_breakdown_separates_the_gate_from_the_purifier_behind_it():
     strong.strong.register_forward_hook(lambda m, args, out: calls.append(len(args[0])))
     assert module.breakdown(strong, classifier, images, labels)["purifier alone"] == expected
     assert calls == [6]  # on every image, once (the untrained gate flags none: the defense itself never ran it)
+
+
+def test_purifier_variants_run_the_purifier_they_name():
+    module = load_script("purifier_variants")
+    torch.manual_seed(0)
+    routed = ReconstructiveDefense(arch="routed", width=4, depth=2, detail_depth=1, strong_widths=[8, 8])
+    net = routed.autoencoder.eval()
+    p, s = module.purifiers(net)
+    assert p is net.strong and s is net.bottleneck  # the strong AE is measured, the small one beside it
+    gated = ReconstructiveDefense(arch="gated", width=4, depth=2, detail_depth=1).autoencoder.eval()
+    assert module.purifiers(gated) == (gated.bottleneck, None)
+    plain = ReconstructiveDefense(width=4, depth=2).autoencoder.eval()
+    assert module.purifiers(plain) == (plain, None)
+    x = torch.rand(2, 3, 40, 40)  # larger than the widest low-pass kernel (33 px)
+    table = module.variants(p, s)
+    with torch.no_grad():
+        assert torch.equal(table["once"](x), p(x)) and torch.equal(table["twice"](x), p(p(x)))
+        assert torch.allclose(table["mean with S"](x), (p(x) + s(x)) / 2)
+        assert torch.allclose(table["blend 0.7"](x), x + 0.7 * (p(x) - x))
+        for name, fn in table.items():
+            out = fn(x)
+            assert out.shape == x.shape and 0 <= out.min() and out.max() <= 1, name
+    assert "mean with S" not in module.variants(p, None)
+    classifier = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 40 * 40, 5)).eval()
+    with torch.no_grad():
+        labels = classifier(p(x)).argmax(1)
+    assert module.accuracy(table["once"], classifier, x, labels, batch_size=1) == 1.0
