@@ -24,22 +24,12 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
-from recovery_breakdown import validation_sets
+from recovery_breakdown import purifiers, validation_sets
 from torch import nn
 from torchvision.transforms.functional import gaussian_blur
 
 from recondefense import ReconstructiveDefense
 from recondefense.defense import DEFAULT_IMAGENET_WEIGHTS
-
-
-def purifiers(net: nn.Module) -> tuple[nn.Module, nn.Module | None]:
-    """``(P, S)`` of a network: its strong AE and small AE (routed with a strong one), its AE (gated or routed),
-    or itself; ``S`` None where it has no second purifier."""
-    strong = getattr(net, "strong", None)
-    small = getattr(net, "bottleneck", None)
-    if strong is not None:
-        return strong, small
-    return (small, None) if small is not None else (net, None)
 
 
 def variants(p: nn.Module, s: nn.Module | None, seed: int = 0) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:

@@ -38,6 +38,16 @@ from recondefense.evaluate.tiers import TIERS, object_test_set
 COLUMNS = ("none", "defense", "purifier alone", "hard gate", "gate open")
 
 
+def purifiers(net: nn.Module) -> tuple[nn.Module, nn.Module | None]:
+    """``(P, S)`` of a network: the purifier its gate's flagged images get and the other one beside it: its strong
+    AE and small AE (routed with a strong one), its AE (gated or routed) and None, or itself and None."""
+    strong = getattr(net, "strong", None)
+    small = getattr(net, "bottleneck", None)
+    if strong is not None:
+        return strong, small
+    return (small, None) if small is not None else (net, None)
+
+
 @torch.no_grad()
 def breakdown(net: nn.Module, classifier: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
     """The :data:`COLUMNS` for one set of images: ``net`` a gated or routed purifier (``(N, C, H, W)`` in [0, 1]
@@ -47,8 +57,7 @@ def breakdown(net: nn.Module, classifier: nn.Module, images: torch.Tensor, label
     gated = hasattr(net, "gate_logit")
     if gated:
         opened = net.gate_logit(images) > 0
-        purifier = net.bottleneck if getattr(net, "strong", None) is None else net.strong  # what flagged images get
-        alone = outputs["purifier alone"] = purifier(images)
+        alone = outputs["purifier alone"] = purifiers(net)[0](images)  # what flagged images get
         outputs["hard gate"] = torch.where(opened[:, None, None, None], alone, images)
     row = {name: (classifier(x).argmax(1) == labels).float().mean().item() for name, x in outputs.items()}
     if not gated:  # the purifier alone is the defense; no gate to open

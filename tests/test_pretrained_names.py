@@ -209,7 +209,7 @@ def test_import_reads_no_json_file():
 def test_weights_entries_are_typed_and_agree_with_their_folder(name):
     import json
 
-    from recondefense.budgets import BUDGETS
+    from recondefense.budgets import BUDGETS, HELD_OUT_CORRUPTIONS
     from recondefense.evaluate.tiers import TIERS
     from recondefense.weights import get_weights, weights_root
 
@@ -222,8 +222,6 @@ def test_weights_entries_are_typed_and_agree_with_their_folder(name):
     assert tier.pgd == entry.budget.pgd and tier.image_shape == entry.input_size  # one definition of the budget
     assert entry.meta["eps"] == entry.budget.eps and entry.meta["validation"] == entry.validation  # the old dict
     if entry.held_out_corruptions:  # one held-out set on every tier, and the one the folder was trained without
-        from recondefense.budgets import HELD_OUT_CORRUPTIONS
-
         assert tuple(entry.held_out_corruptions) == HELD_OUT_CORRUPTIONS
         assert list(entry.run_meta["held_out_corruptions"]) == list(HELD_OUT_CORRUPTIONS)
 

@@ -357,7 +357,7 @@ def test_purifier_variants_run_the_purifier_they_name():
     torch.manual_seed(0)
     routed = ReconstructiveDefense(arch="routed", width=4, depth=2, detail_depth=1, strong_widths=[8, 8])
     net = routed.autoencoder.eval()
-    p, s = module.purifiers(net)
+    p, s = module.purifiers(net)  # recovery_breakdown's, as its "purifier alone" column
     assert p is net.strong and s is net.bottleneck  # the strong AE is measured, the small one beside it
     gated = ReconstructiveDefense(arch="gated", width=4, depth=2, detail_depth=1).autoencoder.eval()
     assert module.purifiers(gated) == (gated.bottleneck, None)
