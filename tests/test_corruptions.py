@@ -183,7 +183,7 @@ def test_bad_severity(severity):
 
 def test_unknown_name_lists_valid_ones():
     with pytest.raises(ValueError) as info:
-        corrupt(smooth_image(), "speckle_noise", 1)
+        corrupt(smooth_image(), "speckle", 1)
     for name in NAMES:
         assert name in str(info.value)
 

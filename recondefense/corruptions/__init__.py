@@ -83,7 +83,11 @@ crops 224 from 256). On small images this makes the low blur severities mild, an
 Pass ``scale=1.0`` to keep the 224 px pixel constants instead. (CIFAR-10-C used separately tuned
 constants; this module does not reproduce them.)
 
-Layout: one module per ImageNet-C family, :mod:`.noise`, :mod:`.blur`, :mod:`.weather` and :mod:`.digital`;
+ImageNet-C's four validation corruptions (``speckle_noise``, ``gaussian_blur``, ``spatter``, ``saturate``) are in
+:data:`VALIDATION_CORRUPTIONS`, apart from the benchmark's 15 (:mod:`.validation` says how faithful each is).
+
+Layout: one module per ImageNet-C family, :mod:`.noise`, :mod:`.blur`, :mod:`.weather` and :mod:`.digital`, and
+:mod:`.validation`;
 the reference's constants in :mod:`.reference`; the shared filters and random draws in :mod:`._ops`;
 :func:`corrupt`, :data:`CORRUPTIONS` and :class:`Corruption` here.
 """
@@ -99,20 +103,25 @@ import torch
 from torch import nn
 
 from ..transform import check_pixels
-from . import blur, digital, noise, weather
+from . import blur, digital, noise, validation, weather
 from .reference import FROST_PHOTO_STATS, REFERENCE_CONSTANTS, REFERENCE_SIZE
+from .validation import VALIDATION_CONSTANTS
 
 __all__ = [
     "CORRUPTIONS",
     "Corruption",
+    "KNOWN_CORRUPTIONS",
     "FROST_PHOTO_STATS",
     "REFERENCE_CONSTANTS",
     "REFERENCE_SIZE",
+    "VALIDATION_CONSTANTS",
+    "VALIDATION_CORRUPTIONS",
     "corrupt",
 ]
 
-#: Name -> implementation, in the paper's order (noise, blur, weather, digital).
-_IMPLS: dict[str, Callable] = {**noise.IMPLS, **blur.IMPLS, **weather.IMPLS, **digital.IMPLS}
+#: Name -> implementation: the 15 benchmark corruptions in the paper's order (noise, blur, weather, digital),
+#: then the reference's 4 validation corruptions.
+_IMPLS: dict[str, Callable] = {**noise.IMPLS, **blur.IMPLS, **weather.IMPLS, **digital.IMPLS, **validation.IMPLS}
 
 
 def _check_name(name: str) -> str:
@@ -175,7 +184,7 @@ def corrupt(
 
     Args:
         images: ``(C, H, W)`` or ``(N, C, H, W)``, ``C`` in {1, 3}, float in [0, 1] (or ``uint8``).
-        name: one of :data:`CORRUPTIONS`.
+        name: one of :data:`CORRUPTIONS` or :data:`VALIDATION_CORRUPTIONS`.
         severity: int in 1..5 (a Python or numpy int, or a 0-d integer tensor).
         generator: source of all random draws (global torch RNG when None); same seed, same output.
         scale: multiplier of the reference's pixel-valued constants; default ``min(H, W) / 224``.
@@ -226,8 +235,19 @@ def _make_public(name: str) -> Callable[..., torch.Tensor]:
     return fn
 
 
-#: Name -> function ``f(images, severity=1, *, generator=None, scale=None)``, in the paper's order.
-CORRUPTIONS: dict[str, Callable[..., torch.Tensor]] = {name: _make_public(name) for name in _IMPLS}
+#: The 15 benchmark corruptions, name -> ``f(images, severity=1, *, generator=None, scale=None)``, in the paper's
+#: order. These drive every corruption table and rel. mCE.
+CORRUPTIONS: dict[str, Callable[..., torch.Tensor]] = {
+    name: _make_public(name) for name in _IMPLS if name not in validation.IMPLS
+}
+
+#: ImageNet-C's 4 validation corruptions (``speckle_noise``, ``gaussian_blur``, ``spatter``, ``saturate``), for
+#: tuning choices on corruptions outside the benchmark; same signature as :data:`CORRUPTIONS`.
+VALIDATION_CORRUPTIONS: dict[str, Callable[..., torch.Tensor]] = {name: _make_public(name) for name in validation.IMPLS}
+
+#: Every name :func:`corrupt` takes: the 15 benchmark corruptions, then the 4 validation ones. A corruption
+#: table seeds its draws by a name's index here, so the benchmark's seeds do not depend on the validation ones.
+KNOWN_CORRUPTIONS: tuple[str, ...] = (*CORRUPTIONS, *VALIDATION_CORRUPTIONS)
 
 
 class Corruption(nn.Module):

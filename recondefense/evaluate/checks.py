@@ -46,7 +46,7 @@ def held_out_names(args: argparse.Namespace) -> list[str]:
 def corruption_problems(args: argparse.Namespace) -> list[str]:
     """What is wrong with ``--corruptions`` and ``--held-out-corruptions``: unknown or repeated names, held-out
     names without ``--corruptions`` or outside the evaluated ones."""
-    from ..corruptions import CORRUPTIONS
+    from ..corruptions import KNOWN_CORRUPTIONS
 
     problems = []
     held_out = held_out_names(args)
@@ -54,14 +54,14 @@ def corruption_problems(args: argparse.Namespace) -> list[str]:
         problems.append("--held-out-corruptions needs --corruptions (it is a column of the corruption table)")
     names = None if args.corruptions in (None, "all") else args.corruptions.split(",")
     for flag, given in (("--corruptions", names or []), ("--held-out-corruptions", held_out)):
-        unknown = [n for n in dict.fromkeys(given) if n not in CORRUPTIONS]
+        unknown = [n for n in dict.fromkeys(given) if n not in KNOWN_CORRUPTIONS]
         if unknown:
-            problems.append(f"{flag}: unknown corruption(s) {unknown}: expected some of {','.join(CORRUPTIONS)}")
+            problems.append(f"{flag}: unknown corruption(s) {unknown}: expected some of {','.join(KNOWN_CORRUPTIONS)}")
         repeated = [n for n in dict.fromkeys(given) if given.count(n) > 1]
         if repeated:
             problems.append(f"{flag}: {repeated} given more than once: name each corruption once")
     if names and not args.from_json:
-        outside = [n for n in dict.fromkeys(held_out) if n in CORRUPTIONS and n not in names]
+        outside = [n for n in dict.fromkeys(held_out) if n in KNOWN_CORRUPTIONS and n not in names]
         if outside:
             problems.append(f"--held-out-corruptions {outside} are not among the evaluated --corruptions {names}")
     return problems

@@ -36,13 +36,13 @@ class CorruptionTable(ShardedTable):
     ) -> None:
         """``common``: what every table takes (:class:`~.run.ShardedTable`: ``defenses``, ``classifier``, ``limit``,
         ``batch_size``, ``device``, ``seed``)."""
-        from ..corruptions import CORRUPTIONS
+        from ..corruptions import CORRUPTIONS, KNOWN_CORRUPTIONS
 
         super().__init__(tier, **common)
         names = check_names("corruptions", corruptions, f"all {len(CORRUPTIONS)}") or list(CORRUPTIONS)
-        unknown = [n for n in names if n not in CORRUPTIONS]
+        unknown = [n for n in names if n not in KNOWN_CORRUPTIONS]
         if unknown:
-            raise ValueError(f"unknown corruptions {unknown}: expected some of {list(CORRUPTIONS)}")
+            raise ValueError(f"unknown corruptions {unknown}: expected some of {list(KNOWN_CORRUPTIONS)}")
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
             raise ValueError(f"corruptions {repeated} given more than once: name each once")
@@ -55,7 +55,7 @@ class CorruptionTable(ShardedTable):
             raise ValueError(f"severities {severities} repeat a severity: name each once")
         self.names = names
         self.severities = [int(s) for s in severities]
-        self.canonical = {name: k for k, name in enumerate(CORRUPTIONS)}  # the seeds' corruption index
+        self.canonical = {name: k for k, name in enumerate(KNOWN_CORRUPTIONS)}  # the seeds' corruption index
         self._load(f"{len(names)} corruption(s) x {len(self.severities)} severities")
 
     @property
@@ -124,14 +124,15 @@ def evaluate_corruptions(
     """Accuracy of ``classifier(defense(corrupt(x)))`` per ImageNet-C corruption, averaged over ``severities``.
 
     Every defense sees the same corrupted images: one generator per batch, corruption and severity, seeded
-    from ``seed``, the batch, the corruption's index in :data:`~recondefense.corruptions.CORRUPTIONS` (not its
+    from ``seed``, the batch, the corruption's index in :data:`~recondefense.corruptions.KNOWN_CORRUPTIONS` (not its
     place in ``corruptions``, so a corruption's images, and a deterministic defense's score on them, are the same
     whichever others are selected) and the severity. A randomized baseline (``rrp``, ``pd``) draws per image
     (:mod:`recondefense.seeding`), so its cells do not depend on the corruptions selected or their order either.
 
     Args:
         tier: a name of :data:`TIERS` or a :class:`Tier`.
-        corruptions: names of :data:`~recondefense.corruptions.CORRUPTIONS`, each once (None: all 15; not empty).
+        corruptions: names of :data:`~recondefense.corruptions.CORRUPTIONS` (or of its 4 validation corruptions,
+            :data:`~recondefense.corruptions.VALIDATION_CORRUPTIONS`), each once (None: the 15; not empty).
         severities: distinct ints in 1..5.
         defenses, classifier, limit, batch_size, device, seed: as for :func:`~recondefense.evaluate.evaluate`.
         progress: show a progress bar.
