@@ -112,7 +112,7 @@ class ReconstructiveDefense(
     in their dtype.
 
     Args:
-        in_channels, width, depth, skip, widths, arch, detail_width, detail_depth, inner, bypass_below, corruption_width, corruption_depth, pass_smoothing, contrast_floor, contrast_target, strong_widths, strong_above: the purifier's
+        in_channels, width, depth, skip, widths, arch, detail_width, detail_depth, inner, bypass_below, corruption_width, corruption_depth, pass_smoothing, contrast_floor, contrast_target, strong_widths, strong_above, black_point_floor: the purifier's
             hyper-parameters, the fields of :class:`~recondefense.purifier_config.PurifierConfig` (documented there, and
             their defaults: the paper's AE, width 16, depth 3, the skip on); listed one by one because the hub mixin
             writes config.json from them. :meth:`from_config` takes a ``PurifierConfig``.
@@ -145,6 +145,7 @@ class ReconstructiveDefense(
         contrast_target: float = PurifierConfig.contrast_target,
         strong_widths: Sequence[int] | None = PurifierConfig.strong_widths,
         strong_above: float = PurifierConfig.strong_above,
+        black_point_floor: float = PurifierConfig.black_point_floor,
     ) -> None:
         if format_version != FORMAT_VERSION:
             raise ValueError(
@@ -172,6 +173,7 @@ class ReconstructiveDefense(
             contrast_target,
             strong_widths,
             strong_above,
+            black_point_floor,
         )
         #: :attr:`purifier_config` as a dict (``widths`` a list)
         self.hyperparameters: dict[str, Any] = self.purifier_config.as_dict()

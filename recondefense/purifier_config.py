@@ -24,6 +24,7 @@ _GATE = (
     "pass_smoothing",
     "contrast_floor",
     "contrast_target",
+    "black_point_floor",
 )  # a gated purifier's
 #: Architecture name (config.json's ``arch``) -> the config keys its class takes.
 ARCHITECTURE_KEYS: dict[str, tuple[str, ...]] = {
@@ -94,6 +95,11 @@ class PurifierConfig:
             left alone); 0 (the default, and every weights folder without the key) leaves every image's contrast
             alone; the target is in (0, 1], 1 meaning as far as the range allows. The validation object crops sit
             above 0.10 and ImageNet-C's contrast corruption brings them below.
+        black_point_floor: ``"gated"`` and ``"routed"``: images whose black point (the HSV value of their darkest
+            4 x 4 block, :func:`~recondefense.levels.black_point`) is at least this, after the contrast stretch, have
+            every pixel's value lowered by it (:func:`~recondefense.levels.restore_black_point`: ImageNet-C's
+            brightness undone where it did not clip) before the gate sees them; 0 (the default, and every weights
+            folder without the key): never.
         corruption_width, corruption_depth: ``"routed"``'s corruption purifier, a :class:`ResidualPurifier` of that
             width and depth (absent from config.json files written before them: the defaults, never read by the
             other architectures).
@@ -121,6 +127,7 @@ class PurifierConfig:
     contrast_target: float = 0.2
     strong_widths: tuple[int, ...] | list[int] | None = None
     strong_above: float = 0.5
+    black_point_floor: float = 0.0
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> PurifierConfig:
@@ -174,6 +181,8 @@ class PurifierConfig:
             return "contrast_floor", "a number in [0, 1]"
         if type(self.contrast_target) not in (int, float) or not 0 < self.contrast_target <= 1:
             return "contrast_target", "a number in (0, 1]"
+        if type(self.black_point_floor) not in (int, float) or not 0 <= self.black_point_floor <= 1:
+            return "black_point_floor", "a number in [0, 1]"
         if type(self.strong_above) not in (int, float) or not 0 < self.strong_above <= 1:
             return "strong_above", "a number in (0, 1]"
         return None

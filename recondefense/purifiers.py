@@ -30,8 +30,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .autoencoder import ReconAutoencoder
+from .levels import restore_levels
 from .purifier_config import ARCHITECTURE_KEYS, GATED_INNER, PurifierConfig
-from .routing import PerturbationGate, RouteMixture, blend, bypass_thresholds, conv_relu, restore_contrast
+from .routing import PerturbationGate, RouteMixture, blend, bypass_thresholds, conv_relu
 
 __all__ = [
     "ResidualPurifier",
@@ -177,8 +178,8 @@ class GatedPurifier(nn.Module):
             (:data:`~recondefense.purifier_config.GATED_INNER`), ``bypass_below``: in eval mode, images whose gate is below it skip the
             purifier (returned as the pass route gives them), so clean traffic pays for the gate alone; training
             and tracing (export, ``torch.compile``) run the blend on every image; and ``pass_smoothing``, what the
-            pass route gives (:func:`~recondefense.routing.blend`); ``contrast_floor``, ``contrast_target``: washed-out images
-            stretched first (:func:`~recondefense.routing.restore_contrast`).
+            pass route gives (:func:`~recondefense.routing.blend`); ``contrast_floor``, ``contrast_target``,
+            ``black_point_floor``: the image's levels restored first (:func:`~recondefense.levels.restore_levels`).
 
     Shape: ``(N, C, H, W)`` in [0, 1] -> ``(N, C, H, W)`` in [0, 1].
     """
@@ -194,6 +195,7 @@ class GatedPurifier(nn.Module):
         self.pass_smoothing = float(config.pass_smoothing)
         self.contrast_floor = float(config.contrast_floor)
         self.contrast_target = float(config.contrast_target)
+        self.black_point_floor = float(config.black_point_floor)
         self.bottleneck = build_purifier(replace(config, arch=config.inner))
         self.gate = PerturbationGate(in_channels, config.detail_width, config.detail_depth)
 
@@ -211,7 +213,7 @@ class GatedPurifier(nn.Module):
         return torch.sigmoid(self.gate_logit(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = restore_contrast(x, self.contrast_floor, self.contrast_target)
+        x = restore_levels(x, self.contrast_floor, self.contrast_target, self.black_point_floor)
         gate = self.gate_value(x)[:, None]
         return blend(x, gate, [self.bottleneck], self.bypass_below, self.training, self.pass_smoothing)
 
@@ -255,6 +257,7 @@ class RoutedPurifier(RouteMixture):
             config.contrast_target,
             strong,
             config.strong_above,
+            config.black_point_floor,
         )
         self.in_channels = in_channels
         self.inner = config.inner

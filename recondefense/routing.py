@@ -4,7 +4,8 @@
 - :class:`PerturbationGate`: a small CNN that scores each image from its pixels and their Laplacian high-pass;
 - :class:`RouteMixture`: ``p0 * x + sum_k pk * P_k(x)``, a softmax over routes (route 0 passes the image through,
   route ``k`` sends it to expert ``P_k``) that may skip, at inference, the experts an image barely uses.
-- :func:`restore_contrast`: washed-out images stretched back before the gate sees them (``contrast_floor``).
+- the image levels restored before the gate sees them (:mod:`recondefense.levels`, re-exported here):
+  :func:`restore_contrast` (``contrast_floor``) and :func:`restore_black_point` (``black_point_floor``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .levels import (
+    MAX_CONTRAST_GAIN,
+    black_point,
+    contrast_gain,
+    contrast_spread,
+    restore_black_point,
+    restore_contrast,
+    restore_levels,
+)
 from .transform import is_tracing
 
 __all__ = [
@@ -26,6 +36,9 @@ __all__ = [
     "contrast_gain",
     "contrast_spread",
     "restore_contrast",
+    "black_point",
+    "restore_black_point",
+    "restore_levels",
     "bypass_thresholds",
     "conv_relu",
     "PerturbationGate",
@@ -35,9 +48,6 @@ __all__ = [
 #: The routes of :class:`~recondefense.purifiers.RoutedPurifier`, in the order of its route probabilities: route 0
 #: passes the image untouched, route 1 is the adversarial purifier, route 2 the corruption purifier.
 ROUTES = ("pass", "adversarial", "corruption")
-
-#: The largest gain :func:`restore_contrast` applies: ImageNet-C's strongest contrast factor, 0.05, undone.
-MAX_CONTRAST_GAIN = 20.0
 
 
 def conv_relu(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
@@ -54,59 +64,6 @@ def binomial_blur(images: torch.Tensor) -> torch.Tensor:
     kernel = torch.tensor([1.0, 2.0, 1.0], device=images.device, dtype=images.dtype)
     kernel = (kernel[:, None] * kernel[None, :] / 16).expand(channels, 1, 3, 3)
     return F.conv2d(F.pad(images, (1, 1, 1, 1), mode="replicate"), kernel, groups=channels)
-
-
-def _means_and_spread(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The per-channel means ``(N, C, 1, 1)`` and :func:`contrast_spread` ``(N,)`` of ``(N, C, H, W)`` images."""
-    means = images.mean(dim=(2, 3), keepdim=True)
-    return means, (images - means).pow(2).mean(dim=(1, 2, 3)).sqrt()
-
-
-def contrast_spread(images: torch.Tensor) -> torch.Tensor:
-    """Each image's contrast: the root mean square of its deviation from its per-channel means.
-
-    Shape: ``(N, C, H, W)`` in [0, 1] -> ``(N,)`` in [0, 0.5] (the 231 validation object crops: 0.10 and above).
-    """
-    return _means_and_spread(images)[1]
-
-
-def contrast_gain(images: torch.Tensor, floor: float, target: float) -> torch.Tensor:
-    """The gain :func:`restore_contrast` stretches each image by: 1 where its :func:`contrast_spread` is at least
-    ``floor``; below it, ``target / spread``, but at most :data:`MAX_CONTRAST_GAIN` and at most what brings the
-    image's darkest or brightest 4 x 4 block (per channel) to 0 or 1. That bound is what tells a washed-out image,
-    squeezed towards its means away from both ends (ImageNet-C's contrast), from a naturally dim photo whose dark
-    end already touches black: the dim photo keeps its contrast (gain about 1), the washed-out one gets its range
-    back. A hazy photo, lifted off black, is stretched like a washed-out one.
-
-    Shape: ``(N, C, H, W)`` in [0, 1] -> ``(N,)``, at least 1.
-    """
-    return _means_and_gain(images, floor, target)[1]
-
-
-def _means_and_gain(images: torch.Tensor, floor: float, target: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """The per-channel means ``(N, C, 1, 1)`` and :func:`contrast_gain` ``(N,)`` of ``(N, C, H, W)`` images."""
-    means, spread = _means_and_spread(images)
-    pool = min(4, images.shape[-2], images.shape[-1])
-    blocks = F.avg_pool2d(images, pool)
-    darkest, brightest = blocks.amin(dim=(2, 3), keepdim=True), blocks.amax(dim=(2, 3), keepdim=True)
-    room = torch.minimum((1 - means) / (brightest - means).clamp_min(1e-4), means / (means - darkest).clamp_min(1e-4))
-    gain = (target / spread.clamp_min(target / MAX_CONTRAST_GAIN)).minimum(room.amin(dim=(1, 2, 3))).clamp_min(1)
-    return means, torch.where(spread < floor, gain, torch.ones_like(gain))
-
-
-def restore_contrast(images: torch.Tensor, floor: float, target: float) -> torch.Tensor:
-    """Stretch the images whose :func:`contrast_spread` is below ``floor`` around their per-channel means by
-    :func:`contrast_gain` (towards a spread of ``target``, no further than the image's own range allows), clamped to
-    [0, 1]; the others, and every image when ``floor`` is 0, are returned as they are. Undoes a washed-out image
-    (ImageNet-C's contrast) up to the contrast the image had, which it cannot know: the image's range, capped by
-    ``target``, stands in for it.
-
-    Shape: ``(N, C, H, W)`` in [0, 1] -> same.
-    """
-    if floor <= 0:
-        return images
-    means, gain = _means_and_gain(images, floor, target)
-    return torch.lerp(means, images, gain.view(-1, 1, 1, 1)).clamp(0, 1)
 
 
 def blend(
@@ -255,8 +212,8 @@ class RouteMixture(nn.Module):
         bypass_below: the inference threshold above, in [0, 0.5], for every expert or one per expert (route
             order); 0 runs the expert on every image.
         pass_smoothing: the pass route's smoothing, in [0, 1]; 0 passes the image untouched.
-        contrast_floor, contrast_target: images of a contrast below the floor are first stretched to the target
-            (:func:`restore_contrast`; 0: never), before the gate and the experts see them.
+        contrast_floor, contrast_target, black_point_floor: the image's levels restored first, before the gate and
+            the experts see them (:func:`~recondefense.levels.restore_levels`; floors 0: never).
         strong, strong_above: a stronger purifier that stands in for the first expert on the images whose route-1
             probability is at least ``strong_above`` (:func:`blend`); None: the first expert serves every image.
 
@@ -273,6 +230,7 @@ class RouteMixture(nn.Module):
         contrast_target: float = 0.2,
         strong: nn.Module | None = None,
         strong_above: float = 0.5,
+        black_point_floor: float = 0.0,
     ) -> None:
         super().__init__()
         self.gate = gate
@@ -285,6 +243,7 @@ class RouteMixture(nn.Module):
         self.pass_smoothing = float(pass_smoothing)
         self.contrast_floor = float(contrast_floor)
         self.contrast_target = float(contrast_target)
+        self.black_point_floor = float(black_point_floor)
 
     def experts(self) -> list[nn.Module]:
         """The experts in route order (route ``k`` is ``experts()[k - 1]``)."""
@@ -373,7 +332,7 @@ class RouteMixture(nn.Module):
         return torch.sigmoid(self.gate_logit(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = restore_contrast(x, self.contrast_floor, self.contrast_target)
+        x = restore_levels(x, self.contrast_floor, self.contrast_target, self.black_point_floor)
         routes = self.routes(x)[:, 1:]
         strong = None if self.strong is None else (self.strong, self.strong_above)
         return blend(x, routes, self.experts(), self.bypass_below, self.training, self.pass_smoothing, strong)

@@ -95,6 +95,7 @@ def compose(
     noise_route_above: float | None = None,
     contrast_floor: float = 0.0,
     contrast_target: float = 0.2,
+    black_point_floor: float = 0.0,
     gate_open_at: float | None = None,
     strong: ReconstructiveDefense | None = None,
     strong_above: float = 0.5,
@@ -106,8 +107,8 @@ def compose(
     or a pair: adversarial, corruption); ``pass_smoothing``: what the pass
     route gives (:class:`~recondefense.purifier_config.PurifierConfig`); ``noise_route_above``: the images whose
     route-1 logit exceeds it go to the corruption purifier (:meth:`~recondefense.routing.RouteMixture.route_above`);
-    ``contrast_floor``, ``contrast_target``: washed-out images are stretched first
-    (:func:`~recondefense.routing.restore_contrast`; floor 0: never); ``gate_open_at``: the gate recalibrated, after
+    ``contrast_floor``, ``contrast_target``, ``black_point_floor``: washed-out images are stretched and images lifted
+    off black lowered first (:func:`~recondefense.levels.restore_levels`; floor 0: never); ``gate_open_at``: the gate recalibrated, after
     the noise route is placed, so that this old route-1 logit opens it halfway (every route's logit moves by
     ``-gate_open_at``: :meth:`~recondefense.routing.PerturbationGate.recalibrate`; None: as trained). A negative
     value gives every image more of the adversarial purifier's redrawing (at -4, most clean images' trained logit,
@@ -138,6 +139,7 @@ def compose(
         pass_smoothing=pass_smoothing,
         contrast_floor=contrast_floor,
         contrast_target=contrast_target,
+        black_point_floor=black_point_floor,
         corruption_width=sizes["width"] if residual else sizes["corruption_width"],
         corruption_depth=sizes["depth"] if residual else sizes["corruption_depth"],
         strong_widths=None,  # not the gate folder's own: a strong purifier only where one is given
@@ -229,6 +231,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--contrast-target", type=float, default=0.2, help="the contrast washed-out images get")
     parser.add_argument(
+        "--black-point-floor",
+        type=float,
+        default=0.0,
+        help="images whose darkest 4 x 4 block has an HSV value of at least this are lowered by it first (0: never)",
+    )
+    parser.add_argument(
         "--noise-route-above",
         type=float,
         default=None,
@@ -267,7 +275,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--held-out-corruptions: unknown {unknown}; expected some of {','.join(CORRUPTIONS)}")
     thresholds = args.bypass_below if isinstance(args.bypass_below, tuple) else (args.bypass_below,)
     bad = PurifierConfig(
-        contrast_floor=args.contrast_floor, contrast_target=args.contrast_target, strong_above=args.strong_above
+        contrast_floor=args.contrast_floor,
+        contrast_target=args.contrast_target,
+        strong_above=args.strong_above,
+        black_point_floor=args.black_point_floor,
     ).problem()
     if bad is not None:
         parser.error(f"--{bad[0].replace('_', '-')} {getattr(args, bad[0])}: expected {bad[1]}")
@@ -279,6 +290,7 @@ def main(argv: list[str] | None = None) -> int:
         "noise_route_above": args.noise_route_above,
         "contrast_floor": args.contrast_floor,
         "contrast_target": args.contrast_target,
+        "black_point_floor": args.black_point_floor,
         "gate_open_at": args.gate_open_at,
         "strong": strong,
         "strong_above": args.strong_above,

@@ -685,3 +685,43 @@ def test_a_training_run_started_from_weights_with_a_strong_purifier_keeps_it():
         build_network(TrainConfig(arch="routed", **SMALL), 3, start)
     with pytest.raises(ValueError, match="--strong-widths '8,x'"):
         build_network(TrainConfig(arch="routed", **SMALL, strong_widths="8,x"), 3, None)
+
+
+def test_brightened_images_are_lowered_back_before_the_gate_and_others_pass_exactly(tmp_path):
+    """``black_point_floor``: an image whose darkest 4 x 4 block has an HSV value of at least the floor has every
+    pixel's value lowered by it (ImageNet-C's brightness, which raises every value, undone where it did not clip, to
+    the black point the image had); images below the floor, and every image with floor 0, are untouched."""
+    from recondefense.corruptions import corrupt
+    from recondefense.levels import black_point, restore_black_point, restore_levels
+
+    torch.manual_seed(0)
+    blocks = 0.05 + 0.5 * torch.rand(3, 3, 8, 8)
+    blocks[:, :, 0, 0] = 0.0  # a black block, as photos nearly always have: black point 0
+    clean = F.interpolate(blocks, scale_factor=4, mode="nearest")
+    assert torch.equal(black_point(clean), torch.zeros(3))
+    bright = corrupt(clean, "brightness", 3)  # every value raised by 0.3; nothing reaches 1
+    torch.testing.assert_close(black_point(bright), torch.full((3,), 0.3))
+    torch.testing.assert_close(restore_black_point(bright, 0.1), clean, atol=1e-6, rtol=0)
+    assert torch.equal(restore_black_point(clean, 0.1), clean)  # below the floor: exactly as it came
+    assert restore_black_point(bright, 0.0) is bright  # floor 0: off
+    assert torch.equal(restore_black_point(bright, 0.35), bright)  # a black point below the floor: untouched
+    near_white = clean.clone()
+    near_white[..., 8:12, 8:12] = 0.9  # raised to 1 (clipped): it comes back at 1 - 0.3, what was there is lost
+    restored = restore_black_point(corrupt(near_white, "brightness", 3), 0.1)
+    torch.testing.assert_close(restored[..., 8:12, 8:12], torch.full((3, 3, 4, 4), 0.7))
+    torch.testing.assert_close(restored[..., :8, :], clean[..., :8, :], atol=1e-6, rtol=0)
+    torch.testing.assert_close(restore_levels(bright, 0.0, 0.2, 0.1), restore_black_point(bright, 0.1))
+    # in a routed (and gated) purifier it comes before the gate, after the contrast stretch
+    for arch in ("routed", "gated"):
+        defense = ReconstructiveDefense(arch=arch, **SMALL, black_point_floor=0.1)
+        plain = ReconstructiveDefense(arch=arch, **SMALL)
+        plain.load_state_dict(defense.state_dict())
+        torch.testing.assert_close(defense(bright), plain(restore_black_point(bright, 0.1)))
+        assert torch.equal(defense(clean), plain(clean))
+    defense.save_pretrained(tmp_path)
+    assert json.loads((tmp_path / "config.json").read_text())["black_point_floor"] == 0.1
+    loaded = ReconstructiveDefense.from_pretrained(tmp_path)
+    assert loaded.autoencoder.black_point_floor == 0.1 and torch.equal(loaded(bright), defense(bright))
+    assert PurifierConfig(arch="routed").black_point_floor == 0.0  # config.json files without the key: untouched
+    with pytest.raises(ValueError, match=r"black_point_floor=2: expected a number in \[0, 1\]"):
+        PurifierConfig(arch="routed", black_point_floor=2).validate()

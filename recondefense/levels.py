@@ -1,0 +1,122 @@
+"""Image levels restored before a gate sees an image: washed-out images stretched back (:func:`restore_contrast`,
+ImageNet-C's contrast) and images lifted off black brought back down (:func:`restore_black_point`, ImageNet-C's
+brightness). No training: each undoes a corruption's model where the image shows its signature, and leaves every
+other image exactly as it came. :func:`restore_levels` applies both, as the gated and routed purifiers do.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "MAX_CONTRAST_GAIN",
+    "black_point",
+    "contrast_gain",
+    "contrast_spread",
+    "restore_black_point",
+    "restore_contrast",
+    "restore_levels",
+]
+
+#: The largest gain :func:`restore_contrast` applies: ImageNet-C's strongest contrast factor, 0.05, undone.
+MAX_CONTRAST_GAIN = 20.0
+
+
+def _means_and_spread(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The per-channel means ``(N, C, 1, 1)`` and :func:`contrast_spread` ``(N,)`` of ``(N, C, H, W)`` images."""
+    means = images.mean(dim=(2, 3), keepdim=True)
+    return means, (images - means).pow(2).mean(dim=(1, 2, 3)).sqrt()
+
+
+def contrast_spread(images: torch.Tensor) -> torch.Tensor:
+    """Each image's contrast: the root mean square of its deviation from its per-channel means.
+
+    Shape: ``(N, C, H, W)`` in [0, 1] -> ``(N,)`` in [0, 0.5] (the 231 validation object crops: 0.10 and above).
+    """
+    return _means_and_spread(images)[1]
+
+
+def contrast_gain(images: torch.Tensor, floor: float, target: float) -> torch.Tensor:
+    """The gain :func:`restore_contrast` stretches each image by: 1 where its :func:`contrast_spread` is at least
+    ``floor``; below it, ``target / spread``, but at most :data:`MAX_CONTRAST_GAIN` and at most what brings the
+    image's darkest or brightest 4 x 4 block (per channel) to 0 or 1. That bound is what tells a washed-out image,
+    squeezed towards its means away from both ends (ImageNet-C's contrast), from a naturally dim photo whose dark
+    end already touches black: the dim photo keeps its contrast (gain about 1), the washed-out one gets its range
+    back. A hazy photo, lifted off black, is stretched like a washed-out one.
+
+    Shape: ``(N, C, H, W)`` in [0, 1] -> ``(N,)``, at least 1.
+    """
+    return _means_and_gain(images, floor, target)[1]
+
+
+def _means_and_gain(images: torch.Tensor, floor: float, target: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The per-channel means ``(N, C, 1, 1)`` and :func:`contrast_gain` ``(N,)`` of ``(N, C, H, W)`` images."""
+    means, spread = _means_and_spread(images)
+    pool = min(4, images.shape[-2], images.shape[-1])
+    blocks = F.avg_pool2d(images, pool)
+    darkest, brightest = blocks.amin(dim=(2, 3), keepdim=True), blocks.amax(dim=(2, 3), keepdim=True)
+    room = torch.minimum((1 - means) / (brightest - means).clamp_min(1e-4), means / (means - darkest).clamp_min(1e-4))
+    gain = (target / spread.clamp_min(target / MAX_CONTRAST_GAIN)).minimum(room.amin(dim=(1, 2, 3))).clamp_min(1)
+    return means, torch.where(spread < floor, gain, torch.ones_like(gain))
+
+
+def restore_contrast(images: torch.Tensor, floor: float, target: float) -> torch.Tensor:
+    """Stretch the images whose :func:`contrast_spread` is below ``floor`` around their per-channel means by
+    :func:`contrast_gain` (towards a spread of ``target``, no further than the image's own range allows), clamped to
+    [0, 1]; the others, and every image when ``floor`` is 0, are returned as they are. Undoes a washed-out image
+    (ImageNet-C's contrast) up to the contrast the image had, which it cannot know: the image's range, capped by
+    ``target``, stands in for it.
+
+    Shape: ``(N, C, H, W)`` in [0, 1] -> same.
+    """
+    if floor <= 0:
+        return images
+    means, gain = _means_and_gain(images, floor, target)
+    return torch.lerp(means, images, gain.view(-1, 1, 1, 1)).clamp(0, 1)
+
+
+def _value_and_black_point(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The HSV value ``(N, 1, H, W)`` (the largest channel) and :func:`black_point` ``(N,)`` of ``(N, C, H, W)``."""
+    value = images.amax(1, keepdim=True)
+    pool = min(4, images.shape[-2], images.shape[-1])
+    return value, F.avg_pool2d(value, pool).amin(dim=(1, 2, 3))
+
+
+def black_point(images: torch.Tensor) -> torch.Tensor:
+    """Each image's black point: the HSV value (largest channel) of its darkest 4 x 4 block.
+
+    Photographs nearly always hold something close to black; ImageNet-C's brightness raises every pixel's value by
+    0.1-0.5 (:func:`~recondefense.corruptions.weather.brighten`), and with it the black point.
+
+    Shape: ``(N, C, H, W)`` in [0, 1] -> ``(N,)`` in [0, 1].
+    """
+    return _value_and_black_point(images)[1]
+
+
+def restore_black_point(images: torch.Tensor, floor: float) -> torch.Tensor:
+    """Lower the HSV value of every pixel of the images whose :func:`black_point` is at least ``floor`` by that
+    black point (hue and saturation kept: RGB scaled by ``(V - b) / V``), so their darkest block touches black
+    again; the others, and every image when ``floor`` is 0, are returned as they are. Undoes ImageNet-C's
+    brightness where it did not clip (a pixel raised to 1 comes back at ``1 - b``), up to the black point the image
+    had, which it cannot know.
+
+    Shape: ``(N, C, H, W)`` in [0, 1] -> same.
+    """
+    if floor <= 0:
+        return images
+    value, black = _value_and_black_point(images)
+    shift = torch.where(black >= floor, black, torch.zeros_like(black)).view(-1, 1, 1, 1)
+    lowered = (value - shift).clamp_min(0)
+    scale = torch.where(value > 0, lowered / value.clamp_min(torch.finfo(images.dtype).tiny), torch.zeros_like(value))
+    return (images * scale).clamp(0, 1)
+
+
+def restore_levels(
+    images: torch.Tensor, contrast_floor: float, contrast_target: float, black_point_floor: float = 0.0
+) -> torch.Tensor:
+    """:func:`restore_contrast`, then :func:`restore_black_point` (each a no-op at floor 0).
+
+    Shape: ``(N, C, H, W)`` in [0, 1] -> same.
+    """
+    return restore_black_point(restore_contrast(images, contrast_floor, contrast_target), black_point_floor)
