@@ -196,6 +196,41 @@ def test_contrast_floor_sweep_stretches_only_washed_out_images_and_writes_its_ro
     assert rows["contrast@5"]["0.08/0.2"][1] == 1.0  # contrast 5 scales the deviation by 0.05: every image stretched
 
 
+def test_contrast_floor_black_points_lower_only_images_lifted_off_black_and_write_their_rows(tmp_path, monkeypatch):
+    from torch import nn
+
+    from recondefense.data import Consensus
+    from recondefense.data._tensors import TensorImages
+
+    module = load_script("contrast_floor")
+    images = (torch.rand(4, 3, 40, 40) * 255).to(torch.uint8)
+    images[:2, :, :8, :8] = 0  # two crops touch black; the other two are lifted off it (black point above 0.15)
+    images[2:] = images[2:] // 2 + 64
+    crops = TensorImages(images, torch.zeros(4, dtype=torch.long))
+    monkeypatch.setattr(module, "object_test_set", lambda split: Consensus(crops, torch.arange(4), torch.arange(4) % 2))
+    monkeypatch.setattr(module, "load_classifier", lambda name: nn.Sequential(nn.Flatten(), nn.Linear(3 * 40 * 40, 2)))
+    argv = [
+        "--limit",
+        "4",
+        "--black-points",
+        "0.1,0.6",
+        "--corruptions",
+        "brightness",
+        "--json",
+        str(tmp_path / "b.json"),
+    ]
+    module.main(argv)
+    result = __import__("json").loads((tmp_path / "b.json").read_text())
+    rows = result["rows"]
+    assert set(rows) == {"clean", *module.EXPOSURES, *(f"brightness@{s}" for s in range(1, 6))}
+    assert set(rows["clean"]) == {"none", "stretch", "black>=0.1", "black>=0.6"}
+    assert rows["clean"]["black>=0.1"][1] == 0.5 and rows["clean"]["black>=0.6"][1] == 0.0  # the two lifted crops
+    assert rows["brightness@5"]["black>=0.1"][1] == 1.0  # brightness 5 lifts every value by 0.5
+    assert len(result["clean_black_point"]) == 4 and result["clean_black_point"][0] > 0.15
+    with pytest.raises(SystemExit):
+        module.main(["--black-points", "0.1", "--corruptions", "brightnes"])
+
+
 def test_contrast_floor_unsure_counts_the_predictions_a_stretch_changes_per_smallest_gain(tmp_path, monkeypatch):
     from torch import nn
 
