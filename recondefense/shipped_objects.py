@@ -42,6 +42,11 @@ _ROUTED3_MIX: dict[str, Any] = {
     ),
     "held_out_corruptions": HELD_OUT_CORRUPTIONS,
 }
+#: -routed3-objects3-mix's parts and the wide AE of checkpoints/objects-wide-mix/final on the images the gate flags.
+_ROUTED7_PARTS: dict[str, Any] = {
+    **_ROUTED3_MIX,
+    "composed_from": (*_ROUTED3_MIX["composed_from"], ("strong", "checkpoints/objects-wide-mix/final")),
+}
 _WEIGHTS: tuple[tuple[str, str, str, dict[str, Any], str, dict[str, Any]], ...] = (
     # The object-photo retraining (issue 24, scripts/train_imagenet_default.sh on a 2-core CPU): the AE of
     # imagenet-efficientnet_lite0_lite2-pgd (recondefense.shipped) widened to 16 / 32 / 64 filters per block (scripts/widen_autoencoder.py, function-preserving), then fine-tuned with the
@@ -230,10 +235,18 @@ _WEIGHTS: tuple[tuple[str, str, str, dict[str, Any], str, dict[str, Any]], ...] 
         "3734b787fb832a13d4b6f03c7c1b16dfe8d336ce3697a0f853b28207ee8e7b11",
         _OBJECTS,
         "mix+corruption",
-        {
-            **_ROUTED3_MIX,
-            "composed_from": (*_ROUTED3_MIX["composed_from"], ("strong", "checkpoints/objects-wide-mix/final")),
-        },
+        _ROUTED7_PARTS,
+    ),
+    # The same network (the same model.safetensors) with -routed5-'s stretch of washed-out images (floor 0.10,
+    # target 1: as far as the image's own range allows; scripts/contrast_floor.py) in front of the gate. Validation
+    # (make imagenet-objects-val, 231 crops): -routed7-'s row to the crop, 0.996 / 0.758 / 0.797 / 0.892.
+    (
+        "imagenet-efficientnet_lite0_lite2-routed8-objects3-mix",
+        "ae080ae3879cb732dc81a084f144010da62aaa6dcc474e389b11d3e5002867f7",
+        "1e1110eed80ffed30c733c5862d7123c9bcac0ec6d4cc0cb972df2b63d55bcfb",
+        _OBJECTS,
+        "mix+corruption",
+        _ROUTED7_PARTS,
     ),
 )
 for _name, _sha256, _config_sha256, _tier, _attack, _extra in _WEIGHTS:

@@ -81,6 +81,8 @@ RADII = (0.0, 0.25, 0.5, 0.75, 1.0)
 DEFAULT = "imagenet-efficientnet_lite0_lite2-routed7-objects3-mix"  # checked against recondefense.defense in the tests
 #: The default before it (on 2026-12-04): MIX's parts, the gate opening at its old logit -1 (--gate-open-at -1).
 ROUTED6 = "imagenet-efficientnet_lite0_lite2-routed6-objects3-mix"
+#: The default's network with -routed5-'s stretch of washed-out images in front of its gate.
+ROUTED8 = "imagenet-efficientnet_lite0_lite2-routed8-objects3-mix"
 #: The default before that (on 2026-12-04): the gate and routes of ROUTED3 in front of an AE trained on FGSM and PGD
 #: ("mix") triplets, the gate as trained.
 MIX = "imagenet-efficientnet_lite0_lite2-routed3-objects3-mix"
@@ -679,7 +681,8 @@ PAGES: tuple[Page, ...] = (
                     "by Lite0 and Lite2: where the default was chosen. `runs/candidates/<name>` and `runs/cpu/<name>` rows "
                     "are candidates as they were validated, before any shipped under a name "
                     f"(`runs/cpu/routed-objects-mix-anneal` is `{MIX}`, bit for bit, `runs/cpu/routed-mix-open-at-minus1` is `{ROUTED6}` and "
-                    f"`runs/cpu/routed7-wide-above0.5` is `{DEFAULT}`); the "
+                    f"`runs/cpu/routed7-wide-above0.5` is `{DEFAULT}` and `runs/candidates/routed7-stretch` is "
+                    f"`{ROUTED8}`); the "
                     "[design notes](../design.md) say what each one is."
                 ),
             ),
