@@ -23,6 +23,12 @@ __all__ = [
 MAX_CONTRAST_GAIN = 20.0
 
 
+def _blocks(images: torch.Tensor) -> torch.Tensor:
+    """The means of the image's 4 x 4 blocks (smaller images: of their largest square blocks that fit)."""
+    pool = min(4, images.shape[-2], images.shape[-1])
+    return F.avg_pool2d(images, pool)
+
+
 def _means_and_spread(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The per-channel means ``(N, C, 1, 1)`` and :func:`contrast_spread` ``(N,)`` of ``(N, C, H, W)`` images."""
     means = images.mean(dim=(2, 3), keepdim=True)
@@ -53,8 +59,7 @@ def contrast_gain(images: torch.Tensor, floor: float, target: float) -> torch.Te
 def _means_and_gain(images: torch.Tensor, floor: float, target: float) -> tuple[torch.Tensor, torch.Tensor]:
     """The per-channel means ``(N, C, 1, 1)`` and :func:`contrast_gain` ``(N,)`` of ``(N, C, H, W)`` images."""
     means, spread = _means_and_spread(images)
-    pool = min(4, images.shape[-2], images.shape[-1])
-    blocks = F.avg_pool2d(images, pool)
+    blocks = _blocks(images)
     darkest, brightest = blocks.amin(dim=(2, 3), keepdim=True), blocks.amax(dim=(2, 3), keepdim=True)
     room = torch.minimum((1 - means) / (brightest - means).clamp_min(1e-4), means / (means - darkest).clamp_min(1e-4))
     gain = (target / spread.clamp_min(target / MAX_CONTRAST_GAIN)).minimum(room.amin(dim=(1, 2, 3))).clamp_min(1)
@@ -79,8 +84,7 @@ def restore_contrast(images: torch.Tensor, floor: float, target: float) -> torch
 def _value_and_black_point(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The HSV value ``(N, 1, H, W)`` (the largest channel) and :func:`black_point` ``(N,)`` of ``(N, C, H, W)``."""
     value = images.amax(1, keepdim=True)
-    pool = min(4, images.shape[-2], images.shape[-1])
-    return value, F.avg_pool2d(value, pool).amin(dim=(1, 2, 3))
+    return value, _blocks(value).amin(dim=(1, 2, 3))
 
 
 def black_point(images: torch.Tensor) -> torch.Tensor:
