@@ -106,7 +106,8 @@ ROUTED5 = "imagenet-efficientnet_lite0_lite2-routed5-objects2-pgd"
 #: What made the object tier's attack tables: the default's rows, then those of the four defaults before it.
 OBJECT_TABLES_COMMAND = (
     "make imagenet-objects-tables, and make imagenet-objects-tables OBJECT_ROWS=routed6 OBJECT_BASELINES= "
-    f"OBJECT_DEFENSES={ROUTED6}, and the same with OBJECT_ROWS=previous OBJECT_DEFENSES={MIX}, with "
+    f"OBJECT_DEFENSES={ROUTED6}, and the same with OBJECT_ROWS=routed8 OBJECT_DEFENSES={ROUTED8}, with "
+    f"OBJECT_ROWS=previous OBJECT_DEFENSES={MIX}, with "
     f"OBJECT_ROWS=routed3 OBJECT_DEFENSES={ROUTED3} and with OBJECT_ROWS=gated OBJECT_DEFENSES={GATED}"
 )
 #: What made the object tier's corruption rows: the first 60 crops so far (the full 340: hours on 2 CPU cores).
@@ -593,6 +594,7 @@ PAGES: tuple[Page, ...] = (
                 rows=(
                     "imagenet/objects-baselines.json",
                     "imagenet/objects-ours.json",
+                    "imagenet/objects-routed8.json",
                     "imagenet/objects-routed6.json",
                     "imagenet/objects-previous.json",
                     "imagenet/objects-routed3.json",
@@ -604,6 +606,9 @@ PAGES: tuple[Page, ...] = (
                     "wider AE (16 / 64 / 128 filters) that takes over from the small one on the images its gate flags "
                     "(route-1 probability at least 0.5), the small AE keeping its share of every other image; chosen "
                     "on the validation crops ([design notes](../design.md#retraining-on-object-photographs-issue-24)). "
+                    f"`{ROUTED8}` is the default with washed-out images stretched back first (as `{ROUTED5}`), the "
+                    "candidate for the next default: it undoes the contrast corruption "
+                    "([corruption results](corruptions.md)) and was measured here after it was chosen on validation. "
                     f"`{ROUTED6}` is `{MIX}`, the default before it, with its gate recalibrated to open at its old "
                     "logit -1 (more of the AE's redrawing on every image): it trades a few clean crops for DeepFool's. "
                     f"`{MIX}` is the gate, noise route and denoiser of `{ROUTED3}`, the default before it, in front "
@@ -621,6 +626,7 @@ PAGES: tuple[Page, ...] = (
                 classifier="imagenet-efficientnet_lite1",
                 rows=(
                     "imagenet/objects-lite1.json",
+                    "imagenet/objects-lite1-routed8.json",
                     "imagenet/objects-lite1-routed6.json",
                     "imagenet/objects-lite1-previous.json",
                     "imagenet/objects-lite1-routed3.json",
@@ -636,6 +642,7 @@ PAGES: tuple[Page, ...] = (
                 classifier="imagenet-efficientnet_lite2",
                 rows=(
                     "imagenet/objects-lite2.json",
+                    "imagenet/objects-lite2-routed8.json",
                     "imagenet/objects-lite2-routed6.json",
                     "imagenet/objects-lite2-previous.json",
                     "imagenet/objects-lite2-routed3.json",
