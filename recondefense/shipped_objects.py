@@ -225,7 +225,7 @@ _WEIGHTS: tuple[tuple[str, str, str, dict[str, Any], str, dict[str, Any]], ...] 
         "mix+corruption",
         _ROUTED3_MIX,
     ),
-    # The default of Defended(model) since 2026-12-04: the same parts and the wide AE (16/64/128) of
+    # The default of Defended(model) on 2026-12-04 (until -routed8- below): the same parts and the wide AE (16/64/128) of
     # checkpoints/objects-wide-mix/final, which stands in for the small one on the images the gate flags (route 1 at
     # least 0.5; compose_routed.py --strong). Validation (231 crops): 0.996 / 0.758 / 0.797 / 0.892 (-routed6-: FGSM
     # 0.688, PGD 0.753).
@@ -237,7 +237,8 @@ _WEIGHTS: tuple[tuple[str, str, str, dict[str, Any], str, dict[str, Any]], ...] 
         "mix+corruption",
         _ROUTED7_PARTS,
     ),
-    # The same network (the same model.safetensors) with -routed5-'s stretch of washed-out images (floor 0.10,
+    # The default of Defended(model) since 2026-12-05: the same network (the same model.safetensors) with -routed5-'s
+    # stretch of washed-out images (floor 0.10,
     # target 1: as far as the image's own range allows; scripts/contrast_floor.py) in front of the gate. Validation
     # (make imagenet-objects-val, 231 crops): -routed7-'s row to the crop, 0.996 / 0.758 / 0.797 / 0.892.
     (

@@ -77,12 +77,13 @@ THREATS = {"attack": OBLIVIOUS_AND_E2E, "corruption": CORRUPTED, "certify": CERT
 HELD_OUT = ("impulse_noise", "motion_blur", "frost", "pixelate")
 #: The radii of the certification tables (``recondefense certify``'s default ``--radii``).
 RADII = (0.0, 0.25, 0.5, 0.75, 1.0)
-#: The default: ROUTED6's parts and a wider AE that serves the images its gate flags (compose_routed.py --strong).
-DEFAULT = "imagenet-efficientnet_lite0_lite2-routed7-objects3-mix"  # checked against recondefense.defense in the tests
+#: The default: ROUTED7's network with washed-out images stretched back before its gate (as ROUTED5).
+DEFAULT = "imagenet-efficientnet_lite0_lite2-routed8-objects3-mix"  # checked against recondefense.defense in the tests
+#: The default before it (on 2026-12-04): ROUTED6's parts and a wider AE that serves the images its gate flags
+#: (compose_routed.py --strong).
+ROUTED7 = "imagenet-efficientnet_lite0_lite2-routed7-objects3-mix"
 #: The default before it (on 2026-12-04): MIX's parts, the gate opening at its old logit -1 (--gate-open-at -1).
 ROUTED6 = "imagenet-efficientnet_lite0_lite2-routed6-objects3-mix"
-#: The default's network with -routed5-'s stretch of washed-out images in front of its gate.
-ROUTED8 = "imagenet-efficientnet_lite0_lite2-routed8-objects3-mix"
 #: The default before that (on 2026-12-04): the gate and routes of ROUTED3 in front of an AE trained on FGSM and PGD
 #: ("mix") triplets, the gate as trained.
 MIX = "imagenet-efficientnet_lite0_lite2-routed3-objects3-mix"
@@ -106,7 +107,7 @@ ROUTED5 = "imagenet-efficientnet_lite0_lite2-routed5-objects2-pgd"
 #: What made the object tier's attack tables: the default's rows, then those of the four defaults before it.
 OBJECT_TABLES_COMMAND = (
     "make imagenet-objects-tables, and make imagenet-objects-tables OBJECT_ROWS=routed6 OBJECT_BASELINES= "
-    f"OBJECT_DEFENSES={ROUTED6}, and the same with OBJECT_ROWS=routed8 OBJECT_DEFENSES={ROUTED8}, with "
+    f"OBJECT_DEFENSES={ROUTED6}, and the same with OBJECT_ROWS=routed7 OBJECT_DEFENSES={ROUTED7}, with "
     f"OBJECT_ROWS=previous OBJECT_DEFENSES={MIX}, with "
     f"OBJECT_ROWS=routed3 OBJECT_DEFENSES={ROUTED3} and with OBJECT_ROWS=gated OBJECT_DEFENSES={GATED}"
 )
@@ -394,7 +395,8 @@ PAGES: tuple[Page, ...] = (
             "row). `make imagenet-tables` reruns the whole page (about two hours on 2 CPU cores); "
             "`make imagenet-default-rows` only the default's rows.\n\n"
             f"The default of `Defended(model)` is `{DEFAULT}`: a learned per-image gate in front of an AE retrained on "
-            "object photographs (a wider one for the images the gate flags), noise routed to a denoiser ([design notes](../design.md)); its rows are on the "
+            "object photographs (a wider one for the images the gate flags), noise routed to a denoiser, washed-out "
+            "images stretched back first ([design notes](../design.md)); its rows are on the "
             "[object photographs](imagenet-objects.md) page. The tables here were measured before it, with "
             f"`{PREVIOUS}` (the same gate in front of the AE trained on the 56 landscape photos), the default until "
             "then. The older weights stay for comparison: "
@@ -594,7 +596,7 @@ PAGES: tuple[Page, ...] = (
                 rows=(
                     "imagenet/objects-baselines.json",
                     "imagenet/objects-ours.json",
-                    "imagenet/objects-routed8.json",
+                    "imagenet/objects-routed7.json",
                     "imagenet/objects-routed6.json",
                     "imagenet/objects-previous.json",
                     "imagenet/objects-routed3.json",
@@ -602,13 +604,14 @@ PAGES: tuple[Page, ...] = (
                 ),
                 command=OBJECT_TABLES_COMMAND,
                 notes=(
-                    f"`{DEFAULT}` is the default of `Defended(model)`: `{ROUTED6}`, the default before it, with a "
+                    f"`{DEFAULT}` is the default of `Defended(model)`: `{ROUTED7}`, the default before it, with "
+                    f"washed-out images stretched back before its gate (as `{ROUTED5}`): the same row on the "
+                    "validation crops, the contrast corruption undone ([corruption results](corruptions.md)), one to "
+                    "three crops of these 340 fewer or more. "
+                    f"`{ROUTED7}` is `{ROUTED6}`, the default before it, with a "
                     "wider AE (16 / 64 / 128 filters) that takes over from the small one on the images its gate flags "
                     "(route-1 probability at least 0.5), the small AE keeping its share of every other image; chosen "
                     "on the validation crops ([design notes](../design.md#retraining-on-object-photographs-issue-24)). "
-                    f"`{ROUTED8}` is the default with washed-out images stretched back first (as `{ROUTED5}`), the "
-                    "candidate for the next default: it undoes the contrast corruption "
-                    "([corruption results](corruptions.md)) and was measured here after it was chosen on validation. "
                     f"`{ROUTED6}` is `{MIX}`, the default before it, with its gate recalibrated to open at its old "
                     "logit -1 (more of the AE's redrawing on every image): it trades a few clean crops for DeepFool's. "
                     f"`{MIX}` is the gate, noise route and denoiser of `{ROUTED3}`, the default before it, in front "
@@ -626,7 +629,7 @@ PAGES: tuple[Page, ...] = (
                 classifier="imagenet-efficientnet_lite1",
                 rows=(
                     "imagenet/objects-lite1.json",
-                    "imagenet/objects-lite1-routed8.json",
+                    "imagenet/objects-lite1-routed7.json",
                     "imagenet/objects-lite1-routed6.json",
                     "imagenet/objects-lite1-previous.json",
                     "imagenet/objects-lite1-routed3.json",
@@ -642,7 +645,7 @@ PAGES: tuple[Page, ...] = (
                 classifier="imagenet-efficientnet_lite2",
                 rows=(
                     "imagenet/objects-lite2.json",
-                    "imagenet/objects-lite2-routed8.json",
+                    "imagenet/objects-lite2-routed7.json",
                     "imagenet/objects-lite2-routed6.json",
                     "imagenet/objects-lite2-previous.json",
                     "imagenet/objects-lite2-routed3.json",
@@ -688,8 +691,8 @@ PAGES: tuple[Page, ...] = (
                     "by Lite0 and Lite2: where the default was chosen. `runs/candidates/<name>` and `runs/cpu/<name>` rows "
                     "are candidates as they were validated, before any shipped under a name "
                     f"(`runs/cpu/routed-objects-mix-anneal` is `{MIX}`, bit for bit, `runs/cpu/routed-mix-open-at-minus1` is `{ROUTED6}` and "
-                    f"`runs/cpu/routed7-wide-above0.5` is `{DEFAULT}` and `runs/candidates/routed7-stretch` is "
-                    f"`{ROUTED8}`); the "
+                    f"`runs/cpu/routed7-wide-above0.5` is `{ROUTED7}` and `runs/candidates/routed7-stretch` is "
+                    f"`{DEFAULT}`); the "
                     "[design notes](../design.md) say what each one is."
                 ),
             ),
@@ -883,7 +886,7 @@ PAGES: tuple[Page, ...] = (
             ),
             Table(
                 key="objcfull",
-                title="Every object crop (340): no defense, four baselines, the default and five others",
+                title="Every object crop (340): no defense, four baselines, the default and five before it",
                 kind="corruption",
                 tier="imagenet-objects",
                 rows=("imagenet/objects-corruptions-full*.json",),
@@ -898,10 +901,13 @@ PAGES: tuple[Page, ...] = (
                     f"On all 340 crops the default's rel. mCE is {{objcfull[{DEFAULT}/rel. mCE]}} "
                     f"({{objcfull.trained[{DEFAULT}/rel. mCE]}} on the 11 trained corruptions, "
                     f"{{objcfull.held[{DEFAULT}/rel. mCE]}} on the 4 held out; issue 25 asks for 0.75 and 0.85), its "
-                    f"worst drop {{objcfull[{DEFAULT}/worst drop]}}; that of `{ROUTED6}`, the default before it (the "
+                    f"worst drop {{objcfull[{DEFAULT}/worst drop]}}; that of `{ROUTED7}`, the default before it (the "
+                    f"same network without the stretch), {{objcfull[{ROUTED7}/rel. mCE]}} "
+                    f"({{objcfull.trained[{ROUTED7}/rel. mCE]}} / {{objcfull.held[{ROUTED7}/rel. mCE]}}), worst drop "
+                    f"{{objcfull[{ROUTED7}/worst drop]}}; that of `{ROUTED6}`, the default before that (the "
                     f"same parts without the wide AE), {{objcfull[{ROUTED6}/rel. mCE]}} "
                     f"({{objcfull.trained[{ROUTED6}/rel. mCE]}} / {{objcfull.held[{ROUTED6}/rel. mCE]}}), worst drop "
-                    f"{{objcfull[{ROUTED6}/worst drop]}}; that of `{MIX}`, the default before that (the "
+                    f"{{objcfull[{ROUTED6}/worst drop]}}; that of `{MIX}`, the one before (the "
                     f"same parts, its gate as trained), {{objcfull[{MIX}/rel. mCE]}} "
                     f"({{objcfull.trained[{MIX}/rel. mCE]}} / {{objcfull.held[{MIX}/rel. mCE]}}), worst drop "
                     f"{{objcfull[{MIX}/worst drop]}}; that of `{ROUTED3}`, the one before (the "
@@ -909,15 +915,15 @@ PAGES: tuple[Page, ...] = (
                     f"({{objcfull.trained[{ROUTED3}/rel. mCE]}} / {{objcfull.held[{ROUTED3}/rel. mCE]}}), worst drop "
                     f"{{objcfull[{ROUTED3}/worst drop]}}; `-routed5-`'s {{objcfull[{ROUTED5}/rel. mCE]}} "
                     f"({{objcfull.trained[{ROUTED5}/rel. mCE]}} / {{objcfull.held[{ROUTED5}/rel. mCE]}}), worst drop "
-                    f"{{objcfull[{ROUTED5}/worst drop]}}; `{ROUTED8}`'s, the default with that stretch (the candidate "
-                    f"for the next default), {{objcfull[{ROUTED8}/rel. mCE]}} ({{objcfull.trained[{ROUTED8}/rel. mCE]}} "
-                    f"/ {{objcfull.held[{ROUTED8}/rel. mCE]}}), worst drop {{objcfull[{ROUTED8}/worst drop]}}; the best "
+                    f"{{objcfull[{ROUTED5}/worst drop]}} (the default's stretch on `{ROUTED3}`'s network); the best "
                     "baseline, JPEG compression of the input, "
                     "{objcfull[jpeg/rel. mCE]}. Where they fall below no defense: impulse noise at "
                     "severity 1 (held out; the noise denoiser behind route 2 redraws lightly noisy crops the "
                     "classifier already got right, though it helps at severities 3-5) and brightness, a trained "
                     f"corruption that no route here undoes ({{objcfull[none/brightness]}} undefended, "
-                    f"{{objcfull[{DEFAULT}/brightness]}} with the default). The first 60 crops overstated what the denoiser "
+                    f"{{objcfull[{DEFAULT}/brightness]}} with the default). Contrast, which passed the gate untouched, "
+                    f"goes from {{objcfull[none/contrast]}} to {{objcfull[{DEFAULT}/contrast]}} with the default "
+                    f"({{objcfull[{ROUTED7}/contrast]}} without the stretch). The first 60 crops overstated what the denoiser "
                     f"recovers: Gaussian noise {{objc[none/gaussian_noise]}} -> {{objc[{MIX}/gaussian_noise]}} "
                     f"there, {{objcfull[none/gaussian_noise]}} -> {{objcfull[{MIX}/gaussian_noise]}} on all 340 "
                     f"(for `{MIX}`)."
@@ -936,14 +942,14 @@ PAGES: tuple[Page, ...] = (
                     f"With Lite1, which no purifier here was trained with, the default's rel. mCE is "
                     f"{{objcfulllite1[{DEFAULT}/rel. mCE]}} ({{objcfulllite1.trained[{DEFAULT}/rel. mCE]}} on the 11 "
                     f"trained corruptions, where issue 25 asks for 0.85; {{objcfulllite1.held[{DEFAULT}/rel. mCE]}} on "
-                    f"the 4 held out), its worst drop {{objcfulllite1[{DEFAULT}/worst drop]}}; that of `{ROUTED6}`, "
-                    f"the default before it, {{objcfulllite1[{ROUTED6}/rel. mCE]}}, worst drop "
+                    f"the 4 held out), its worst drop {{objcfulllite1[{DEFAULT}/worst drop]}}; that of `{ROUTED7}`, "
+                    f"the default before it, {{objcfulllite1[{ROUTED7}/rel. mCE]}}, worst drop "
+                    f"{{objcfulllite1[{ROUTED7}/worst drop]}}; that of `{ROUTED6}`, "
+                    f"the one before, {{objcfulllite1[{ROUTED6}/rel. mCE]}}, worst drop "
                     f"{{objcfulllite1[{ROUTED6}/worst drop]}}; that of `{MIX}`, "
-                    f"the default before that, {{objcfulllite1[{MIX}/rel. mCE]}}, worst drop "
+                    f"the one before that, {{objcfulllite1[{MIX}/rel. mCE]}}, worst drop "
                     f"{{objcfulllite1[{MIX}/worst drop]}}; `{ROUTED3}`'s {{objcfulllite1[{ROUTED3}/rel. mCE]}}; "
-                    f"`-routed5-`'s {{objcfulllite1[{ROUTED5}/rel. mCE]}}; `{ROUTED8}`'s "
-                    f"{{objcfulllite1[{ROUTED8}/rel. mCE]}} ({{objcfulllite1.trained[{ROUTED8}/rel. mCE]}} / "
-                    f"{{objcfulllite1.held[{ROUTED8}/rel. mCE]}}), worst drop {{objcfulllite1[{ROUTED8}/worst drop]}}."
+                    f"`-routed5-`'s {{objcfulllite1[{ROUTED5}/rel. mCE]}}."
                 ),
             ),
             Table(
