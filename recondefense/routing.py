@@ -4,8 +4,8 @@
 - :class:`PerturbationGate`: a small CNN that scores each image from its pixels and their Laplacian high-pass;
 - :class:`RouteMixture`: ``p0 * x + sum_k pk * P_k(x)``, a softmax over routes (route 0 passes the image through,
   route ``k`` sends it to expert ``P_k``) that may skip, at inference, the experts an image barely uses.
-- the image levels restored before the gate sees them (:mod:`recondefense.levels`, re-exported here):
-  :func:`restore_contrast` (``contrast_floor``) and :func:`restore_black_point` (``black_point_floor``).
+- the image levels restored before the gate sees them live in :mod:`recondefense.levels` (the contrast stretch,
+  which was defined here first, is still importable from here under its old names).
 """
 
 from __future__ import annotations
@@ -17,15 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .levels import (
-    MAX_CONTRAST_GAIN,
-    black_point,
-    contrast_gain,
-    contrast_spread,
-    restore_black_point,
-    restore_contrast,
-    restore_levels,
-)
+from .levels import MAX_CONTRAST_GAIN, contrast_gain, contrast_spread, restore_contrast, restore_levels
 from .transform import is_tracing
 
 __all__ = [
@@ -36,9 +28,6 @@ __all__ = [
     "contrast_gain",
     "contrast_spread",
     "restore_contrast",
-    "black_point",
-    "restore_black_point",
-    "restore_levels",
     "bypass_thresholds",
     "conv_relu",
     "PerturbationGate",

@@ -238,9 +238,9 @@ _WEIGHTS: tuple[tuple[str, str, str, dict[str, Any], str, dict[str, Any]], ...] 
         _ROUTED7_PARTS,
     ),
     # The default of Defended(model) since 2026-12-05: the same network (the same model.safetensors) with -routed5-'s
-    # stretch of washed-out images (floor 0.10,
-    # target 1: as far as the image's own range allows; scripts/contrast_floor.py) in front of the gate. Validation
-    # (make imagenet-objects-val, 231 crops): -routed7-'s row to the crop, 0.996 / 0.758 / 0.797 / 0.892.
+    # stretch of washed-out images (floor 0.10, target 1: as far as the image's own range allows;
+    # scripts/contrast_floor.py) in front of the gate. Validation (make imagenet-objects-val, 231 crops): -routed7-'s
+    # row to the crop, 0.996 / 0.758 / 0.797 / 0.892.
     (
         "imagenet-efficientnet_lite0_lite2-routed8-objects3-mix",
         "ae080ae3879cb732dc81a084f144010da62aaa6dcc474e389b11d3e5002867f7",

@@ -1,6 +1,6 @@
 """Choose the contrast stretch (and the black point) of a routed default on validation: Lite0's accuracy on
 washed-out, brightened and other corrupted validation crops, without and with
-:func:`~recondefense.routing.restore_contrast` (and :func:`~recondefense.routing.restore_black_point`) at each setting.
+:func:`~recondefense.levels.restore_contrast` (and :func:`~recondefense.levels.restore_black_point`) at each setting.
 
 For the first ``--limit`` crops of ``imagenet-objects-val`` (labels: the consensus of Lite0 and Lite2), clean, every
 ImageNet-C corruption but glass blur (the slowest; it barely changes an image's contrast) at severities 1-5, and
@@ -35,7 +35,7 @@ from recondefense.classifiers import load_classifier
 from recondefense.corruptions import CORRUPTIONS, corrupt
 from recondefense.data import PhotoCrops, training_photo_paths
 from recondefense.evaluate.tiers import object_test_set
-from recondefense.routing import black_point, contrast_gain, contrast_spread, restore_black_point, restore_contrast
+from recondefense.levels import black_point, contrast_gain, contrast_spread, restore_black_point, restore_contrast
 
 #: The settings compared, ``(floor, target)``; target 1: as far as the image's own range allows.
 SETTINGS = ((0.08, 0.2), (0.10, 0.2), (0.10, 1.0), (0.12, 1.0), (0.15, 1.0), (0.20, 1.0))
@@ -134,15 +134,22 @@ def sweep(limit: int, settings: dict[str, Setting], corruptions: list[str]) -> d
 MIN_GAINS = (1.0, 1.1, 1.25, 1.5, 2.0)
 
 
-def unsure_flips(count: int, floor: float, target: float) -> dict:
-    """``{input: {"stretched": n, "min_gain": {g: [stretched, changed]}}}`` for the first ``count`` val crops of the
-    training photos, clean and under- and overexposed; "changed": Lite0's top-1 after the stretch differs."""
+def unsure_inputs(count: int) -> tuple[list[tuple[str, torch.Tensor]], torch.nn.Module]:
+    """The first ``count`` val crops of the training photos (unlabelled, as unsure as the held-out crops), as they
+    are (``"clean"``) and as each of :data:`EXPOSURES`, each ``(count, 3, H, W)``; and Lite0 in eval mode."""
     crops = PhotoCrops(training_photo_paths(), count, seed=1)  # the photos' val split (seed 1)
     images = torch.stack([crops[i][0] for i in range(count)])
-    classifier = load_classifier("imagenet-efficientnet_lite0").eval()
+    inputs = [("clean", images), *((name, expose(images)) for name, expose in EXPOSURES.items())]
+    return inputs, load_classifier("imagenet-efficientnet_lite0").eval()
+
+
+def unsure_flips(count: int, floor: float, target: float) -> dict:
+    """``{input: {"stretched": n, "min_gain": {g: [stretched, changed]}}}`` for :func:`unsure_inputs`;
+    "changed": Lite0's top-1 after the stretch differs."""
+    inputs, classifier = unsure_inputs(count)
     result = {}
     with torch.no_grad():
-        for name, x in (("clean", images), *((n, expose(images)) for n, expose in EXPOSURES.items())):
+        for name, x in inputs:
             gain = contrast_gain(x, floor, target)
             stretched = (gain > 1).nonzero().flatten()
             changed = torch.zeros(0, dtype=torch.bool)
@@ -159,14 +166,11 @@ def unsure_flips(count: int, floor: float, target: float) -> dict:
 
 
 def unsure_black_points(count: int, settings: dict[str, Setting]) -> dict:
-    """``{input: {setting: [changed, predictions changed]}}`` for the first ``count`` val crops of the training
-    photos, clean and under- and overexposed."""
-    crops = PhotoCrops(training_photo_paths(), count, seed=1)  # the photos' val split (seed 1)
-    images = torch.stack([crops[i][0] for i in range(count)])
-    classifier = load_classifier("imagenet-efficientnet_lite0").eval()
+    """``{input: {setting: [changed, predictions changed]}}`` for :func:`unsure_inputs`."""
+    inputs, classifier = unsure_inputs(count)
     result = {}
     with torch.no_grad():
-        for name, x in (("clean", images), *((n, expose(images)) for n, expose in EXPOSURES.items())):
+        for name, x in inputs:
             before = classifier(x).argmax(1)
             row = {"n": count}
             for key, (changes, restore) in settings.items():
