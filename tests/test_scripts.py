@@ -172,6 +172,10 @@ def test_expert_by_corruption_rebuilds_a_checkpoint_and_an_identity_purifier_cha
     rows = module.by_corruption(loaded, limit=3, severity=2)
     assert [row["corruption"] for row in rows][:2] == ["clean", "gaussian_noise"] and len(rows) == 16
     assert all(row["none"] == row["purified"] and row["change"] == 0 for row in rows)
+    rows = module.by_corruption(loaded, limit=2, severity=1, corruptions=("speckle_noise",))
+    assert [row["corruption"] for row in rows] == ["clean", "speckle_noise"]
+    with pytest.raises(SystemExit):
+        module.main(["--weights", str(tmp_path / "checkpoint.safetensors"), "--corruptions", "speckle"])
 
 
 def test_contrast_floor_sweep_stretches_only_washed_out_images_and_writes_its_rows(tmp_path, monkeypatch):
