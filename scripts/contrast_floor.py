@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 
 from recondefense.classifiers import load_classifier
-from recondefense.corruptions import CORRUPTIONS, corrupt
+from recondefense.corruptions import CORRUPTIONS, corrupt, corruption_names
 from recondefense.data import PhotoCrops, training_photo_paths
 from recondefense.evaluate.tiers import object_test_set
 from recondefense.levels import black_point, contrast_gain, contrast_spread, restore_black_point, restore_contrast
@@ -192,10 +192,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--black-points", help="instead: these black-point floors after the stretch (comma-separated)")
     parser.add_argument("--corruptions", help="the corruptions swept (comma-separated; default: all but glass blur)")
     args = parser.parse_args(argv)
-    corruptions = args.corruptions.split(",") if args.corruptions else [c for c in CORRUPTIONS if c != "glass_blur"]
-    unknown = [c for c in corruptions if c not in CORRUPTIONS]
-    if unknown:
-        parser.error(f"--corruptions: unknown {unknown}; expected some of {','.join(CORRUPTIONS)}")
+    try:
+        corruptions = corruption_names(args.corruptions, CORRUPTIONS) or [c for c in CORRUPTIONS if c != "glass_blur"]
+    except ValueError as err:
+        parser.error(f"--corruptions: {err}")
     for flag, value in (("--limit", args.limit), ("--unsure", args.unsure)):
         if value is not None and value < 1:
             parser.error(f"{flag} {value}: expected a positive number of crops")

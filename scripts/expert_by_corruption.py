@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from recondefense.classifiers import load_classifier
-from recondefense.corruptions import CORRUPTIONS, KNOWN_CORRUPTIONS, corrupt
+from recondefense.corruptions import CORRUPTIONS, corrupt, corruption_names
 from recondefense.evaluate.tiers import object_test_set
 from recondefense.train.setup import load_start
 
@@ -64,10 +64,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.limit < 1:
         parser.error(f"--limit {args.limit}: expected a positive number of crops")
-    corruptions = tuple(name.strip() for name in args.corruptions.split(",") if name.strip())
-    unknown = sorted(set(corruptions) - set(KNOWN_CORRUPTIONS))
-    if unknown or not corruptions:
-        parser.error(f"--corruptions {args.corruptions!r}: unknown {unknown}; known: {', '.join(KNOWN_CORRUPTIONS)}")
+    try:
+        corruptions = tuple(corruption_names(args.corruptions))
+    except ValueError as err:
+        parser.error(f"--corruptions: {err}")
+    if not corruptions:
+        parser.error("--corruptions: expected at least one corruption")
     rows = by_corruption(load_start(args.weights).eval(), args.limit, args.severity, corruptions)
     print(f"Lite0 accuracy on {args.limit} validation object crops, severity {args.severity}")
     print(f"{'corruption':18} {'none':>6} {'purified':>9} {'change':>8}")

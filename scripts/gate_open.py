@@ -35,7 +35,7 @@ import torch
 
 from recondefense import ReconstructiveDefense
 from recondefense.baselines import JPEG
-from recondefense.corruptions import CORRUPTIONS, corrupt
+from recondefense.corruptions import CORRUPTIONS, corrupt, corruption_names
 from recondefense.data import heldout_photos, object_test_crops, painting_crops
 from recondefense.defense import DEFAULT_IMAGENET_WEIGHTS
 from recondefense.evaluate.tiers import HELDOUT_GRID
@@ -96,10 +96,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--label", help="the name its column shows (default: --weights)")
     parser.add_argument("--corruptions", default="", help="comma-separated ImageNet-C corruptions, severities 1-5")
     args = parser.parse_args(argv)
-    corruptions = [c for c in args.corruptions.split(",") if c]
-    unknown = sorted(set(corruptions) - set(CORRUPTIONS))
-    if unknown:
-        parser.error(f"--corruptions: unknown {unknown}; expected some of {', '.join(CORRUPTIONS)}")
+    try:
+        corruptions = corruption_names(args.corruptions, CORRUPTIONS)
+    except ValueError as err:
+        parser.error(f"--corruptions: {err}")
     defense = ReconstructiveDefense.from_pretrained(args.weights).eval()
     if defense.gate(torch.zeros(1, 3, 32, 32)) is None:
         parser.error(f"{args.weights} has no gate (arch {defense.arch!r})")

@@ -14,6 +14,7 @@ from recondefense.corruptions import (
     VALIDATION_CONSTANTS,
     VALIDATION_CORRUPTIONS,
     corrupt,
+    corruption_names,
 )
 from recondefense.evaluate import evaluate_corruptions
 
@@ -44,6 +45,16 @@ def test_validation_corruptions_are_apart_from_the_benchmark_and_named_after_it(
         assert fn.__name__ == name
         x = photo_like(1, 32, 32)
         assert torch.equal(fn(x, 2, generator=gen(1)), corrupt(x, name, 2, generator=gen(1)))
+
+
+def test_corruption_names_take_validation_names_unless_told_the_benchmark_only():
+    assert corruption_names("") == []
+    assert corruption_names("gaussian_noise,speckle_noise") == ["gaussian_noise", "speckle_noise"]
+    with pytest.raises(ValueError, match="speckle_noise"):
+        corruption_names("gaussian_noise,speckle_noise", CORRUPTIONS)
+    for text in ("speckle", "gaussian_noise,,shot_noise"):
+        with pytest.raises(ValueError, match="unknown"):
+            corruption_names(text)
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -97,7 +97,7 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -111,6 +111,7 @@ __all__ = [
     "CORRUPTIONS",
     "Corruption",
     "KNOWN_CORRUPTIONS",
+    "corruption_names",
     "FROST_PHOTO_STATS",
     "REFERENCE_CONSTANTS",
     "REFERENCE_SIZE",
@@ -248,6 +249,19 @@ VALIDATION_CORRUPTIONS: dict[str, Callable[..., torch.Tensor]] = {name: _make_pu
 #: Every name :func:`corrupt` takes: the 15 benchmark corruptions, then the 4 validation ones. A corruption
 #: table seeds its draws by a name's index here, so the benchmark's seeds do not depend on the validation ones.
 KNOWN_CORRUPTIONS: tuple[str, ...] = (*CORRUPTIONS, *VALIDATION_CORRUPTIONS)
+
+
+def corruption_names(text: str, known: Sequence[str] = KNOWN_CORRUPTIONS) -> list[str]:
+    """The names of a comma-separated list, e.g. a script's ``--corruptions`` (``""``: none).
+
+    Raises:
+        ValueError: a name (an empty one included) not in ``known``.
+    """
+    names = text.split(",") if text else []
+    unknown = sorted(set(names) - set(known))
+    if unknown:
+        raise ValueError(f"unknown {unknown}; expected some of {', '.join(known)}")
+    return names
 
 
 class Corruption(nn.Module):
