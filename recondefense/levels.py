@@ -2,9 +2,13 @@
 ImageNet-C's contrast) and images lifted off black brought back down (:func:`restore_black_point`, ImageNet-C's
 brightness). No training: each undoes a corruption's model where the image shows its signature, and leaves every
 other image exactly as it came. :func:`restore_levels` applies both, as the gated and routed purifiers do.
+:func:`noise_level` estimates an image's noise from its pixels (how much of its correction the routed purifier's
+denoiser applies).
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -14,6 +18,7 @@ __all__ = [
     "black_point",
     "contrast_gain",
     "contrast_spread",
+    "noise_level",
     "restore_black_point",
     "restore_contrast",
     "restore_levels",
@@ -124,3 +129,21 @@ def restore_levels(
     Shape: ``(N, C, H, W)`` in [0, 1] -> same.
     """
     return restore_black_point(restore_contrast(images, contrast_floor, contrast_target), black_point_floor)
+
+
+#: Immerkaer's noise kernel, the difference of two Laplacians: zero on any locally linear image.
+_NOISE_KERNEL = ((1.0, -2.0, 1.0), (-2.0, 4.0, -2.0), (1.0, -2.0, 1.0))
+
+
+def noise_level(images: torch.Tensor) -> torch.Tensor:
+    """Each image's noise standard deviation, estimated from its pixels (Immerkaer, "Fast noise variance
+    estimation", CVIU 1996): ``sqrt(pi / 2) / 6`` times the mean absolute response to :data:`_NOISE_KERNEL` over
+    the valid pixels of every channel. About 0.006 on clean photo crops; ImageNet-C's Gaussian noise at severities
+    1-5 reads about 0.08, 0.12, 0.17, 0.22, 0.29 (their sigmas: 0.08 to 0.38, less what clipping removes).
+
+    Shape: ``(N, C, H, W)`` in [0, 1], ``H, W >= 3`` -> ``(N,)``, in pixel units.
+    """
+    channels = images.shape[1]
+    kernel = images.new_tensor(_NOISE_KERNEL).expand(channels, 1, 3, 3)
+    response = F.conv2d(images, kernel, groups=channels)
+    return response.abs().mean(dim=(1, 2, 3)) * (math.sqrt(math.pi / 2) / 6)

@@ -32,7 +32,15 @@ ARCHITECTURE_KEYS: dict[str, tuple[str, ...]] = {
     "residual": ("in_channels", "width", "depth"),
     "detail": (*_AE, "detail_width", "detail_depth"),
     "gated": _GATE,
-    "routed": (*_GATE, "corruption_width", "corruption_depth", "strong_widths", "strong_above"),
+    "routed": (
+        *_GATE,
+        "corruption_width",
+        "corruption_depth",
+        "strong_widths",
+        "strong_above",
+        "corruption_strength",
+        "corruption_noise_range",
+    ),
 }
 
 #: How many experts a gate routes between, by architecture (``bypass_below`` may give one threshold each).
@@ -108,6 +116,13 @@ class PurifierConfig:
             ``strong_above`` (in (0, 1]); the adversarial purifier keeps its share of every other image. Capacity
             where the gate flags an attack, the small purifier's cost on clean traffic. None (the default, and
             every weights folder without the key): no strong purifier.
+        corruption_strength, corruption_noise_range: ``"routed"``: how much of its correction the corruption
+            purifier applies, by the image's noise level ``s`` (:func:`~recondefense.levels.noise_level`, Immerkaer's
+            estimate, in [0, 1] pixel units): ``corruption_strength`` (in [0, 1]) at ``s`` up to
+            ``corruption_noise_range[0]``, rising linearly to all of it at ``corruption_noise_range[1]`` and above
+            (:class:`~recondefense.purifiers.ResidualPurifier`). A denoiser trained on strong noise overshoots on
+            mild noise, where half its correction does better. 1 (the default, and every weights folder without the
+            key): all of it on every image.
     """
 
     in_channels: int = 3
@@ -128,6 +143,12 @@ class PurifierConfig:
     strong_widths: tuple[int, ...] | list[int] | None = None
     strong_above: float = 0.5
     black_point_floor: float = 0.0
+    corruption_strength: float = 1.0
+    corruption_noise_range: tuple[float, float] | list[float] = (0.1, 0.3)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.corruption_noise_range, list):  # config.json's list: the same config as the tuple
+            object.__setattr__(self, "corruption_noise_range", tuple(self.corruption_noise_range))
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> PurifierConfig:
@@ -143,6 +164,7 @@ class PurifierConfig:
             values[key] = None if value is None else [int(w) for w in value]
         if isinstance(self.bypass_below, (list, tuple)):
             values["bypass_below"] = [float(b) for b in self.bypass_below]
+        values["corruption_noise_range"] = [float(s) for s in self.corruption_noise_range]
         return values
 
     def problem(self) -> tuple[str, str] | None:
@@ -185,6 +207,16 @@ class PurifierConfig:
             return "black_point_floor", "a number in [0, 1]"
         if type(self.strong_above) not in (int, float) or not 0 < self.strong_above <= 1:
             return "strong_above", "a number in (0, 1]"
+        if type(self.corruption_strength) not in (int, float) or not 0 <= self.corruption_strength <= 1:
+            return "corruption_strength", "a number in [0, 1]"
+        noise = self.corruption_noise_range
+        if (
+            not isinstance(noise, (list, tuple))
+            or len(noise) != 2
+            or any(type(s) not in (int, float) for s in noise)
+            or not 0 <= noise[0] < noise[1] <= 1
+        ):
+            return "corruption_noise_range", "two numbers low < high in [0, 1]"
         return None
 
     def validate(self) -> PurifierConfig:

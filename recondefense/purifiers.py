@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .autoencoder import ReconAutoencoder
-from .levels import restore_levels
+from .levels import noise_level, restore_levels
 from .purifier_config import ARCHITECTURE_KEYS, GATED_INNER, PurifierConfig
 from .routing import PerturbationGate, RouteMixture, blend, bypass_thresholds, conv_relu
 
@@ -105,24 +105,45 @@ class ResidualPurifier(nn.Module):
         in_channels: image channels.
         width: channels of the full-resolution level (doubled per level).
         depth: number of stride-2 levels of the U-Net.
+        strength, noise_range: the share of ``r(x)`` added, by the image's noise level ``s``
+            (:func:`~recondefense.levels.noise_level`): ``strength`` up to ``s = noise_range[0]``, rising linearly
+            to 1 at ``noise_range[1]``; ``strength`` 1 (the default): all of it (:meth:`share`).
 
     Shape: ``(N, C, H, W)`` in [0, 1] -> ``(N, C, H, W)``, clamped to [0, 1].
     """
 
-    def __init__(self, in_channels: int = 3, width: int = 16, depth: int = 2) -> None:
+    def __init__(
+        self,
+        in_channels: int = 3,
+        width: int = 16,
+        depth: int = 2,
+        strength: float = 1.0,
+        noise_range: tuple[float, float] | list[float] = (0.1, 0.3),
+    ) -> None:
         super().__init__()
         if in_channels < 1 or width < 1 or depth < 1:
             raise ValueError(f"expected positive in_channels, width, depth; got {in_channels}, {width}, {depth}")
         self.in_channels = in_channels
         self.correction = _CorrectionUNet(in_channels, in_channels, width, depth)
+        self.strength = float(strength)
+        self.noise_range = (float(noise_range[0]), float(noise_range[1]))
 
     @property
     def stride(self) -> int:
         """Any height and width works (the U-Net upsamples to each skip's size): 1, nothing to pad."""
         return 1
 
+    def share(self, x: torch.Tensor) -> torch.Tensor:
+        """The share of the correction each image gets, in [``strength``, 1]: ``(N, C, H, W)`` -> ``(N,)``."""
+        low, high = self.noise_range
+        rise = ((noise_level(x) - low) / (high - low)).clamp(0, 1)
+        return self.strength + (1 - self.strength) * rise
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x + self.correction(x)).clamp(0, 1)
+        correction = self.correction(x)
+        if self.strength < 1:
+            correction = correction * self.share(x).view(-1, 1, 1, 1)
+        return (x + correction).clamp(0, 1)
 
 
 class DetailPurifier(nn.Module):
@@ -242,7 +263,13 @@ class RoutedPurifier(RouteMixture):
             raise ValueError(f"unknown adversarial purifier {config.inner!r}: expected one of {GATED_INNER}")
         experts = {
             "bottleneck": build_purifier(replace(config, arch=config.inner)),
-            "corruption": ResidualPurifier(in_channels, config.corruption_width, config.corruption_depth),
+            "corruption": ResidualPurifier(
+                in_channels,
+                config.corruption_width,
+                config.corruption_depth,
+                config.corruption_strength,
+                config.corruption_noise_range,
+            ),
         }
         gate = PerturbationGate(in_channels, config.detail_width, config.detail_depth, 2)
         strong = None

@@ -99,6 +99,8 @@ def compose(
     gate_open_at: float | None = None,
     strong: ReconstructiveDefense | None = None,
     strong_above: float = 0.5,
+    corruption_strength: float = 1.0,
+    corruption_noise_range: tuple[float, float] = (0.1, 0.3),
 ) -> ReconstructiveDefense:
     """A routed defense with ``gate``'s gate (routed, or gated: into route 1), ``adversarial``'s purifier (recon or
     residual weights, or the purifier of gated or routed ones) and ``corruption``'s (residual weights, or the
@@ -114,7 +116,9 @@ def compose(
     value gives every image more of the adversarial purifier's redrawing (at -4, most clean images' trained logit,
     clean images get half of it). ``strong`` (recon weights, or routed ones that hold a strong purifier): a wider
     AE that stands in for the adversarial purifier on the images whose route-1 probability is at least
-    ``strong_above`` (:func:`~recondefense.routing.blend`).
+    ``strong_above`` (:func:`~recondefense.routing.blend`). ``corruption_strength``, ``corruption_noise_range``: the
+    share of its correction the corruption purifier applies, rising with the image's noise level
+    (:class:`~recondefense.purifiers.ResidualPurifier`; strength 1: all of it).
 
     Raises:
         ValueError: weights of another arch or channel count than each part takes, or a gate of another size.
@@ -144,6 +148,8 @@ def compose(
         corruption_depth=sizes["depth"] if residual else sizes["corruption_depth"],
         strong_widths=None,  # not the gate folder's own: a strong purifier only where one is given
         strong_above=strong_above,
+        corruption_strength=corruption_strength,
+        corruption_noise_range=list(corruption_noise_range),
     )
     strong_state = None
     if strong is not None:  # its AE's widths as built (a recon AE of width and depth spelled out per block)
@@ -193,6 +199,14 @@ def _thresholds(text: str) -> float | tuple[float, float]:
     if len(values) not in (1, 2):
         raise argparse.ArgumentTypeError(f"{text!r}: expected one number or two separated by a comma")
     return values[0] if len(values) == 1 else values
+
+
+def _number_pair(text: str) -> tuple[float, float]:
+    """``--corruption-noise-range``: two numbers separated by a comma."""
+    values = tuple(float(v) for v in text.split(","))
+    if len(values) != 2:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected two numbers separated by a comma")
+    return values
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -260,6 +274,18 @@ def main(argv: list[str] | None = None) -> int:
         "--strong-above", type=float, default=0.5, help="the route-1 probability from which --strong takes over"
     )
     parser.add_argument(
+        "--corruption-strength",
+        type=float,
+        default=1.0,
+        help="the share of its correction the corruption purifier applies to images of little noise (1: all of it)",
+    )
+    parser.add_argument(
+        "--corruption-noise-range",
+        type=_number_pair,
+        default=(0.1, 0.3),
+        help="LOW,HIGH: the estimated noise levels over which that share rises to all of it",
+    )
+    parser.add_argument(
         "--held-out-corruptions",
         default="impulse_noise,motion_blur,frost,pixelate",
         help="the corruptions no part was trained on, named in the model card",
@@ -279,6 +305,8 @@ def main(argv: list[str] | None = None) -> int:
         contrast_target=args.contrast_target,
         strong_above=args.strong_above,
         black_point_floor=args.black_point_floor,
+        corruption_strength=args.corruption_strength,
+        corruption_noise_range=args.corruption_noise_range,
     ).problem()
     if bad is not None:
         parser.error(f"--{bad[0].replace('_', '-')} {getattr(args, bad[0])}: expected {bad[1]}")
@@ -294,6 +322,8 @@ def main(argv: list[str] | None = None) -> int:
         "gate_open_at": args.gate_open_at,
         "strong": strong,
         "strong_above": args.strong_above,
+        "corruption_strength": args.corruption_strength,
+        "corruption_noise_range": args.corruption_noise_range,
     }
     validation = measure(
         compose(*parts, **shared),

@@ -9,6 +9,10 @@ between epochs, on validation data only.
     python scripts/expert_by_corruption.py --weights RUN/checkpoint.safetensors [--limit 48] [--severity 3]
         [--corruptions gaussian_noise,shot_noise,speckle_noise]
 
+``--strength A --noise-range LOW,HIGH``: a residual purifier (a denoiser) applies only the share ``A`` of its
+correction to images whose estimated noise level is at most LOW, rising to all of it at HIGH (what a routed
+defense's ``corruption_strength`` and ``corruption_noise_range`` set for its corruption purifier).
+
 ``--corruptions``: any of the 15 and ImageNet-C's four validation corruptions (default: the 15), e.g. speckle noise
 to see how a denoiser trained on Gaussian and shot noise carries over without touching the held-out four.
 
@@ -29,6 +33,7 @@ from torch import nn
 from recondefense.classifiers import load_classifier
 from recondefense.corruptions import CORRUPTIONS, corrupt, corruption_names
 from recondefense.evaluate.tiers import object_test_set
+from recondefense.purifiers import ResidualPurifier
 from recondefense.train.setup import load_start
 
 
@@ -60,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=48, help="validation crops (the first ones)")
     parser.add_argument("--severity", type=int, default=3, choices=range(1, 6))
     parser.add_argument("--corruptions", default=",".join(CORRUPTIONS), help="comma-separated (default: the 15)")
+    parser.add_argument("--strength", type=float, default=1.0, help="a residual purifier's share at low noise")
+    parser.add_argument("--noise-range", default="0.1,0.3", help="LOW,HIGH: noise levels where the share rises to 1")
     parser.add_argument("--json", default=None, help="also write the rows here")
     args = parser.parse_args(argv)
     if args.limit < 1:
@@ -70,8 +77,22 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--corruptions: {err}")
     if not corruptions:
         parser.error("--corruptions: expected at least one corruption")
-    rows = by_corruption(load_start(args.weights).eval(), args.limit, args.severity, corruptions)
-    print(f"Lite0 accuracy on {args.limit} validation object crops, severity {args.severity}")
+    defense = load_start(args.weights).eval()
+    if args.strength != 1.0:
+        if not isinstance(defense.autoencoder, ResidualPurifier):
+            parser.error(f"--strength: {args.weights} is not a residual purifier")
+        if not 0 <= args.strength <= 1:
+            parser.error(f"--strength {args.strength}: expected a number in [0, 1]")
+        try:
+            low, high = (float(v) for v in args.noise_range.split(","))
+        except ValueError:
+            parser.error(f"--noise-range {args.noise_range!r}: expected LOW,HIGH")
+        if not 0 <= low < high <= 1:
+            parser.error(f"--noise-range {args.noise_range!r}: expected 0 <= LOW < HIGH <= 1")
+        defense.autoencoder.strength, defense.autoencoder.noise_range = args.strength, (low, high)
+    rows = by_corruption(defense, args.limit, args.severity, corruptions)
+    share = "" if args.strength == 1.0 else f", strength {args.strength} up to noise {args.noise_range}"
+    print(f"Lite0 accuracy on {args.limit} validation object crops, severity {args.severity}{share}")
     print(f"{'corruption':18} {'none':>6} {'purified':>9} {'change':>8}")
     for row in rows:
         print(f"{row['corruption']:18} {row['none']:6.3f} {row['purified']:9.3f} {row['change']:8.4f}")

@@ -289,3 +289,51 @@ def test_the_pass_route_smooths_shut_images_alike_dense_and_bypassed_and_round_t
     loaded = ReconstructiveDefense.from_pretrained(tmp_path)
     assert loaded.purifier_config.pass_smoothing == 0.1 and loaded.autoencoder.pass_smoothing == 0.1
     assert PurifierConfig(arch="gated").pass_smoothing == 0.0  # config.json files without the key: untouched
+
+
+def test_noise_level_reads_the_noise_sigma_and_nothing_of_a_smooth_image():
+    from recondefense.levels import noise_level
+
+    torch.manual_seed(0)
+    ramp = torch.linspace(0.2, 0.8, 64)
+    smooth = (ramp[None, :] * 0.5 + ramp[:, None] * 0.5).expand(3, 64, 64)[None]  # linear: the kernel gives 0
+    noisy = smooth + 0.1 * torch.randn(2, 3, 64, 64)  # no clipping at these levels
+    assert noise_level(smooth).item() < 1e-6
+    assert torch.allclose(noise_level(noisy), torch.full((2,), 0.1), rtol=0.05)
+
+
+def test_a_residual_purifiers_strength_rises_with_the_noise_level():
+    torch.manual_seed(0)
+    net = ResidualPurifier(3, 4, 1, strength=0.5, noise_range=(0.1, 0.3)).eval()
+    torch.nn.init.normal_(net.correction.out.weight, std=0.1)  # a correction that is not zero
+    grey = torch.full((3, 3, 64, 64), 0.5)
+    noise = torch.randn(3, 3, 64, 64) * torch.tensor([0.0, 0.2, 0.4]).view(-1, 1, 1, 1)
+    x = (grey + noise).clamp(0, 1)
+    share = net.share(x)
+    assert share[0].item() == 0.5 and 0.7 < share[1].item() < 0.8 and share[2].item() == 1.0
+    with torch.no_grad():
+        expected = (x + share.view(-1, 1, 1, 1) * net.correction(x)).clamp(0, 1)
+        assert torch.equal(net(x), expected)
+        net.strength = 1.0  # all of the correction, as every purifier before the field
+        assert torch.equal(net(x), (x + net.correction(x)).clamp(0, 1))
+
+
+def test_a_routed_defense_keeps_its_corruption_strength_through_config_json(tmp_path):
+    small = {"width": 4, "depth": 2, "detail_width": 4, "detail_depth": 1, "corruption_width": 4, "corruption_depth": 1}
+    defense = ReconstructiveDefense(arch="routed", **small, corruption_strength=0.4, corruption_noise_range=(0.05, 0.2))
+    assert (defense.autoencoder.corruption.strength, defense.autoencoder.corruption.noise_range) == (0.4, (0.05, 0.2))
+    defense.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert (config["corruption_strength"], config["corruption_noise_range"]) == (0.4, [0.05, 0.2])
+    loaded = ReconstructiveDefense.from_pretrained(tmp_path)
+    assert loaded.purifier_config == defense.purifier_config
+    del config["corruption_strength"], config["corruption_noise_range"]  # a folder written before the fields
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    assert ReconstructiveDefense.from_pretrained(tmp_path).autoencoder.corruption.strength == 1.0
+    for bad, message in (
+        ({"corruption_strength": 1.5}, r"corruption_strength=1.5: expected a number in \[0, 1\]"),
+        ({"corruption_noise_range": (0.3, 0.1)}, "corruption_noise_range=.*: expected two numbers low < high"),
+        ({"corruption_noise_range": [0.1]}, "corruption_noise_range=.*: expected two numbers"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            PurifierConfig(arch="routed", **bad).validate()

@@ -459,6 +459,11 @@ def test_compose_routed_keeps_every_part_bit_exactly(tmp_path):
     assert torch.equal(loaded(x), composed(x))
     again = module.compose(loaded, loaded, loaded)  # every part from a routed folder
     assert all(torch.equal(v, again.state_dict()[k]) for k, v in loaded.state_dict().items())
+    gentle = module.compose(loaded, loaded, loaded, corruption_strength=0.5, corruption_noise_range=(0.05, 0.2))
+    assert (gentle.autoencoder.corruption.strength, gentle.autoencoder.corruption.noise_range) == (0.5, (0.05, 0.2))
+    assert loaded.autoencoder.corruption.strength == 1.0
+    with pytest.raises(SystemExit):  # refused before anything is loaded
+        module.main(["--gate", "x", "--adversarial", "x", "--corruption", "x", "--corruption-noise-range", "0.3,0.1"])
     with pytest.raises(ValueError, match="routed or gated"):
         module.compose(noisy["recon"], noisy["recon"], noisy["residual"])
     with pytest.raises(ValueError, match="--corruption: expected weights of arch residual or routed"):

@@ -176,6 +176,13 @@ def test_expert_by_corruption_rebuilds_a_checkpoint_and_an_identity_purifier_cha
     assert [row["corruption"] for row in rows] == ["clean", "speckle_noise"]
     with pytest.raises(SystemExit):
         module.main(["--weights", str(tmp_path / "checkpoint.safetensors"), "--corruptions", "speckle"])
+    seen = []
+    monkeypatch.setattr(module, "by_corruption", lambda defense, *args: seen.append(defense.autoencoder) or rows)
+    module.main(["--weights", str(tmp_path / "checkpoint.safetensors"), "--strength", "0.5", "--noise-range", ".1,.2"])
+    assert (seen[0].strength, seen[0].noise_range) == (0.5, (0.1, 0.2))
+    for bad in (["--strength", "2"], ["--strength", "0.5", "--noise-range", "0.3,0.1"]):
+        with pytest.raises(SystemExit):
+            module.main(["--weights", str(tmp_path / "checkpoint.safetensors"), *bad])
 
 
 def test_contrast_floor_sweep_stretches_only_washed_out_images_and_writes_its_rows(tmp_path, monkeypatch):
