@@ -423,3 +423,23 @@ def test_purifier_variants_run_the_purifier_they_name():
     with torch.no_grad():
         labels = classifier(p(x)).argmax(1)
     assert module.accuracy(table["once"], classifier, x, labels, batch_size=1) == 1.0
+
+
+def test_config_variant_changes_settings_and_keeps_every_tensor(tmp_path):
+    from recondefense import ReconstructiveDefense
+
+    module = load_script("config_variant")
+    small = {"width": 4, "depth": 2, "detail_width": 4, "detail_depth": 1, "corruption_width": 4, "corruption_depth": 1}
+    torch.manual_seed(0)
+    ReconstructiveDefense(arch="routed", **small, meta={"note": "kept"}).save_pretrained(tmp_path / "a")
+    args = ["--weights", str(tmp_path / "a"), "--set", "strong_above=0.2", "--set", "corruption_noise_range=0.05,0.2"]
+    assert module.main([*args, "--out", str(tmp_path / "b")]) == 0
+    a, b = (ReconstructiveDefense.from_pretrained(tmp_path / p) for p in ("a", "b"))
+    assert (b.purifier_config.strong_above, b.purifier_config.corruption_noise_range) == (0.2, (0.05, 0.2))
+    assert b.meta["note"] == "kept" and b.meta["variant_of"] == str(tmp_path / "a")
+    assert "--set strong_above=0.2" in b.meta["variant_command"]
+    assert all(torch.equal(v, b.state_dict()[k]) for k, v in a.state_dict().items())
+    for bad in (["--set", "width=8"], ["--set", "strong_above=two"], ["--set", "corruption_strength=3"]):
+        with pytest.raises(SystemExit):
+            module.main(["--weights", str(tmp_path / "a"), *bad, "--out", str(tmp_path / "c")])
+    assert not (tmp_path / "c").exists()
