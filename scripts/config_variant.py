@@ -64,7 +64,9 @@ def variant(defense: ReconstructiveDefense, changes: dict, meta: dict) -> Recons
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--weights", required=True, help="defense name, hub id or weights folder")
-    parser.add_argument("--set", dest="changes", type=parse_setting, action="append", required=True, metavar="KEY=VALUE")
+    parser.add_argument(
+        "--set", dest="changes", type=parse_setting, action="append", required=True, metavar="KEY=VALUE"
+    )
     parser.add_argument("--out", required=True, type=Path, help="the new weights folder")
     args = parser.parse_args(argv)
     original = ReconstructiveDefense.from_pretrained(args.weights)
