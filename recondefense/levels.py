@@ -138,11 +138,13 @@ _NOISE_KERNEL = ((1.0, -2.0, 1.0), (-2.0, 4.0, -2.0), (1.0, -2.0, 1.0))
 def noise_level(images: torch.Tensor) -> torch.Tensor:
     """Each image's noise standard deviation, estimated from its pixels (Immerkaer, "Fast noise variance
     estimation", CVIU 1996): ``sqrt(pi / 2) / 6`` times the mean absolute response to :data:`_NOISE_KERNEL` over
-    the valid pixels of every channel. About 0.006 on clean photo crops; ImageNet-C's Gaussian noise at severities
-    1-5 reads about 0.08, 0.12, 0.17, 0.22, 0.29 (their sigmas: 0.08 to 0.38, less what clipping removes).
+    the valid pixels of every channel. Near 0 on clean photographs, it grows with ImageNet-C's noise severity
+    (less than the noise's sigma where clipping at 0 and 1 removes some of it). Images smaller than 3 x 3 read 0.
 
-    Shape: ``(N, C, H, W)`` in [0, 1], ``H, W >= 3`` -> ``(N,)``, in pixel units.
+    Shape: ``(N, C, H, W)`` in [0, 1] -> ``(N,)``, in pixel units.
     """
+    if min(images.shape[-2:]) < 3:
+        return images.new_zeros(images.shape[0])
     channels = images.shape[1]
     kernel = images.new_tensor(_NOISE_KERNEL).expand(channels, 1, 3, 3)
     response = F.conv2d(images, kernel, groups=channels)

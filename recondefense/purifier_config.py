@@ -120,9 +120,8 @@ class PurifierConfig:
             purifier applies, by the image's noise level ``s`` (:func:`~recondefense.levels.noise_level`, Immerkaer's
             estimate, in [0, 1] pixel units): ``corruption_strength`` (in [0, 1]) at ``s`` up to
             ``corruption_noise_range[0]``, rising linearly to all of it at ``corruption_noise_range[1]`` and above
-            (:class:`~recondefense.purifiers.ResidualPurifier`). A denoiser trained on strong noise overshoots on
-            mild noise, where half its correction does better. 1 (the default, and every weights folder without the
-            key): all of it on every image.
+            (:class:`~recondefense.purifiers.ResidualPurifier`). For a denoiser that overshoots on mild noise. 1 (the
+            default, and every weights folder without the key): all of it on every image.
     """
 
     in_channels: int = 3

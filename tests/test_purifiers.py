@@ -300,6 +300,7 @@ def test_noise_level_reads_the_noise_sigma_and_nothing_of_a_smooth_image():
     noisy = smooth + 0.1 * torch.randn(2, 3, 64, 64)  # no clipping at these levels
     assert noise_level(smooth).item() < 1e-6
     assert torch.allclose(noise_level(noisy), torch.full((2,), 0.1), rtol=0.05)
+    assert torch.equal(noise_level(torch.rand(2, 3, 2, 5)), torch.zeros(2))  # too small to read: no noise
 
 
 def test_a_residual_purifiers_strength_rises_with_the_noise_level():
