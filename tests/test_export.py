@@ -37,8 +37,13 @@ def _defenses() -> list[tuple[str, nn.Module]]:
     stretched = ReconstructiveDefense(arch="routed", **small, contrast_floor=0.5, contrast_target=1.0)
     # the untrained gate gives route 1 about 0.018: above strong_above, so the strong purifier serves every image
     strong = ReconstructiveDefense(arch="routed", **small, strong_widths=[8, 8], strong_above=0.01)
+    # a denoiser whose share rises with the noise level (levels.noise_level), a correction that is not zero
+    gentle = ReconstructiveDefense(arch="routed", **small, corruption_strength=0.5, corruption_noise_range=(0.1, 0.3))
+    with torch.no_grad():
+        gentle.autoencoder.corruption.correction.out.weight.normal_(0, 0.01)
     return [
         ("residual", residual),
+        ("routed, gentle denoiser", gentle),
         ("recon", recon),
         ("routed, contrast stretched", stretched),
         ("routed, strong purifier", strong),
