@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["check_device", "positive_int"]
+__all__ = ["check_device", "number_pair", "positive_int"]
 
 
 def positive_int(text: str) -> int:
@@ -17,6 +17,17 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
     return value
+
+
+def number_pair(text: str) -> tuple[float, float]:
+    """argparse type: two numbers separated by a comma, e.g. ``LOW,HIGH``."""
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 2:
+        raise argparse.ArgumentTypeError(f"expected two numbers separated by a comma, got {text!r}")
+    return values
 
 
 def check_device(name: str) -> None:

@@ -24,6 +24,7 @@ import sys
 import torch
 
 from recondefense import ReconstructiveDefense
+from recondefense.arguments import number_pair
 from recondefense.classifiers import load_classifier
 from recondefense.corruptions import CORRUPTIONS
 from recondefense.data import load_dataset
@@ -149,7 +150,7 @@ def compose(
         strong_widths=None,  # not the gate folder's own: a strong purifier only where one is given
         strong_above=strong_above,
         corruption_strength=corruption_strength,
-        corruption_noise_range=list(corruption_noise_range),
+        corruption_noise_range=corruption_noise_range,
     )
     strong_state = None
     if strong is not None:  # its AE's widths as built (a recon AE of width and depth spelled out per block)
@@ -199,14 +200,6 @@ def _thresholds(text: str) -> float | tuple[float, float]:
     if len(values) not in (1, 2):
         raise argparse.ArgumentTypeError(f"{text!r}: expected one number or two separated by a comma")
     return values[0] if len(values) == 1 else values
-
-
-def _number_pair(text: str) -> tuple[float, float]:
-    """``--corruption-noise-range``: two numbers separated by a comma."""
-    values = tuple(float(v) for v in text.split(","))
-    if len(values) != 2:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected two numbers separated by a comma")
-    return values
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -281,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--corruption-noise-range",
-        type=_number_pair,
+        type=number_pair,
         default=(0.1, 0.3),
         help="LOW,HIGH: the estimated noise levels over which that share rises to all of it",
     )

@@ -30,9 +30,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from recondefense.arguments import number_pair
 from recondefense.classifiers import load_classifier
 from recondefense.corruptions import CORRUPTIONS, corrupt, corruption_names
 from recondefense.evaluate.tiers import object_test_set
+from recondefense.purifier_config import PurifierConfig
 from recondefense.purifiers import ResidualPurifier
 from recondefense.train.setup import load_start
 
@@ -66,7 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--severity", type=int, default=3, choices=range(1, 6))
     parser.add_argument("--corruptions", default=",".join(CORRUPTIONS), help="comma-separated (default: the 15)")
     parser.add_argument("--strength", type=float, default=1.0, help="a residual purifier's share at low noise")
-    parser.add_argument("--noise-range", default="0.1,0.3", help="LOW,HIGH: noise levels where the share rises to 1")
+    parser.add_argument(
+        "--noise-range", type=number_pair, default=(0.1, 0.3), help="LOW,HIGH: noise levels where the share rises to 1"
+    )
     parser.add_argument("--json", default=None, help="also write the rows here")
     args = parser.parse_args(argv)
     if args.limit < 1:
@@ -77,21 +81,18 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--corruptions: {err}")
     if not corruptions:
         parser.error("--corruptions: expected at least one corruption")
+    bad = PurifierConfig(corruption_strength=args.strength, corruption_noise_range=args.noise_range).problem()
+    if bad is not None:  # the routed config's own check of the same two settings
+        flag = {"corruption_strength": "--strength", "corruption_noise_range": "--noise-range"}[bad[0]]
+        parser.error(f"{flag} {getattr(args, flag[2:].replace('-', '_'))}: expected {bad[1]}")
     defense = load_start(args.weights).eval()
     if args.strength != 1.0:
         if not isinstance(defense.autoencoder, ResidualPurifier):
             parser.error(f"--strength: {args.weights} is not a residual purifier")
-        if not 0 <= args.strength <= 1:
-            parser.error(f"--strength {args.strength}: expected a number in [0, 1]")
-        try:
-            low, high = (float(v) for v in args.noise_range.split(","))
-        except ValueError:
-            parser.error(f"--noise-range {args.noise_range!r}: expected LOW,HIGH")
-        if not 0 <= low < high <= 1:
-            parser.error(f"--noise-range {args.noise_range!r}: expected 0 <= LOW < HIGH <= 1")
-        defense.autoencoder.strength, defense.autoencoder.noise_range = args.strength, (low, high)
+        defense.autoencoder.strength, defense.autoencoder.noise_range = args.strength, args.noise_range
     rows = by_corruption(defense, args.limit, args.severity, corruptions)
-    share = "" if args.strength == 1.0 else f", strength {args.strength} up to noise {args.noise_range}"
+    low, high = args.noise_range
+    share = "" if args.strength == 1.0 else f", strength {args.strength} up to noise {low}, all of it from {high}"
     print(f"Lite0 accuracy on {args.limit} validation object crops, severity {args.severity}{share}")
     print(f"{'corruption':18} {'none':>6} {'purified':>9} {'change':>8}")
     for row in rows:

@@ -180,7 +180,7 @@ def test_expert_by_corruption_rebuilds_a_checkpoint_and_an_identity_purifier_cha
     monkeypatch.setattr(module, "by_corruption", lambda defense, *args: seen.append(defense.autoencoder) or rows)
     module.main(["--weights", str(tmp_path / "checkpoint.safetensors"), "--strength", "0.5", "--noise-range", ".1,.2"])
     assert (seen[0].strength, seen[0].noise_range) == (0.5, (0.1, 0.2))
-    for bad in (["--strength", "2"], ["--strength", "0.5", "--noise-range", "0.3,0.1"]):
+    for bad in (["--strength", "2"], ["--strength", "0.5", "--noise-range", "0.3,0.1"], ["--noise-range", "0.1"]):
         with pytest.raises(SystemExit):
             module.main(["--weights", str(tmp_path / "checkpoint.safetensors"), *bad])
 
@@ -443,3 +443,14 @@ def test_config_variant_changes_settings_and_keeps_every_tensor(tmp_path):
         with pytest.raises(SystemExit):
             module.main(["--weights", str(tmp_path / "a"), *bad, "--out", str(tmp_path / "c")])
     assert not (tmp_path / "c").exists()
+
+
+def test_number_pair_takes_exactly_two_numbers():
+    import argparse
+
+    from recondefense.arguments import number_pair
+
+    assert number_pair("0.1,0.3") == (0.1, 0.3)
+    for text in ("0.1", "0.1,0.2,0.3", "a,b", ""):
+        with pytest.raises(argparse.ArgumentTypeError, match="two numbers"):
+            number_pair(text)
