@@ -3,7 +3,8 @@ ImageNet-C's contrast) and images lifted off black brought back down (:func:`res
 brightness). No training: each undoes a corruption's model where the image shows its signature, and leaves every
 other image exactly as it came. :func:`restore_levels` applies both, as the gated and routed purifiers do.
 :func:`noise_level` estimates an image's noise from its pixels (how much of its correction the routed purifier's
-denoiser applies).
+denoiser applies); :func:`sharpness` how much fine detail it holds for its contrast (which images the routed
+purifier's deblurring expert takes).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ __all__ = [
     "restore_black_point",
     "restore_contrast",
     "restore_levels",
+    "sharpness",
 ]
 
 #: The largest gain :func:`restore_contrast` applies: ImageNet-C's strongest contrast factor, 0.05, undone.
@@ -149,3 +151,23 @@ def noise_level(images: torch.Tensor) -> torch.Tensor:
     kernel = images.new_tensor(_NOISE_KERNEL).expand(channels, 1, 3, 3)
     response = F.conv2d(images, kernel, groups=channels)
     return response.abs().mean(dim=(1, 2, 3)) * (math.sqrt(math.pi / 2) / 6)
+
+
+#: The 4-neighbour Laplacian that :func:`sharpness` measures fine detail with.
+_LAPLACIAN = ((0.0, 1.0, 0.0), (1.0, -4.0, 1.0), (0.0, 1.0, 0.0))
+
+
+def sharpness(images: torch.Tensor) -> torch.Tensor:
+    """Each image's fine detail for its contrast: the mean absolute response to the 3 x 3 Laplacian over the valid
+    pixels of every channel, divided by :func:`contrast_spread` (so a dim or washed-out photo reads as sharp as it
+    is). Blur lowers it, noise raises it; a flat image (spread below 1e-3) and one smaller than 3 x 3 read 0.
+
+    Shape: ``(N, C, H, W)`` in [0, 1] -> ``(N,)``, non-negative and unbounded (a pixel checkerboard reads 8).
+    """
+    if min(images.shape[-2:]) < 3:
+        return images.new_zeros(images.shape[0])
+    channels = images.shape[1]
+    kernel = images.new_tensor(_LAPLACIAN).expand(channels, 1, 3, 3)
+    detail = F.conv2d(images, kernel, groups=channels).abs().mean(dim=(1, 2, 3))
+    spread = contrast_spread(images)
+    return torch.where(spread > 1e-3, detail / spread.clamp_min(1e-3), torch.zeros_like(detail))

@@ -40,6 +40,9 @@ ARCHITECTURE_KEYS: dict[str, tuple[str, ...]] = {
         "strong_above",
         "corruption_strength",
         "corruption_noise_range",
+        "deblur_width",
+        "deblur_depth",
+        "deblur_sharpness_range",
     ),
 }
 
@@ -58,7 +61,19 @@ INT_RANGES: dict[str, tuple[int, int]] = {
     "detail_depth": (1, 6),
     "corruption_width": (1, 256),
     "corruption_depth": (1, 6),
+    "deblur_width": (1, 256),
+    "deblur_depth": (1, 6),
 }
+
+
+def _is_range(value: Any, most: float) -> bool:
+    """Whether ``value`` is a list or tuple of two numbers ``low < high`` in ``[0, most]``."""
+    return (
+        isinstance(value, (list, tuple))
+        and len(value) == 2
+        and all(type(s) in (int, float) for s in value)
+        and 0 <= value[0] < value[1] <= most
+    )
 
 
 @dataclass(frozen=True)
@@ -144,10 +159,14 @@ class PurifierConfig:
     black_point_floor: float = 0.0
     corruption_strength: float = 1.0
     corruption_noise_range: tuple[float, float] | list[float] = (0.1, 0.3)
+    deblur_width: int = 16
+    deblur_depth: int = 3
+    deblur_sharpness_range: tuple[float, float] | list[float] | None = None
 
     def __post_init__(self) -> None:
-        if isinstance(self.corruption_noise_range, list):  # config.json's list: the same config as the tuple
-            object.__setattr__(self, "corruption_noise_range", tuple(self.corruption_noise_range))
+        for key in ("corruption_noise_range", "deblur_sharpness_range"):
+            if isinstance(getattr(self, key), list):  # config.json's list: the same config as the tuple
+                object.__setattr__(self, key, tuple(getattr(self, key)))
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> PurifierConfig:
@@ -164,6 +183,8 @@ class PurifierConfig:
         if isinstance(self.bypass_below, (list, tuple)):
             values["bypass_below"] = [float(b) for b in self.bypass_below]
         values["corruption_noise_range"] = [float(s) for s in self.corruption_noise_range]
+        if self.deblur_sharpness_range is not None:
+            values["deblur_sharpness_range"] = [float(s) for s in self.deblur_sharpness_range]
         return values
 
     def problem(self) -> tuple[str, str] | None:
@@ -208,14 +229,10 @@ class PurifierConfig:
             return "strong_above", "a number in (0, 1]"
         if type(self.corruption_strength) not in (int, float) or not 0 <= self.corruption_strength <= 1:
             return "corruption_strength", "a number in [0, 1]"
-        noise = self.corruption_noise_range
-        if (
-            not isinstance(noise, (list, tuple))
-            or len(noise) != 2
-            or any(type(s) not in (int, float) for s in noise)
-            or not 0 <= noise[0] < noise[1] <= 1
-        ):
+        if not _is_range(self.corruption_noise_range, 1):
             return "corruption_noise_range", "two numbers low < high in [0, 1]"
+        if self.deblur_sharpness_range is not None and not _is_range(self.deblur_sharpness_range, 8):
+            return "deblur_sharpness_range", "null or two numbers low < high in [0, 8]"
         return None
 
     def validate(self) -> PurifierConfig:

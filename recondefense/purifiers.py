@@ -252,7 +252,9 @@ class RoutedPurifier(RouteMixture):
         hyper: the :class:`~recondefense.purifier_config.PurifierConfig` fields of :data:`~recondefense.purifier_config.ARCHITECTURE_KEYS` ``["routed"]``, by keyword, with their
             defaults there but ``detail_depth`` 3 (``corruption_width`` and ``corruption_depth`` size ``R``;
             ``strong_widths``, if set, adds ``.strong``, a wider paper AE that stands in for ``A`` on the images
-            whose route-1 probability is at least ``strong_above``).
+            whose route-1 probability is at least ``strong_above``; ``deblur_sharpness_range``, if set, adds
+            ``.deblur``, a :class:`ResidualPurifier` of ``deblur_width`` and ``deblur_depth`` that deblurs the images
+            that read smooth before the gate sees them).
 
     Shape: ``(N, C, H, W)`` in [0, 1] -> ``(N, C, H, W)`` in [0, 1].
     """
@@ -272,9 +274,11 @@ class RoutedPurifier(RouteMixture):
             ),
         }
         gate = PerturbationGate(in_channels, config.detail_width, config.detail_depth, 2)
-        strong = None
+        strong = deblur = None
         if config.strong_widths is not None:
             strong = build_purifier(replace(config, arch="recon", widths=tuple(config.strong_widths)))
+        if config.deblur_sharpness_range is not None:
+            deblur = ResidualPurifier(in_channels, config.deblur_width, config.deblur_depth)
         super().__init__(
             gate,
             experts,
@@ -285,6 +289,8 @@ class RoutedPurifier(RouteMixture):
             strong,
             config.strong_above,
             config.black_point_floor,
+            deblur,
+            config.deblur_sharpness_range or (0.04, 0.1),
         )
         self.in_channels = in_channels
         self.inner = config.inner

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .levels import MAX_CONTRAST_GAIN, contrast_gain, contrast_spread, restore_contrast, restore_levels
+from .levels import MAX_CONTRAST_GAIN, contrast_gain, contrast_spread, restore_contrast, restore_levels, sharpness
 from .transform import is_tracing
 
 __all__ = [
@@ -25,6 +25,8 @@ __all__ = [
     "ROUTES",
     "binomial_blur",
     "blend",
+    "deblur_share",
+    "partly",
     "contrast_gain",
     "contrast_spread",
     "restore_contrast",
@@ -129,6 +131,31 @@ def _strong_or_weak(
     return term
 
 
+def deblur_share(x: torch.Tensor, sharpness_range: tuple[float, float]) -> torch.Tensor:
+    """How much of a deblurring purifier's correction each image gets, by its :func:`~recondefense.levels.sharpness`
+    ``h``: 1 at ``h`` up to ``sharpness_range[0]``, falling linearly to 0 at ``sharpness_range[1]`` and above.
+
+    Shape: ``(N, C, H, W)`` in [0, 1] -> ``(N,)`` in [0, 1].
+    """
+    low, high = sharpness_range
+    return ((high - sharpness(x)) / (high - low)).clamp(0, 1)
+
+
+def partly(x: torch.Tensor, share: torch.Tensor, purifier: nn.Module, always: bool) -> torch.Tensor:
+    """``x + share * (purifier(x) - x)`` per image. Unless ``always`` (training, tracing), the purifier runs only on
+    the images whose share is above 0, and a batch with none returns ``x`` itself.
+
+    Shape: ``x`` ``(N, C, H, W)``, ``share`` ``(N,)`` in [0, 1] -> ``(N, C, H, W)``.
+    """
+    scale = share.view(-1, 1, 1, 1)
+    if always:
+        return x + scale * (purifier(x) - x)
+    index = (share > 0).nonzero().flatten()
+    if not len(index):
+        return x
+    return x.index_add(0, index, scale[index] * (purifier(x[index]) - x[index]))
+
+
 def bypass_thresholds(bypass_below: float | Sequence[float], experts: int) -> tuple[float, ...]:
     """One bypass threshold per expert: a number serves every expert, a sequence gives each its own.
 
@@ -205,6 +232,8 @@ class RouteMixture(nn.Module):
             the experts see them (:func:`~recondefense.levels.restore_levels`; floors 0: never).
         strong, strong_above: a stronger purifier that stands in for the first expert on the images whose route-1
             probability is at least ``strong_above`` (:func:`blend`); None: the first expert serves every image.
+        deblur, deblur_range: a deblurring purifier applied after the levels, before the gate and the experts, as
+            much as :func:`deblur_share` says for ``deblur_range`` (:func:`partly`); None: none.
 
     Shape: ``(N, C, H, W)`` in [0, 1] -> ``(N, C, H, W)`` in [0, 1].
     """
@@ -220,6 +249,8 @@ class RouteMixture(nn.Module):
         strong: nn.Module | None = None,
         strong_above: float = 0.5,
         black_point_floor: float = 0.0,
+        deblur: nn.Module | None = None,
+        deblur_range: tuple[float, float] = (0.04, 0.1),
     ) -> None:
         super().__init__()
         self.gate = gate
@@ -233,6 +264,8 @@ class RouteMixture(nn.Module):
         self.contrast_floor = float(contrast_floor)
         self.contrast_target = float(contrast_target)
         self.black_point_floor = float(black_point_floor)
+        self.deblur = deblur
+        self.deblur_range = (float(deblur_range[0]), float(deblur_range[1]))
 
     def experts(self) -> list[nn.Module]:
         """The experts in route order (route ``k`` is ``experts()[k - 1]``)."""
@@ -300,7 +333,7 @@ class RouteMixture(nn.Module):
     @property
     def stride(self) -> int:
         """Input height and width must be multiples of this (the largest of the experts' and the strong one's)."""
-        extra = [] if self.strong is None else [self.strong]
+        extra = [net for net in (self.strong, self.deblur) if net is not None]
         return max(expert.stride for expert in [*self.experts(), *extra])
 
     def route_logits(self, x: torch.Tensor) -> torch.Tensor:
@@ -322,6 +355,8 @@ class RouteMixture(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = restore_levels(x, self.contrast_floor, self.contrast_target, self.black_point_floor)
+        if self.deblur is not None:
+            x = partly(x, deblur_share(x, self.deblur_range), self.deblur, self.training or is_tracing(x))
         routes = self.routes(x)[:, 1:]
         strong = None if self.strong is None else (self.strong, self.strong_above)
         return blend(x, routes, self.experts(), self.bypass_below, self.training, self.pass_smoothing, strong)

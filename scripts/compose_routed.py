@@ -1,5 +1,6 @@
 """Put trained purifiers behind a routed gate: the gate of a routed (or gated) weights folder, the adversarial
-purifier of another, the corruption purifier of a third.
+purifier of another, the corruption purifier of a third (and, optionally, a wider adversarial purifier and a
+deblurring purifier in front of the gate).
 
     python scripts/compose_routed.py --gate runs/routed-gate/final --adversarial imagenet-efficientnet_lite0_lite2-pgd \
         --corruption runs/corruption/final --out runs/routed --bypass-below 0.05 \
@@ -102,6 +103,8 @@ def compose(
     strong_above: float = 0.5,
     corruption_strength: float = 1.0,
     corruption_noise_range: tuple[float, float] = (0.1, 0.3),
+    deblur: ReconstructiveDefense | None = None,
+    deblur_sharpness_range: tuple[float, float] = (0.04, 0.1),
 ) -> ReconstructiveDefense:
     """A routed defense with ``gate``'s gate (routed, or gated: into route 1), ``adversarial``'s purifier (recon or
     residual weights, or the purifier of gated or routed ones) and ``corruption``'s (residual weights, or the
@@ -119,14 +122,16 @@ def compose(
     AE that stands in for the adversarial purifier on the images whose route-1 probability is at least
     ``strong_above`` (:func:`~recondefense.routing.blend`). ``corruption_strength``, ``corruption_noise_range``: the
     share of its correction the corruption purifier applies, rising with the image's noise level
-    (:class:`~recondefense.purifiers.ResidualPurifier`; strength 1: all of it).
+    (:class:`~recondefense.purifiers.ResidualPurifier`; strength 1: all of it). ``deblur`` (residual weights, or
+    routed ones that hold a deblurring purifier): applied before the gate to the images whose
+    :func:`~recondefense.levels.sharpness` is below ``deblur_sharpness_range[1]``, fully below its first number.
 
     Raises:
         ValueError: weights of another arch or channel count than each part takes, or a gate of another size.
     """
     if gate.arch not in ("routed", "gated"):
         raise ValueError(f"--gate must name routed or gated weights, got arch {gate.arch!r}")
-    channels = {part.channels for part in (gate, adversarial, corruption, strong) if part is not None}
+    channels = {part.channels for part in (gate, adversarial, corruption, strong, deblur) if part is not None}
     if len(channels) != 1:
         raise ValueError(f"the gate and the purifiers take different channel counts: {sorted(channels)}")
     kinds = {"recon": "", "residual": "", "gated": "bottleneck", "routed": "bottleneck"}
@@ -151,7 +156,16 @@ def compose(
         strong_above=strong_above,
         corruption_strength=corruption_strength,
         corruption_noise_range=corruption_noise_range,
+        deblur_sharpness_range=None,  # as strong_widths: a deblurring purifier only where one is given
     )
+    deblur_state = None
+    if deblur is not None:
+        deblur_state = _part(deblur, "--deblur", {"residual": "", "routed": "deblur"})
+        sizes = deblur.hyperparameters
+        wide, deep = ("width", "depth") if deblur.arch == "residual" else ("deblur_width", "deblur_depth")
+        hyper.update(
+            deblur_width=sizes[wide], deblur_depth=sizes[deep], deblur_sharpness_range=list(deblur_sharpness_range)
+        )
     strong_state = None
     if strong is not None:  # its AE's widths as built (a recon AE of width and depth spelled out per block)
         strong_state = _part(strong, "--strong", {"recon": "", "routed": "strong"})
@@ -168,6 +182,8 @@ def compose(
     net.corruption.load_state_dict(corruption_state)
     if strong_state is not None:
         net.strong.load_state_dict(strong_state)
+    if deblur_state is not None:
+        net.deblur.load_state_dict(deblur_state)
     if noise_route_above is not None:
         net.route_above(noise_route_above)
     if gate_open_at is not None:
@@ -279,6 +295,19 @@ def main(argv: list[str] | None = None) -> int:
         help="LOW,HIGH: the estimated noise levels over which that share rises to all of it",
     )
     parser.add_argument(
+        "--deblur",
+        default=None,
+        help="a deblurring purifier (residual weights) applied before the gate to images that read smooth; "
+        "default: none",
+    )
+    parser.add_argument(
+        "--deblur-sharpness-range",
+        type=number_pair,
+        default=(0.04, 0.1),
+        help="LOW,HIGH: images of a sharpness (recondefense.levels.sharpness) up to LOW get all of --deblur's "
+        "correction, falling to none at HIGH",
+    )
+    parser.add_argument(
         "--held-out-corruptions",
         default="impulse_noise,motion_blur,frost,pixelate",
         help="the corruptions no part was trained on, named in the model card",
@@ -300,6 +329,7 @@ def main(argv: list[str] | None = None) -> int:
         black_point_floor=args.black_point_floor,
         corruption_strength=args.corruption_strength,
         corruption_noise_range=args.corruption_noise_range,
+        deblur_sharpness_range=args.deblur_sharpness_range,
     ).problem()
     if bad is not None:
         parser.error(f"--{bad[0].replace('_', '-')} {getattr(args, bad[0])}: expected {bad[1]}")
@@ -307,6 +337,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--bypass-below {args.bypass_below}, --val-limit {args.val_limit}: expected [0, 0.5] and >= 1")
     parts = [ReconstructiveDefense.from_pretrained(name) for name in (args.gate, args.adversarial, args.corruption)]
     strong = None if args.strong is None else ReconstructiveDefense.from_pretrained(args.strong)
+    deblur = None if args.deblur is None else ReconstructiveDefense.from_pretrained(args.deblur)
     shared = {
         "noise_route_above": args.noise_route_above,
         "contrast_floor": args.contrast_floor,
@@ -317,6 +348,8 @@ def main(argv: list[str] | None = None) -> int:
         "strong_above": args.strong_above,
         "corruption_strength": args.corruption_strength,
         "corruption_noise_range": args.corruption_noise_range,
+        "deblur": deblur,
+        "deblur_sharpness_range": args.deblur_sharpness_range,
     }
     validation = measure(
         compose(*parts, **shared),
@@ -335,6 +368,7 @@ def main(argv: list[str] | None = None) -> int:
             "inner": args.adversarial,
             "corruption": args.corruption,
             **({} if strong is None else {"strong": args.strong}),
+            **({} if deblur is None else {"deblur": args.deblur}),
         },
         "command": "python scripts/compose_routed.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "validation": validation,
@@ -344,6 +378,7 @@ def main(argv: list[str] | None = None) -> int:
         "inner_command": adversarial.meta.get("command"),
         "corruption_command": corruption.meta.get("command"),
         **({} if strong is None else {"strong_command": strong.meta.get("command")}),
+        **({} if deblur is None else {"deblur_command": deblur.meta.get("command")}),
         "held_out_corruptions": [name for name in args.held_out_corruptions.split(",") if name],
     }
     if args.noise_route_above is not None:

@@ -30,6 +30,7 @@ SETTINGS = (
     "strong_above",
     "corruption_strength",
     "corruption_noise_range",
+    "deblur_sharpness_range",
 )
 
 
@@ -53,10 +54,14 @@ def variant(defense: ReconstructiveDefense, changes: dict, meta: dict) -> Recons
     """``defense`` with the config fields ``changes`` set (checked), its tensors copied, ``meta`` its config's.
 
     Raises:
-        ValueError: a value out of range (:meth:`~recondefense.purifier_config.PurifierConfig.validate`).
+        ValueError: a value out of range (:meth:`~recondefense.purifier_config.PurifierConfig.validate`), or a
+            change that adds or drops tensors (``deblur_sharpness_range`` on a defense without a deblurring purifier).
     """
     config = replace(defense.purifier_config, **changes).validate()
     out = ReconstructiveDefense.from_config(config, meta=meta)
+    added = sorted(set(out.state_dict()) ^ set(defense.state_dict()))
+    if added:
+        raise ValueError(f"{sorted(changes)} would change the network's tensors ({added[0]}, ...): compose instead")
     out.load_state_dict(defense.state_dict())
     return out
 

@@ -41,9 +41,16 @@ def _defenses() -> list[tuple[str, nn.Module]]:
     gentle = ReconstructiveDefense(arch="routed", **small, corruption_strength=0.5, corruption_noise_range=(0.1, 0.3))
     with torch.no_grad():
         gentle.autoencoder.corruption.correction.out.weight.normal_(0, 0.01)
+    # uniform noise reads a sharpness of about 3.6: a deblurring share of about 0.6 over (1, 8)
+    deblurred = ReconstructiveDefense(
+        arch="routed", **small, deblur_width=4, deblur_depth=2, deblur_sharpness_range=(1.0, 8.0)
+    )
+    with torch.no_grad():
+        deblurred.autoencoder.deblur.correction.out.weight.normal_(0, 0.01)
     return [
         ("residual", residual),
         ("routed, gentle denoiser", gentle),
+        ("routed, deblurred", deblurred),
         ("recon", recon),
         ("routed, contrast stretched", stretched),
         ("routed, strong purifier", strong),

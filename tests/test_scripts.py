@@ -439,10 +439,20 @@ def test_config_variant_changes_settings_and_keeps_every_tensor(tmp_path):
     assert b.meta["note"] == "kept" and b.meta["variant_of"] == str(tmp_path / "a")
     assert "--set strong_above=0.2" in b.meta["variant_command"]
     assert all(torch.equal(v, b.state_dict()[k]) for k, v in a.state_dict().items())
-    for bad in (["--set", "width=8"], ["--set", "strong_above=two"], ["--set", "corruption_strength=3"]):
+    bad_changes = (
+        ["--set", "width=8"],
+        ["--set", "strong_above=two"],
+        ["--set", "corruption_strength=3"],
+        ["--set", "deblur_sharpness_range=0.02,0.1"],  # no deblurring purifier here: it would add tensors
+    )
+    for bad in bad_changes:
         with pytest.raises(SystemExit):
             module.main(["--weights", str(tmp_path / "a"), *bad, "--out", str(tmp_path / "c")])
     assert not (tmp_path / "c").exists()
+    ReconstructiveDefense(arch="routed", **small, deblur_sharpness_range=[0.04, 0.1]).save_pretrained(tmp_path / "d")
+    args = ["--weights", str(tmp_path / "d"), "--set", "deblur_sharpness_range=0.02,0.08", "--out", str(tmp_path / "e")]
+    assert module.main(args) == 0
+    assert ReconstructiveDefense.from_pretrained(tmp_path / "e").autoencoder.deblur_range == (0.02, 0.08)
 
 
 def test_number_pair_takes_exactly_two_numbers():

@@ -1,0 +1,71 @@
+"""How sharp the validation object crops read, clean and under each blur: where a deblurring route's range goes.
+
+:func:`recondefense.levels.sharpness` (fine detail for the contrast) of the first ``--limit`` crops of
+``imagenet-objects-val``, clean and corrupted by each of ``--corruptions`` at severities 1-5: its 5th, 50th and
+95th percentiles, and the share of crops at or below each of ``--below`` (for clean crops: the share a route with
+that threshold would touch; for a blur: the share it would catch). Validation data only; a minute on a CPU.
+
+    python scripts/sharpness_probe.py [--limit 231] [--corruptions defocus_blur,glass_blur,zoom_blur,gaussian_blur]
+        [--below 0.2,0.3,0.4] [--json rows.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from recondefense.corruptions import corrupt, corruption_names
+from recondefense.evaluate.tiers import object_test_set
+from recondefense.levels import sharpness
+
+
+def sharpness_rows(limit: int, corruptions: tuple[str, ...], below: tuple[float, ...]) -> list[dict]:
+    """One row for the clean crops, then one per corruption and severity: ``{"corruption", "severity", "p5", "p50",
+    "p95", "below"}``, ``below`` mapping each threshold to the share of crops at or under it."""
+    data = object_test_set("val")
+    images = torch.stack([data[i][0] for i in range(min(limit, len(data)))])
+    cases = [("clean", 0)] + [(name, severity) for name in corruptions for severity in range(1, 6)]
+    rows = []
+    for name, severity in cases:
+        generator = torch.Generator().manual_seed(0)
+        x = images if name == "clean" else corrupt(images, name, severity, generator=generator)
+        values = sharpness(x)
+        p5, p50, p95 = torch.quantile(values, torch.tensor([0.05, 0.5, 0.95])).tolist()
+        shares = {str(b): (values <= b).float().mean().item() for b in below}
+        rows.append({"corruption": name, "severity": severity, "p5": p5, "p50": p50, "p95": p95, "below": shares})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--limit", type=int, default=231, help="validation crops (the first ones)")
+    parser.add_argument("--corruptions", default="defocus_blur,glass_blur,zoom_blur,gaussian_blur,motion_blur")
+    parser.add_argument("--below", default="0.2,0.3,0.4", help="comma-separated sharpness thresholds")
+    parser.add_argument("--json", default=None, help="also write the rows here")
+    args = parser.parse_args(argv)
+    if args.limit < 1:
+        parser.error(f"--limit {args.limit}: expected a positive number of crops")
+    try:
+        corruptions = tuple(corruption_names(args.corruptions))
+        below = tuple(float(b) for b in args.below.split(","))
+    except ValueError as err:
+        parser.error(str(err))
+    rows = sharpness_rows(args.limit, corruptions, below)
+    print(f"sharpness of {args.limit} validation object crops (recondefense.levels.sharpness)")
+    print(f"{'corruption':16} {'sev':>3} {'p5':>6} {'p50':>6} {'p95':>6} " + " ".join(f"<={b:<5}" for b in below))
+    for row in rows:
+        shares = " ".join(f"{row['below'][str(b)]:7.3f}" for b in below)
+        print(
+            f"{row['corruption']:16} {row['severity']:3d} {row['p5']:6.3f} {row['p50']:6.3f} {row['p95']:6.3f} {shares}"
+        )
+    if args.json:
+        Path(args.json).write_text(json.dumps({"limit": args.limit, "rows": rows}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

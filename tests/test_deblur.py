@@ -1,0 +1,153 @@
+"""The routed purifier's deblurring purifier (issue 25): the sharpness it is routed by, its share, where it runs,
+its config, and composing it in (CPU, seconds)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from recondefense import ReconstructiveDefense
+from recondefense.corruptions import corrupt
+from recondefense.levels import sharpness
+from recondefense.purifier_config import PurifierConfig
+from recondefense.purifiers import RoutedPurifier
+from recondefense.routing import deblur_share, partly
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+SMALL = {"width": 4, "depth": 2, "detail_width": 4, "detail_depth": 1, "corruption_width": 4, "corruption_depth": 1}
+
+
+def _photos(count: int = 4) -> torch.Tensor:
+    """Smooth random shapes with fine texture on top: ``(count, 3, 80, 80)`` in [0, 1] (every defocus severity
+    changes images of 75 px and more)."""
+    torch.manual_seed(0)
+    base = F.interpolate(torch.rand(count, 3, 5, 5), size=80, mode="bilinear", align_corners=False)
+    return (0.8 * base + 0.2 * torch.rand(count, 3, 80, 80)).clamp(0, 1)
+
+
+def test_sharpness_reads_detail_for_the_contrast_and_falls_with_blur():
+    checker = (torch.arange(8)[:, None] + torch.arange(8)[None, :]).remainder(2).float().expand(1, 3, 8, 8)
+    torch.testing.assert_close(sharpness(checker), torch.tensor([8.0]))  # |Laplacian| 4 over a spread of 0.5
+    torch.testing.assert_close(sharpness(0.5 * checker + 0.25), torch.tensor([8.0]))  # contrast-invariant
+    assert torch.equal(sharpness(torch.full((2, 3, 8, 8), 0.4)), torch.zeros(2))  # flat: 0, not 0 / 0
+    assert torch.equal(sharpness(torch.rand(2, 3, 2, 9)), torch.zeros(2))  # too small for a 3 x 3 kernel
+    photos = _photos()
+    before = sharpness(photos)
+    for severity in (1, 3, 5):
+        after = sharpness(corrupt(photos, "defocus_blur", severity))
+        assert (after < before).all()
+        before = after
+
+
+def test_the_deblur_share_is_full_below_the_range_none_above_and_linear_between():
+    checker = (torch.arange(8)[:, None] + torch.arange(8)[None, :]).remainder(2).float().expand(1, 3, 8, 8)
+    assert deblur_share(checker, (1.0, 4.0)).item() == 0.0  # sharpness 8
+    assert deblur_share(checker, (8.0, 9.0)).item() == 1.0
+    torch.testing.assert_close(deblur_share(checker, (6.0, 10.0)), torch.tensor([0.5]))
+
+
+def test_partly_runs_the_purifier_only_where_the_share_is_positive_and_matches_the_dense_blend():
+    calls: list[int] = []
+
+    def halve(x: torch.Tensor) -> torch.Tensor:
+        calls.append(len(x))
+        return x / 2
+
+    x, share = torch.rand(3, 3, 8, 8), torch.tensor([0.0, 0.5, 1.0])
+    sparse = partly(x, share, halve, always=False)
+    assert calls == [2]
+    torch.testing.assert_close(sparse, partly(x, share, halve, always=True))
+    assert torch.equal(sparse[0], x[0])
+    torch.testing.assert_close(sparse[2], x[2] / 2)
+    assert partly(x, torch.zeros(3), halve, always=False) is x and calls == [2, 3]
+
+
+def test_a_routed_purifier_deblurs_smooth_images_before_the_gate_and_passes_sharp_ones_exactly():
+    torch.manual_seed(0)
+    photos = _photos(2)
+    blurred = corrupt(photos, "defocus_blur", 5)
+    sharp, smooth = sharpness(photos), sharpness(blurred)
+    assert (smooth < sharp.min()).all()
+    bounds = (float(smooth.max()) + 1e-3, float(sharp.min()) - 1e-3)  # every blurred image fully, no sharp one
+    net = RoutedPurifier(**SMALL, bypass_below=[0.0, 0.05], deblur_sharpness_range=bounds).eval()
+    plain = RoutedPurifier(**SMALL, bypass_below=[0.0, 0.05]).eval()
+    plain.load_state_dict({k: v for k, v in net.state_dict().items() if not k.startswith("deblur.")})
+    with torch.no_grad():
+        net.deblur.correction.out.weight.normal_(0, 0.1)  # not the identity it starts as
+    seen: list[torch.Tensor] = []
+    net.deblur.register_forward_hook(lambda m, args, out: seen.append(args[0]))
+    with torch.no_grad():
+        assert torch.equal(net(photos), plain(photos)) and not seen  # sharp: as without it, and it never runs
+        x = torch.cat([photos, blurred])
+        out = net(x)
+        assert len(seen) == 1 and torch.equal(seen[0], blurred)  # only the smooth ones
+        torch.testing.assert_close(out[2:], plain(net.deblur(blurred)))  # deblurred, then gated as usual
+        torch.testing.assert_close(out[:2], plain(photos))
+        net.train(), plain.train()  # training (and tracing) run it on every image, share 0 on the sharp ones
+        torch.testing.assert_close(net(x), plain(torch.cat([photos, net.deblur(x)[2:]])))  # batch norms: one batch
+    assert net.stride == plain.stride
+
+
+def test_deblur_config_round_trips_old_folders_have_none_and_bad_ranges_are_refused(tmp_path):
+    torch.manual_seed(0)
+    defense = ReconstructiveDefense(
+        arch="routed", **SMALL, deblur_width=4, deblur_depth=2, deblur_sharpness_range=[0.03, 0.08]
+    )
+    defense.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert (config["deblur_width"], config["deblur_depth"], config["deblur_sharpness_range"]) == (4, 2, [0.03, 0.08])
+    loaded = ReconstructiveDefense.from_pretrained(tmp_path)
+    assert loaded.purifier_config == defense.purifier_config
+    assert loaded.autoencoder.deblur_range == (0.03, 0.08)
+    x = torch.rand(2, 3, 16, 16)
+    assert torch.equal(loaded(x), defense(x))
+    assert ReconstructiveDefense(arch="routed", **SMALL).autoencoder.deblur is None  # folders without the key
+    for bad in ([0.1, 0.05], [0.1], [-0.1, 0.2], [0.1, 9], "0.1,0.2"):
+        with pytest.raises(ValueError, match=r"deblur_sharpness_range=.*: expected null or two numbers"):
+            PurifierConfig(arch="routed", deblur_sharpness_range=bad).validate()
+    with pytest.raises(ValueError, match=r"deblur_depth=0"):
+        PurifierConfig(arch="routed", deblur_depth=0).validate()
+
+
+def test_compose_routed_puts_a_deblurring_purifier_in_bit_exactly():
+    from test_scripts import load_script
+
+    module = load_script("compose_routed")
+    torch.manual_seed(0)
+    routed, small = ReconstructiveDefense(arch="routed", **SMALL), ReconstructiveDefense(widths=[4, 2])
+    deblur = ReconstructiveDefense(arch="residual", width=4, depth=2)
+    with torch.no_grad():
+        for p in deblur.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    composed = module.compose(routed, small, routed, deblur=deblur, deblur_sharpness_range=(0.02, 0.09))
+    hyper = composed.hyperparameters
+    assert (hyper["deblur_width"], hyper["deblur_depth"], hyper["deblur_sharpness_range"]) == (4, 2, [0.02, 0.09])
+    state = composed.autoencoder.state_dict()
+    assert all(torch.equal(v, state["deblur." + k]) for k, v in deblur.autoencoder.state_dict().items())
+    again = module.compose(composed, composed, composed, deblur=composed)  # the deblurring part of a routed folder
+    assert all(torch.equal(v, again.state_dict()[k]) for k, v in composed.state_dict().items())
+    assert module.compose(composed, small, routed).autoencoder.deblur is None  # none unless --deblur names one
+
+
+def test_the_sharpness_probe_prints_clean_then_each_blur_and_severity(monkeypatch, tmp_path, capsys):
+    from test_scripts import load_script
+
+    module = load_script("sharpness_probe")
+    photos = _photos(6)
+    monkeypatch.setattr(module, "object_test_set", lambda split: [(image, 0) for image in photos])
+    out = tmp_path / "rows.json"
+    assert module.main(["--limit", "6", "--corruptions", "defocus_blur", "--below", "0.5,9", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["corruption"], r["severity"]) for r in rows] == [("clean", 0)] + [
+        ("defocus_blur", s) for s in range(1, 6)
+    ]
+    medians = [r["p50"] for r in rows]
+    assert medians[0] > max(medians[1:]) and medians[1] > medians[5]  # blur lowers it, the strongest most
+    assert all(r["below"]["9.0"] == 1.0 for r in rows)  # every image is below a threshold above all
+    assert "defocus_blur" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        module.main(["--below", "x"])
