@@ -14,6 +14,7 @@
 #   stage starts from its committed checkpoint when OUT has none (the gate's triplet cache is made again).
 #   GPU: IMAGES=12000 BATCH=128 WORKERS=14 NOISE_PIXEL_STEPS=81 NOISE_EPOCHS=2 NOISE_GENTLE_EPOCHS=2 \
 #        scripts/train_imagenet_realworld.sh runs/realworld   (81 steps of 128: the pixel phase sees the images 323 of 32 do)
+#   DEBLUR=1: also stage 1d (a deblurring purifier, not composed; design notes)
 #   try it out at tiny scale: IMAGES=16 BATCH=8 VAL=4 NOISE_PIXEL_STEPS=2 NOISE_EPOCHS=1 NOISE_GENTLE_EPOCHS=1 scripts/train_imagenet_realworld.sh /tmp/realworld
 #     (add EXPERT=all CORRUPTION_EPOCHS=2 CORRUPTION_WARMUP=1 GATE=route-loss GATE_EPOCHS=1 for the other stages)
 #
@@ -145,6 +146,15 @@ if [ "$EXPERT" = noise ] && [ ! -f "$OUT/noise-gentle/final/model.safetensors" ]
     --checkpoint-every 10 || exit 1
 fi
 echo "route-2 purifier ready ($EXPERT): $(date -u +%FT%TZ)"
+# 1d. (DEBLUR=1; weighed and left off, design notes) a deblurring purifier for a routed defense's sharpness route
+#    (PurifierConfig.deblur_sharpness_range, compose_routed.py --deblur): a residual U-Net (16, depth 3) on the trained
+#    blur corruptions, one pixel epoch then three guided by the KL of Lite0 and Lite2, a quarter of the inputs clean
+#    (about 80 minutes on one core). checkpoints/realworld/deblur/final holds what it made on 2026-12-05.
+if [ -n "${DEBLUR:-}" ] && [ ! -f "$OUT/deblur/final/model.safetensors" ]; then
+  train "$OUT/deblur" --arch residual --width 16 --depth 3 --attack "corruption:defocus_blur,glass_blur,zoom_blur@1-5" \
+    --triplets online --guidance kl --clean-weight 1 --clean-fraction 0.25 --visual-loss mse --lr 1e-3 \
+    --lr-schedule cosine --epochs 4 --warmup-epochs 1 --checkpoint-every 10 --max-minutes 110 || exit 1
+fi
 
 # 2. the routed gate (route loss only: no classifier in the loop), experts frozen. Its PGD triplets are those of the
 #    object-photo purifier's cache when it holds the same IMAGES (scripts/mix_triplet_cache.py replays the draws the
