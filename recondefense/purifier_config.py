@@ -137,6 +137,14 @@ class PurifierConfig:
             ``corruption_noise_range[0]``, rising linearly to all of it at ``corruption_noise_range[1]`` and above
             (:class:`~recondefense.purifiers.ResidualPurifier`). For a denoiser that overshoots on mild noise. 1 (the
             default, and every weights folder without the key): all of it on every image.
+        deblur_width, deblur_depth, deblur_sharpness_range: ``"routed"``: a deblurring
+            :class:`~recondefense.purifiers.ResidualPurifier` of that width and depth (``.deblur``) applied after the
+            levels and before the gate, by the image's :func:`~recondefense.levels.sharpness` ``h``: all of its
+            correction at ``h`` up to ``deblur_sharpness_range[0]``, falling linearly to none at
+            ``deblur_sharpness_range[1]`` and above (at inference it runs only on the images it touches, so sharp
+            ones, most clean photographs among them, pay for the measure alone). None (the default, and every
+            weights folder without the key): no deblurring purifier. ``recondefense train`` does not build one:
+            train it alone (``--arch residual``) and put it in with ``scripts/compose_routed.py --deblur``.
     """
 
     in_channels: int = 3

@@ -290,7 +290,7 @@ class RoutedPurifier(RouteMixture):
             config.strong_above,
             config.black_point_floor,
             deblur,
-            config.deblur_sharpness_range or (0.04, 0.1),
+            config.deblur_sharpness_range,
         )
         self.in_channels = in_channels
         self.inner = config.inner

@@ -4,6 +4,8 @@
 - :class:`PerturbationGate`: a small CNN that scores each image from its pixels and their Laplacian high-pass;
 - :class:`RouteMixture`: ``p0 * x + sum_k pk * P_k(x)``, a softmax over routes (route 0 passes the image through,
   route ``k`` sends it to expert ``P_k``) that may skip, at inference, the experts an image barely uses.
+- :func:`deblur_share` and :func:`partly`: a purifier in front of the gate (the routed purifier's deblurring one),
+  applied as much as an image's :func:`~recondefense.levels.sharpness` says, and only where it says anything.
 - the image levels restored before the gate sees them live in :mod:`recondefense.levels` (the contrast stretch,
   which was defined here first, is still importable from here under its old names).
 """
@@ -11,7 +13,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -141,7 +143,9 @@ def deblur_share(x: torch.Tensor, sharpness_range: tuple[float, float]) -> torch
     return ((high - sharpness(x)) / (high - low)).clamp(0, 1)
 
 
-def partly(x: torch.Tensor, share: torch.Tensor, purifier: nn.Module, always: bool) -> torch.Tensor:
+def partly(
+    x: torch.Tensor, share: torch.Tensor, purifier: Callable[[torch.Tensor], torch.Tensor], always: bool
+) -> torch.Tensor:
     """``x + share * (purifier(x) - x)`` per image. Unless ``always`` (training, tracing), the purifier runs only on
     the images whose share is above 0, and a batch with none returns ``x`` itself.
 
@@ -233,7 +237,7 @@ class RouteMixture(nn.Module):
         strong, strong_above: a stronger purifier that stands in for the first expert on the images whose route-1
             probability is at least ``strong_above`` (:func:`blend`); None: the first expert serves every image.
         deblur, deblur_range: a deblurring purifier applied after the levels, before the gate and the experts, as
-            much as :func:`deblur_share` says for ``deblur_range`` (:func:`partly`); None: none.
+            much as :func:`deblur_share` says for ``deblur_range`` (:func:`partly`); None and None: none.
 
     Shape: ``(N, C, H, W)`` in [0, 1] -> ``(N, C, H, W)`` in [0, 1].
     """
@@ -250,7 +254,7 @@ class RouteMixture(nn.Module):
         strong_above: float = 0.5,
         black_point_floor: float = 0.0,
         deblur: nn.Module | None = None,
-        deblur_range: tuple[float, float] = (0.04, 0.1),
+        deblur_range: tuple[float, float] | None = None,
     ) -> None:
         super().__init__()
         self.gate = gate
@@ -264,8 +268,10 @@ class RouteMixture(nn.Module):
         self.contrast_floor = float(contrast_floor)
         self.contrast_target = float(contrast_target)
         self.black_point_floor = float(black_point_floor)
+        if (deblur is None) != (deblur_range is None):
+            raise ValueError("a deblurring purifier and its sharpness range come together: give both or neither")
         self.deblur = deblur
-        self.deblur_range = (float(deblur_range[0]), float(deblur_range[1]))
+        self.deblur_range = None if deblur_range is None else (float(deblur_range[0]), float(deblur_range[1]))
 
     def experts(self) -> list[nn.Module]:
         """The experts in route order (route ``k`` is ``experts()[k - 1]``)."""
@@ -355,7 +361,7 @@ class RouteMixture(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = restore_levels(x, self.contrast_floor, self.contrast_target, self.black_point_floor)
-        if self.deblur is not None:
+        if self.deblur is not None and self.deblur_range is not None:
             x = partly(x, deblur_share(x, self.deblur_range), self.deblur, self.training or is_tracing(x))
         routes = self.routes(x)[:, 1:]
         strong = None if self.strong is None else (self.strong, self.strong_above)
