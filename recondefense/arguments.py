@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["check_device", "number_pair", "positive_int"]
+__all__ = ["check_device", "corruption_list", "number_pair", "positive_int"]
 
 
 def positive_int(text: str) -> int:
@@ -28,6 +28,20 @@ def number_pair(text: str) -> tuple[float, float]:
     if len(values) != 2:
         raise argparse.ArgumentTypeError(f"expected two numbers separated by a comma, got {text!r}")
     return values
+
+
+def corruption_list(text: str) -> tuple[str, ...]:
+    """argparse type: comma-separated names of corruptions :func:`~recondefense.corruptions.corrupt` knows (the 15
+    ImageNet-C ones and its four validation ones), at least one."""
+    from .corruptions import corruption_names  # torch: only once a value is parsed
+
+    try:
+        names = tuple(corruption_names(text))
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    if not names:
+        raise argparse.ArgumentTypeError("expected at least one corruption")
+    return names
 
 
 def check_device(name: str) -> None:

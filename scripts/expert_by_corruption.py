@@ -30,9 +30,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from recondefense.arguments import number_pair
+from recondefense.arguments import corruption_list, number_pair, positive_int
 from recondefense.classifiers import load_classifier
-from recondefense.corruptions import CORRUPTIONS, corrupt, corruption_names
+from recondefense.corruptions import CORRUPTIONS, corrupt
 from recondefense.evaluate.tiers import object_test_set
 from recondefense.purifier_config import PurifierConfig
 from recondefense.purifiers import ResidualPurifier
@@ -64,23 +64,17 @@ def by_corruption(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--weights", required=True, help="defense name or folder, or a training checkpoint.safetensors")
-    parser.add_argument("--limit", type=int, default=48, help="validation crops (the first ones)")
+    parser.add_argument("--limit", type=positive_int, default=48, help="validation crops (the first ones)")
     parser.add_argument("--severity", type=int, default=3, choices=range(1, 6))
-    parser.add_argument("--corruptions", default=",".join(CORRUPTIONS), help="comma-separated (default: the 15)")
+    parser.add_argument(
+        "--corruptions", type=corruption_list, default=CORRUPTIONS, help="comma-separated (default: the 15)"
+    )
     parser.add_argument("--strength", type=float, default=1.0, help="a residual purifier's share at low noise")
     parser.add_argument(
         "--noise-range", type=number_pair, default=(0.1, 0.3), help="LOW,HIGH: noise levels where the share rises to 1"
     )
     parser.add_argument("--json", default=None, help="also write the rows here")
     args = parser.parse_args(argv)
-    if args.limit < 1:
-        parser.error(f"--limit {args.limit}: expected a positive number of crops")
-    try:
-        corruptions = tuple(corruption_names(args.corruptions))
-    except ValueError as err:
-        parser.error(f"--corruptions: {err}")
-    if not corruptions:
-        parser.error("--corruptions: expected at least one corruption")
     bad = PurifierConfig(corruption_strength=args.strength, corruption_noise_range=args.noise_range).problem()
     if bad is not None:  # the routed config's own check of the same two settings
         flag = {"corruption_strength": "--strength", "corruption_noise_range": "--noise-range"}[bad[0]]
@@ -90,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         if not isinstance(defense.autoencoder, ResidualPurifier):
             parser.error(f"--strength: {args.weights} is not a residual purifier")
         defense.autoencoder.strength, defense.autoencoder.noise_range = args.strength, args.noise_range
-    rows = by_corruption(defense, args.limit, args.severity, corruptions)
+    rows = by_corruption(defense, args.limit, args.severity, args.corruptions)
     low, high = args.noise_range
     share = "" if args.strength == 1.0 else f", strength {args.strength} up to noise {low}, all of it from {high}"
     print(f"Lite0 accuracy on {args.limit} validation object crops, severity {args.severity}{share}")

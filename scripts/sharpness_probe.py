@@ -18,7 +18,8 @@ from pathlib import Path
 
 import torch
 
-from recondefense.corruptions import corrupt, corruption_names
+from recondefense.arguments import corruption_list, positive_int
+from recondefense.corruptions import corrupt
 from recondefense.evaluate.tiers import object_test_set
 from recondefense.levels import sharpness
 
@@ -42,19 +43,21 @@ def sharpness_rows(limit: int, corruptions: tuple[str, ...], below: tuple[float,
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--limit", type=int, default=231, help="validation crops (the first ones)")
-    parser.add_argument("--corruptions", default="defocus_blur,glass_blur,zoom_blur,gaussian_blur,motion_blur")
+    parser.add_argument("--limit", type=positive_int, default=231, help="validation crops (the first ones)")
+    parser.add_argument(
+        "--corruptions",
+        type=corruption_list,
+        default=("defocus_blur", "glass_blur", "zoom_blur", "gaussian_blur", "motion_blur"),
+        help="comma-separated",
+    )
     parser.add_argument("--below", default="0.2,0.3,0.4", help="comma-separated sharpness thresholds")
     parser.add_argument("--json", default=None, help="also write the rows here")
     args = parser.parse_args(argv)
-    if args.limit < 1:
-        parser.error(f"--limit {args.limit}: expected a positive number of crops")
     try:
-        corruptions = tuple(corruption_names(args.corruptions))
         below = tuple(float(b) for b in args.below.split(","))
-    except ValueError as err:
-        parser.error(str(err))
-    rows = sharpness_rows(args.limit, corruptions, below)
+    except ValueError:
+        parser.error(f"--below {args.below!r}: expected comma-separated numbers")
+    rows = sharpness_rows(args.limit, args.corruptions, below)
     print(f"sharpness of {args.limit} validation object crops (recondefense.levels.sharpness)")
     print(f"{'corruption':16} {'sev':>3} {'p5':>6} {'p50':>6} {'p95':>6} " + " ".join(f"<={b:<5}" for b in below))
     for row in rows:

@@ -464,3 +464,14 @@ def test_number_pair_takes_exactly_two_numbers():
     for text in ("0.1", "0.1,0.2,0.3", "a,b", ""):
         with pytest.raises(argparse.ArgumentTypeError, match="two numbers"):
             number_pair(text)
+
+
+def test_corruption_list_takes_known_names_and_at_least_one():
+    import argparse
+
+    from recondefense.arguments import corruption_list
+
+    assert corruption_list("defocus_blur,gaussian_blur") == ("defocus_blur", "gaussian_blur")  # a validation one too
+    for text, message in (("fog,speckle", r"unknown \['speckle'\]"), ("", "at least one"), ("fog,", "unknown")):
+        with pytest.raises(argparse.ArgumentTypeError, match=message):
+            corruption_list(text)
