@@ -43,6 +43,7 @@ ARCHITECTURE_KEYS: dict[str, tuple[str, ...]] = {
         "deblur_width",
         "deblur_depth",
         "deblur_sharpness_range",
+        "brightness_veto",
     ),
 }
 
@@ -145,6 +146,14 @@ class PurifierConfig:
             ones, most clean photographs among them, pay for the measure alone). None (the default, and every
             weights folder without the key): no deblurring purifier. ``recondefense train`` does not build one:
             train it alone (``--arch residual``) and put it in with ``scripts/compose_routed.py --deblur``.
+        brightness_veto: ``"routed"``: the gate also reads the image with its black point restored
+            (:func:`~recondefense.levels.restore_black_point`: ImageNet-C's brightness undone where it did not clip)
+            and opens only where that reading is above ``brightness_veto`` too (in (0, 0.5]; a vetoed image keeps a
+            gate of ``brightness_veto``, :func:`~recondefense.routing.veto_brightened`). Brightening lifts a photo's
+            dark pixels, and their fine detail with them, which a perturbation gate reads as an attack; the
+            pixels themselves are left as they are. The second reading is taken only of images the gate opens on
+            by more than ``brightness_veto``. 0 (the default, and every weights folder without the key): one
+            reading.
     """
 
     in_channels: int = 3
@@ -170,6 +179,7 @@ class PurifierConfig:
     deblur_width: int = 16
     deblur_depth: int = 3
     deblur_sharpness_range: tuple[float, float] | list[float] | None = None
+    brightness_veto: float = 0.0
 
     def __post_init__(self) -> None:
         for key in ("corruption_noise_range", "deblur_sharpness_range"):
@@ -233,6 +243,8 @@ class PurifierConfig:
             return "contrast_target", "a number in (0, 1]"
         if type(self.black_point_floor) not in (int, float) or not 0 <= self.black_point_floor <= 1:
             return "black_point_floor", "a number in [0, 1]"
+        if type(self.brightness_veto) not in (int, float) or not 0 <= self.brightness_veto <= 0.5:
+            return "brightness_veto", "a number in [0, 0.5]"
         if type(self.strong_above) not in (int, float) or not 0 < self.strong_above <= 1:
             return "strong_above", "a number in (0, 1]"
         if type(self.corruption_strength) not in (int, float) or not 0 <= self.corruption_strength <= 1:

@@ -254,7 +254,8 @@ class RoutedPurifier(RouteMixture):
             ``strong_widths``, if set, adds ``.strong``, a wider paper AE that stands in for ``A`` on the images
             whose route-1 probability is at least ``strong_above``; ``deblur_sharpness_range``, if set, adds
             ``.deblur``, a :class:`ResidualPurifier` of ``deblur_width`` and ``deblur_depth`` that deblurs the images
-            that read smooth before the gate sees them).
+            that read smooth before the gate sees them; ``brightness_veto`` > 0 keeps the gate shut on images it
+            opens on only for their brightness, :func:`~recondefense.routing.veto_brightened`).
 
     Shape: ``(N, C, H, W)`` in [0, 1] -> ``(N, C, H, W)`` in [0, 1].
     """
@@ -291,6 +292,7 @@ class RoutedPurifier(RouteMixture):
             config.black_point_floor,
             deblur,
             config.deblur_sharpness_range,
+            config.brightness_veto,
         )
         self.in_channels = in_channels
         self.inner = config.inner

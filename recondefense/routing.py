@@ -6,6 +6,8 @@
   route ``k`` sends it to expert ``P_k``) that may skip, at inference, the experts an image barely uses.
 - :func:`deblur_share` and :func:`partly`: a purifier in front of the gate (the routed purifier's deblurring one),
   applied as much as an image's :func:`~recondefense.levels.sharpness` says, and only where it says anything.
+- :func:`veto_brightened`: a gate's opening capped by what it reads on the image with its black point restored, so
+  that brightening, which amplifies a photo's fine detail in its dark regions, does not open it.
 - the image levels restored before the gate sees them live in :mod:`recondefense.levels` (the contrast stretch,
   which was defined here first, is still importable from here under its old names).
 """
@@ -19,7 +21,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .levels import MAX_CONTRAST_GAIN, contrast_gain, contrast_spread, restore_contrast, restore_levels, sharpness
+from .levels import (
+    MAX_CONTRAST_GAIN,
+    contrast_gain,
+    contrast_spread,
+    restore_black_point,
+    restore_contrast,
+    restore_levels,
+    sharpness,
+)
 from .transform import is_tracing
 
 __all__ = [
@@ -29,6 +39,7 @@ __all__ = [
     "blend",
     "deblur_share",
     "partly",
+    "veto_brightened",
     "contrast_gain",
     "contrast_spread",
     "restore_contrast",
@@ -160,6 +171,40 @@ def partly(
     return x.index_add(0, index, scale[index] * (purifier(x[index]) - x[index]))
 
 
+#: The black point above which :func:`veto_brightened` reads an image restored: one grey level (every image that
+#: does not already touch black).
+VETO_BLACK_POINT = 1 / 255
+
+
+def veto_brightened(
+    gate: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, logits: torch.Tensor, veto: float, always: bool
+) -> torch.Tensor:
+    """A gate's expert logits with its opening capped by a second reading, of ``x`` with its black point restored
+    (:func:`~recondefense.levels.restore_black_point`). Brightening lifts the dark pixels of a photo most (HSV value
+    ``v -> v + c`` scales them by ``(v + c) / v``), and with them their fine detail, which is what a perturbation
+    gate reads; an attack's perturbation survives the restoration. With ``L`` the gate logit (``logsumexp`` of
+    ``logits``, sigmoid: the gate value), ``R`` the restored image's and ``f = logit(veto)``, the gate logit becomes
+    ``min(L, max(R - f, f))``: an image opens (above 0) only where the restored image reads above ``veto`` too, a
+    vetoed image keeps a gate of ``veto``, and an image at or below ``veto`` is left as it is, so unless ``always``
+    (training, tracing) the second reading is taken only of the images above it (clean traffic: none). Every expert
+    logit moves by the same amount: the routes keep their proportions.
+
+    Shape: ``x`` ``(N, C, H, W)`` in [0, 1], ``logits`` ``(N, E)``, ``veto`` in (0, 0.5] -> ``(N, E)``.
+    """
+    floor = math.log(veto / (1 - veto))
+    opening = torch.logsumexp(logits, dim=1)
+    if always:
+        restored = torch.logsumexp(gate(restore_black_point(x, VETO_BLACK_POINT)), dim=1)
+        capped = torch.minimum(opening, (restored - floor).clamp_min(floor))
+        return logits + (capped - opening).unsqueeze(1)
+    index = (opening > floor).nonzero().flatten()
+    if not len(index):
+        return logits
+    restored = torch.logsumexp(gate(restore_black_point(x[index], VETO_BLACK_POINT)), dim=1)
+    shift = (torch.minimum(opening[index], (restored - floor).clamp_min(floor)) - opening[index]).unsqueeze(1)
+    return logits.index_add(0, index, shift.expand(-1, logits.shape[1]))
+
+
 def bypass_thresholds(bypass_below: float | Sequence[float], experts: int) -> tuple[float, ...]:
     """One bypass threshold per expert: a number serves every expert, a sequence gives each its own.
 
@@ -238,6 +283,8 @@ class RouteMixture(nn.Module):
             probability is at least ``strong_above`` (:func:`blend`); None: the first expert serves every image.
         deblur, deblur_range: a deblurring purifier applied after the levels, before the gate and the experts, as
             much as :func:`deblur_share` says for ``deblur_range`` (:func:`partly`); None and None: none.
+        brightness_veto: the gate also reads the image with its black point restored, and opens no further than
+            that reading allows (:func:`veto_brightened`), in (0, 0.5]; 0: one reading.
 
     Shape: ``(N, C, H, W)`` in [0, 1] -> ``(N, C, H, W)`` in [0, 1].
     """
@@ -255,6 +302,7 @@ class RouteMixture(nn.Module):
         black_point_floor: float = 0.0,
         deblur: nn.Module | None = None,
         deblur_range: tuple[float, float] | None = None,
+        brightness_veto: float = 0.0,
     ) -> None:
         super().__init__()
         self.gate = gate
@@ -272,6 +320,7 @@ class RouteMixture(nn.Module):
             raise ValueError("a deblurring purifier and its sharpness range come together: give both or neither")
         self.deblur = deblur
         self.deblur_range = None if deblur_range is None else (float(deblur_range[0]), float(deblur_range[1]))
+        self.brightness_veto = float(brightness_veto)
 
     def experts(self) -> list[nn.Module]:
         """The experts in route order (route ``k`` is ``experts()[k - 1]``)."""
@@ -342,9 +391,17 @@ class RouteMixture(nn.Module):
         extra = [net for net in (self.strong, self.deblur) if net is not None]
         return max(expert.stride for expert in [*self.experts(), *extra])
 
+    def expert_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The gate's logit per expert (route 0's is 0), after the brightness veto if there is one:
+        ``(N, C, H, W)`` -> ``(N, experts)``."""
+        logits = self.gate(x)
+        if self.brightness_veto > 0:
+            logits = veto_brightened(self.gate, x, logits, self.brightness_veto, self.training or is_tracing(x))
+        return logits
+
     def route_logits(self, x: torch.Tensor) -> torch.Tensor:
         """The logits of the routes, route 0 (pass) fixed at 0: ``(N, C, H, W)`` -> ``(N, 1 + experts)``."""
-        return F.pad(self.gate(x), (1, 0))  # a zero column in front (no batch size read: export keeps it dynamic)
+        return F.pad(self.expert_logits(x), (1, 0))  # a zero column in front (export keeps the batch size dynamic)
 
     def routes(self, x: torch.Tensor) -> torch.Tensor:
         """The route probabilities per image: ``(N, C, H, W)`` -> ``(N, 1 + experts)``, rows summing to 1."""
@@ -353,7 +410,7 @@ class RouteMixture(nn.Module):
     def gate_logit(self, x: torch.Tensor) -> torch.Tensor:
         """The logit of "some expert" against "pass": ``logsumexp`` of the expert logits, ``(N, C, H, W)`` ->
         ``(N,)``; with one expert, a gated purifier's gate logit."""
-        return torch.logsumexp(self.gate(x), dim=1)
+        return torch.logsumexp(self.expert_logits(x), dim=1)
 
     def gate_value(self, x: torch.Tensor) -> torch.Tensor:
         """How far the image is sent to the experts, ``1 - p0``: ``(N, C, H, W)`` -> ``(N,)`` in (0, 1)."""

@@ -105,6 +105,7 @@ def compose(
     corruption_noise_range: tuple[float, float] = (0.1, 0.3),
     deblur: ReconstructiveDefense | None = None,
     deblur_sharpness_range: tuple[float, float] = (0.04, 0.1),
+    brightness_veto: float = 0.0,
 ) -> ReconstructiveDefense:
     """A routed defense with ``gate``'s gate (routed, or gated: into route 1), ``adversarial``'s purifier (recon or
     residual weights, or the purifier of gated or routed ones) and ``corruption``'s (residual weights, or the
@@ -125,6 +126,8 @@ def compose(
     (:class:`~recondefense.purifiers.ResidualPurifier`; strength 1: all of it). ``deblur`` (residual weights, or
     routed ones that hold a deblurring purifier): applied before the gate to the images whose
     :func:`~recondefense.levels.sharpness` is below ``deblur_sharpness_range[1]``, fully below its first number.
+    ``brightness_veto``: the gate opens only where the image with its black point restored also reads above it
+    (:func:`~recondefense.routing.veto_brightened`; 0: one reading).
 
     Raises:
         ValueError: weights of another arch or channel count than each part takes, or a gate of another size.
@@ -157,6 +160,7 @@ def compose(
         corruption_strength=corruption_strength,
         corruption_noise_range=corruption_noise_range,
         deblur_sharpness_range=None,  # as strong_widths: a deblurring purifier only where one is given
+        brightness_veto=brightness_veto,
     )
     deblur_state = None
     if deblur is not None:
@@ -308,6 +312,13 @@ def main(argv: list[str] | None = None) -> int:
         "correction, falling to none at HIGH",
     )
     parser.add_argument(
+        "--brightness-veto",
+        type=float,
+        default=0.0,
+        help="the gate opens only where the image with its black point restored also reads above this, in "
+        "[0, 0.5] (0: one reading)",
+    )
+    parser.add_argument(
         "--held-out-corruptions",
         default="impulse_noise,motion_blur,frost,pixelate",
         help="the corruptions no part was trained on, named in the model card",
@@ -330,6 +341,7 @@ def main(argv: list[str] | None = None) -> int:
         corruption_strength=args.corruption_strength,
         corruption_noise_range=args.corruption_noise_range,
         deblur_sharpness_range=args.deblur_sharpness_range,
+        brightness_veto=args.brightness_veto,
     ).problem()
     if bad is not None:
         parser.error(f"--{bad[0].replace('_', '-')} {getattr(args, bad[0])}: expected {bad[1]}")
@@ -350,6 +362,7 @@ def main(argv: list[str] | None = None) -> int:
         "corruption_noise_range": args.corruption_noise_range,
         "deblur": deblur,
         "deblur_sharpness_range": args.deblur_sharpness_range,
+        "brightness_veto": args.brightness_veto,
     }
     validation = measure(
         compose(*parts, **shared),

@@ -47,8 +47,14 @@ def _defenses() -> list[tuple[str, nn.Module]]:
     )
     with torch.no_grad():
         deblurred.autoencoder.deblur.correction.out.weight.normal_(0, 0.01)
+    # a gate that reads something (the untrained one's last layer is 0), opened past the veto on every image
+    vetoed = ReconstructiveDefense(arch="routed", **small, brightness_veto=0.1)
+    with torch.no_grad():
+        vetoed.autoencoder.gate[-1].weight.normal_(0, 0.5)
+        vetoed.autoencoder.gate[-1].bias.fill_(1.0)
     return [
         ("residual", residual),
+        ("routed, brightness veto", vetoed),
         ("routed, gentle denoiser", gentle),
         ("routed, deblurred", deblurred),
         ("recon", recon),

@@ -433,9 +433,10 @@ def test_config_variant_changes_settings_and_keeps_every_tensor(tmp_path):
     torch.manual_seed(0)
     ReconstructiveDefense(arch="routed", **small, meta={"note": "kept"}).save_pretrained(tmp_path / "a")
     args = ["--weights", str(tmp_path / "a"), "--set", "strong_above=0.2", "--set", "corruption_noise_range=0.05,0.2"]
-    assert module.main([*args, "--out", str(tmp_path / "b")]) == 0
+    assert module.main([*args, "--set", "brightness_veto=0.1", "--out", str(tmp_path / "b")]) == 0
     a, b = (ReconstructiveDefense.from_pretrained(tmp_path / p) for p in ("a", "b"))
     assert (b.purifier_config.strong_above, b.purifier_config.corruption_noise_range) == (0.2, (0.05, 0.2))
+    assert b.autoencoder.brightness_veto == 0.1
     assert b.meta["note"] == "kept" and b.meta["variant_of"] == str(tmp_path / "a")
     assert "--set strong_above=0.2" in b.meta["variant_command"]
     assert all(torch.equal(v, b.state_dict()[k]) for k, v in a.state_dict().items())
@@ -443,6 +444,7 @@ def test_config_variant_changes_settings_and_keeps_every_tensor(tmp_path):
         ["--set", "width=8"],
         ["--set", "strong_above=two"],
         ["--set", "corruption_strength=3"],
+        ["--set", "brightness_veto=0.7"],
         ["--set", "deblur_sharpness_range=0.02,0.1"],  # no deblurring purifier here: it would add tensors
     )
     for bad in bad_changes:
