@@ -328,6 +328,9 @@ class ReconstructiveDefense(
                 if meta["composed_from"].get("strong")
                 else ""
             ),
+            "Inference settings changed from": None
+            if not meta.get("variant_of")
+            else f"`{meta['variant_of']}` (the same tensors), by `{meta.get('variant_command')}`",
             "Epochs trained": meta.get("epochs_trained"),
             "Held-out corruptions (never trained on)": ", ".join(meta["held_out_corruptions"])
             if meta.get("held_out_corruptions")

@@ -249,6 +249,17 @@ _WEIGHTS: tuple[tuple[str, str, str, dict[str, Any], str, dict[str, Any]], ...] 
         "mix+corruption",
         _ROUTED7_PARTS,
     ),
+    # -routed8- (the same model.safetensors) with the gate's brightness veto at 0.05 (PurifierConfig.brightness_veto;
+    # scripts/config_variant.py --set brightness_veto=0.05): the gate opens only where the image with its black point
+    # restored also reads above 0.05, so brightening alone does not send a photo to the purifiers.
+    (
+        "imagenet-efficientnet_lite0_lite2-routed9-objects3-mix",
+        "ae080ae3879cb732dc81a084f144010da62aaa6dcc474e389b11d3e5002867f7",
+        "22986b8b427cb19240aa920d75e86b32a7d21bbdec84352a5782b712600ea310",
+        _OBJECTS,
+        "mix+corruption",
+        _ROUTED7_PARTS,
+    ),
 )
 for _name, _sha256, _config_sha256, _tier, _attack, _extra in _WEIGHTS:
     register(WeightsEntry(_name, _name, _sha256, config_sha256=_config_sha256, attack=_attack, **_tier, **_extra))

@@ -439,6 +439,8 @@ def test_config_variant_changes_settings_and_keeps_every_tensor(tmp_path):
     assert b.autoencoder.brightness_veto == 0.1
     assert b.meta["note"] == "kept" and b.meta["variant_of"] == str(tmp_path / "a")
     assert "--set strong_above=0.2" in b.meta["variant_command"]
+    card = (tmp_path / "b" / "README.md").read_text()
+    assert f"Inference settings changed from: `{tmp_path / 'a'}` (the same tensors)" in card
     assert all(torch.equal(v, b.state_dict()[k]) for k, v in a.state_dict().items())
     bad_changes = (
         ["--set", "width=8"],
