@@ -1459,6 +1459,8 @@ def weights_page(root: Path) -> str:
             + " |"
         )
         command = card.get("command") or _card_command(root / "weights" / entry.folder)
+        if card.get("variant_command"):  # settings changed on another folder's tensors: that command, then this
+            command = f"{command}`, then `{card['variant_command']}"
         card_link = f"[model card, `weights/{entry.folder}/README.md`]({REPOSITORY}/weights/{entry.folder}/README.md)"
         commands.append(f"- `{name}`: " + (f"`{command}` ({card_link})" if command else f"see its {card_link}"))
     lines += ["", "Training commands (a composed purifier's card also names the commands of its parts):", ""]
