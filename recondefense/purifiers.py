@@ -30,9 +30,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from .autoencoder import ReconAutoencoder
+from .gate import PerturbationGate, conv_relu
 from .levels import noise_level, restore_levels
 from .purifier_config import ARCHITECTURE_KEYS, GATED_INNER, PurifierConfig
-from .routing import PerturbationGate, RouteMixture, blend, bypass_thresholds, conv_relu
+from .routing import RouteMixture, blend, bypass_thresholds
 
 __all__ = [
     "ResidualPurifier",
@@ -184,7 +185,7 @@ class GatedPurifier(nn.Module):
 
     ``P`` is the paper's AE (``inner="recon"``) or a :class:`ResidualPurifier` (``inner="residual"``), built from
     the same config (:func:`build_purifier`); it is the attribute ``bottleneck`` either way (the name the first
-    gated weights were saved under). ``g`` is a :class:`~recondefense.routing.PerturbationGate` (a small strided CNN
+    gated weights were saved under). ``g`` is a :class:`~recondefense.gate.PerturbationGate` (a small strided CNN
     with global average pooling, a detector of perturbations); its last bias starts at -4, so an untrained gated purifier is within 2% of the identity on
     every image (clean images pass almost untouched), and a detection loss (``recondefense train --gate-weight``)
     teaches it when to purify. Load trained purifier weights into ``.bottleneck`` to start from one that already
@@ -255,7 +256,7 @@ class RoutedPurifier(RouteMixture):
             whose route-1 probability is at least ``strong_above``; ``deblur_sharpness_range``, if set, adds
             ``.deblur``, a :class:`ResidualPurifier` of ``deblur_width`` and ``deblur_depth`` that deblurs the images
             that read smooth before the gate sees them; ``brightness_veto`` > 0 keeps the gate shut on images it
-            opens on only for their brightness, :func:`~recondefense.routing.veto_brightened`).
+            opens on only for their brightness, :func:`~recondefense.gate.veto_brightened`).
 
     Shape: ``(N, C, H, W)`` in [0, 1] -> ``(N, C, H, W)`` in [0, 1].
     """

@@ -1,13 +1,12 @@
 """Per-image gates and routes, the parts the gated and routed purifiers share (built from a
 :class:`~recondefense.purifier_config.PurifierConfig` by :mod:`recondefense.purifiers`, which sits above this module):
 
-- :class:`PerturbationGate`: a small CNN that scores each image from its pixels and their Laplacian high-pass;
+- the gate itself, :class:`~recondefense.gate.PerturbationGate`, and its brightness veto live in
+  :mod:`recondefense.gate` (importable from here too);
 - :class:`RouteMixture`: ``p0 * x + sum_k pk * P_k(x)``, a softmax over routes (route 0 passes the image through,
   route ``k`` sends it to expert ``P_k``) that may skip, at inference, the experts an image barely uses.
 - :func:`deblur_share` and :func:`partly`: a purifier in front of the gate (the routed purifier's deblurring one),
   applied as much as an image's :func:`~recondefense.levels.sharpness` says, and only where it says anything.
-- :func:`veto_brightened`: a gate's opening capped by what it reads on the image with its black point restored, so
-  that brightening, which amplifies a photo's fine detail in its dark regions, does not open it.
 - the image levels restored before the gate sees them live in :mod:`recondefense.levels` (the contrast stretch,
   which was defined here first, is still importable from here under its old names).
 """
@@ -21,15 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .levels import (
-    MAX_CONTRAST_GAIN,
-    contrast_gain,
-    contrast_spread,
-    restore_black_point,
-    restore_contrast,
-    restore_levels,
-    sharpness,
-)
+from .gate import PerturbationGate, conv_relu, veto_brightened
+from .levels import MAX_CONTRAST_GAIN, contrast_gain, contrast_spread, restore_contrast, restore_levels, sharpness
 from .transform import is_tracing
 
 __all__ = [
@@ -52,11 +44,6 @@ __all__ = [
 #: The routes of :class:`~recondefense.purifiers.RoutedPurifier`, in the order of its route probabilities: route 0
 #: passes the image untouched, route 1 is the adversarial purifier, route 2 the corruption purifier.
 ROUTES = ("pass", "adversarial", "corruption")
-
-
-def conv_relu(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
-    """A 3 x 3 convolution (padding 1) and a ReLU: ``(N, c_in, H, W)`` -> ``(N, c_out, H / stride, W / stride)``."""
-    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1), nn.ReLU(inplace=True))
 
 
 def binomial_blur(images: torch.Tensor) -> torch.Tensor:
@@ -171,40 +158,6 @@ def partly(
     return x.index_add(0, index, scale[index] * (purifier(x[index]) - x[index]))
 
 
-#: The black point above which :func:`veto_brightened` reads an image restored: one grey level (every image that
-#: does not already touch black).
-VETO_BLACK_POINT = 1 / 255
-
-
-def veto_brightened(
-    gate: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, logits: torch.Tensor, veto: float, always: bool
-) -> torch.Tensor:
-    """A gate's expert logits with its opening capped by a second reading, of ``x`` with its black point restored
-    (:func:`~recondefense.levels.restore_black_point`). Brightening lifts the dark pixels of a photo most (HSV value
-    ``v -> v + c`` scales them by ``(v + c) / v``), and with them their fine detail, which is what a perturbation
-    gate reads; an attack's perturbation survives the restoration. With ``L`` the gate logit (``logsumexp`` of
-    ``logits``, sigmoid: the gate value), ``R`` the restored image's and ``f = logit(veto)``, the gate logit becomes
-    ``min(L, max(R - f, f))``: an image opens (above 0) only where the restored image reads above ``veto`` too, a
-    vetoed image keeps a gate of ``veto``, and an image at or below ``veto`` is left as it is, so unless ``always``
-    (training, tracing) the second reading is taken only of the images above it (clean traffic: none). Every expert
-    logit moves by the same amount: the routes keep their proportions.
-
-    Shape: ``x`` ``(N, C, H, W)`` in [0, 1], ``logits`` ``(N, E)``, ``veto`` in (0, 0.5] -> ``(N, E)``.
-    """
-    floor = math.log(veto / (1 - veto))
-    opening = torch.logsumexp(logits, dim=1)
-    if always:
-        restored = torch.logsumexp(gate(restore_black_point(x, VETO_BLACK_POINT)), dim=1)
-        capped = torch.minimum(opening, (restored - floor).clamp_min(floor))
-        return logits + (capped - opening).unsqueeze(1)
-    index = (opening > floor).nonzero().flatten()
-    if not len(index):
-        return logits
-    restored = torch.logsumexp(gate(restore_black_point(x[index], VETO_BLACK_POINT)), dim=1)
-    shift = (torch.minimum(opening[index], (restored - floor).clamp_min(floor)) - opening[index]).unsqueeze(1)
-    return logits.index_add(0, index, shift.expand(-1, logits.shape[1]))
-
-
 def bypass_thresholds(bypass_below: float | Sequence[float], experts: int) -> tuple[float, ...]:
     """One bypass threshold per expert: a number serves every expert, a sequence gives each its own.
 
@@ -217,48 +170,6 @@ def bypass_thresholds(bypass_below: float | Sequence[float], experts: int) -> tu
     if len(thresholds) != experts:
         raise ValueError(f"bypass_below {list(thresholds)}: expected one threshold per expert ({experts})")
     return thresholds
-
-
-class PerturbationGate(nn.Sequential):
-    """A perturbation detector: the image and its Laplacian high-pass (x30) -> a full-resolution level of ``width``
-    channels and ``depth`` stride-2 levels (channels doubled per level) -> global average pooling -> ``outputs``
-    logits. A perturbation of a few grey levels is invisible next to image content, but not in the fine-scale
-    residual (as steganalysis filters do). The last layer starts at weight 0 and bias ``bias`` (-4: sigmoid 0.018,
-    nearly closed on every image).
-
-    Shape: ``(N, C, H, W)`` in [0, 1] -> ``(N, outputs)``.
-    """
-
-    def __init__(self, in_channels: int, width: int, depth: int, outputs: int = 1, bias: float = -4.0) -> None:
-        levels = [width * 2**i for i in range(depth + 1)]
-        layers: list[nn.Module] = [conv_relu(2 * in_channels, levels[0])]
-        layers += [conv_relu(levels[i], levels[i + 1], stride=2) for i in range(depth)]
-        super().__init__(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(levels[-1], outputs))
-        laplacian = torch.tensor([[0.0, -1.0, 0.0], [-1.0, 4.0, -1.0], [0.0, -1.0, 0.0]])
-        self.register_buffer("highpass", laplacian.expand(in_channels, 1, 3, 3).clone(), persistent=False)
-        nn.init.zeros_(self[-1].weight)
-        nn.init.constant_(self[-1].bias, bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        residual = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), self.highpass, groups=x.shape[1])
-        return super().forward(torch.cat([x, 30 * residual], dim=1))
-
-    @torch.no_grad()
-    def recalibrate(self, open_at: float, sharpness: float = 1.0) -> None:
-        """Move where the gate opens: every logit ``l`` becomes ``sharpness * (l - open_at)`` (an edit of the
-        last layer's weight and bias, so the weights folder keeps its architecture). ``open_at`` is the old logit
-        that now gives sigmoid 0.5; ``sharpness > 1`` makes the opening steeper around it. A trained gate's
-        features are zero on most clean images (its logit sits at the bias, -4) and grow with high-frequency
-        energy, so a threshold just above the clean logits catches the weakly detected attacks.
-
-        Raises:
-            ValueError: ``sharpness`` not a positive finite number, or ``open_at`` not finite.
-        """
-        if not (math.isfinite(open_at) and math.isfinite(sharpness) and sharpness > 0):
-            raise ValueError(f"open_at {open_at}, sharpness {sharpness}: expected finite numbers, sharpness > 0")
-        last = self[-1]
-        last.weight.mul_(sharpness)
-        last.bias.sub_(open_at).mul_(sharpness)
 
 
 class RouteMixture(nn.Module):
@@ -284,7 +195,7 @@ class RouteMixture(nn.Module):
         deblur, deblur_range: a deblurring purifier applied after the levels, before the gate and the experts, as
             much as :func:`deblur_share` says for ``deblur_range`` (:func:`partly`); None and None: none.
         brightness_veto: the gate also reads the image with its black point restored, and opens no further than
-            that reading allows (:func:`veto_brightened`), in (0, 0.5]; 0: one reading.
+            that reading allows (:func:`~recondefense.gate.veto_brightened`), in (0, 0.5]; 0: one reading.
 
     Shape: ``(N, C, H, W)`` in [0, 1] -> ``(N, C, H, W)`` in [0, 1].
     """

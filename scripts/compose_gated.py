@@ -39,7 +39,7 @@ def compose(
     ``meta`` goes into its config.json; ``bypass_below``: images whose gate is below it skip the purifier at
     inference; ``pass_smoothing``: what the pass route gives (both: :class:`~recondefense.purifier_config.PurifierConfig`);
     ``gate_open_at``, ``gate_sharpness``: the gate recalibrated to open at that old logit
-    (:meth:`~recondefense.routing.PerturbationGate.recalibrate`; None: as trained)."""
+    (:meth:`~recondefense.gate.PerturbationGate.recalibrate`; None: as trained)."""
     if gate.arch != "gated":
         raise ValueError(f"--gate must name gated weights, got arch {gate.arch!r}")
     hyper = dict(gate.hyperparameters)

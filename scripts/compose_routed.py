@@ -117,7 +117,7 @@ def compose(
     ``contrast_floor``, ``contrast_target``, ``black_point_floor``: washed-out images are stretched and images lifted
     off black lowered first (:func:`~recondefense.levels.restore_levels`; floor 0: never); ``gate_open_at``: the gate recalibrated, after
     the noise route is placed, so that this old route-1 logit opens it halfway (every route's logit moves by
-    ``-gate_open_at``: :meth:`~recondefense.routing.PerturbationGate.recalibrate`; None: as trained). A negative
+    ``-gate_open_at``: :meth:`~recondefense.gate.PerturbationGate.recalibrate`; None: as trained). A negative
     value gives every image more of the adversarial purifier's redrawing (at -4, most clean images' trained logit,
     clean images get half of it). ``strong`` (recon weights, or routed ones that hold a strong purifier): a wider
     AE that stands in for the adversarial purifier on the images whose route-1 probability is at least
@@ -127,7 +127,7 @@ def compose(
     routed ones that hold a deblurring purifier): applied before the gate to the images whose
     :func:`~recondefense.levels.sharpness` is below ``deblur_sharpness_range[1]``, fully below its first number.
     ``brightness_veto``: the gate opens only where the image with its black point restored also reads above it
-    (:func:`~recondefense.routing.veto_brightened`; 0: one reading).
+    (:func:`~recondefense.gate.veto_brightened`; 0: one reading).
 
     Raises:
         ValueError: weights of another arch or channel count than each part takes, or a gate of another size.

@@ -10,9 +10,9 @@ import torch
 
 from recondefense import ReconstructiveDefense
 from recondefense.corruptions import corrupt
+from recondefense.gate import VETO_BLACK_POINT, veto_brightened
 from recondefense.levels import restore_black_point
 from recondefense.purifier_config import PurifierConfig
-from recondefense.routing import VETO_BLACK_POINT, veto_brightened
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -186,7 +186,7 @@ def test_training_a_routed_gate_from_a_gated_one_starts_with_the_opening_shared(
 
 
 def test_the_gate_refactor_computes_the_gate_of_the_shipped_gated_weights_as_before():
-    """The gate moved to recondefense.routing.PerturbationGate: the same layers, names and arithmetic, so the
+    """The gate moved to recondefense.gate.PerturbationGate: the same layers, names and arithmetic, so the
     shipped gated weights load unchanged and give the same gate, bit for bit."""
     defense = ReconstructiveDefense.from_pretrained("imagenet-efficientnet_lite0_lite2-gated-objects2-pgd")
     net = defense.autoencoder
