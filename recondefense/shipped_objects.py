@@ -257,7 +257,7 @@ _WEIGHTS: tuple[tuple[str, str, str, dict[str, Any], str, dict[str, Any]], ...] 
     (
         "imagenet-efficientnet_lite0_lite2-routed9-objects3-mix",
         "ae080ae3879cb732dc81a084f144010da62aaa6dcc474e389b11d3e5002867f7",
-        "22986b8b427cb19240aa920d75e86b32a7d21bbdec84352a5782b712600ea310",
+        "78a468750ae6d27621a6419279265ff3d4fa501cf3183f6cbab378b8e7a9bdd7",
         _OBJECTS,
         "mix+corruption",
         _ROUTED7_PARTS,

@@ -78,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     original = ReconstructiveDefense.from_pretrained(args.weights)
     command = "python scripts/config_variant.py " + " ".join(sys.argv[1:] if argv is None else argv)
     meta = {**original.meta, "variant_of": args.weights, "variant_command": command}
+    if original.meta.get("validation"):  # the card's table was measured before the settings changed
+        meta["validation_note"] = f"measured on {args.weights} before these settings changed"
     try:
         new = variant(original, dict(args.changes), meta)
     except ValueError as err:

@@ -431,7 +431,8 @@ def test_config_variant_changes_settings_and_keeps_every_tensor(tmp_path):
     module = load_script("config_variant")
     small = {"width": 4, "depth": 2, "detail_width": 4, "detail_depth": 1, "corruption_width": 4, "corruption_depth": 1}
     torch.manual_seed(0)
-    ReconstructiveDefense(arch="routed", **small, meta={"note": "kept"}).save_pretrained(tmp_path / "a")
+    meta = {"note": "kept", "validation": {"clean_acc": 0.5}}
+    ReconstructiveDefense(arch="routed", **small, meta=meta).save_pretrained(tmp_path / "a")
     args = ["--weights", str(tmp_path / "a"), "--set", "strong_above=0.2", "--set", "corruption_noise_range=0.05,0.2"]
     assert module.main([*args, "--set", "brightness_veto=0.1", "--out", str(tmp_path / "b")]) == 0
     a, b = (ReconstructiveDefense.from_pretrained(tmp_path / p) for p in ("a", "b"))
@@ -441,6 +442,7 @@ def test_config_variant_changes_settings_and_keeps_every_tensor(tmp_path):
     assert "--set strong_above=0.2" in b.meta["variant_command"]
     card = (tmp_path / "b" / "README.md").read_text()
     assert f"Inference settings changed from: `{tmp_path / 'a'}` (the same tensors)" in card
+    assert f"**Warning:** measured on {tmp_path / 'a'} before these settings changed." in card
     assert all(torch.equal(v, b.state_dict()[k]) for k, v in a.state_dict().items())
     bad_changes = (
         ["--set", "width=8"],
