@@ -45,16 +45,17 @@ def veto_brightened(
     """
     floor = math.log(veto / (1 - veto))
     opening = torch.logsumexp(logits, dim=1)
+
+    def shift(images: torch.Tensor, opened: torch.Tensor) -> torch.Tensor:  # (n, 1): capped logit - gate logit
+        restored = torch.logsumexp(gate(restore_black_point(images, VETO_BLACK_POINT)), dim=1)
+        return (torch.minimum(opened, (restored - floor).clamp_min(floor)) - opened).unsqueeze(1)
+
     if always:
-        restored = torch.logsumexp(gate(restore_black_point(x, VETO_BLACK_POINT)), dim=1)
-        capped = torch.minimum(opening, (restored - floor).clamp_min(floor))
-        return logits + (capped - opening).unsqueeze(1)
+        return logits + shift(x, opening)
     index = (opening > floor).nonzero().flatten()
     if not len(index):
         return logits
-    restored = torch.logsumexp(gate(restore_black_point(x[index], VETO_BLACK_POINT)), dim=1)
-    shift = (torch.minimum(opening[index], (restored - floor).clamp_min(floor)) - opening[index]).unsqueeze(1)
-    return logits.index_add(0, index, shift.expand(-1, logits.shape[1]))
+    return logits.index_add(0, index, shift(x[index], opening[index]).expand(-1, logits.shape[1]))
 
 
 class PerturbationGate(nn.Sequential):

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-__all__ = ["ARCHITECTURE_KEYS", "EXPERTS", "GATED_INNER", "INT_RANGES", "PurifierConfig"]
+__all__ = ["ARCHITECTURE_KEYS", "EXPERTS", "GATED_INNER", "INT_RANGES", "NUMBER_RANGES", "PurifierConfig"]
 
 _AE = ("in_channels", "width", "depth", "skip", "widths")  # the paper AE's keys, which every composite takes
 _GATE = (
@@ -64,6 +64,18 @@ INT_RANGES: dict[str, tuple[int, int]] = {
     "corruption_depth": (1, 6),
     "deblur_width": (1, 256),
     "deblur_depth": (1, 6),
+}
+
+#: The real-valued hyper-parameters checked by range, in the order :meth:`PurifierConfig.problem` checks them:
+#: ``(low, high, low_open)``, the value a number in ``[low, high]`` (``(low, high]`` where ``low_open``).
+NUMBER_RANGES: dict[str, tuple[float, float, bool]] = {
+    "pass_smoothing": (0, 1, False),
+    "contrast_floor": (0, 1, False),
+    "contrast_target": (0, 1, True),
+    "black_point_floor": (0, 1, False),
+    "brightness_veto": (0, 0.5, False),
+    "strong_above": (0, 1, True),
+    "corruption_strength": (0, 1, False),
 }
 
 
@@ -235,20 +247,10 @@ class PurifierConfig:
         ):
             lists = f", or a list of {experts} such numbers (one per expert)" if experts > 1 else ""
             return "bypass_below", f"a number in [0, 0.5]{lists}"
-        if type(self.pass_smoothing) not in (int, float) or not 0 <= self.pass_smoothing <= 1:
-            return "pass_smoothing", "a number in [0, 1]"
-        if type(self.contrast_floor) not in (int, float) or not 0 <= self.contrast_floor <= 1:
-            return "contrast_floor", "a number in [0, 1]"
-        if type(self.contrast_target) not in (int, float) or not 0 < self.contrast_target <= 1:
-            return "contrast_target", "a number in (0, 1]"
-        if type(self.black_point_floor) not in (int, float) or not 0 <= self.black_point_floor <= 1:
-            return "black_point_floor", "a number in [0, 1]"
-        if type(self.brightness_veto) not in (int, float) or not 0 <= self.brightness_veto <= 0.5:
-            return "brightness_veto", "a number in [0, 0.5]"
-        if type(self.strong_above) not in (int, float) or not 0 < self.strong_above <= 1:
-            return "strong_above", "a number in (0, 1]"
-        if type(self.corruption_strength) not in (int, float) or not 0 <= self.corruption_strength <= 1:
-            return "corruption_strength", "a number in [0, 1]"
+        for key, (low, high, low_open) in NUMBER_RANGES.items():
+            value = getattr(self, key)
+            if type(value) not in (int, float) or not (low < value if low_open else low <= value) or value > high:
+                return key, f"a number in {'(' if low_open else '['}{low}, {high}]"
         if not _is_range(self.corruption_noise_range, 1):
             return "corruption_noise_range", "two numbers low < high in [0, 1]"
         if self.deblur_sharpness_range is not None and not _is_range(self.deblur_sharpness_range, 8):
