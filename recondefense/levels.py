@@ -4,7 +4,7 @@ brightness). No training: each undoes a corruption's model where the image shows
 other image exactly as it came. :func:`restore_levels` applies both, as the gated and routed purifiers do.
 :func:`noise_level` estimates an image's noise from its pixels (how much of its correction the routed purifier's
 denoiser applies); :func:`sharpness` how much fine detail it holds for its contrast (which images the routed
-purifier's deblurring expert takes).
+purifier's deblurring expert takes); :func:`unsharp_mask` sharpens one (a deblurring expert with no weights).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ __all__ = [
     "restore_contrast",
     "restore_levels",
     "sharpness",
+    "unsharp_mask",
 ]
 
 #: The largest gain :func:`restore_contrast` applies: ImageNet-C's strongest contrast factor, 0.05, undone.
@@ -171,3 +172,22 @@ def sharpness(images: torch.Tensor) -> torch.Tensor:
     detail = F.conv2d(images, kernel, groups=channels).abs().mean(dim=(1, 2, 3))
     spread = contrast_spread(images)
     return torch.where(spread > 1e-3, detail / spread.clamp_min(1e-3), torch.zeros_like(detail))
+
+
+def unsharp_mask(images: torch.Tensor, sigma: float, amount: float) -> torch.Tensor:
+    """``x + amount * (x - G_sigma(x))``, clipped to [0, 1]: the classic unsharp mask, a Gaussian blur of standard
+    deviation ``sigma`` pixels (radius ``ceil(3 sigma)``, borders replicated) subtracted to lift the detail a blur
+    weakened. No training, no weights; it undoes no blur exactly, but restores the fine contrast a classifier reads.
+
+    Shape: ``(N, C, H, W)`` in [0, 1] -> same, in [0, 1].
+    """
+    radius = max(1, math.ceil(3 * sigma))
+    offsets = torch.arange(-radius, radius + 1, device=images.device, dtype=images.dtype)
+    weights = torch.exp(-0.5 * (offsets / sigma) ** 2)
+    weights = weights / weights.sum()
+    channels = images.shape[1]
+    rows = weights.view(1, 1, 1, -1).expand(channels, 1, 1, -1)
+    blurred = F.conv2d(F.pad(images, (radius, radius, 0, 0), mode="replicate"), rows, groups=channels)
+    columns = weights.view(1, 1, -1, 1).expand(channels, 1, -1, 1)
+    blurred = F.conv2d(F.pad(blurred, (0, 0, radius, radius), mode="replicate"), columns, groups=channels)
+    return (images + amount * (images - blurred)).clamp(0, 1)

@@ -43,6 +43,7 @@ ARCHITECTURE_KEYS: dict[str, tuple[str, ...]] = {
         "deblur_width",
         "deblur_depth",
         "deblur_sharpness_range",
+        "deblur_unsharp",
         "brightness_veto",
     ),
 }
@@ -158,6 +159,10 @@ class PurifierConfig:
             ones, most clean photographs among them, pay for the measure alone). None (the default, and every
             weights folder without the key): no deblurring purifier. ``recondefense train`` does not build one:
             train it alone (``--arch residual``) and put it in with ``scripts/compose_routed.py --deblur``.
+        deblur_unsharp: ``"routed"`` with a ``deblur_sharpness_range``: ``(sigma, amount)`` makes the deblurring
+            purifier an :class:`~recondefense.purifiers.UnsharpMask` (:func:`~recondefense.levels.unsharp_mask`, no
+            weights; ``deblur_width`` and ``deblur_depth`` unused), sigma in (0, 4] pixels, amount in (0, 8]. None
+            (the default, and every weights folder without the key): the learned one.
         brightness_veto: ``"routed"``: the gate also reads the image with its black point restored
             (:func:`~recondefense.levels.restore_black_point`: ImageNet-C's brightness undone where it did not clip)
             and opens only where that reading is above ``brightness_veto`` too (in (0, 0.5]; a vetoed image keeps a
@@ -192,9 +197,10 @@ class PurifierConfig:
     deblur_depth: int = 3
     deblur_sharpness_range: tuple[float, float] | list[float] | None = None
     brightness_veto: float = 0.0
+    deblur_unsharp: tuple[float, float] | list[float] | None = None
 
     def __post_init__(self) -> None:
-        for key in ("corruption_noise_range", "deblur_sharpness_range"):
+        for key in ("corruption_noise_range", "deblur_sharpness_range", "deblur_unsharp"):
             if isinstance(getattr(self, key), list):  # config.json's list: the same config as the tuple
                 object.__setattr__(self, key, tuple(getattr(self, key)))
 
@@ -213,8 +219,9 @@ class PurifierConfig:
         if isinstance(self.bypass_below, (list, tuple)):
             values["bypass_below"] = [float(b) for b in self.bypass_below]
         values["corruption_noise_range"] = [float(s) for s in self.corruption_noise_range]
-        if self.deblur_sharpness_range is not None:
-            values["deblur_sharpness_range"] = [float(s) for s in self.deblur_sharpness_range]
+        for key in ("deblur_sharpness_range", "deblur_unsharp"):
+            if getattr(self, key) is not None:
+                values[key] = [float(s) for s in getattr(self, key)]
         return values
 
     def problem(self) -> tuple[str, str] | None:
@@ -255,6 +262,15 @@ class PurifierConfig:
             return "corruption_noise_range", "two numbers low < high in [0, 1]"
         if self.deblur_sharpness_range is not None and not _is_range(self.deblur_sharpness_range, 8):
             return "deblur_sharpness_range", "null or two numbers low < high in [0, 8]"
+        unsharp = self.deblur_unsharp
+        if unsharp is not None and not (
+            isinstance(unsharp, (list, tuple))
+            and len(unsharp) == 2
+            and all(type(v) in (int, float) for v in unsharp)
+            and 0 < unsharp[0] <= 4
+            and 0 < unsharp[1] <= 8
+        ):
+            return "deblur_unsharp", "null or two numbers: a sigma in (0, 4] and an amount in (0, 8]"
         return None
 
     def validate(self) -> PurifierConfig:

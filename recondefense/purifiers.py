@@ -31,12 +31,13 @@ from torch import nn
 
 from .autoencoder import ReconAutoencoder
 from .gate import PerturbationGate, conv_relu
-from .levels import noise_level, restore_levels
+from .levels import noise_level, restore_levels, unsharp_mask
 from .purifier_config import ARCHITECTURE_KEYS, GATED_INNER, PurifierConfig
 from .routing import RouteMixture, blend, bypass_thresholds
 
 __all__ = [
     "ResidualPurifier",
+    "UnsharpMask",
     "DetailPurifier",
     "GatedPurifier",
     "RoutedPurifier",
@@ -147,6 +148,27 @@ class ResidualPurifier(nn.Module):
         return (x + correction).clamp(0, 1)
 
 
+class UnsharpMask(nn.Module):
+    """A deblurring purifier with no weights: :func:`~recondefense.levels.unsharp_mask` of ``sigma`` and ``amount``.
+
+    Shape: ``(N, C, H, W)`` in [0, 1] -> same, in [0, 1].
+    """
+
+    stride = 1
+
+    def __init__(self, in_channels: int, sigma: float, amount: float) -> None:
+        super().__init__()
+        self.in_channels = in_channels
+        self.sigma = float(sigma)
+        self.amount = float(amount)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return unsharp_mask(x, self.sigma, self.amount)
+
+    def extra_repr(self) -> str:
+        return f"sigma={self.sigma}, amount={self.amount}"
+
+
 class DetailPurifier(nn.Module):
     """``AE(x) + d(x, AE(x))``: the paper's bottleneck AE plus a zero-initialised detail path.
 
@@ -230,13 +252,19 @@ class GatedPurifier(nn.Module):
         """The gate's logit per image: ``(N, C, H, W)`` -> ``(N,)`` (the gate is its sigmoid)."""
         return self.gate(x).flatten()
 
+    def prepare(self, x: torch.Tensor) -> torch.Tensor:
+        """The image as the gate and the purifier see it: its levels restored
+        (:func:`~recondefense.levels.restore_levels`; unchanged with both floors 0). Shape kept, [0, 1]."""
+        return restore_levels(x, self.contrast_floor, self.contrast_target, self.black_point_floor)
+
     def gate_value(self, x: torch.Tensor) -> torch.Tensor:
-        """The gate per image: ``(N, C, H, W)`` -> ``(N,)`` in (0, 1)."""
-        return torch.sigmoid(self.gate_logit(x))
+        """The gate per image, as :meth:`forward` opens it (on :meth:`prepare`'s image): ``(N, C, H, W)`` ->
+        ``(N,)`` in (0, 1)."""
+        return torch.sigmoid(self.gate_logit(self.prepare(x)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = restore_levels(x, self.contrast_floor, self.contrast_target, self.black_point_floor)
-        gate = self.gate_value(x)[:, None]
+        x = self.prepare(x)
+        gate = torch.sigmoid(self.gate_logit(x))[:, None]
         return blend(x, gate, [self.bottleneck], self.bypass_below, self.training, self.pass_smoothing)
 
 
@@ -254,8 +282,9 @@ class RoutedPurifier(RouteMixture):
             defaults there but ``detail_depth`` 3 (``corruption_width`` and ``corruption_depth`` size ``R``;
             ``strong_widths``, if set, adds ``.strong``, a wider paper AE that stands in for ``A`` on the images
             whose route-1 probability is at least ``strong_above``; ``deblur_sharpness_range``, if set, adds
-            ``.deblur``, a :class:`ResidualPurifier` of ``deblur_width`` and ``deblur_depth`` that deblurs the images
-            that read smooth before the gate sees them; ``brightness_veto`` > 0 keeps the gate shut on images it
+            ``.deblur``, a :class:`ResidualPurifier` of ``deblur_width`` and ``deblur_depth`` (or, with
+            ``deblur_unsharp``, an :class:`UnsharpMask`) that deblurs the images that read smooth before the gate
+            sees them; ``brightness_veto`` > 0 keeps the gate shut on images it
             opens on only for their brightness, :func:`~recondefense.gate.veto_brightened`).
 
     Shape: ``(N, C, H, W)`` in [0, 1] -> ``(N, C, H, W)`` in [0, 1].
@@ -280,7 +309,10 @@ class RoutedPurifier(RouteMixture):
         if config.strong_widths is not None:
             strong = build_purifier(replace(config, arch="recon", widths=tuple(config.strong_widths)))
         if config.deblur_sharpness_range is not None:
-            deblur = ResidualPurifier(in_channels, config.deblur_width, config.deblur_depth)
+            if config.deblur_unsharp is not None:
+                deblur = UnsharpMask(in_channels, *config.deblur_unsharp)
+            else:
+                deblur = ResidualPurifier(in_channels, config.deblur_width, config.deblur_depth)
         super().__init__(
             gate,
             experts,

@@ -323,14 +323,22 @@ class RouteMixture(nn.Module):
         ``(N,)``; with one expert, a gated purifier's gate logit."""
         return torch.logsumexp(self.expert_logits(x), dim=1)
 
-    def gate_value(self, x: torch.Tensor) -> torch.Tensor:
-        """How far the image is sent to the experts, ``1 - p0``: ``(N, C, H, W)`` -> ``(N,)`` in (0, 1)."""
-        return torch.sigmoid(self.gate_logit(x))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def prepare(self, x: torch.Tensor) -> torch.Tensor:
+        """The image as the gate and the experts see it: its levels restored
+        (:func:`~recondefense.levels.restore_levels`), then deblurred as much as :func:`deblur_share` says (each
+        step only where configured). Shape kept, [0, 1]."""
         x = restore_levels(x, self.contrast_floor, self.contrast_target, self.black_point_floor)
         if self.deblur is not None and self.deblur_range is not None:
             x = partly(x, deblur_share(x, self.deblur_range), self.deblur, self.training or is_tracing(x))
+        return x
+
+    def gate_value(self, x: torch.Tensor) -> torch.Tensor:
+        """How far :meth:`forward` sends the image to the experts, ``1 - p0`` on :meth:`prepare`'s image:
+        ``(N, C, H, W)`` -> ``(N,)`` in (0, 1). (:meth:`routes` and :meth:`gate_logit` read ``x`` as given.)"""
+        return torch.sigmoid(self.gate_logit(self.prepare(x)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.prepare(x)
         routes = self.routes(x)[:, 1:]
         strong = None if self.strong is None else (self.strong, self.strong_above)
         return blend(x, routes, self.experts(), self.bypass_below, self.training, self.pass_smoothing, strong)

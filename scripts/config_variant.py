@@ -31,6 +31,7 @@ SETTINGS = (
     "corruption_strength",
     "corruption_noise_range",
     "deblur_sharpness_range",
+    "deblur_unsharp",
     "brightness_veto",
 )
 

@@ -11,9 +11,9 @@ import torch.nn.functional as F
 
 from recondefense import ReconstructiveDefense
 from recondefense.corruptions import corrupt
-from recondefense.levels import sharpness
+from recondefense.levels import sharpness, unsharp_mask
 from recondefense.purifier_config import PurifierConfig
-from recondefense.purifiers import RoutedPurifier
+from recondefense.purifiers import RoutedPurifier, UnsharpMask
 from recondefense.routing import deblur_share, partly
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -151,3 +151,44 @@ def test_the_sharpness_probe_prints_clean_then_each_blur_and_severity(monkeypatc
     assert "defocus_blur" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         module.main(["--below", "x"])
+
+
+def test_unsharp_mask_lifts_the_detail_a_blur_weakened_and_leaves_flat_images_alone():
+    photos = _photos()
+    blurred = corrupt(photos, "gaussian_blur", 2)
+    sharpened = unsharp_mask(blurred, 1.0, 2.0)
+    assert sharpened.shape == blurred.shape and 0 <= sharpened.min() and sharpened.max() <= 1
+    assert (sharpness(sharpened) > sharpness(blurred)).all()
+    assert (sharpened - photos).abs().mean() < (blurred - photos).abs().mean()  # closer to the sharp original
+    flat = torch.full((1, 3, 9, 9), 0.3)
+    torch.testing.assert_close(unsharp_mask(flat, 1.5, 4.0), flat)
+    x = torch.rand(1, 3, 2, 5)  # smaller than the kernel: the borders are replicated, no error
+    assert unsharp_mask(x, 2.0, 1.0).shape == x.shape
+
+
+def test_an_unsharp_deblur_has_no_weights_round_trips_and_bad_settings_are_refused(tmp_path):
+    torch.manual_seed(0)
+    routed = {"arch": "routed", **SMALL, "deblur_sharpness_range": [0.1, 0.2]}
+    defense = ReconstructiveDefense(**routed, deblur_unsharp=[1.0, 2.0])
+    with torch.no_grad():
+        for parameter in defense.autoencoder.gate.parameters():  # a gate that reads its image, not its biases
+            parameter.normal_(0, 0.5)
+    assert isinstance(defense.autoencoder.deblur, UnsharpMask)
+    learned = ReconstructiveDefense(**routed)
+    plain = ReconstructiveDefense(arch="routed", **SMALL)
+    assert set(defense.state_dict()) == set(plain.state_dict()) != set(learned.state_dict())  # no tensors
+    plain.load_state_dict(defense.state_dict())
+    defense.save_pretrained(tmp_path)
+    assert json.loads((tmp_path / "config.json").read_text())["deblur_unsharp"] == [1.0, 2.0]
+    loaded = ReconstructiveDefense.from_pretrained(tmp_path)
+    assert loaded.purifier_config == defense.purifier_config
+    blurred = corrupt(_photos(2), "defocus_blur", 5)
+    assert (sharpness(blurred) < 0.1).all()  # fully in the unsharp mask's share
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(blurred), plain(unsharp_mask(blurred, 1.0, 2.0)))
+        # the gate's reading is of the image the gate sees in forward: deblurred
+        torch.testing.assert_close(loaded.gate(blurred), plain.gate(unsharp_mask(blurred, 1.0, 2.0)))
+        assert not torch.allclose(loaded.gate(blurred), plain.gate(blurred))
+    for bad in ([0, 1], [1, 9], [1], "1,2", [5, 1]):
+        with pytest.raises(ValueError, match=r"deblur_unsharp=.*: expected null or two numbers"):
+            PurifierConfig(arch="routed", deblur_unsharp=bad).validate()
