@@ -4,7 +4,8 @@ brightness). No training: each undoes a corruption's model where the image shows
 other image exactly as it came. :func:`restore_levels` applies both, as the gated and routed purifiers do.
 :func:`noise_level` estimates an image's noise from its pixels (how much of its correction the routed purifier's
 denoiser applies); :func:`sharpness` how much fine detail it holds for its contrast (which images the routed
-purifier's deblurring expert takes); :func:`unsharp_mask` sharpens one (a deblurring expert with no weights).
+purifier's deblurring expert takes), and :func:`blur_ratio` whether that detail is missing at the finest scale (a
+blur's signature); :func:`unsharp_mask` sharpens one (a deblurring expert with no weights).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import torch.nn.functional as F
 __all__ = [
     "MAX_CONTRAST_GAIN",
     "black_point",
+    "blur_ratio",
     "contrast_gain",
     "contrast_spread",
     "noise_level",
@@ -172,6 +174,23 @@ def sharpness(images: torch.Tensor) -> torch.Tensor:
     detail = F.conv2d(images, kernel, groups=channels).abs().mean(dim=(1, 2, 3))
     spread = contrast_spread(images)
     return torch.where(spread > 1e-3, detail / spread.clamp_min(1e-3), torch.zeros_like(detail))
+
+
+
+def blur_ratio(images: torch.Tensor) -> torch.Tensor:
+    """How much sharper each image reads at half resolution: :func:`sharpness` of its 2 x 2 average-pooled version
+    over its own. An image with no detail at the pixel scale (a Gaussian or defocus blur) reads close to 4, the
+    Laplacian's scaling for a smooth signal; clean photographs read about 1.2-2.2 (their finest detail is at the
+    pixel scale), and blurs that leave pixel-scale jitter (glass blur) or noise read lower still. Images whose
+    sharpness is 0, or smaller than 6 x 6, read 0.
+
+    Shape: ``(N, C, H, W)`` in [0, 1] -> ``(N,)``, non-negative.
+    """
+    if min(images.shape[-2:]) < 6:
+        return images.new_zeros(images.shape[0])
+    full = sharpness(images)
+    half = sharpness(F.avg_pool2d(images, 2))
+    return torch.where(full > 0, half / full.clamp_min(1e-12), torch.zeros_like(full))
 
 
 def unsharp_mask(images: torch.Tensor, sigma: float, amount: float) -> torch.Tensor:

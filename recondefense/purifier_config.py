@@ -44,6 +44,7 @@ ARCHITECTURE_KEYS: dict[str, tuple[str, ...]] = {
         "deblur_depth",
         "deblur_sharpness_range",
         "deblur_unsharp",
+        "deblur_ratio_range",
         "brightness_veto",
     ),
 }
@@ -163,6 +164,12 @@ class PurifierConfig:
             purifier an :class:`~recondefense.purifiers.UnsharpMask` (:func:`~recondefense.levels.unsharp_mask`, no
             weights; ``deblur_width`` and ``deblur_depth`` unused), sigma in (0, 4] pixels, amount in (0, 8]. None
             (the default, and every weights folder without the key): the learned one.
+        deblur_ratio_range: ``"routed"`` with a ``deblur_sharpness_range``: the deblurring purifier's share is also
+            scaled by the image's :func:`~recondefense.levels.blur_ratio` ``b`` (about 4 where a blur left no
+            pixel-scale detail, 1.2-2.2 on clean photographs, lower where glass blur or noise left pixel jitter): 0
+            at ``b`` up to ``deblur_ratio_range[0]``, rising linearly to 1 at ``deblur_ratio_range[1]``
+            (:func:`~recondefense.routing.deblur_share`). None (the default, and every weights folder without the
+            key): by sharpness alone.
         brightness_veto: ``"routed"``: the gate also reads the image with its black point restored
             (:func:`~recondefense.levels.restore_black_point`: ImageNet-C's brightness undone where it did not clip)
             and opens only where that reading is above ``brightness_veto`` too (in (0, 0.5]; a vetoed image keeps a
@@ -198,9 +205,10 @@ class PurifierConfig:
     deblur_sharpness_range: tuple[float, float] | list[float] | None = None
     brightness_veto: float = 0.0
     deblur_unsharp: tuple[float, float] | list[float] | None = None
+    deblur_ratio_range: tuple[float, float] | list[float] | None = None
 
     def __post_init__(self) -> None:
-        for key in ("corruption_noise_range", "deblur_sharpness_range", "deblur_unsharp"):
+        for key in ("corruption_noise_range", "deblur_sharpness_range", "deblur_unsharp", "deblur_ratio_range"):
             if isinstance(getattr(self, key), list):  # config.json's list: the same config as the tuple
                 object.__setattr__(self, key, tuple(getattr(self, key)))
 
@@ -219,7 +227,7 @@ class PurifierConfig:
         if isinstance(self.bypass_below, (list, tuple)):
             values["bypass_below"] = [float(b) for b in self.bypass_below]
         values["corruption_noise_range"] = [float(s) for s in self.corruption_noise_range]
-        for key in ("deblur_sharpness_range", "deblur_unsharp"):
+        for key in ("deblur_sharpness_range", "deblur_unsharp", "deblur_ratio_range"):
             if getattr(self, key) is not None:
                 values[key] = [float(s) for s in getattr(self, key)]
         return values
@@ -262,6 +270,8 @@ class PurifierConfig:
             return "corruption_noise_range", "two numbers low < high in [0, 1]"
         if self.deblur_sharpness_range is not None and not _is_range(self.deblur_sharpness_range, 8):
             return "deblur_sharpness_range", "null or two numbers low < high in [0, 8]"
+        if self.deblur_ratio_range is not None and not _is_range(self.deblur_ratio_range, 8):
+            return "deblur_ratio_range", "null or two numbers low < high in [0, 8]"
         unsharp = self.deblur_unsharp
         if unsharp is not None and not (
             isinstance(unsharp, (list, tuple))

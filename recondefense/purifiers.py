@@ -326,6 +326,7 @@ class RoutedPurifier(RouteMixture):
             deblur,
             config.deblur_sharpness_range,
             config.brightness_veto,
+            config.deblur_ratio_range,
         )
         self.in_channels = in_channels
         self.inner = config.inner

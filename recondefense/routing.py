@@ -21,7 +21,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from .gate import PerturbationGate, conv_relu, veto_brightened
-from .levels import MAX_CONTRAST_GAIN, contrast_gain, contrast_spread, restore_contrast, restore_levels, sharpness
+from .levels import (
+    MAX_CONTRAST_GAIN,
+    blur_ratio,
+    contrast_gain,
+    contrast_spread,
+    restore_contrast,
+    restore_levels,
+    sharpness,
+)
 from .transform import is_tracing
 
 __all__ = [
@@ -131,14 +139,22 @@ def _strong_or_weak(
     return term
 
 
-def deblur_share(x: torch.Tensor, sharpness_range: tuple[float, float]) -> torch.Tensor:
+def deblur_share(
+    x: torch.Tensor, sharpness_range: tuple[float, float], ratio_range: tuple[float, float] | None = None
+) -> torch.Tensor:
     """How much of a deblurring purifier's correction each image gets, by its :func:`~recondefense.levels.sharpness`
-    ``h``: 1 at ``h`` up to ``sharpness_range[0]``, falling linearly to 0 at ``sharpness_range[1]`` and above.
+    ``h``: 1 at ``h`` up to ``sharpness_range[0]``, falling linearly to 0 at ``sharpness_range[1]`` and above; with
+    ``ratio_range``, times a share by its :func:`~recondefense.levels.blur_ratio` ``b``: 0 at ``b`` up to
+    ``ratio_range[0]``, rising linearly to 1 at ``ratio_range[1]`` and above.
 
     Shape: ``(N, C, H, W)`` in [0, 1] -> ``(N,)`` in [0, 1].
     """
     low, high = sharpness_range
-    return ((high - sharpness(x)) / (high - low)).clamp(0, 1)
+    share = ((high - sharpness(x)) / (high - low)).clamp(0, 1)
+    if ratio_range is not None:
+        low, high = ratio_range
+        share = share * ((blur_ratio(x) - low) / (high - low)).clamp(0, 1)
+    return share
 
 
 def partly(
@@ -192,8 +208,9 @@ class RouteMixture(nn.Module):
             the experts see them (:func:`~recondefense.levels.restore_levels`; floors 0: never).
         strong, strong_above: a stronger purifier that stands in for the first expert on the images whose route-1
             probability is at least ``strong_above`` (:func:`blend`); None: the first expert serves every image.
-        deblur, deblur_range: a deblurring purifier applied after the levels, before the gate and the experts, as
-            much as :func:`deblur_share` says for ``deblur_range`` (:func:`partly`); None and None: none.
+        deblur, deblur_range, deblur_ratio_range: a deblurring purifier applied after the levels, before the gate
+            and the experts, as much as :func:`deblur_share` says for ``deblur_range`` and ``deblur_ratio_range``
+            (:func:`partly`); None and None: none.
         brightness_veto: the gate also reads the image with its black point restored, and opens no further than
             that reading allows (:func:`~recondefense.gate.veto_brightened`), in (0, 0.5]; 0: one reading.
 
@@ -214,6 +231,7 @@ class RouteMixture(nn.Module):
         deblur: nn.Module | None = None,
         deblur_range: tuple[float, float] | None = None,
         brightness_veto: float = 0.0,
+        deblur_ratio_range: tuple[float, float] | None = None,
     ) -> None:
         super().__init__()
         self.gate = gate
@@ -231,6 +249,7 @@ class RouteMixture(nn.Module):
             raise ValueError("a deblurring purifier and its sharpness range come together: give both or neither")
         self.deblur = deblur
         self.deblur_range = None if deblur_range is None else (float(deblur_range[0]), float(deblur_range[1]))
+        self.deblur_ratio_range = None if deblur_ratio_range is None else tuple(float(b) for b in deblur_ratio_range)
         self.brightness_veto = float(brightness_veto)
 
     def experts(self) -> list[nn.Module]:
@@ -329,7 +348,8 @@ class RouteMixture(nn.Module):
         step only where configured). Shape kept, [0, 1]."""
         x = restore_levels(x, self.contrast_floor, self.contrast_target, self.black_point_floor)
         if self.deblur is not None and self.deblur_range is not None:
-            x = partly(x, deblur_share(x, self.deblur_range), self.deblur, self.training or is_tracing(x))
+            share = deblur_share(x, self.deblur_range, self.deblur_ratio_range)
+            x = partly(x, share, self.deblur, self.training or is_tracing(x))
         return x
 
     def gate_value(self, x: torch.Tensor) -> torch.Tensor:

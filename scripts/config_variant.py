@@ -32,6 +32,7 @@ SETTINGS = (
     "corruption_noise_range",
     "deblur_sharpness_range",
     "deblur_unsharp",
+    "deblur_ratio_range",
     "brightness_veto",
 )
 

@@ -18,8 +18,10 @@ value exceeds 0.5 on each set of clean images, with the Wilson 95% interval and 
 shut where no route undoes the corruption, e.g. brightness; it opens on noise by design).
 
 A defense that stretches washed-out images first (``contrast_floor`` > 0) also gets, per set, how many images
-it stretches (``stretched``: gain above 1, :func:`~recondefense.routing.contrast_gain`): a change to clean images
-the gate does not decide. No attack is run: seconds on a CPU. The share of attacked images a gate opens on is in
+it stretches (``stretched``: gain above 1, :func:`~recondefense.routing.contrast_gain`), and one that deblurs smooth
+images first (``deblur_sharpness_range``) how many it deblurs (``deblurred``: a share above 0,
+:func:`~recondefense.routing.deblur_share`): changes to clean images the gate does not decide. The gate is read
+where the defense reads it, after those steps. No attack is run: seconds on a CPU. The share of attacked images a gate opens on is in
 the tier's rows (``gate_open_pgd``).
 """
 
@@ -40,7 +42,7 @@ from recondefense.data import heldout_photos, object_test_crops, painting_crops
 from recondefense.defense import DEFAULT_IMAGENET_WEIGHTS
 from recondefense.evaluate.tiers import HELDOUT_GRID
 from recondefense.metrics import wilson_interval
-from recondefense.routing import contrast_gain
+from recondefense.routing import contrast_gain, deblur_share
 from recondefense.train.negatives import unsharp
 
 
@@ -82,11 +84,13 @@ def gate_values(defense: ReconstructiveDefense, images: torch.Tensor, batch: int
         return torch.cat([defense.gate(images[i : i + batch]) for i in range(0, len(images), batch)])
 
 
-def row(name: str, gates: torch.Tensor, stretched: int | None = None) -> dict:
+def row(name: str, gates: torch.Tensor, changed: dict[str, int] | None = None) -> dict:
+    """The counts of one set; ``changed``: how many images each step before the gate changes (``stretched``,
+    ``deblurred``)."""
     opened, n = int((gates > 0.5).sum()), len(gates)
     low, high = wilson_interval(opened, n) if n else (0.0, 1.0)
     return {"set": name, "n": n, "opened": opened, "open": opened / max(n, 1), "wilson95": [low, high],
-            "mean_gate": float(gates.mean()) if n else None} | ({} if stretched is None else {"stretched": stretched})  # fmt: skip
+            "mean_gate": float(gates.mean()) if n else None} | (changed or {})  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -115,20 +119,25 @@ def main(argv: list[str] | None = None) -> int:
     sets |= {name: (lambda transform=transform: transform(objects)) for name, transform in variants.items()}
     config = defense.purifier_config
 
-    def stretched(images: torch.Tensor) -> int | None:  # the images the contrast stretch changes (None: no stretch)
-        if not config.contrast_floor:
-            return None
-        return int((contrast_gain(images, config.contrast_floor, config.contrast_target) > 1).sum())
+    def changed(images: torch.Tensor) -> dict[str, int]:  # the images each step before the gate changes
+        counts = {}
+        if config.contrast_floor:
+            counts["stretched"] = int((contrast_gain(images, config.contrast_floor, config.contrast_target) > 1).sum())
+        if config.arch == "routed" and config.deblur_sharpness_range is not None:
+            share = deblur_share(images, config.deblur_sharpness_range, config.deblur_ratio_range)
+            counts["deblurred"] = int((share > 0).sum())
+        return counts
 
     rows = []
     for name, make in sets.items():
         images = make()
-        rows.append(row(name, gate_values(defense, images), stretched(images)))
+        rows.append(row(name, gate_values(defense, images), changed(images)))
     print(f"gate open (value > 0.5) on clean images, {args.weights}:")
     for r in rows:
         print(f"  {r['set']:<52} {r['opened']:>4}/{r['n']:<4} = {r['open']:.3f} "
               f"[{r['wilson95'][0]:.3f}, {r['wilson95'][1]:.3f}]  mean gate {r['mean_gate']:.3f}"
-              + (f", contrast stretched on {r['stretched']}" if "stretched" in r else ""))  # fmt: skip
+              + (f", contrast stretched on {r['stretched']}" if "stretched" in r else "")
+              + (f", deblurred {r['deblurred']}" if "deblurred" in r else ""))  # fmt: skip
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         command = "python scripts/gate_open.py " + " ".join(sys.argv[1:] if argv is None else argv)

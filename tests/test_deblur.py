@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from recondefense import ReconstructiveDefense
 from recondefense.corruptions import corrupt
-from recondefense.levels import sharpness, unsharp_mask
+from recondefense.levels import blur_ratio, sharpness, unsharp_mask
 from recondefense.purifier_config import PurifierConfig
 from recondefense.purifiers import RoutedPurifier, UnsharpMask
 from recondefense.routing import deblur_share, partly
@@ -192,3 +192,35 @@ def test_an_unsharp_deblur_has_no_weights_round_trips_and_bad_settings_are_refus
     for bad in ([0, 1], [1, 9], [1], "1,2", [5, 1]):
         with pytest.raises(ValueError, match=r"deblur_unsharp=.*: expected null or two numbers"):
             PurifierConfig(arch="routed", deblur_unsharp=bad).validate()
+
+
+def test_blur_ratio_reads_about_4_without_pixel_scale_detail_and_low_with_it():
+    photos = _photos()  # smooth shapes under a pixel-scale texture
+    smooth = corrupt(photos, "gaussian_blur", 5)  # the texture blurred away
+    assert (blur_ratio(smooth) > 3.5).all() and (blur_ratio(smooth) < 4.5).all()
+    assert (blur_ratio(photos) < 1.0).all()
+    noisy = (smooth + 0.05 * torch.randn(smooth.shape, generator=torch.Generator().manual_seed(0))).clamp(0, 1)
+    assert (blur_ratio(noisy) < blur_ratio(smooth)).all()  # noise puts detail back at the pixel scale
+    assert torch.equal(blur_ratio(torch.full((2, 3, 8, 8), 0.4)), torch.zeros(2))  # flat: sharpness 0
+    assert torch.equal(blur_ratio(torch.rand(2, 3, 5, 9)), torch.zeros(2))  # too small to pool and measure
+
+
+def test_the_blur_ratio_range_scales_the_deblur_share_and_round_trips():
+    photos = _photos()
+    smooth = corrupt(photos, "gaussian_blur", 5)
+    x = torch.cat([photos, smooth])
+    everything = (7.0, 8.0)  # every image fully by sharpness
+    torch.testing.assert_close(deblur_share(x, everything, None), torch.ones(8))
+    torch.testing.assert_close(deblur_share(x, everything, (2.5, 3.0)), torch.tensor([0.0] * 4 + [1.0] * 4))
+    ratio = blur_ratio(smooth)
+    torch.testing.assert_close(deblur_share(smooth, everything, (0.0, 8.0)), ratio / 8)
+    config = PurifierConfig(arch="routed", deblur_sharpness_range=everything, deblur_ratio_range=[2.5, 3.0])
+    assert config.validate().deblur_ratio_range == (2.5, 3.0)
+    assert PurifierConfig.from_dict(config.as_dict()) == config
+    net = RoutedPurifier(**SMALL, deblur_sharpness_range=everything, deblur_ratio_range=(2.5, 3.0), deblur_unsharp=(1.0, 2.0))
+    plain = RoutedPurifier(**SMALL).eval()
+    plain.load_state_dict(net.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(net.eval()(x), plain(torch.cat([photos, unsharp_mask(smooth, 1.0, 2.0)])))
+    with pytest.raises(ValueError, match=r"deblur_ratio_range=.*: expected null or two numbers"):
+        PurifierConfig(arch="routed", deblur_ratio_range=[3.0, 2.5]).validate()

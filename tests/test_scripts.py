@@ -130,6 +130,16 @@ def test_gate_open_counts_the_clean_images_a_gate_opens_on(tmp_path, monkeypatch
         gate_open.main(["--weights", str(tmp_path / "contrast"), "--json", str(tmp_path / "rows.json")])
         rows = __import__("json").loads((tmp_path / "rows.json").read_text())["rows"]
         assert rows[0]["stretched"] == stretched
+    # a routed defense that deblurs smooth images: the washed-out noise reads sharp (no deblurring) for a range
+    # below it, and every image is deblurred for a range above it
+    for bounds, deblurred in (((0.01, 0.02), 0), ((7.0, 8.0), 6)):
+        routed = {"arch": "routed", "width": 4, "depth": 2, "detail_width": 4, "detail_depth": 1}
+        ReconstructiveDefense(**routed, deblur_sharpness_range=bounds, deblur_unsharp=(1.0, 1.0)).save_pretrained(
+            tmp_path / "deblur"
+        )
+        gate_open.main(["--weights", str(tmp_path / "deblur"), "--json", str(tmp_path / "rows.json")])
+        rows = __import__("json").loads((tmp_path / "rows.json").read_text())["rows"]
+        assert rows[0]["deblurred"] == deblurred and "stretched" not in rows[0]
     # --corruptions adds the object crops under each corruption at severities 1-5; a name it does not know stops it
     gate_open.main(
         ["--weights", str(tmp_path / "gated"), "--json", str(tmp_path / "rows.json"), "--corruptions", "brightness"]
