@@ -262,6 +262,18 @@ _WEIGHTS: tuple[tuple[str, str, str, dict[str, Any], str, dict[str, Any]], ...] 
         "mix+corruption",
         _ROUTED7_PARTS,
     ),
+    # -routed8- (the same model.safetensors) with an unsharp mask in front of the gate for blurred images
+    # (PurifierConfig.deblur_unsharp, sigma 1 amount 3; its share rises with levels.blur_ratio from 2.6 to 3.0 and
+    # falls with sharpness from 0.3 to 0.5; scripts/config_variant.py): no validation crop clean, noisy, attacked
+    # or under a non-blur corruption is touched; chosen on validation blur (design notes).
+    (
+        "imagenet-efficientnet_lite0_lite2-routed10-objects3-mix",
+        "ae080ae3879cb732dc81a084f144010da62aaa6dcc474e389b11d3e5002867f7",
+        "9eeb9c246f274bc5c5efe44c4ee11d8ea855a5ff71312201a34a6fcb6a673fbc",
+        _OBJECTS,
+        "mix+corruption",
+        _ROUTED7_PARTS,
+    ),
 )
 for _name, _sha256, _config_sha256, _tier, _attack, _extra in _WEIGHTS:
     register(WeightsEntry(_name, _name, _sha256, config_sha256=_config_sha256, attack=_attack, **_tier, **_extra))

@@ -149,6 +149,17 @@ def test_the_sharpness_probe_prints_clean_then_each_blur_and_severity(monkeypatc
     assert medians[0] > max(medians[1:]) and medians[1] > medians[5]  # blur lowers it, the strongest most
     assert all(r["below"]["9.0"] == 1.0 for r in rows)  # every image is below a threshold above all
     assert "defocus_blur" in capsys.readouterr().out
+    assert all(len(r["ratio"]) == 3 and "touched" not in r for r in rows)
+    # --weights: how many crops a defense's deblurring route touches (by sharpness: every one below 7)
+    routed = {"arch": "routed", **SMALL, "deblur_sharpness_range": [7.0, 8.0], "deblur_unsharp": [1.0, 2.0]}
+    ReconstructiveDefense(**routed).save_pretrained(tmp_path / "deblur")
+    argv = ["--limit", "6", "--corruptions", "defocus_blur", "--weights", str(tmp_path / "deblur"), "--json", str(out)]
+    assert module.main(argv) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert all(r["touched"] == 1.0 and r["mean_share"] == 1.0 for r in rows)
+    ReconstructiveDefense(arch="routed", **SMALL).save_pretrained(tmp_path / "plain")
+    with pytest.raises(SystemExit):
+        module.main(["--weights", str(tmp_path / "plain")])
     with pytest.raises(SystemExit):
         module.main(["--below", "x"])
 
