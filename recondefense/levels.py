@@ -169,26 +169,26 @@ def sharpness(images: torch.Tensor) -> torch.Tensor:
     """
     if min(images.shape[-2:]) < 3:
         return images.new_zeros(images.shape[0])
-    channels = images.shape[1]
-    kernel = images.new_tensor(_LAPLACIAN).expand(channels, 1, 3, 3)
-    detail = F.conv2d(images, kernel, groups=channels).abs().mean(dim=(1, 2, 3))
+    centre = images[..., 1:-1, 1:-1]
+    laplacian = images[..., :-2, 1:-1] + images[..., 2:, 1:-1] + images[..., 1:-1, :-2] + images[..., 1:-1, 2:]
+    detail = (laplacian - 4 * centre).abs().mean(dim=(1, 2, 3))  # _LAPLACIAN's response, without a convolution
     spread = contrast_spread(images)
     return torch.where(spread > 1e-3, detail / spread.clamp_min(1e-3), torch.zeros_like(detail))
 
 
 
-def blur_ratio(images: torch.Tensor) -> torch.Tensor:
+def blur_ratio(images: torch.Tensor, full: torch.Tensor | None = None) -> torch.Tensor:
     """How much sharper each image reads at half resolution: :func:`sharpness` of its 2 x 2 average-pooled version
     over its own. An image with no detail at the pixel scale (a Gaussian or defocus blur) reads close to 4, the
     Laplacian's scaling for a smooth signal; clean photographs read about 1.2-2.2 (their finest detail is at the
     pixel scale), and blurs that leave pixel-scale jitter (glass blur) or noise read lower still. Images whose
-    sharpness is 0, or smaller than 6 x 6, read 0.
+    sharpness is 0, or smaller than 6 x 6, read 0. ``full``: their :func:`sharpness`, where already measured.
 
     Shape: ``(N, C, H, W)`` in [0, 1] -> ``(N,)``, non-negative.
     """
     if min(images.shape[-2:]) < 6:
         return images.new_zeros(images.shape[0])
-    full = sharpness(images)
+    full = sharpness(images) if full is None else full
     half = sharpness(F.avg_pool2d(images, 2))
     return torch.where(full > 0, half / full.clamp_min(1e-12), torch.zeros_like(full))
 
@@ -201,12 +201,12 @@ def unsharp_mask(images: torch.Tensor, sigma: float, amount: float) -> torch.Ten
     Shape: ``(N, C, H, W)`` in [0, 1] -> same, in [0, 1].
     """
     radius = max(1, math.ceil(3 * sigma))
-    offsets = torch.arange(-radius, radius + 1, device=images.device, dtype=images.dtype)
-    weights = torch.exp(-0.5 * (offsets / sigma) ** 2)
-    weights = weights / weights.sum()
-    channels = images.shape[1]
-    rows = weights.view(1, 1, 1, -1).expand(channels, 1, 1, -1)
-    blurred = F.conv2d(F.pad(images, (radius, radius, 0, 0), mode="replicate"), rows, groups=channels)
-    columns = weights.view(1, 1, -1, 1).expand(channels, 1, -1, 1)
-    blurred = F.conv2d(F.pad(blurred, (0, 0, radius, radius), mode="replicate"), columns, groups=channels)
+    weights = [math.exp(-0.5 * (k / sigma) ** 2) for k in range(-radius, radius + 1)]
+    weights = [w / sum(weights) for w in weights]
+    height, width = images.shape[-2:]
+    # the separable blur as shifted sums (no convolution: exports to ONNX and runs fast on these few taps)
+    padded = F.pad(images, (radius, radius, 0, 0), mode="replicate")
+    blurred = sum(w * padded[..., :, k : k + width] for k, w in enumerate(weights))
+    padded = F.pad(blurred, (0, 0, radius, radius), mode="replicate")
+    blurred = sum(w * padded[..., k : k + height, :] for k, w in enumerate(weights))
     return (images + amount * (images - blurred)).clamp(0, 1)

@@ -150,10 +150,11 @@ def deblur_share(
     Shape: ``(N, C, H, W)`` in [0, 1] -> ``(N,)`` in [0, 1].
     """
     low, high = sharpness_range
-    share = ((high - sharpness(x)) / (high - low)).clamp(0, 1)
+    sharp = sharpness(x)
+    share = ((high - sharp) / (high - low)).clamp(0, 1)
     if ratio_range is not None:
         low, high = ratio_range
-        share = share * ((blur_ratio(x) - low) / (high - low)).clamp(0, 1)
+        share = share * ((blur_ratio(x, sharp) - low) / (high - low)).clamp(0, 1)
     return share
 
 
