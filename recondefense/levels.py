@@ -176,7 +176,6 @@ def sharpness(images: torch.Tensor) -> torch.Tensor:
     return torch.where(spread > 1e-3, detail / spread.clamp_min(1e-3), torch.zeros_like(detail))
 
 
-
 def blur_ratio(images: torch.Tensor, full: torch.Tensor | None = None) -> torch.Tensor:
     """How much sharper each image reads at half resolution: :func:`sharpness` of its 2 x 2 average-pooled version
     over its own. An image with no detail at the pixel scale (a Gaussian or defocus blur) reads close to 4, the

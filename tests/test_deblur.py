@@ -228,7 +228,9 @@ def test_the_blur_ratio_range_scales_the_deblur_share_and_round_trips():
     config = PurifierConfig(arch="routed", deblur_sharpness_range=everything, deblur_ratio_range=[2.5, 3.0])
     assert config.validate().deblur_ratio_range == (2.5, 3.0)
     assert PurifierConfig.from_dict(config.as_dict()) == config
-    net = RoutedPurifier(**SMALL, deblur_sharpness_range=everything, deblur_ratio_range=(2.5, 3.0), deblur_unsharp=(1.0, 2.0))
+    net = RoutedPurifier(
+        **SMALL, deblur_sharpness_range=everything, deblur_ratio_range=(2.5, 3.0), deblur_unsharp=(1.0, 2.0)
+    )
     plain = RoutedPurifier(**SMALL).eval()
     plain.load_state_dict(net.state_dict())
     with torch.no_grad():

@@ -49,7 +49,11 @@ def _defenses() -> list[tuple[str, nn.Module]]:
         deblurred.autoencoder.deblur.correction.out.weight.normal_(0, 0.01)
     # the unsharp mask, by sharpness and by blur ratio: a share of about 0.57 on uniform noise
     unsharp = ReconstructiveDefense(
-        arch="routed", **small, deblur_sharpness_range=(1.0, 8.0), deblur_ratio_range=(0.1, 1.0), deblur_unsharp=(1.0, 2.0)
+        arch="routed",
+        **small,
+        deblur_sharpness_range=(1.0, 8.0),
+        deblur_ratio_range=(0.1, 1.0),
+        deblur_unsharp=(1.0, 2.0),
     )
     # a gate that reads something (the untrained one's last layer is 0), opened past the veto on every image
     vetoed = ReconstructiveDefense(arch="routed", **small, brightness_veto=0.1)
