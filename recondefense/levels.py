@@ -156,20 +156,17 @@ def noise_level(images: torch.Tensor) -> torch.Tensor:
     return response.abs().mean(dim=(1, 2, 3)) * (math.sqrt(math.pi / 2) / 6)
 
 
-#: The 4-neighbour Laplacian that :func:`sharpness` measures fine detail with.
-_LAPLACIAN = ((0.0, 1.0, 0.0), (1.0, -4.0, 1.0), (0.0, 1.0, 0.0))
-
-
 def sharpness(images: torch.Tensor) -> torch.Tensor:
-    """Each image's fine detail for its contrast: the mean absolute response to the 3 x 3 Laplacian over the valid
-    pixels of every channel, divided by :func:`contrast_spread` (so a dim or washed-out photo reads as sharp as it
-    is). Blur lowers it, noise raises it; a flat image (spread below 1e-3) and one smaller than 3 x 3 read 0.
+    """Each image's fine detail for its contrast: the mean absolute response to the 3 x 3 4-neighbour Laplacian
+    (``[[0, 1, 0], [1, -4, 1], [0, 1, 0]]``) over the valid pixels of every channel, divided by
+    :func:`contrast_spread` (so a dim or washed-out photo reads as sharp as it is). Blur lowers it, noise raises it; a
+    flat image (spread below 1e-3) and one smaller than 3 x 3 read 0.
 
     Shape: ``(N, C, H, W)`` in [0, 1] -> ``(N,)``, non-negative and unbounded (a pixel checkerboard reads 8).
     """
     if min(images.shape[-2:]) < 3:
         return images.new_zeros(images.shape[0])
-    laplacian = images[..., :-2, 1:-1] + images[..., 2:, 1:-1]  # _LAPLACIAN's response, without a convolution
+    laplacian = images[..., :-2, 1:-1] + images[..., 2:, 1:-1]  # the Laplacian's response, without a convolution
     laplacian += images[..., 1:-1, :-2]  # in place: one temporary (no sum needs its inputs for the gradient)
     laplacian += images[..., 1:-1, 2:]
     laplacian.add_(images[..., 1:-1, 1:-1], alpha=-4)

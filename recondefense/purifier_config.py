@@ -81,14 +81,14 @@ NUMBER_RANGES: dict[str, tuple[float, float, bool]] = {
 }
 
 
+def _is_pair(value: Any) -> bool:
+    """Whether ``value`` is a list or tuple of two numbers (int or float)."""
+    return isinstance(value, (list, tuple)) and len(value) == 2 and all(type(s) in (int, float) for s in value)
+
+
 def _is_range(value: Any, most: float) -> bool:
     """Whether ``value`` is a list or tuple of two numbers ``low < high`` in ``[0, most]``."""
-    return (
-        isinstance(value, (list, tuple))
-        and len(value) == 2
-        and all(type(s) in (int, float) for s in value)
-        and 0 <= value[0] < value[1] <= most
-    )
+    return _is_pair(value) and 0 <= value[0] < value[1] <= most
 
 
 @dataclass(frozen=True)
@@ -273,13 +273,7 @@ class PurifierConfig:
         if self.deblur_ratio_range is not None and not _is_range(self.deblur_ratio_range, 8):
             return "deblur_ratio_range", "null or two numbers low < high in [0, 8]"
         unsharp = self.deblur_unsharp
-        if unsharp is not None and not (
-            isinstance(unsharp, (list, tuple))
-            and len(unsharp) == 2
-            and all(type(v) in (int, float) for v in unsharp)
-            and 0 < unsharp[0] <= 4
-            and 0 < unsharp[1] <= 8
-        ):
+        if unsharp is not None and not (_is_pair(unsharp) and 0 < unsharp[0] <= 4 and 0 < unsharp[1] <= 8):
             return "deblur_unsharp", "null or two numbers: a sigma in (0, 4] and an amount in (0, 8]"
         return None
 
