@@ -15,6 +15,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from .transform import is_tracing
+
 __all__ = [
     "MAX_CONTRAST_GAIN",
     "black_point",
@@ -69,6 +71,8 @@ def contrast_gain(images: torch.Tensor, floor: float, target: float) -> torch.Te
 def _means_and_gain(images: torch.Tensor, floor: float, target: float) -> tuple[torch.Tensor, torch.Tensor]:
     """The per-channel means ``(N, C, 1, 1)`` and :func:`contrast_gain` ``(N,)`` of ``(N, C, H, W)`` images."""
     means, spread = _means_and_spread(images)
+    if not is_tracing(images) and not bool((spread < floor).any()):  # eager: no image to stretch, no blocks read
+        return means, torch.ones_like(spread)
     blocks = _blocks(images)
     darkest, brightest = blocks.amin(dim=(2, 3), keepdim=True), blocks.amax(dim=(2, 3), keepdim=True)
     room = torch.minimum((1 - means) / (brightest - means).clamp_min(1e-4), means / (means - darkest).clamp_min(1e-4))
@@ -79,7 +83,8 @@ def _means_and_gain(images: torch.Tensor, floor: float, target: float) -> tuple[
 def restore_contrast(images: torch.Tensor, floor: float, target: float) -> torch.Tensor:
     """Stretch the images whose :func:`contrast_spread` is below ``floor`` around their per-channel means by
     :func:`contrast_gain` (towards a spread of ``target``, no further than the image's own range allows), clamped to
-    [0, 1]; the others, and every image when ``floor`` is 0, are returned as they are. Undoes a washed-out image
+    [0, 1]; the others, and every image when ``floor`` is 0, are returned as they are (a batch with none to stretch:
+    the input itself, outside tracing). Undoes a washed-out image
     (ImageNet-C's contrast) up to the contrast the image had, which it cannot know: the image's range, capped by
     ``target``, stands in for it.
 
@@ -88,6 +93,8 @@ def restore_contrast(images: torch.Tensor, floor: float, target: float) -> torch
     if floor <= 0:
         return images
     means, gain = _means_and_gain(images, floor, target)
+    if not is_tracing(images) and not bool((gain != 1).any()):  # eager: nothing to stretch, nothing computed
+        return images
     return torch.lerp(means, images, gain.view(-1, 1, 1, 1)).clamp(0, 1)
 
 
@@ -111,7 +118,8 @@ def black_point(images: torch.Tensor) -> torch.Tensor:
 def restore_black_point(images: torch.Tensor, floor: float) -> torch.Tensor:
     """Lower the HSV value of every pixel of the images whose :func:`black_point` is at least ``floor`` by that
     black point (hue and saturation kept: RGB scaled by ``(V - b) / V``), so their darkest block touches black
-    again; the others, and every image when ``floor`` is 0, are returned as they are. Undoes ImageNet-C's
+    again; the others, and every image when ``floor`` is 0, are returned as they are (a batch with none to lower:
+    the input itself, outside tracing). Undoes ImageNet-C's
     brightness where it did not clip (a pixel raised to 1 comes back at ``1 - b``), up to the black point the image
     had, which it cannot know.
 
@@ -120,7 +128,10 @@ def restore_black_point(images: torch.Tensor, floor: float) -> torch.Tensor:
     if floor <= 0:
         return images
     value, black = _value_and_black_point(images)
-    shift = torch.where(black >= floor, black, torch.zeros_like(black)).view(-1, 1, 1, 1)
+    lifted = black >= floor
+    if not is_tracing(images) and not bool(lifted.any()):  # eager: nothing to lower, nothing computed
+        return images
+    shift = torch.where(lifted, black, torch.zeros_like(black)).view(-1, 1, 1, 1)
     lowered = (value - shift).clamp_min(0)
     scale = torch.where(value > 0, lowered / value.clamp_min(torch.finfo(images.dtype).tiny), torch.zeros_like(value))
     return (images * scale).clamp(0, 1)

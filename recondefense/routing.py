@@ -140,22 +140,33 @@ def _strong_or_weak(
 
 
 def deblur_share(
-    x: torch.Tensor, sharpness_range: tuple[float, float], ratio_range: tuple[float, float] | None = None
+    x: torch.Tensor,
+    sharpness_range: tuple[float, float],
+    ratio_range: tuple[float, float] | None = None,
+    always: bool = True,
 ) -> torch.Tensor:
     """How much of a deblurring purifier's correction each image gets, by its :func:`~recondefense.levels.sharpness`
     ``h``: 1 at ``h`` up to ``sharpness_range[0]``, falling linearly to 0 at ``sharpness_range[1]`` and above; with
     ``ratio_range``, times a share by its :func:`~recondefense.levels.blur_ratio` ``b``: 0 at ``b`` up to
-    ``ratio_range[0]``, rising linearly to 1 at ``ratio_range[1]`` and above.
+    ``ratio_range[0]``, rising linearly to 1 at ``ratio_range[1]`` and above. Unless ``always`` (training,
+    tracing), the blur ratio is measured only on the images whose sharpness share is above 0 (the others' share is 0
+    whatever it reads), so clean traffic pays for the sharpness alone: the same shares.
 
     Shape: ``(N, C, H, W)`` in [0, 1] -> ``(N,)`` in [0, 1].
     """
     low, high = sharpness_range
     sharp = sharpness(x)
     share = ((high - sharp) / (high - low)).clamp(0, 1)
-    if ratio_range is not None:
-        low, high = ratio_range
-        share = share * ((blur_ratio(x, sharp) - low) / (high - low)).clamp(0, 1)
-    return share
+    if ratio_range is None:
+        return share
+    low, high = ratio_range
+    if always:
+        return share * ((blur_ratio(x, sharp) - low) / (high - low)).clamp(0, 1)
+    index = (share > 0).nonzero().flatten()
+    if not len(index):
+        return share
+    ratio = blur_ratio(x[index], sharp[index])
+    return share.index_copy(0, index, share[index] * ((ratio - low) / (high - low)).clamp(0, 1))
 
 
 def partly(
@@ -346,12 +357,15 @@ class RouteMixture(nn.Module):
     def prepare(self, x: torch.Tensor) -> torch.Tensor:
         """The image as the gate and the experts see it: its levels restored
         (:func:`~recondefense.levels.restore_levels`), then deblurred as much as :func:`deblur_share` says (each
-        step only where configured). Shape kept, [0, 1]."""
-        x = restore_levels(x, self.contrast_floor, self.contrast_target, self.black_point_floor)
+        step only where configured). Shape kept, [0, 1], in ``x``'s memory format (its measures read the usual
+        layout: on the CPU they run about twice as fast there as channels-last)."""
+        channels_last = not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+        x = restore_levels(x.contiguous(), self.contrast_floor, self.contrast_target, self.black_point_floor)
         if self.deblur is not None and self.deblur_range is not None:
-            share = deblur_share(x, self.deblur_range, self.deblur_ratio_range)
-            x = partly(x, share, self.deblur, self.training or is_tracing(x))
-        return x
+            always = self.training or is_tracing(x)
+            share = deblur_share(x, self.deblur_range, self.deblur_ratio_range, always)
+            x = partly(x, share, self.deblur, always)
+        return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
     def gate_value(self, x: torch.Tensor) -> torch.Tensor:
         """How far :meth:`forward` sends the image to the experts, ``1 - p0`` on :meth:`prepare`'s image:

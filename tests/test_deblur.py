@@ -237,3 +237,44 @@ def test_the_blur_ratio_range_scales_the_deblur_share_and_round_trips():
         torch.testing.assert_close(net.eval()(x), plain(torch.cat([photos, unsharp_mask(smooth, 1.0, 2.0)])))
     with pytest.raises(ValueError, match=r"deblur_ratio_range=.*: expected null or two numbers"):
         PurifierConfig(arch="routed", deblur_ratio_range=[3.0, 2.5]).validate()
+
+
+def test_eager_measures_skip_what_cannot_change_a_share_or_an_image_and_give_the_dense_values(monkeypatch):
+    from recondefense.levels import restore_black_point, restore_contrast
+
+    photos = _photos()
+    smooth = corrupt(photos, "gaussian_blur", 5)
+    noisy = (smooth + 0.05 * torch.randn(smooth.shape, generator=torch.Generator().manual_seed(1))).clamp(0, 1)
+    x = torch.cat([photos, smooth, noisy])
+    sharp = sharpness(x)
+    cut = (float(sharp[:4].min()) + float(sharp[4:8].max())) / 2  # the sharp photos above, the blurred ones below
+    for ratio_range in ((2.5, 3.0), (0.0, 8.0)):
+        dense = deblur_share(x, (cut - 1e-3, cut), ratio_range, always=True)
+        torch.testing.assert_close(deblur_share(x, (cut - 1e-3, cut), ratio_range, always=False), dense)
+        assert torch.equal(dense[:4], torch.zeros(4)) and (dense[4:8] > 0).all()
+    assert torch.equal(deblur_share(photos, (cut - 1e-3, cut), (2.5, 3.0), always=False), torch.zeros(4))
+    # a batch with nothing to stretch or lower comes back as the very tensor (eager), with the dense values
+    assert restore_contrast(photos, 0.01, 0.2) is photos
+    assert restore_black_point(photos, 0.9) is photos
+    monkeypatch.setattr("recondefense.levels.is_tracing", lambda images=None: True)  # the dense formulas, as traced
+    dense = restore_contrast(photos, 0.01, 0.2), restore_black_point(photos, 0.9)
+    assert all(out is not photos and torch.equal(out, photos) for out in dense)
+
+
+def test_a_routed_purifier_prepares_channels_last_input_as_the_usual_layout_and_keeps_its_format():
+    photos = _photos()
+    x = torch.cat([photos, corrupt(photos, "gaussian_blur", 5), corrupt(photos, "contrast", 4)])
+    net = RoutedPurifier(
+        **SMALL,
+        contrast_floor=0.1,
+        deblur_sharpness_range=(7.0, 8.0),
+        deblur_ratio_range=(2.5, 3.0),
+        deblur_unsharp=(1.0, 2.0),
+    ).eval()
+    with torch.no_grad():
+        usual = net.prepare(x)
+        last = net.prepare(x.contiguous(memory_format=torch.channels_last))
+        assert last.is_contiguous(memory_format=torch.channels_last) and usual.is_contiguous()
+        torch.testing.assert_close(last, usual, atol=1e-6, rtol=0)
+        assert not torch.equal(usual[4:], x[4:])  # the blurred ones deblurred, the washed-out ones stretched
+        torch.testing.assert_close(net(x.contiguous(memory_format=torch.channels_last)), net(x), atol=1e-5, rtol=0)
