@@ -23,7 +23,9 @@ __all__ = [
     "blur_ratio",
     "contrast_gain",
     "contrast_spread",
+    "impulse_fraction",
     "noise_level",
+    "remove_impulses",
     "restore_black_point",
     "restore_contrast",
     "restore_levels",
@@ -200,6 +202,54 @@ def blur_ratio(images: torch.Tensor, full: torch.Tensor | None = None) -> torch.
     full = sharpness(images) if full is None else full
     half = sharpness(F.avg_pool2d(images, 2))
     return torch.where(full > 0, half / full.clamp_min(1e-12), torch.zeros_like(full))
+
+
+def impulse_fraction(images: torch.Tensor) -> torch.Tensor:
+    """Each image's share of isolated extreme values, the signature of salt-and-pepper noise (ImageNet-C's impulse
+    noise): channel values exactly 0 or 1 whose left and right neighbours (same channel, same row) both differ from
+    them, counted on every 4th row. Clipped highlights and shadows come in runs and count little (clean validation
+    object crops: at most about 0.002), impulse noise of amount ``a`` reads about ``a``; clipped Gaussian noise
+    reads some too. Images narrower than 3 pixels read 0.
+
+    Shape: ``(N, C, H, W)`` in [0, 1] -> ``(N,)`` in [0, 1].
+    """
+    if images.shape[-1] < 3:
+        return images.new_zeros(images.shape[0])
+    rows = images[..., ::4, :]
+    middle = rows[..., 1:-1]
+    isolated = ((middle == 0) | (middle == 1)) & (rows[..., :-2] != middle) & (rows[..., 2:] != middle)
+    return isolated.to(images.dtype).mean(dim=(1, 2, 3))
+
+
+def remove_impulses(images: torch.Tensor, passes: int = 2) -> torch.Tensor:
+    """Replace every dot, a channel value exactly 0 or 1 that at most 2 of its 8 neighbours (same channel, borders
+    replicated) share, by the mean of its neighbours that are neither 0 nor 1, or by the mean of all 8 where none is
+    (a pepper dot inside a clipped highlight becomes the highlight): a switching mean filter that undoes
+    salt-and-pepper noise and leaves every other value, clipped highlights and shadows among them, as it is.
+    ``passes`` times: dense dots come in clumps, and a clump's last dots are isolated once the others are gone
+    (ImageNet-C's impulse noise at severity 5 on 128 validation object crops: 2.3% of the values still dots after one
+    pass, 0.7% after two). Shifted sums, no convolution (exports to ONNX).
+
+    Shape: ``(N, C, H, W)`` in [0, 1] -> same, in [0, 1].
+    """
+    for _ in range(passes):
+        images = _remove_isolated_extremes(images)
+    return images
+
+
+def _remove_isolated_extremes(images: torch.Tensor) -> torch.Tensor:
+    """One pass of :func:`remove_impulses`."""
+    height, width = images.shape[-2:]
+    padded = F.pad(images, (1, 1, 1, 1), mode="replicate")
+    valid = ((padded > 0) & (padded < 1)).to(images.dtype)
+    kept = padded * valid
+    neighbours = [(dy, dx) for dy in range(3) for dx in range(3) if (dy, dx) != (1, 1)]
+    total = sum(padded[..., dy : dy + height, dx : dx + width] for dy, dx in neighbours)
+    kept_total = sum(kept[..., dy : dy + height, dx : dx + width] for dy, dx in neighbours)
+    count = sum(valid[..., dy : dy + height, dx : dx + width] for dy, dx in neighbours)
+    same = sum((padded[..., dy : dy + height, dx : dx + width] == images).to(images.dtype) for dy, dx in neighbours)
+    estimate = torch.where(count > 0, kept_total / count.clamp_min(1), total / len(neighbours))
+    return torch.where(((images == 0) | (images == 1)) & (same <= 2), estimate, images)
 
 
 def unsharp_mask(images: torch.Tensor, sigma: float, amount: float) -> torch.Tensor:

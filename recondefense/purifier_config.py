@@ -46,11 +46,22 @@ ARCHITECTURE_KEYS: dict[str, tuple[str, ...]] = {
         "deblur_unsharp",
         "deblur_ratio_range",
         "brightness_veto",
+        "impulse_range",
+        "impulse_noise_range",
     ),
 }
 
 #: How many experts a gate routes between, by architecture (``bypass_below`` may give one threshold each).
 EXPERTS: dict[str, int] = {"gated": 1, "routed": 2}
+
+#: The settings that are null or two numbers (config.json holds them as lists).
+_OPTIONAL_PAIRS = (
+    "deblur_sharpness_range",
+    "deblur_unsharp",
+    "deblur_ratio_range",
+    "impulse_range",
+    "impulse_noise_range",
+)
 
 #: What a gated purifier may hold behind its gate (config.json's ``inner``).
 GATED_INNER = ("recon", "residual")
@@ -178,6 +189,16 @@ class PurifierConfig:
             pixels themselves are left as they are. The second reading is taken only of images the gate opens on
             by more than ``brightness_veto``. 0 (the default, and every weights folder without the key): one
             reading.
+        impulse_range: ``"routed"``: salt-and-pepper dots are removed first, before the levels, the deblurring and
+            the gate (:func:`~recondefense.levels.remove_impulses`), as much as the image's
+            :func:`~recondefense.levels.impulse_fraction` ``f`` says: none at ``f`` up to ``impulse_range[0]``,
+            rising linearly to all at ``impulse_range[1]`` and above (:func:`~recondefense.routing.impulse_share`);
+            two numbers in [0, 1]. None (the default, and every weights folder without the key): no impulse removal.
+        impulse_noise_range: ``"routed"`` with an ``impulse_range``: the removal's share is also scaled by the
+            :func:`~recondefense.levels.noise_level` ``s`` of the image with its dots removed: 1 at ``s`` up to
+            ``impulse_noise_range[0]``, falling linearly to 0 at ``impulse_noise_range[1]`` (Gaussian and shot
+            noise, whose clipped values read as dots too, stay noisy and go to the denoiser); two numbers in [0, 1].
+            None (the default, and every weights folder without the key): by the fraction alone.
     """
 
     in_channels: int = 3
@@ -206,9 +227,11 @@ class PurifierConfig:
     brightness_veto: float = 0.0
     deblur_unsharp: tuple[float, float] | list[float] | None = None
     deblur_ratio_range: tuple[float, float] | list[float] | None = None
+    impulse_range: tuple[float, float] | list[float] | None = None
+    impulse_noise_range: tuple[float, float] | list[float] | None = None
 
     def __post_init__(self) -> None:
-        for key in ("corruption_noise_range", "deblur_sharpness_range", "deblur_unsharp", "deblur_ratio_range"):
+        for key in ("corruption_noise_range", *_OPTIONAL_PAIRS):
             if isinstance(getattr(self, key), list):  # config.json's list: the same config as the tuple
                 object.__setattr__(self, key, tuple(getattr(self, key)))
 
@@ -227,7 +250,7 @@ class PurifierConfig:
         if isinstance(self.bypass_below, (list, tuple)):
             values["bypass_below"] = [float(b) for b in self.bypass_below]
         values["corruption_noise_range"] = [float(s) for s in self.corruption_noise_range]
-        for key in ("deblur_sharpness_range", "deblur_unsharp", "deblur_ratio_range"):
+        for key in _OPTIONAL_PAIRS:
             if getattr(self, key) is not None:
                 values[key] = [float(s) for s in getattr(self, key)]
         return values
@@ -275,6 +298,9 @@ class PurifierConfig:
         unsharp = self.deblur_unsharp
         if unsharp is not None and not (_is_pair(unsharp) and 0 < unsharp[0] <= 4 and 0 < unsharp[1] <= 8):
             return "deblur_unsharp", "null or two numbers: a sigma in (0, 4] and an amount in (0, 8]"
+        for key in ("impulse_range", "impulse_noise_range"):
+            if getattr(self, key) is not None and not _is_range(getattr(self, key), 1):
+                return key, "null or two numbers low < high in [0, 1]"
         return None
 
     def validate(self) -> PurifierConfig:

@@ -284,7 +284,7 @@ class RoutedPurifier(RouteMixture):
             whose route-1 probability is at least ``strong_above``; ``deblur_sharpness_range``, if set, adds
             ``.deblur``, a :class:`ResidualPurifier` of ``deblur_width`` and ``deblur_depth`` (or, with
             ``deblur_unsharp``, an :class:`UnsharpMask`) that deblurs the images that read smooth before the gate
-            sees them; ``brightness_veto`` > 0 keeps the gate shut on images it
+            sees them; ``impulse_range``, if set, removes salt-and-pepper dots first; ``brightness_veto`` > 0 keeps the gate shut on images it
             opens on only for their brightness, :func:`~recondefense.gate.veto_brightened`).
 
     Shape: ``(N, C, H, W)`` in [0, 1] -> ``(N, C, H, W)`` in [0, 1].
@@ -327,6 +327,8 @@ class RoutedPurifier(RouteMixture):
             config.deblur_sharpness_range,
             config.brightness_veto,
             config.deblur_ratio_range,
+            config.impulse_range,
+            config.impulse_noise_range,
         )
         self.in_channels = in_channels
         self.inner = config.inner

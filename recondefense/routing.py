@@ -26,6 +26,9 @@ from .levels import (
     blur_ratio,
     contrast_gain,
     contrast_spread,
+    impulse_fraction,
+    noise_level,
+    remove_impulses,
     restore_contrast,
     restore_levels,
     sharpness,
@@ -38,6 +41,7 @@ __all__ = [
     "binomial_blur",
     "blend",
     "deblur_share",
+    "impulse_share",
     "partly",
     "veto_brightened",
     "contrast_gain",
@@ -169,6 +173,37 @@ def deblur_share(
     return share.index_copy(0, index, share[index] * ((ratio - low) / (high - low)).clamp(0, 1))
 
 
+def impulse_share(
+    x: torch.Tensor,
+    impulse_range: tuple[float, float],
+    noise_range: tuple[float, float] | None = None,
+    always: bool = True,
+) -> torch.Tensor:
+    """How much of :func:`~recondefense.levels.remove_impulses`'s correction each image gets, by its
+    :func:`~recondefense.levels.impulse_fraction` ``f``: 0 at ``f`` up to ``impulse_range[0]``, rising linearly to 1
+    at ``impulse_range[1]`` and above; with ``noise_range``, times a share by the
+    :func:`~recondefense.levels.noise_level` ``s`` of the image with its dots removed: 1 at ``s`` up to
+    ``noise_range[0]``, falling linearly to 0 at ``noise_range[1]`` and above. Salt and pepper leaves the other
+    values clean, so ``s`` reads low; Gaussian or shot noise, whose clipped values also read as dots, stays noisy
+    and is left to the denoiser. Unless ``always`` (training, tracing), ``s`` is measured only on the images whose
+    fraction share is above 0 (the same shares).
+
+    Shape: ``(N, C, H, W)`` in [0, 1] -> ``(N,)`` in [0, 1].
+    """
+    low, high = impulse_range
+    share = ((impulse_fraction(x) - low) / (high - low)).clamp(0, 1)
+    if noise_range is None:
+        return share
+    low, high = noise_range
+    if always:
+        return share * ((high - noise_level(remove_impulses(x))) / (high - low)).clamp(0, 1)
+    index = (share > 0).nonzero().flatten()
+    if not len(index):
+        return share
+    quiet = ((high - noise_level(remove_impulses(x[index]))) / (high - low)).clamp(0, 1)
+    return share.index_copy(0, index, share[index] * quiet)
+
+
 def partly(
     x: torch.Tensor, share: torch.Tensor, purifier: Callable[[torch.Tensor], torch.Tensor], always: bool
 ) -> torch.Tensor:
@@ -225,6 +260,9 @@ class RouteMixture(nn.Module):
             (:func:`partly`); None and None: none.
         brightness_veto: the gate also reads the image with its black point restored, and opens no further than
             that reading allows (:func:`~recondefense.gate.veto_brightened`), in (0, 0.5]; 0: one reading.
+        impulse_range, impulse_noise_range: salt-and-pepper dots removed first
+            (:func:`~recondefense.levels.remove_impulses`), as much as :func:`impulse_share` says for them; None:
+            never (and: by the dots' fraction alone).
 
     Shape: ``(N, C, H, W)`` in [0, 1] -> ``(N, C, H, W)`` in [0, 1].
     """
@@ -244,6 +282,8 @@ class RouteMixture(nn.Module):
         deblur_range: tuple[float, float] | None = None,
         brightness_veto: float = 0.0,
         deblur_ratio_range: tuple[float, float] | None = None,
+        impulse_range: tuple[float, float] | None = None,
+        impulse_noise_range: tuple[float, float] | None = None,
     ) -> None:
         super().__init__()
         self.gate = gate
@@ -262,6 +302,8 @@ class RouteMixture(nn.Module):
         self.deblur = deblur
         self.deblur_range = None if deblur_range is None else (float(deblur_range[0]), float(deblur_range[1]))
         self.deblur_ratio_range = None if deblur_ratio_range is None else tuple(float(b) for b in deblur_ratio_range)
+        self.impulse_range = None if impulse_range is None else tuple(float(f) for f in impulse_range)
+        self.impulse_noise_range = None if impulse_noise_range is None else tuple(float(s) for s in impulse_noise_range)
         self.brightness_veto = float(brightness_veto)
 
     def experts(self) -> list[nn.Module]:
@@ -355,14 +397,19 @@ class RouteMixture(nn.Module):
         return torch.logsumexp(self.expert_logits(x), dim=1)
 
     def prepare(self, x: torch.Tensor) -> torch.Tensor:
-        """The image as the gate and the experts see it: its levels restored
-        (:func:`~recondefense.levels.restore_levels`), then deblurred as much as :func:`deblur_share` says (each
+        """The image as the gate and the experts see it: its salt-and-pepper dots removed as much as
+        :func:`impulse_share` says, its levels restored (:func:`~recondefense.levels.restore_levels`), then deblurred as much as :func:`deblur_share` says (each
         step only where configured). Shape kept, [0, 1], in ``x``'s memory format (its measures read the usual
         layout: on the CPU they run about twice as fast there as channels-last)."""
         channels_last = not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
-        x = restore_levels(x.contiguous(), self.contrast_floor, self.contrast_target, self.black_point_floor)
+        x = x.contiguous()
+        always = self.training or is_tracing(x)
+        if self.impulse_range is not None:
+            x = partly(
+                x, impulse_share(x, self.impulse_range, self.impulse_noise_range, always), remove_impulses, always
+            )
+        x = restore_levels(x, self.contrast_floor, self.contrast_target, self.black_point_floor)
         if self.deblur is not None and self.deblur_range is not None:
-            always = self.training or is_tracing(x)
             share = deblur_share(x, self.deblur_range, self.deblur_ratio_range, always)
             x = partly(x, share, self.deblur, always)
         return x.contiguous(memory_format=torch.channels_last) if channels_last else x

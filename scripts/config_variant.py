@@ -34,6 +34,8 @@ SETTINGS = (
     "deblur_unsharp",
     "deblur_ratio_range",
     "brightness_veto",
+    "impulse_range",
+    "impulse_noise_range",
 )
 
 

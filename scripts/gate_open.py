@@ -20,7 +20,8 @@ shut where no route undoes the corruption, e.g. brightness; it opens on noise by
 A defense that stretches washed-out images first (``contrast_floor`` > 0) also gets, per set, how many images
 it stretches (``stretched``: gain above 1, :func:`~recondefense.routing.contrast_gain`), and one that deblurs smooth
 images first (``deblur_sharpness_range``) how many it deblurs (``deblurred``: a share above 0,
-:func:`~recondefense.routing.deblur_share`): changes to clean images the gate does not decide. The gate is read
+:func:`~recondefense.routing.deblur_share`), one that removes salt-and-pepper dots first (``impulse_range``) how many
+it cleans (``dots_removed``: :func:`~recondefense.routing.impulse_share` above 0): changes to clean images the gate does not decide. The gate is read
 where the defense reads it, after those steps. No attack is run: seconds on a CPU. The share of attacked images a gate opens on is in
 the tier's rows (``gate_open_pgd``).
 """
@@ -42,7 +43,7 @@ from recondefense.data import heldout_photos, object_test_crops, painting_crops
 from recondefense.defense import DEFAULT_IMAGENET_WEIGHTS
 from recondefense.evaluate.tiers import HELDOUT_GRID
 from recondefense.metrics import wilson_interval
-from recondefense.routing import contrast_gain, deblur_share
+from recondefense.routing import contrast_gain, deblur_share, impulse_share
 from recondefense.train.negatives import unsharp
 
 
@@ -86,7 +87,7 @@ def gate_values(defense: ReconstructiveDefense, images: torch.Tensor, batch: int
 
 def row(name: str, gates: torch.Tensor, changed: dict[str, int] | None = None) -> dict:
     """The counts of one set; ``changed``: how many images each step before the gate changes (``stretched``,
-    ``deblurred``)."""
+    ``deblurred``, ``dots_removed``)."""
     opened, n = int((gates > 0.5).sum()), len(gates)
     low, high = wilson_interval(opened, n) if n else (0.0, 1.0)
     return {"set": name, "n": n, "opened": opened, "open": opened / max(n, 1), "wilson95": [low, high],
@@ -123,6 +124,9 @@ def main(argv: list[str] | None = None) -> int:
         counts = {}
         if config.contrast_floor:
             counts["stretched"] = int((contrast_gain(images, config.contrast_floor, config.contrast_target) > 1).sum())
+        if config.arch == "routed" and config.impulse_range is not None:
+            share = impulse_share(images, config.impulse_range, config.impulse_noise_range)
+            counts["dots_removed"] = int((share > 0).sum())
         if config.arch == "routed" and config.deblur_sharpness_range is not None:
             share = deblur_share(images, config.deblur_sharpness_range, config.deblur_ratio_range)
             counts["deblurred"] = int((share > 0).sum())
@@ -137,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {r['set']:<52} {r['opened']:>4}/{r['n']:<4} = {r['open']:.3f} "
               f"[{r['wilson95'][0]:.3f}, {r['wilson95'][1]:.3f}]  mean gate {r['mean_gate']:.3f}"
               + (f", contrast stretched on {r['stretched']}" if "stretched" in r else "")
-              + (f", deblurred {r['deblurred']}" if "deblurred" in r else ""))  # fmt: skip
+              + (f", deblurred {r['deblurred']}" if "deblurred" in r else "")
+              + (f", dots removed {r['dots_removed']}" if "dots_removed" in r else ""))  # fmt: skip
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         command = "python scripts/gate_open.py " + " ".join(sys.argv[1:] if argv is None else argv)

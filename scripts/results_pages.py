@@ -1305,7 +1305,8 @@ def _gate_table(paths: list[Path]) -> str:
         low, high = row["wilson95"]
         stretched = f"; contrast stretched on {row['stretched']}" if "stretched" in row else ""
         deblurred = f"; deblurred {row['deblurred']}" if "deblurred" in row else ""
-        return f"{row['open']:.3f} ±{(high - low) / 2:.3f} ({row['opened']}/{row['n']}{stretched}{deblurred})"
+        dots = f"; dots removed {row['dots_removed']}" if "dots_removed" in row else ""
+        return f"{row['open']:.3f} ±{(high - low) / 2:.3f} ({row['opened']}/{row['n']}{stretched}{deblurred}{dots})"
 
     lines += [f"| {name} | " + " | ".join(cell(c.get(name)) for c in cells) + " |" for name in sets]
     return "\n".join(lines) + "\n"

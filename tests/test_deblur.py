@@ -278,3 +278,59 @@ def test_a_routed_purifier_prepares_channels_last_input_as_the_usual_layout_and_
         torch.testing.assert_close(last, usual, atol=1e-6, rtol=0)
         assert not torch.equal(usual[4:], x[4:])  # the blurred ones deblurred, the washed-out ones stretched
         torch.testing.assert_close(net(x.contiguous(memory_format=torch.channels_last)), net(x), atol=1e-5, rtol=0)
+
+
+def test_impulse_fraction_reads_salt_and_pepper_and_remove_impulses_undoes_it():
+    from recondefense.levels import impulse_fraction, remove_impulses
+
+    photos = _photos()
+    clipped = photos.clone()
+    clipped[..., 10:30, 20:60] = 1.0  # a clipped highlight: a run of 1s, not isolated dots
+    clipped[..., 50:60, :] = 0.0
+    assert (impulse_fraction(clipped) < 0.005).all()
+    for amount in (0.03, 0.27):  # ImageNet-C's severities 1 and 5
+        noisy = corrupt(
+            clipped, "impulse_noise", 1 if amount == 0.03 else 5, generator=torch.Generator().manual_seed(0)
+        )
+        fraction = impulse_fraction(noisy)
+        assert ((fraction > 0.6 * amount) & (fraction < 1.2 * amount)).all()
+        restored = remove_impulses(noisy)
+        kept = 0.1 if amount == 0.03 else 0.25  # the fine random texture under dense dots is not all recovered
+        assert ((restored - clipped) ** 2).mean() < kept * ((noisy - clipped) ** 2).mean()
+    assert torch.equal(remove_impulses(photos), photos)  # no value exactly 0 or 1: nothing changed
+    inside = torch.full((1, 1, 9, 9), 1.0)
+    inside[..., 4, 4] = 0.0  # a pepper dot inside a highlight becomes the highlight
+    assert torch.equal(remove_impulses(inside), torch.ones(1, 1, 9, 9))
+    assert torch.equal(impulse_fraction(torch.rand(2, 3, 8, 2)), torch.zeros(2))
+
+
+def test_a_routed_purifier_removes_impulses_before_the_gate_only_where_the_fraction_says_and_round_trips(tmp_path):
+    from recondefense.levels import impulse_fraction, remove_impulses
+    from recondefense.routing import impulse_share
+
+    photos = _photos()
+    noisy = corrupt(photos, "impulse_noise", 2, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(impulse_share(noisy, (0.0, 1.0)), impulse_fraction(noisy))
+    assert torch.equal(impulse_share(torch.cat([photos, noisy]), (0.01, 0.02)), torch.tensor([0.0] * 4 + [1.0] * 4))
+    smooth = corrupt(photos, "gaussian_blur", 2)  # a photo without the random texture's own noise level
+    gaussian = corrupt(smooth, "gaussian_noise", 5, generator=torch.Generator().manual_seed(0))
+    assert (impulse_fraction(gaussian) > 0.02).all()  # its clipped values read as dots too ...
+    both = torch.cat([corrupt(smooth, "impulse_noise", 2, generator=torch.Generator().manual_seed(0)), gaussian])
+    quiet = impulse_share(both, (0.01, 0.02), (0.05, 0.07))
+    assert torch.equal(quiet, torch.tensor([1.0] * 4 + [0.0] * 4))  # ... but stay noisy once they are removed
+    torch.testing.assert_close(impulse_share(both, (0.01, 0.02), (0.05, 0.07), always=False), quiet)
+    net = RoutedPurifier(**SMALL, impulse_range=(0.01, 0.02)).eval()
+    plain = RoutedPurifier(**SMALL).eval()
+    plain.load_state_dict(net.state_dict())
+    with torch.no_grad():
+        assert torch.equal(net.prepare(photos), photos)  # clean: exactly as it came
+        torch.testing.assert_close(net.prepare(noisy), remove_impulses(noisy))
+        torch.testing.assert_close(net(noisy), plain(remove_impulses(noisy)))
+    defense = ReconstructiveDefense(arch="routed", **SMALL, impulse_range=[0.01, 0.02])
+    defense.save_pretrained(tmp_path)
+    assert json.loads((tmp_path / "config.json").read_text())["impulse_range"] == [0.01, 0.02]
+    assert ReconstructiveDefense.from_pretrained(tmp_path).purifier_config.impulse_range == (0.01, 0.02)
+    for key in ("impulse_range", "impulse_noise_range"):
+        for bad in ([0.02, 0.01], [0.5, 1.5], [0.1]):
+            with pytest.raises(ValueError, match=rf"{key}=.*: expected null or two numbers low < high in \[0, 1\]"):
+                PurifierConfig(arch="routed", **{key: bad}).validate()

@@ -143,3 +143,18 @@ def test_onnx_export_example_matches_onnxruntime(tmp_path, legacy):
         gap = export_onnx.export(export_onnx.DEFAULT_IMAGENET_WEIGHTS, str(tmp_path / "m.onnx"), legacy)
     assert gap < 1e-4
     assert not [w for w in caught if "clamped" in str(w.message)], "the example feeds images outside [0, 1]"
+
+
+def test_salt_and_pepper_removal_exports_and_compiles_with_the_eager_values():
+    from recondefense.corruptions import corrupt
+
+    small = {"width": 4, "depth": 2, "detail_width": 4, "detail_depth": 1, "corruption_width": 4}
+    module = ReconstructiveDefense(arch="routed", **small, impulse_range=(0.01, 0.02), impulse_noise_range=(0.3, 0.5))
+    clean = torch.nn.functional.interpolate(torch.rand(3, 3, 4, 9), size=(20, 36), mode="bilinear")
+    x = torch.cat([clean, corrupt(clean, "impulse_noise", 3, generator=torch.Generator().manual_seed(0))])
+    share = module.autoencoder.prepare(x).sub(x).abs().flatten(1).amax(1)
+    assert torch.equal(share[:3], torch.zeros(3)) and (share[3:] > 0.1).all()  # the dotted ones cleaned, only them
+    program = torch.export.export(module, (x[:2],), dynamic_shapes=(_dims(module.autoencoder.stride),))
+    assert torch.allclose(program.module()(x), module(x), atol=1e-6)
+    compiled = torch.compile(module, fullgraph=True, backend="eager")
+    assert torch.allclose(compiled(x), module(x), atol=1e-6)

@@ -140,6 +140,13 @@ def test_gate_open_counts_the_clean_images_a_gate_opens_on(tmp_path, monkeypatch
         gate_open.main(["--weights", str(tmp_path / "deblur"), "--json", str(tmp_path / "rows.json")])
         rows = __import__("json").loads((tmp_path / "rows.json").read_text())["rows"]
         assert rows[0]["deblurred"] == deblurred and "stretched" not in rows[0]
+    # a routed defense that removes salt-and-pepper dots: none on the clean crops, every one under impulse noise
+    ReconstructiveDefense(**routed, impulse_range=(0.01, 0.02)).save_pretrained(tmp_path / "dots")
+    gate_open.main(
+        ["--weights", str(tmp_path / "dots"), "--json", str(tmp_path / "rows.json"), "--corruptions", "impulse_noise"]
+    )
+    rows = __import__("json").loads((tmp_path / "rows.json").read_text())["rows"]
+    assert rows[0]["dots_removed"] == 0 and rows[-1]["dots_removed"] == 6 and "deblurred" not in rows[0]
     # --corruptions adds the object crops under each corruption at severities 1-5; a name it does not know stops it
     gate_open.main(
         ["--weights", str(tmp_path / "gated"), "--json", str(tmp_path / "rows.json"), "--corruptions", "brightness"]
