@@ -398,29 +398,42 @@ class RouteMixture(nn.Module):
 
     def prepare(self, x: torch.Tensor) -> torch.Tensor:
         """The image as the gate and the experts see it: its salt-and-pepper dots removed as much as
-        :func:`impulse_share` says, its levels restored (:func:`~recondefense.levels.restore_levels`), then deblurred as much as :func:`deblur_share` says (each
-        step only where configured). Shape kept, [0, 1], in ``x``'s memory format (its measures read the usual
-        layout: on the CPU they run about twice as fast there as channels-last)."""
+        :func:`impulse_share` says, its levels restored (:func:`~recondefense.levels.restore_levels`), then deblurred
+        as much as :func:`deblur_share` says (each step only where configured). Shape kept, [0, 1], in ``x``'s memory
+        format (its measures read the usual layout: on the CPU they run about twice as fast there as
+        channels-last)."""
+        return self._prepare(x)[0]
+
+    def _prepare(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """:meth:`prepare`'s image and each image's :func:`impulse_share` ``(N,)`` (None without impulse removal)."""
         channels_last = not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
         x = x.contiguous()
         always = self.training or is_tracing(x)
+        dots = None
         if self.impulse_range is not None:
-            x = partly(
-                x, impulse_share(x, self.impulse_range, self.impulse_noise_range, always), remove_impulses, always
-            )
+            dots = impulse_share(x, self.impulse_range, self.impulse_noise_range, always)
+            x = partly(x, dots, remove_impulses, always)
         x = restore_levels(x, self.contrast_floor, self.contrast_target, self.black_point_floor)
         if self.deblur is not None and self.deblur_range is not None:
             share = deblur_share(x, self.deblur_range, self.deblur_ratio_range, always)
             x = partly(x, share, self.deblur, always)
-        return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+        return (x.contiguous(memory_format=torch.channels_last) if channels_last else x), dots
+
+    def _expert_routes(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`prepare`'s image and its experts' route probabilities ``(N, experts)``, those of an image cleaned
+        of dots scaled by ``1 -`` its :func:`impulse_share`: the gate reads the filter's traces as an attack's, and
+        the classifier does best on the cleaned image itself."""
+        x, dots = self._prepare(x)
+        routes = self.routes(x)[:, 1:]
+        return x, routes if dots is None else routes * (1 - dots).unsqueeze(1)
 
     def gate_value(self, x: torch.Tensor) -> torch.Tensor:
-        """How far :meth:`forward` sends the image to the experts, ``1 - p0`` on :meth:`prepare`'s image:
-        ``(N, C, H, W)`` -> ``(N,)`` in (0, 1). (:meth:`routes` and :meth:`gate_logit` read ``x`` as given.)"""
-        return torch.sigmoid(self.gate_logit(self.prepare(x)))
+        """How far :meth:`forward` sends the image to the experts, ``1 - p0`` on :meth:`prepare`'s image (less an
+        image cleaned of dots' share): ``(N, C, H, W)`` -> ``(N,)`` in [0, 1). (:meth:`routes` and
+        :meth:`gate_logit` read ``x`` as given.)"""
+        return self._expert_routes(x)[1].sum(dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.prepare(x)
-        routes = self.routes(x)[:, 1:]
+        x, routes = self._expert_routes(x)
         strong = None if self.strong is None else (self.strong, self.strong_above)
         return blend(x, routes, self.experts(), self.bypass_below, self.training, self.pass_smoothing, strong)

@@ -288,6 +288,10 @@ def test_impulse_fraction_reads_salt_and_pepper_and_remove_impulses_undoes_it():
     clipped[..., 10:30, 20:60] = 1.0  # a clipped highlight: a run of 1s, not isolated dots
     clipped[..., 50:60, :] = 0.0
     assert (impulse_fraction(clipped) < 0.005).all()
+    # a small perturbation leaves scattered values at 0 and 1 inside the clipped runs: not dots (the margin)
+    signs = torch.randn(clipped.shape, generator=torch.Generator().manual_seed(2)).sign()
+    perturbed = (clipped + 0.01 * signs).clamp(0, 1)
+    assert (impulse_fraction(perturbed, margin=0.0) > 0.02).all() and (impulse_fraction(perturbed) == 0).all()
     for amount in (0.03, 0.27):  # ImageNet-C's severities 1 and 5
         noisy = corrupt(
             clipped, "impulse_noise", 1 if amount == 0.03 else 5, generator=torch.Generator().manual_seed(0)
@@ -325,7 +329,11 @@ def test_a_routed_purifier_removes_impulses_before_the_gate_only_where_the_fract
     with torch.no_grad():
         assert torch.equal(net.prepare(photos), photos)  # clean: exactly as it came
         torch.testing.assert_close(net.prepare(noisy), remove_impulses(noisy))
-        torch.testing.assert_close(net(noisy), plain(remove_impulses(noisy)))
+        # the gate reads the filter's traces as an attack's: a cleaned image passes it by its share (here all)
+        torch.testing.assert_close(net(noisy), remove_impulses(noisy))
+        assert torch.equal(net.gate_value(noisy), torch.zeros(4))
+        torch.testing.assert_close(net(photos), plain(photos))  # no dots: the gate decides as without the step
+        torch.testing.assert_close(net.gate_value(photos), plain.gate_value(photos))
     defense = ReconstructiveDefense(arch="routed", **SMALL, impulse_range=[0.01, 0.02])
     defense.save_pretrained(tmp_path)
     assert json.loads((tmp_path / "config.json").read_text())["impulse_range"] == [0.01, 0.02]
