@@ -5,7 +5,9 @@ other image exactly as it came. :func:`restore_levels` applies both, as the gate
 :func:`noise_level` estimates an image's noise from its pixels (how much of its correction the routed purifier's
 denoiser applies); :func:`sharpness` how much fine detail it holds for its contrast (which images the routed
 purifier's deblurring expert takes), and :func:`blur_ratio` whether that detail is missing at the finest scale (a
-blur's signature); :func:`unsharp_mask` sharpens one (a deblurring expert with no weights).
+blur's signature); :func:`unsharp_mask` sharpens one (a deblurring expert with no weights), :func:`deblur_share` says
+how much. :func:`impulse_fraction` reads salt-and-pepper dots, :func:`remove_impulses` removes them and
+:func:`impulse_share` says how much of that an image gets.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ __all__ = [
     "blur_ratio",
     "contrast_gain",
     "contrast_spread",
+    "deblur_share",
     "impulse_fraction",
+    "impulse_share",
     "noise_level",
     "remove_impulses",
     "restore_black_point",
@@ -270,3 +274,64 @@ def unsharp_mask(images: torch.Tensor, sigma: float, amount: float) -> torch.Ten
     padded = F.pad(blurred, (0, 0, radius, radius), mode="replicate")
     blurred = sum(w * padded[..., k : k + height, :] for k, w in enumerate(weights))
     return (images + amount * (images - blurred)).clamp(0, 1)
+
+
+def deblur_share(
+    x: torch.Tensor,
+    sharpness_range: tuple[float, float],
+    ratio_range: tuple[float, float] | None = None,
+    always: bool = True,
+) -> torch.Tensor:
+    """How much of a deblurring purifier's correction each image gets, by its :func:`sharpness`
+    ``h``: 1 at ``h`` up to ``sharpness_range[0]``, falling linearly to 0 at ``sharpness_range[1]`` and above; with
+    ``ratio_range``, times a share by its :func:`blur_ratio` ``b``: 0 at ``b`` up to
+    ``ratio_range[0]``, rising linearly to 1 at ``ratio_range[1]`` and above. Unless ``always`` (training,
+    tracing), the blur ratio is measured only on the images whose sharpness share is above 0 (the others' share is 0
+    whatever it reads), so clean traffic pays for the sharpness alone: the same shares.
+
+    Shape: ``(N, C, H, W)`` in [0, 1] -> ``(N,)`` in [0, 1].
+    """
+    low, high = sharpness_range
+    sharp = sharpness(x)
+    share = ((high - sharp) / (high - low)).clamp(0, 1)
+    if ratio_range is None:
+        return share
+    low, high = ratio_range
+    if always:
+        return share * ((blur_ratio(x, sharp) - low) / (high - low)).clamp(0, 1)
+    index = (share > 0).nonzero().flatten()
+    if not len(index):
+        return share
+    ratio = blur_ratio(x[index], sharp[index])
+    return share.index_copy(0, index, share[index] * ((ratio - low) / (high - low)).clamp(0, 1))
+
+
+def impulse_share(
+    x: torch.Tensor,
+    impulse_range: tuple[float, float],
+    noise_range: tuple[float, float] | None = None,
+    always: bool = True,
+) -> torch.Tensor:
+    """How much of :func:`remove_impulses`'s correction each image gets, by its
+    :func:`impulse_fraction` ``f``: 0 at ``f`` up to ``impulse_range[0]``, rising linearly to 1
+    at ``impulse_range[1]`` and above; with ``noise_range``, times a share by the
+    :func:`noise_level` ``s`` of the image with its dots removed: 1 at ``s`` up to
+    ``noise_range[0]``, falling linearly to 0 at ``noise_range[1]`` and above. Salt and pepper leaves the other
+    values clean, so ``s`` reads low; Gaussian or shot noise, whose clipped values also read as dots, stays noisy
+    and is left to the denoiser. Unless ``always`` (training, tracing), ``s`` is measured only on the images whose
+    fraction share is above 0 (the same shares).
+
+    Shape: ``(N, C, H, W)`` in [0, 1] -> ``(N,)`` in [0, 1].
+    """
+    low, high = impulse_range
+    share = ((impulse_fraction(x) - low) / (high - low)).clamp(0, 1)
+    if noise_range is None:
+        return share
+    low, high = noise_range
+    if always:
+        return share * ((high - noise_level(remove_impulses(x))) / (high - low)).clamp(0, 1)
+    index = (share > 0).nonzero().flatten()
+    if not len(index):
+        return share
+    quiet = ((high - noise_level(remove_impulses(x[index]))) / (high - low)).clamp(0, 1)
+    return share.index_copy(0, index, share[index] * quiet)

@@ -5,10 +5,11 @@
   :mod:`recondefense.gate` (importable from here too);
 - :class:`RouteMixture`: ``p0 * x + sum_k pk * P_k(x)``, a softmax over routes (route 0 passes the image through,
   route ``k`` sends it to expert ``P_k``) that may skip, at inference, the experts an image barely uses.
-- :func:`deblur_share` and :func:`partly`: a purifier in front of the gate (the routed purifier's deblurring one),
-  applied as much as an image's :func:`~recondefense.levels.sharpness` says, and only where it says anything.
-- the image levels restored before the gate sees them live in :mod:`recondefense.levels` (the contrast stretch,
-  which was defined here first, is still importable from here under its old names).
+- :func:`partly`: a correction in front of the gate (salt-and-pepper removal, the routed purifier's deblurring
+  purifier) applied to each image as much as its share says, and only where the share is above 0; the shares
+  (:func:`~recondefense.levels.impulse_share`, :func:`~recondefense.levels.deblur_share`) and the image levels
+  restored before the gate sees them live in :mod:`recondefense.levels` (those first defined here are still
+  importable from here under their old names).
 """
 
 from __future__ import annotations
@@ -23,15 +24,13 @@ from torch import nn
 from .gate import PerturbationGate, conv_relu, veto_brightened
 from .levels import (
     MAX_CONTRAST_GAIN,
-    blur_ratio,
     contrast_gain,
     contrast_spread,
-    impulse_fraction,
-    noise_level,
+    deblur_share,
+    impulse_share,
     remove_impulses,
     restore_contrast,
     restore_levels,
-    sharpness,
 )
 from .transform import is_tracing
 
@@ -143,67 +142,6 @@ def _strong_or_weak(
     return term
 
 
-def deblur_share(
-    x: torch.Tensor,
-    sharpness_range: tuple[float, float],
-    ratio_range: tuple[float, float] | None = None,
-    always: bool = True,
-) -> torch.Tensor:
-    """How much of a deblurring purifier's correction each image gets, by its :func:`~recondefense.levels.sharpness`
-    ``h``: 1 at ``h`` up to ``sharpness_range[0]``, falling linearly to 0 at ``sharpness_range[1]`` and above; with
-    ``ratio_range``, times a share by its :func:`~recondefense.levels.blur_ratio` ``b``: 0 at ``b`` up to
-    ``ratio_range[0]``, rising linearly to 1 at ``ratio_range[1]`` and above. Unless ``always`` (training,
-    tracing), the blur ratio is measured only on the images whose sharpness share is above 0 (the others' share is 0
-    whatever it reads), so clean traffic pays for the sharpness alone: the same shares.
-
-    Shape: ``(N, C, H, W)`` in [0, 1] -> ``(N,)`` in [0, 1].
-    """
-    low, high = sharpness_range
-    sharp = sharpness(x)
-    share = ((high - sharp) / (high - low)).clamp(0, 1)
-    if ratio_range is None:
-        return share
-    low, high = ratio_range
-    if always:
-        return share * ((blur_ratio(x, sharp) - low) / (high - low)).clamp(0, 1)
-    index = (share > 0).nonzero().flatten()
-    if not len(index):
-        return share
-    ratio = blur_ratio(x[index], sharp[index])
-    return share.index_copy(0, index, share[index] * ((ratio - low) / (high - low)).clamp(0, 1))
-
-
-def impulse_share(
-    x: torch.Tensor,
-    impulse_range: tuple[float, float],
-    noise_range: tuple[float, float] | None = None,
-    always: bool = True,
-) -> torch.Tensor:
-    """How much of :func:`~recondefense.levels.remove_impulses`'s correction each image gets, by its
-    :func:`~recondefense.levels.impulse_fraction` ``f``: 0 at ``f`` up to ``impulse_range[0]``, rising linearly to 1
-    at ``impulse_range[1]`` and above; with ``noise_range``, times a share by the
-    :func:`~recondefense.levels.noise_level` ``s`` of the image with its dots removed: 1 at ``s`` up to
-    ``noise_range[0]``, falling linearly to 0 at ``noise_range[1]`` and above. Salt and pepper leaves the other
-    values clean, so ``s`` reads low; Gaussian or shot noise, whose clipped values also read as dots, stays noisy
-    and is left to the denoiser. Unless ``always`` (training, tracing), ``s`` is measured only on the images whose
-    fraction share is above 0 (the same shares).
-
-    Shape: ``(N, C, H, W)`` in [0, 1] -> ``(N,)`` in [0, 1].
-    """
-    low, high = impulse_range
-    share = ((impulse_fraction(x) - low) / (high - low)).clamp(0, 1)
-    if noise_range is None:
-        return share
-    low, high = noise_range
-    if always:
-        return share * ((high - noise_level(remove_impulses(x))) / (high - low)).clamp(0, 1)
-    index = (share > 0).nonzero().flatten()
-    if not len(index):
-        return share
-    quiet = ((high - noise_level(remove_impulses(x[index]))) / (high - low)).clamp(0, 1)
-    return share.index_copy(0, index, share[index] * quiet)
-
-
 def partly(
     x: torch.Tensor, share: torch.Tensor, purifier: Callable[[torch.Tensor], torch.Tensor], always: bool
 ) -> torch.Tensor:
@@ -256,12 +194,12 @@ class RouteMixture(nn.Module):
         strong, strong_above: a stronger purifier that stands in for the first expert on the images whose route-1
             probability is at least ``strong_above`` (:func:`blend`); None: the first expert serves every image.
         deblur, deblur_range, deblur_ratio_range: a deblurring purifier applied after the levels, before the gate
-            and the experts, as much as :func:`deblur_share` says for ``deblur_range`` and ``deblur_ratio_range``
+            and the experts, as much as :func:`~recondefense.levels.deblur_share` says for ``deblur_range`` and ``deblur_ratio_range``
             (:func:`partly`); None and None: none.
         brightness_veto: the gate also reads the image with its black point restored, and opens no further than
             that reading allows (:func:`~recondefense.gate.veto_brightened`), in (0, 0.5]; 0: one reading.
         impulse_range, impulse_noise_range: salt-and-pepper dots removed first
-            (:func:`~recondefense.levels.remove_impulses`), as much as :func:`impulse_share` says for them; None:
+            (:func:`~recondefense.levels.remove_impulses`), as much as :func:`~recondefense.levels.impulse_share` says for them; None:
             never (and: by the dots' fraction alone).
 
     Shape: ``(N, C, H, W)`` in [0, 1] -> ``(N, C, H, W)`` in [0, 1].
@@ -398,14 +336,14 @@ class RouteMixture(nn.Module):
 
     def prepare(self, x: torch.Tensor) -> torch.Tensor:
         """The image as the gate and the experts see it: its salt-and-pepper dots removed as much as
-        :func:`impulse_share` says, its levels restored (:func:`~recondefense.levels.restore_levels`), then deblurred
-        as much as :func:`deblur_share` says (each step only where configured). Shape kept, [0, 1], in ``x``'s memory
+        :func:`~recondefense.levels.impulse_share` says, its levels restored (:func:`~recondefense.levels.restore_levels`), then deblurred
+        as much as :func:`~recondefense.levels.deblur_share` says (each step only where configured). Shape kept, [0, 1], in ``x``'s memory
         format (its measures read the usual layout: on the CPU they run about twice as fast there as
         channels-last)."""
         return self._prepare(x)[0]
 
     def _prepare(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """:meth:`prepare`'s image and each image's :func:`impulse_share` ``(N,)`` (None without impulse removal)."""
+        """:meth:`prepare`'s image and each image's :func:`~recondefense.levels.impulse_share` ``(N,)`` (None without impulse removal)."""
         channels_last = not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
         x = x.contiguous()
         always = self.training or is_tracing(x)
@@ -421,7 +359,7 @@ class RouteMixture(nn.Module):
 
     def _expert_routes(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """:meth:`prepare`'s image and its experts' route probabilities ``(N, experts)``, those of an image cleaned
-        of dots scaled by ``1 -`` its :func:`impulse_share`: the gate reads the filter's traces as an attack's, and
+        of dots scaled by ``1 -`` its :func:`~recondefense.levels.impulse_share`: the gate reads the filter's traces as an attack's, and
         the classifier does best on the cleaned image itself."""
         x, dots = self._prepare(x)
         routes = self.routes(x)[:, 1:]

@@ -42,8 +42,8 @@ from recondefense.corruptions import CORRUPTIONS, corrupt, corruption_names
 from recondefense.data import heldout_photos, object_test_crops, painting_crops
 from recondefense.defense import DEFAULT_IMAGENET_WEIGHTS
 from recondefense.evaluate.tiers import HELDOUT_GRID
+from recondefense.levels import contrast_gain, deblur_share, impulse_share
 from recondefense.metrics import wilson_interval
-from recondefense.routing import contrast_gain, deblur_share, impulse_share
 from recondefense.train.negatives import unsharp
 
 

@@ -26,9 +26,8 @@ from recondefense import ReconstructiveDefense
 from recondefense.arguments import corruption_list, positive_int
 from recondefense.corruptions import corrupt
 from recondefense.evaluate.tiers import object_test_set
-from recondefense.levels import blur_ratio, sharpness
+from recondefense.levels import blur_ratio, deblur_share, sharpness
 from recondefense.purifier_config import PurifierConfig
-from recondefense.routing import deblur_share
 
 
 def _percentiles(values: torch.Tensor) -> list[float]:

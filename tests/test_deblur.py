@@ -11,10 +11,10 @@ import torch.nn.functional as F
 
 from recondefense import ReconstructiveDefense
 from recondefense.corruptions import corrupt
-from recondefense.levels import blur_ratio, sharpness, unsharp_mask
+from recondefense.levels import blur_ratio, deblur_share, sharpness, unsharp_mask
 from recondefense.purifier_config import PurifierConfig
 from recondefense.purifiers import RoutedPurifier, UnsharpMask
-from recondefense.routing import deblur_share, partly
+from recondefense.routing import partly
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -309,8 +309,7 @@ def test_impulse_fraction_reads_salt_and_pepper_and_remove_impulses_undoes_it():
 
 
 def test_a_routed_purifier_removes_impulses_before_the_gate_only_where_the_fraction_says_and_round_trips(tmp_path):
-    from recondefense.levels import impulse_fraction, remove_impulses
-    from recondefense.routing import impulse_share
+    from recondefense.levels import impulse_fraction, impulse_share, remove_impulses
 
     photos = _photos()
     noisy = corrupt(photos, "impulse_noise", 2, generator=torch.Generator().manual_seed(0))
