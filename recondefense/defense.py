@@ -232,7 +232,8 @@ class ReconstructiveDefense(
     def gate(self, images: torch.Tensor) -> torch.Tensor | None:
         """How far a gated purifier (``arch="gated"``) opens on each image: ``g(x)`` in (0, 1), where the output is
         ``x + g(x) * (P(x) - x)`` (near 0: the image passes almost unchanged); for a routed one (``"routed"``) the
-        share sent to its purifiers, ``1 - p0``. None for the other architectures.
+        share sent to its purifiers, ``1 - p0`` (less, for an image it cleaned of salt-and-pepper dots, by its share
+        of that cleaning: :meth:`~recondefense.routing.RouteMixture.gate_value`). None for the other architectures.
 
         Shape: ``(C, H, W)`` or ``(N, C, H, W)`` in [0, 1] (checked as :meth:`forward` checks it) -> ``(N,)``.
         """
