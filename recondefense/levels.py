@@ -13,6 +13,7 @@ how much. :func:`impulse_fraction` reads salt-and-pepper dots, :func:`remove_imp
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -292,17 +293,11 @@ def deblur_share(
     """
     low, high = sharpness_range
     sharp = sharpness(x)
-    share = ((high - sharp) / (high - low)).clamp(0, 1)
+    share = _falling(sharp, low, high)
     if ratio_range is None:
         return share
     low, high = ratio_range
-    if always:
-        return share * ((blur_ratio(x, sharp) - low) / (high - low)).clamp(0, 1)
-    index = (share > 0).nonzero().flatten()
-    if not len(index):
-        return share
-    ratio = blur_ratio(x[index], sharp[index])
-    return share.index_copy(0, index, share[index] * ((ratio - low) / (high - low)).clamp(0, 1))
+    return _times_where_shared(share, lambda images, h: _rising(blur_ratio(images, h), low, high), always, x, sharp)
 
 
 def impulse_share(
@@ -322,15 +317,34 @@ def impulse_share(
 
     Shape: ``(N, C, H, W)`` in [0, 1] -> ``(N,)`` in [0, 1].
     """
-    low, high = impulse_range
-    share = ((impulse_fraction(x) - low) / (high - low)).clamp(0, 1)
+    share = _rising(impulse_fraction(x), *impulse_range)
     if noise_range is None:
         return share
     low, high = noise_range
+    return _times_where_shared(
+        share, lambda images: _falling(noise_level(remove_impulses(images)), low, high), always, x
+    )
+
+
+def _rising(values: torch.Tensor, low: float, high: float) -> torch.Tensor:
+    """0 at ``values`` up to ``low``, rising linearly to 1 at ``high`` and above."""
+    return ((values - low) / (high - low)).clamp(0, 1)
+
+
+def _falling(values: torch.Tensor, low: float, high: float) -> torch.Tensor:
+    """1 at ``values`` up to ``low``, falling linearly to 0 at ``high`` and above."""
+    return ((high - values) / (high - low)).clamp(0, 1)
+
+
+def _times_where_shared(
+    share: torch.Tensor, factor: Callable[..., torch.Tensor], always: bool, x: torch.Tensor, *per_image: torch.Tensor
+) -> torch.Tensor:
+    """``share * factor(x, *per_image)`` per image; unless ``always`` (training, tracing), ``factor`` reads only the
+    images whose share is above 0 (the others' product is 0 whatever it says). ``per_image``: ``(N, ...)`` tensors
+    indexed along with ``x``."""
     if always:
-        return share * ((high - noise_level(remove_impulses(x))) / (high - low)).clamp(0, 1)
+        return share * factor(x, *per_image)
     index = (share > 0).nonzero().flatten()
     if not len(index):
         return share
-    quiet = ((high - noise_level(remove_impulses(x[index]))) / (high - low)).clamp(0, 1)
-    return share.index_copy(0, index, share[index] * quiet)
+    return share.index_copy(0, index, share[index] * factor(x[index], *(t[index] for t in per_image)))
