@@ -344,6 +344,9 @@ class RouteMixture(nn.Module):
 
     def _prepare(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """:meth:`prepare`'s image and each image's :func:`~recondefense.levels.impulse_share` ``(N,)`` (None without impulse removal)."""
+        steps = (self.impulse_range, self.deblur, self.contrast_floor or None, self.black_point_floor or None)
+        if all(step is None for step in steps):  # nothing to prepare: no layout round trip either
+            return x, None
         channels_last = not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
         x = x.contiguous()
         always = self.training or is_tracing(x)
