@@ -192,3 +192,51 @@ def test_fit_on_a_small_folder_says_its_validation_is_not_meaningful(tmp_path, c
     assert any("validation on only 1 image" in m and "not meaningful" in m for m in warned), warned
     card = " ".join((tmp_path / "run" / "final" / "README.md").read_text().split())
     assert "Warning:** validation on only 1 image(s): its accuracies are not meaningful" in card
+
+
+def test_fine_tuning_keeps_the_start_weights_weightless_corrections(tmp_path):
+    """The settings no training option sets (``architecture.START_SETTINGS``: the dot removal, the unsharp mask and
+    its measures, the black point, the brightness veto, the corruption purifier's strength) come with the start
+    weights into the run: its final weights, an early stop's defense and checkpoint, from ``fit(defense=...)`` and
+    from ``--init-from`` a folder."""
+    from test_train import _config as _folder_config
+    from test_train import _write_images
+
+    from recondefense.train import train
+    from recondefense.train.architecture import START_SETTINGS
+    from recondefense.train.checkpoints import CHECKPOINT, defense_from_checkpoint
+
+    carried = dict(
+        impulse_range=[0.01, 0.015],
+        impulse_noise_range=[0.045, 0.06],
+        deblur_sharpness_range=[0.1, 0.2],
+        deblur_unsharp=[1.0, 1.5],
+        deblur_ratio_range=[2.0, 3.0],
+        black_point_floor=0.1,
+        brightness_veto=0.2,
+        corruption_strength=0.5,
+        corruption_noise_range=[0.05, 0.2],
+    )
+    assert set(carried) | {"deblur_width", "deblur_depth"} == set(START_SETTINGS)
+    network = dict(arch="routed", width=4, depth=2, detail_width=4, detail_depth=1, corruption_width=4, corruption_depth=1)
+    start = ReconstructiveDefense(**network, **carried)
+
+    def assert_carried(defense: ReconstructiveDefense) -> None:
+        assert {k: defense.hyperparameters[k] for k in carried} == carried
+
+    gen = torch.Generator().manual_seed(1)
+    data = TensorDataset(torch.rand(8, 3, 16, 16, generator=gen), torch.randint(0, 2, (8,), generator=gen))
+    assert_carried(fit(tiny_models.TinyClassifier(2), data, val_data=data, defense=start, config=_config(tmp_path)))
+    early = _config(tmp_path, out=str(tmp_path / "early"), stop_after_steps=1)
+    assert_carried(fit(tiny_models.TinyClassifier(2), data, val_data=data, defense=start, config=early))
+    assert_carried(defense_from_checkpoint(tmp_path / "early" / CHECKPOINT))
+    start.save_pretrained(tmp_path / "start")
+    folder = _write_images(tmp_path / "images")
+    options = dict(network, init_from=str(tmp_path / "start"), epochs=1, warmup_epochs=1)
+    final = ReconstructiveDefense.from_pretrained(train(_folder_config(folder, tmp_path / "cli", **options)))
+    assert_carried(final)
+    assert "start_settings" not in final.meta["command"]  # no flag: --init-from brings them again
+    without = ReconstructiveDefense.from_pretrained(
+        train(_folder_config(folder, tmp_path / "fresh", **network, epochs=1, warmup_epochs=1))
+    )
+    assert without.hyperparameters["impulse_range"] is None and without.hyperparameters["black_point_floor"] == 0

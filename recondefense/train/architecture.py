@@ -4,13 +4,22 @@ and :mod:`~recondefense.train.network` (which builds the network from it)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Protocol
+from collections.abc import Iterable, Mapping
+from dataclasses import fields
+from typing import Any, Protocol
 
 from ..purifier_config import PurifierConfig
 from ..purifiers import build_purifier
 
-__all__ = ["NetworkOptions", "parse_widths", "purifier_config", "frozen_prefixes", "check_freeze"]
+__all__ = [
+    "NetworkOptions",
+    "START_SETTINGS",
+    "start_settings",
+    "parse_widths",
+    "purifier_config",
+    "frozen_prefixes",
+    "check_freeze",
+]
 
 
 class NetworkOptions(Protocol):
@@ -33,6 +42,7 @@ class NetworkOptions(Protocol):
     strong_widths: str | None
     strong_above: float
     freeze: str | None
+    start_settings: Mapping[str, Any]
 
 
 def parse_widths(text: str, flag: str = "--widths") -> list[int]:
@@ -50,9 +60,28 @@ def parse_widths(text: str, flag: str = "--widths") -> list[int]:
     return widths
 
 
+#: The purifier settings no training option sets, which a run started from weights takes from them
+#: (:func:`start_settings`): the weightless corrections at inference (salt-and-pepper removal, the unsharp mask and
+#: its measures, the black point, the brightness veto, the corruption purifier's strength) and a deblurring
+#: purifier's shape. Without them a fine-tuned default would lose what it does besides its networks.
+START_SETTINGS: tuple[str, ...] = tuple(
+    f.name
+    for f in fields(PurifierConfig)
+    if f.name != "in_channels" and f.name not in NetworkOptions.__annotations__
+)
+
+
+def start_settings(start: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The :data:`START_SETTINGS` of the start weights' hyper-parameters ``start`` (a
+    :attr:`~recondefense.ReconstructiveDefense.hyperparameters`, as config.json holds them), for a run's
+    ``start_settings``; ``{}`` without start weights."""
+    return {} if start is None else {k: start[k] for k in START_SETTINGS if k in start}
+
+
 def purifier_config(config: NetworkOptions, in_channels: int = 1) -> PurifierConfig:
     """The purifier ``config`` trains, for images of ``in_channels`` channels (the parameter names do not depend
-    on it): what :class:`~recondefense.ReconstructiveDefense` takes and the saved config.json holds."""
+    on it): what :class:`~recondefense.ReconstructiveDefense` takes and the saved config.json holds, with the
+    start weights' :data:`START_SETTINGS` (``config.start_settings``)."""
     return PurifierConfig(
         in_channels=in_channels,
         width=config.width,
@@ -73,6 +102,7 @@ def purifier_config(config: NetworkOptions, in_channels: int = 1) -> PurifierCon
         if config.strong_widths is None
         else tuple(parse_widths(config.strong_widths, "--strong-widths")),
         strong_above=config.strong_above,
+        **{k: v for k, v in config.start_settings.items() if k in START_SETTINGS},
     )
 
 

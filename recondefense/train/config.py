@@ -124,7 +124,8 @@ class TrainConfig:
     init_from: str | None = _opt(
         None,
         "start from these defense weights (name, hub id or folder), or from the network of a run's "
-        "checkpoint.safetensors, instead of random init",
+        "checkpoint.safetensors, instead of random init; the settings no option sets (dot removal, unsharp mask, "
+        "black point, brightness veto, corruption strength) come with them into the trained weights",
     )
     # optimisation (paper: Adam 1e-3, no decay; warm-up 50 + 150 epochs on ImageNet)
     epochs: int = _opt(20, "total epochs, warm-up included")
@@ -191,6 +192,13 @@ class TrainConfig:
     )
     stop_after_steps: int | None = _opt(None, "save a checkpoint and stop after this many steps (tests, time budgets)")
     extra_meta: dict = field(default_factory=dict)  # copied into the model card's config.json meta
+    # the start weights' settings that no option sets (architecture.START_SETTINGS), filled by the run from
+    # --init-from / fit(defense=...) and kept in the checkpoint and the trained weights' config.json
+    start_settings: dict = field(default_factory=dict)
+
+
+#: The fields that are no ``--flag``: set from Python or by the run itself.
+_NOT_FLAGS = ("extra_meta", "start_settings")
 
 
 def _parse_floats(text: str) -> tuple[float, ...]:
@@ -200,7 +208,7 @@ def _parse_floats(text: str) -> tuple[float, ...]:
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     """One ``--flag`` per :class:`TrainConfig` field (``--no-flag`` for booleans), defaults from the dataclass."""
     for f in dataclasses.fields(TrainConfig):
-        if f.name == "extra_meta":
+        if f.name in _NOT_FLAGS:
             continue
         flag = "--" + f.name.replace("_", "-")
         default = f.default
@@ -233,7 +241,7 @@ def config_to_command(config: TrainConfig) -> str:
     for f in dataclasses.fields(TrainConfig):
         value = getattr(config, f.name)
         shown = f.name in ("data", "classifier", "attack") or value != f.default
-        if f.name == "extra_meta" or f.name in _OPERATIONAL or not shown:
+        if f.name in _NOT_FLAGS or f.name in _OPERATIONAL or not shown:
             continue
         flag = "--" + f.name.replace("_", "-")
         if isinstance(value, bool):
@@ -248,7 +256,7 @@ def config_to_command(config: TrainConfig) -> str:
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """Build a :class:`TrainConfig` from parsed ``add_config_arguments`` flags."""
-    names = {f.name for f in dataclasses.fields(TrainConfig)} - {"extra_meta"}
+    names = {f.name for f in dataclasses.fields(TrainConfig)} - set(_NOT_FLAGS)
     return TrainConfig(**{n: getattr(args, n) for n in names})
 
 

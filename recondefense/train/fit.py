@@ -15,6 +15,7 @@ from torch.utils.data import Dataset
 from ..classifiers import Normalized, check_normalization
 from ..data import UNLABELLED, label_with_classifier
 from ..defense import ReconstructiveDefense
+from .architecture import start_settings
 from .checkpoints import CHECKPOINT, load_checkpoint
 from .config import TrainConfig, validate_config
 from .loop import train
@@ -167,7 +168,9 @@ def fit(
         val_data: the same for validation; default: a seeded :data:`VAL_SHARE` of ``train_data`` (at most 500).
         mean, std: the normalization ``classifier`` expects (None: it takes [0, 1] pixels).
         defense: weights to start from (a shipped name, hub id, folder or a ``ReconstructiveDefense``); its
-            architecture replaces ``config``'s. None: a new network as ``config`` says.
+            architecture replaces ``config``'s, and the trained weights keep its settings that no option sets
+            (:data:`~recondefense.train.architecture.START_SETTINGS`: the default's dot removal, unsharp mask, black
+            point and brightness veto). None: a new network as ``config`` says.
         config: every other setting (:class:`TrainConfig`; ``data`` and ``classifier`` are ignored). Under
             ``torchrun`` the run is distributed as with the CLI.
 
@@ -202,6 +205,7 @@ def fit(
         "mean": None if mean is None else tuple(mean),
         "std": None if std is None else tuple(std),
         **{k: net[k] for k in _NETWORK_KEYS if k in net},
+        **({"start_settings": start_settings(net)} if start is not None else {}),
     }
     if start is not None:  # the start network's blocks, as --widths (--strong-widths) spells them
         for key in ("widths", "strong_widths"):

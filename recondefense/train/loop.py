@@ -12,6 +12,7 @@ folder in :mod:`.network`, what it trains with (classifiers, data, start weights
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -27,6 +28,7 @@ from tqdm.auto import tqdm
 
 from ..losses import VisualLossParts
 from ..metrics import psnr
+from .architecture import start_settings
 from .checkpoints import (
     CHECKPOINT,
     LEGACY_CHECKPOINT,
@@ -128,6 +130,8 @@ class _Run:
     def __init__(
         self, config: TrainConfig, rank: int, world: int, device: torch.device, out: Path, setup: Setup
     ) -> None:
+        if setup.start is not None:  # what the start weights do besides the networks this run trains
+            config = dataclasses.replace(config, start_settings=start_settings(setup.start.hyperparameters))
         self.config, self.rank, self.world, self.device, self.out = config, rank, world, device, out
         self.classifiers, self.train_set, self.val_set = setup.classifiers, setup.train_set, setup.val_set
         # with several classifiers, each one attacks and judges its images against its own clean prediction
