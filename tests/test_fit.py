@@ -218,7 +218,9 @@ def test_fine_tuning_keeps_the_start_weights_weightless_corrections(tmp_path):
         corruption_noise_range=[0.05, 0.2],
     )
     assert set(carried) | {"deblur_width", "deblur_depth"} == set(START_SETTINGS)
-    network = dict(arch="routed", width=4, depth=2, detail_width=4, detail_depth=1, corruption_width=4, corruption_depth=1)
+    network = dict(
+        arch="routed", width=4, depth=2, detail_width=4, detail_depth=1, corruption_width=4, corruption_depth=1
+    )
     start = ReconstructiveDefense(**network, **carried)
 
     def assert_carried(defense: ReconstructiveDefense) -> None:

@@ -65,9 +65,7 @@ def parse_widths(text: str, flag: str = "--widths") -> list[int]:
 #: its measures, the black point, the brightness veto, the corruption purifier's strength) and a deblurring
 #: purifier's shape. Without them a fine-tuned default would lose what it does besides its networks.
 START_SETTINGS: tuple[str, ...] = tuple(
-    f.name
-    for f in fields(PurifierConfig)
-    if f.name != "in_channels" and f.name not in NetworkOptions.__annotations__
+    f.name for f in fields(PurifierConfig) if f.name != "in_channels" and f.name not in NetworkOptions.__annotations__
 )
 
 
