@@ -237,7 +237,7 @@ _WEIGHTS: tuple[tuple[str, str, str, dict[str, Any], str, dict[str, Any]], ...] 
         "mix+corruption",
         _ROUTED7_PARTS,
     ),
-    # The default of Defended(model) since 2026-12-05: the same network (the same model.safetensors) with -routed5-'s
+    # The default of Defended(model) on 2026-12-05 (until -routed11- below): the same network (the same model.safetensors) with -routed5-'s
     # stretch of washed-out images (floor 0.10, target 1: as far as the image's own range allows;
     # scripts/contrast_floor.py) in front of the gate. Validation (make imagenet-objects-val, 231 crops): -routed7-'s
     # row to the crop, 0.996 / 0.758 / 0.797 / 0.892.
@@ -276,13 +276,14 @@ _WEIGHTS: tuple[tuple[str, str, str, dict[str, Any], str, dict[str, Any]], ...] 
         "mix+corruption",
         _ROUTED7_PARTS,
     ),
+    # The default of Defended(model) since 2026-12-05 (sixteenth session):
     # -routed10- (the same model.safetensors) with salt-and-pepper dots removed first (PurifierConfig.impulse_range:
     # levels.remove_impulses where levels.impulse_fraction is above 0.010, all of it from 0.015; impulse_noise_range:
     # none where the image stays noisy once the dots are gone, from a noise level of 0.045 to 0.06), the cleaned
     # image passing the gate. Chosen on validation impulse, Gaussian, shot and speckle noise and snow (design notes).
     # Test rows (objects-corruptions-*full-routed11.json): impulse noise 0.437 -> 0.910, rel. mCE 0.909 -> 0.856;
-    # attacks as -routed10- (objects-routed11.json, objects-lite{1,2}-routed11.json); within the speed budget. Not the
-    # default yet: fine-tuning a folder does not keep its weightless corrections (design notes).
+    # attacks as -routed10- (objects-ours.json, objects-lite{1,2}.json); within the speed budget. Made the default
+    # once fine-tuning kept the start weights' weightless corrections (train.architecture.START_SETTINGS).
     (
         "imagenet-efficientnet_lite0_lite2-routed11-objects3-mix",
         "ae080ae3879cb732dc81a084f144010da62aaa6dcc474e389b11d3e5002867f7",
