@@ -29,10 +29,17 @@ VETO_BLACK_POINT = 1 / 255
 
 
 def veto_brightened(
-    gate: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, logits: torch.Tensor, veto: float, always: bool
+    gate: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    logits: torch.Tensor,
+    veto: float,
+    black_point: float = VETO_BLACK_POINT,
+    *,
+    always: bool,
 ) -> torch.Tensor:
     """A gate's expert logits with its opening capped by a second reading, of ``x`` with its black point restored
-    (:func:`~recondefense.levels.restore_black_point`). Brightening lifts the dark pixels of a photo most (HSV value
+    (:func:`~recondefense.levels.restore_black_point`, of the images whose black point is at least ``black_point``;
+    the others read as they are). Brightening lifts the dark pixels of a photo most (HSV value
     ``v -> v + c`` scales them by ``(v + c) / v``), and with them their fine detail, which is what a perturbation
     gate reads; an attack's perturbation survives the restoration. With ``L`` the gate logit (``logsumexp`` of
     ``logits``, sigmoid: the gate value), ``R`` the restored image's and ``f = logit(veto)``, the gate logit becomes
@@ -47,7 +54,7 @@ def veto_brightened(
     opening = torch.logsumexp(logits, dim=1)
 
     def shift(images: torch.Tensor, opened: torch.Tensor) -> torch.Tensor:  # (n, 1): capped logit - gate logit
-        restored = torch.logsumexp(gate(restore_black_point(images, VETO_BLACK_POINT)), dim=1)
+        restored = torch.logsumexp(gate(restore_black_point(images, black_point)), dim=1)
         return (torch.minimum(opened, (restored - floor).clamp_min(floor)) - opened).unsqueeze(1)
 
     if always:

@@ -46,6 +46,7 @@ ARCHITECTURE_KEYS: dict[str, tuple[str, ...]] = {
         "deblur_unsharp",
         "deblur_ratio_range",
         "brightness_veto",
+        "veto_black_point",
         "impulse_range",
         "impulse_noise_range",
     ),
@@ -87,6 +88,7 @@ NUMBER_RANGES: dict[str, tuple[float, float, bool]] = {
     "contrast_target": (0, 1, True),
     "black_point_floor": (0, 1, False),
     "brightness_veto": (0, 0.5, False),
+    "veto_black_point": (0, 1, False),
     "strong_above": (0, 1, True),
     "corruption_strength": (0, 1, False),
 }
@@ -189,6 +191,11 @@ class PurifierConfig:
             pixels themselves are left as they are. The second reading is taken only of images the gate opens on
             by more than ``brightness_veto``. 0 (the default, and every weights folder without the key): one
             reading.
+        veto_black_point: ``"routed"`` with a ``brightness_veto``: the second reading restores the black point only
+            of images whose black point is at least this (in [0, 1]); the others keep their first reading. ImageNet-C
+            brightens by 0.1-0.5, and an attacked photo that is bright by nature is lowered too, its gate with it: a
+            higher value leaves those alone. 1/255 (the default, and every weights folder without the key): every
+            image whose darkest block is not black.
         impulse_range: ``"routed"``: salt-and-pepper dots are removed first, before the levels, the deblurring and
             the gate (:func:`~recondefense.levels.remove_impulses`), as much as the image's
             :func:`~recondefense.levels.impulse_fraction` ``f`` says: none at ``f`` up to ``impulse_range[0]``,
@@ -229,6 +236,7 @@ class PurifierConfig:
     deblur_ratio_range: tuple[float, float] | list[float] | None = None
     impulse_range: tuple[float, float] | list[float] | None = None
     impulse_noise_range: tuple[float, float] | list[float] | None = None
+    veto_black_point: float = 1 / 255
 
     def __post_init__(self) -> None:
         for key in ("corruption_noise_range", *_OPTIONAL_PAIRS):

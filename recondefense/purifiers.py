@@ -329,6 +329,7 @@ class RoutedPurifier(RouteMixture):
             config.deblur_ratio_range,
             config.impulse_range,
             config.impulse_noise_range,
+            config.veto_black_point,
         )
         self.in_channels = in_channels
         self.inner = config.inner

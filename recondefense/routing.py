@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .gate import PerturbationGate, conv_relu, veto_brightened
+from .gate import VETO_BLACK_POINT, PerturbationGate, conv_relu, veto_brightened
 from .levels import (
     MAX_CONTRAST_GAIN,
     contrast_gain,
@@ -198,6 +198,7 @@ class RouteMixture(nn.Module):
             (:func:`partly`); None and None: none.
         brightness_veto: the gate also reads the image with its black point restored, and opens no further than
             that reading allows (:func:`~recondefense.gate.veto_brightened`), in (0, 0.5]; 0: one reading.
+            ``veto_black_point``: the black point from which that reading restores it.
         impulse_range, impulse_noise_range: salt-and-pepper dots removed first
             (:func:`~recondefense.levels.remove_impulses`), as much as :func:`~recondefense.levels.impulse_share` says for them; None:
             never (and: by the dots' fraction alone).
@@ -222,6 +223,7 @@ class RouteMixture(nn.Module):
         deblur_ratio_range: tuple[float, float] | None = None,
         impulse_range: tuple[float, float] | None = None,
         impulse_noise_range: tuple[float, float] | None = None,
+        veto_black_point: float = VETO_BLACK_POINT,
     ) -> None:
         super().__init__()
         self.gate = gate
@@ -243,6 +245,7 @@ class RouteMixture(nn.Module):
         self.impulse_range = None if impulse_range is None else tuple(float(f) for f in impulse_range)
         self.impulse_noise_range = None if impulse_noise_range is None else tuple(float(s) for s in impulse_noise_range)
         self.brightness_veto = float(brightness_veto)
+        self.veto_black_point = float(veto_black_point)
 
     def experts(self) -> list[nn.Module]:
         """The experts in route order (route ``k`` is ``experts()[k - 1]``)."""
@@ -318,7 +321,8 @@ class RouteMixture(nn.Module):
         ``(N, C, H, W)`` -> ``(N, experts)``."""
         logits = self.gate(x)
         if self.brightness_veto > 0:
-            logits = veto_brightened(self.gate, x, logits, self.brightness_veto, self.training or is_tracing(x))
+            always = self.training or is_tracing(x)
+            logits = veto_brightened(self.gate, x, logits, self.brightness_veto, self.veto_black_point, always=always)
         return logits
 
     def route_logits(self, x: torch.Tensor) -> torch.Tensor:

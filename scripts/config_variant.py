@@ -34,6 +34,7 @@ SETTINGS = (
     "deblur_unsharp",
     "deblur_ratio_range",
     "brightness_veto",
+    "veto_black_point",
     "impulse_range",
     "impulse_noise_range",
 )

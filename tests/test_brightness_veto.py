@@ -11,7 +11,7 @@ import torch
 from recondefense import ReconstructiveDefense
 from recondefense.corruptions import corrupt
 from recondefense.gate import VETO_BLACK_POINT, veto_brightened
-from recondefense.levels import restore_black_point
+from recondefense.levels import black_point, restore_black_point
 from recondefense.purifier_config import PurifierConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -63,6 +63,27 @@ def test_the_second_reading_is_taken_only_of_images_open_past_the_veto_and_match
     torch.testing.assert_close(sparse, veto_brightened(_brightness_gate, x, logits, 0.1, always=True))
     shut = torch.full((3, 2), -6.0)  # no image above the veto: no second reading, the logits as they came
     assert veto_brightened(counting_gate, x[:3], shut, 0.1, always=False) is shut and len(seen) == 1
+
+
+def test_a_higher_veto_black_point_leaves_photos_bright_by_nature_alone():
+    """``veto_black_point``: only images whose black point is at least it are read a second time, restored; the
+    others keep their first reading, as with no veto."""
+    x, veto = _images(), 0.1
+    assert (black_point(x[:4]) < 0.6).all() and (black_point(x[4:]) >= 0.6).all()  # dark, grey | brightened
+    logits = _brightness_gate(x)
+    high = veto_brightened(_brightness_gate, x, logits, veto, 0.6, always=True)
+    torch.testing.assert_close(high[:4], logits[:4])
+    torch.testing.assert_close(high[4:], veto_brightened(_brightness_gate, x, logits, veto, always=True)[4:])
+    assert not torch.allclose(high[2:4], veto_brightened(_brightness_gate, x, logits, veto, always=True)[2:4])
+    defense = ReconstructiveDefense(arch="routed", **SMALL, brightness_veto=veto, veto_black_point=0.6)
+    net = defense.autoencoder
+    with torch.no_grad():
+        net.gate[-1].weight.normal_(0, 0.5)
+        net.gate[-1].bias.fill_(1.0)
+    torch.testing.assert_close(net.expert_logits(x), veto_brightened(net.gate, x, net.gate(x), veto, 0.6, always=True))
+    assert defense.hyperparameters["veto_black_point"] == 0.6 and net.veto_black_point == 0.6
+    assert ReconstructiveDefense(arch="routed", **SMALL).autoencoder.veto_black_point == VETO_BLACK_POINT
+    assert PurifierConfig(arch="routed", veto_black_point=1.5).problem() == ("veto_black_point", "a number in [0, 1]")
 
 
 def test_a_routed_purifier_with_a_veto_routes_through_it_and_keeps_its_config():

@@ -214,6 +214,7 @@ def test_fine_tuning_keeps_the_start_weights_weightless_corrections(tmp_path):
         deblur_ratio_range=[2.0, 3.0],
         black_point_floor=0.1,
         brightness_veto=0.2,
+        veto_black_point=0.25,
         corruption_strength=0.5,
         corruption_noise_range=[0.05, 0.2],
     )
