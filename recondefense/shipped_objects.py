@@ -292,6 +292,19 @@ _WEIGHTS: tuple[tuple[str, str, str, dict[str, Any], str, dict[str, Any]], ...] 
         "mix+corruption",
         _ROUTED7_PARTS,
     ),
+    # -routed11- (the same model.safetensors) with -routed9-'s brightness veto (0.05), its second reading restoring
+    # only images whose black point is at least 0.15 (PurifierConfig.veto_black_point; scripts/config_variant.py):
+    # ImageNet-C's brightness lifts a photo's black point by 0.1-0.5, and the drops below no defense were at severities
+    # 3-5. Validation (231 crops): as the veto at every black point, one FGSM and one PGD crop fewer than -routed11-;
+    # brightness (128 crops) 0.750 -> 0.764 (no defense 0.764). Test rows: design notes.
+    (
+        "imagenet-efficientnet_lite0_lite2-routed12-objects3-mix",
+        "ae080ae3879cb732dc81a084f144010da62aaa6dcc474e389b11d3e5002867f7",
+        "242ea62f95b2ad0f97e9820f4eacda695b93bd6591c13a21a8c753a4dfbc2713",
+        _OBJECTS,
+        "mix+corruption",
+        _ROUTED7_PARTS,
+    ),
 )
 for _name, _sha256, _config_sha256, _tier, _attack, _extra in _WEIGHTS:
     register(WeightsEntry(_name, _name, _sha256, config_sha256=_config_sha256, attack=_attack, **_tier, **_extra))
