@@ -27,6 +27,7 @@ __all__ = [
     "contrast_gain",
     "contrast_spread",
     "deblur_share",
+    "clean_impulses",
     "impulse_fraction",
     "impulse_share",
     "noise_level",
@@ -320,10 +321,34 @@ def impulse_share(
     share = _rising(impulse_fraction(x), *impulse_range)
     if noise_range is None:
         return share
-    low, high = noise_range
-    return _times_where_shared(
-        share, lambda images: _falling(noise_level(remove_impulses(images)), low, high), always, x
-    )
+    return clean_impulses(x, impulse_range, noise_range, always)[1]
+
+
+def clean_impulses(
+    x: torch.Tensor,
+    impulse_range: tuple[float, float],
+    noise_range: tuple[float, float] | None = None,
+    always: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``x`` with its dots removed as much as :func:`impulse_share` says, ``x + share * (remove_impulses(x) - x)``
+    per image, and that share. :func:`remove_impulses` runs once, its result serving both the noise check and the
+    output; unless ``always`` (training, tracing), only on the images whose fraction share is above 0, and a batch
+    with none returns ``x`` itself.
+
+    Shape: ``(N, C, H, W)`` in [0, 1] -> ``(N, C, H, W)`` in [0, 1] and ``(N,)`` in [0, 1].
+    """
+    share = _rising(impulse_fraction(x), *impulse_range)
+    index = None if always else (share > 0).nonzero().flatten()
+    if index is not None and not len(index):
+        return x, share
+    images, shared = (x, share) if index is None else (x[index], share[index])
+    cleaned = remove_impulses(images)
+    if noise_range is not None:
+        shared = shared * _falling(noise_level(cleaned), *noise_range)
+    out = images + shared.view(-1, 1, 1, 1) * (cleaned - images)
+    if index is None:
+        return out, shared
+    return x.index_copy(0, index, out), share.index_copy(0, index, shared)
 
 
 def _rising(values: torch.Tensor, low: float, high: float) -> torch.Tensor:

@@ -24,11 +24,11 @@ from torch import nn
 from .gate import VETO_BLACK_POINT, PerturbationGate, conv_relu, veto_brightened
 from .levels import (
     MAX_CONTRAST_GAIN,
+    clean_impulses,
     contrast_gain,
     contrast_spread,
     deblur_share,
     impulse_share,
-    remove_impulses,
     restore_contrast,
     restore_levels,
 )
@@ -356,8 +356,7 @@ class RouteMixture(nn.Module):
         always = self.training or is_tracing(x)
         dots = None
         if self.impulse_range is not None:
-            dots = impulse_share(x, self.impulse_range, self.impulse_noise_range, always)
-            x = partly(x, dots, remove_impulses, always)
+            x, dots = clean_impulses(x, self.impulse_range, self.impulse_noise_range, always)
         x = restore_levels(x, self.contrast_floor, self.contrast_target, self.black_point_floor)
         if self.deblur is not None and self.deblur_range is not None:
             share = deblur_share(x, self.deblur_range, self.deblur_ratio_range, always)

@@ -4,6 +4,7 @@ its config, and composing it in (CPU, seconds)."""
 from __future__ import annotations
 
 import json
+from unittest import mock
 
 import pytest
 import torch
@@ -309,7 +310,7 @@ def test_impulse_fraction_reads_salt_and_pepper_and_remove_impulses_undoes_it():
 
 
 def test_a_routed_purifier_removes_impulses_before_the_gate_only_where_the_fraction_says_and_round_trips(tmp_path):
-    from recondefense.levels import impulse_fraction, impulse_share, remove_impulses
+    from recondefense.levels import clean_impulses, impulse_fraction, impulse_share, remove_impulses
 
     photos = _photos()
     noisy = corrupt(photos, "impulse_noise", 2, generator=torch.Generator().manual_seed(0))
@@ -322,6 +323,16 @@ def test_a_routed_purifier_removes_impulses_before_the_gate_only_where_the_fract
     quiet = impulse_share(both, (0.01, 0.02), (0.05, 0.07))
     assert torch.equal(quiet, torch.tensor([1.0] * 4 + [0.0] * 4))  # ... but stay noisy once they are removed
     torch.testing.assert_close(impulse_share(both, (0.01, 0.02), (0.05, 0.07), always=False), quiet)
+    # clean_impulses: the same share, the removal run once for the check and the output, where the fraction says
+    mixed = torch.cat([photos[:2], both])
+    share = impulse_share(mixed, (0.01, 0.02), (0.05, 0.07))
+    expected = mixed + share.view(-1, 1, 1, 1) * (remove_impulses(mixed) - mixed)
+    for always in (True, False):
+        with mock.patch("recondefense.levels.remove_impulses", wraps=remove_impulses) as removal:
+            cleaned, dots = clean_impulses(mixed, (0.01, 0.02), (0.05, 0.07), always)
+        assert torch.equal(dots, share) and torch.equal(cleaned, expected)
+        assert [len(call.args[0]) for call in removal.call_args_list] == [10 if always else 8]
+    assert clean_impulses(photos, (0.01, 0.02), (0.05, 0.07), always=False)[0] is photos
     net = RoutedPurifier(**SMALL, impulse_range=(0.01, 0.02)).eval()
     plain = RoutedPurifier(**SMALL).eval()
     plain.load_state_dict(net.state_dict())
