@@ -222,7 +222,8 @@ def test_fine_tuning_keeps_the_start_weights_weightless_corrections(tmp_path):
     network = dict(
         arch="routed", width=4, depth=2, detail_width=4, detail_depth=1, corruption_width=4, corruption_depth=1
     )
-    start = ReconstructiveDefense(**network, **carried)
+    adopted = dict(bypass_below=[0.0, 0.05], pass_smoothing=0.02, contrast_floor=0.1, contrast_target=1.0)
+    start = ReconstructiveDefense(**network, **carried, **adopted)
 
     def assert_carried(defense: ReconstructiveDefense) -> None:
         assert {k: defense.hyperparameters[k] for k in carried} == carried
@@ -239,6 +240,11 @@ def test_fine_tuning_keeps_the_start_weights_weightless_corrections(tmp_path):
     final = ReconstructiveDefense.from_pretrained(train(_folder_config(folder, tmp_path / "cli", **options)))
     assert_carried(final)
     assert "start_settings" not in final.meta["command"]  # no flag: --init-from brings them again
+    # the options that change no shape: the start's where the run leaves them at their defaults, else the run's
+    assert {k: final.hyperparameters[k] for k in adopted} == adopted
+    options["contrast_floor"] = 0.05
+    own = ReconstructiveDefense.from_pretrained(train(_folder_config(folder, tmp_path / "own", **options)))
+    assert {k: own.hyperparameters[k] for k in adopted} == adopted | {"contrast_floor": 0.05}
     without = ReconstructiveDefense.from_pretrained(
         train(_folder_config(folder, tmp_path / "fresh", **network, epochs=1, warmup_epochs=1))
     )

@@ -686,8 +686,10 @@ def test_a_training_run_started_from_weights_with_a_strong_purifier_keeps_it():
     net = build_network(config, 3, start)
     assert all(torch.equal(v, net.state_dict()[k]) for k, v in start.autoencoder.state_dict().items())
     assert net.strong_above == 0.4
-    with pytest.raises(ValueError, match="does not match"):
+    with pytest.raises(ValueError, match="does not match") as caught:
         build_network(TrainConfig(arch="routed", **SMALL), 3, start)
+    assert "--strong-widths 8,8" in str(caught.value)
+    assert "--impulse-range" not in str(caught.value)  # no flag: the start's own come with it
     with pytest.raises(ValueError, match="--strong-widths '8,x'"):
         build_network(TrainConfig(arch="routed", **SMALL, strong_widths="8,x"), 3, None)
 

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import fields
 from typing import Any, Protocol
 
-from ..purifier_config import PurifierConfig
+from ..purifier_config import ARCHITECTURE_KEYS, PurifierConfig
 from ..purifiers import build_purifier
 
 __all__ = [
@@ -19,6 +19,8 @@ __all__ = [
     "purifier_config",
     "frozen_prefixes",
     "check_freeze",
+    "ADOPTED_SETTINGS",
+    "settings_text",
 ]
 
 
@@ -69,18 +71,28 @@ START_SETTINGS: tuple[str, ...] = tuple(
 )
 
 
-def start_settings(start: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The :data:`START_SETTINGS` of the start weights' hyper-parameters ``start`` (a
-    :attr:`~recondefense.ReconstructiveDefense.hyperparameters`, as config.json holds them), for a run's
-    ``start_settings``; ``{}`` without start weights."""
-    return {} if start is None else {k: start[k] for k in START_SETTINGS if k in start}
+#: The options that change no parameter's shape, which a run started from weights takes from them where it leaves
+#: them at their defaults (a start's other values would load without an error and be lost without a word; the
+#: command line cannot spell every one, e.g. the default's per-expert ``bypass_below``).
+ADOPTED_SETTINGS = ("bypass_below", "pass_smoothing", "contrast_floor", "contrast_target", "strong_above")
+
+
+def start_settings(start: Mapping[str, Any] | None, config: NetworkOptions) -> dict[str, Any]:
+    """What a run of ``config`` takes from the start weights' hyper-parameters ``start`` (a
+    :attr:`~recondefense.ReconstructiveDefense.hyperparameters`, as config.json holds them), for its
+    ``start_settings``: their :data:`START_SETTINGS`, and their :data:`ADOPTED_SETTINGS` that ``config`` leaves at
+    the defaults; ``{}`` without start weights."""
+    if start is None:
+        return {}
+    left = [k for k in ADOPTED_SETTINGS if getattr(config, k) == getattr(PurifierConfig, k)]
+    return {k: start[k] for k in (*START_SETTINGS, *left) if k in start}
 
 
 def purifier_config(config: NetworkOptions, in_channels: int = 1) -> PurifierConfig:
     """The purifier ``config`` trains, for images of ``in_channels`` channels (the parameter names do not depend
     on it): what :class:`~recondefense.ReconstructiveDefense` takes and the saved config.json holds, with the
-    start weights' :data:`START_SETTINGS` (``config.start_settings``)."""
-    return PurifierConfig(
+    start weights' settings in ``config.start_settings`` (:func:`start_settings`)."""
+    values = dict(
         in_channels=in_channels,
         width=config.width,
         depth=config.depth,
@@ -100,8 +112,9 @@ def purifier_config(config: NetworkOptions, in_channels: int = 1) -> PurifierCon
         if config.strong_widths is None
         else tuple(parse_widths(config.strong_widths, "--strong-widths")),
         strong_above=config.strong_above,
-        **{k: v for k, v in config.start_settings.items() if k in START_SETTINGS},
     )
+    carried = (*START_SETTINGS, *ADOPTED_SETTINGS)
+    return PurifierConfig(**(values | {k: v for k, v in config.start_settings.items() if k in carried}))
 
 
 def frozen_prefixes(config: NetworkOptions, names: Iterable[str]) -> list[str]:
@@ -136,3 +149,22 @@ def check_freeze(config: NetworkOptions) -> None:
     with torch.device("meta"):
         net = build_purifier(purifier_config(config))
     frozen_prefixes(config, (name for name, _ in net.named_parameters()))
+
+
+def settings_text(arch: str, values: dict[str, Any], flags: bool) -> str:
+    """A network's settings as the caller writes them: ``--arch recon --width 16 ...`` or ``arch recon, width 16``."""
+    hidden = ("in_channels", "width", "depth") if values.get("widths") else ("in_channels", "widths")
+    keys = ["arch", *(k for k in ARCHITECTURE_KEYS[arch] if k not in hidden and k not in START_SETTINGS)]
+    values = {**values, "arch": arch}
+    values = {k: _flag_value(v) for k, v in values.items()}
+    if not flags:
+        return ", ".join(f"{k} {values[k]}" for k in keys)
+    return " ".join(
+        ("--" if values[k] else "--no-") + k if isinstance(values[k], bool) else f"--{k.replace('_', '-')} {values[k]}"
+        for k in keys
+    )
+
+
+def _flag_value(value: Any) -> Any:
+    """A setting as its command-line flag takes it (lists comma-separated)."""
+    return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else value

@@ -125,7 +125,9 @@ class TrainConfig:
         None,
         "start from these defense weights (name, hub id or folder), or from the network of a run's "
         "checkpoint.safetensors, instead of random init; the settings no option sets (dot removal, unsharp mask, "
-        "black point, brightness veto, corruption strength) come with them into the trained weights",
+        "black point, brightness veto, corruption strength) come with them into the trained weights, and so do "
+        "--bypass-below, --pass-smoothing, --contrast-floor, --contrast-target and --strong-above where left at "
+        "their defaults",
     )
     # optimisation (paper: Adam 1e-3, no decay; warm-up 50 + 150 epochs on ImageNet)
     epochs: int = _opt(20, "total epochs, warm-up included")
@@ -192,8 +194,9 @@ class TrainConfig:
     )
     stop_after_steps: int | None = _opt(None, "save a checkpoint and stop after this many steps (tests, time budgets)")
     extra_meta: dict = field(default_factory=dict)  # copied into the model card's config.json meta
-    # the start weights' settings that no option sets (architecture.START_SETTINGS), filled by the run from
-    # --init-from / fit(defense=...) and kept in the checkpoint and the trained weights' config.json
+    # the start weights' settings that no option sets (architecture.START_SETTINGS) and those of the options left at
+    # their defaults that change no shape (ADOPTED_SETTINGS), filled by the run from --init-from / fit(defense=...)
+    # and kept in the checkpoint and the trained weights' config.json
     start_settings: dict = field(default_factory=dict)
 
 

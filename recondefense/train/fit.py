@@ -205,7 +205,7 @@ def fit(
         "mean": None if mean is None else tuple(mean),
         "std": None if std is None else tuple(std),
         **{k: net[k] for k in _NETWORK_KEYS if k in net},
-        **({"start_settings": start_settings(net)} if start is not None else {}),
+        **({"start_settings": start_settings(net, config)} if start is not None else {}),
     }
     if start is not None:  # the start network's blocks, as --widths (--strong-widths) spells them
         for key in ("widths", "strong_widths"):

@@ -131,7 +131,7 @@ class _Run:
         self, config: TrainConfig, rank: int, world: int, device: torch.device, out: Path, setup: Setup
     ) -> None:
         if setup.start is not None:  # what the start weights do besides the networks this run trains
-            config = dataclasses.replace(config, start_settings=start_settings(setup.start.hyperparameters))
+            config = dataclasses.replace(config, start_settings=start_settings(setup.start.hyperparameters, config))
         self.config, self.rank, self.world, self.device, self.out = config, rank, world, device, out
         self.classifiers, self.train_set, self.val_set = setup.classifiers, setup.train_set, setup.val_set
         # with several classifiers, each one attacks and judges its images against its own clean prediction

@@ -17,9 +17,8 @@ from .. import __version__
 from ..data import data_sources
 from ..defense import ReconstructiveDefense
 from ..losses import VisualLossParts, guidance_loss, visual_loss
-from ..purifier_config import ARCHITECTURE_KEYS
 from ..purifiers import build_purifier, pad_to_stride
-from .architecture import frozen_prefixes, purifier_config
+from .architecture import frozen_prefixes, purifier_config, settings_text
 from .attack_specs import attack_parts, corruption_spec, gaussian_sigma
 from .config import TrainConfig, config_to_command
 from .negatives import NATURAL_VARIANTS, natural_variants
@@ -152,8 +151,8 @@ def build_network(config: TrainConfig, in_channels: int, start: ReconstructiveDe
         target.load_state_dict(state)
     except (RuntimeError, ValueError) as err:
         cli = not config.data.startswith("python:")
-        theirs = _settings(start.arch, start.hyperparameters, cli)
-        ours = _settings(config.arch, purifier_config(config).as_dict(), cli)
+        theirs = settings_text(start.arch, start.hyperparameters, cli)
+        ours = settings_text(config.arch, purifier_config(config).as_dict(), cli)
         hint = (
             "; train with the weights' settings (--arch detail takes 'recon' weights, --arch gated those of its "
             "--inner kind, --arch routed those and gated ones)"
@@ -172,20 +171,6 @@ def _start_name(config: TrainConfig) -> str:
     if config.data.startswith("python:"):  # recondefense.train.fit
         return "fit(defense=...)" if config.init_from is None else f"fit(defense={config.init_from!r})"
     return f"--init-from {config.init_from!r}"
-
-
-def _settings(arch: str, values: dict[str, Any], flags: bool) -> str:
-    """A network's settings as the caller writes them: ``--arch recon --width 16 ...`` or ``arch recon, width 16``."""
-    hidden = ("in_channels", "width", "depth") if values.get("widths") else ("in_channels", "widths")
-    keys = ["arch", *(k for k in ARCHITECTURE_KEYS[arch] if k not in hidden)]
-    values = {**values, "arch": arch}
-    values = {k: ",".join(map(str, v)) if isinstance(v, (list, tuple)) else v for k, v in values.items()}
-    if not flags:
-        return ", ".join(f"{k} {values[k]}" for k in keys)
-    return " ".join(
-        ("--" if values[k] else "--no-") + k if isinstance(values[k], bool) else f"--{k.replace('_', '-')} {values[k]}"
-        for k in keys
-    )
 
 
 def train_loss(
