@@ -83,6 +83,8 @@ DEFAULT = "imagenet-efficientnet_lite0_lite2-routed11-objects3-mix"  # checked a
 #: The default before it (on 2026-12-05): ROUTED7's network with washed-out images stretched back before its gate
 #: (as ROUTED5).
 ROUTED8 = "imagenet-efficientnet_lite0_lite2-routed8-objects3-mix"
+#: The default with the brightness veto on images whose black point is at least 0.15 (loadable by name).
+ROUTED12 = "imagenet-efficientnet_lite0_lite2-routed12-objects3-mix"
 #: The default before it (on 2026-12-04): ROUTED6's parts and a wider AE that serves the images its gate flags
 #: (compose_routed.py --strong).
 ROUTED7 = "imagenet-efficientnet_lite0_lite2-routed7-objects3-mix"
@@ -703,7 +705,7 @@ PAGES: tuple[Page, ...] = (
                     "are candidates as they were validated, before any shipped under a name "
                     f"(`runs/cpu/routed-objects-mix-anneal` is `{MIX}`, bit for bit, `runs/cpu/routed-mix-open-at-minus1` is `{ROUTED6}` and "
                     f"`runs/cpu/routed7-wide-above0.5` is `{ROUTED7}` and `runs/candidates/routed7-stretch` is "
-                    f"`{ROUTED8}`); the "
+                    f"`{ROUTED8}`, `runs/candidates/veto-bp0.15` is `{ROUTED12}`); the "
                     "[design notes](../design.md) say what each one is."
                 ),
             ),
