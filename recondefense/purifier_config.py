@@ -193,9 +193,10 @@ class PurifierConfig:
             reading.
         veto_black_point: ``"routed"`` with a ``brightness_veto``: the second reading restores the black point only
             of images whose black point is at least this (in [0, 1]); the others keep their first reading. ImageNet-C
-            brightens by 0.1-0.5, and an attacked photo that is bright by nature is lowered too, its gate with it: a
-            higher value leaves those alone. 1/255 (the default, and every weights folder without the key): every
-            image whose darkest block is not black.
+            brightens by 0.1-0.5; a photo bright by nature is lowered too, an attack's perturbation in its dark pixels
+            with it, and a higher value leaves the photos below it alone (the attacked object test crops the veto
+            shuts the gate on lie above 0.15 too: design notes). 1/255 (the default, and every weights folder without
+            the key): every image whose darkest block is not black.
         impulse_range: ``"routed"``: salt-and-pepper dots are removed first, before the levels, the deblurring and
             the gate (:func:`~recondefense.levels.remove_impulses`), as much as the image's
             :func:`~recondefense.levels.impulse_fraction` ``f`` says: none at ``f`` up to ``impulse_range[0]``,
