@@ -727,6 +727,29 @@ def test_cli_start_weights_of_another_channel_count_are_one_line_errors(data, tm
     assert f"error: --init-from '{gray}' purifies 1-channel images but the training images have 3" in err
 
 
+def test_cli_init_from_alone_trains_the_start_network_and_a_given_flag_wins(data, tmp_path, caplog):
+    """``recondefense train --init-from W``: the network flags left at their defaults take W's values (``fit``
+    takes them all); one given another value keeps it (here a detail network around W's AE)."""
+    start = tmp_path / "routed"
+    ReconstructiveDefense(
+        arch="routed", width=4, depth=2, detail_width=4, detail_depth=1, corruption_width=4, corruption_depth=1
+    ).save_pretrained(start)
+    common = ["--data", str(data), "--image-size", "16", "--classifier", "tiny_models:tiny_classifier", "--no-progress"]
+    common += ["--epochs", "1", "--warmup-epochs", "1", "--batch-size", "4", "--val-limit", "4"]
+    with caplog.at_level("INFO"):
+        assert train_cli([*common, "--init-from", str(start), "--out", str(tmp_path / "a")]) == 0
+    trained = ReconstructiveDefense.from_pretrained(tmp_path / "a" / "final")
+    network = {k: trained.hyperparameters[k] for k in ("arch", "width", "depth", "detail_depth", "corruption_depth")}
+    assert network == {"arch": "routed", "width": 4, "depth": 2, "detail_depth": 1, "corruption_depth": 1}
+    assert "--arch routed --width 4 --depth 2" in caplog.text and "from the start weights" in caplog.text
+    recon = tmp_path / "recon"
+    ReconstructiveDefense(width=4, depth=2).save_pretrained(recon)
+    detail = [*common, "--arch", "detail", "--detail-width", "4", "--detail-depth", "1", "--init-from", str(recon)]
+    assert train_cli([*detail, "--out", str(tmp_path / "b")]) == 0
+    wrapped = ReconstructiveDefense.from_pretrained(tmp_path / "b" / "final")
+    assert (wrapped.arch, wrapped.hyperparameters["width"], wrapped.hyperparameters["depth"]) == ("detail", 4, 2)
+
+
 def test_labels_outside_the_classifier_classes_are_refused(tmp_path):
     """An ImageFolder with 3 classes for a 2-class classifier (caught before training), and the per-batch check."""
     from recondefense.train.triplets import check_labels

@@ -8,6 +8,7 @@ import sys
 
 from .config import add_config_arguments, config_from_args
 from .loop import TrainingInterrupted, train
+from .setup import with_start_network
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
@@ -25,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     try:
         with logging_redirect_tqdm():  # a line logged while a progress bar is drawn goes above it, not onto it
-            final = train(config_from_args(args))
+            final = train(with_start_network(config_from_args(args)))
     except TrainingInterrupted as err:
         print(err, file=sys.stderr)
         return 130

@@ -20,6 +20,8 @@ __all__ = [
     "frozen_prefixes",
     "check_freeze",
     "ADOPTED_SETTINGS",
+    "NETWORK_OPTIONS",
+    "start_network_options",
     "settings_text",
 ]
 
@@ -75,6 +77,34 @@ START_SETTINGS: tuple[str, ...] = tuple(
 #: them at their defaults (a start's other values would load without an error and be lost without a word; the
 #: command line cannot spell every one, e.g. the default's per-expert ``bypass_below``).
 ADOPTED_SETTINGS = ("bypass_below", "pass_smoothing", "contrast_floor", "contrast_target", "strong_above")
+
+
+#: The network options a run started from weights takes from them: ``fit`` every one, the command line those whose
+#: flags it leaves at their defaults (:func:`start_network_options`).
+NETWORK_OPTIONS = (
+    "arch",
+    "width",
+    "depth",
+    "skip",
+    "widths",
+    "detail_width",
+    "detail_depth",
+    "inner",
+    "corruption_width",
+    "corruption_depth",
+    "strong_widths",
+    *ADOPTED_SETTINGS,
+)
+
+
+def start_network_options(start: Mapping[str, Any]) -> dict[str, Any]:
+    """The start weights' hyper-parameters ``start`` (as config.json holds them) as a run's :data:`NETWORK_OPTIONS`,
+    ``widths`` and ``strong_widths`` spelled as their flags take them (``"16,32,64"``)."""
+    options = {k: start[k] for k in NETWORK_OPTIONS if k in start}
+    for key in ("widths", "strong_widths"):
+        if key in options:
+            options[key] = None if options[key] is None else ",".join(str(w) for w in options[key])
+    return options
 
 
 def start_settings(start: Mapping[str, Any] | None, config: NetworkOptions) -> dict[str, Any]:

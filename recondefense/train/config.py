@@ -125,9 +125,9 @@ class TrainConfig:
         None,
         "start from these defense weights (name, hub id or folder), or from the network of a run's "
         "checkpoint.safetensors, instead of random init; the settings no option sets (dot removal, unsharp mask, "
-        "black point, brightness veto, corruption strength) come with them into the trained weights, and so do "
-        "--bypass-below, --pass-smoothing, --contrast-floor, --contrast-target and --strong-above where left at "
-        "their defaults",
+        "black point, brightness veto, corruption strength) come with them into the trained weights; on the command "
+        "line the network flags left at their defaults (--arch, --width, --widths, --bypass-below, "
+        "--contrast-floor, ...) take the start's values",
     )
     # optimisation (paper: Adam 1e-3, no decay; warm-up 50 + 150 epochs on ImageNet)
     epochs: int = _opt(20, "total epochs, warm-up included")

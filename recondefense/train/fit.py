@@ -15,7 +15,7 @@ from torch.utils.data import Dataset
 from ..classifiers import Normalized, check_normalization
 from ..data import UNLABELLED, label_with_classifier
 from ..defense import ReconstructiveDefense
-from .architecture import start_settings
+from .architecture import start_network_options, start_settings
 from .checkpoints import CHECKPOINT, load_checkpoint
 from .config import TrainConfig, validate_config
 from .loop import train
@@ -26,23 +26,6 @@ __all__ = ["fit"]
 
 #: Share of ``train_data`` held out for validation when ``fit`` gets no ``val_data`` (at most 500 items).
 VAL_SHARE = 0.1
-#: The network settings a run started from a defense takes from it.
-_NETWORK_KEYS = (
-    "arch",
-    "width",
-    "depth",
-    "skip",
-    "detail_width",
-    "detail_depth",
-    "inner",
-    "corruption_width",
-    "corruption_depth",
-    "bypass_below",
-    "pass_smoothing",
-    "contrast_floor",
-    "contrast_target",
-    "strong_above",
-)
 
 
 class _Images(Dataset):
@@ -204,13 +187,9 @@ def fit(
         "classifier": f"python:{name}",
         "mean": None if mean is None else tuple(mean),
         "std": None if std is None else tuple(std),
-        **{k: net[k] for k in _NETWORK_KEYS if k in net},
+        **(start_network_options(net) if start is not None else {}),
         **({"start_settings": start_settings(net, config)} if start is not None else {}),
     }
-    if start is not None:  # the start network's blocks, as --widths (--strong-widths) spells them
-        for key in ("widths", "strong_widths"):
-            widths = net.get(key)
-            changes[key] = None if widths is None else ",".join(str(w) for w in widths)
     if isinstance(defense, str):
         changes["init_from"] = defense
     config = dataclasses.replace(config, **changes)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 from pathlib import Path
 
 import torch
@@ -15,11 +16,14 @@ from torch.utils.data import Dataset
 from ..classifiers import load_classifier
 from ..data import classifier_labelled, load_dataset
 from ..defense import ReconstructiveDefense
+from .architecture import ADOPTED_SETTINGS, start_network_options
 from .checkpoints import CHECKPOINT, LEGACY_CHECKPOINT, defense_from_checkpoint
 from .config import TrainConfig
 from .triplets import CachedTrainingSet
 
-__all__ = ["Setup", "setup_from_config", "load_start", "classifier_specs", "label_cache"]
+logger = logging.getLogger(__name__)
+
+__all__ = ["Setup", "setup_from_config", "load_start", "with_start_network", "classifier_specs", "label_cache"]
 
 
 @dataclasses.dataclass
@@ -74,6 +78,30 @@ def classifier_specs(text: str) -> list[str]:
     if not specs:
         raise ValueError(f"no classifier in {text!r}")
     return specs
+
+
+def with_start_network(config: TrainConfig) -> TrainConfig:
+    """The command line's ``--init-from``: the network flags left at their defaults take the start weights' values
+    (:data:`~.architecture.NETWORK_OPTIONS`; those of :data:`~.architecture.ADOPTED_SETTINGS` through
+    ``start_settings`` instead), so that ``--init-from default`` alone trains the default's network; a flag given
+    another value keeps it. ``config`` itself without ``init_from``.
+
+    Raises:
+        FileNotFoundError, ValueError: ``init_from`` names no loadable weights or checkpoint.
+    """
+    if config.init_from is None:
+        return config
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    options = start_network_options(load_start(config.init_from).hyperparameters)
+    changes = {
+        k: v
+        for k, v in options.items()
+        if k not in ADOPTED_SETTINGS and getattr(config, k) == defaults[k] and v != defaults[k]
+    }
+    if changes:
+        flags = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in changes.items())
+        logger.info("--init-from %s: %s, from the start weights", config.init_from, flags)
+    return dataclasses.replace(config, **changes)
 
 
 def load_start(init_from: str) -> ReconstructiveDefense:
