@@ -7,7 +7,7 @@ denoiser applies); :func:`sharpness` how much fine detail it holds for its contr
 purifier's deblurring expert takes), and :func:`blur_ratio` whether that detail is missing at the finest scale (a
 blur's signature); :func:`unsharp_mask` sharpens one (a deblurring expert with no weights), :func:`deblur_share` says
 how much. :func:`impulse_fraction` reads salt-and-pepper dots, :func:`remove_impulses` removes them and
-:func:`impulse_share` says how much of that an image gets.
+:func:`impulse_share` says how much of that an image gets (:func:`clean_impulses` applies it).
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ __all__ = [
     "black_point",
     "blur_ratio",
     "contrast_gain",
+    "clean_impulses",
     "contrast_spread",
     "deblur_share",
-    "clean_impulses",
     "impulse_fraction",
     "impulse_share",
     "noise_level",
@@ -318,9 +318,8 @@ def impulse_share(
 
     Shape: ``(N, C, H, W)`` in [0, 1] -> ``(N,)`` in [0, 1].
     """
-    share = _rising(impulse_fraction(x), *impulse_range)
     if noise_range is None:
-        return share
+        return _rising(impulse_fraction(x), *impulse_range)
     return clean_impulses(x, impulse_range, noise_range, always)[1]
 
 

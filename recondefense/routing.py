@@ -5,9 +5,10 @@
   :mod:`recondefense.gate` (importable from here too);
 - :class:`RouteMixture`: ``p0 * x + sum_k pk * P_k(x)``, a softmax over routes (route 0 passes the image through,
   route ``k`` sends it to expert ``P_k``) that may skip, at inference, the experts an image barely uses.
-- :func:`partly`: a correction in front of the gate (salt-and-pepper removal, the routed purifier's deblurring
-  purifier) applied to each image as much as its share says, and only where the share is above 0; the shares
-  (:func:`~recondefense.levels.impulse_share`, :func:`~recondefense.levels.deblur_share`) and the image levels
+- :func:`partly`: a correction in front of the gate (the routed purifier's deblurring purifier) applied to each
+  image as much as its share says, and only where the share is above 0; the shares
+  (:func:`~recondefense.levels.impulse_share`, :func:`~recondefense.levels.deblur_share`), the salt-and-pepper
+  removal (:func:`~recondefense.levels.clean_impulses`) and the image levels
   restored before the gate sees them live in :mod:`recondefense.levels` (those first defined here are still
   importable from here under their old names).
 """

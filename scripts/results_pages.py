@@ -614,8 +614,9 @@ PAGES: tuple[Page, ...] = (
                 notes=(
                     f"`{DEFAULT}` is the default of `Defended(model)`: `{ROUTED8}`, the default before it, with "
                     "salt-and-pepper dots removed and an unsharp mask for images a blur left without pixel-scale "
-                    "detail, both before its gate: they touch no clean or attacked validation crop, and undo most of "
-                    "the impulse noise and part of the defocus blur ([corruption results](corruptions.md)). "
+                    "detail, both before its gate: the clean and attack rows stay within a crop or two of its own, and "
+                    "they undo most of the impulse noise and part of the defocus blur "
+                    "([corruption results](corruptions.md)). "
                     f"`{ROUTED8}` is `{ROUTED7}`, the default before it, with "
                     f"washed-out images stretched back before its gate (as `{ROUTED5}`): the same row on the "
                     "validation crops, the contrast corruption undone, one to three crops of these 340 fewer or more. "

@@ -101,10 +101,7 @@ def start_network_options(start: Mapping[str, Any]) -> dict[str, Any]:
     """The start weights' hyper-parameters ``start`` (as config.json holds them) as a run's :data:`NETWORK_OPTIONS`,
     ``widths`` and ``strong_widths`` spelled as their flags take them (``"16,32,64"``)."""
     options = {k: start[k] for k in NETWORK_OPTIONS if k in start}
-    for key in ("widths", "strong_widths"):
-        if key in options:
-            options[key] = None if options[key] is None else ",".join(str(w) for w in options[key])
-    return options
+    return options | {k: _flag_value(options[k]) for k in ("widths", "strong_widths") if k in options}
 
 
 def start_settings(start: Mapping[str, Any] | None, config: NetworkOptions) -> dict[str, Any]:
