@@ -18,7 +18,8 @@
 #   try it out at tiny scale: IMAGES=16 BATCH=8 VAL=4 GATE_EPOCHS=1 PURIFIER_EPOCHS=1 ANNEAL_EPOCHS=1 scripts/train_imagenet_default.sh /tmp/x
 #
 # 0. triplets: IMAGES object images of the train split, labelled and attacked (the paper's PGD) by Lite0 and Lite2 in
-#    turn, cached once as 8-bit (about 1.3 s per image on 2 CPU cores);
+#    turn, cached once as 8-bit (noted earlier as about 1.3 s per image on 2 CPU cores; on 2026-12-06 the 3,072
+#    ATTACK=mix triplets, labels included, took 15 minutes on 2 cores, by the run log's timestamps);
 # 1. gate: the current default's gate trained again with the detection loss on these triplets, half of each batch's
 #    clean images also shown as natural look-alikes (JPEG, sensor noise, sharpening) that must leave it closed, at
 #    lr 3e-4 (at 1e-3 with stronger look-alikes, noise sigma up to 0.03, the gate's features died within 50 steps:
