@@ -24,10 +24,11 @@ __all__ = [
     "MAX_CONTRAST_GAIN",
     "black_point",
     "blur_ratio",
-    "contrast_gain",
     "clean_impulses",
+    "contrast_gain",
     "contrast_spread",
     "deblur_share",
+    "gaussian_blur",
     "impulse_fraction",
     "impulse_share",
     "noise_level",
@@ -259,22 +260,28 @@ def _remove_isolated_extremes(images: torch.Tensor) -> torch.Tensor:
 
 
 def unsharp_mask(images: torch.Tensor, sigma: float, amount: float) -> torch.Tensor:
-    """``x + amount * (x - G_sigma(x))``, clipped to [0, 1]: the classic unsharp mask, a Gaussian blur of standard
-    deviation ``sigma`` pixels (radius ``ceil(3 sigma)``, borders replicated) subtracted to lift the detail a blur
-    weakened. No training, no weights; it undoes no blur exactly, but restores the fine contrast a classifier reads.
+    """``x + amount * (x - G_sigma(x))``, clipped to [0, 1]: the classic unsharp mask, :func:`gaussian_blur` of
+    ``sigma`` pixels subtracted to lift the detail a blur weakened. No training, no weights; it undoes no blur exactly, but restores the fine contrast a classifier reads.
 
     Shape: ``(N, C, H, W)`` in [0, 1] -> same, in [0, 1].
+    """
+    return (images + amount * (images - gaussian_blur(images, sigma))).clamp(0, 1)
+
+
+def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
+    """A Gaussian blur of standard deviation ``sigma`` pixels (radius ``ceil(3 sigma)``, borders replicated), as
+    separable shifted sums: no convolution, so it exports to ONNX and runs fast on these few taps.
+
+    Shape: ``(N, C, H, W)`` -> same.
     """
     radius = max(1, math.ceil(3 * sigma))
     weights = [math.exp(-0.5 * (k / sigma) ** 2) for k in range(-radius, radius + 1)]
     weights = [w / sum(weights) for w in weights]
     height, width = images.shape[-2:]
-    # the separable blur as shifted sums (no convolution: exports to ONNX and runs fast on these few taps)
     padded = F.pad(images, (radius, radius, 0, 0), mode="replicate")
     blurred = sum(w * padded[..., :, k : k + width] for k, w in enumerate(weights))
     padded = F.pad(blurred, (0, 0, radius, radius), mode="replicate")
-    blurred = sum(w * padded[..., k : k + height, :] for k, w in enumerate(weights))
-    return (images + amount * (images - blurred)).clamp(0, 1)
+    return sum(w * padded[..., k : k + height, :] for k, w in enumerate(weights))
 
 
 def deblur_share(

@@ -23,7 +23,7 @@ from recondefense.arguments import positive_int
 from recondefense.classifiers import load_classifier
 from recondefense.corruptions import corrupt
 from recondefense.evaluate.tiers import object_test_set
-from recondefense.levels import black_point, sharpness
+from recondefense.levels import black_point, gaussian_blur, sharpness
 
 
 def dehaze(images: torch.Tensor, patch: int, sigma: float) -> torch.Tensor:
@@ -31,11 +31,7 @@ def dehaze(images: torch.Tensor, patch: int, sigma: float) -> torch.Tensor:
     darkest = images.amin(1, keepdim=True)
     pad = patch // 2
     haze = -F.max_pool2d(-F.pad(darkest, (pad, pad, pad, pad), mode="replicate"), patch, stride=1)
-    radius = max(1, int(3 * sigma))
-    taps = torch.exp(-0.5 * (torch.arange(-radius, radius + 1, dtype=images.dtype) / sigma) ** 2)
-    taps = taps / taps.sum()
-    haze = F.conv2d(F.pad(haze, (radius, radius, 0, 0), mode="replicate"), taps.view(1, 1, 1, -1))
-    haze = F.conv2d(F.pad(haze, (0, 0, radius, radius), mode="replicate"), taps.view(1, 1, -1, 1)).clamp(max=0.95)
+    haze = gaussian_blur(haze, sigma).clamp(max=0.95)
     return ((images - haze) / (1 - haze)).clamp(0, 1)
 
 
