@@ -112,7 +112,7 @@ class ReconstructiveDefense(
     in their dtype.
 
     Args:
-        in_channels, width, depth, skip, widths, arch, detail_width, detail_depth, inner, bypass_below, corruption_width, corruption_depth, pass_smoothing, contrast_floor, contrast_target, strong_widths, strong_above, black_point_floor, corruption_strength, corruption_noise_range, deblur_width, deblur_depth, deblur_sharpness_range, brightness_veto, deblur_unsharp, deblur_ratio_range, impulse_range, impulse_noise_range, veto_black_point: the purifier's
+        in_channels, width, depth, skip, widths, arch, detail_width, detail_depth, inner, bypass_below, corruption_width, corruption_depth, pass_smoothing, contrast_floor, contrast_target, strong_widths, strong_above, black_point_floor, corruption_strength, corruption_noise_range, deblur_width, deblur_depth, deblur_sharpness_range, brightness_veto, deblur_unsharp, deblur_ratio_range, impulse_range, impulse_noise_range, veto_black_point, veto_clipped: the purifier's
             hyper-parameters, the fields of :class:`~recondefense.purifier_config.PurifierConfig` (documented there, and
             their defaults: the paper's AE, width 16, depth 3, the skip on); listed one by one because the hub mixin
             writes config.json from them. :meth:`from_config` takes a ``PurifierConfig``.
@@ -157,6 +157,7 @@ class ReconstructiveDefense(
         impulse_range: Sequence[float] | None = PurifierConfig.impulse_range,
         impulse_noise_range: Sequence[float] | None = PurifierConfig.impulse_noise_range,
         veto_black_point: float = PurifierConfig.veto_black_point,
+        veto_clipped: float = PurifierConfig.veto_clipped,
     ) -> None:
         if format_version != FORMAT_VERSION:
             raise ValueError(
@@ -196,6 +197,7 @@ class ReconstructiveDefense(
             impulse_range,
             impulse_noise_range,
             veto_black_point,
+            veto_clipped,
         )
         #: :attr:`purifier_config` as a dict (``widths`` a list)
         self.hyperparameters: dict[str, Any] = self.purifier_config.as_dict()

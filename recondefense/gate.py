@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .levels import restore_black_point
+from .levels import clipped_share, restore_black_point
 
 __all__ = ["VETO_BLACK_POINT", "PerturbationGate", "conv_relu", "veto_brightened"]
 
@@ -34,12 +34,14 @@ def veto_brightened(
     logits: torch.Tensor,
     veto: float,
     black_point: float = VETO_BLACK_POINT,
+    clipped: float = 0.0,
     *,
     always: bool,
 ) -> torch.Tensor:
     """A gate's expert logits with its opening capped by a second reading, of ``x`` with its black point restored
     (:func:`~recondefense.levels.restore_black_point`, of the images whose black point is at least ``black_point``;
-    the others read as they are). Brightening lifts the dark pixels of a photo most (HSV value
+    the others read as they are), and only of the images whose :func:`~recondefense.levels.clipped_share` is at least
+    ``clipped`` (0: every image). Brightening lifts the dark pixels of a photo most (HSV value
     ``v -> v + c`` scales them by ``(v + c) / v``), and with them their fine detail, which is what a perturbation
     gate reads; an attack's perturbation survives the restoration. With ``L`` the gate logit (``logsumexp`` of
     ``logits``, sigmoid: the gate value), ``R`` the restored image's and ``f = logit(veto)``, the gate logit becomes
@@ -58,8 +60,10 @@ def veto_brightened(
         return (torch.minimum(opened, (restored - floor).clamp_min(floor)) - opened).unsqueeze(1)
 
     if always:
-        return logits + shift(x, opening)
+        return logits + shift(x, opening) * (clipped_share(x) >= clipped).unsqueeze(1)
     index = (opening > floor).nonzero().flatten()
+    if clipped > 0 and len(index):  # the clipped share of the opened images only (clean traffic: none)
+        index = index[clipped_share(x[index]) >= clipped]
     if not len(index):
         return logits
     return logits.index_add(0, index, shift(x[index], opening[index]).expand(-1, logits.shape[1]))

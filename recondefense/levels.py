@@ -25,6 +25,7 @@ __all__ = [
     "black_point",
     "blur_ratio",
     "clean_impulses",
+    "clipped_share",
     "contrast_gain",
     "contrast_spread",
     "deblur_share",
@@ -122,6 +123,17 @@ def black_point(images: torch.Tensor) -> torch.Tensor:
     Shape: ``(N, C, H, W)`` in [0, 1] -> ``(N,)`` in [0, 1].
     """
     return _value_and_black_point(images)[1]
+
+
+def clipped_share(images: torch.Tensor) -> torch.Tensor:
+    """Each image's share of clipped pixels: HSV value (largest channel) within half a grey level of 1.
+
+    ImageNet-C's brightness raises every pixel's value by 0.1-0.5 and clips it at 1, so a brightened photo holds
+    many; an attack of a few grey levels moves about half of those a photo had off full value.
+
+    Shape: ``(N, C, H, W)`` in [0, 1] -> ``(N,)`` in [0, 1].
+    """
+    return (images.amax(1) >= 1 - 0.5 / 255).flatten(1).float().mean(1)
 
 
 def restore_black_point(images: torch.Tensor, floor: float) -> torch.Tensor:

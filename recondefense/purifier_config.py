@@ -47,6 +47,7 @@ ARCHITECTURE_KEYS: dict[str, tuple[str, ...]] = {
         "deblur_ratio_range",
         "brightness_veto",
         "veto_black_point",
+        "veto_clipped",
         "impulse_range",
         "impulse_noise_range",
     ),
@@ -89,6 +90,7 @@ NUMBER_RANGES: dict[str, tuple[float, float, bool]] = {
     "black_point_floor": (0, 1, False),
     "brightness_veto": (0, 0.5, False),
     "veto_black_point": (0, 1, False),
+    "veto_clipped": (0, 1, False),
     "strong_above": (0, 1, True),
     "corruption_strength": (0, 1, False),
 }
@@ -197,6 +199,11 @@ class PurifierConfig:
             with it, and a higher value leaves the photos below it alone (the attacked object test crops the veto
             shuts the gate on lie above 0.15 too: design notes). 1/255 (the default, and every weights folder without
             the key): every image whose darkest block is not black.
+        veto_clipped: ``"routed"`` with a ``brightness_veto``: the second reading is taken only of images whose
+            share of clipped pixels (HSV value at 1, :func:`~recondefense.levels.clipped_share`) is at least this (in
+            [0, 1]). ImageNet-C's brightness clips every pixel it raises past 1; an attack moves about half of a
+            photo's clipped pixels off 1, so a photo bright by nature keeps its first reading once attacked. 0 (the
+            default, and every weights folder without the key): every image.
         impulse_range: ``"routed"``: salt-and-pepper dots are removed first, before the levels, the deblurring and
             the gate (:func:`~recondefense.levels.remove_impulses`), as much as the image's
             :func:`~recondefense.levels.impulse_fraction` ``f`` says: none at ``f`` up to ``impulse_range[0]``,
@@ -238,6 +245,7 @@ class PurifierConfig:
     impulse_range: tuple[float, float] | list[float] | None = None
     impulse_noise_range: tuple[float, float] | list[float] | None = None
     veto_black_point: float = 1 / 255
+    veto_clipped: float = 0.0
 
     def __post_init__(self) -> None:
         for key in ("corruption_noise_range", *_OPTIONAL_PAIRS):

@@ -330,6 +330,7 @@ class RoutedPurifier(RouteMixture):
             config.impulse_range,
             config.impulse_noise_range,
             config.veto_black_point,
+            config.veto_clipped,
         )
         self.in_channels = in_channels
         self.inner = config.inner

@@ -199,7 +199,8 @@ class RouteMixture(nn.Module):
             (:func:`partly`); None and None: none.
         brightness_veto: the gate also reads the image with its black point restored, and opens no further than
             that reading allows (:func:`~recondefense.gate.veto_brightened`), in (0, 0.5]; 0: one reading.
-            ``veto_black_point``: the black point from which that reading restores it.
+            ``veto_black_point``: the black point from which that reading restores it; ``veto_clipped``: the share
+            of clipped pixels an image needs for that reading (0: none).
         impulse_range, impulse_noise_range: salt-and-pepper dots removed first
             (:func:`~recondefense.levels.remove_impulses`), as much as :func:`~recondefense.levels.impulse_share` says for them; None:
             never (and: by the dots' fraction alone).
@@ -225,6 +226,7 @@ class RouteMixture(nn.Module):
         impulse_range: tuple[float, float] | None = None,
         impulse_noise_range: tuple[float, float] | None = None,
         veto_black_point: float = VETO_BLACK_POINT,
+        veto_clipped: float = 0.0,
     ) -> None:
         super().__init__()
         self.gate = gate
@@ -247,6 +249,7 @@ class RouteMixture(nn.Module):
         self.impulse_noise_range = None if impulse_noise_range is None else tuple(float(s) for s in impulse_noise_range)
         self.brightness_veto = float(brightness_veto)
         self.veto_black_point = float(veto_black_point)
+        self.veto_clipped = float(veto_clipped)
 
     def experts(self) -> list[nn.Module]:
         """The experts in route order (route ``k`` is ``experts()[k - 1]``)."""
@@ -323,7 +326,8 @@ class RouteMixture(nn.Module):
         logits = self.gate(x)
         if self.brightness_veto > 0:
             always = self.training or is_tracing(x)
-            logits = veto_brightened(self.gate, x, logits, self.brightness_veto, self.veto_black_point, always=always)
+            veto = (self.brightness_veto, self.veto_black_point, self.veto_clipped)
+            logits = veto_brightened(self.gate, x, logits, *veto, always=always)
         return logits
 
     def route_logits(self, x: torch.Tensor) -> torch.Tensor:

@@ -35,6 +35,7 @@ SETTINGS = (
     "deblur_ratio_range",
     "brightness_veto",
     "veto_black_point",
+    "veto_clipped",
     "impulse_range",
     "impulse_noise_range",
 )

@@ -11,7 +11,7 @@ import torch
 from recondefense import ReconstructiveDefense
 from recondefense.corruptions import corrupt
 from recondefense.gate import VETO_BLACK_POINT, veto_brightened
-from recondefense.levels import black_point, restore_black_point
+from recondefense.levels import black_point, clipped_share, restore_black_point
 from recondefense.purifier_config import PurifierConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -130,3 +130,24 @@ def test_compose_routed_sets_the_veto_and_keeps_every_tensor():
     assert composed.autoencoder.brightness_veto == 0.1
     assert all(torch.equal(v, composed.state_dict()[k]) for k, v in routed.state_dict().items())
     assert module.compose(routed, routed, routed).autoencoder.brightness_veto == 0.0
+
+
+def test_veto_clipped_reads_a_second_time_only_images_with_enough_clipped_pixels():
+    """``veto_clipped``: brightening clips a photo's bright pixels at 1, an attack moves them off it; an image whose
+    :func:`clipped_share` is below the threshold keeps its first reading, the others are vetoed as without it."""
+    torch.manual_seed(0)
+    grey = 0.4 + 0.2 * torch.rand(2, 3, 16, 16)
+    x, veto = torch.cat([grey, corrupt(grey, "brightness", 5)]), 0.1
+    share = clipped_share(x)
+    assert (share[:2] == 0).all() and (share[2:] > 0.5).all()
+    logits = _brightness_gate(x)
+    unrestricted = veto_brightened(_brightness_gate, x, logits, veto, always=True)
+    restricted = veto_brightened(_brightness_gate, x, logits, veto, VETO_BLACK_POINT, 0.5, always=True)
+    torch.testing.assert_close(restricted[:2], logits[:2])
+    torch.testing.assert_close(restricted[2:], unrestricted[2:])
+    assert not torch.allclose(unrestricted[:2], logits[:2])  # the grey images would have been vetoed without it
+    sparse = veto_brightened(_brightness_gate, x, logits, veto, VETO_BLACK_POINT, 0.5, always=False)
+    torch.testing.assert_close(sparse, restricted)
+    net = ReconstructiveDefense(arch="routed", **SMALL, brightness_veto=veto, veto_clipped=0.5).autoencoder
+    assert net.veto_clipped == 0.5 and ReconstructiveDefense(arch="routed", **SMALL).autoencoder.veto_clipped == 0
+    assert PurifierConfig(arch="routed", veto_clipped=-0.1).problem() == ("veto_clipped", "a number in [0, 1]")

@@ -215,6 +215,7 @@ def test_fine_tuning_keeps_the_start_weights_weightless_corrections(tmp_path):
         black_point_floor=0.1,
         brightness_veto=0.2,
         veto_black_point=0.25,
+        veto_clipped=0.01,
         corruption_strength=0.5,
         corruption_noise_range=[0.05, 0.2],
     )
