@@ -307,6 +307,20 @@ _WEIGHTS: tuple[tuple[str, str, str, dict[str, Any], str, dict[str, Any]], ...] 
         "mix+corruption",
         _ROUTED7_PARTS,
     ),
+    # -routed12- with its veto's second reading only of images whose share of clipped pixels is at least 0.01
+    # (PurifierConfig.veto_clipped, levels.clipped_share): ImageNet-C's brightness clips what it raises past 1, an
+    # attack moves a photo's clipped pixels off 1. scripts/veto_probe.py on 128 validation crops: -routed12-'s veto
+    # shut the gate on 1 PGD-Lite0 and 4 PGD-Lite2 crops and on 8 / 8 / 11 / 7 brightened crops at severities 2-5;
+    # restricted to a clipped share of at least 0.01 on none of the attacked and 6 / 8 / 11 / 7 brightened (the largest
+    # threshold keeping every veto at severities 3-5, where the drops were).
+    (
+        "imagenet-efficientnet_lite0_lite2-routed13-objects3-mix",
+        "ae080ae3879cb732dc81a084f144010da62aaa6dcc474e389b11d3e5002867f7",
+        "4f08e3574d14cdc6852db9f007c1ed9715b093d903c50cf77d8918d8004ac200",
+        _OBJECTS,
+        "mix+corruption",
+        _ROUTED7_PARTS,
+    ),
 )
 for _name, _sha256, _config_sha256, _tier, _attack, _extra in _WEIGHTS:
     register(WeightsEntry(_name, _name, _sha256, config_sha256=_config_sha256, attack=_attack, **_tier, **_extra))

@@ -524,3 +524,36 @@ def test_dehaze_probe_removes_a_uniform_haze_and_prints_every_severity(monkeypat
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("Lite0 accuracy on 3 validation object crops")
     assert [line.split()[0] for line in lines[2:]] == ["clean"] + ["fog"] * 5
+
+
+def test_veto_probe_counts_whom_the_veto_shuts_by_clipped_share(monkeypatch, capsys):
+    from types import SimpleNamespace
+
+    from torch import nn
+
+    from recondefense import ReconstructiveDefense
+
+    class MeanGate(nn.Module):  # reads brightness as an attack: two expert logits that grow with the mean pixel
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            level = 40 * (x.mean((1, 2, 3)) - 0.5)
+            return torch.stack([level, level - 1], dim=1)
+
+    module = load_script("veto_probe")
+    defense = ReconstructiveDefense(
+        arch="routed", width=4, depth=2, detail_width=4, detail_depth=1, corruption_width=4, corruption_depth=1
+    )
+    defense.autoencoder.gate = MeanGate()
+    loaded = []
+    monkeypatch.setattr(module, "ReconstructiveDefense", SimpleNamespace(from_pretrained=lambda w: loaded.append(w) or defense))
+    torch.manual_seed(0)
+    grey = 0.4 + 0.2 * torch.rand(3, 3, 16, 16)
+    sets = {"clean": grey * 0.5, "bright": (grey + 0.5).clamp(0, 1), "lifted": grey * 0.5 + 0.45}
+    monkeypatch.setattr(module, "image_sets", lambda images: sets)
+    assert module.main(["--weights", "w", "--images", "3", "--veto", "0.05", "--black-point", "0.1"]) == 0
+    assert loaded == ["w"]
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines[2:]] == list(sets)
+    clean, bright, lifted = ([int(v) for v in line.split()[1:]] for line in lines[2:])
+    assert clean == [0] * (2 + len(module.THRESHOLDS))  # shut: nothing to veto
+    assert bright == [3, 3] + [3] * len(module.THRESHOLDS)  # opened, vetoed, most pixels clipped
+    assert lifted[:3] == [3, 3, 3] and lifted[3:] == [0] * (len(module.THRESHOLDS) - 1)  # vetoed, none clipped
