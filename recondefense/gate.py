@@ -60,7 +60,8 @@ def veto_brightened(
         return (torch.minimum(opened, (restored - floor).clamp_min(floor)) - opened).unsqueeze(1)
 
     if always:
-        return logits + shift(x, opening) * (clipped_share(x) >= clipped).unsqueeze(1)
+        moved = shift(x, opening)
+        return logits + (moved * (clipped_share(x) >= clipped).unsqueeze(1) if clipped > 0 else moved)
     index = (opening > floor).nonzero().flatten()
     if clipped > 0 and len(index):  # the clipped share of the opened images only (clean traffic: none)
         index = index[clipped_share(x[index]) >= clipped]

@@ -7,9 +7,10 @@ move down. The veto of ``-routed12-`` (``brightness_veto`` 0.05, ``veto_black_po
 attacked photos that are bright by nature (design notes, sixteenth session). This probe reads, on validation object
 crops, clean, brightened at severities 1-5 and attacked (the object tier's FGSM and PGD against Lite0, PGD against
 Lite2; the training classifiers, Lite1 never), per image: whether the gate opens without the veto, whether the veto
-shuts it, and the share of clipped pixels (HSV value within half a grey level of 1, :func:`clipped_share`). For
-each threshold ``T`` it prints how many of the opened images a veto restricted to images with a clipped share of at
-least ``T`` would shut.
+lowers its logit at all (``lowered``: the routes' mixture and the strong AE's share move with it, even where the
+gate stays open) and whether it shuts it, and the share of clipped pixels (HSV value within half a grey level of 1,
+:func:`clipped_share`). For each threshold ``T`` it prints how many of the opened images a veto restricted to images
+with a clipped share of at least ``T`` would shut.
 
     python scripts/veto_probe.py [--images 128] [--weights NAME]
 
@@ -60,19 +61,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--black-point", type=float, default=0.15, help="veto_black_point of the probed veto")
     args = parser.parse_args(argv)
     net = ReconstructiveDefense.from_pretrained(args.weights).autoencoder.eval()
-    header = f"{'images':18} {'open':>5} {'vetoed':>6} " + " ".join(f"{f'T={t}':>8}" for t in THRESHOLDS)
+    header = f"{'images':18} {'open':>5} {'lowered':>7} {'vetoed':>6} " + " ".join(f"{f'T={t}':>8}" for t in THRESHOLDS)
     print(f"vetoed by a veto of {args.veto} from black point {args.black_point}, restricted to clipped share >= T")
     print(header)
     for key, images in image_sets(args.images).items():
         with torch.no_grad():
             prepared = net.prepare(images)
             net.brightness_veto = 0.0
-            opened = net.gate_logit(prepared) > 0
+            first = net.gate_logit(prepared)
+            opened = first > 0
             net.brightness_veto, net.veto_black_point = args.veto, args.black_point
-            vetoed = opened & (net.gate_logit(prepared) <= 0)
+            second = net.gate_logit(prepared)
+            lowered, vetoed = opened & (second < first - 1e-4), opened & (second <= 0)
             share = clipped_share(prepared)
         counts = " ".join(f"{int((vetoed & (share >= t)).sum()):>8}" for t in THRESHOLDS)
-        print(f"{key:18} {int(opened.sum()):>5} {int(vetoed.sum()):>6} {counts}")
+        print(f"{key:18} {int(opened.sum()):>5} {int(lowered.sum()):>7} {int(vetoed.sum()):>6} {counts}")
     return 0
 
 

@@ -60,9 +60,12 @@ def _defenses() -> list[tuple[str, nn.Module]]:
     with torch.no_grad():
         vetoed.autoencoder.gate[-1].weight.normal_(0, 0.5)
         vetoed.autoencoder.gate[-1].bias.fill_(1.0)
+    clipped = ReconstructiveDefense(arch="routed", **small, brightness_veto=0.1, veto_clipped=0.01)
+    clipped.load_state_dict(vetoed.state_dict())
     return [
         ("residual", residual),
         ("routed, brightness veto", vetoed),
+        ("routed, brightness veto on clipped images", clipped),
         ("routed, gentle denoiser", gentle),
         ("routed, deblurred", deblurred),
         ("routed, unsharp by blur ratio", unsharp),

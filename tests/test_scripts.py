@@ -554,6 +554,6 @@ def test_veto_probe_counts_whom_the_veto_shuts_by_clipped_share(monkeypatch, cap
     lines = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in lines[2:]] == list(sets)
     clean, bright, lifted = ([int(v) for v in line.split()[1:]] for line in lines[2:])
-    assert clean == [0] * (2 + len(module.THRESHOLDS))  # shut: nothing to veto
-    assert bright == [3, 3] + [3] * len(module.THRESHOLDS)  # opened, vetoed, most pixels clipped
-    assert lifted[:3] == [3, 3, 3] and lifted[3:] == [0] * (len(module.THRESHOLDS) - 1)  # vetoed, none clipped
+    assert clean == [0] * (3 + len(module.THRESHOLDS))  # shut: nothing to veto
+    assert bright == [3, 3, 3] + [3] * len(module.THRESHOLDS)  # opened, lowered, vetoed, most pixels clipped
+    assert lifted[:4] == [3, 3, 3, 3] and lifted[4:] == [0] * (len(module.THRESHOLDS) - 1)  # vetoed, none clipped
