@@ -44,8 +44,11 @@ def image_sets(images: int) -> dict[str, torch.Tensor]:
     for severity in range(1, 6):
         sets[f"brightness@{severity}"] = corrupt(x, "brightness", severity, generator=torch.Generator().manual_seed(0))
     tier = TIERS["imagenet-objects"]
-    for attack, name in (("fgsm", "imagenet-efficientnet_lite0"), ("pgd", "imagenet-efficientnet_lite0"),
-                         ("pgd", "imagenet-efficientnet_lite2")):
+    for attack, name in (
+        ("fgsm", "imagenet-efficientnet_lite0"),
+        ("pgd", "imagenet-efficientnet_lite0"),
+        ("pgd", "imagenet-efficientnet_lite2"),
+    ):
         classifier = load_classifier(name).eval()
         with torch.no_grad():
             labels = classifier(x).argmax(1)

@@ -544,7 +544,9 @@ def test_veto_probe_counts_whom_the_veto_shuts_by_clipped_share(monkeypatch, cap
     )
     defense.autoencoder.gate = MeanGate()
     loaded = []
-    monkeypatch.setattr(module, "ReconstructiveDefense", SimpleNamespace(from_pretrained=lambda w: loaded.append(w) or defense))
+    monkeypatch.setattr(
+        module, "ReconstructiveDefense", SimpleNamespace(from_pretrained=lambda w: loaded.append(w) or defense)
+    )
     torch.manual_seed(0)
     grey = 0.4 + 0.2 * torch.rand(3, 3, 16, 16)
     sets = {"clean": grey * 0.5, "bright": (grey + 0.5).clamp(0, 1), "lifted": grey * 0.5 + 0.45}
