@@ -102,6 +102,7 @@ def test_compile_fullgraph_meta_and_fake_tensors(name, module):
     from torch._subclasses.fake_tensor import FakeTensorMode
 
     x = torch.rand(2, 3, 16, 16)
+    torch._dynamo.reset()  # each case compiles on its own, not against the recompile limit the others used up
     compiled = torch.compile(module, fullgraph=True, backend="eager")
     assert torch.allclose(compiled(x), module(x), atol=1e-6)
     assert copy.deepcopy(module).to("meta")(x.to("meta")).shape == module(x).shape
