@@ -551,11 +551,16 @@ def test_veto_probe_counts_whom_the_veto_shuts_by_clipped_share(monkeypatch, cap
     grey = 0.4 + 0.2 * torch.rand(3, 3, 16, 16)
     sets = {"clean": grey * 0.5, "bright": (grey + 0.5).clamp(0, 1), "lifted": grey * 0.5 + 0.45}
     monkeypatch.setattr(module, "image_sets", lambda images: sets)
-    assert module.main(["--weights", "w", "--images", "3", "--veto", "0.05", "--black-point", "0.1"]) == 0
+    assert module.main(["--weights", "w", "--images", "3", "--veto", "0.05,0.3", "--black-point", "0.1"]) == 0
     assert loaded == ["w"]
-    lines = capsys.readouterr().out.splitlines()
-    assert [line.split()[0] for line in lines[2:]] == list(sets)
-    clean, bright, lifted = ([int(v) for v in line.split()[1:]] for line in lines[2:])
-    assert clean == [0] * (3 + len(module.THRESHOLDS))  # shut: nothing to veto
-    assert bright == [3, 3, 3] + [3] * len(module.THRESHOLDS)  # opened, lowered, vetoed, most pixels clipped
-    assert lifted[:4] == [3, 3, 3, 3] and lifted[4:] == [0] * (len(module.THRESHOLDS) - 1)  # vetoed, none clipped
+    out = capsys.readouterr().out
+    tables = [block.splitlines() for block in out.strip().split("\n\n")]
+    assert len(tables) == 2 and "veto of 0.05" in tables[0][0] and "veto of 0.3" in tables[1][0]
+    for table in tables:
+        assert [line.split()[0] for line in table[2:]] == list(sets)
+    cells = [[line.split()[1:] for line in table[2:]] for table in tables]
+    thresholds = len(module.THRESHOLDS)
+    clean, bright, lifted = cells[0]
+    assert clean == ["0"] + ["0/0"] * thresholds  # shut: nothing to veto
+    assert bright == ["3"] + ["3/3"] * thresholds  # opened and vetoed, most pixels clipped
+    assert lifted == ["3", "3/3"] + ["0/0"] * (thresholds - 1)  # vetoed, none clipped
