@@ -34,6 +34,7 @@ from recondefense.evaluate.tiers import TIERS
 from recondefense.levels import clipped_share
 
 THRESHOLDS = (0.0, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1)
+CHUNK = 32  #: images attacked at once
 
 
 def image_sets(images: int) -> dict[str, torch.Tensor]:
@@ -52,8 +53,16 @@ def image_sets(images: int) -> dict[str, torch.Tensor]:
         classifier = load_classifier(name).eval()
         with torch.no_grad():
             labels = classifier(x).argmax(1)
-        sets[f"{attack} {name[-5:]}"] = run_attack(build_attack(attack, classifier, tier), x, labels)
+        attacker = build_attack(attack, classifier, tier)  # in chunks: 231 crops at once need 19 GB
+        chunks = [run_attack(attacker, x[i : i + CHUNK], labels[i : i + CHUNK]) for i in range(0, images, CHUNK)]
+        sets[f"{attack} {name[-5:]}"] = torch.cat(chunks)
     return sets
+
+
+def gate_logits(net: torch.nn.Module, images: torch.Tensor, veto: float, black_point: float) -> torch.Tensor:
+    """``net``'s gate logits of prepared ``images`` (``(N,)``) under a brightness veto of ``veto`` (0: none)."""
+    net.brightness_veto, net.veto_black_point, net.veto_clipped = veto, black_point, 0.0
+    return torch.cat([net.gate_logit(images[i : i + CHUNK]) for i in range(0, len(images), CHUNK)])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,7 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights", default=DEFAULT_IMAGENET_WEIGHTS, help="routed weights")
     parser.add_argument("--images", type=int, default=128)
     parser.add_argument(
-        "--veto", type=lambda v: [float(f) for f in v.split(",")], default=[0.05], help="brightness_veto(s), comma-separated"
+        "--veto",
+        type=lambda v: [float(f) for f in v.split(",")],
+        default=[0.05],
+        help="brightness_veto(s), comma-separated",
     )
     parser.add_argument("--black-point", type=float, default=0.15, help="veto_black_point of the probed veto")
     args = parser.parse_args(argv)
@@ -73,15 +85,18 @@ def main(argv: list[str] | None = None) -> int:
         print(header)
         for key, images in sets.items():
             with torch.no_grad():
-                prepared = net.prepare(images)
-                net.brightness_veto = 0.0
-                first = net.gate_logit(prepared)
+                prepared = torch.cat([net.prepare(images[i : i + CHUNK]) for i in range(0, len(images), CHUNK)])
+                first, second = (
+                    gate_logits(net, prepared, 0.0, args.black_point),
+                    gate_logits(net, prepared, veto, args.black_point),
+                )
                 opened = first > 0
-                net.brightness_veto, net.veto_black_point, net.veto_clipped = veto, args.black_point, 0.0
-                second = net.gate_logit(prepared)
                 lowered, vetoed = opened & (second < first - 1e-4), opened & (second <= 0)
                 share = clipped_share(prepared)
-            counts = " ".join(f"{f'{int((vetoed & (share >= t)).sum())}/{int((lowered & (share >= t)).sum())}':>9}" for t in THRESHOLDS)
+            counts = " ".join(
+                f"{f'{int((vetoed & (share >= t)).sum())}/{int((lowered & (share >= t)).sum())}':>9}"
+                for t in THRESHOLDS
+            )
             print(f"{key:18} {int(opened.sum()):>5} {counts}")
     return 0
 
