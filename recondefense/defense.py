@@ -343,7 +343,14 @@ class ReconstructiveDefense(
             ),
             "Inference settings changed from": None
             if not meta.get("variant_of")
-            else f"`{meta['variant_of']}` (the same tensors), by `{meta.get('variant_command')}`",
+            else f"`{meta['variant_of']}` ("
+            + (
+                f"its corruption purifier replaced by `{meta['variant_corruption']}`, trained by "
+                f"`{meta.get('variant_corruption_command')}`"
+                if meta.get("variant_corruption")
+                else "the same tensors"
+            )
+            + f"), by `{meta.get('variant_command')}`",
             "Epochs trained": meta.get("epochs_trained"),
             "Held-out corruptions (never trained on)": ", ".join(meta["held_out_corruptions"])
             if meta.get("held_out_corruptions")

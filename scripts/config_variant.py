@@ -1,4 +1,5 @@
-"""A defense with some of its inference settings changed, the same tensors: a candidate for validation.
+"""A defense with some of its inference settings changed, the same tensors (or another corruption purifier): a
+candidate for validation.
 
     python scripts/config_variant.py --weights NAME_OR_FOLDER --set strong_above=0.2 \
         [--set corruption_strength=0.5 --set corruption_noise_range=0.1,0.3] --out runs/candidates/NAME
@@ -7,7 +8,8 @@ Each ``--set KEY=VALUE`` changes one :class:`~recondefense.purifier_config.Purif
 change the network's tensors (the thresholds and shares of a gated or routed purifier, :data:`SETTINGS`); a value
 with commas is a list of numbers. The folder written holds the same ``model.safetensors`` tensors and a config.json
 whose ``meta`` names the original and this command, so ``recondefense evaluate --defenses OUT`` measures exactly
-what the settings change.
+what the settings change. ``--corruption WEIGHTS`` (residual weights, e.g. a denoiser's training run) puts another
+corruption purifier behind a routed defense's route 2, every other tensor and setting kept.
 """
 
 from __future__ import annotations
@@ -57,41 +59,65 @@ def parse_setting(text: str) -> tuple[str, object]:
     return key, numbers if "," in value else numbers[0]
 
 
-def variant(defense: ReconstructiveDefense, changes: dict, meta: dict) -> ReconstructiveDefense:
-    """``defense`` with the config fields ``changes`` set (checked), its tensors copied, ``meta`` its config's.
+def variant(
+    defense: ReconstructiveDefense, changes: dict, meta: dict, corruption: ReconstructiveDefense | None = None
+) -> ReconstructiveDefense:
+    """``defense`` with the config fields ``changes`` set (checked), its tensors copied, ``meta`` its config's;
+    with ``corruption`` (residual weights) a routed ``defense``'s corruption purifier is that one instead (its width
+    and depth with it), every other tensor and setting kept.
 
     Raises:
-        ValueError: a value out of range (:meth:`~recondefense.purifier_config.PurifierConfig.validate`), or a
-            change that adds or drops tensors (``deblur_sharpness_range`` on a defense without a deblurring purifier).
+        ValueError: a value out of range (:meth:`~recondefense.purifier_config.PurifierConfig.validate`), a
+            change that adds or drops tensors (``deblur_sharpness_range`` on a defense without a deblurring
+            purifier), or ``corruption`` that is not residual weights or a ``defense`` that is not routed.
     """
+    state = dict(defense.state_dict())
+    if corruption is not None:
+        if defense.arch != "routed" or corruption.arch != "residual":
+            raise ValueError(
+                f"--corruption replaces a routed defense's corruption purifier by residual weights; got a "
+                f"{defense.arch!r} defense and {corruption.arch!r} weights"
+            )
+        sizes = corruption.hyperparameters
+        changes = {**changes, "corruption_width": sizes["width"], "corruption_depth": sizes["depth"]}
+        prefix = "autoencoder.corruption."
+        state = {k: v for k, v in state.items() if not k.startswith(prefix)}
+        state.update({prefix + k: v for k, v in corruption.autoencoder.state_dict().items()})
     config = replace(defense.purifier_config, **changes).validate()
     out = ReconstructiveDefense.from_config(config, meta=meta)
-    added = sorted(set(out.state_dict()) ^ set(defense.state_dict()))
+    added = sorted(set(out.state_dict()) ^ set(state))
     if added:
         raise ValueError(f"{sorted(changes)} would change the network's tensors ({added[0]}, ...): compose instead")
-    out.load_state_dict(defense.state_dict())
+    out.load_state_dict(state)
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--weights", required=True, help="defense name, hub id or weights folder")
+    parser.add_argument("--set", dest="changes", type=parse_setting, action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument(
-        "--set", dest="changes", type=parse_setting, action="append", required=True, metavar="KEY=VALUE"
+        "--corruption", help="residual weights (name or folder) that replace a routed defense's corruption purifier"
     )
     parser.add_argument("--out", required=True, type=Path, help="the new weights folder")
     args = parser.parse_args(argv)
+    if not args.changes and not args.corruption:
+        parser.error("nothing to change: give --set KEY=VALUE or --corruption WEIGHTS")
     original = ReconstructiveDefense.from_pretrained(args.weights)
+    corruption = ReconstructiveDefense.from_pretrained(args.corruption) if args.corruption else None
     command = "python scripts/config_variant.py " + " ".join(sys.argv[1:] if argv is None else argv)
     meta = {**original.meta, "variant_of": args.weights, "variant_command": command}
+    if corruption is not None:
+        meta["variant_corruption"] = args.corruption
+        meta["variant_corruption_command"] = corruption.meta.get("command")
     if original.meta.get("validation"):  # the card's table was measured before the settings changed
         meta["validation_note"] = f"measured on {args.weights} before these settings changed"
     try:
-        new = variant(original, dict(args.changes), meta)
+        new = variant(original, dict(args.changes), meta, corruption)
     except ValueError as err:
         parser.error(str(err))
     new.save_pretrained(args.out)
-    print(json.dumps({"out": str(args.out), "changed": dict(args.changes)}))
+    print(json.dumps({"out": str(args.out), "changed": dict(args.changes), "corruption": args.corruption}))
     return 0
 
 

@@ -476,6 +476,23 @@ def test_config_variant_changes_settings_and_keeps_every_tensor(tmp_path):
     args = ["--weights", str(tmp_path / "d"), "--set", "deblur_sharpness_range=0.02,0.08", "--out", str(tmp_path / "e")]
     assert module.main(args) == 0
     assert ReconstructiveDefense.from_pretrained(tmp_path / "e").autoencoder.deblur_range == (0.02, 0.08)
+    torch.manual_seed(1)
+    denoiser = ReconstructiveDefense(arch="residual", width=8, depth=2, meta={"command": "recondefense train ..."})
+    denoiser.save_pretrained(tmp_path / "noise")
+    args = ["--weights", str(tmp_path / "a"), "--corruption", str(tmp_path / "noise"), "--out", str(tmp_path / "f")]
+    assert module.main(args) == 0
+    f = ReconstructiveDefense.from_pretrained(tmp_path / "f")
+    assert (f.purifier_config.corruption_width, f.purifier_config.corruption_depth) == (8, 2)
+    for key, value in f.state_dict().items():
+        source = denoiser.state_dict().get(key.replace("autoencoder.corruption.", "autoencoder."))
+        expected = source if key.startswith("autoencoder.corruption.") else a.state_dict()[key]
+        assert torch.equal(value, expected), key
+    card = (tmp_path / "f" / "README.md").read_text()
+    assert f"its corruption purifier replaced by `{tmp_path / 'noise'}`, trained by `recondefense train ...`" in card
+    for bad in (["--corruption", str(tmp_path / "a")], []):  # routed weights are not a residual purifier; no change
+        with pytest.raises(SystemExit):
+            module.main(["--weights", str(tmp_path / "a"), *bad, "--out", str(tmp_path / "g")])
+    assert not (tmp_path / "g").exists()
 
 
 def test_number_pair_takes_exactly_two_numbers():
