@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
+from functools import partial
 
 import torch
 
@@ -34,7 +36,13 @@ from recondefense.evaluate.tiers import TIERS
 from recondefense.levels import clipped_share
 
 THRESHOLDS = (0.0, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1)
-CHUNK = 32  #: images attacked at once
+CHUNK = 32  #: images attacked or read at once (231 crops attacked at once need 19 GB)
+
+
+def in_chunks(fn: Callable[..., torch.Tensor], *tensors: torch.Tensor) -> torch.Tensor:
+    """``fn`` applied to :data:`CHUNK` images of ``tensors`` at a time, the results concatenated along dim 0."""
+    n = len(tensors[0])
+    return torch.cat([fn(*(t[i : i + CHUNK] for t in tensors)) for i in range(0, n, CHUNK)])
 
 
 def image_sets(images: int) -> dict[str, torch.Tensor]:
@@ -53,16 +61,17 @@ def image_sets(images: int) -> dict[str, torch.Tensor]:
         classifier = load_classifier(name).eval()
         with torch.no_grad():
             labels = classifier(x).argmax(1)
-        attacker = build_attack(attack, classifier, tier)  # in chunks: 231 crops at once need 19 GB
-        chunks = [run_attack(attacker, x[i : i + CHUNK], labels[i : i + CHUNK]) for i in range(0, images, CHUNK)]
-        sets[f"{attack} {name[-5:]}"] = torch.cat(chunks)
+        sets[f"{attack} {name[-5:]}"] = in_chunks(
+            partial(run_attack, build_attack(attack, classifier, tier)), x, labels
+        )
     return sets
 
 
+@torch.no_grad()
 def gate_logits(net: torch.nn.Module, images: torch.Tensor, veto: float, black_point: float) -> torch.Tensor:
     """``net``'s gate logits of prepared ``images`` (``(N,)``) under a brightness veto of ``veto`` (0: none)."""
     net.brightness_veto, net.veto_black_point, net.veto_clipped = veto, black_point, 0.0
-    return torch.cat([net.gate_logit(images[i : i + CHUNK]) for i in range(0, len(images), CHUNK)])
+    return in_chunks(net.gate_logit, images)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,21 +87,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--black-point", type=float, default=0.15, help="veto_black_point of the probed veto")
     args = parser.parse_args(argv)
     net = ReconstructiveDefense.from_pretrained(args.weights).autoencoder.eval()
+    readings = {}  # per image set, once for every veto: the prepared images, the gate logit without a veto, the share
+    for key, images in image_sets(args.images).items():
+        with torch.no_grad():
+            prepared = in_chunks(net.prepare, images)
+        readings[key] = (prepared, gate_logits(net, prepared, 0.0, args.black_point), clipped_share(prepared))
     header = f"{'images':18} {'open':>5} " + " ".join(f"{f'T={t}':>9}" for t in THRESHOLDS)
-    sets = image_sets(args.images)
     for veto in args.veto:
         print(f"\nvetoed/lowered by a veto of {veto} from black point {args.black_point}, on clipped share >= T")
         print(header)
-        for key, images in sets.items():
-            with torch.no_grad():
-                prepared = torch.cat([net.prepare(images[i : i + CHUNK]) for i in range(0, len(images), CHUNK)])
-                first, second = (
-                    gate_logits(net, prepared, 0.0, args.black_point),
-                    gate_logits(net, prepared, veto, args.black_point),
-                )
-                opened = first > 0
-                lowered, vetoed = opened & (second < first - 1e-4), opened & (second <= 0)
-                share = clipped_share(prepared)
+        for key, (prepared, first, share) in readings.items():
+            second = gate_logits(net, prepared, veto, args.black_point)
+            opened = first > 0
+            lowered, vetoed = opened & (second < first - 1e-4), opened & (second <= 0)
             counts = " ".join(
                 f"{f'{int((vetoed & (share >= t)).sum())}/{int((lowered & (share >= t)).sum())}':>9}"
                 for t in THRESHOLDS
