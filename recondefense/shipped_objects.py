@@ -276,13 +276,13 @@ _WEIGHTS: tuple[tuple[str, str, str, dict[str, Any], str, dict[str, Any]], ...] 
         "mix+corruption",
         _ROUTED7_PARTS,
     ),
-    # The default of Defended(model) since 2026-12-05 (sixteenth session):
+    # The default of Defended(model) from 2026-12-05 (sixteenth session) until -routed14- below:
     # -routed10- (the same model.safetensors) with salt-and-pepper dots removed first (PurifierConfig.impulse_range:
     # levels.remove_impulses where levels.impulse_fraction is above 0.010, all of it from 0.015; impulse_noise_range:
     # none where the image stays noisy once the dots are gone, from a noise level of 0.045 to 0.06), the cleaned
     # image passing the gate. Chosen on validation impulse, Gaussian, shot and speckle noise and snow (design notes).
     # Test rows (objects-corruptions-*full-routed11.json): impulse noise 0.437 -> 0.910, rel. mCE 0.909 -> 0.856;
-    # attacks as -routed10- (objects-ours.json, objects-lite{1,2}.json); within the speed budget. Made the default
+    # attacks as -routed10- (objects-routed11.json, objects-lite{1,2}-routed11.json); within the speed budget. Made the default
     # once fine-tuning kept the start weights' weightless corrections (train.architecture.START_SETTINGS).
     (
         "imagenet-efficientnet_lite0_lite2-routed11-objects3-mix",
@@ -324,13 +324,15 @@ _WEIGHTS: tuple[tuple[str, str, str, dict[str, Any], str, dict[str, Any]], ...] 
         "mix+corruption",
         _ROUTED7_PARTS,
     ),
+    # The default of Defended(model) since 2026-12-06 (twentieth session):
     # -routed13- with the clipped-share threshold 0.05: scripts/veto_probe.py --images 231 --veto 0.01,0.02,0.05 (all
     # 231 validation crops) counted the crops whose gate logit the veto *lowers*: at 0.01 1 PGD-Lite0, 1 PGD-Lite2 and
     # 6 FGSM crops, at 0.05 none under PGD and 1 under FGSM, while it still shuts 10 / 11 / 14 / 12 brightened crops
     # at severities 2-5. Validation: brightness 0.762 (128 crops; -routed11- 0.750, no defense 0.764), attacks 0.996
     # / 0.753 / 0.788 / 0.892 against -routed11-'s 0.996 / 0.758 / 0.788 / 0.892 in the same run. Test rows
-    # (objects-*routed14.json): every attack row as -routed11-'s (unseen Lite1 PGD 0.656), brightness 0.801 -> 0.809,
-    # rel. mCE 0.856 -> 0.853 (Lite1 0.857 -> 0.854), worst drop 2.4 -> 1.5 (glass blur, 2); the gate as before.
+    # (objects-ours.json, objects-lite{1,2}.json, objects-corruptions-*full-routed14.json): every attack row as
+    # -routed11-'s (unseen Lite1 PGD 0.656), brightness 0.801 -> 0.809, rel. mCE 0.856 -> 0.853 (Lite1 0.857 ->
+    # 0.854), worst drop 2.4 -> 1.5 (glass blur, 2); the gate as before.
     (
         "imagenet-efficientnet_lite0_lite2-routed14-objects3-mix",
         "ae080ae3879cb732dc81a084f144010da62aaa6dcc474e389b11d3e5002867f7",

@@ -77,13 +77,16 @@ THREATS = {"attack": OBLIVIOUS_AND_E2E, "corruption": CORRUPTED, "certify": CERT
 HELD_OUT = ("impulse_noise", "motion_blur", "frost", "pixelate")
 #: The radii of the certification tables (``recondefense certify``'s default ``--radii``).
 RADII = (0.0, 0.25, 0.5, 0.75, 1.0)
-#: The default: ROUTED8's network with salt-and-pepper dots removed, and an unsharp mask for images a blur left
-#: without pixel-scale detail, before its gate (PurifierConfig.impulse_range, deblur_unsharp).
-DEFAULT = "imagenet-efficientnet_lite0_lite2-routed11-objects3-mix"  # checked against recondefense.defense in the tests
+#: The default: ROUTED11 (the same tensors) with its gate read a second time, black point restored, on images whose
+#: clipped share is at least 0.05, a brightened image's signature (PurifierConfig.brightness_veto, veto_clipped).
+DEFAULT = "imagenet-efficientnet_lite0_lite2-routed14-objects3-mix"  # checked against recondefense.defense in the tests
+#: The default before it (on 2026-12-06): ROUTED8's network with salt-and-pepper dots removed, and an unsharp mask
+#: for images a blur left without pixel-scale detail, before its gate (PurifierConfig.impulse_range, deblur_unsharp).
+ROUTED11 = "imagenet-efficientnet_lite0_lite2-routed11-objects3-mix"
 #: The default before it (on 2026-12-05): ROUTED7's network with washed-out images stretched back before its gate
 #: (as ROUTED5).
 ROUTED8 = "imagenet-efficientnet_lite0_lite2-routed8-objects3-mix"
-#: The default with the brightness veto on images whose black point is at least 0.15 (loadable by name).
+#: ROUTED11 with the brightness veto on every image whose black point is at least 0.15 (loadable by name).
 ROUTED12 = "imagenet-efficientnet_lite0_lite2-routed12-objects3-mix"
 #: The default before it (on 2026-12-04): ROUTED6's parts and a wider AE that serves the images its gate flags
 #: (compose_routed.py --strong).
@@ -112,8 +115,8 @@ ROUTED4 = "imagenet-efficientnet_lite0_lite2-routed4-objects2-pgd"
 ROUTED5 = "imagenet-efficientnet_lite0_lite2-routed5-objects2-pgd"
 #: What made the object tier's attack tables: the default's rows, then those of the four defaults before it.
 OBJECT_TABLES_COMMAND = (
-    "make imagenet-objects-tables, and make imagenet-objects-tables OBJECT_ROWS=routed8 OBJECT_BASELINES= "
-    f"OBJECT_DEFENSES={ROUTED8}, and the same with OBJECT_ROWS=routed6 OBJECT_DEFENSES={ROUTED6}, with "
+    "make imagenet-objects-tables, and make imagenet-objects-tables OBJECT_ROWS=routed11 OBJECT_BASELINES= "
+    f"OBJECT_DEFENSES={ROUTED11}, and the same with OBJECT_ROWS=routed8 OBJECT_DEFENSES={ROUTED8}, with OBJECT_ROWS=routed6 OBJECT_DEFENSES={ROUTED6}, with "
     f"OBJECT_ROWS=routed7 OBJECT_DEFENSES={ROUTED7}, with "
     f"OBJECT_ROWS=previous OBJECT_DEFENSES={MIX}, with "
     f"OBJECT_ROWS=routed3 OBJECT_DEFENSES={ROUTED3} and with OBJECT_ROWS=gated OBJECT_DEFENSES={GATED}"
@@ -603,6 +606,7 @@ PAGES: tuple[Page, ...] = (
                 rows=(
                     "imagenet/objects-baselines.json",
                     "imagenet/objects-ours.json",
+                    "imagenet/objects-routed11.json",
                     "imagenet/objects-routed8.json",
                     "imagenet/objects-routed7.json",
                     "imagenet/objects-routed6.json",
@@ -612,7 +616,13 @@ PAGES: tuple[Page, ...] = (
                 ),
                 command=OBJECT_TABLES_COMMAND,
                 notes=(
-                    f"`{DEFAULT}` is the default of `Defended(model)`: `{ROUTED8}`, the default before it, with "
+                    f"`{DEFAULT}` is the default of `Defended(model)`: `{ROUTED11}`, the default before it, with "
+                    "a second reading of its gate, black point restored, for the images it opens that have at least "
+                    "5% of their pixels clipped (a brightened image's signature): the gate stays open only where both "
+                    "readings agree. The same rows as its own to the crop here, a little more of the brightness "
+                    "corruption left alone "
+                    "([corruption results](corruptions.md)). "
+                    f"`{ROUTED11}` is `{ROUTED8}`, the default before it, with "
                     "salt-and-pepper dots removed and an unsharp mask for images a blur left without pixel-scale "
                     "detail, both before its gate: the clean and attack rows stay within a crop or two of its own, and "
                     "they undo most of the impulse noise and part of the defocus blur "
@@ -641,6 +651,7 @@ PAGES: tuple[Page, ...] = (
                 classifier="imagenet-efficientnet_lite1",
                 rows=(
                     "imagenet/objects-lite1.json",
+                    "imagenet/objects-lite1-routed11.json",
                     "imagenet/objects-lite1-routed8.json",
                     "imagenet/objects-lite1-routed7.json",
                     "imagenet/objects-lite1-routed6.json",
@@ -658,6 +669,7 @@ PAGES: tuple[Page, ...] = (
                 classifier="imagenet-efficientnet_lite2",
                 rows=(
                     "imagenet/objects-lite2.json",
+                    "imagenet/objects-lite2-routed11.json",
                     "imagenet/objects-lite2-routed8.json",
                     "imagenet/objects-lite2-routed7.json",
                     "imagenet/objects-lite2-routed6.json",
@@ -706,7 +718,8 @@ PAGES: tuple[Page, ...] = (
                     "are candidates as they were validated, before any shipped under a name "
                     f"(`runs/cpu/routed-objects-mix-anneal` is `{MIX}`, bit for bit, `runs/cpu/routed-mix-open-at-minus1` is `{ROUTED6}` and "
                     f"`runs/cpu/routed7-wide-above0.5` is `{ROUTED7}` and `runs/candidates/routed7-stretch` is "
-                    f"`{ROUTED8}`, `runs/candidates/veto-bp0.15` is `{ROUTED12}`); the "
+                    f"`{ROUTED8}`, `runs/candidates/veto-bp0.15` is `{ROUTED12}`, "
+                    f"`runs/veto/v05-t05` is `{DEFAULT}`); the "
                     "[design notes](../design.md) say what each one is."
                 ),
             ),
@@ -900,7 +913,7 @@ PAGES: tuple[Page, ...] = (
             ),
             Table(
                 key="objcfull",
-                title="Every object crop (340): no defense, four baselines, the default and five before it",
+                title="Every object crop (340): no defense, four baselines, the default, the defaults before it and candidates",
                 kind="corruption",
                 tier="imagenet-objects",
                 rows=("imagenet/objects-corruptions-full*.json",),
@@ -915,7 +928,12 @@ PAGES: tuple[Page, ...] = (
                     f"On all 340 crops the default's rel. mCE is {{objcfull[{DEFAULT}/rel. mCE]}} "
                     f"({{objcfull.trained[{DEFAULT}/rel. mCE]}} on the 11 trained corruptions, "
                     f"{{objcfull.held[{DEFAULT}/rel. mCE]}} on the 4 held out; issue 25 asks for 0.75 and 0.85), its "
-                    f"worst drop {{objcfull[{DEFAULT}/worst drop]}}; that of `{ROUTED8}`, the default before it (the "
+                    f"worst drop {{objcfull[{DEFAULT}/worst drop]}}; that of `{ROUTED11}`, the default before it (the "
+                    f"same tensors without the second reading of clipped images), {{objcfull[{ROUTED11}/rel. mCE]}} "
+                    f"({{objcfull.trained[{ROUTED11}/rel. mCE]}} / {{objcfull.held[{ROUTED11}/rel. mCE]}}), worst drop "
+                    f"{{objcfull[{ROUTED11}/worst drop]}}, brightness {{objcfull[{ROUTED11}/brightness]}} against "
+                    f"{{objcfull[{DEFAULT}/brightness]}} with the default and {{objcfull[none/brightness]}} undefended; "
+                    f"that of `{ROUTED8}`, the one before (the "
                     f"same network without the dot removal and the unsharp mask), {{objcfull[{ROUTED8}/rel. mCE]}} "
                     f"({{objcfull.trained[{ROUTED8}/rel. mCE]}} / {{objcfull.held[{ROUTED8}/rel. mCE]}}), worst drop "
                     f"{{objcfull[{ROUTED8}/worst drop]}}, impulse noise {{objcfull[{ROUTED8}/impulse_noise]}} against "
@@ -938,9 +956,9 @@ PAGES: tuple[Page, ...] = (
                     f"{{objcfull[{ROUTED5}/worst drop]}} (the default's stretch on `{ROUTED3}`'s network); the best "
                     "baseline, JPEG compression of the input, "
                     "{objcfull[jpeg/rel. mCE]}. "
-                    "Where the default falls more than 2 points below no defense: brightness at severities 3-5, a "
-                    f"trained corruption that no route here undoes ({{objcfull[none/brightness]}} undefended, "
-                    f"{{objcfull[{DEFAULT}/brightness]}} with the default). Contrast, which passed the gate untouched, "
+                    "The default falls nowhere more than 2 points below no defense; `-routed11-` did on brightness at "
+                    "severities 3-5, a trained corruption that no route here undoes and whose clipped pixels opened "
+                    "its gate. Contrast, which passed the gate untouched, "
                     f"goes from {{objcfull[none/contrast]}} to {{objcfull[{DEFAULT}/contrast]}} with the default "
                     f"({{objcfull[{ROUTED7}/contrast]}} without the stretch). The first 60 crops overstated what the denoiser "
                     f"recovers: Gaussian noise {{objc[none/gaussian_noise]}} -> {{objc[{MIX}/gaussian_noise]}} "
@@ -961,8 +979,10 @@ PAGES: tuple[Page, ...] = (
                     f"With Lite1, which no purifier here was trained with, the default's rel. mCE is "
                     f"{{objcfulllite1[{DEFAULT}/rel. mCE]}} ({{objcfulllite1.trained[{DEFAULT}/rel. mCE]}} on the 11 "
                     f"trained corruptions, where issue 25 asks for 0.85; {{objcfulllite1.held[{DEFAULT}/rel. mCE]}} on "
-                    f"the 4 held out), its worst drop {{objcfulllite1[{DEFAULT}/worst drop]}}; that of `{ROUTED8}`, "
-                    f"the default before it, {{objcfulllite1[{ROUTED8}/rel. mCE]}}, worst drop "
+                    f"the 4 held out), its worst drop {{objcfulllite1[{DEFAULT}/worst drop]}}; that of `{ROUTED11}`, "
+                    f"the default before it, {{objcfulllite1[{ROUTED11}/rel. mCE]}}, worst drop "
+                    f"{{objcfulllite1[{ROUTED11}/worst drop]}}; that of `{ROUTED8}`, "
+                    f"the one before, {{objcfulllite1[{ROUTED8}/rel. mCE]}}, worst drop "
                     f"{{objcfulllite1[{ROUTED8}/worst drop]}}; that of `{ROUTED7}`, "
                     f"the one before, {{objcfulllite1[{ROUTED7}/rel. mCE]}}, worst drop "
                     f"{{objcfulllite1[{ROUTED7}/worst drop]}}; that of `{ROUTED6}`, "
@@ -1084,11 +1104,11 @@ SUMMARY: tuple[tuple[str, str, str, str, str, str, str], ...] = (
     ),
     (
         "",
-        "rel. mCE, the default before it (no dot removal, no unsharp mask)",
+        "rel. mCE, the default before it (no second reading of clipped images)",
         "objcfull",
         "rel. mCE",
         "none",
-        ROUTED8,
+        ROUTED11,
         "corruptions",
     ),
     ("", "Gaussian noise, the default", "objcfull", "gaussian_noise", "none", DEFAULT, "corruptions"),
