@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +31,7 @@ from .loading import (  # noqa: F401
 )
 from .purifier_config import PurifierConfig
 from .purifiers import build_purifier, pad_to_stride
-from .transform import (
-    PixelDefense,
-    check_pixels,
-)
+from .transform import PixelDefense, check_pixels
 from .weights import DEFAULT_ALIAS, close_names, get_weights, list_weights, set_default_weights
 
 __all__ = [
@@ -51,6 +49,10 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 #: Weights ``Defended(model)`` loads when no defense is given, and what the name ``"default"`` stands for
 #: (``from_pretrained("default")``, ``recondefense purify``'s ``--weights``, the mark in ``list_weights()``).
 DEFAULT_IMAGENET_WEIGHTS = "imagenet-efficientnet_lite0_lite2-routed14-objects3-mix"
+
+
+#: What ``scripts/config_variant.py`` may swap into a defense (its meta key), as its card names it.
+_VARIANT_PARTS = (("variant_corruption", "its corruption purifier replaced by"), ("variant_fog", "the fog detector"))
 
 
 #: The download options of ``from_pretrained`` that go to the hub (``revision`` is its own argument).
@@ -112,7 +114,7 @@ class ReconstructiveDefense(
     in their dtype.
 
     Args:
-        in_channels, width, depth, skip, widths, arch, detail_width, detail_depth, inner, bypass_below, corruption_width, corruption_depth, pass_smoothing, contrast_floor, contrast_target, strong_widths, strong_above, black_point_floor, corruption_strength, corruption_noise_range, deblur_width, deblur_depth, deblur_sharpness_range, brightness_veto, deblur_unsharp, deblur_ratio_range, impulse_range, impulse_noise_range, veto_black_point, veto_clipped: the purifier's
+        in_channels, width, depth, skip, widths, arch, detail_width, detail_depth, inner, bypass_below, corruption_width, corruption_depth, pass_smoothing, contrast_floor, contrast_target, strong_widths, strong_above, black_point_floor, corruption_strength, corruption_noise_range, deblur_width, deblur_depth, deblur_sharpness_range, brightness_veto, deblur_unsharp, deblur_ratio_range, impulse_range, impulse_noise_range, veto_black_point, veto_clipped, fog_range, fog_width: the purifier's
             hyper-parameters, the fields of :class:`~recondefense.purifier_config.PurifierConfig` (documented there, and
             their defaults: the paper's AE, width 16, depth 3, the skip on); listed one by one because the hub mixin
             writes config.json from them. :meth:`from_config` takes a ``PurifierConfig``.
@@ -158,6 +160,8 @@ class ReconstructiveDefense(
         impulse_noise_range: Sequence[float] | None = PurifierConfig.impulse_noise_range,
         veto_black_point: float = PurifierConfig.veto_black_point,
         veto_clipped: float = PurifierConfig.veto_clipped,
+        fog_range: Sequence[float] | None = PurifierConfig.fog_range,
+        fog_width: int = PurifierConfig.fog_width,
     ) -> None:
         if format_version != FORMAT_VERSION:
             raise ValueError(
@@ -167,38 +171,8 @@ class ReconstructiveDefense(
         super().__init__()
         self.arch = arch
         #: the network's hyper-parameters (what config.json holds besides meta and version)
-        self.purifier_config = PurifierConfig(
-            in_channels,
-            width,
-            depth,
-            skip,
-            widths,
-            arch,
-            detail_width,
-            detail_depth,
-            inner,
-            bypass_below,
-            corruption_width,
-            corruption_depth,
-            pass_smoothing,
-            contrast_floor,
-            contrast_target,
-            strong_widths,
-            strong_above,
-            black_point_floor,
-            corruption_strength,
-            corruption_noise_range,
-            deblur_width,
-            deblur_depth,
-            deblur_sharpness_range,
-            brightness_veto,
-            deblur_unsharp,
-            deblur_ratio_range,
-            impulse_range,
-            impulse_noise_range,
-            veto_black_point,
-            veto_clipped,
-        )
+        arguments = locals()  # the signature lists every field (the hub mixin writes config.json from it)
+        self.purifier_config = PurifierConfig(**{f.name: arguments[f.name] for f in fields(PurifierConfig)})
         #: :attr:`purifier_config` as a dict (``widths`` a list)
         self.hyperparameters: dict[str, Any] = self.purifier_config.as_dict()
         self.autoencoder = build_purifier(self.purifier_config)  # (ValueError: an unknown arch)
@@ -345,10 +319,12 @@ class ReconstructiveDefense(
             if not meta.get("variant_of")
             else f"`{meta['variant_of']}` ("
             + (
-                f"its corruption purifier replaced by `{meta['variant_corruption']}`, trained by "
-                f"`{meta.get('variant_corruption_command')}`"
-                if meta.get("variant_corruption")
-                else "the same tensors"
+                "; ".join(
+                    f"{part} `{meta[key]}`, trained by `{meta.get(key + '_command')}`"
+                    for key, part in _VARIANT_PARTS
+                    if meta.get(key)
+                )
+                or "the same tensors"
             )
             + f"), by `{meta.get('variant_command')}`",
             "Epochs trained": meta.get("epochs_trained"),

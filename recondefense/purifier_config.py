@@ -50,6 +50,8 @@ ARCHITECTURE_KEYS: dict[str, tuple[str, ...]] = {
         "veto_clipped",
         "impulse_range",
         "impulse_noise_range",
+        "fog_range",
+        "fog_width",
     ),
 }
 
@@ -63,6 +65,7 @@ _OPTIONAL_PAIRS = (
     "deblur_ratio_range",
     "impulse_range",
     "impulse_noise_range",
+    "fog_range",
 )
 
 #: What a gated purifier may hold behind its gate (config.json's ``inner``).
@@ -79,6 +82,7 @@ INT_RANGES: dict[str, tuple[int, int]] = {
     "corruption_depth": (1, 6),
     "deblur_width": (1, 256),
     "deblur_depth": (1, 6),
+    "fog_width": (1, 64),
 }
 
 #: The real-valued hyper-parameters checked by range, in the order :meth:`PurifierConfig.problem` checks them:
@@ -214,6 +218,11 @@ class PurifierConfig:
             ``impulse_noise_range[0]``, falling linearly to 0 at ``impulse_noise_range[1]`` (Gaussian and shot
             noise, whose clipped values read as dots too, stay noisy and go to the denoiser); two numbers in [0, 1].
             None (the default, and every weights folder without the key): by the fraction alone.
+        fog_range, fog_width: ``"routed"``: a :class:`~recondefense.haze.FogDetector` of ``fog_width`` reads each
+            image after the dot removal, and the image is dehazed (:func:`~recondefense.haze.dehaze`) as much as
+            its probability of fog ``p`` says: none at ``p`` up to ``fog_range[0]``, rising linearly to all at
+            ``fog_range[1]`` (:func:`~recondefense.haze.fog_share`); its gate's routes shrink by that share. Two
+            numbers in [0, 1]; None (the default, and every weights folder without the key): no fog step.
     """
 
     in_channels: int = 3
@@ -246,6 +255,8 @@ class PurifierConfig:
     impulse_noise_range: tuple[float, float] | list[float] | None = None
     veto_black_point: float = 1 / 255
     veto_clipped: float = 0.0
+    fog_range: tuple[float, float] | list[float] | None = None
+    fog_width: int = 16
 
     def __post_init__(self) -> None:
         for key in ("corruption_noise_range", *_OPTIONAL_PAIRS):
@@ -315,7 +326,7 @@ class PurifierConfig:
         unsharp = self.deblur_unsharp
         if unsharp is not None and not (_is_pair(unsharp) and 0 < unsharp[0] <= 4 and 0 < unsharp[1] <= 8):
             return "deblur_unsharp", "null or two numbers: a sigma in (0, 4] and an amount in (0, 8]"
-        for key in ("impulse_range", "impulse_noise_range"):
+        for key in ("impulse_range", "impulse_noise_range", "fog_range"):
             if getattr(self, key) is not None and not _is_range(getattr(self, key), 1):
                 return key, "null or two numbers low < high in [0, 1]"
         return None

@@ -31,6 +31,7 @@ from torch import nn
 
 from .autoencoder import ReconAutoencoder
 from .gate import PerturbationGate, conv_relu
+from .haze import FogDetector
 from .levels import noise_level, restore_levels, unsharp_mask
 from .purifier_config import ARCHITECTURE_KEYS, GATED_INNER, PurifierConfig
 from .routing import RouteMixture, blend, bypass_thresholds
@@ -284,7 +285,7 @@ class RoutedPurifier(RouteMixture):
             whose route-1 probability is at least ``strong_above``; ``deblur_sharpness_range``, if set, adds
             ``.deblur``, a :class:`ResidualPurifier` of ``deblur_width`` and ``deblur_depth`` (or, with
             ``deblur_unsharp``, an :class:`UnsharpMask`) that deblurs the images that read smooth before the gate
-            sees them; ``impulse_range``, if set, removes salt-and-pepper dots first; ``brightness_veto`` > 0 keeps the gate shut on images it
+            sees them; ``impulse_range``, if set, removes salt-and-pepper dots first; ``fog_range``, if set, adds ``.fog``, a :class:`~recondefense.haze.FogDetector`, and dehazes the images it reads as foggy; ``brightness_veto`` > 0 keeps the gate shut on images it
             opens on only for their brightness, :func:`~recondefense.gate.veto_brightened`).
 
     Shape: ``(N, C, H, W)`` in [0, 1] -> ``(N, C, H, W)`` in [0, 1].
@@ -331,6 +332,8 @@ class RoutedPurifier(RouteMixture):
             config.impulse_noise_range,
             config.veto_black_point,
             config.veto_clipped,
+            None if config.fog_range is None else FogDetector(in_channels, config.fog_width),
+            config.fog_range,
         )
         self.in_channels = in_channels
         self.inner = config.inner

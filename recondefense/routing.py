@@ -1,16 +1,12 @@
 """Per-image gates and routes, the parts the gated and routed purifiers share (built from a
 :class:`~recondefense.purifier_config.PurifierConfig` by :mod:`recondefense.purifiers`, which sits above this module):
 
-- the gate itself, :class:`~recondefense.gate.PerturbationGate`, and its brightness veto live in
-  :mod:`recondefense.gate` (importable from here too);
+- the gate, :class:`~recondefense.gate.PerturbationGate`, and its brightness veto: :mod:`recondefense.gate`;
 - :class:`RouteMixture`: ``p0 * x + sum_k pk * P_k(x)``, a softmax over routes (route 0 passes the image through,
   route ``k`` sends it to expert ``P_k``) that may skip, at inference, the experts an image barely uses.
-- :func:`partly`: a correction in front of the gate (the routed purifier's deblurring purifier) applied to each
-  image as much as its share says, and only where the share is above 0; the shares
-  (:func:`~recondefense.levels.impulse_share`, :func:`~recondefense.levels.deblur_share`), the salt-and-pepper
-  removal (:func:`~recondefense.levels.clean_impulses`) and the image levels
-  restored before the gate sees them live in :mod:`recondefense.levels` (those first defined here are still
-  importable from here under their old names).
+- :func:`partly`: a correction in front of the gate (the deblurring purifier, the dehaze) applied to each image as
+  much as its share says, only where it is above 0; the shares, the dot removal and the levels restored before the
+  gate live in :mod:`recondefense.levels` and :mod:`recondefense.haze` (the old names still import from here).
 """
 
 from __future__ import annotations
@@ -23,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .gate import VETO_BLACK_POINT, PerturbationGate, conv_relu, veto_brightened
+from .haze import dehaze, fog_share
 from .levels import (
     MAX_CONTRAST_GAIN,
     clean_impulses,
@@ -204,6 +201,8 @@ class RouteMixture(nn.Module):
         impulse_range, impulse_noise_range: salt-and-pepper dots removed first
             (:func:`~recondefense.levels.remove_impulses`), as much as :func:`~recondefense.levels.impulse_share` says for them; None:
             never (and: by the dots' fraction alone).
+        fog, fog_range: a :class:`~recondefense.haze.FogDetector` and the probability range over which an image
+            gets the dehaze (:func:`~recondefense.haze.fog_share`), after the dots; None and None: none.
 
     Shape: ``(N, C, H, W)`` in [0, 1] -> ``(N, C, H, W)`` in [0, 1].
     """
@@ -227,6 +226,8 @@ class RouteMixture(nn.Module):
         impulse_noise_range: tuple[float, float] | None = None,
         veto_black_point: float = VETO_BLACK_POINT,
         veto_clipped: float = 0.0,
+        fog: nn.Module | None = None,
+        fog_range: tuple[float, float] | None = None,
     ) -> None:
         super().__init__()
         self.gate = gate
@@ -243,6 +244,10 @@ class RouteMixture(nn.Module):
         if (deblur is None) != (deblur_range is None):
             raise ValueError("a deblurring purifier and its sharpness range come together: give both or neither")
         self.deblur = deblur
+        if (fog is None) != (fog_range is None):
+            raise ValueError("a fog detector and its probability range come together: give both or neither")
+        self.fog = fog
+        self.fog_range = None if fog_range is None else (float(fog_range[0]), float(fog_range[1]))
         self.deblur_range = None if deblur_range is None else (float(deblur_range[0]), float(deblur_range[1]))
         self.deblur_ratio_range = None if deblur_ratio_range is None else tuple(float(b) for b in deblur_ratio_range)
         self.impulse_range = None if impulse_range is None else tuple(float(f) for f in impulse_range)
@@ -345,40 +350,46 @@ class RouteMixture(nn.Module):
 
     def prepare(self, x: torch.Tensor) -> torch.Tensor:
         """The image as the gate and the experts see it: its salt-and-pepper dots removed as much as
-        :func:`~recondefense.levels.impulse_share` says, its levels restored (:func:`~recondefense.levels.restore_levels`), then deblurred
+        :func:`~recondefense.levels.impulse_share` says, dehazed as much as :func:`~recondefense.haze.fog_share`
+        says, its levels restored (:func:`~recondefense.levels.restore_levels`), then deblurred
         as much as :func:`~recondefense.levels.deblur_share` says (each step only where configured). Shape kept, [0, 1], in ``x``'s memory
         format (its measures read the usual layout: on the CPU they run about twice as fast there as
         channels-last)."""
         return self._prepare(x)[0]
 
     def _prepare(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """:meth:`prepare`'s image and each image's :func:`~recondefense.levels.impulse_share` ``(N,)`` (None without impulse removal)."""
-        steps = (self.impulse_range, self.deblur, self.contrast_floor or None, self.black_point_floor or None)
+        """:meth:`prepare`'s image and each image's share ``(N,)`` that the dot removal and the dehaze settled
+        (``1 - (1 - impulse share) (1 - fog share)``; None without either)."""
+        steps = (self.impulse_range, self.fog, self.deblur, self.contrast_floor or None, self.black_point_floor or None)
         if all(step is None for step in steps):  # nothing to prepare: no layout round trip either
             return x, None
         channels_last = not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
         x = x.contiguous()
         always = self.training or is_tracing(x)
-        dots = None
+        settled = None
         if self.impulse_range is not None:
-            x, dots = clean_impulses(x, self.impulse_range, self.impulse_noise_range, always)
+            x, settled = clean_impulses(x, self.impulse_range, self.impulse_noise_range, always)
+        if self.fog is not None and self.fog_range is not None:
+            haze = fog_share(self.fog, x, self.fog_range)
+            x = partly(x, haze, dehaze, always)
+            settled = haze if settled is None else 1 - (1 - settled) * (1 - haze)
         x = restore_levels(x, self.contrast_floor, self.contrast_target, self.black_point_floor)
         if self.deblur is not None and self.deblur_range is not None:
             share = deblur_share(x, self.deblur_range, self.deblur_ratio_range, always)
             x = partly(x, share, self.deblur, always)
-        return (x.contiguous(memory_format=torch.channels_last) if channels_last else x), dots
+        return (x.contiguous(memory_format=torch.channels_last) if channels_last else x), settled
 
     def _expert_routes(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """:meth:`prepare`'s image and its experts' route probabilities ``(N, experts)``, those of an image cleaned
-        of dots scaled by ``1 -`` its :func:`~recondefense.levels.impulse_share`: the gate reads the filter's traces as an attack's, and
-        the classifier does best on the cleaned image itself."""
-        x, dots = self._prepare(x)
+        of dots or dehazed scaled by ``1 -`` the share those settled: the gate reads their traces as an attack's,
+        and the classifier does best on the corrected image itself."""
+        x, settled = self._prepare(x)
         routes = self.routes(x)[:, 1:]
-        return x, routes if dots is None else routes * (1 - dots).unsqueeze(1)
+        return x, routes if settled is None else routes * (1 - settled).unsqueeze(1)
 
     def gate_value(self, x: torch.Tensor) -> torch.Tensor:
-        """How far :meth:`forward` sends the image to the experts, ``1 - p0`` on :meth:`prepare`'s image (less an
-        image cleaned of dots' share): ``(N, C, H, W)`` -> ``(N,)`` in [0, 1). (:meth:`routes` and
+        """How far :meth:`forward` sends the image to the experts, ``1 - p0`` on :meth:`prepare`'s image (less the
+        share the dot removal and the dehaze settled): ``(N, C, H, W)`` -> ``(N,)`` in [0, 1). (:meth:`routes` and
         :meth:`gate_logit` read ``x`` as given.)"""
         return self._expert_routes(x)[1].sum(dim=1)
 

@@ -9,7 +9,8 @@ change the network's tensors (the thresholds and shares of a gated or routed pur
 with commas is a list of numbers. The folder written holds the same ``model.safetensors`` tensors and a config.json
 whose ``meta`` names the original and this command, so ``recondefense evaluate --defenses OUT`` measures exactly
 what the settings change. ``--corruption WEIGHTS`` (residual weights, e.g. a denoiser's training run) puts another
-corruption purifier behind a routed defense's route 2, every other tensor and setting kept.
+corruption purifier behind a routed defense's route 2, every other tensor and setting kept; ``--fog FILE`` (a
+detector of ``scripts/train_fog_detector.py``) gives a routed defense a fog step, with ``--set fog_range=LOW,HIGH``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ import json
 import sys
 from dataclasses import replace
 from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
 
 from recondefense import ReconstructiveDefense
 
@@ -40,6 +44,7 @@ SETTINGS = (
     "veto_clipped",
     "impulse_range",
     "impulse_noise_range",
+    "fog_range",
 )
 
 
@@ -60,11 +65,16 @@ def parse_setting(text: str) -> tuple[str, object]:
 
 
 def variant(
-    defense: ReconstructiveDefense, changes: dict, meta: dict, corruption: ReconstructiveDefense | None = None
+    defense: ReconstructiveDefense,
+    changes: dict,
+    meta: dict,
+    corruption: ReconstructiveDefense | None = None,
+    fog: dict[str, torch.Tensor] | None = None,
 ) -> ReconstructiveDefense:
     """``defense`` with the config fields ``changes`` set (checked), its tensors copied, ``meta`` its config's;
     with ``corruption`` (residual weights) a routed ``defense``'s corruption purifier is that one instead (its width
-    and depth with it), every other tensor and setting kept.
+    and depth with it), with ``fog`` (a :class:`~recondefense.haze.FogDetector`'s state dict) its fog detector
+    (``changes`` or the defense must give a ``fog_range``), every other tensor and setting kept.
 
     Raises:
         ValueError: a value out of range (:meth:`~recondefense.purifier_config.PurifierConfig.validate`), a
@@ -83,6 +93,12 @@ def variant(
         prefix = "autoencoder.corruption."
         state = {k: v for k, v in state.items() if not k.startswith(prefix)}
         state.update({prefix + k: v for k, v in corruption.autoencoder.state_dict().items()})
+    if fog is not None:
+        if defense.arch != "routed":
+            raise ValueError(f"--fog gives a routed defense a fog detector; got a {defense.arch!r} defense")
+        changes = {**changes, "fog_width": int(fog["features.0.weight"].shape[0])}
+        state = {k: v for k, v in state.items() if not k.startswith("autoencoder.fog.")}
+        state.update({"autoencoder.fog." + k: v for k, v in fog.items()})
     config = replace(defense.purifier_config, **changes).validate()
     out = ReconstructiveDefense.from_config(config, meta=meta)
     added = sorted(set(out.state_dict()) ^ set(state))
@@ -99,10 +115,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--corruption", help="residual weights (name or folder) that replace a routed defense's corruption purifier"
     )
+    parser.add_argument("--fog", type=Path, help="a fog detector (fog.safetensors) for a routed defense")
     parser.add_argument("--out", required=True, type=Path, help="the new weights folder")
     args = parser.parse_args(argv)
-    if not args.changes and not args.corruption:
-        parser.error("nothing to change: give --set KEY=VALUE or --corruption WEIGHTS")
+    if not args.changes and not args.corruption and not args.fog:
+        parser.error("nothing to change: give --set KEY=VALUE, --corruption WEIGHTS or --fog FILE")
     original = ReconstructiveDefense.from_pretrained(args.weights)
     corruption = ReconstructiveDefense.from_pretrained(args.corruption) if args.corruption else None
     command = "python scripts/config_variant.py " + " ".join(sys.argv[1:] if argv is None else argv)
@@ -110,14 +127,21 @@ def main(argv: list[str] | None = None) -> int:
     if corruption is not None:
         meta["variant_corruption"] = args.corruption
         meta["variant_corruption_command"] = corruption.meta.get("command")
+    fog = None
+    if args.fog is not None:
+        fog = load_file(str(args.fog))
+        report = args.fog.parent / "validation.json"
+        meta["variant_fog"] = str(args.fog)
+        meta["variant_fog_command"] = json.loads(report.read_text())["command"] if report.exists() else None
     if original.meta.get("validation"):  # the card's table was measured before the settings changed
         meta["validation_note"] = f"measured on {args.weights} before these settings changed"
     try:
-        new = variant(original, dict(args.changes), meta, corruption)
+        new = variant(original, dict(args.changes), meta, corruption, fog)
     except ValueError as err:
         parser.error(str(err))
     new.save_pretrained(args.out)
-    print(json.dumps({"out": str(args.out), "changed": dict(args.changes), "corruption": args.corruption}))
+    changed = {"out": str(args.out), "changed": dict(args.changes), "corruption": args.corruption}
+    print(json.dumps({**changed, "fog": None if args.fog is None else str(args.fog)}))
     return 0
 
 

@@ -17,22 +17,13 @@ import argparse
 import sys
 
 import torch
-import torch.nn.functional as F
 
 from recondefense.arguments import positive_int
 from recondefense.classifiers import load_classifier
 from recondefense.corruptions import corrupt
 from recondefense.evaluate.tiers import object_test_set
-from recondefense.levels import black_point, gaussian_blur, sharpness
-
-
-def dehaze(images: torch.Tensor, patch: int, sigma: float) -> torch.Tensor:
-    """Dark-channel dehaze: ``(N, C, H, W)`` in [0, 1] -> same, in [0, 1] (the haze capped at 0.95)."""
-    darkest = images.amin(1, keepdim=True)
-    pad = patch // 2
-    haze = -F.max_pool2d(-F.pad(darkest, (pad, pad, pad, pad), mode="replicate"), patch, stride=1)
-    haze = gaussian_blur(haze, sigma).clamp(max=0.95)
-    return ((images - haze) / (1 - haze)).clamp(0, 1)
+from recondefense.haze import dehaze
+from recondefense.levels import black_point, sharpness
 
 
 def main(argv: list[str] | None = None) -> int:

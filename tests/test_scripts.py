@@ -517,22 +517,14 @@ def test_corruption_list_takes_known_names_and_at_least_one():
             corruption_list(text)
 
 
-def test_dehaze_probe_removes_a_uniform_haze_and_prints_every_severity(monkeypatch, capsys):
+def test_dehaze_probe_prints_every_severity(monkeypatch, capsys):
     from torch import nn
 
     from recondefense.data import Consensus
     from recondefense.data._tensors import TensorImages
 
-    module = load_script("dehaze_probe")
+    module = load_script("dehaze_probe")  # the dehaze itself: tests/test_haze.py
     torch.manual_seed(0)
-    scene = torch.rand(2, 3, 32, 32) * 0.8
-    scene[:, :, :4, :4] = 0  # a black corner in every window's reach: the dark channel reads the haze alone there
-    hazed = 0.3 + 0.7 * scene  # a uniform grey haze of 0.3: x = t + (1 - t) * scene
-    restored = module.dehaze(hazed, patch=63, sigma=1.0)
-    assert restored.shape == hazed.shape and 0 <= restored.min() and restored.max() <= 1
-    assert (restored - scene).abs().max() < 1e-5
-    assert not torch.allclose(module.dehaze(scene + 0.1, patch=3, sigma=1.0), scene + 0.1)
-
     images = (torch.rand(4, 3, 40, 40) * 255).to(torch.uint8)
     crops = TensorImages(images, torch.zeros(4, dtype=torch.long))
     monkeypatch.setattr(module, "object_test_set", lambda split: Consensus(crops, torch.arange(4), torch.arange(4) % 2))
