@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo venv data lint bench tables imagenet-tables imagenet-default-rows imagenet-markdown imagenet-objects-tables imagenet-objects-markdown imagenet-objects-first-look imagenet-objects-val imagenet-gpu-candidates imagenet-gate-open realworld-tables corruption-tables imagenet-corruption-tables imagenet-objects-corruption-tables imagenet-objects-routed-rows imagenet-objects-corruption-markdown imagenet-objects-corruption-full certify-tables certify-bfloat16 certify-full clean
+.PHONY: test demo venv data lint bench tables imagenet-tables imagenet-default-rows imagenet-fog-detector imagenet-markdown imagenet-objects-tables imagenet-objects-markdown imagenet-objects-first-look imagenet-objects-val imagenet-gpu-candidates imagenet-gate-open realworld-tables corruption-tables imagenet-corruption-tables imagenet-objects-corruption-tables imagenet-objects-routed-rows imagenet-objects-corruption-markdown imagenet-objects-corruption-full certify-tables certify-bfloat16 certify-full clean
 FMNIST := /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
 
 $(PY):
@@ -225,6 +225,17 @@ imagenet-gpu-candidates: $(IMAGENET_STAMP) data
 	    --strong $$final --strong-above $(STRONG_ABOVE) --out $(GPU_RUNS)/strong-$$name; \
 	done; \
 	$(MAKE) imagenet-objects-val VAL_ROWS=$(GPU_RUNS)/objects-val.json CANDIDATES=$$candidates
+# The routed default's fog detector (scripts/train_fog_detector.py: train split crops, fog against clean, the other
+# trained corruptions and random-sign perturbations; about 2 minutes on one core), and the candidate that gives
+# FOG_BASE a fog step with it (FOG_RANGE: the detector's probability over which the dehaze rises to all).
+FOG_OUT ?= runs/fog/w16
+FOG_BASE ?= imagenet-efficientnet_lite0_lite2-routed14-objects3-mix
+FOG_RANGE ?= 0.5,0.9
+FOG_CANDIDATE ?= runs/candidates/fog-w16
+imagenet-fog-detector: $(IMAGENET_STAMP) data
+	$(PY) scripts/train_fog_detector.py --out $(FOG_OUT)
+	$(PY) scripts/config_variant.py --weights $(FOG_BASE) --fog $(FOG_OUT)/fog.safetensors --set fog_range=$(FOG_RANGE) \
+	  --out $(FOG_CANDIDATE)
 # How often a gated defense's gate opens on clean images never trained on (object crops, held-out crops, paintings,
 # JPEG / noise / sharpened look-alikes), one rows file per name of GATED (comma-separated; default: the default):
 # a few CPU minutes, no attack; and the object crops under GATE_CORRUPTIONS (severities 1-5), where no route undoes

@@ -341,6 +341,19 @@ _WEIGHTS: tuple[tuple[str, str, str, dict[str, Any], str, dict[str, Any]], ...] 
         "mix+corruption",
         _ROUTED7_PARTS,
     ),
+    # -routed14- with a fog step before its gate (PurifierConfig.fog_range 0.5-0.9, recondefense.haze): a
+    # FogDetector trained on the train split's crops (make imagenet-fog-detector: fog against clean, the other
+    # trained corruptions and random-sign perturbations) reads each image, and the dark-channel dehaze is applied as
+    # much as its probability of fog says; the dehazed share passes the gate. Every other tensor and setting kept.
+    # Validation (231 crops): attacks as -routed14- to the crop, the detector above 0.5 on none of the clean crops.
+    (
+        "imagenet-efficientnet_lite0_lite2-routed15-objects3-mix",
+        "13c305ae4946f4c70ff7898f5ca3c39fd9a35974465d4832e45d5b8b708613b0",
+        "967c8bc6071d73847b83b33455a7a1af3b1830fbe81d24e38a9025c796b5952a",
+        _OBJECTS,
+        "mix+corruption",
+        _ROUTED7_PARTS,
+    ),
 )
 for _name, _sha256, _config_sha256, _tier, _attack, _extra in _WEIGHTS:
     register(WeightsEntry(_name, _name, _sha256, config_sha256=_config_sha256, attack=_attack, **_tier, **_extra))

@@ -161,3 +161,15 @@ def test_train_fog_detector_writes_a_detector_config_variant_puts_into_a_routed_
     with pytest.raises(SystemExit):  # a fog range without a detector would add tensors
         variant.main(["--weights", str(tmp_path / "a"), "--set", "fog_range=0.5,0.9", "--out", str(tmp_path / "c")])
     assert not (tmp_path / "c").exists()
+
+
+def test_a_purifier_training_never_moves_the_fog_detector():
+    from types import SimpleNamespace
+
+    from recondefense.train.architecture import frozen_prefixes
+
+    names = [name for name, _ in RoutedPurifier(**SMALL, fog_range=(0.5, 0.9)).named_parameters()]
+    assert frozen_prefixes(SimpleNamespace(freeze=None, arch="routed"), names) == ["fog."]
+    assert frozen_prefixes(SimpleNamespace(freeze="gate.", arch="routed"), names) == ["gate.", "fog."]
+    plain = [name for name, _ in RoutedPurifier(**SMALL).named_parameters()]
+    assert frozen_prefixes(SimpleNamespace(freeze=None, arch="routed"), plain) == []

@@ -20,6 +20,7 @@ __all__ = [
     "frozen_prefixes",
     "check_freeze",
     "ADOPTED_SETTINGS",
+    "ALWAYS_FROZEN",
     "NETWORK_OPTIONS",
     "start_network_options",
     "settings_text",
@@ -144,8 +145,14 @@ def purifier_config(config: NetworkOptions, in_channels: int = 1) -> PurifierCon
     return PurifierConfig(**(values | {k: v for k, v in config.start_settings.items() if k in carried}))
 
 
+#: Parameters trained apart, by their own recipe, that a purifier's training never changes: a routed purifier's fog
+#: detector (``scripts/train_fog_detector.py``; the triplet loss would otherwise move it through the dehaze's share).
+ALWAYS_FROZEN = ("fog.",)
+
+
 def frozen_prefixes(config: NetworkOptions, names: Iterable[str]) -> list[str]:
-    """The ``freeze`` prefixes, each checked to name some of the parameter ``names``, and not all of them.
+    """The ``freeze`` prefixes, each checked to name some of the parameter ``names``, and not all of them, and the
+    :data:`ALWAYS_FROZEN` prefixes that name some of them.
 
     Raises:
         ValueError: a prefix no parameter name starts with, or prefixes that leave nothing to train.
@@ -159,6 +166,7 @@ def frozen_prefixes(config: NetworkOptions, names: Iterable[str]) -> list[str]:
             f"--freeze {config.freeze!r}: no parameter of the --arch {config.arch} network starts with "
             f"{', '.join(repr(prefix) for prefix in unknown)}; its parameter names start with {tops}"
         )
+    frozen += [prefix for prefix in ALWAYS_FROZEN if any(name.startswith(prefix) for name in names)]
     if frozen and all(any(name.startswith(prefix) for prefix in frozen) for name in names):
         raise ValueError(f"--freeze {config.freeze!r} leaves no parameter to train")
     return frozen
