@@ -345,11 +345,26 @@ _WEIGHTS: tuple[tuple[str, str, str, dict[str, Any], str, dict[str, Any]], ...] 
     # FogDetector trained on the train split's crops (make imagenet-fog-detector: fog against clean, the other
     # trained corruptions and random-sign perturbations) reads each image, and the dark-channel dehaze is applied as
     # much as its probability of fog says; the dehazed share passes the gate. Every other tensor and setting kept.
-    # Validation (231 crops): attacks as -routed14- to the crop, the detector above 0.5 on none of the clean crops.
+    # Validation: attacks as -routed14- to the crop (231 crops), fog 0.567 -> 0.750 but contrast 0.989 -> 0.838
+    # (128 crops, results/imagenet/fog-val.json: the detector reads washed-out images as fog, and the dehaze does
+    # worse for them than the stretch behind it). Test rows, stopped after the unseen Lite1's
+    # (objects-lite1-routed15.json): clean 0.991 -> 0.988, PGD 0.656 -> 0.647 (its detector, trained without
+    # attacked negatives, reads a few attacked crops as fog). Not the default (design notes).
     (
         "imagenet-efficientnet_lite0_lite2-routed15-objects3-mix",
         "13c305ae4946f4c70ff7898f5ca3c39fd9a35974465d4832e45d5b8b708613b0",
         "967c8bc6071d73847b83b33455a7a1af3b1830fbe81d24e38a9025c796b5952a",
+        _OBJECTS,
+        "mix+corruption",
+        _ROUTED7_PARTS,
+    ),
+    # -routed15- with a detector that also learned contrast and the paper's PGD against Lite0 and Lite2 as
+    # negatives (make imagenet-fog-detector; results/imagenet/fog-detector-val.json: on the validation crops it reads
+    # none of the clean or attacked ones as fog, its largest probability there 0.007, and 0.978-1.000 of the fogged).
+    (
+        "imagenet-efficientnet_lite0_lite2-routed16-objects3-mix",
+        "43c9546b18d62ba9dd8fa7fd8826dbd6f3e823bb398cf9391ef767d272b0f818",
+        "5bb0c0fc5bc050f43b859437c493bd0342d2c913a5116223d378297c15932f5d",
         _OBJECTS,
         "mix+corruption",
         _ROUTED7_PARTS,

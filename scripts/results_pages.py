@@ -719,7 +719,8 @@ PAGES: tuple[Page, ...] = (
                     f"(`runs/cpu/routed-objects-mix-anneal` is `{MIX}`, bit for bit, `runs/cpu/routed-mix-open-at-minus1` is `{ROUTED6}` and "
                     f"`runs/cpu/routed7-wide-above0.5` is `{ROUTED7}` and `runs/candidates/routed7-stretch` is "
                     f"`{ROUTED8}`, `runs/candidates/veto-bp0.15` is `{ROUTED12}`, "
-                    f"`runs/veto/v05-t05` is `{DEFAULT}`); the "
+                    f"`runs/veto/v05-t05` is `{DEFAULT}`, `runs/candidates/fog-w16` is "
+                    "`imagenet-efficientnet_lite0_lite2-routed15-objects3-mix`); the "
                     "[design notes](../design.md) say what each one is."
                 ),
             ),

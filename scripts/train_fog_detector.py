@@ -1,11 +1,13 @@
 """Train the routed purifier's fog detector (:class:`~recondefense.haze.FogDetector`) on object photographs.
 
 Positives: crops of the train split's object photographs (:class:`~recondefense.data.ObjectCrops`) under
-ImageNet-C fog at a random severity 1-5. Negatives, as many: the same kind of crops clean, under one of the other
-trained corruptions (never the four held out) at a random severity, or with a random-sign perturbation of the
-ImageNet attack budget (what an attack leaves, roughly). Then, on the validation split's crops (never trained on):
-the share each kind of image the detector reads as foggy (probability above 0.5; the quartiles of it on clean
-crops), what :func:`~recondefense.haze.fog_share` would choose its range from. Writes ``OUT/fog.safetensors`` (the
+ImageNet-C fog at a random severity 1-5. Negatives, as many: the same kind of crops clean, under contrast (fog's
+look-alike: a uniform blend toward the mean colour, which the routed purifier's stretch undoes better than a dehaze)
+or one of the other trained corruptions (never the four held out) at a random severity, or attacked by the paper's
+PGD against Lite0 or Lite2 (a detector that reads an attack's traces as fog would pass attacked images past the
+gate). Then, on the validation split's crops (never trained on): the share of each kind of image the detector reads
+as foggy (probability above 0.5), and the largest probability on clean and attacked crops and the smallest on fogged
+ones, what :func:`~recondefense.haze.fog_share`'s range is chosen from. Writes ``OUT/fog.safetensors`` (the
 state dict; ``scripts/config_variant.py --fog`` puts it into a routed defense) and ``OUT/validation.json``.
 A few minutes on one CPU core.
 
@@ -23,9 +25,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
+from torch import nn
 
 from recondefense.arguments import positive_int
+from recondefense.attacks import PGD
 from recondefense.budgets import HELD_OUT_CORRUPTIONS, IMAGENET
+from recondefense.classifiers import load_classifier
 from recondefense.corruptions import CORRUPTIONS, corrupt
 from recondefense.data import ObjectCrops
 from recondefense.evaluate.tiers import object_test_set
@@ -34,33 +39,43 @@ from recondefense.haze import FogDetector
 
 #: The trained corruptions other than fog: the detector's corrupted negatives (the held-out four never appear).
 OTHERS = tuple(name for name in CORRUPTIONS if name != "fog" and name not in HELD_OUT_CORRUPTIONS)
-#: Images corrupted or perturbed together (one corruption and severity per chunk).
+#: Images corrupted or attacked together (one corruption and severity per chunk).
 CHUNK = 25
 
 
-def perturbed(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """A random-sign perturbation of the ImageNet attack budget: ``(N, C, H, W)`` in [0, 1] -> same."""
-    signs = torch.randint(0, 2, images.shape, generator=generator).float() * 2 - 1
-    return (images + IMAGENET.eps * signs).clamp(0, 1)
+#: The classifiers whose PGD gives the attacked negatives (Lite1, the unseen one, never).
+ATTACKED = ("imagenet-efficientnet_lite0", "imagenet-efficientnet_lite2")
 
 
-def labelled_images(images: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each chunk of ``images`` fogged (label 1, half the chunks), or clean, corrupted otherwise or perturbed
-    (label 0): ``(N, C, H, W)`` -> that and ``(N,)`` labels in {0, 1}."""
+def attacked(images: torch.Tensor, classifier: nn.Module) -> torch.Tensor:
+    """The paper's PGD against ``classifier``'s own predictions: ``(N, C, H, W)`` in [0, 1] -> same."""
+    with torch.no_grad():
+        labels = classifier(images).argmax(1)
+    return PGD(classifier, **IMAGENET.pgd)(images, labels)
+
+
+def labelled_images(
+    images: torch.Tensor, generator: torch.Generator, classifiers: list[nn.Module]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each chunk of ``images`` fogged (label 1, half the chunks), or clean, under contrast, under another trained
+    corruption or attacked by PGD against one of ``classifiers`` in turn (label 0, an eighth of the chunks each):
+    ``(N, C, H, W)`` -> that and ``(N,)`` labels in {0, 1}."""
     chunks, labels = [], []
+    attacks = 0
     for start in range(0, len(images), CHUNK):
         chunk = images[start : start + CHUNK]
         severity = int(torch.randint(1, 6, (), generator=generator))
-        kind = int(torch.randint(0, 6, (), generator=generator))
-        if kind < 3:
+        kind = int(torch.randint(0, 8, (), generator=generator))
+        if kind < 4:
             chunk = corrupt(chunk, "fog", severity, generator=generator)
-        elif kind == 4:
-            name = OTHERS[int(torch.randint(len(OTHERS), (), generator=generator))]
+        elif kind in (5, 6):
+            name = "contrast" if kind == 5 else OTHERS[int(torch.randint(len(OTHERS), (), generator=generator))]
             chunk = corrupt(chunk, name, severity, generator=generator)
-        elif kind == 5:
-            chunk = perturbed(chunk, generator)
+        elif kind == 7:
+            chunk = attacked(chunk, classifiers[attacks % len(classifiers)])
+            attacks += 1
         chunks.append(chunk)
-        labels.append(torch.full((len(chunk),), float(kind < 3)))
+        labels.append(torch.full((len(chunk),), float(kind < 4)))
     return torch.cat(chunks), torch.cat(labels)
 
 
@@ -83,28 +98,33 @@ def train(images: torch.Tensor, labels: torch.Tensor, width: int, epochs: int, s
     return detector.eval()
 
 
-@torch.no_grad()
-def validate(detector: FogDetector, seed: int) -> dict[str, float]:
-    """The share of the validation crops read as foggy, by kind of image: clean, fogged at each severity, under
-    each other trained corruption at severities 3 and 5, perturbed; and the clean crops' largest probability."""
+def validate(detector: FogDetector, seed: int, classifiers: dict[str, nn.Module]) -> dict[str, float]:
+    """On the validation crops: the share read as foggy (probability above 0.5) by kind of image: clean, fogged at
+    each severity, under each other trained corruption at severities 3 and 5 (contrast also 1), attacked by PGD
+    against each of ``classifiers``; the largest probability on clean and attacked crops, the smallest on fogged."""
     data = object_test_set("val")
     clean = torch.stack([data[i][0] for i in range(len(data))])
     generator = torch.Generator().manual_seed(seed + 1)
+    rows: dict[str, float] = {}
 
-    def probability(images: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(detector(images))
+    def read(kind: str, images: torch.Tensor, extreme: str | None = None) -> None:
+        with torch.no_grad():
+            probability = torch.cat([torch.sigmoid(detector(images[i : i + 64])) for i in range(0, len(images), 64)])
+        rows[kind] = (probability > 0.5).float().mean().item()
+        if extreme == "largest":
+            rows[f"{kind}, largest probability"] = probability.max().item()
+        elif extreme == "smallest":
+            rows[f"{kind}, smallest probability"] = probability.min().item()
 
-    rows = {"clean": (probability(clean) > 0.5).float().mean().item()}
-    rows["clean, largest probability"] = probability(clean).max().item()
+    read("clean", clean, "largest")
     for severity in range(1, 6):
-        rows[f"fog@{severity}"] = (
-            (probability(corrupt(clean, "fog", severity, generator=generator)) > 0.5).float().mean().item()
-        )
+        read(f"fog@{severity}", corrupt(clean, "fog", severity, generator=generator), "smallest")
     for name in OTHERS:
-        for severity in (3, 5):
-            images = corrupt(clean, name, severity, generator=generator)
-            rows[f"{name}@{severity}"] = (probability(images) > 0.5).float().mean().item()
-    rows["perturbed"] = (probability(perturbed(clean, generator)) > 0.5).float().mean().item()
+        for severity in (1, 3, 5) if name == "contrast" else (3, 5):
+            read(f"{name}@{severity}", corrupt(clean, name, severity, generator=generator))
+    for name, classifier in classifiers.items():
+        images = torch.cat([attacked(clean[i : i + CHUNK], classifier) for i in range(0, len(clean), CHUNK)])
+        read(f"pgd {name}", images, "largest")
     return rows
 
 
@@ -119,10 +139,11 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     crops = ObjectCrops("train", length=args.images, seed=args.seed)
     images = torch.stack([crops[i][0] for i in range(len(crops))])
-    images, labels = labelled_images(images, torch.Generator().manual_seed(args.seed))
+    classifiers = {name: load_classifier(name).eval() for name in ATTACKED}
+    images, labels = labelled_images(images, torch.Generator().manual_seed(args.seed), list(classifiers.values()))
     print(f"{len(images)} training crops ({int(labels.sum())} fogged) in {time.time() - started:.0f} s", flush=True)
     detector = train(images, labels, args.width, args.epochs, args.seed)
-    rows = validate(detector, args.seed)
+    rows = validate(detector, args.seed, classifiers)
     for kind, share in rows.items():
         print(f"{kind:28} {share:.3f}")
     args.out.mkdir(parents=True, exist_ok=True)

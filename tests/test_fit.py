@@ -218,8 +218,9 @@ def test_fine_tuning_keeps_the_start_weights_weightless_corrections(tmp_path):
         veto_clipped=0.01,
         corruption_strength=0.5,
         corruption_noise_range=[0.05, 0.2],
+        fog_range=[0.5, 0.9],
     )
-    assert set(carried) | {"deblur_width", "deblur_depth"} == set(START_SETTINGS)
+    assert set(carried) | {"deblur_width", "deblur_depth", "fog_width"} == set(START_SETTINGS)
     network = dict(
         arch="routed", width=4, depth=2, detail_width=4, detail_depth=1, corruption_width=4, corruption_depth=1
     )
@@ -228,6 +229,8 @@ def test_fine_tuning_keeps_the_start_weights_weightless_corrections(tmp_path):
 
     def assert_carried(defense: ReconstructiveDefense) -> None:
         assert {k: defense.hyperparameters[k] for k in carried} == carried
+        detector = {k: v for k, v in defense.state_dict().items() if ".fog." in k}  # trained apart: never moved
+        assert detector and all(torch.equal(v, start.state_dict()[k]) for k, v in detector.items())
 
     gen = torch.Generator().manual_seed(1)
     data = TensorDataset(torch.rand(8, 3, 16, 16, generator=gen), torch.randint(0, 2, (8,), generator=gen))

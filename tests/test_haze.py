@@ -133,14 +133,18 @@ def test_train_fog_detector_writes_a_detector_config_variant_puts_into_a_routed_
 
     monkeypatch.setattr(module, "ObjectCrops", Crops)
     monkeypatch.setattr(module, "object_test_set", lambda split: Consensus(crops, torch.arange(6), torch.arange(6)))
+    monkeypatch.setattr(
+        module, "load_classifier", lambda name: torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3072, 2))
+    )
     args = ["--out", str(tmp_path / "fog"), "--images", "60", "--epochs", "2", "--width", "4"]
     assert module.main(args) == 0
     out = capsys.readouterr().out
-    assert "epoch 2/2" in out and "fog@5" in out and "perturbed" in out
+    assert "epoch 2/2" in out and "fog@5" in out and "pgd imagenet-efficientnet_lite2" in out
     report = json.loads((tmp_path / "fog" / "validation.json").read_text())
     assert report["width"] == 4 and "--epochs 2" in report["command"]
-    assert set(report["validation"]) >= {"clean", "fog@1", "fog@5", "perturbed", "contrast@3"}
-    assert all(0 <= share <= 1 for kind, share in report["validation"].items() if "@" in kind or kind == "clean")
+    kinds = {"clean", "fog@1", "fog@5", "contrast@1", "contrast@3", "pgd imagenet-efficientnet_lite0"}
+    assert set(report["validation"]) >= kinds | {"clean, largest probability", "fog@1, smallest probability"}
+    assert all(0 <= share <= 1 for share in report["validation"].values())
     assert "impulse_noise@3" not in report["validation"]  # the held-out corruptions never appear
 
     variant = load_script("config_variant")
