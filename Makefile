@@ -225,14 +225,14 @@ imagenet-gpu-candidates: $(IMAGENET_STAMP) data
 	    --strong $$final --strong-above $(STRONG_ABOVE) --out $(GPU_RUNS)/strong-$$name; \
 	done; \
 	$(MAKE) imagenet-objects-val VAL_ROWS=$(GPU_RUNS)/objects-val.json CANDIDATES=$$candidates
-# The fog detector of -routed15- (scripts/train_fog_detector.py: train split crops, fog against clean, the other
-# trained corruptions and random-sign perturbations; about 2 minutes on one core), and the candidate that gives
-# FOG_BASE a fog step with it (FOG_RANGE: the detector's probability over which the dehaze rises to all); the
+# The fog detector of -routed16- (scripts/train_fog_detector.py: train split crops, fog against clean, contrast, the
+# other trained corruptions and PGD against Lite0 and Lite2; about 17 minutes on one core), and the candidate that
+# gives FOG_BASE a fog step with it (FOG_RANGE: the detector's probability over which the dehaze rises to all); the
 # detector's validation shares in results/imagenet/fog-detector-val.json.
-FOG_OUT ?= runs/fog/w16
+FOG_OUT ?= runs/fog/w16p
 FOG_BASE ?= imagenet-efficientnet_lite0_lite2-routed14-objects3-mix
 FOG_RANGE ?= 0.5,0.9
-FOG_CANDIDATE ?= runs/candidates/fog-w16
+FOG_CANDIDATE ?= runs/candidates/fog-w16p
 imagenet-fog-detector: $(IMAGENET_STAMP) data
 	$(PY) scripts/train_fog_detector.py --out $(FOG_OUT)
 	cp $(FOG_OUT)/validation.json $(IMAGENET)/fog-detector-val.json

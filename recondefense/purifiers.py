@@ -285,8 +285,10 @@ class RoutedPurifier(RouteMixture):
             whose route-1 probability is at least ``strong_above``; ``deblur_sharpness_range``, if set, adds
             ``.deblur``, a :class:`ResidualPurifier` of ``deblur_width`` and ``deblur_depth`` (or, with
             ``deblur_unsharp``, an :class:`UnsharpMask`) that deblurs the images that read smooth before the gate
-            sees them; ``impulse_range``, if set, removes salt-and-pepper dots first; ``fog_range``, if set, adds ``.fog``, a :class:`~recondefense.haze.FogDetector`, and dehazes the images it reads as foggy; ``brightness_veto`` > 0 keeps the gate shut on images it
-            opens on only for their brightness, :func:`~recondefense.gate.veto_brightened`).
+            sees them; ``impulse_range``, if set, removes salt-and-pepper dots first; ``fog_range``, if set, adds
+            ``.fog``, a :class:`~recondefense.haze.FogDetector`, and dehazes the images it reads as foggy;
+            ``brightness_veto`` > 0 keeps the gate shut on images it opens on only for their brightness,
+            :func:`~recondefense.gate.veto_brightened`).
 
     Shape: ``(N, C, H, W)`` in [0, 1] -> ``(N, C, H, W)`` in [0, 1].
     """

@@ -9,7 +9,7 @@ gate). Then, on the validation split's crops (never trained on): the share of ea
 as foggy (probability above 0.5), and the largest probability on clean and attacked crops and the smallest on fogged
 ones, what :func:`~recondefense.haze.fog_share`'s range is chosen from. Writes ``OUT/fog.safetensors`` (the
 state dict; ``scripts/config_variant.py --fog`` puts it into a routed defense) and ``OUT/validation.json``.
-A few minutes on one CPU core.
+About 17 minutes on one CPU core (the PGD negatives are most of it).
 
     python scripts/train_fog_detector.py --out runs/fog [--images 4000] [--epochs 30] [--width 16] [--seed 0]
 """
