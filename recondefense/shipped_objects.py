@@ -342,8 +342,8 @@ _WEIGHTS: tuple[tuple[str, str, str, dict[str, Any], str, dict[str, Any]], ...] 
         _ROUTED7_PARTS,
     ),
     # -routed14- with a fog step before its gate (PurifierConfig.fog_range 0.5-0.9, recondefense.haze): a
-    # FogDetector trained on the train split's crops (make imagenet-fog-detector: fog against clean, the other
-    # trained corruptions and random-sign perturbations) reads each image, and the dark-channel dehaze is applied as
+    # FogDetector trained on the train split's crops (scripts/train_fog_detector.py in its first version: fog
+    # against clean, the other trained corruptions and random-sign perturbations) reads each image, and the dark-channel dehaze is applied as
     # much as its probability of fog says; the dehazed share passes the gate. Every other tensor and setting kept.
     # Validation: attacks as -routed14- to the crop (231 crops), fog 0.567 -> 0.750 but contrast 0.989 -> 0.838
     # (128 crops, results/imagenet/fog-val.json: the detector reads washed-out images as fog, and the dehaze does

@@ -64,6 +64,12 @@ def parse_setting(text: str) -> tuple[str, object]:
     return key, numbers if "," in value else numbers[0]
 
 
+def swapped(state: dict, prefix: str, part: dict) -> dict:
+    """``state`` with the tensors under ``prefix`` replaced by ``part``'s (its keys without the prefix)."""
+    kept = {k: v for k, v in state.items() if not k.startswith(prefix)}
+    return {**kept, **{prefix + k: v for k, v in part.items()}}
+
+
 def variant(
     defense: ReconstructiveDefense,
     changes: dict,
@@ -90,15 +96,12 @@ def variant(
             )
         sizes = corruption.hyperparameters
         changes = {**changes, "corruption_width": sizes["width"], "corruption_depth": sizes["depth"]}
-        prefix = "autoencoder.corruption."
-        state = {k: v for k, v in state.items() if not k.startswith(prefix)}
-        state.update({prefix + k: v for k, v in corruption.autoencoder.state_dict().items()})
+        state = swapped(state, "autoencoder.corruption.", corruption.autoencoder.state_dict())
     if fog is not None:
         if defense.arch != "routed":
             raise ValueError(f"--fog gives a routed defense a fog detector; got a {defense.arch!r} defense")
         changes = {**changes, "fog_width": int(fog["features.0.weight"].shape[0])}
-        state = {k: v for k, v in state.items() if not k.startswith("autoencoder.fog.")}
-        state.update({"autoencoder.fog." + k: v for k, v in fog.items()})
+        state = swapped(state, "autoencoder.fog.", fog)
     config = replace(defense.purifier_config, **changes).validate()
     out = ReconstructiveDefense.from_config(config, meta=meta)
     added = sorted(set(out.state_dict()) ^ set(state))
