@@ -373,6 +373,19 @@ _WEIGHTS: tuple[tuple[str, str, str, dict[str, Any], str, dict[str, Any]], ...] 
         "mix+corruption",
         _ROUTED7_PARTS,
     ),
+    # -routed16-'s tensors with a margin on the fog step: dehazed only where the detector's probability of fog is
+    # above 0.9 (all of it at 0.99), not 0.5 (at 0.9). On the validation crops the margin costs no fogged crop (fog
+    # 0.752 either way; defocus blur 0.411 -> 0.405, -routed14- 0.398; runs of python -m recondefense.evaluate
+    # --tier imagenet-objects-val --limit 128 --corruptions fog,...) and leaves fewer attacked images read as fog to
+    # pass the gate partly unpurified (scripts/fog_readings.py).
+    (
+        "imagenet-efficientnet_lite0_lite2-routed17-objects3-mix",
+        "43c9546b18d62ba9dd8fa7fd8826dbd6f3e823bb398cf9391ef767d272b0f818",
+        "298a6bb2690fd355016f7b0c3808b62c6087c46684d3482e0289e878f0daaf1a",
+        _OBJECTS,
+        "mix+corruption",
+        _ROUTED7_PARTS,
+    ),
 )
 for _name, _sha256, _config_sha256, _tier, _attack, _extra in _WEIGHTS:
     register(WeightsEntry(_name, _name, _sha256, config_sha256=_config_sha256, attack=_attack, **_tier, **_extra))

@@ -177,3 +177,25 @@ def test_a_purifier_training_never_moves_the_fog_detector():
     assert frozen_prefixes(SimpleNamespace(freeze="gate.", arch="routed"), names) == ["gate.", "fog."]
     plain = [name for name, _ in RoutedPurifier(**SMALL).named_parameters()]
     assert frozen_prefixes(SimpleNamespace(freeze=None, arch="routed"), plain) == []
+
+
+def test_fog_readings_count_the_attacked_crops_read_as_fog_and_refuse_a_defense_without_a_detector(monkeypatch, capsys):
+    from types import SimpleNamespace
+
+    module = load_script("fog_readings")
+    defense = ReconstructiveDefense(arch="routed", **SMALL, fog_range=[0.5, 0.9], fog_width=4)
+    _certain(defense.autoencoder.fog, fog=True)
+    monkeypatch.setattr(module, "ReconstructiveDefense", SimpleNamespace(from_pretrained=lambda w: defense))
+    monkeypatch.setattr(module, "ObjectCrops", lambda split, length, seed: [(img, -1) for img in _scenes(length)])
+    monkeypatch.setattr(
+        module, "load_classifier", lambda name: torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3072, 2))
+    )
+    assert module.main(["--images", "3", "--thresholds", "0.5,0.9"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and "---" not in line]
+    kinds = [row.split(" | ")[0][2:] for row in rows[1:]]
+    assert kinds == ["clean"] + [f"{a} {t}" for t in module.TARGETS for a in ("fgsm", "pgd")]
+    assert all(row.endswith("| 1.0000 | 1.0000 | 1.0000 |") for row in rows[1:])  # every crop read as fog
+    defense.autoencoder.fog = None
+    with pytest.raises(SystemExit):
+        module.main(["--images", "3"])
+    assert "has no fog detector" in capsys.readouterr().err
