@@ -114,7 +114,7 @@ class ReconstructiveDefense(
     in their dtype.
 
     Args:
-        in_channels, width, depth, skip, widths, arch, detail_width, detail_depth, inner, bypass_below, corruption_width, corruption_depth, pass_smoothing, contrast_floor, contrast_target, strong_widths, strong_above, black_point_floor, corruption_strength, corruption_noise_range, deblur_width, deblur_depth, deblur_sharpness_range, brightness_veto, deblur_unsharp, deblur_ratio_range, impulse_range, impulse_noise_range, veto_black_point, veto_clipped, fog_range, fog_width: the purifier's
+        in_channels, width, depth, skip, widths, arch, detail_width, detail_depth, inner, bypass_below, corruption_width, corruption_depth, pass_smoothing, contrast_floor, contrast_target, strong_widths, strong_above, black_point_floor, corruption_strength, corruption_noise_range, deblur_width, deblur_depth, deblur_sharpness_range, brightness_veto, deblur_unsharp, deblur_ratio_range, impulse_range, impulse_noise_range, veto_black_point, veto_clipped, fog_range, fog_width, fog_yields_to_gate: the purifier's
             hyper-parameters, the fields of :class:`~recondefense.purifier_config.PurifierConfig` (documented there, and
             their defaults: the paper's AE, width 16, depth 3, the skip on); listed one by one because the hub mixin
             writes config.json from them. :meth:`from_config` takes a ``PurifierConfig``.
@@ -162,6 +162,7 @@ class ReconstructiveDefense(
         veto_clipped: float = PurifierConfig.veto_clipped,
         fog_range: Sequence[float] | None = PurifierConfig.fog_range,
         fog_width: int = PurifierConfig.fog_width,
+        fog_yields_to_gate: bool = PurifierConfig.fog_yields_to_gate,
     ) -> None:
         if format_version != FORMAT_VERSION:
             raise ValueError(

@@ -52,6 +52,7 @@ ARCHITECTURE_KEYS: dict[str, tuple[str, ...]] = {
         "impulse_noise_range",
         "fog_range",
         "fog_width",
+        "fog_yields_to_gate",
     ),
 }
 
@@ -141,7 +142,7 @@ class PurifierConfig:
             ``"routed"`` also takes one threshold per expert, in route order (config.json: a list), e.g.
             ``(0, 0.05)``: the adversarial purifier dense, the corruption purifier only on flagged images.
         pass_smoothing: ``"gated"`` and ``"routed"``: what the pass route (the gate shut) gives, ``x`` smoothed by
-            this share of a 3 x 3 binomial blur (:func:`~recondefense.routing.blend`); 0 (the default, and every
+            this share of a 3 x 3 binomial blur (:func:`~recondefense.blending.blend`); 0 (the default, and every
             weights folder without the key) passes the image untouched. A few hundredths of a grey level on clean
             images, it pulls minimal-margin adversarial images (DeepFool's) back across the decision boundary,
             as the dense mix's share of the purifier does, at a fraction of its cost.
@@ -223,6 +224,10 @@ class PurifierConfig:
             its probability of fog ``p`` says: none at ``p`` up to ``fog_range[0]``, rising linearly to all at
             ``fog_range[1]`` (:func:`~recondefense.haze.fog_share`); its gate's routes shrink by that share. Two
             numbers in [0, 1]; None (the default, and every weights folder without the key): no fog step.
+        fog_yields_to_gate: ``"routed"`` with a ``fog_range``: that share is first scaled by ``1 -`` how far the
+            gate opens on the image as it came (read only where the share is above 0), so an attacked image the
+            detector reads as fog keeps its routes and is not dehazed; False (the default, and every weights folder
+            without the key): the detector's share alone.
     """
 
     in_channels: int = 3
@@ -257,6 +262,7 @@ class PurifierConfig:
     veto_clipped: float = 0.0
     fog_range: tuple[float, float] | list[float] | None = None
     fog_width: int = 16
+    fog_yields_to_gate: bool = False
 
     def __post_init__(self) -> None:
         for key in ("corruption_noise_range", *_OPTIONAL_PAIRS):
@@ -290,8 +296,9 @@ class PurifierConfig:
             value = getattr(self, key)
             if type(value) is not int or not low <= value <= high:
                 return key, f"an integer in [{low}, {high}]"
-        if type(self.skip) is not bool:
-            return "skip", "true or false"
+        for key in ("skip", "fog_yields_to_gate"):
+            if type(getattr(self, key)) is not bool:
+                return key, "true or false"
         (_, most), (_, widest) = INT_RANGES["depth"], INT_RANGES["width"]
         for key in ("widths", "strong_widths"):
             widths = getattr(self, key)

@@ -30,11 +30,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from .autoencoder import ReconAutoencoder
+from .blending import blend, bypass_thresholds
 from .gate import PerturbationGate, conv_relu
 from .haze import FogDetector
 from .levels import noise_level, restore_levels, unsharp_mask
 from .purifier_config import ARCHITECTURE_KEYS, GATED_INNER, PurifierConfig
-from .routing import RouteMixture, blend, bypass_thresholds
+from .routing import RouteMixture
 
 __all__ = [
     "ResidualPurifier",
@@ -223,7 +224,7 @@ class GatedPurifier(nn.Module):
             (:data:`~recondefense.purifier_config.GATED_INNER`), ``bypass_below``: in eval mode, images whose gate is below it skip the
             purifier (returned as the pass route gives them), so clean traffic pays for the gate alone; training
             and tracing (export, ``torch.compile``) run the blend on every image; and ``pass_smoothing``, what the
-            pass route gives (:func:`~recondefense.routing.blend`); ``contrast_floor``, ``contrast_target``,
+            pass route gives (:func:`~recondefense.blending.blend`); ``contrast_floor``, ``contrast_target``,
             ``black_point_floor``: the image's levels restored first (:func:`~recondefense.levels.restore_levels`).
 
     Shape: ``(N, C, H, W)`` in [0, 1] -> ``(N, C, H, W)`` in [0, 1].
@@ -286,7 +287,8 @@ class RoutedPurifier(RouteMixture):
             ``.deblur``, a :class:`ResidualPurifier` of ``deblur_width`` and ``deblur_depth`` (or, with
             ``deblur_unsharp``, an :class:`UnsharpMask`) that deblurs the images that read smooth before the gate
             sees them; ``impulse_range``, if set, removes salt-and-pepper dots first; ``fog_range``, if set, adds
-            ``.fog``, a :class:`~recondefense.haze.FogDetector`, and dehazes the images it reads as foggy;
+            ``.fog``, a :class:`~recondefense.haze.FogDetector`, and dehazes the images it reads as foggy (with
+            ``fog_yields_to_gate``, not those the gate opens on as they came);
             ``brightness_veto`` > 0 keeps the gate shut on images it opens on only for their brightness,
             :func:`~recondefense.gate.veto_brightened`).
 
@@ -336,6 +338,7 @@ class RoutedPurifier(RouteMixture):
             config.veto_clipped,
             None if config.fog_range is None else FogDetector(in_channels, config.fog_width),
             config.fog_range,
+            config.fog_yields_to_gate,
         )
         self.in_channels = in_channels
         self.inner = config.inner

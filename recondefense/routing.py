@@ -3,21 +3,23 @@
 
 - the gate, :class:`~recondefense.gate.PerturbationGate`, and its brightness veto: :mod:`recondefense.gate`;
 - :class:`RouteMixture`: ``p0 * x + sum_k pk * P_k(x)``, a softmax over routes (route 0 passes the image through,
-  route ``k`` sends it to expert ``P_k``) that may skip, at inference, the experts an image barely uses.
-- :func:`partly`: a correction in front of the gate (the deblurring purifier, the dehaze) applied to each image as
-  much as its share says, only where it is above 0; the shares, the dot removal and the levels restored before the
-  gate live in :mod:`recondefense.levels` and :mod:`recondefense.haze` (the old names still import from here).
+  route ``k`` sends it to expert ``P_k``) that may skip, at inference, the experts an image barely uses, after the
+  corrections in front of its gate (dots, fog, levels, blur);
+- how the routes' outputs and those corrections are mixed into an image (:func:`blend`, :func:`partly`):
+  :mod:`recondefense.blending`; the shares, the dot removal and the levels restored before the gate:
+  :mod:`recondefense.levels` and :mod:`recondefense.haze` (the old names still import from here).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .blending import binomial_blur, blend, bypass_thresholds, partly
 from .gate import VETO_BLACK_POINT, PerturbationGate, conv_relu, veto_brightened
 from .haze import dehaze, fog_share
 from .levels import (
@@ -55,122 +57,6 @@ __all__ = [
 ROUTES = ("pass", "adversarial", "corruption")
 
 
-def binomial_blur(images: torch.Tensor) -> torch.Tensor:
-    """A 3 x 3 binomial blur (``[1, 2, 1] / 4`` both ways) per channel, borders replicated.
-
-    Shape: ``(N, C, H, W)`` -> same.
-    """
-    channels = images.shape[1]
-    kernel = torch.tensor([1.0, 2.0, 1.0], device=images.device, dtype=images.dtype)
-    kernel = (kernel[:, None] * kernel[None, :] / 16).expand(channels, 1, 3, 3)
-    return F.conv2d(F.pad(images, (1, 1, 1, 1), mode="replicate"), kernel, groups=channels)
-
-
-def blend(
-    x: torch.Tensor,
-    shares: torch.Tensor,
-    experts: Sequence[nn.Module],
-    bypass_below: float | Sequence[float] = 0.0,
-    training: bool = False,
-    pass_smoothing: float = 0.0,
-    strong: tuple[nn.Module, float] | None = None,
-) -> torch.Tensor:
-    """``s + sum_k shares[:, k] * (experts[k](x) - s)``, clamped to [0, 1]: what the gated and routed purifiers
-    output, where ``s`` is what the pass route gives: ``x`` itself, or with ``pass_smoothing`` > 0
-    ``x + pass_smoothing * (binomial_blur(x) - x)``, a nudge of a fraction of a grey level on clean images that
-    pulls an image sitting just across a decision boundary (DeepFool's) back, for the cost of a 3 x 3 blur.
-
-    ``strong``, a purifier and a share ``above``: it stands in for ``experts[0]`` on the images whose
-    ``shares[:, 0]`` is at least ``above`` (the first expert runs on the others only).
-
-    With ``bypass_below`` > 0, outside ``training`` and tracing (export, ``torch.compile``), expert ``k`` runs only on
-    the images whose share is at least ``bypass_below``; the others get the pass route's pixels there (each within
-    its share of the dense blend), so an image no expert is flagged for comes out as the pass route gives it.
-    A sequence gives one threshold per expert (0: that expert runs on every image).
-
-    Shape: ``x`` ``(N, C, H, W)`` in [0, 1], ``shares`` ``(N, K)`` in [0, 1], ``K`` experts -> ``(N, C, H, W)``.
-    """
-    passed = x if pass_smoothing <= 0 else torch.lerp(x, binomial_blur(x), pass_smoothing)
-    out = passed
-    thresholds = bypass_thresholds(bypass_below, len(experts))
-    always = training or is_tracing(x)
-    for k, (expert, threshold) in enumerate(zip(experts, thresholds)):
-        share = shares[:, k].view(-1, 1, 1, 1)
-        if k == 0 and strong is not None:
-            out = out + _strong_or_weak(x, passed, shares[:, 0], expert, strong, threshold, always)
-            continue
-        if always or threshold <= 0:
-            out = out + share * (expert(x) - passed)
-            continue
-        flagged = (shares[:, k] >= threshold).nonzero().flatten()
-        if len(flagged):  # the expert runs on its flagged images only
-            out = out.index_add(0, flagged, share[flagged] * (expert(x[flagged]) - passed[flagged]))
-    return out.clamp(0, 1)
-
-
-def _strong_or_weak(
-    x: torch.Tensor,
-    passed: torch.Tensor,
-    share: torch.Tensor,
-    weak: nn.Module,
-    strong: tuple[nn.Module, float],
-    bypass_below: float,
-    always: bool,
-) -> torch.Tensor:
-    """``share * (P(x) - passed)``, where ``P`` is ``strong[0]`` on the images whose ``share`` is at least
-    ``strong[1]`` and ``weak`` on the others (those below ``bypass_below`` get nothing, outside ``always``). With
-    ``always`` (training, tracing) both purifiers run on every image and ``torch.where`` picks; otherwise each runs
-    on its own images, and a batch none of whose images is flagged pays for ``weak`` alone, as without ``strong``.
-
-    Shape: ``x``, ``passed`` ``(N, C, H, W)``, ``share`` ``(N,)`` -> ``(N, C, H, W)``.
-    """
-    net, above = strong
-    flagged = share >= above
-    scale = share.view(-1, 1, 1, 1)
-    if always:
-        return scale * (torch.where(flagged.view(-1, 1, 1, 1), net(x), weak(x)) - passed)
-    if bypass_below <= 0 and not bool(flagged.any()):  # the small purifier on the whole batch, as without strong
-        return scale * (weak(x) - passed)
-    term = torch.zeros_like(x)
-    rest = ~flagged if bypass_below <= 0 else ~flagged & (share >= bypass_below)
-    for mask, purifier in ((flagged, net), (rest, weak)):
-        index = mask.nonzero().flatten()
-        if len(index):
-            term = term.index_add(0, index, scale[index] * (purifier(x[index]) - passed[index]))
-    return term
-
-
-def partly(
-    x: torch.Tensor, share: torch.Tensor, purifier: Callable[[torch.Tensor], torch.Tensor], always: bool
-) -> torch.Tensor:
-    """``x + share * (purifier(x) - x)`` per image. Unless ``always`` (training, tracing), the purifier runs only on
-    the images whose share is above 0, and a batch with none returns ``x`` itself.
-
-    Shape: ``x`` ``(N, C, H, W)``, ``share`` ``(N,)`` in [0, 1] -> ``(N, C, H, W)``.
-    """
-    scale = share.view(-1, 1, 1, 1)
-    if always:
-        return x + scale * (purifier(x) - x)
-    index = (share > 0).nonzero().flatten()
-    if not len(index):
-        return x
-    return x.index_add(0, index, scale[index] * (purifier(x[index]) - x[index]))
-
-
-def bypass_thresholds(bypass_below: float | Sequence[float], experts: int) -> tuple[float, ...]:
-    """One bypass threshold per expert: a number serves every expert, a sequence gives each its own.
-
-    Raises:
-        ValueError: a sequence of another length than ``experts``.
-    """
-    if isinstance(bypass_below, (int, float)):
-        return (float(bypass_below),) * experts
-    thresholds = tuple(float(b) for b in bypass_below)
-    if len(thresholds) != experts:
-        raise ValueError(f"bypass_below {list(thresholds)}: expected one threshold per expert ({experts})")
-    return thresholds
-
-
 class RouteMixture(nn.Module):
     """``x + sum_k pk(x) * (P_k(x) - x)``, that is ``p0 * x + sum_k pk * P_k(x)``: a gate's softmax over routes
     (route 0's logit is fixed at 0, the gate gives one logit per expert) blends the image with its experts' outputs.
@@ -203,6 +89,8 @@ class RouteMixture(nn.Module):
             never (and: by the dots' fraction alone).
         fog, fog_range: a :class:`~recondefense.haze.FogDetector` and the probability range over which an image
             gets the dehaze (:func:`~recondefense.haze.fog_share`), after the dots; None and None: none.
+        fog_yields_to_gate: that share scaled by ``1 -`` the gate's opening on the image before the dehaze (an
+            attacked image read as fog keeps its routes).
 
     Shape: ``(N, C, H, W)`` in [0, 1] -> ``(N, C, H, W)`` in [0, 1].
     """
@@ -228,6 +116,7 @@ class RouteMixture(nn.Module):
         veto_clipped: float = 0.0,
         fog: nn.Module | None = None,
         fog_range: tuple[float, float] | None = None,
+        fog_yields_to_gate: bool = False,
     ) -> None:
         super().__init__()
         self.gate = gate
@@ -248,6 +137,7 @@ class RouteMixture(nn.Module):
             raise ValueError("a fog detector and its probability range come together: give both or neither")
         self.fog = fog
         self.fog_range = None if fog_range is None else (float(fog_range[0]), float(fog_range[1]))
+        self.fog_yields_to_gate = bool(fog_yields_to_gate)
         self.deblur_range = None if deblur_range is None else (float(deblur_range[0]), float(deblur_range[1]))
         self.deblur_ratio_range = None if deblur_ratio_range is None else tuple(float(b) for b in deblur_ratio_range)
         self.impulse_range = None if impulse_range is None else tuple(float(f) for f in impulse_range)
@@ -371,6 +261,8 @@ class RouteMixture(nn.Module):
             x, settled = clean_impulses(x, self.impulse_range, self.impulse_noise_range, always)
         if self.fog is not None and self.fog_range is not None:
             haze = fog_share(self.fog, x, self.fog_range)
+            if self.fog_yields_to_gate:
+                haze = self._yielded(x, haze, always)
             x = partly(x, haze, dehaze, always)
             settled = haze if settled is None else 1 - (1 - settled) * (1 - haze)
         x = restore_levels(x, self.contrast_floor, self.contrast_target, self.black_point_floor)
@@ -378,6 +270,16 @@ class RouteMixture(nn.Module):
             share = deblur_share(x, self.deblur_range, self.deblur_ratio_range, always)
             x = partly(x, share, self.deblur, always)
         return (x.contiguous(memory_format=torch.channels_last) if channels_last else x), settled
+
+    def _yielded(self, x: torch.Tensor, share: torch.Tensor, always: bool) -> torch.Tensor:
+        """``share`` ``(N,)`` scaled by ``1 -`` the gate's opening (:meth:`routes`' experts) on ``x`` as it is; the
+        gate reads only the images whose share is above 0, unless ``always`` (training, tracing)."""
+        if always:
+            return share * self.routes(x)[:, 0]
+        index = (share > 0).nonzero().flatten()
+        if not len(index):
+            return share
+        return share.index_put((index,), share[index] * self.routes(x[index])[:, 0])
 
     def _expert_routes(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """:meth:`prepare`'s image and its experts' route probabilities ``(N, experts)``, those of an image cleaned

@@ -341,15 +341,9 @@ _WEIGHTS: tuple[tuple[str, str, str, dict[str, Any], str, dict[str, Any]], ...] 
         "mix+corruption",
         _ROUTED7_PARTS,
     ),
-    # -routed14- with a fog step before its gate (PurifierConfig.fog_range 0.5-0.9, recondefense.haze): a
-    # FogDetector trained on the train split's crops (scripts/train_fog_detector.py in its first version: fog
-    # against clean, the other trained corruptions and random-sign perturbations) reads each image, and the dark-channel dehaze is applied as
-    # much as its probability of fog says; the dehazed share passes the gate. Every other tensor and setting kept.
-    # Validation: attacks as -routed14- to the crop (231 crops), fog 0.567 -> 0.750 but contrast 0.989 -> 0.838
-    # (128 crops, results/imagenet/fog-val.json: the detector reads washed-out images as fog, and the dehaze does
-    # worse for them than the stretch behind it). Test rows, stopped after the unseen Lite1's
-    # (objects-lite1-routed15.json): clean 0.991 -> 0.988, PGD 0.656 -> 0.647 (its detector, trained without
-    # attacked negatives, reads a few attacked crops as fog). Not the default (design notes).
+    # -routed14- with a fog step before its gate (PurifierConfig.fog_range 0.5-0.9, recondefense.haze), its detector
+    # trained without contrast or attacked negatives: contrast 0.989 -> 0.838 on validation, unseen-Lite1 PGD 0.656 ->
+    # 0.647 on test (objects-lite1-routed15.json). Not the default (design notes, "Fog, read by a small network").
     (
         "imagenet-efficientnet_lite0_lite2-routed15-objects3-mix",
         "13c305ae4946f4c70ff7898f5ca3c39fd9a35974465d4832e45d5b8b708613b0",
@@ -358,13 +352,9 @@ _WEIGHTS: tuple[tuple[str, str, str, dict[str, Any], str, dict[str, Any]], ...] 
         "mix+corruption",
         _ROUTED7_PARTS,
     ),
-    # -routed15- with a detector that also learned contrast and the paper's PGD against Lite0 and Lite2 as
-    # negatives (make imagenet-fog-detector; results/imagenet/fog-detector-val.json: on the validation crops it reads
-    # none of the clean or attacked ones as fog, its largest probability there 0.007, and 0.978-1.000 of the fogged).
-    # Validation: attacks as -routed14- to the crop, fog (128 crops) 0.567 -> 0.752, contrast 0.989 kept. Test rows
-    # (objects*-routed16.json, objects-corruptions-full-routed16.json): fog 0.520 -> 0.673, rel. mCE 0.853 -> 0.834,
-    # but one attacked crop fewer under FGSM and PGD with Lite0 (0.729 / 0.768), PGD with Lite1 (0.653) and Lite2
-    # (0.779): not the default yet (design notes).
+    # -routed15- with a detector that also learned contrast and PGD as negatives (make imagenet-fog-detector): fog
+    # 0.520 -> 0.673 and rel. mCE 0.853 -> 0.834 on test, but one attacked crop fewer with each classifier (an
+    # attacked photo that looks foggy is dehazed, not purified). Not the default (design notes).
     (
         "imagenet-efficientnet_lite0_lite2-routed16-objects3-mix",
         "43c9546b18d62ba9dd8fa7fd8826dbd6f3e823bb398cf9391ef767d272b0f818",
@@ -373,15 +363,22 @@ _WEIGHTS: tuple[tuple[str, str, str, dict[str, Any], str, dict[str, Any]], ...] 
         "mix+corruption",
         _ROUTED7_PARTS,
     ),
-    # -routed16-'s tensors with a margin on the fog step: dehazed only where the detector's probability of fog is
-    # above 0.9 (all of it at 0.99), not 0.5 (at 0.9). On the validation crops the margin costs no fogged crop (fog
-    # 0.752 either way; defocus blur 0.411 -> 0.405, -routed14- 0.398; runs of python -m recondefense.evaluate
-    # --tier imagenet-objects-val --limit 128 --corruptions fog,...) and leaves fewer attacked images read as fog to
-    # pass the gate partly unpurified (scripts/fog_readings.py).
+    # -routed16- with a margin on the fog step (fog_range 0.9-0.99; no fogged validation crop lost): the same test
+    # attack rows as -routed16- (the lost crop reads as fog at 0.99998). Not the default (design notes).
     (
         "imagenet-efficientnet_lite0_lite2-routed17-objects3-mix",
         "43c9546b18d62ba9dd8fa7fd8826dbd6f3e823bb398cf9391ef767d272b0f818",
         "298a6bb2690fd355016f7b0c3808b62c6087c46684d3482e0289e878f0daaf1a",
+        _OBJECTS,
+        "mix+corruption",
+        _ROUTED7_PARTS,
+    ),
+    # -routed16- whose fog step yields to the gate (PurifierConfig.fog_yields_to_gate): an image the gate opens on as
+    # it came keeps its routes and is not dehazed (design notes, "The fog step yields to the gate").
+    (
+        "imagenet-efficientnet_lite0_lite2-routed18-objects3-mix",
+        "43c9546b18d62ba9dd8fa7fd8826dbd6f3e823bb398cf9391ef767d272b0f818",
+        "0da1d83e0f09f37a9543f8eb1b8d058e69a41461f67e0752ef94fec6c66b11c5",
         _OBJECTS,
         "mix+corruption",
         _ROUTED7_PARTS,

@@ -121,7 +121,7 @@ def compose(
     value gives every image more of the adversarial purifier's redrawing (at -4, most clean images' trained logit,
     clean images get half of it). ``strong`` (recon weights, or routed ones that hold a strong purifier): a wider
     AE that stands in for the adversarial purifier on the images whose route-1 probability is at least
-    ``strong_above`` (:func:`~recondefense.routing.blend`). ``corruption_strength``, ``corruption_noise_range``: the
+    ``strong_above`` (:func:`~recondefense.blending.blend`). ``corruption_strength``, ``corruption_noise_range``: the
     share of its correction the corruption purifier applies, rising with the image's noise level
     (:class:`~recondefense.purifiers.ResidualPurifier`; strength 1: all of it). ``deblur`` (residual weights, or
     routed ones that hold a deblurring purifier): applied before the gate to the images whose

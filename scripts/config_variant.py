@@ -45,11 +45,13 @@ SETTINGS = (
     "impulse_range",
     "impulse_noise_range",
     "fog_range",
+    "fog_yields_to_gate",
 )
 
 
 def parse_setting(text: str) -> tuple[str, object]:
-    """``KEY=VALUE`` -> ``(key, value)``: a number, or a list of numbers where VALUE holds commas.
+    """``KEY=VALUE`` -> ``(key, value)``: ``true`` or ``false``, a number, or a list of numbers where VALUE holds
+    commas.
 
     Raises:
         argparse.ArgumentTypeError: no ``=``, a key not in :data:`SETTINGS`, or a value that is not numbers.
@@ -57,6 +59,8 @@ def parse_setting(text: str) -> tuple[str, object]:
     key, sep, value = text.partition("=")
     if not sep or key not in SETTINGS:
         raise argparse.ArgumentTypeError(f"{text!r}: expected KEY=VALUE with KEY one of {', '.join(SETTINGS)}")
+    if value in ("true", "false"):
+        return key, value == "true"
     try:
         numbers = [float(v) for v in value.split(",")]
     except ValueError:

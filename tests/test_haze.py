@@ -151,9 +151,10 @@ def test_train_fog_detector_writes_a_detector_config_variant_puts_into_a_routed_
     ReconstructiveDefense(arch="routed", **SMALL).save_pretrained(tmp_path / "a")
     fog_file = str(tmp_path / "fog" / "fog.safetensors")
     command = ["--weights", str(tmp_path / "a"), "--fog", fog_file, "--set", "fog_range=0.5,0.9"]
-    assert variant.main([*command, "--out", str(tmp_path / "b")]) == 0
+    assert variant.main([*command, "--set", "fog_yields_to_gate=true", "--out", str(tmp_path / "b")]) == 0
     a, b = (ReconstructiveDefense.from_pretrained(tmp_path / p) for p in ("a", "b"))
     assert b.purifier_config.fog_range == (0.5, 0.9) and b.purifier_config.fog_width == 4
+    assert b.autoencoder.fog_yields_to_gate and not a.autoencoder.fog_yields_to_gate
     from safetensors.torch import load_file
 
     detector = load_file(fog_file)
@@ -165,6 +166,43 @@ def test_train_fog_detector_writes_a_detector_config_variant_puts_into_a_routed_
     with pytest.raises(SystemExit):  # a fog range without a detector would add tensors
         variant.main(["--weights", str(tmp_path / "a"), "--set", "fog_range=0.5,0.9", "--out", str(tmp_path / "c")])
     assert not (tmp_path / "c").exists()
+
+
+def test_a_fog_step_that_yields_to_the_gate_leaves_an_image_the_gate_opens_on_undehazed_and_routed():
+    from torch import nn
+
+    class OpenOn(nn.Module):  # opens (route 1) on images whose mean is above 0.5, shut below
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            level = 2000 * (x.mean((1, 2, 3)) - 0.5)
+            return torch.stack([level, torch.full_like(level, -100.0)], dim=1)
+
+    hazed = 0.3 + 0.7 * _scenes()  # means above 0.5: the gate opens on them as they came
+    calm = 0.3 * _scenes()  # means below: shut
+    for yields in (False, True):
+        net = RoutedPurifier(**SMALL, fog_range=(0.5, 0.9), fog_yields_to_gate=yields).eval()
+        net.gate = OpenOn()
+        _certain(net.fog, fog=True)
+        with torch.no_grad():
+            opened, shut = net.gate_value(hazed), net.gate_value(calm)
+            prepared = net.prepare(hazed)
+            torch._dynamo.reset()
+            traced = torch.compile(net, fullgraph=True, backend="eager")(hazed)
+        if yields:  # read as fog, but attacked as far as the gate can tell: kept as it came, routed in full
+            torch.testing.assert_close(prepared, hazed)
+            assert torch.all(opened > 0.99)
+        else:  # dehazed, and the dehazed share passes the gate
+            torch.testing.assert_close(prepared, dehaze(hazed))
+            assert torch.equal(opened, torch.zeros(4))
+        assert torch.equal(shut, torch.zeros(4))  # the gate shut as it came: dehazed and passed either way
+        torch.testing.assert_close(traced, net(hazed))  # the dense path (compiled) gives the eager values
+    with mock.patch.object(RoutedPurifier, "routes", wraps=net.routes) as routes:
+        _certain(net.fog, fog=False)
+        with torch.no_grad():
+            net.gate_value(calm)
+        assert routes.call_count == 1  # read as clear: the gate reads the image once, not for the fog step
+    assert PurifierConfig(arch="routed", fog_yields_to_gate=True).validate().fog_yields_to_gate
+    with pytest.raises(ValueError, match="fog_yields_to_gate=1: expected true or false"):
+        PurifierConfig(arch="routed", fog_yields_to_gate=1).validate()
 
 
 def test_a_purifier_training_never_moves_the_fog_detector():

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import torch
 
 from ..baselines import JPEG
+from ..blending import binomial_blur
 from ..corruptions.weather import brighten
-from ..routing import binomial_blur
 
 __all__ = ["LOOKALIKES", "NATURAL_VARIANTS", "lookalike_kinds", "natural_variants", "unsharp"]
 
