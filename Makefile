@@ -240,9 +240,10 @@ imagenet-fog-detector: $(IMAGENET_STAMP) data
 	$(PY) scripts/config_variant.py --weights $(FOG_BASE) --fog $(FOG_OUT)/fog.safetensors --set fog_range=$(FOG_RANGE) \
 	  --out $(FOG_CANDIDATE)
 # Where that detector reads fog on images that are not foggy (scripts/fog_readings.py: 512 random crops of the
-# validation photographs, clean and under FGSM and PGD against Lite0, Lite1 and Lite2; about 30 minutes on one core):
-# the evidence for FOG_RANGE's margin, in results/imagenet/fog-readings.md.
-FOG_WEIGHTS ?= imagenet-efficientnet_lite0_lite2-routed17-objects3-mix
+# validation photographs, clean and under FGSM and PGD against Lite0, Lite1 and Lite2; about 40 minutes on one core):
+# what an attack does to its reading, in results/imagenet/fog-readings.md (-routed16-'s detector: -routed17-'s and
+# -routed18-'s are the same tensors).
+FOG_WEIGHTS ?= imagenet-efficientnet_lite0_lite2-routed16-objects3-mix
 imagenet-fog-readings: $(IMAGENET_STAMP) data
 	OMP_NUM_THREADS=1 $(PY) scripts/fog_readings.py --weights $(FOG_WEIGHTS) --images 512 --thresholds 0.01,0.1,0.5,0.9 \
 	  > $(IMAGENET)/fog-readings.md

@@ -9,7 +9,7 @@ whose routes :func:`~recondefense.haze.fog_share` shrinks: an attacked image the
 
     python scripts/fog_readings.py [--weights NAME or FOLDER] [--images 256] [--thresholds 0.5,0.9]
 
-About 8 minutes on one CPU core for 256 crops (the PGD runs are most of it).
+About 20 minutes on one CPU core for 256 crops (the PGD runs are most of it).
 """
 
 from __future__ import annotations
