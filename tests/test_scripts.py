@@ -147,6 +147,24 @@ def test_gate_open_counts_the_clean_images_a_gate_opens_on(tmp_path, monkeypatch
     )
     rows = __import__("json").loads((tmp_path / "rows.json").read_text())["rows"]
     assert rows[0]["dots_removed"] == 0 and rows[-1]["dots_removed"] == 6 and "deblurred" not in rows[0]
+    # a routed defense with a fog step: a detector sure of fog dehazes all six, unless the step yields to a gate that
+    # opens on them as they came
+    for yields, dehazed in ((False, 6), (True, 0)):
+        foggy = ReconstructiveDefense(**routed, fog_range=(0.5, 0.9), fog_yields_to_gate=yields).eval()
+        with torch.no_grad():
+            foggy.autoencoder.fog.head.bias.fill_(30.0)
+            foggy.autoencoder.fog.head.weight.zero_()
+            foggy.autoencoder.gate[-1].bias.fill_(100.0)
+            foggy.autoencoder.gate[-1].weight.zero_()
+        loader = __import__("types").SimpleNamespace(from_pretrained=lambda w, net=foggy: net)
+        monkeypatch.setattr(gate_open, "ReconstructiveDefense", loader)
+        gate_open.main(["--weights", "fog", "--json", str(tmp_path / "rows.json")])
+        rows = __import__("json").loads((tmp_path / "rows.json").read_text())["rows"]
+        assert rows[0]["dehazed"] == dehazed and rows[0]["opened"] == 6 * yields
+    monkeypatch.undo()
+    for name in ("object_test_crops", "painting_crops"):
+        monkeypatch.setattr(gate_open, name, lambda **_: tiny)
+    monkeypatch.setattr(gate_open, "heldout_photos", lambda grid: tiny)
     # --corruptions adds the object crops under each corruption at severities 1-5; a name it does not know stops it
     gate_open.main(
         ["--weights", str(tmp_path / "gated"), "--json", str(tmp_path / "rows.json"), "--corruptions", "brightness"]
