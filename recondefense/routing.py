@@ -260,9 +260,7 @@ class RouteMixture(nn.Module):
         if self.impulse_range is not None:
             x, settled = clean_impulses(x, self.impulse_range, self.impulse_noise_range, always)
         if self.fog is not None and self.fog_range is not None:
-            haze = fog_share(self.fog, x, self.fog_range)
-            if self.fog_yields_to_gate:
-                haze = self._yielded(x, haze, always)
+            haze = self._fog_share(x, always)
             x = partly(x, haze, dehaze, always)
             settled = haze if settled is None else 1 - (1 - settled) * (1 - haze)
         x = restore_levels(x, self.contrast_floor, self.contrast_target, self.black_point_floor)
@@ -271,9 +269,23 @@ class RouteMixture(nn.Module):
             x = partly(x, share, self.deblur, always)
         return (x.contiguous(memory_format=torch.channels_last) if channels_last else x), settled
 
-    def _yielded(self, x: torch.Tensor, share: torch.Tensor, always: bool) -> torch.Tensor:
-        """``share`` ``(N,)`` scaled by ``1 -`` the gate's opening (:meth:`routes`' experts) on ``x`` as it is; the
-        gate reads only the images whose share is above 0, unless ``always`` (training, tracing)."""
+    def dehaze_share(self, x: torch.Tensor) -> torch.Tensor:
+        """How much of the dehaze :meth:`forward` gives each image (read after the dot removal; 0 without a fog
+        step): ``(N, C, H, W)`` -> ``(N,)`` in [0, 1]."""
+        if self.fog is None or self.fog_range is None:
+            return x.new_zeros(x.shape[0])
+        always = self.training or is_tracing(x)
+        if self.impulse_range is not None:
+            x = clean_impulses(x.contiguous(), self.impulse_range, self.impulse_noise_range, always)[0]
+        return self._fog_share(x, always)
+
+    def _fog_share(self, x: torch.Tensor, always: bool) -> torch.Tensor:
+        """:func:`~recondefense.haze.fog_share` ``(N,)``, with ``fog_yields_to_gate`` scaled by ``1 -`` the gate's
+        opening (:meth:`routes`' experts) on ``x`` as it is; the gate reads only the images whose share is above 0,
+        unless ``always`` (training, tracing)."""
+        share = fog_share(self.fog, x, self.fog_range)
+        if not self.fog_yields_to_gate:
+            return share
         if always:
             return share * self.routes(x)[:, 0]
         index = (share > 0).nonzero().flatten()

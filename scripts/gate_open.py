@@ -22,7 +22,7 @@ it stretches (``stretched``: gain above 1, :func:`~recondefense.routing.contrast
 images first (``deblur_sharpness_range``) how many it deblurs (``deblurred``: a share above 0,
 :func:`~recondefense.routing.deblur_share`), one that removes salt-and-pepper dots first (``impulse_range``) how many
 it cleans (``dots_removed``: :func:`~recondefense.routing.impulse_share` above 0), one with a fog step
-(``fog_range``) how many it dehazes (``dehazed``: :func:`dehaze_shares` at least 0.01): changes to clean images the
+(``fog_range``) how many it dehazes (``dehazed``: :meth:`~recondefense.routing.RouteMixture.dehaze_share` at least 0.01): changes to clean images the
 gate does not decide. The gate is read
 where the defense reads it, after those steps. No attack is run: seconds on a CPU. The share of attacked images a gate opens on is in
 the tier's rows (``gate_open_pgd``).
@@ -44,7 +44,6 @@ from recondefense.corruptions import CORRUPTIONS, corrupt, corruption_names
 from recondefense.data import heldout_photos, object_test_crops, painting_crops
 from recondefense.defense import DEFAULT_IMAGENET_WEIGHTS
 from recondefense.evaluate.tiers import HELDOUT_GRID
-from recondefense.haze import fog_share
 from recondefense.levels import contrast_gain, deblur_share, impulse_share
 from recondefense.metrics import wilson_interval
 from recondefense.train.negatives import unsharp
@@ -86,21 +85,6 @@ def gate_values(defense: ReconstructiveDefense, images: torch.Tensor, batch: int
     """The gate per image, ``(N,)`` in (0, 1)."""
     with torch.inference_mode():
         return torch.cat([defense.gate(images[i : i + batch]) for i in range(0, len(images), batch)])
-
-
-@torch.no_grad()
-def dehaze_shares(net: torch.nn.Module, images: torch.Tensor, batch: int = 32) -> torch.Tensor:
-    """How much of the dehaze a routed purifier with a fog step gives each image (:func:`~recondefense.haze.fog_share`,
-    with ``fog_yields_to_gate`` scaled by the gate's pass probability on the image as it came):
-    ``(N, C, H, W)`` -> ``(N,)`` in [0, 1]."""
-    shares = []
-    for start in range(0, len(images), batch):
-        chunk = images[start : start + batch]
-        share = fog_share(net.fog, chunk, net.fog_range)
-        if net.fog_yields_to_gate and bool((share > 0).any()):
-            share = share * net.routes(chunk)[:, 0]
-        shares.append(share)
-    return torch.cat(shares)
 
 
 def row(name: str, gates: torch.Tensor, changed: dict[str, int] | None = None) -> dict:
@@ -149,7 +133,9 @@ def main(argv: list[str] | None = None) -> int:
             share = deblur_share(images, config.deblur_sharpness_range, config.deblur_ratio_range)
             counts["deblurred"] = int((share > 0).sum())
         if config.arch == "routed" and config.fog_range is not None:
-            counts["dehazed"] = int((dehaze_shares(defense.autoencoder, images) >= 0.01).sum())
+            with torch.no_grad():
+                shares = [defense.autoencoder.dehaze_share(images[i : i + 32]) for i in range(0, len(images), 32)]
+            counts["dehazed"] = int((torch.cat(shares) >= 0.01).sum())
         return counts
 
     rows = []

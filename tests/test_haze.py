@@ -187,10 +187,13 @@ def test_a_fog_step_that_yields_to_the_gate_leaves_an_image_the_gate_opens_on_un
             prepared = net.prepare(hazed)
             torch._dynamo.reset()
             traced = torch.compile(net, fullgraph=True, backend="eager")(hazed)
+            share = net.dehaze_share(hazed)
         if yields:  # read as fog, but attacked as far as the gate can tell: kept as it came, routed in full
+            assert share.max() < 1e-6
             torch.testing.assert_close(prepared, hazed)
             assert torch.all(opened > 0.99)
         else:  # dehazed, and the dehazed share passes the gate
+            assert torch.equal(share, torch.ones(4))
             torch.testing.assert_close(prepared, dehaze(hazed))
             assert torch.equal(opened, torch.zeros(4))
         assert torch.equal(shut, torch.zeros(4))  # the gate shut as it came: dehazed and passed either way
@@ -200,6 +203,7 @@ def test_a_fog_step_that_yields_to_the_gate_leaves_an_image_the_gate_opens_on_un
         with torch.no_grad():
             net.gate_value(calm)
         assert routes.call_count == 1  # read as clear: the gate reads the image once, not for the fog step
+    assert torch.equal(RoutedPurifier(**SMALL).dehaze_share(calm), torch.zeros(4))  # no fog step: none
     assert PurifierConfig(arch="routed", fog_yields_to_gate=True).validate().fog_yields_to_gate
     with pytest.raises(ValueError, match="fog_yields_to_gate=1: expected true or false"):
         PurifierConfig(arch="routed", fog_yields_to_gate=1).validate()
