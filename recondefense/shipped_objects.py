@@ -364,7 +364,7 @@ _WEIGHTS: tuple[tuple[str, str, str, dict[str, Any], str, dict[str, Any]], ...] 
         _ROUTED7_PARTS,
     ),
     # -routed16- with a margin on the fog step (fog_range 0.9-0.99; no fogged validation crop lost): the same test
-    # attack rows as -routed16- (the lost crop reads as fog at 0.99998). Not the default (design notes).
+    # attack rows as -routed16- (the lost crop reads as fog, clean or attacked). Not the default (design notes).
     (
         "imagenet-efficientnet_lite0_lite2-routed17-objects3-mix",
         "43c9546b18d62ba9dd8fa7fd8826dbd6f3e823bb398cf9391ef767d272b0f818",
