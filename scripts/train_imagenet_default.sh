@@ -61,6 +61,7 @@ START_GATE=imagenet-efficientnet_lite0_lite2-gated2-pgd
 START_PURIFIER=${START_PURIFIER:-imagenet-efficientnet_lite0_lite2-pgd}
 COMPOSE_GATE=${COMPOSE_GATE:-$START_GATE}
 mkdir -p "$OUT"
+source "$(dirname "$0")/tuned_malloc.sh"  # freed memory kept: faster CPU steps
 
 COMMITTED=$(dirname "$0")/../checkpoints/$(basename "$OUT")  # checkpoints/objects-wide for OUT=.../objects-wide
 train() {  # train FOLDER ARGS...: resumes when FOLDER holds a checkpoint (or one is committed for its stage)

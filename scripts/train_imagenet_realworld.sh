@@ -82,8 +82,11 @@ CONTRAST_FLOOR=${CONTRAST_FLOOR:-0.10}  # images of a lower contrast are stretch
 CONTRAST_TARGET=${CONTRAST_TARGET:-1.0}  # ... towards this contrast, no further than their range (1: the range)
 RESULT=${RESULT:-$OUT/composed}
 EXPERT=${EXPERT:-noise}  # route 2's purifier: noise (stage 1b's denoiser) or all (stage 1's corruption expert)
-ROUTE2=$OUT/$([ "$EXPERT" = noise ] && echo noise-gentle || echo corruption)/final  # what the composition puts there
 NOISE_WIDTH=${NOISE_WIDTH:-16}
+# the denoiser's stage folders: noise-pixel, noise, noise-gentle (width 16); noise32-pixel, ... for another width, so a
+# committed checkpoint of one width is never resumed by a run of another
+NOISE_TAG=$([ "$NOISE_WIDTH" = 16 ] && echo noise || echo "noise$NOISE_WIDTH")
+ROUTE2=$OUT/$([ "$EXPERT" = noise ] && echo "$NOISE_TAG-gentle" || echo corruption)/final  # what the composition puts there
 NOISE_DEPTH=${NOISE_DEPTH:-3}
 NOISE_PIXEL_STEPS=${NOISE_PIXEL_STEPS:-323}
 NOISE_EPOCHS=${NOISE_EPOCHS:-2}
@@ -102,6 +105,7 @@ TRAINED=$("$PY" -c "import sys; from recondefense.corruptions import CORRUPTIONS
 assert set(held) <= set(c), held; print(','.join(n for n in c if n not in held))" "$HELD_OUT") || exit 1
 CORRUPTIONS="corruption:$TRAINED@1-5"
 mkdir -p "$OUT"
+source "$(dirname "$0")/tuned_malloc.sh"  # freed memory kept: faster CPU steps
 echo "adversarial purifier: $ADVERSARIAL; start gate: $START_GATE; trained corruptions: $TRAINED"
 
 COMMITTED=$(dirname "$0")/../checkpoints/realworld
@@ -129,20 +133,20 @@ fi
 echo "corruption expert ready: $(date -u +%FT%TZ)"
 
 # 1b. the noise denoiser: its pixel phase (a rerun once it is at NOISE_PIXEL_STEPS trains nothing), then the guided one
-if [ "$EXPERT" = noise ] && [ ! -f "$OUT/noise/final/model.safetensors" ]; then
+if [ "$EXPERT" = noise ] && [ ! -f "$OUT/$NOISE_TAG/final/model.safetensors" ]; then
   noise=(--arch residual --width "$NOISE_WIDTH" --depth "$NOISE_DEPTH" --attack "$NOISE" --triplets online
     --guidance kl --clean-weight 0 --clean-fraction 0 --visual-loss mse --lr 1e-3 --lr-schedule cosine --checkpoint-every 10)
-  if [ ! -f "$OUT/noise/checkpoint.safetensors" ]; then
-    train "$OUT/noise-pixel" "${noise[@]}" --epochs 8 --warmup-epochs 7 --stop-after-steps "$NOISE_PIXEL_STEPS" || exit 1
+  if [ ! -f "$OUT/$NOISE_TAG/checkpoint.safetensors" ]; then
+    train "$OUT/$NOISE_TAG-pixel" "${noise[@]}" --epochs 8 --warmup-epochs 7 --stop-after-steps "$NOISE_PIXEL_STEPS" || exit 1
   fi
-  train "$OUT/noise" "${noise[@]}" --init-from "$OUT/noise-pixel/checkpoint.safetensors" --epochs "$NOISE_EPOCHS" \
+  train "$OUT/$NOISE_TAG" "${noise[@]}" --init-from "$OUT/$NOISE_TAG-pixel/checkpoint.safetensors" --epochs "$NOISE_EPOCHS" \
     --warmup-epochs 0 || exit 1
 fi
 # 1c. the gentle denoiser (EXPERT=noise): 1b's trained on with a quarter of its inputs clean and the same KL on them
-if [ "$EXPERT" = noise ] && [ ! -f "$OUT/noise-gentle/final/model.safetensors" ]; then
-  NO_COMMITTED=$([ "$OUT" = "$DEFAULT_OUT" ] || echo 1) train "$OUT/noise-gentle" --arch residual --width "$NOISE_WIDTH" --depth "$NOISE_DEPTH" --attack "$NOISE" \
+if [ "$EXPERT" = noise ] && [ ! -f "$OUT/$NOISE_TAG-gentle/final/model.safetensors" ]; then
+  NO_COMMITTED=$([ "$OUT" = "$DEFAULT_OUT" ] || echo 1) train "$OUT/$NOISE_TAG-gentle" --arch residual --width "$NOISE_WIDTH" --depth "$NOISE_DEPTH" --attack "$NOISE" \
     --triplets online --guidance kl --clean-weight 1 --clean-fraction 0.25 --visual-loss mse --lr 5e-4 \
-    --lr-schedule cosine --init-from "$OUT/noise/final" --epochs "$NOISE_GENTLE_EPOCHS" --warmup-epochs 0 \
+    --lr-schedule cosine --init-from "$OUT/$NOISE_TAG/final" --epochs "$NOISE_GENTLE_EPOCHS" --warmup-epochs 0 \
     --checkpoint-every 10 || exit 1
 fi
 echo "route-2 purifier ready ($EXPERT): $(date -u +%FT%TZ)"

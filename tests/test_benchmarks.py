@@ -80,3 +80,22 @@ def test_evaluate_ranks_benchmark_prints_its_ratio_and_the_same_accuracies(monke
     ratio = re.search(r"^ratio .*: (\d+\.\d+)$", out, re.MULTILINE)
     assert ratio and float(ratio.group(1)) > 0, out
     assert "same accuracies and n: True" in out
+
+
+def test_training_scripts_tune_malloc_as_the_benchmark_does():
+    """scripts/tuned_malloc.sh (sourced by the CPU training scripts) exports the benchmark's TUNED_MALLOC values, and
+    a value already in the environment wins."""
+    import subprocess
+
+    namespace = runpy.run_path(str(BENCHMARKS / "inference.py"), run_name="not_main")
+    sourced = BENCHMARKS.parent / "scripts" / "tuned_malloc.sh"
+    names = " ".join(f"${name}" for name in namespace["TUNED_MALLOC"])
+    script = f'source "{sourced}"; echo {names}'
+    printed = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env={}, check=True).stdout
+    assert printed.split() == list(namespace["TUNED_MALLOC"].values())
+    kept = subprocess.run(
+        ["bash", "-c", script], capture_output=True, text=True, env={"MALLOC_TOP_PAD_": "7"}, check=True
+    ).stdout
+    assert kept.split()[-1] == "7" and list(namespace["TUNED_MALLOC"])[-1] == "MALLOC_TOP_PAD_"
+    for training in ("train_imagenet_default.sh", "train_imagenet_realworld.sh"):
+        assert 'source "$(dirname "$0")/tuned_malloc.sh"' in (sourced.parent / training).read_text()
