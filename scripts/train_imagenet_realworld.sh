@@ -136,11 +136,13 @@ echo "corruption expert ready: $(date -u +%FT%TZ)"
 if [ "$EXPERT" = noise ] && [ ! -f "$OUT/$NOISE_TAG/final/model.safetensors" ]; then
   noise=(--arch residual --width "$NOISE_WIDTH" --depth "$NOISE_DEPTH" --attack "$NOISE" --triplets online
     --guidance kl --clean-weight 0 --clean-fraction 0 --visual-loss mse --lr 1e-3 --lr-schedule cosine --checkpoint-every 10)
-  if [ ! -f "$OUT/$NOISE_TAG/checkpoint.safetensors" ]; then
+  start=(--init-from "$OUT/$NOISE_TAG-pixel/checkpoint.safetensors")
+  if has_checkpoint "$OUT/$NOISE_TAG" || [ -f "$COMMITTED/$NOISE_TAG/checkpoint.safetensors" ]; then
+    start=()  # resumed (here or from the committed checkpoint): it keeps the start it had, the pixel phase not needed
+  else
     train "$OUT/$NOISE_TAG-pixel" "${noise[@]}" --epochs 8 --warmup-epochs 7 --stop-after-steps "$NOISE_PIXEL_STEPS" || exit 1
   fi
-  train "$OUT/$NOISE_TAG" "${noise[@]}" --init-from "$OUT/$NOISE_TAG-pixel/checkpoint.safetensors" --epochs "$NOISE_EPOCHS" \
-    --warmup-epochs 0 || exit 1
+  train "$OUT/$NOISE_TAG" "${noise[@]}" "${start[@]}" --epochs "$NOISE_EPOCHS" --warmup-epochs 0 || exit 1
 fi
 # 1c. the gentle denoiser (EXPERT=noise): 1b's trained on with a quarter of its inputs clean and the same KL on them
 if [ "$EXPERT" = noise ] && [ ! -f "$OUT/$NOISE_TAG-gentle/final/model.safetensors" ]; then

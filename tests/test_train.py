@@ -137,6 +137,23 @@ def test_init_from_a_checkpoint_starts_from_the_network_the_stopped_run_had(data
     assert started.meta["train_config"]["init_from"] == str(checkpoint)
 
 
+def test_a_resumed_run_may_leave_out_its_start_weights(data, tmp_path):
+    """Resumed on a machine that has only its checkpoint (the start weights gone), a run started ``--init-from``
+    continues exactly as it would have with them and its final weights name that start; another start is refused."""
+    train(_config(data, tmp_path / "start", arch="residual", stop_after_steps=3))
+    start = tmp_path / "start" / "checkpoint.safetensors"
+    begun = _config(data, tmp_path / "run", arch="residual", init_from=str(start), epochs=2, warmup_epochs=1)
+    full = train(_config(data, tmp_path / "full", arch="residual", init_from=str(start), epochs=2, warmup_epochs=1))
+    train(dataclasses.replace(begun, stop_after_steps=5))
+    with pytest.raises(ValueError, match="--init-from"):
+        train(dataclasses.replace(begun, init_from=str(full), resume=True))  # another start: refused
+    start.unlink()
+    resumed = train(dataclasses.replace(begun, init_from=None, resume=True))
+    a, b = _weights(full), _weights(resumed)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert ReconstructiveDefense.from_pretrained(resumed).meta["train_config"]["init_from"] == str(start)
+
+
 def test_checkpoint_is_one_safetensors_file_without_pickle_and_its_state_round_trips(data, tmp_path):
     from safetensors import safe_open
 

@@ -39,6 +39,7 @@ from .checkpoints import (
     check_out,
     clear_previous_run,
     find_checkpoint,
+    load_checkpoint,
     resume_checkpoint,
     save_checkpoint,
     trim_metrics,
@@ -132,6 +133,13 @@ class _Run:
     ) -> None:
         if setup.start is not None:  # what the start weights do besides the networks this run trains
             config = dataclasses.replace(config, start_settings=start_settings(setup.start.hyperparameters, config))
+        elif config.resume and (found := find_checkpoint(out)) is not None:
+            # resumed without --init-from (e.g. on a machine with only the committed checkpoint): the weights come
+            # from the checkpoint, and the run keeps the start it had (its name and settings) for its final weights
+            saved = load_checkpoint(found, "cpu")["config"]
+            config = dataclasses.replace(
+                config, init_from=saved.get("init_from"), start_settings=saved.get("start_settings", {})
+            )
         self.config, self.rank, self.world, self.device, self.out = config, rank, world, device, out
         self.classifiers, self.train_set, self.val_set = setup.classifiers, setup.train_set, setup.val_set
         # with several classifiers, each one attacks and judges its images against its own clean prediction
