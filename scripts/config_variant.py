@@ -25,6 +25,7 @@ import torch
 from safetensors.torch import load_file
 
 from recondefense import ReconstructiveDefense
+from recondefense.train.setup import load_start
 
 #: The fields a variant may change: inference settings, not the shapes of any tensor.
 SETTINGS = (
@@ -120,7 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights", required=True, help="defense name, hub id or weights folder")
     parser.add_argument("--set", dest="changes", type=parse_setting, action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument(
-        "--corruption", help="residual weights (name or folder) that replace a routed defense's corruption purifier"
+        "--corruption",
+        help="residual weights (name, folder or a training run's checkpoint.safetensors) that replace a routed "
+        "defense's corruption purifier",
     )
     parser.add_argument("--fog", type=Path, help="a fog detector (fog.safetensors) for a routed defense")
     parser.add_argument("--out", required=True, type=Path, help="the new weights folder")
@@ -128,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.changes and not args.corruption and not args.fog:
         parser.error("nothing to change: give --set KEY=VALUE, --corruption WEIGHTS or --fog FILE")
     original = ReconstructiveDefense.from_pretrained(args.weights)
-    corruption = ReconstructiveDefense.from_pretrained(args.corruption) if args.corruption else None
+    corruption = load_start(args.corruption) if args.corruption else None  # weights, or a run's checkpoint
     command = "python scripts/config_variant.py " + " ".join(sys.argv[1:] if argv is None else argv)
     meta = {**original.meta, "variant_of": args.weights, "variant_command": command}
     if corruption is not None:
