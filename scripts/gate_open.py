@@ -81,10 +81,15 @@ def stack(dataset) -> torch.Tensor:
     return torch.stack([dataset[i][0] for i in range(len(dataset))]) if len(dataset) else torch.zeros(0, 3, 224, 224)
 
 
+def batched(per_image: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, batch: int = 32) -> torch.Tensor:
+    """``per_image`` (a batch ``(n, C, H, W)`` -> ``(n,)``) over ``images`` a batch at a time, concatenated."""
+    with torch.inference_mode():
+        return torch.cat([per_image(images[i : i + batch]) for i in range(0, len(images), batch)])
+
+
 def gate_values(defense: ReconstructiveDefense, images: torch.Tensor, batch: int = 32) -> torch.Tensor:
     """The gate per image, ``(N,)`` in (0, 1)."""
-    with torch.inference_mode():
-        return torch.cat([defense.gate(images[i : i + batch]) for i in range(0, len(images), batch)])
+    return batched(defense.gate, images, batch)
 
 
 def row(name: str, gates: torch.Tensor, changed: dict[str, int] | None = None) -> dict:
@@ -133,9 +138,7 @@ def main(argv: list[str] | None = None) -> int:
             share = deblur_share(images, config.deblur_sharpness_range, config.deblur_ratio_range)
             counts["deblurred"] = int((share > 0).sum())
         if config.arch == "routed" and config.fog_range is not None:
-            with torch.no_grad():
-                shares = [defense.autoencoder.dehaze_share(images[i : i + 32]) for i in range(0, len(images), 32)]
-            counts["dehazed"] = int((torch.cat(shares) >= 0.01).sum())
+            counts["dehazed"] = int((batched(defense.autoencoder.dehaze_share, images) >= 0.01).sum())
         return counts
 
     rows = []
