@@ -163,6 +163,7 @@ class ReconstructiveDefense(
         fog_range: Sequence[float] | None = PurifierConfig.fog_range,
         fog_width: int = PurifierConfig.fog_width,
         fog_yields_to_gate: bool = PurifierConfig.fog_yields_to_gate,
+        gate_steep_opening: Sequence[float] | None = PurifierConfig.gate_steep_opening,
     ) -> None:
         if format_version != FORMAT_VERSION:
             raise ValueError(

@@ -15,7 +15,7 @@ from torch import nn
 
 from .levels import clipped_share, restore_black_point
 
-__all__ = ["VETO_BLACK_POINT", "PerturbationGate", "conv_relu", "veto_brightened"]
+__all__ = ["VETO_BLACK_POINT", "PerturbationGate", "conv_relu", "steepen_opening", "veto_brightened"]
 
 
 def conv_relu(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
@@ -68,6 +68,19 @@ def veto_brightened(
     if not len(index):
         return logits
     return logits.index_add(0, index, shift(x[index], opening[index]).expand(-1, logits.shape[1]))
+
+
+def steepen_opening(logits: torch.Tensor, at: float, steepness: float) -> torch.Tensor:
+    """A gate's expert logits with a second, steeper opening above the gate logit ``at``: the gate logit ``L``
+    (``logsumexp`` of ``logits``) becomes ``max(L, steepness (L - at))``, every expert logit moved by the same
+    amount (the routes keep their proportions). The gate is half open at ``at`` and opens ``steepness`` times
+    faster beyond it; an image whose ``L`` is at most ``steepness at / (steepness - 1)`` keeps its logits exactly,
+    so the images far below ``at`` (clean traffic) get what they got.
+
+    Shape: ``logits`` ``(N, E)``, ``at`` a logit, ``steepness`` > 1 -> ``(N, E)``.
+    """
+    opening = torch.logsumexp(logits, dim=1, keepdim=True)
+    return logits + (torch.maximum(opening, steepness * (opening - at)) - opening)
 
 
 class PerturbationGate(nn.Sequential):

@@ -53,6 +53,7 @@ ARCHITECTURE_KEYS: dict[str, tuple[str, ...]] = {
         "fog_range",
         "fog_width",
         "fog_yields_to_gate",
+        "gate_steep_opening",
     ),
 }
 
@@ -67,6 +68,7 @@ _OPTIONAL_PAIRS = (
     "impulse_range",
     "impulse_noise_range",
     "fog_range",
+    "gate_steep_opening",
 )
 
 #: What a gated purifier may hold behind its gate (config.json's ``inner``).
@@ -228,6 +230,12 @@ class PurifierConfig:
             gate opens on the image as it came (read only where the share is above 0), so an attacked image the
             detector reads as fog keeps its routes and is not dehazed; False (the default, and every weights folder
             without the key): the detector's share alone.
+        gate_steep_opening: ``"routed"``: ``(at, steepness)``, a second, steeper opening of the gate above the gate
+            logit ``at``: the gate logit ``L`` becomes ``max(L, steepness (L - at))``
+            (:func:`~recondefense.gate.steepen_opening`), so an image whose logit passes ``at`` opens all the way
+            while every image below it keeps the share it had (the small share of the adversarial purifier that
+            clean and DeepFool-attacked images get). ``at`` in [-20, 20], ``steepness`` in (1, 100]. None (the
+            default, and every weights folder without the key): one opening.
     """
 
     in_channels: int = 3
@@ -263,6 +271,7 @@ class PurifierConfig:
     fog_range: tuple[float, float] | list[float] | None = None
     fog_width: int = 16
     fog_yields_to_gate: bool = False
+    gate_steep_opening: tuple[float, float] | list[float] | None = None
 
     def __post_init__(self) -> None:
         for key in ("corruption_noise_range", *_OPTIONAL_PAIRS):
@@ -333,6 +342,9 @@ class PurifierConfig:
         unsharp = self.deblur_unsharp
         if unsharp is not None and not (_is_pair(unsharp) and 0 < unsharp[0] <= 4 and 0 < unsharp[1] <= 8):
             return "deblur_unsharp", "null or two numbers: a sigma in (0, 4] and an amount in (0, 8]"
+        steep = self.gate_steep_opening
+        if steep is not None and not (_is_pair(steep) and -20 <= steep[0] <= 20 and 1 < steep[1] <= 100):
+            return "gate_steep_opening", "null or two numbers: a gate logit in [-20, 20] and a steepness in (1, 100]"
         for key in ("impulse_range", "impulse_noise_range", "fog_range"):
             if getattr(self, key) is not None and not _is_range(getattr(self, key), 1):
                 return key, "null or two numbers low < high in [0, 1]"

@@ -339,6 +339,7 @@ class RoutedPurifier(RouteMixture):
             None if config.fog_range is None else FogDetector(in_channels, config.fog_width),
             config.fog_range,
             config.fog_yields_to_gate,
+            config.gate_steep_opening,
         )
         self.in_channels = in_channels
         self.inner = config.inner

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .blending import binomial_blur, blend, bypass_thresholds, partly
-from .gate import VETO_BLACK_POINT, PerturbationGate, conv_relu, veto_brightened
+from .gate import VETO_BLACK_POINT, PerturbationGate, conv_relu, steepen_opening, veto_brightened
 from .haze import dehaze, fog_share
 from .levels import (
     MAX_CONTRAST_GAIN,
@@ -91,6 +91,8 @@ class RouteMixture(nn.Module):
             gets the dehaze (:func:`~recondefense.haze.fog_share`), after the dots; None and None: none.
         fog_yields_to_gate: that share scaled by ``1 -`` the gate's opening on the image before the dehaze (an
             attacked image read as fog keeps its routes).
+        steep_opening: ``(at, steepness)``, a second, steeper opening of the gate above its logit ``at``, after the
+            veto (:func:`~recondefense.gate.steepen_opening`); None: one opening.
 
     Shape: ``(N, C, H, W)`` in [0, 1] -> ``(N, C, H, W)`` in [0, 1].
     """
@@ -117,6 +119,7 @@ class RouteMixture(nn.Module):
         fog: nn.Module | None = None,
         fog_range: tuple[float, float] | None = None,
         fog_yields_to_gate: bool = False,
+        steep_opening: tuple[float, float] | None = None,
     ) -> None:
         super().__init__()
         self.gate = gate
@@ -145,6 +148,7 @@ class RouteMixture(nn.Module):
         self.brightness_veto = float(brightness_veto)
         self.veto_black_point = float(veto_black_point)
         self.veto_clipped = float(veto_clipped)
+        self.steep_opening = None if steep_opening is None else (float(steep_opening[0]), float(steep_opening[1]))
 
     def experts(self) -> list[nn.Module]:
         """The experts in route order (route ``k`` is ``experts()[k - 1]``)."""
@@ -223,6 +227,8 @@ class RouteMixture(nn.Module):
             always = self.training or is_tracing(x)
             veto = (self.brightness_veto, self.veto_black_point, self.veto_clipped)
             logits = veto_brightened(self.gate, x, logits, *veto, always=always)
+        if self.steep_opening is not None:
+            logits = steepen_opening(logits, *self.steep_opening)
         return logits
 
     def route_logits(self, x: torch.Tensor) -> torch.Tensor:

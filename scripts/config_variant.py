@@ -47,6 +47,7 @@ SETTINGS = (
     "impulse_noise_range",
     "fog_range",
     "fog_yields_to_gate",
+    "gate_steep_opening",
 )
 
 

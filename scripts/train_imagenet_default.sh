@@ -47,6 +47,8 @@ GATE_MINUTES=${GATE_MINUTES:-}
 GATE_NEGATIVE_KINDS=${GATE_NEGATIVE_KINDS:-}
 PURIFIER_EPOCHS=${PURIFIER_EPOCHS:-12}
 PURIFIER_MINUTES=${PURIFIER_MINUTES:-}
+PURIFIER_LR=${PURIFIER_LR:-}  # empty: the training default (1e-3)
+PURIFIER_SCHEDULE=${PURIFIER_SCHEDULE:-}  # empty: constant; cosine: decayed to 0 over PURIFIER_EPOCHS
 ANNEAL_EPOCHS=${ANNEAL_EPOCHS:-10}
 ANNEAL_LR=${ANNEAL_LR:-5e-4}
 ANNEAL_MINUTES=${ANNEAL_MINUTES:-}
@@ -109,6 +111,8 @@ if [ ! -f "$OUT/recon/final/model.safetensors" ]; then
   fi
   share_cache "$OUT/recon"
   budget=(); [ -n "$PURIFIER_MINUTES" ] && budget=(--max-minutes "$PURIFIER_MINUTES")
+  [ -n "$PURIFIER_LR" ] && budget+=(--lr "$PURIFIER_LR")
+  [ -n "$PURIFIER_SCHEDULE" ] && budget+=(--lr-schedule "$PURIFIER_SCHEDULE")
   train "$OUT/recon" --init-from "$OUT/widened" --widths "$WIDTHS" --epochs "$PURIFIER_EPOCHS" --guidance kl \
     --checkpoint-every "$CHECKPOINT_EVERY" "${budget[@]}" || exit 1
 fi
