@@ -164,6 +164,7 @@ class ReconstructiveDefense(
         fog_width: int = PurifierConfig.fog_width,
         fog_yields_to_gate: bool = PurifierConfig.fog_yields_to_gate,
         gate_steep_opening: Sequence[float] | None = PurifierConfig.gate_steep_opening,
+        veto_to_floor: bool = PurifierConfig.veto_to_floor,
     ) -> None:
         if format_version != FORMAT_VERSION:
             raise ValueError(

@@ -37,6 +37,7 @@ def veto_brightened(
     clipped: float = 0.0,
     *,
     always: bool,
+    to_floor: bool = False,
 ) -> torch.Tensor:
     """A gate's expert logits with its opening capped by a second reading, of ``x`` with its black point restored
     (:func:`~recondefense.levels.restore_black_point`, of the images whose black point is at least ``black_point``;
@@ -45,10 +46,12 @@ def veto_brightened(
     ``v -> v + c`` scales them by ``(v + c) / v``), and with them their fine detail, which is what a perturbation
     gate reads; an attack's perturbation survives the restoration. With ``L`` the gate logit (``logsumexp`` of
     ``logits``, sigmoid: the gate value), ``R`` the restored image's and ``f = logit(veto)``, the gate logit becomes
-    ``min(L, max(R - f, f))``: an image opens (above 0) only where the restored image reads above ``veto`` too, a
-    vetoed image keeps a gate of ``veto``, and an image at or below ``veto`` is left as it is, so unless ``always``
-    (training, tracing) the second reading is taken only of the images above it (clean traffic: none). Every expert
-    logit moves by the same amount: the routes keep their proportions.
+    ``min(L, max(R - f, f))``: an image opens (above 0) only where the restored image reads above ``veto`` too (a
+    vetoed image whose ``R`` sits near ``f`` stays near half open), and an image at or below ``veto`` is left as it
+    is, so unless ``always`` (training, tracing) the second reading is taken only of the images above it (clean
+    traffic: none). With ``to_floor`` the cap is ``max(R, f)`` instead: an image opens no further than its restored
+    reading, and a vetoed one keeps a gate of ``veto``. Every expert logit moves by the same amount: the routes
+    keep their proportions.
 
     Shape: ``x`` ``(N, C, H, W)`` in [0, 1], ``logits`` ``(N, E)``, ``veto`` in (0, 0.5] -> ``(N, E)``.
     """
@@ -57,7 +60,8 @@ def veto_brightened(
 
     def shift(images: torch.Tensor, opened: torch.Tensor) -> torch.Tensor:  # (n, 1): capped logit - gate logit
         restored = torch.logsumexp(gate(restore_black_point(images, black_point)), dim=1)
-        return (torch.minimum(opened, (restored - floor).clamp_min(floor)) - opened).unsqueeze(1)
+        cap = (restored if to_floor else restored - floor).clamp_min(floor)
+        return (torch.minimum(opened, cap) - opened).unsqueeze(1)
 
     if always:
         moved = shift(x, opening)

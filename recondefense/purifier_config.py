@@ -54,6 +54,7 @@ ARCHITECTURE_KEYS: dict[str, tuple[str, ...]] = {
         "fog_width",
         "fog_yields_to_gate",
         "gate_steep_opening",
+        "veto_to_floor",
     ),
 }
 
@@ -211,6 +212,11 @@ class PurifierConfig:
             [0, 1]). ImageNet-C's brightness clips every pixel it raises past 1; an attack moves about half of a
             photo's clipped pixels off 1, so a photo bright by nature keeps its first reading once attacked. 0 (the
             default, and every weights folder without the key): every image.
+        veto_to_floor: ``"routed"`` with a ``brightness_veto``: the veto caps the gate logit at the restored
+            reading itself (at least the veto's), so a vetoed image keeps a gate of ``brightness_veto``; False (the
+            default, and every weights folder without the key): at the restored reading's distance above the veto,
+            which leaves a vetoed image of a gate whose clean logit sits near the veto's about half open
+            (:func:`~recondefense.gate.veto_brightened`).
         impulse_range: ``"routed"``: salt-and-pepper dots are removed first, before the levels, the deblurring and
             the gate (:func:`~recondefense.levels.remove_impulses`), as much as the image's
             :func:`~recondefense.levels.impulse_fraction` ``f`` says: none at ``f`` up to ``impulse_range[0]``,
@@ -272,6 +278,7 @@ class PurifierConfig:
     fog_width: int = 16
     fog_yields_to_gate: bool = False
     gate_steep_opening: tuple[float, float] | list[float] | None = None
+    veto_to_floor: bool = False
 
     def __post_init__(self) -> None:
         for key in ("corruption_noise_range", *_OPTIONAL_PAIRS):
@@ -305,7 +312,7 @@ class PurifierConfig:
             value = getattr(self, key)
             if type(value) is not int or not low <= value <= high:
                 return key, f"an integer in [{low}, {high}]"
-        for key in ("skip", "fog_yields_to_gate"):
+        for key in ("skip", "fog_yields_to_gate", "veto_to_floor"):
             if type(getattr(self, key)) is not bool:
                 return key, "true or false"
         (_, most), (_, widest) = INT_RANGES["depth"], INT_RANGES["width"]

@@ -340,6 +340,7 @@ class RoutedPurifier(RouteMixture):
             config.fog_range,
             config.fog_yields_to_gate,
             config.gate_steep_opening,
+            config.veto_to_floor,
         )
         self.in_channels = in_channels
         self.inner = config.inner

@@ -83,7 +83,8 @@ class RouteMixture(nn.Module):
         brightness_veto: the gate also reads the image with its black point restored, and opens no further than
             that reading allows (:func:`~recondefense.gate.veto_brightened`), in (0, 0.5]; 0: one reading.
             ``veto_black_point``: the black point from which that reading restores it; ``veto_clipped``: the share
-            of clipped pixels an image needs for that reading (0: none).
+            of clipped pixels an image needs for that reading (0: none); ``veto_to_floor``: the veto's cap is the
+            restored reading itself, a vetoed image keeps the veto's gate.
         impulse_range, impulse_noise_range: salt-and-pepper dots removed first
             (:func:`~recondefense.levels.remove_impulses`), as much as :func:`~recondefense.levels.impulse_share` says for them; None:
             never (and: by the dots' fraction alone).
@@ -120,6 +121,7 @@ class RouteMixture(nn.Module):
         fog_range: tuple[float, float] | None = None,
         fog_yields_to_gate: bool = False,
         steep_opening: tuple[float, float] | None = None,
+        veto_to_floor: bool = False,
     ) -> None:
         super().__init__()
         self.gate = gate
@@ -148,6 +150,7 @@ class RouteMixture(nn.Module):
         self.brightness_veto = float(brightness_veto)
         self.veto_black_point = float(veto_black_point)
         self.veto_clipped = float(veto_clipped)
+        self.veto_to_floor = bool(veto_to_floor)
         self.steep_opening = None if steep_opening is None else (float(steep_opening[0]), float(steep_opening[1]))
 
     def experts(self) -> list[nn.Module]:
@@ -226,7 +229,7 @@ class RouteMixture(nn.Module):
         if self.brightness_veto > 0:
             always = self.training or is_tracing(x)
             veto = (self.brightness_veto, self.veto_black_point, self.veto_clipped)
-            logits = veto_brightened(self.gate, x, logits, *veto, always=always)
+            logits = veto_brightened(self.gate, x, logits, *veto, always=always, to_floor=self.veto_to_floor)
         if self.steep_opening is not None:
             logits = steepen_opening(logits, *self.steep_opening)
         return logits

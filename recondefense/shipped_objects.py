@@ -325,14 +325,10 @@ _WEIGHTS: tuple[tuple[str, str, str, dict[str, Any], str, dict[str, Any]], ...] 
         _ROUTED7_PARTS,
     ),
     # The default of Defended(model) from 2026-12-06 (twentieth session) until -routed18- below:
-    # -routed13- with the clipped-share threshold 0.05: scripts/veto_probe.py --images 231 --veto 0.01,0.02,0.05 (all
-    # 231 validation crops) counted the crops whose gate logit the veto *lowers*: at 0.01 1 PGD-Lite0, 1 PGD-Lite2 and
-    # 6 FGSM crops, at 0.05 none under PGD and 1 under FGSM, while it still shuts 10 / 11 / 14 / 12 brightened crops
-    # at severities 2-5. Validation: brightness 0.762 (128 crops; -routed11- 0.750, no defense 0.764), attacks 0.996
-    # / 0.753 / 0.788 / 0.892 against -routed11-'s 0.996 / 0.758 / 0.788 / 0.892 in the same run. Test rows
-    # (objects-ours.json, objects-lite{1,2}.json, objects-corruptions-*full-routed14.json): every attack row as
-    # -routed11-'s (unseen Lite1 PGD 0.656), brightness 0.801 -> 0.809, rel. mCE 0.856 -> 0.853 (Lite1 0.857 ->
-    # 0.854), worst drop 2.4 -> 1.5 (glass blur, 2); the gate as before.
+    # -routed13- with the clipped-share threshold 0.05, chosen by scripts/veto_probe.py --images 231 --veto
+    # 0.01,0.02,0.05 (the crops whose gate logit the veto lowers: at 0.05 none under PGD, 1 under FGSM). Test rows
+    # (objects-corruptions-*full-routed14.json): every attack row as -routed11-'s, rel. mCE 0.856 -> 0.853 (Lite1
+    # 0.857 -> 0.854), worst drop 2.4 -> 1.5 (glass blur, 2); validation and the rest in the design notes.
     (
         "imagenet-efficientnet_lite0_lite2-routed14-objects3-mix",
         "ae080ae3879cb732dc81a084f144010da62aaa6dcc474e389b11d3e5002867f7",

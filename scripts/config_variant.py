@@ -48,6 +48,7 @@ SETTINGS = (
     "fog_range",
     "fog_yields_to_gate",
     "gate_steep_opening",
+    "veto_to_floor",
 )
 
 

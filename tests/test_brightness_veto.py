@@ -49,6 +49,35 @@ def test_the_gate_logit_becomes_min_of_the_first_reading_and_the_capped_second()
     torch.testing.assert_close(vetoed[:, 0] - vetoed[:, 1], logits[:, 0] - logits[:, 1])
 
 
+def test_a_veto_to_the_floor_caps_at_the_restored_reading_and_shuts_a_vetoed_image_to_the_veto():
+    x, veto = _images(), 0.1
+    floor = math.log(veto / (1 - veto))
+    logits = _brightness_gate(x) + 3.0  # a gate whose restored readings sit above 2 f: the plain veto half-opens them
+    opening = torch.logsumexp(logits, 1)
+    restored = torch.logsumexp(_brightness_gate(restore_black_point(x, VETO_BLACK_POINT)) + 3.0, 1)
+    to_floor = veto_brightened(
+        lambda images: _brightness_gate(images) + 3.0, x, logits, veto, always=True, to_floor=True
+    )
+    torch.testing.assert_close(torch.logsumexp(to_floor, 1), torch.minimum(opening, restored.clamp_min(floor)))
+    plain = veto_brightened(lambda images: _brightness_gate(images) + 3.0, x, logits, veto, always=True)
+    assert (torch.logsumexp(to_floor, 1) <= torch.logsumexp(plain, 1) + 1e-6).all()
+    near_floor = lambda images: torch.full((len(images), 2), floor - 1.0)  # noqa: E731  restored: f - 0.31
+    shut = veto_brightened(near_floor, x, logits, veto, always=True, to_floor=True)
+    half = veto_brightened(near_floor, x, logits, veto, always=True)
+    assert (opening[4:] > 0).all()
+    torch.testing.assert_close(torch.sigmoid(torch.logsumexp(shut[4:], 1)), torch.full((2,), veto))
+    assert (torch.sigmoid(torch.logsumexp(half[4:], 1)) > 0.4).all()  # the plain veto leaves it near half open
+    torch.testing.assert_close(to_floor[:, 0] - to_floor[:, 1], logits[:, 0] - logits[:, 1])
+
+
+def test_a_veto_to_the_floor_round_trips_through_config_json_and_is_checked(tmp_path):
+    defense = ReconstructiveDefense(arch="routed", **SMALL, brightness_veto=0.05, veto_to_floor=True)
+    defense.save_pretrained(tmp_path)
+    loaded = ReconstructiveDefense.from_pretrained(tmp_path)
+    assert loaded.purifier_config.veto_to_floor is True and loaded.autoencoder.veto_to_floor is True
+    assert PurifierConfig(arch="routed", veto_to_floor=1).problem() == ("veto_to_floor", "true or false")
+
+
 def test_the_second_reading_is_taken_only_of_images_open_past_the_veto_and_matches_the_dense_one():
     x, seen = _images(), []
 
