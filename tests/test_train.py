@@ -154,6 +154,19 @@ def test_a_resumed_run_may_leave_out_its_start_weights(data, tmp_path):
     assert ReconstructiveDefense.from_pretrained(resumed).meta["train_config"]["init_from"] == str(start)
 
 
+def test_a_checkpoint_written_before_a_purifier_setting_existed_resumes_at_that_settings_default():
+    """A run that spans sessions must not be refused because a later commit added a PurifierConfig field: its
+    checkpoint's start settings lack the key, and it ran at the field's default; another value is still a change."""
+    from recondefense.train.config import TrainConfig, changed_fields
+
+    settings = {"brightness_veto": 0.05, "gate_steep_opening": None, "veto_to_floor": False}
+    config = TrainConfig(start_settings=settings)
+    saved = dataclasses.asdict(config) | {"start_settings": {"brightness_veto": 0.05}}
+    assert changed_fields(saved, config) == {}
+    moved = dataclasses.replace(config, start_settings=settings | {"veto_to_floor": True})
+    assert list(changed_fields(saved, moved)) == ["start_settings"]
+
+
 def test_checkpoint_is_one_safetensors_file_without_pickle_and_its_state_round_trips(data, tmp_path):
     from safetensors import safe_open
 

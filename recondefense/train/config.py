@@ -393,6 +393,9 @@ def changed_fields(saved: dict, config: TrainConfig) -> dict[str, tuple]:
         old, new = saved[f.name], getattr(config, f.name)
         if isinstance(new, tuple) and isinstance(old, list):
             old = tuple(old)
+        if f.name == "start_settings":  # settings added since the checkpoint was written: it ran at their defaults
+            defaults = PurifierConfig().as_dict()
+            old = {k: defaults[k] for k in new.keys() - old.keys() if k in defaults} | old
         if old != new:
             changed[f.name] = (old, new)
     return changed
