@@ -220,6 +220,8 @@ def test_fine_tuning_keeps_the_start_weights_weightless_corrections(tmp_path):
         corruption_noise_range=[0.05, 0.2],
         fog_range=[0.5, 0.9],
         fog_yields_to_gate=True,
+        gate_steep_opening=[-2.0, 8.0],
+        veto_to_floor=True,
     )
     assert set(carried) | {"deblur_width", "deblur_depth", "fog_width"} == set(START_SETTINGS)
     network = dict(
