@@ -214,9 +214,9 @@ class PurifierConfig:
             default, and every weights folder without the key): every image.
         veto_to_floor: ``"routed"`` with a ``brightness_veto``: the veto caps the gate logit at the restored
             reading itself (at least the veto's), so a vetoed image keeps a gate of ``brightness_veto``; False (the
-            default, and every weights folder without the key): at the restored reading's distance above the veto,
-            which leaves a vetoed image of a gate whose clean logit sits near the veto's about half open
-            (:func:`~recondefense.gate.veto_brightened`).
+            default, and every weights folder without the key): at the restored reading's distance above the veto's
+            logit, so where the gate's clean logit sits near the veto's (the shipped gates) a vetoed image reads
+            about half open (:func:`~recondefense.gate.veto_brightened`).
         impulse_range: ``"routed"``: salt-and-pepper dots are removed first, before the levels, the deblurring and
             the gate (:func:`~recondefense.levels.remove_impulses`), as much as the image's
             :func:`~recondefense.levels.impulse_fraction` ``f`` says: none at ``f`` up to ``impulse_range[0]``,

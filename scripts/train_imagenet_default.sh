@@ -110,11 +110,11 @@ if [ ! -f "$OUT/recon/final/model.safetensors" ]; then
     "$PY" scripts/widen_autoencoder.py --from "$START_PURIFIER" --widths "$WIDTHS" --out "$OUT/widened" || exit 1
   fi
   share_cache "$OUT/recon"
-  budget=(); [ -n "$PURIFIER_MINUTES" ] && budget=(--max-minutes "$PURIFIER_MINUTES")
-  [ -n "$PURIFIER_LR" ] && budget+=(--lr "$PURIFIER_LR")
-  [ -n "$PURIFIER_SCHEDULE" ] && budget+=(--lr-schedule "$PURIFIER_SCHEDULE")
+  options=(); [ -n "$PURIFIER_MINUTES" ] && options=(--max-minutes "$PURIFIER_MINUTES")
+  [ -n "$PURIFIER_LR" ] && options+=(--lr "$PURIFIER_LR")
+  [ -n "$PURIFIER_SCHEDULE" ] && options+=(--lr-schedule "$PURIFIER_SCHEDULE")
   train "$OUT/recon" --init-from "$OUT/widened" --widths "$WIDTHS" --epochs "$PURIFIER_EPOCHS" --guidance kl \
-    --checkpoint-every "$CHECKPOINT_EVERY" "${budget[@]}" || exit 1
+    --checkpoint-every "$CHECKPOINT_EVERY" "${options[@]}" || exit 1
 fi
 echo "purifier ready: $(date -u +%FT%TZ)"
 [ "$STOP_AFTER" = purifier ] && exit 0
