@@ -195,10 +195,10 @@ class PurifierConfig:
             key): by sharpness alone.
         brightness_veto: ``"routed"``: the gate also reads the image with its black point restored
             (:func:`~recondefense.levels.restore_black_point`: ImageNet-C's brightness undone where it did not clip)
-            and opens only where that reading is above ``brightness_veto`` too (in (0, 0.5]; a vetoed image keeps a
-            gate of ``brightness_veto``, :func:`~recondefense.gate.veto_brightened`). Brightening lifts a photo's
-            dark pixels, and their fine detail with them, which a perturbation gate reads as an attack; the
-            pixels themselves are left as they are. The second reading is taken only of images the gate opens on
+            and opens only where that reading is above ``brightness_veto`` too (in (0, 0.5]; a vetoed image stays
+            below half open, at ``brightness_veto`` with ``veto_to_floor``; :func:`~recondefense.gate.veto_brightened`).
+            Brightening lifts a photo's dark pixels, and their fine detail with them, which a perturbation gate reads
+            as an attack; the pixels themselves are left as they are. The second reading is taken only of images the gate opens on
             by more than ``brightness_veto``. 0 (the default, and every weights folder without the key): one
             reading.
         veto_black_point: ``"routed"`` with a ``brightness_veto``: the second reading restores the black point only
