@@ -198,9 +198,9 @@ class PurifierConfig:
             and opens only where that reading is above ``brightness_veto`` too (in (0, 0.5]; a vetoed image stays
             below half open, at ``brightness_veto`` with ``veto_to_floor``; :func:`~recondefense.gate.veto_brightened`).
             Brightening lifts a photo's dark pixels, and their fine detail with them, which a perturbation gate reads
-            as an attack; the pixels themselves are left as they are. The second reading is taken only of images the gate opens on
-            by more than ``brightness_veto``. 0 (the default, and every weights folder without the key): one
-            reading.
+            as an attack; the pixels themselves are left as they are. The second reading is taken only of images
+            the gate opens on by more than ``brightness_veto``. 0 (the default, and every weights folder without the
+            key): one reading.
         veto_black_point: ``"routed"`` with a ``brightness_veto``: the second reading restores the black point only
             of images whose black point is at least this (in [0, 1]); the others keep their first reading. ImageNet-C
             brightens by 0.1-0.5; a photo bright by nature is lowered too, an attack's perturbation in its dark pixels
