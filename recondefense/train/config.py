@@ -394,8 +394,7 @@ def changed_fields(saved: dict, config: TrainConfig) -> dict[str, tuple]:
         if isinstance(new, tuple) and isinstance(old, list):
             old = tuple(old)
         if f.name == "start_settings":  # settings added since the checkpoint was written: it ran at their defaults
-            defaults = PurifierConfig().as_dict()
-            old = {k: defaults[k] for k in new.keys() - old.keys() if k in defaults} | old
+            old = {k: v for k, v in PurifierConfig().as_dict().items() if k in new.keys() - old.keys()} | old
         if old != new:
             changed[f.name] = (old, new)
     return changed
