@@ -52,7 +52,11 @@ DEFAULT_IMAGENET_WEIGHTS = "imagenet-efficientnet_lite0_lite2-routed18-objects3-
 
 
 #: What ``scripts/config_variant.py`` may swap into a defense (its meta key), as its card names it.
-_VARIANT_PARTS = (("variant_corruption", "its corruption purifier replaced by"), ("variant_fog", "the fog detector"))
+_VARIANT_PARTS = (
+    ("variant_corruption", "its corruption purifier replaced by"),
+    ("variant_fog", "the fog detector"),
+    ("variant_brightness", "the brightness detector"),
+)
 
 
 #: The download options of ``from_pretrained`` that go to the hub (``revision`` is its own argument).
@@ -114,7 +118,7 @@ class ReconstructiveDefense(
     in their dtype.
 
     Args:
-        in_channels, width, depth, skip, widths, arch, detail_width, detail_depth, inner, bypass_below, corruption_width, corruption_depth, pass_smoothing, contrast_floor, contrast_target, strong_widths, strong_above, black_point_floor, corruption_strength, corruption_noise_range, deblur_width, deblur_depth, deblur_sharpness_range, brightness_veto, deblur_unsharp, deblur_ratio_range, impulse_range, impulse_noise_range, veto_black_point, veto_clipped, fog_range, fog_width, fog_yields_to_gate: the purifier's
+        in_channels, width, depth, skip, widths, arch, detail_width, detail_depth, inner, bypass_below, corruption_width, corruption_depth, pass_smoothing, contrast_floor, contrast_target, strong_widths, strong_above, black_point_floor, corruption_strength, corruption_noise_range, deblur_width, deblur_depth, deblur_sharpness_range, brightness_veto, deblur_unsharp, deblur_ratio_range, impulse_range, impulse_noise_range, veto_black_point, veto_clipped, fog_range, fog_width, fog_yields_to_gate, gate_steep_opening, veto_to_floor, brightness_range, brightness_width: the purifier's
             hyper-parameters, the fields of :class:`~recondefense.purifier_config.PurifierConfig` (documented there, and
             their defaults: the paper's AE, width 16, depth 3, the skip on); listed one by one because the hub mixin
             writes config.json from them. :meth:`from_config` takes a ``PurifierConfig``.
@@ -165,6 +169,8 @@ class ReconstructiveDefense(
         fog_yields_to_gate: bool = PurifierConfig.fog_yields_to_gate,
         gate_steep_opening: Sequence[float] | None = PurifierConfig.gate_steep_opening,
         veto_to_floor: bool = PurifierConfig.veto_to_floor,
+        brightness_range: Sequence[float] | None = PurifierConfig.brightness_range,
+        brightness_width: int = PurifierConfig.brightness_width,
     ) -> None:
         if format_version != FORMAT_VERSION:
             raise ValueError(

@@ -6,7 +6,8 @@ and Tang ("Single image haze removal using dark channel prior", CVPR 2009) undoe
 black point) tells fogged photos from clean ones (design notes). :class:`FogDetector`, a three-layer CNN on the
 image at a quarter of its size, does; :func:`fog_share` turns its reading into how much of the dehaze each image
 gets. :class:`~recondefense.purifiers.RoutedPurifier` applies it before its gate when its config has a
-``fog_range``; ``scripts/train_fog_detector.py`` trains the detector.
+``fog_range``; ``scripts/train_fog_detector.py`` trains the detector. The same network, trained on ImageNet-C's
+brightness (``--corruption brightness``), is the routed purifier's brightness detector (``brightness_range``).
 """
 
 from __future__ import annotations
@@ -41,8 +42,9 @@ def dehaze(images: torch.Tensor, patch: int = DEHAZE_PATCH, sigma: float = DEHAZ
 
 
 class FogDetector(nn.Module):
-    """How foggy an image looks: three strided 3 x 3 convolutions (``width``, ``2 width``, ``2 width`` channels)
-    on the image average-pooled by 4, their mean and maximum over the image, one linear logit.
+    """How foggy (or, trained on brightness, how brightened) an image looks: three strided 3 x 3 convolutions
+    (``width``, ``2 width``, ``2 width`` channels) on the image average-pooled by 4, their mean and maximum over the
+    image, one linear logit.
 
     Shape: ``(N, C, H, W)`` in [0, 1], ``H`` and ``W`` at least 4 -> ``(N,)`` logits (above 0: fog).
     """

@@ -55,6 +55,8 @@ ARCHITECTURE_KEYS: dict[str, tuple[str, ...]] = {
         "fog_yields_to_gate",
         "gate_steep_opening",
         "veto_to_floor",
+        "brightness_range",
+        "brightness_width",
     ),
 }
 
@@ -70,6 +72,7 @@ _OPTIONAL_PAIRS = (
     "impulse_noise_range",
     "fog_range",
     "gate_steep_opening",
+    "brightness_range",
 )
 
 #: What a gated purifier may hold behind its gate (config.json's ``inner``).
@@ -87,6 +90,7 @@ INT_RANGES: dict[str, tuple[int, int]] = {
     "deblur_width": (1, 256),
     "deblur_depth": (1, 6),
     "fog_width": (1, 64),
+    "brightness_width": (1, 64),
 }
 
 #: The real-valued hyper-parameters checked by range, in the order :meth:`PurifierConfig.problem` checks them:
@@ -242,6 +246,10 @@ class PurifierConfig:
             while every image below it keeps the share it had (the small share of the adversarial purifier that
             clean and DeepFool-attacked images get). ``at`` in [-20, 20], ``steepness`` in (1, 100]. None (the
             default, and every weights folder without the key): one opening.
+        brightness_range, brightness_width: ``"routed"``: as ``fog_range`` and ``fog_width``, a detector of
+            ImageNet-C's brightness (``.brightness``, after the dehaze); an image it reads is lowered to black
+            (:func:`~recondefense.levels.restore_black_point`) as much as its probability says, and the gate reads
+            the lowered image. None (the default, and every weights folder without the key): no brightness step.
     """
 
     in_channels: int = 3
@@ -279,6 +287,8 @@ class PurifierConfig:
     fog_yields_to_gate: bool = False
     gate_steep_opening: tuple[float, float] | list[float] | None = None
     veto_to_floor: bool = False
+    brightness_range: tuple[float, float] | list[float] | None = None
+    brightness_width: int = 16
 
     def __post_init__(self) -> None:
         for key in ("corruption_noise_range", *_OPTIONAL_PAIRS):
@@ -352,7 +362,7 @@ class PurifierConfig:
         steep = self.gate_steep_opening
         if steep is not None and not (_is_pair(steep) and -20 <= steep[0] <= 20 and 1 < steep[1] <= 100):
             return "gate_steep_opening", "null or two numbers: a gate logit in [-20, 20] and a steepness in (1, 100]"
-        for key in ("impulse_range", "impulse_noise_range", "fog_range"):
+        for key in ("impulse_range", "impulse_noise_range", "fog_range", "brightness_range"):
             if getattr(self, key) is not None and not _is_range(getattr(self, key), 1):
                 return key, "null or two numbers low < high in [0, 1]"
         return None

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -29,6 +30,7 @@ from .levels import (
     contrast_spread,
     deblur_share,
     impulse_share,
+    restore_black_point,
     restore_contrast,
     restore_levels,
 )
@@ -94,6 +96,9 @@ class RouteMixture(nn.Module):
             attacked image read as fog keeps its routes).
         steep_opening: ``(at, steepness)``, a second, steeper opening of the gate above its logit ``at``, after the
             veto (:func:`~recondefense.gate.steepen_opening`); None: one opening.
+        brightness, brightness_range: a detector of ImageNet-C's brightness and the probability range over which an
+            image is lowered to black (:func:`~recondefense.levels.restore_black_point`), after the dehaze; None and
+            None: none. The gate reads the lowered image.
 
     Shape: ``(N, C, H, W)`` in [0, 1] -> ``(N, C, H, W)`` in [0, 1].
     """
@@ -122,6 +127,8 @@ class RouteMixture(nn.Module):
         fog_yields_to_gate: bool = False,
         steep_opening: tuple[float, float] | None = None,
         veto_to_floor: bool = False,
+        brightness: nn.Module | None = None,
+        brightness_range: tuple[float, float] | None = None,
     ) -> None:
         super().__init__()
         self.gate = gate
@@ -142,6 +149,10 @@ class RouteMixture(nn.Module):
             raise ValueError("a fog detector and its probability range come together: give both or neither")
         self.fog = fog
         self.fog_range = None if fog_range is None else (float(fog_range[0]), float(fog_range[1]))
+        if (brightness is None) != (brightness_range is None):
+            raise ValueError("a brightness detector and its probability range come together: give both or neither")
+        self.brightness = brightness
+        self.brightness_range = None if brightness_range is None else tuple(float(p) for p in brightness_range)
         self.fog_yields_to_gate = bool(fog_yields_to_gate)
         self.deblur_range = None if deblur_range is None else (float(deblur_range[0]), float(deblur_range[1]))
         self.deblur_ratio_range = None if deblur_ratio_range is None else tuple(float(b) for b in deblur_ratio_range)
@@ -250,7 +261,8 @@ class RouteMixture(nn.Module):
     def prepare(self, x: torch.Tensor) -> torch.Tensor:
         """The image as the gate and the experts see it: its salt-and-pepper dots removed as much as
         :func:`~recondefense.levels.impulse_share` says, dehazed as much as :func:`~recondefense.haze.fog_share`
-        says, its levels restored (:func:`~recondefense.levels.restore_levels`), then deblurred
+        says, lowered to black as much as its brightness detector says, its levels restored
+        (:func:`~recondefense.levels.restore_levels`), then deblurred
         as much as :func:`~recondefense.levels.deblur_share` says (each step only where configured). Shape kept, [0, 1], in ``x``'s memory
         format (its measures read the usual layout: on the CPU they run about twice as fast there as
         channels-last)."""
@@ -259,7 +271,8 @@ class RouteMixture(nn.Module):
     def _prepare(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """:meth:`prepare`'s image and each image's share ``(N,)`` that the dot removal and the dehaze settled
         (``1 - (1 - impulse share) (1 - fog share)``; None without either)."""
-        steps = (self.impulse_range, self.fog, self.deblur, self.contrast_floor or None, self.black_point_floor or None)
+        steps = (self.impulse_range, self.fog, self.brightness, self.deblur, self.contrast_floor or None)
+        steps += (self.black_point_floor or None,)
         if all(step is None for step in steps):  # nothing to prepare: no layout round trip either
             return x, None
         channels_last = not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
@@ -272,6 +285,9 @@ class RouteMixture(nn.Module):
             haze = self._fog_share(x, always)
             x = partly(x, haze, dehaze, always)
             settled = haze if settled is None else 1 - (1 - settled) * (1 - haze)
+        if self.brightness is not None and self.brightness_range is not None:
+            lowered = fog_share(self.brightness, x, self.brightness_range)
+            x = partly(x, lowered, partial(restore_black_point, floor=VETO_BLACK_POINT), always)
         x = restore_levels(x, self.contrast_floor, self.contrast_target, self.black_point_floor)
         if self.deblur is not None and self.deblur_range is not None:
             share = deblur_share(x, self.deblur_range, self.deblur_ratio_range, always)

@@ -10,7 +10,9 @@ with commas is a list of numbers. The folder written holds the same ``model.safe
 whose ``meta`` names the original and this command, so ``recondefense evaluate --defenses OUT`` measures exactly
 what the settings change. ``--corruption WEIGHTS`` (residual weights, e.g. a denoiser's training run) puts another
 corruption purifier behind a routed defense's route 2, every other tensor and setting kept; ``--fog FILE`` (a
-detector of ``scripts/train_fog_detector.py``) gives a routed defense a fog step, with ``--set fog_range=LOW,HIGH``.
+detector of ``scripts/train_fog_detector.py``) gives a routed defense a fog step, with ``--set fog_range=LOW,HIGH``,
+and ``--brightness FILE`` (its ``--corruption brightness`` detector) a brightness step, with ``--set
+brightness_range=LOW,HIGH``.
 """
 
 from __future__ import annotations
@@ -49,7 +51,12 @@ SETTINGS = (
     "fog_yields_to_gate",
     "gate_steep_opening",
     "veto_to_floor",
+    "brightness_range",
 )
+
+#: The detectors a routed defense may be given, by step (``--fog``, ``--brightness``; ``PurifierConfig`` fields
+#: ``<step>_range`` and ``<step>_width``, tensors under ``autoencoder.<step>.``).
+DETECTOR_STEPS = ("fog", "brightness")
 
 
 def parse_setting(text: str) -> tuple[str, object]:
@@ -82,12 +89,13 @@ def variant(
     changes: dict,
     meta: dict,
     corruption: ReconstructiveDefense | None = None,
-    fog: dict[str, torch.Tensor] | None = None,
+    detectors: dict[str, dict[str, torch.Tensor]] | None = None,
 ) -> ReconstructiveDefense:
     """``defense`` with the config fields ``changes`` set (checked), its tensors copied, ``meta`` its config's;
     with ``corruption`` (residual weights) a routed ``defense``'s corruption purifier is that one instead (its width
-    and depth with it), with ``fog`` (a :class:`~recondefense.haze.FogDetector`'s state dict) its fog detector
-    (``changes`` or the defense must give a ``fog_range``), every other tensor and setting kept.
+    and depth with it), with ``detectors`` (:class:`~recondefense.haze.FogDetector` state dicts by step of
+    :data:`DETECTOR_STEPS`) its fog or brightness detector (``changes`` or the defense must give the step's
+    ``<step>_range``), every other tensor and setting kept.
 
     Raises:
         ValueError: a value out of range (:meth:`~recondefense.purifier_config.PurifierConfig.validate`), a
@@ -104,11 +112,11 @@ def variant(
         sizes = corruption.hyperparameters
         changes = {**changes, "corruption_width": sizes["width"], "corruption_depth": sizes["depth"]}
         state = swapped(state, "autoencoder.corruption.", corruption.autoencoder.state_dict())
-    if fog is not None:
+    for step, detector in (detectors or {}).items():
         if defense.arch != "routed":
-            raise ValueError(f"--fog gives a routed defense a fog detector; got a {defense.arch!r} defense")
-        changes = {**changes, "fog_width": int(fog["features.0.weight"].shape[0])}
-        state = swapped(state, "autoencoder.fog.", fog)
+            raise ValueError(f"--{step} gives a routed defense a {step} detector; got a {defense.arch!r} defense")
+        changes = {**changes, f"{step}_width": int(detector["features.0.weight"].shape[0])}
+        state = swapped(state, f"autoencoder.{step}.", detector)
     config = replace(defense.purifier_config, **changes).validate()
     out = ReconstructiveDefense.from_config(config, meta=meta)
     added = sorted(set(out.state_dict()) ^ set(state))
@@ -128,10 +136,12 @@ def main(argv: list[str] | None = None) -> int:
         "defense's corruption purifier",
     )
     parser.add_argument("--fog", type=Path, help="a fog detector (fog.safetensors) for a routed defense")
+    parser.add_argument("--brightness", type=Path, help="a brightness detector (brightness.safetensors), likewise")
     parser.add_argument("--out", required=True, type=Path, help="the new weights folder")
     args = parser.parse_args(argv)
-    if not args.changes and not args.corruption and not args.fog:
-        parser.error("nothing to change: give --set KEY=VALUE, --corruption WEIGHTS or --fog FILE")
+    files = {step: getattr(args, step) for step in DETECTOR_STEPS if getattr(args, step) is not None}
+    if not args.changes and not args.corruption and not files:
+        parser.error("nothing to change: give --set KEY=VALUE, --corruption WEIGHTS, --fog FILE or --brightness FILE")
     original = ReconstructiveDefense.from_pretrained(args.weights)
     corruption = load_start(args.corruption) if args.corruption else None  # weights, or a run's checkpoint
     command = "python scripts/config_variant.py " + " ".join(sys.argv[1:] if argv is None else argv)
@@ -139,21 +149,20 @@ def main(argv: list[str] | None = None) -> int:
     if corruption is not None:
         meta["variant_corruption"] = args.corruption
         meta["variant_corruption_command"] = corruption.meta.get("command")
-    fog = None
-    if args.fog is not None:
-        fog = load_file(str(args.fog))
-        report = args.fog.parent / "validation.json"
-        meta["variant_fog"] = str(args.fog)
-        meta["variant_fog_command"] = json.loads(report.read_text())["command"] if report.exists() else None
+    detectors = {step: load_file(str(file)) for step, file in files.items()}
+    for step, file in files.items():
+        report = file.parent / "validation.json"
+        meta[f"variant_{step}"] = str(file)
+        meta[f"variant_{step}_command"] = json.loads(report.read_text())["command"] if report.exists() else None
     if original.meta.get("validation"):  # the card's table was measured before the settings changed
         meta["validation_note"] = f"measured on {args.weights} before these settings changed"
     try:
-        new = variant(original, dict(args.changes), meta, corruption, fog)
+        new = variant(original, dict(args.changes), meta, corruption, detectors)
     except ValueError as err:
         parser.error(str(err))
     new.save_pretrained(args.out)
     changed = {"out": str(args.out), "changed": dict(args.changes), "corruption": args.corruption}
-    print(json.dumps({**changed, "fog": None if args.fog is None else str(args.fog)}))
+    print(json.dumps({**changed, **{step: str(file) for step, file in files.items()}}))
     return 0
 
 

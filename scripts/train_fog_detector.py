@@ -1,17 +1,20 @@
-"""Train the routed purifier's fog detector (:class:`~recondefense.haze.FogDetector`) on object photographs.
+"""Train the routed purifier's fog detector (:class:`~recondefense.haze.FogDetector`) on object photographs, or
+with ``--corruption brightness`` its brightness detector (the same network).
 
 Positives: crops of the train split's object photographs (:class:`~recondefense.data.ObjectCrops`) under
-ImageNet-C fog at a random severity 1-5. Negatives, as many: the same kind of crops clean, under contrast (fog's
+ImageNet-C fog (or ``--corruption``) at a random severity 1-5. Negatives, as many: the same kind of crops clean, under contrast (fog's
 look-alike: a uniform blend toward the mean colour, which the routed purifier's stretch undoes better than a dehaze)
 or one of the other trained corruptions (never the four held out) at a random severity, or attacked by the paper's
 PGD against Lite0 or Lite2 (a detector that reads an attack's traces as fog would pass attacked images past the
 gate). Then, on the validation split's crops (never trained on): the share of each kind of image the detector reads
 as foggy (probability above 0.5), and the largest probability on clean and attacked crops and the smallest on fogged
-ones, what :func:`~recondefense.haze.fog_share`'s range is chosen from. Writes ``OUT/fog.safetensors`` (the
-state dict; ``scripts/config_variant.py --fog`` puts it into a routed defense) and ``OUT/validation.json``.
+ones, what :func:`~recondefense.haze.fog_share`'s range is chosen from. Writes ``OUT/fog.safetensors`` (or
+``OUT/<corruption>.safetensors``: the state dict; ``scripts/config_variant.py --fog`` (``--brightness``) puts it into
+a routed defense) and ``OUT/validation.json``.
 About 17 minutes on one CPU core (the PGD negatives are most of it).
 
-    python scripts/train_fog_detector.py --out runs/fog [--images 4000] [--epochs 30] [--width 16] [--seed 0]
+    python scripts/train_fog_detector.py --out runs/fog [--corruption fog] [--images 4000] [--epochs 30] [--width 16]
+        [--seed 0]
 """
 
 from __future__ import annotations
@@ -37,8 +40,8 @@ from recondefense.evaluate.tiers import object_test_set
 from recondefense.files import write_atomic
 from recondefense.haze import FogDetector
 
-#: The trained corruptions other than fog: the detector's corrupted negatives (the held-out four never appear).
-OTHERS = tuple(name for name in CORRUPTIONS if name != "fog" and name not in HELD_OUT_CORRUPTIONS)
+#: The trained corruptions a detector can be trained for (the held-out four never appear, as positives or negatives).
+TRAINED = tuple(name for name in CORRUPTIONS if name not in HELD_OUT_CORRUPTIONS)
 #: Images corrupted or attacked together (one corruption and severity per chunk).
 CHUNK = 25
 
@@ -54,22 +57,27 @@ def attacked(images: torch.Tensor, classifier: nn.Module) -> torch.Tensor:
     return PGD(classifier, **IMAGENET.pgd)(images, labels)
 
 
+def others(target: str) -> tuple[str, ...]:
+    """The trained corruptions other than ``target``: the detector's corrupted negatives."""
+    return tuple(name for name in TRAINED if name != target)
+
+
 def labelled_images(
-    images: torch.Tensor, generator: torch.Generator, classifiers: list[nn.Module]
+    images: torch.Tensor, generator: torch.Generator, classifiers: list[nn.Module], target: str = "fog"
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each chunk of ``images`` fogged (label 1, half the chunks), or clean, under contrast, under another trained
+    """Each chunk of ``images`` under ``target`` (label 1, half the chunks), or clean, under contrast, under another trained
     corruption or attacked by PGD against one of ``classifiers`` in turn (label 0, an eighth of the chunks each):
     ``(N, C, H, W)`` -> that and ``(N,)`` labels in {0, 1}."""
     chunks, labels = [], []
-    attacks = 0
+    attacks, negatives = 0, others(target)
     for start in range(0, len(images), CHUNK):
         chunk = images[start : start + CHUNK]
         severity = int(torch.randint(1, 6, (), generator=generator))
         kind = int(torch.randint(0, 8, (), generator=generator))
         if kind < 4:
-            chunk = corrupt(chunk, "fog", severity, generator=generator)
+            chunk = corrupt(chunk, target, severity, generator=generator)
         elif kind in (5, 6):
-            name = "contrast" if kind == 5 else OTHERS[int(torch.randint(len(OTHERS), (), generator=generator))]
+            name = "contrast" if kind == 5 else negatives[int(torch.randint(len(negatives), (), generator=generator))]
             chunk = corrupt(chunk, name, severity, generator=generator)
         elif kind == 7:
             chunk = attacked(chunk, classifiers[attacks % len(classifiers)])
@@ -98,10 +106,13 @@ def train(images: torch.Tensor, labels: torch.Tensor, width: int, epochs: int, s
     return detector.eval()
 
 
-def validate(detector: FogDetector, seed: int, classifiers: dict[str, nn.Module]) -> dict[str, float]:
-    """On the validation crops: the share read as foggy (probability above 0.5) by kind of image: clean, fogged at
-    each severity, under each other trained corruption at severities 3 and 5 (contrast also 1), attacked by PGD
-    against each of ``classifiers``; the largest probability on clean and attacked crops, the smallest on fogged."""
+def validate(
+    detector: FogDetector, seed: int, classifiers: dict[str, nn.Module], target: str = "fog"
+) -> dict[str, float]:
+    """On the validation crops: the share read as ``target`` (probability above 0.5) by kind of image: clean, under
+    ``target`` at each severity, under each other trained corruption at severities 3 and 5 (contrast also 1),
+    attacked by PGD against each of ``classifiers``; the largest probability on clean and attacked crops, the
+    smallest on ``target``'s."""
     data = object_test_set("val")
     clean = torch.stack([data[i][0] for i in range(len(data))])
     generator = torch.Generator().manual_seed(seed + 1)
@@ -118,8 +129,8 @@ def validate(detector: FogDetector, seed: int, classifiers: dict[str, nn.Module]
 
     read("clean", clean, "largest")
     for severity in range(1, 6):
-        read(f"fog@{severity}", corrupt(clean, "fog", severity, generator=generator), "smallest")
-    for name in OTHERS:
+        read(f"{target}@{severity}", corrupt(clean, target, severity, generator=generator), "smallest")
+    for name in others(target):
         for severity in (1, 3, 5) if name == "contrast" else (3, 5):
             read(f"{name}@{severity}", corrupt(clean, name, severity, generator=generator))
     for name, classifier in classifiers.items():
@@ -130,7 +141,8 @@ def validate(detector: FogDetector, seed: int, classifiers: dict[str, nn.Module]
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", required=True, type=Path, help="folder for fog.safetensors and validation.json")
+    parser.add_argument("--out", required=True, type=Path, help="folder for the detector and validation.json")
+    parser.add_argument("--corruption", default="fog", choices=TRAINED, help="what the detector reads")
     parser.add_argument("--images", type=positive_int, default=4000, help="training crops")
     parser.add_argument("--epochs", type=positive_int, default=30)
     parser.add_argument("--width", type=positive_int, default=16, help="the detector's first layer's channels")
@@ -140,14 +152,20 @@ def main(argv: list[str] | None = None) -> int:
     crops = ObjectCrops("train", length=args.images, seed=args.seed)
     images = torch.stack([crops[i][0] for i in range(len(crops))])
     classifiers = {name: load_classifier(name).eval() for name in ATTACKED}
-    images, labels = labelled_images(images, torch.Generator().manual_seed(args.seed), list(classifiers.values()))
-    print(f"{len(images)} training crops ({int(labels.sum())} fogged) in {time.time() - started:.0f} s", flush=True)
+    generator = torch.Generator().manual_seed(args.seed)
+    images, labels = labelled_images(images, generator, list(classifiers.values()), args.corruption)
+    print(
+        f"{len(images)} training crops ({int(labels.sum())} under {args.corruption}) in {time.time() - started:.0f} s",
+        flush=True,
+    )
     detector = train(images, labels, args.width, args.epochs, args.seed)
-    rows = validate(detector, args.seed, classifiers)
+    rows = validate(detector, args.seed, classifiers, args.corruption)
     for kind, share in rows.items():
         print(f"{kind:28} {share:.3f}")
     args.out.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in detector.state_dict().items()}, str(args.out / "fog.safetensors"))
+    save_file(
+        {k: v.contiguous() for k, v in detector.state_dict().items()}, str(args.out / f"{args.corruption}.safetensors")
+    )
     command = "python scripts/train_fog_detector.py " + " ".join(sys.argv[1:] if argv is None else argv)
     report = {"command": command, "width": args.width, "validation": rows}
     write_atomic(args.out / "validation.json", (json.dumps(report, indent=1) + "\n").encode())

@@ -222,8 +222,9 @@ def test_fine_tuning_keeps_the_start_weights_weightless_corrections(tmp_path):
         fog_yields_to_gate=True,
         gate_steep_opening=[-2.0, 8.0],
         veto_to_floor=True,
+        brightness_range=[0.6, 0.95],
     )
-    assert set(carried) | {"deblur_width", "deblur_depth", "fog_width"} == set(START_SETTINGS)
+    assert set(carried) | {"deblur_width", "deblur_depth", "fog_width", "brightness_width"} == set(START_SETTINGS)
     network = dict(
         arch="routed", width=4, depth=2, detail_width=4, detail_depth=1, corruption_width=4, corruption_depth=1
     )

@@ -111,7 +111,10 @@ def test_fog_step_exports_and_compiles_with_the_eager_values():
     assert torch.allclose(compiled(x), module(x), atol=1e-6)
 
 
-def test_train_fog_detector_writes_a_detector_config_variant_puts_into_a_routed_defense(monkeypatch, tmp_path, capsys):
+@pytest.mark.parametrize("step", ["fog", "brightness"])
+def test_train_fog_detector_writes_a_detector_config_variant_puts_into_a_routed_defense(
+    step, monkeypatch, tmp_path, capsys
+):
     from recondefense.data import Consensus
     from recondefense.data._tensors import TensorImages
 
@@ -136,35 +139,39 @@ def test_train_fog_detector_writes_a_detector_config_variant_puts_into_a_routed_
     monkeypatch.setattr(
         module, "load_classifier", lambda name: torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3072, 2))
     )
-    args = ["--out", str(tmp_path / "fog"), "--images", "60", "--epochs", "2", "--width", "4"]
+    args = ["--out", str(tmp_path / "fog"), "--images", "60", "--epochs", "2", "--width", "4", "--corruption", step]
     assert module.main(args) == 0
     out = capsys.readouterr().out
-    assert "epoch 2/2" in out and "fog@5" in out and "pgd imagenet-efficientnet_lite2" in out
+    assert "epoch 2/2" in out and f"{step}@5" in out and "pgd imagenet-efficientnet_lite2" in out
     report = json.loads((tmp_path / "fog" / "validation.json").read_text())
     assert report["width"] == 4 and "--epochs 2" in report["command"]
-    kinds = {"clean", "fog@1", "fog@5", "contrast@1", "contrast@3", "pgd imagenet-efficientnet_lite0"}
-    assert set(report["validation"]) >= kinds | {"clean, largest probability", "fog@1, smallest probability"}
+    kinds = {"clean", f"{step}@1", f"{step}@5", "contrast@1", "contrast@3", "pgd imagenet-efficientnet_lite0"}
+    other = "brightness" if step == "fog" else "fog"  # the other detector's corruption is a negative
+    kinds |= {"clean, largest probability", f"{step}@1, smallest probability", f"{other}@5"}
+    assert set(report["validation"]) >= kinds
     assert all(0 <= share <= 1 for share in report["validation"].values())
     assert "impulse_noise@3" not in report["validation"]  # the held-out corruptions never appear
 
     variant = load_script("config_variant")
     ReconstructiveDefense(arch="routed", **SMALL).save_pretrained(tmp_path / "a")
-    fog_file = str(tmp_path / "fog" / "fog.safetensors")
-    command = ["--weights", str(tmp_path / "a"), "--fog", fog_file, "--set", "fog_range=0.5,0.9"]
+    fog_file = str(tmp_path / "fog" / f"{step}.safetensors")
+    command = ["--weights", str(tmp_path / "a"), f"--{step}", fog_file, "--set", f"{step}_range=0.5,0.9"]
     assert variant.main([*command, "--set", "fog_yields_to_gate=true", "--out", str(tmp_path / "b")]) == 0
     a, b = (ReconstructiveDefense.from_pretrained(tmp_path / p) for p in ("a", "b"))
-    assert b.purifier_config.fog_range == (0.5, 0.9) and b.purifier_config.fog_width == 4
+    config = b.purifier_config
+    assert getattr(config, f"{step}_range") == (0.5, 0.9) and getattr(config, f"{step}_width") == 4
     assert b.autoencoder.fog_yields_to_gate and not a.autoencoder.fog_yields_to_gate
     from safetensors.torch import load_file
 
     detector = load_file(fog_file)
     for key, value in b.state_dict().items():
-        expected = detector[key[len("autoencoder.fog.") :]] if ".fog." in key else a.state_dict()[key]
+        prefix = f"autoencoder.{step}."
+        expected = detector[key[len(prefix) :]] if key.startswith(prefix) else a.state_dict()[key]
         assert torch.equal(value, expected), key
     card = (tmp_path / "b" / "README.md").read_text()
-    assert f"the fog detector `{fog_file}`, trained by `python scripts/train_fog_detector.py --out" in card
-    with pytest.raises(SystemExit):  # a fog range without a detector would add tensors
-        variant.main(["--weights", str(tmp_path / "a"), "--set", "fog_range=0.5,0.9", "--out", str(tmp_path / "c")])
+    assert f"the {step} detector `{fog_file}`, trained by `python scripts/train_fog_detector.py --out" in card
+    with pytest.raises(SystemExit):  # a range without a detector would add tensors
+        variant.main(["--weights", str(tmp_path / "a"), "--set", f"{step}_range=0.5,0.9", "--out", str(tmp_path / "c")])
     assert not (tmp_path / "c").exists()
 
 
