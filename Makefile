@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo venv data lint bench tables imagenet-tables imagenet-default-rows imagenet-fog-detector imagenet-fog-readings imagenet-markdown imagenet-objects-tables imagenet-objects-markdown imagenet-objects-first-look imagenet-objects-val imagenet-gpu-candidates imagenet-gate-open realworld-tables corruption-tables imagenet-corruption-tables imagenet-objects-corruption-tables imagenet-objects-routed-rows imagenet-objects-corruption-markdown imagenet-objects-corruption-full certify-tables certify-bfloat16 certify-full clean
+.PHONY: test demo venv data lint bench tables imagenet-tables imagenet-default-rows imagenet-fog-detector imagenet-brightness-detector imagenet-fog-readings imagenet-markdown imagenet-objects-tables imagenet-objects-markdown imagenet-objects-first-look imagenet-objects-val imagenet-gpu-candidates imagenet-gate-open realworld-tables corruption-tables imagenet-corruption-tables imagenet-objects-corruption-tables imagenet-objects-routed-rows imagenet-objects-corruption-markdown imagenet-objects-corruption-full certify-tables certify-bfloat16 certify-full clean
 FMNIST := /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
 
 $(PY):
@@ -239,6 +239,20 @@ imagenet-fog-detector: $(IMAGENET_STAMP) data
 	cp $(FOG_OUT)/validation.json $(IMAGENET)/fog-detector-val.json
 	$(PY) scripts/config_variant.py --weights $(FOG_BASE) --fog $(FOG_OUT)/fog.safetensors --set fog_range=$(FOG_RANGE) \
 	  --out $(FOG_CANDIDATE)
+# The brightness detector of -routed19- (the same script and network with --corruption brightness: brightened crops
+# against clean ones, contrast, the other trained corruptions and PGD; about 14 minutes on one core), and the
+# candidate that gives BRIGHTNESS_BASE a brightness step with it (BRIGHTNESS_RANGE: the detector's probability over
+# which an image is lowered all the way to black); the detector's validation shares in
+# results/imagenet/brightness-detector-val.json.
+BRIGHTNESS_OUT ?= runs/bright/w16
+BRIGHTNESS_BASE ?= imagenet-efficientnet_lite0_lite2-routed18-objects3-mix
+BRIGHTNESS_RANGE ?= 0.5,0.9
+BRIGHTNESS_CANDIDATE ?= runs/candidates/bright-w16-50
+imagenet-brightness-detector: $(IMAGENET_STAMP) data
+	OMP_NUM_THREADS=1 $(PY) scripts/train_fog_detector.py --corruption brightness --out $(BRIGHTNESS_OUT)
+	cp $(BRIGHTNESS_OUT)/validation.json $(IMAGENET)/brightness-detector-val.json
+	$(PY) scripts/config_variant.py --weights $(BRIGHTNESS_BASE) --brightness $(BRIGHTNESS_OUT)/brightness.safetensors \
+	  --set brightness_range=$(BRIGHTNESS_RANGE) --out $(BRIGHTNESS_CANDIDATE)
 # Where that detector reads fog on images that are not foggy (scripts/fog_readings.py: 512 random crops of the
 # validation photographs, clean and under FGSM and PGD against Lite0, Lite1 and Lite2; about 40 minutes on one core):
 # what an attack does to its reading, in results/imagenet/fog-readings.md (-routed16-'s detector: -routed17-'s and

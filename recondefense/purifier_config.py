@@ -247,7 +247,7 @@ class PurifierConfig:
             clean and DeepFool-attacked images get). ``at`` in [-20, 20], ``steepness`` in (1, 100]. None (the
             default, and every weights folder without the key): one opening.
         brightness_range, brightness_width: ``"routed"``: as ``fog_range`` and ``fog_width``, a detector of
-            ImageNet-C's brightness (``.brightness``, after the dehaze); an image it reads is lowered to black
+            ImageNet-C's brightness (``.brightness``, after the levels); an image it reads is lowered to black
             (:func:`~recondefense.levels.restore_black_point`) as much as its probability says, and the gate reads
             the lowered image. None (the default, and every weights folder without the key): no brightness step.
     """

@@ -97,8 +97,8 @@ class RouteMixture(nn.Module):
         steep_opening: ``(at, steepness)``, a second, steeper opening of the gate above its logit ``at``, after the
             veto (:func:`~recondefense.gate.steepen_opening`); None: one opening.
         brightness, brightness_range: a detector of ImageNet-C's brightness and the probability range over which an
-            image is lowered to black (:func:`~recondefense.levels.restore_black_point`), after the dehaze; None and
-            None: none. The gate reads the lowered image.
+            image is lowered to black (:func:`~recondefense.levels.restore_black_point`), after the levels (a
+            washed-out image is stretched first); None and None: none. The gate reads the lowered image.
 
     Shape: ``(N, C, H, W)`` in [0, 1] -> ``(N, C, H, W)`` in [0, 1].
     """
@@ -261,8 +261,8 @@ class RouteMixture(nn.Module):
     def prepare(self, x: torch.Tensor) -> torch.Tensor:
         """The image as the gate and the experts see it: its salt-and-pepper dots removed as much as
         :func:`~recondefense.levels.impulse_share` says, dehazed as much as :func:`~recondefense.haze.fog_share`
-        says, lowered to black as much as its brightness detector says, its levels restored
-        (:func:`~recondefense.levels.restore_levels`), then deblurred
+        says, its levels restored (:func:`~recondefense.levels.restore_levels`), lowered to black as much as its
+        brightness detector says, then deblurred
         as much as :func:`~recondefense.levels.deblur_share` says (each step only where configured). Shape kept, [0, 1], in ``x``'s memory
         format (its measures read the usual layout: on the CPU they run about twice as fast there as
         channels-last)."""
@@ -285,10 +285,10 @@ class RouteMixture(nn.Module):
             haze = self._fog_share(x, always)
             x = partly(x, haze, dehaze, always)
             settled = haze if settled is None else 1 - (1 - settled) * (1 - haze)
+        x = restore_levels(x, self.contrast_floor, self.contrast_target, self.black_point_floor)
         if self.brightness is not None and self.brightness_range is not None:
             lowered = fog_share(self.brightness, x, self.brightness_range)
             x = partly(x, lowered, partial(restore_black_point, floor=VETO_BLACK_POINT), always)
-        x = restore_levels(x, self.contrast_floor, self.contrast_target, self.black_point_floor)
         if self.deblur is not None and self.deblur_range is not None:
             share = deblur_share(x, self.deblur_range, self.deblur_ratio_range, always)
             x = partly(x, share, self.deblur, always)

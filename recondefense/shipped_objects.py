@@ -47,6 +47,8 @@ _ROUTED7_PARTS: dict[str, Any] = {
     **_ROUTED3_MIX,
     "composed_from": (*_ROUTED3_MIX["composed_from"], ("strong", "checkpoints/objects-wide-mix/final")),
 }
+#: The tier, attack and parts of every routed weights folder from -routed7- on (the last three fields of an entry).
+_ROUTED7 = (_OBJECTS, "mix+corruption", _ROUTED7_PARTS)
 _WEIGHTS: tuple[tuple[str, str, str, dict[str, Any], str, dict[str, Any]], ...] = (
     # The object-photo retraining (issue 24, scripts/train_imagenet_default.sh on a 2-core CPU): the AE of
     # imagenet-efficientnet_lite0_lite2-pgd (recondefense.shipped) widened to 16 / 32 / 64 filters per block (scripts/widen_autoencoder.py, function-preserving), then fine-tuned with the
@@ -233,9 +235,7 @@ _WEIGHTS: tuple[tuple[str, str, str, dict[str, Any], str, dict[str, Any]], ...] 
         "imagenet-efficientnet_lite0_lite2-routed7-objects3-mix",
         "ae080ae3879cb732dc81a084f144010da62aaa6dcc474e389b11d3e5002867f7",
         "3734b787fb832a13d4b6f03c7c1b16dfe8d336ce3697a0f853b28207ee8e7b11",
-        _OBJECTS,
-        "mix+corruption",
-        _ROUTED7_PARTS,
+        *_ROUTED7,
     ),
     # The default of Defended(model) on 2026-12-05 (until -routed11- below): the same network (the same model.safetensors) with -routed5-'s
     # stretch of washed-out images (floor 0.10, target 1: as far as the image's own range allows;
@@ -245,9 +245,7 @@ _WEIGHTS: tuple[tuple[str, str, str, dict[str, Any], str, dict[str, Any]], ...] 
         "imagenet-efficientnet_lite0_lite2-routed8-objects3-mix",
         "ae080ae3879cb732dc81a084f144010da62aaa6dcc474e389b11d3e5002867f7",
         "1e1110eed80ffed30c733c5862d7123c9bcac0ec6d4cc0cb972df2b63d55bcfb",
-        _OBJECTS,
-        "mix+corruption",
-        _ROUTED7_PARTS,
+        *_ROUTED7,
     ),
     # -routed8- (the same model.safetensors) with the gate's brightness veto at 0.05 (PurifierConfig.brightness_veto;
     # scripts/config_variant.py --set brightness_veto=0.05): the gate opens only where the image with its black point
@@ -258,9 +256,7 @@ _WEIGHTS: tuple[tuple[str, str, str, dict[str, Any], str, dict[str, Any]], ...] 
         "imagenet-efficientnet_lite0_lite2-routed9-objects3-mix",
         "ae080ae3879cb732dc81a084f144010da62aaa6dcc474e389b11d3e5002867f7",
         "78a468750ae6d27621a6419279265ff3d4fa501cf3183f6cbab378b8e7a9bdd7",
-        _OBJECTS,
-        "mix+corruption",
-        _ROUTED7_PARTS,
+        *_ROUTED7,
     ),
     # -routed8- (the same model.safetensors) with an unsharp mask in front of the gate for blurred images
     # (PurifierConfig.deblur_unsharp, sigma 1 amount 3; its share rises with levels.blur_ratio from 2.6 to 3.0 and
@@ -272,9 +268,7 @@ _WEIGHTS: tuple[tuple[str, str, str, dict[str, Any], str, dict[str, Any]], ...] 
         "imagenet-efficientnet_lite0_lite2-routed10-objects3-mix",
         "ae080ae3879cb732dc81a084f144010da62aaa6dcc474e389b11d3e5002867f7",
         "9eeb9c246f274bc5c5efe44c4ee11d8ea855a5ff71312201a34a6fcb6a673fbc",
-        _OBJECTS,
-        "mix+corruption",
-        _ROUTED7_PARTS,
+        *_ROUTED7,
     ),
     # The default of Defended(model) from 2026-12-05 (sixteenth session) until -routed14- below:
     # -routed10- (the same model.safetensors) with salt-and-pepper dots removed first (PurifierConfig.impulse_range:
@@ -288,9 +282,7 @@ _WEIGHTS: tuple[tuple[str, str, str, dict[str, Any], str, dict[str, Any]], ...] 
         "imagenet-efficientnet_lite0_lite2-routed11-objects3-mix",
         "ae080ae3879cb732dc81a084f144010da62aaa6dcc474e389b11d3e5002867f7",
         "ca0f989f9830bd49f0259fc9099f8a52dd093d27e518eb1838739c66cfd2f82c",
-        _OBJECTS,
-        "mix+corruption",
-        _ROUTED7_PARTS,
+        *_ROUTED7,
     ),
     # -routed11- (the same model.safetensors) with -routed9-'s brightness veto (0.05), its second reading restoring
     # only images whose black point is at least 0.15 (PurifierConfig.veto_black_point; scripts/config_variant.py):
@@ -303,9 +295,7 @@ _WEIGHTS: tuple[tuple[str, str, str, dict[str, Any], str, dict[str, Any]], ...] 
         "imagenet-efficientnet_lite0_lite2-routed12-objects3-mix",
         "ae080ae3879cb732dc81a084f144010da62aaa6dcc474e389b11d3e5002867f7",
         "242ea62f95b2ad0f97e9820f4eacda695b93bd6591c13a21a8c753a4dfbc2713",
-        _OBJECTS,
-        "mix+corruption",
-        _ROUTED7_PARTS,
+        *_ROUTED7,
     ),
     # -routed12- with its veto's second reading only of images whose share of clipped pixels is at least 0.01
     # (PurifierConfig.veto_clipped, levels.clipped_share): ImageNet-C's brightness clips what it raises past 1, an
@@ -320,9 +310,7 @@ _WEIGHTS: tuple[tuple[str, str, str, dict[str, Any], str, dict[str, Any]], ...] 
         "imagenet-efficientnet_lite0_lite2-routed13-objects3-mix",
         "ae080ae3879cb732dc81a084f144010da62aaa6dcc474e389b11d3e5002867f7",
         "4f08e3574d14cdc6852db9f007c1ed9715b093d903c50cf77d8918d8004ac200",
-        _OBJECTS,
-        "mix+corruption",
-        _ROUTED7_PARTS,
+        *_ROUTED7,
     ),
     # The default of Defended(model) from 2026-12-06 (twentieth session) until -routed18- below:
     # -routed13- with the clipped-share threshold 0.05, chosen by scripts/veto_probe.py --images 231 --veto
@@ -333,9 +321,7 @@ _WEIGHTS: tuple[tuple[str, str, str, dict[str, Any], str, dict[str, Any]], ...] 
         "imagenet-efficientnet_lite0_lite2-routed14-objects3-mix",
         "ae080ae3879cb732dc81a084f144010da62aaa6dcc474e389b11d3e5002867f7",
         "c4958e90b64a97db584c83f1a5900ecf6076ae0d8d61331d0e8ab8525e9f82d9",
-        _OBJECTS,
-        "mix+corruption",
-        _ROUTED7_PARTS,
+        *_ROUTED7,
     ),
     # -routed14- with a fog step before its gate (PurifierConfig.fog_range 0.5-0.9, recondefense.haze), its detector
     # trained without contrast or attacked negatives: contrast 0.989 -> 0.838 on validation, unseen-Lite1 PGD 0.656 ->
@@ -344,9 +330,7 @@ _WEIGHTS: tuple[tuple[str, str, str, dict[str, Any], str, dict[str, Any]], ...] 
         "imagenet-efficientnet_lite0_lite2-routed15-objects3-mix",
         "13c305ae4946f4c70ff7898f5ca3c39fd9a35974465d4832e45d5b8b708613b0",
         "967c8bc6071d73847b83b33455a7a1af3b1830fbe81d24e38a9025c796b5952a",
-        _OBJECTS,
-        "mix+corruption",
-        _ROUTED7_PARTS,
+        *_ROUTED7,
     ),
     # -routed15- with a detector that also learned contrast and PGD as negatives (make imagenet-fog-detector): fog
     # 0.520 -> 0.673 and rel. mCE 0.853 -> 0.834 on test, but one attacked crop fewer with each classifier (an
@@ -355,9 +339,7 @@ _WEIGHTS: tuple[tuple[str, str, str, dict[str, Any], str, dict[str, Any]], ...] 
         "imagenet-efficientnet_lite0_lite2-routed16-objects3-mix",
         "43c9546b18d62ba9dd8fa7fd8826dbd6f3e823bb398cf9391ef767d272b0f818",
         "5bb0c0fc5bc050f43b859437c493bd0342d2c913a5116223d378297c15932f5d",
-        _OBJECTS,
-        "mix+corruption",
-        _ROUTED7_PARTS,
+        *_ROUTED7,
     ),
     # -routed16- with a margin on the fog step (fog_range 0.9-0.99; no fogged validation crop lost): the same test
     # attack rows as -routed16- (the lost crop reads as fog, clean or attacked). Not the default (design notes).
@@ -365,9 +347,7 @@ _WEIGHTS: tuple[tuple[str, str, str, dict[str, Any], str, dict[str, Any]], ...] 
         "imagenet-efficientnet_lite0_lite2-routed17-objects3-mix",
         "43c9546b18d62ba9dd8fa7fd8826dbd6f3e823bb398cf9391ef767d272b0f818",
         "298a6bb2690fd355016f7b0c3808b62c6087c46684d3482e0289e878f0daaf1a",
-        _OBJECTS,
-        "mix+corruption",
-        _ROUTED7_PARTS,
+        *_ROUTED7,
     ),
     # The default of Defended(model) since 2026-12-06 (twenty-first session): -routed16- whose fog step yields to the
     # gate (PurifierConfig.fog_yields_to_gate): an image the gate opens on as it came keeps its routes and is not
@@ -376,9 +356,15 @@ _WEIGHTS: tuple[tuple[str, str, str, dict[str, Any], str, dict[str, Any]], ...] 
         "imagenet-efficientnet_lite0_lite2-routed18-objects3-mix",
         "43c9546b18d62ba9dd8fa7fd8826dbd6f3e823bb398cf9391ef767d272b0f818",
         "0da1d83e0f09f37a9543f8eb1b8d058e69a41461f67e0752ef94fec6c66b11c5",
-        _OBJECTS,
-        "mix+corruption",
-        _ROUTED7_PARTS,
+        *_ROUTED7,
+    ),
+    # -routed18- with a brightness step (PurifierConfig.brightness_range 0.5-0.9, make imagenet-brightness-detector):
+    # images its detector reads as brightened are lowered to black before the gate (design notes).
+    (
+        "imagenet-efficientnet_lite0_lite2-routed19-objects3-mix",
+        "50c4fd99a762271f525d50c964a70a1fee8c5966f8c1ee770f63bf3334d94d24",
+        "2d8215d4acd1f7c81b1152d3cd6856115cd8d4dc52dcff55ae92dccf89927760",
+        *_ROUTED7,
     ),
 )
 for _name, _sha256, _config_sha256, _tier, _attack, _extra in _WEIGHTS:
