@@ -276,16 +276,8 @@ class RouteMixture(nn.Module):
         if all(step is None for step in steps):  # nothing to prepare: no layout round trip either
             return x, None
         channels_last = not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
-        x = x.contiguous()
         always = self.training or is_tracing(x)
-        settled = None
-        if self.impulse_range is not None:
-            x, settled = clean_impulses(x, self.impulse_range, self.impulse_noise_range, always)
-        if self.fog is not None and self.fog_range is not None:
-            haze = self._fog_share(x, always)
-            x = partly(x, haze, dehaze, always)
-            settled = haze if settled is None else 1 - (1 - settled) * (1 - haze)
-        x = restore_levels(x, self.contrast_floor, self.contrast_target, self.black_point_floor)
+        x, settled = self._dots_fog_levels(x.contiguous(), always)
         if self.brightness is not None and self.brightness_range is not None:
             lowered = fog_share(self.brightness, x, self.brightness_range)
             x = partly(x, lowered, partial(restore_black_point, floor=VETO_BLACK_POINT), always)
@@ -293,6 +285,25 @@ class RouteMixture(nn.Module):
             share = deblur_share(x, self.deblur_range, self.deblur_ratio_range, always)
             x = partly(x, share, self.deblur, always)
         return (x.contiguous(memory_format=torch.channels_last) if channels_last else x), settled
+
+    def _dots_fog_levels(self, x: torch.Tensor, always: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The first steps of :meth:`_prepare`: the dot removal, the dehaze and the levels, with the share settled."""
+        settled = None
+        if self.impulse_range is not None:
+            x, settled = clean_impulses(x, self.impulse_range, self.impulse_noise_range, always)
+        if self.fog is not None and self.fog_range is not None:
+            haze = self._fog_share(x, always)
+            x = partly(x, haze, dehaze, always)
+            settled = haze if settled is None else 1 - (1 - settled) * (1 - haze)
+        return restore_levels(x, self.contrast_floor, self.contrast_target, self.black_point_floor), settled
+
+    def lowering_share(self, x: torch.Tensor) -> torch.Tensor:
+        """How far :meth:`forward` lowers each image to black (read after the dots, the dehaze and the levels; 0
+        without a brightness step): ``(N, C, H, W)`` -> ``(N,)`` in [0, 1]."""
+        if self.brightness is None or self.brightness_range is None:
+            return x.new_zeros(x.shape[0])
+        x = self._dots_fog_levels(x.contiguous(), self.training or is_tracing(x))[0]
+        return fog_share(self.brightness, x, self.brightness_range)
 
     def dehaze_share(self, x: torch.Tensor) -> torch.Tensor:
         """How much of the dehaze :meth:`forward` gives each image (read after the dot removal; 0 without a fog

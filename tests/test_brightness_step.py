@@ -54,6 +54,8 @@ def test_brightness_step_lowers_what_its_detector_reads_and_the_gate_reads_the_l
             assert torch.equal(net.prepare(clean), clean)  # read as clean: exactly as it came, the step not run
         assert step.call_count == 0
         torch.testing.assert_close(net(clean), plain(clean))
+        assert net.lowering_share(torch.cat([clean, brightened])).tolist() == [0, 0, 1, 1]
+        assert torch.equal(plain.lowering_share(brightened), torch.zeros(2))
     defense = ReconstructiveDefense(arch="routed", **SMALL, brightness_range=[0.5, 0.9], brightness_width=4)
     defense.save_pretrained(tmp_path)
     assert json.loads((tmp_path / "config.json").read_text())["brightness_range"] == [0.5, 0.9]

@@ -161,6 +161,17 @@ def test_gate_open_counts_the_clean_images_a_gate_opens_on(tmp_path, monkeypatch
         gate_open.main(["--weights", "fog", "--json", str(tmp_path / "rows.json")])
         rows = __import__("json").loads((tmp_path / "rows.json").read_text())["rows"]
         assert rows[0]["dehazed"] == dehazed and rows[0]["opened"] == 6 * yields
+    # a routed defense with a brightness step whose detector is sure: it lowers all six (and none when sure of none)
+    for bias, lowered in ((30.0, 6), (-30.0, 0)):
+        bright = ReconstructiveDefense(**routed, brightness_range=(0.5, 0.9)).eval()
+        with torch.no_grad():
+            bright.autoencoder.brightness.head.bias.fill_(bias)
+            bright.autoencoder.brightness.head.weight.zero_()
+        loader = __import__("types").SimpleNamespace(from_pretrained=lambda w, net=bright: net)
+        monkeypatch.setattr(gate_open, "ReconstructiveDefense", loader)
+        gate_open.main(["--weights", "bright", "--json", str(tmp_path / "rows.json")])
+        rows = __import__("json").loads((tmp_path / "rows.json").read_text())["rows"]
+        assert rows[0]["lowered"] == lowered and "dehazed" not in rows[0]
     monkeypatch.undo()
     for name in ("object_test_crops", "painting_crops"):
         monkeypatch.setattr(gate_open, name, lambda **_: tiny)
