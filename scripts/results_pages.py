@@ -75,6 +75,14 @@ GATE = (
 THREATS = {"attack": OBLIVIOUS_AND_E2E, "corruption": CORRUPTED, "certify": CERTIFIED, "curve": CURVE, "gate": GATE}
 #: The 4 corruptions no shipped weights trained on (one per family), given their own mean column.
 HELD_OUT = ("impulse_noise", "motion_blur", "frost", "pixelate")
+#: What scripts/gate_open.py counts of the images each step before the gate changes: (row key, as the page says it).
+GATE_OPEN_STEPS = (
+    ("stretched", "contrast stretched on"),
+    ("deblurred", "deblurred"),
+    ("dots_removed", "dots removed"),
+    ("dehazed", "dehazed"),
+    ("lowered", "lowered to black"),
+)
 #: The radii of the certification tables (``recondefense certify``'s default ``--radii``).
 RADII = (0.0, 0.25, 0.5, 0.75, 1.0)
 #: The default: ROUTED14 (the same tensors but a small fog detector) with a fog step before its gate, which yields to
@@ -1362,10 +1370,8 @@ def _gate_table(paths: list[Path]) -> str:
         if row is None:
             return "-"
         low, high = row["wilson95"]
-        stretched = f"; contrast stretched on {row['stretched']}" if "stretched" in row else ""
-        deblurred = f"; deblurred {row['deblurred']}" if "deblurred" in row else ""
-        dots = f"; dots removed {row['dots_removed']}" if "dots_removed" in row else ""
-        return f"{row['open']:.3f} ±{(high - low) / 2:.3f} ({row['opened']}/{row['n']}{stretched}{deblurred}{dots})"
+        steps = "".join(f"; {label} {row[key]}" for key, label in GATE_OPEN_STEPS if key in row)
+        return f"{row['open']:.3f} ±{(high - low) / 2:.3f} ({row['opened']}/{row['n']}{steps})"
 
     lines += [f"| {name} | " + " | ".join(cell(c.get(name)) for c in cells) + " |" for name in sets]
     return "\n".join(lines) + "\n"
