@@ -2,8 +2,9 @@
 with ``--corruption brightness`` its brightness detector (the same network).
 
 Positives: crops of the train split's object photographs (:class:`~recondefense.data.ObjectCrops`) under
-ImageNet-C fog (or ``--corruption``) at a random severity 1-5. Negatives, as many: the same kind of crops clean, under contrast (fog's
-look-alike: a uniform blend toward the mean colour, which the routed purifier's stretch undoes better than a dehaze)
+ImageNet-C fog (or ``--corruption``) at a random severity 1-5. Negatives, as many: the same kind of crops clean,
+under contrast (fog's look-alike: a uniform blend toward the mean colour, which the routed purifier's stretch undoes
+better than a dehaze)
 or one of the other trained corruptions (never the four held out) at a random severity, or attacked by the paper's
 PGD against Lite0 or Lite2 (a detector that reads an attack's traces as fog would pass attacked images past the
 gate). Then, on the validation split's crops (never trained on): the share of each kind of image the detector reads
@@ -65,8 +66,8 @@ def others(target: str) -> tuple[str, ...]:
 def labelled_images(
     images: torch.Tensor, generator: torch.Generator, classifiers: list[nn.Module], target: str = "fog"
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each chunk of ``images`` under ``target`` (label 1, half the chunks), or clean, under contrast, under another trained
-    corruption or attacked by PGD against one of ``classifiers`` in turn (label 0, an eighth of the chunks each):
+    """Each chunk of ``images`` under ``target`` (label 1, half the chunks), or clean, under contrast, under another
+    trained corruption or attacked by PGD against one of ``classifiers`` in turn (label 0, an eighth of the chunks each):
     ``(N, C, H, W)`` -> that and ``(N,)`` labels in {0, 1}."""
     chunks, labels = [], []
     attacks, negatives = 0, others(target)
