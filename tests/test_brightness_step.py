@@ -3,22 +3,19 @@ reads to black before the gate sees them; where it runs, its config, export (CPU
 
 from __future__ import annotations
 
-import json
 from unittest import mock
 
 import pytest
 import torch
+from test_haze import SMALL, assert_detector_step_config, assert_exports_and_compiles
 
 from recondefense import ReconstructiveDefense
 from recondefense.gate import VETO_BLACK_POINT
 from recondefense.haze import FogDetector
 from recondefense.levels import black_point, restore_black_point
-from recondefense.purifier_config import PurifierConfig
 from recondefense.purifiers import RoutedPurifier
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-SMALL = {"width": 4, "depth": 2, "detail_width": 4, "detail_depth": 1, "corruption_width": 4, "corruption_depth": 1}
 
 
 class LiftedIsBright(torch.nn.Module):
@@ -56,30 +53,12 @@ def test_brightness_step_lowers_what_its_detector_reads_and_the_gate_reads_the_l
         torch.testing.assert_close(net(clean), plain(clean))
         assert net.lowering_share(torch.cat([clean, brightened])).tolist() == [0, 0, 1, 1]
         assert torch.equal(plain.lowering_share(brightened), torch.zeros(2))
-    defense = ReconstructiveDefense(arch="routed", **SMALL, brightness_range=[0.5, 0.9], brightness_width=4)
-    defense.save_pretrained(tmp_path)
-    assert json.loads((tmp_path / "config.json").read_text())["brightness_range"] == [0.5, 0.9]
-    loaded = ReconstructiveDefense.from_pretrained(tmp_path)
-    assert loaded.purifier_config.brightness_range == (0.5, 0.9)
-    assert loaded.autoencoder.brightness.head.in_features == 16
     assert RoutedPurifier(**SMALL).brightness is None  # every weights folder without the key: no step
-    for bad in ([0.9, 0.5], [0.5, 1.5], [0.1]):
-        with pytest.raises(ValueError, match=r"brightness_range=.*: expected null or two numbers low < high"):
-            PurifierConfig(arch="routed", brightness_range=bad).validate()
-    with pytest.raises(ValueError, match="brightness_width=0"):
-        PurifierConfig(arch="routed", brightness_range=(0.5, 0.9), brightness_width=0).validate()
+    assert_detector_step_config("brightness", tmp_path)
 
 
 def test_brightness_step_exports_and_compiles_with_the_eager_values():
     module = ReconstructiveDefense(arch="routed", **SMALL, brightness_range=(0.4, 0.6))
     module.autoencoder.brightness = LiftedIsBright()
     clean, brightened = _clean_and_brightened()
-    x = torch.cat([clean, brightened])
-    stride = module.autoencoder.stride
-    dims = {0: torch.export.Dim("batch", min=1, max=64), 2: stride * torch.export.Dim("h", min=1, max=64)}
-    dims[3] = stride * torch.export.Dim("w", min=1, max=64)
-    program = torch.export.export(module, (x[:2],), dynamic_shapes=(dims,))
-    assert torch.allclose(program.module()(x), module(x), atol=1e-6)
-    torch._dynamo.reset()
-    compiled = torch.compile(module, fullgraph=True, backend="eager")
-    assert torch.allclose(compiled(x), module(x), atol=1e-6)
+    assert_exports_and_compiles(module, torch.cat([clean, brightened]))

@@ -37,6 +37,34 @@ def _certain(detector: FogDetector, fog: bool) -> FogDetector:
     return detector
 
 
+def assert_detector_step_config(step: str, tmp_path) -> None:
+    """A routed defense with a ``step`` detector (``fog``, ``brightness``): ``<step>_range`` and ``<step>_width`` saved,
+    loaded with a detector of that width, and checked."""
+    defense = ReconstructiveDefense(arch="routed", **SMALL, **{f"{step}_range": [0.5, 0.9], f"{step}_width": 4})
+    defense.save_pretrained(tmp_path)
+    assert json.loads((tmp_path / "config.json").read_text())[f"{step}_range"] == [0.5, 0.9]
+    loaded = ReconstructiveDefense.from_pretrained(tmp_path)
+    assert getattr(loaded.purifier_config, f"{step}_range") == (0.5, 0.9)
+    assert getattr(loaded.autoencoder, step).head.in_features == 16
+    for bad in ([0.9, 0.5], [0.5, 1.5], [0.1]):
+        with pytest.raises(ValueError, match=rf"{step}_range=.*: expected null or two numbers low < high in \[0, 1\]"):
+            PurifierConfig(arch="routed", **{f"{step}_range": bad}).validate()
+    with pytest.raises(ValueError, match=f"{step}_width=0"):
+        PurifierConfig(arch="routed", **{f"{step}_range": (0.5, 0.9), f"{step}_width": 0}).validate()
+
+
+def assert_exports_and_compiles(module: torch.nn.Module, x: torch.Tensor) -> None:
+    """``module`` exported (on ``x[:2]``, batch, height and width dynamic) and compiled gives its eager output on ``x``."""
+    stride = module.autoencoder.stride
+    dims = {0: torch.export.Dim("batch", min=1, max=64), 2: stride * torch.export.Dim("h", min=1, max=64)}
+    dims[3] = stride * torch.export.Dim("w", min=1, max=64)
+    program = torch.export.export(module, (x[:2],), dynamic_shapes=(dims,))
+    assert torch.allclose(program.module()(x), module(x), atol=1e-6)
+    torch._dynamo.reset()
+    compiled = torch.compile(module, fullgraph=True, backend="eager")
+    assert torch.allclose(compiled(x), module(x), atol=1e-6)
+
+
 def test_dehaze_removes_a_uniform_haze_and_changes_images_without_a_dark_pixel():
     scene = _scenes()
     hazed = 0.3 + 0.7 * scene  # a uniform grey haze of 0.3: x = t + (1 - t) * scene
@@ -78,16 +106,7 @@ def test_routed_fog_step_dehazes_what_the_detector_reads_as_fog_and_passes_it_pa
             torch.testing.assert_close(net(hazed), plain(hazed))
         assert step.call_count == 0
         torch.testing.assert_close(net.gate_value(hazed), plain.gate_value(hazed))
-    defense = ReconstructiveDefense(arch="routed", **SMALL, fog_range=[0.5, 0.9], fog_width=4)
-    defense.save_pretrained(tmp_path)
-    assert json.loads((tmp_path / "config.json").read_text())["fog_range"] == [0.5, 0.9]
-    loaded = ReconstructiveDefense.from_pretrained(tmp_path)
-    assert loaded.purifier_config.fog_range == (0.5, 0.9) and loaded.autoencoder.fog.head.in_features == 16
-    for bad in ([0.9, 0.5], [0.5, 1.5], [0.1]):
-        with pytest.raises(ValueError, match=r"fog_range=.*: expected null or two numbers low < high in \[0, 1\]"):
-            PurifierConfig(arch="routed", fog_range=bad).validate()
-    with pytest.raises(ValueError, match="fog_width=0"):
-        PurifierConfig(arch="routed", fog_range=(0.5, 0.9), fog_width=0).validate()
+    assert_detector_step_config("fog", tmp_path)
 
 
 def test_fog_step_exports_and_compiles_with_the_eager_values():
@@ -101,14 +120,7 @@ def test_fog_step_exports_and_compiles_with_the_eager_values():
     x = torch.cat([clear, 0.5 + 0.5 * torch.rand(2, 3, 20, 36)])
     shares = fog_share(module.autoencoder.fog, x, (0.4, 0.6))
     assert torch.equal(shares[:2], torch.zeros(2)) and (shares[2:] == 1).all()
-    stride = module.autoencoder.stride
-    dims = {0: torch.export.Dim("batch", min=1, max=64), 2: stride * torch.export.Dim("h", min=1, max=64)}
-    dims[3] = stride * torch.export.Dim("w", min=1, max=64)
-    program = torch.export.export(module, (x[:2],), dynamic_shapes=(dims,))
-    assert torch.allclose(program.module()(x), module(x), atol=1e-6)
-    torch._dynamo.reset()
-    compiled = torch.compile(module, fullgraph=True, backend="eager")
-    assert torch.allclose(compiled(x), module(x), atol=1e-6)
+    assert_exports_and_compiles(module, x)
 
 
 @pytest.mark.parametrize("step", ["fog", "brightness"])
