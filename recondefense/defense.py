@@ -54,6 +54,7 @@ DEFAULT_IMAGENET_WEIGHTS = "imagenet-efficientnet_lite0_lite2-routed18-objects3-
 #: What ``scripts/config_variant.py`` may swap into a defense (its meta key), as its card names it.
 _VARIANT_PARTS = (
     ("variant_corruption", "its corruption purifier replaced by"),
+    ("variant_strong", "its strong purifier replaced by"),
     ("variant_fog", "the fog detector"),
     ("variant_brightness", "the brightness detector"),
 )

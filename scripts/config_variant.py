@@ -9,7 +9,8 @@ change the network's tensors (the thresholds and shares of a gated or routed pur
 with commas is a list of numbers. The folder written holds the same ``model.safetensors`` tensors and a config.json
 whose ``meta`` names the original and this command, so ``recondefense evaluate --defenses OUT`` measures exactly
 what the settings change. ``--corruption WEIGHTS`` (residual weights, e.g. a denoiser's training run) puts another
-corruption purifier behind a routed defense's route 2, every other tensor and setting kept; ``--fog FILE`` (a
+corruption purifier behind a routed defense's route 2, every other tensor and setting kept; ``--strong WEIGHTS``
+(paper-AE weights, e.g. a long run's checkpoint) another strong purifier on the images its gate flags; ``--fog FILE`` (a
 detector of ``scripts/train_fog_detector.py``) gives a routed defense a fog step, with ``--set fog_range=LOW,HIGH``,
 and ``--brightness FILE`` (its ``--corruption brightness`` detector) a brightness step, with ``--set
 brightness_range=LOW,HIGH``.
@@ -90,17 +91,19 @@ def variant(
     meta: dict,
     corruption: ReconstructiveDefense | None = None,
     detectors: dict[str, dict[str, torch.Tensor]] | None = None,
+    strong: ReconstructiveDefense | None = None,
 ) -> ReconstructiveDefense:
     """``defense`` with the config fields ``changes`` set (checked), its tensors copied, ``meta`` its config's;
     with ``corruption`` (residual weights) a routed ``defense``'s corruption purifier is that one instead (its width
-    and depth with it), with ``detectors`` (:class:`~recondefense.haze.FogDetector` state dicts by step of
+    and depth with it), with ``strong`` (paper-AE weights) its strong purifier (its widths with it), with ``detectors`` (:class:`~recondefense.haze.FogDetector` state dicts by step of
     :data:`DETECTOR_STEPS`) its fog or brightness detector (``changes`` or the defense must give the step's
     ``<step>_range``), every other tensor and setting kept.
 
     Raises:
         ValueError: a value out of range (:meth:`~recondefense.purifier_config.PurifierConfig.validate`), a
             change that adds or drops tensors (``deblur_sharpness_range`` on a defense without a deblurring
-            purifier), or ``corruption`` that is not residual weights or a ``defense`` that is not routed.
+            purifier), ``corruption`` that is not residual weights, ``strong`` that is not paper-AE weights, or a
+            ``defense`` that is not routed (or, with ``strong``, has no strong purifier).
     """
     state = dict(defense.state_dict())
     if corruption is not None:
@@ -112,6 +115,14 @@ def variant(
         sizes = corruption.hyperparameters
         changes = {**changes, "corruption_width": sizes["width"], "corruption_depth": sizes["depth"]}
         state = swapped(state, "autoencoder.corruption.", corruption.autoencoder.state_dict())
+    if strong is not None:
+        if defense.arch != "routed" or defense.purifier_config.strong_widths is None or strong.arch != "recon":
+            raise ValueError(
+                f"--strong replaces a routed defense's strong purifier by paper-AE weights; got a {defense.arch!r} "
+                f"defense (strong_widths {defense.purifier_config.strong_widths}) and {strong.arch!r} weights"
+            )
+        changes = {**changes, "strong_widths": tuple(strong.hyperparameters["widths"])}
+        state = swapped(state, "autoencoder.strong.", strong.autoencoder.state_dict())
     for step, detector in (detectors or {}).items():
         if defense.arch != "routed":
             raise ValueError(f"--{step} gives a routed defense a {step} detector; got a {defense.arch!r} defense")
@@ -135,20 +146,28 @@ def main(argv: list[str] | None = None) -> int:
         help="residual weights (name, folder or a training run's checkpoint.safetensors) that replace a routed "
         "defense's corruption purifier",
     )
+    parser.add_argument(
+        "--strong",
+        help="paper-AE weights (name, folder or a training run's checkpoint.safetensors) that replace a routed "
+        "defense's strong purifier",
+    )
     parser.add_argument("--fog", type=Path, help="a fog detector (fog.safetensors) for a routed defense")
     parser.add_argument("--brightness", type=Path, help="a brightness detector (brightness.safetensors), likewise")
     parser.add_argument("--out", required=True, type=Path, help="the new weights folder")
     args = parser.parse_args(argv)
     files = {step: getattr(args, step) for step in DETECTOR_STEPS if getattr(args, step) is not None}
-    if not args.changes and not args.corruption and not files:
-        parser.error("nothing to change: give --set KEY=VALUE, --corruption WEIGHTS, --fog FILE or --brightness FILE")
+    if not args.changes and not args.corruption and not args.strong and not files:
+        parser.error(
+            "nothing to change: give --set KEY=VALUE, --corruption WEIGHTS, --strong WEIGHTS, --fog FILE or "
+            "--brightness FILE"
+        )
     original = ReconstructiveDefense.from_pretrained(args.weights)
-    corruption = load_start(args.corruption) if args.corruption else None  # weights, or a run's checkpoint
+    parts = {part: load_start(getattr(args, part)) for part in ("corruption", "strong") if getattr(args, part)}
     command = "python scripts/config_variant.py " + " ".join(sys.argv[1:] if argv is None else argv)
     meta = {**original.meta, "variant_of": args.weights, "variant_command": command}
-    if corruption is not None:
-        meta["variant_corruption"] = args.corruption
-        meta["variant_corruption_command"] = corruption.meta.get("command")
+    for part, weights in parts.items():  # weights, or a run's checkpoint
+        meta[f"variant_{part}"] = getattr(args, part)
+        meta[f"variant_{part}_command"] = weights.meta.get("command")
     detectors = {step: load_file(str(file)) for step, file in files.items()}
     for step, file in files.items():
         report = file.parent / "validation.json"
@@ -157,11 +176,16 @@ def main(argv: list[str] | None = None) -> int:
     if original.meta.get("validation"):  # the card's table was measured before the settings changed
         meta["validation_note"] = f"measured on {args.weights} before these settings changed"
     try:
-        new = variant(original, dict(args.changes), meta, corruption, detectors)
+        new = variant(original, dict(args.changes), meta, parts.get("corruption"), detectors, parts.get("strong"))
     except ValueError as err:
         parser.error(str(err))
     new.save_pretrained(args.out)
-    changed = {"out": str(args.out), "changed": dict(args.changes), "corruption": args.corruption}
+    changed = {
+        "out": str(args.out),
+        "changed": dict(args.changes),
+        "corruption": args.corruption,
+        "strong": args.strong,
+    }
     print(json.dumps({**changed, **{step: str(file) for step, file in files.items()}}))
     return 0
 

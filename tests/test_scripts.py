@@ -525,6 +525,38 @@ def test_config_variant_changes_settings_and_keeps_every_tensor(tmp_path):
     assert not (tmp_path / "g").exists()
 
 
+def test_config_variant_swaps_in_another_strong_purifier(tmp_path):
+    from recondefense import ReconstructiveDefense
+
+    module = load_script("config_variant")
+    small = {"width": 4, "depth": 2, "detail_width": 4, "detail_depth": 1, "corruption_width": 4, "corruption_depth": 1}
+    torch.manual_seed(0)
+    routed = ReconstructiveDefense(arch="routed", **small, strong_widths=[8, 8])
+    routed.save_pretrained(tmp_path / "a")
+    strong = ReconstructiveDefense(
+        widths=[8, 16], meta={"command": "recondefense train ... (its checkpoint at step 5)"}
+    )
+    strong.save_pretrained(tmp_path / "wide")
+    args = ["--weights", str(tmp_path / "a"), "--strong", str(tmp_path / "wide"), "--out", str(tmp_path / "b")]
+    assert module.main(args) == 0
+    b = ReconstructiveDefense.from_pretrained(tmp_path / "b")
+    assert list(b.purifier_config.strong_widths) == [8, 16] and b.purifier_config.strong_above == 0.5
+    for key, value in b.state_dict().items():
+        source = strong.state_dict().get(key.replace("autoencoder.strong.", "autoencoder."))
+        expected = source if key.startswith("autoencoder.strong.") else routed.state_dict()[key]
+        assert torch.equal(value, expected), key
+    card = (tmp_path / "b" / "README.md").read_text()
+    assert f"its strong purifier replaced by `{tmp_path / 'wide'}`, trained by `recondefense train ... (its" in card
+    ReconstructiveDefense(arch="routed", **small).save_pretrained(tmp_path / "no-strong")
+    ReconstructiveDefense(arch="residual", width=4, depth=1).save_pretrained(tmp_path / "residual")
+    for weights, part in (("no-strong", "wide"), ("a", "residual"), ("wide", "wide")):
+        with pytest.raises(SystemExit):
+            module.main(
+                ["--weights", str(tmp_path / weights), "--strong", str(tmp_path / part), "--out", str(tmp_path / "c")]
+            )
+    assert not (tmp_path / "c").exists()
+
+
 def test_number_pair_takes_exactly_two_numbers():
     import argparse
 

@@ -123,6 +123,10 @@ def test_init_from_a_checkpoint_starts_from_the_network_the_stopped_run_had(data
     defense = defense_from_checkpoint(checkpoint)
     saved = load_checkpoint(checkpoint)["model"]
     assert defense.arch == "residual" and defense.channels == 3 and not defense.training
+    assert (
+        defense.meta["command"].startswith("recondefense train ")
+        and "(its checkpoint at step 3)" in defense.meta["command"]
+    )
     assert all(torch.equal(saved[k], v) for k, v in defense.autoencoder.state_dict().items())
     assert any(v.abs().sum() > 0 for k, v in saved.items() if k.startswith("correction.out"))  # it had learnt
     # a new run from it, at a negligible learning rate: it ends where it started

@@ -27,7 +27,7 @@ from torch import nn
 from ..defense import ReconstructiveDefense
 from ..files import write_atomic
 from .architecture import purifier_config
-from .config import TrainConfig, changed_fields
+from .config import TrainConfig, changed_fields, config_to_command
 from .triplets import CACHED_CLEAN, CACHED_LABELS, CACHED_PARTS, CACHED_TRIPLETS
 
 CHECKPOINT = "checkpoint.safetensors"
@@ -188,8 +188,9 @@ def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str,
 
 
 def defense_from_checkpoint(path: Path) -> ReconstructiveDefense:
-    """The network a run had at its checkpoint ``path``, as an untouched defense in eval mode (no meta): to measure
-    a run before it ends, or to start another run from it (``--init-from RUN/checkpoint.safetensors``).
+    """The network a run had at its checkpoint ``path``, as an untouched defense in eval mode: to measure a run
+    before it ends, or to start another run from it (``--init-from RUN/checkpoint.safetensors``). Its meta holds
+    only ``command``: the run's command and the step it had reached, for the card of weights composed from it.
 
     Raises:
         ValueError: ``path`` is no readable checkpoint, or its network fits no channel count of its config.
@@ -198,7 +199,8 @@ def defense_from_checkpoint(path: Path) -> ReconstructiveDefense:
     config = TrainConfig(**{k: v for k, v in state["config"].items() if k != "extra_meta"})
     shapes = {k: v.shape for k, v in state["model"].items()}
     for channels in (3, 1):  # the config does not record the image channels; the weights' shapes tell
-        defense = ReconstructiveDefense.from_config(purifier_config(config, in_channels=channels))
+        command = f"{config_to_command(config)} (its checkpoint at step {state['global_step']})"
+        defense = ReconstructiveDefense.from_config(purifier_config(config, in_channels=channels), {"command": command})
         if {k: v.shape for k, v in defense.autoencoder.state_dict().items()} == shapes:
             defense.autoencoder.load_state_dict(state["model"])
             return defense.eval()
