@@ -273,11 +273,11 @@ imagenet-gate-open: $(IMAGENET_STAMP) data
 	  --json $(IMAGENET)/gate-open-$$(basename $$w).json || exit 1; done
 imagenet-objects-markdown:
 	$(OBJECTS) --from-json $(wildcard $(IMAGENET)/objects-baselines.json) $(IMAGENET)/objects-ours.json \
-	  $(wildcard $(IMAGENET)/objects-routed14.json $(IMAGENET)/objects-routed17.json $(IMAGENET)/objects-routed16.json $(IMAGENET)/objects-routed15.json $(IMAGENET)/objects-routed11.json $(IMAGENET)/objects-routed13.json $(IMAGENET)/objects-routed12.json $(IMAGENET)/objects-routed8.json $(IMAGENET)/objects-routed10.json $(IMAGENET)/objects-routed9.json $(IMAGENET)/objects-routed7.json $(IMAGENET)/objects-routed6.json $(IMAGENET)/objects-previous.json $(IMAGENET)/objects-routed3.json \
+	  $(wildcard $(IMAGENET)/objects-routed18.json $(IMAGENET)/objects-routed14.json $(IMAGENET)/objects-routed17.json $(IMAGENET)/objects-routed16.json $(IMAGENET)/objects-routed15.json $(IMAGENET)/objects-routed11.json $(IMAGENET)/objects-routed13.json $(IMAGENET)/objects-routed12.json $(IMAGENET)/objects-routed8.json $(IMAGENET)/objects-routed10.json $(IMAGENET)/objects-routed9.json $(IMAGENET)/objects-routed7.json $(IMAGENET)/objects-routed6.json $(IMAGENET)/objects-previous.json $(IMAGENET)/objects-routed3.json \
 	    $(IMAGENET)/objects-gated.json) \
 	  --markdown $(IMAGENET)/objects.md
 	for c in 1 2; do $(OBJECTS) --classifier imagenet-efficientnet_lite$$c --from-json $(IMAGENET)/objects-lite$$c.json \
-	  $$(for r in routed14 routed17 routed16 routed15 routed11 routed13 routed12 routed8 routed10 routed9 routed7 routed6 previous routed3 gated; do ls $(IMAGENET)/objects-lite$$c-$$r.json 2>/dev/null; done) --markdown $(IMAGENET)/objects-lite$$c.md; done
+	  $$(for r in routed18 routed14 routed17 routed16 routed15 routed11 routed13 routed12 routed8 routed10 routed9 routed7 routed6 previous routed3 gated; do ls $(IMAGENET)/objects-lite$$c-$$r.json 2>/dev/null; done) --markdown $(IMAGENET)/objects-lite$$c.md; done
 
 # the markdown tables from the JSON rows (seconds)
 imagenet-markdown:
@@ -432,13 +432,14 @@ imagenet-objects-corruption-full: $(IMAGENET_STAMP) data
 	$(MAKE) imagenet-objects-corruption-markdown
 # One more defense's rows on all 340 crops, Lite0 and the unseen Lite1 side by side (about 30 minutes on 2 cores for
 # one defense): objects-corruptions-full-FULL_ROWS.json and objects-corruptions-lite1-full-FULL_ROWS.json, resumable
-# as above; by default the current default's (those of the ones before it: FULL_CANDIDATE=<-routed14-> FULL_ROWS=routed14,
+# as above; by default the current default's (those of the ones before it: FULL_CANDIDATE=<-routed18-> FULL_ROWS=routed18,
+# FULL_CANDIDATE=<-routed14-> FULL_ROWS=routed14,
 # FULL_CANDIDATE=<-routed11-> FULL_ROWS=routed11,
 # FULL_CANDIDATE=<-routed8-> FULL_ROWS=routed8,
 # FULL_CANDIDATE=<-routed7-> FULL_ROWS=routed7, FULL_CANDIDATE=$(ROUTED6_OBJECTS)
 # FULL_ROWS=routed6, FULL_CANDIDATE=$(PREVIOUS_OBJECTS) FULL_ROWS=mix; a candidate: make imagenet-objects-corruption-full-candidate FULL_CANDIDATE=<weights> FULL_ROWS=<name>).
 FULL_CANDIDATE ?= $(DEFAULT_IMAGENET)
-FULL_ROWS ?= routed18
+FULL_ROWS ?= routed20
 imagenet-objects-corruption-full-candidate: $(IMAGENET_STAMP) data
 	$(OBJECT_FULL) --defenses $(FULL_CANDIDATE) --json $(IMAGENET)/objects-corruptions-full-$(FULL_ROWS).json & \
 	$(OBJECT_FULL) $(OBJECT_LITE1) --defenses $(FULL_CANDIDATE) \
