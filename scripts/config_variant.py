@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -85,44 +86,45 @@ def swapped(state: dict, prefix: str, part: dict) -> dict:
     return {**kept, **{prefix + k: v for k, v in part.items()}}
 
 
+#: The purifiers a routed defense may be given from other weights (``--corruption``, ``--strong``): the weights'
+#: ``arch``, and the ``PurifierConfig`` fields their hyper-parameters set (tensors under ``autoencoder.<part>.``).
+PURIFIER_PARTS: dict[str, tuple[str, Callable[[dict], dict]]] = {
+    "corruption": ("residual", lambda h: {"corruption_width": h["width"], "corruption_depth": h["depth"]}),
+    "strong": ("recon", lambda h: {"strong_widths": tuple(h["widths"])}),
+}
+
+
 def variant(
     defense: ReconstructiveDefense,
     changes: dict,
     meta: dict,
-    corruption: ReconstructiveDefense | None = None,
+    parts: dict[str, ReconstructiveDefense] | None = None,
     detectors: dict[str, dict[str, torch.Tensor]] | None = None,
-    strong: ReconstructiveDefense | None = None,
 ) -> ReconstructiveDefense:
     """``defense`` with the config fields ``changes`` set (checked), its tensors copied, ``meta`` its config's;
-    with ``corruption`` (residual weights) a routed ``defense``'s corruption purifier is that one instead (its width
-    and depth with it), with ``strong`` (paper-AE weights) its strong purifier (its widths with it), with ``detectors`` (:class:`~recondefense.haze.FogDetector` state dicts by step of
-    :data:`DETECTOR_STEPS`) its fog or brightness detector (``changes`` or the defense must give the step's
-    ``<step>_range``), every other tensor and setting kept.
+    with ``parts`` (weights by part of :data:`PURIFIER_PARTS`) a routed ``defense``'s corruption or strong purifier
+    is that one instead (its sizes with it), with ``detectors`` (:class:`~recondefense.haze.FogDetector` state
+    dicts by step of :data:`DETECTOR_STEPS`) its fog or brightness detector (``changes`` or the defense must give
+    the step's ``<step>_range``), every other tensor and setting kept.
 
     Raises:
         ValueError: a value out of range (:meth:`~recondefense.purifier_config.PurifierConfig.validate`), a
             change that adds or drops tensors (``deblur_sharpness_range`` on a defense without a deblurring
-            purifier), ``corruption`` that is not residual weights, ``strong`` that is not paper-AE weights, or a
-            ``defense`` that is not routed (or, with ``strong``, has no strong purifier).
+            purifier), a part whose weights are not of its ``arch``, or a ``defense`` that is not routed or lacks
+            the part (a strong purifier).
     """
     state = dict(defense.state_dict())
-    if corruption is not None:
-        if defense.arch != "routed" or corruption.arch != "residual":
+    for part, weights in (parts or {}).items():
+        arch, sizes = PURIFIER_PARTS[part]
+        prefix = f"autoencoder.{part}."
+        if defense.arch != "routed" or weights.arch != arch or not any(k.startswith(prefix) for k in state):
             raise ValueError(
-                f"--corruption replaces a routed defense's corruption purifier by residual weights; got a "
-                f"{defense.arch!r} defense and {corruption.arch!r} weights"
+                f"--{part} replaces a routed defense's {part} purifier by {arch!r} weights; got a {defense.arch!r} "
+                f"defense {'with' if any(k.startswith(prefix) for k in state) else 'without'} one and "
+                f"{weights.arch!r} weights"
             )
-        sizes = corruption.hyperparameters
-        changes = {**changes, "corruption_width": sizes["width"], "corruption_depth": sizes["depth"]}
-        state = swapped(state, "autoencoder.corruption.", corruption.autoencoder.state_dict())
-    if strong is not None:
-        if defense.arch != "routed" or defense.purifier_config.strong_widths is None or strong.arch != "recon":
-            raise ValueError(
-                f"--strong replaces a routed defense's strong purifier by paper-AE weights; got a {defense.arch!r} "
-                f"defense (strong_widths {defense.purifier_config.strong_widths}) and {strong.arch!r} weights"
-            )
-        changes = {**changes, "strong_widths": tuple(strong.hyperparameters["widths"])}
-        state = swapped(state, "autoencoder.strong.", strong.autoencoder.state_dict())
+        changes = {**changes, **sizes(weights.hyperparameters)}
+        state = swapped(state, prefix, weights.autoencoder.state_dict())
     for step, detector in (detectors or {}).items():
         if defense.arch != "routed":
             raise ValueError(f"--{step} gives a routed defense a {step} detector; got a {defense.arch!r} defense")
@@ -162,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
             "--brightness FILE"
         )
     original = ReconstructiveDefense.from_pretrained(args.weights)
-    parts = {part: load_start(getattr(args, part)) for part in ("corruption", "strong") if getattr(args, part)}
+    parts = {part: load_start(getattr(args, part)) for part in PURIFIER_PARTS if getattr(args, part)}
     command = "python scripts/config_variant.py " + " ".join(sys.argv[1:] if argv is None else argv)
     meta = {**original.meta, "variant_of": args.weights, "variant_command": command}
     for part, weights in parts.items():  # weights, or a run's checkpoint
@@ -176,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     if original.meta.get("validation"):  # the card's table was measured before the settings changed
         meta["validation_note"] = f"measured on {args.weights} before these settings changed"
     try:
-        new = variant(original, dict(args.changes), meta, parts.get("corruption"), detectors, parts.get("strong"))
+        new = variant(original, dict(args.changes), meta, parts, detectors)
     except ValueError as err:
         parser.error(str(err))
     new.save_pretrained(args.out)
