@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo venv data lint bench tables imagenet-tables imagenet-default-rows imagenet-fog-detector imagenet-brightness-detector imagenet-fog-readings imagenet-markdown imagenet-objects-tables imagenet-objects-markdown imagenet-objects-first-look imagenet-objects-val imagenet-gpu-candidates imagenet-gate-open realworld-tables corruption-tables imagenet-corruption-tables imagenet-objects-corruption-tables imagenet-objects-routed-rows imagenet-objects-corruption-markdown imagenet-objects-corruption-full certify-tables certify-bfloat16 certify-full clean
+.PHONY: test demo venv data lint bench tables imagenet-tables imagenet-default-rows imagenet-fog-detector imagenet-brightness-detector imagenet-fog-readings imagenet-markdown imagenet-objects-tables imagenet-objects-markdown imagenet-objects-first-look imagenet-objects-val imagenet-gpu-candidates imagenet-strong-candidate imagenet-gate-open realworld-tables corruption-tables imagenet-corruption-tables imagenet-objects-corruption-tables imagenet-objects-routed-rows imagenet-objects-corruption-markdown imagenet-objects-corruption-full certify-tables certify-bfloat16 certify-full clean
 FMNIST := /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
 
 $(PY):
@@ -225,6 +225,15 @@ imagenet-gpu-candidates: $(IMAGENET_STAMP) data
 	    --strong $$final --strong-above $(STRONG_ABOVE) --out $(GPU_RUNS)/strong-$$name; \
 	done; \
 	$(MAKE) imagenet-objects-val VAL_ROWS=$(GPU_RUNS)/objects-val.json CANDIDATES=$$candidates
+# A training run's wide AE as the default's strong purifier (scripts/config_variant.py --strong: every other tensor
+# and setting the default's), validated beside no defense as above (rows in STRONG_OUT-val.json; about 8 minutes on
+# one core): how -routed20- was chosen from the long run's checkpoint (checkpoints/README.md). STRONG: a run's
+# checkpoint.safetensors or a weights folder.
+STRONG ?= $(HOME)/.cache/recondefense/runs/objects-mix6k/recon/checkpoint.safetensors
+STRONG_OUT ?= runs/candidates/strong
+imagenet-strong-candidate: $(IMAGENET_STAMP) data
+	$(PY) scripts/config_variant.py --weights $(DEFAULT_IMAGENET) --strong $(STRONG) --out $(STRONG_OUT)
+	$(MAKE) imagenet-objects-val CANDIDATES=$(STRONG_OUT) VAL_ROWS=$(STRONG_OUT)-val.json
 # The fog detector of -routed16- and -routed17- (scripts/train_fog_detector.py: train split crops, fog against clean,
 # contrast, the other trained corruptions and PGD against Lite0 and Lite2; about 17 minutes on one core), and the
 # candidate that gives FOG_BASE a fog step with it (FOG_RANGE: the detector's probability over which the dehaze rises

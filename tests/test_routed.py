@@ -597,6 +597,43 @@ def test_the_makefile_composes_gpu_purifiers_with_the_options_that_composed_the_
     assert pairs and all((flag, value) in zip(trained_by, trained_by[1:]) for flag, value in pairs), (pairs, trained_by)
 
 
+def test_the_makefile_validates_a_runs_wide_ae_as_the_defaults_strong_purifier(tmp_path):
+    """``make imagenet-strong-candidate`` composes STRONG into the default (``config_variant.py --strong``) and
+    validates that folder beside no defense."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from recondefense.defense import DEFAULT_IMAGENET_WEIGHTS
+
+    if shutil.which("make") is None:
+        pytest.skip("no make on this machine")
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "candidate"
+    lines = subprocess.run(
+        [
+            "make",
+            "-n",
+            "-s",
+            "imagenet-strong-candidate",
+            f"PY={sys.executable}",
+            "STRONG=run/checkpoint.safetensors",
+            f"STRONG_OUT={out}",
+            "IMAGENET_STAMP=",  # no install: -n prints what it would run
+        ],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        check=True,
+    ).stdout
+    strong = "--strong run/checkpoint.safetensors"
+    compose = f"scripts/config_variant.py --weights {DEFAULT_IMAGENET_WEIGHTS} {strong} --out {out}"
+    assert compose in lines
+    assert "--tier imagenet-objects-val" in lines and f"--defenses none,{out} --json {out}-val.json" in lines
+    assert not out.exists()  # -n: nothing run
+
+
 # ------------------------------------------------------------------------------------------ the strong purifier
 
 
