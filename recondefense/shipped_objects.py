@@ -368,13 +368,13 @@ _WEIGHTS: tuple[tuple[str, str, str, dict[str, Any], str, dict[str, Any]], ...] 
         *_ROUTED7,
     ),
     # The default of Defended(model) since 2026-12-07 (twenty-fifth session): -routed18- with the strong purifier of
-    # the long CPU run (checkpoints/objects-mix6k at step 1,658 of 3,072; config_variant.py --strong). Test rows:
+    # the long CPU run at step 1,658 of 3,072 (checkpoints/objects-mix6k/step1658; config_variant.py --strong). Test rows:
     # FGSM 0.732 -> 0.762, PGD 0.771 -> 0.779, Lite1 PGD 0.656 -> 0.712, clean and DeepFool as before, rel. mCE
     # 0.833 -> 0.834 (design notes).
     (
         "imagenet-efficientnet_lite0_lite2-routed20-objects3-mix",
         "cb144258bc45a44bd3b0f4c58bb56fb4e0c46ba74d7f584c5461c6549a576426",
-        "2a3b013e5cf79a5f8874bc989c9882b5a96d48cdeb772abdd2d86336bc7b64fb",
+        "586963eb9cbf5753604dab45cef96143e0a05f2653c4923d3acc0a038b0a4b8a",
         *_ROUTED7,
     ),
 )
