@@ -350,8 +350,9 @@ _WEIGHTS: tuple[tuple[str, str, str, dict[str, Any], str, dict[str, Any]], ...] 
         *_ROUTED7,
     ),
     # The default of Defended(model) from 2026-12-06 (twenty-first session) until -routed20-: -routed16- whose fog
-    # step yields to the gate (PurifierConfig.fog_yields_to_gate): an image the gate opens on as it came keeps its routes and is not
-    # dehazed. Test rows: every attack row as -routed14-'s, fog 0.520 -> 0.678, rel. mCE 0.853 -> 0.833 (design notes).
+    # step yields to the gate (PurifierConfig.fog_yields_to_gate): an image the gate opens on as it came keeps its
+    # routes and is not dehazed. Test rows: every attack row as -routed14-'s, fog 0.520 -> 0.678, rel. mCE 0.853 ->
+    # 0.833 (design notes).
     (
         "imagenet-efficientnet_lite0_lite2-routed18-objects3-mix",
         "43c9546b18d62ba9dd8fa7fd8826dbd6f3e823bb398cf9391ef767d272b0f818",
@@ -368,9 +369,9 @@ _WEIGHTS: tuple[tuple[str, str, str, dict[str, Any], str, dict[str, Any]], ...] 
         *_ROUTED7,
     ),
     # The default of Defended(model) since 2026-12-07 (twenty-fifth session): -routed18- with the strong purifier of
-    # the long CPU run at step 1,658 of 3,072 (checkpoints/objects-mix6k/step1658; config_variant.py --strong). Test rows:
-    # FGSM 0.732 -> 0.762, PGD 0.771 -> 0.779, Lite1 PGD 0.656 -> 0.712, clean and DeepFool as before, rel. mCE
-    # 0.833 -> 0.834 (design notes).
+    # the long CPU run at step 1,658 of 3,072 (checkpoints/objects-mix6k/step1658; config_variant.py --strong).
+    # Test rows: FGSM 0.732 -> 0.762, PGD 0.771 -> 0.779, Lite1 PGD 0.656 -> 0.712, clean and DeepFool as before,
+    # rel. mCE 0.833 -> 0.834 (design notes).
     (
         "imagenet-efficientnet_lite0_lite2-routed20-objects3-mix",
         "cb144258bc45a44bd3b0f4c58bb56fb4e0c46ba74d7f584c5461c6549a576426",

@@ -117,11 +117,11 @@ def variant(
     for part, weights in (parts or {}).items():
         arch, sizes = PURIFIER_PARTS[part]
         prefix = f"autoencoder.{part}."
-        if defense.arch != "routed" or weights.arch != arch or not any(k.startswith(prefix) for k in state):
+        has_part = any(k.startswith(prefix) for k in state)
+        if defense.arch != "routed" or weights.arch != arch or not has_part:
             raise ValueError(
                 f"--{part} replaces a routed defense's {part} purifier by {arch!r} weights; got a {defense.arch!r} "
-                f"defense {'with' if any(k.startswith(prefix) for k in state) else 'without'} one and "
-                f"{weights.arch!r} weights"
+                f"defense {'with' if has_part else 'without'} one and {weights.arch!r} weights"
             )
         changes = {**changes, **sizes(weights.hyperparameters)}
         state = swapped(state, prefix, weights.autoencoder.state_dict())

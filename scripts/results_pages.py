@@ -85,8 +85,8 @@ GATE_OPEN_STEPS = (
 )
 #: The radii of the certification tables (``recondefense certify``'s default ``--radii``).
 RADII = (0.0, 0.25, 0.5, 0.75, 1.0)
-#: The default: ROUTED18 with the strong AE of a long CPU run (checkpoints/objects-mix6k at step 1,658) on the images
-#: its gate flags (scripts/config_variant.py --strong).
+#: The default: ROUTED18 with the strong AE of a long CPU run at step 1,658 (checkpoints/objects-mix6k/step1658) on
+#: the images its gate flags (scripts/config_variant.py --strong).
 DEFAULT = "imagenet-efficientnet_lite0_lite2-routed20-objects3-mix"  # checked against recondefense.defense in the tests
 #: The default before it (on 2026-12-06/07): ROUTED14 (the same tensors but a small fog detector) with a fog step
 #: before its gate, which yields to the gate on images it opens on as they came (PurifierConfig.fog_range,

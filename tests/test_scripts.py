@@ -472,6 +472,15 @@ def test_purifier_variants_run_the_purifier_they_name():
     assert module.accuracy(table["once"], classifier, x, labels, batch_size=1) == 1.0
 
 
+def assert_part_swapped(out, original, part, weights) -> None:
+    """Every tensor of ``out`` under ``autoencoder.<part>.`` is ``weights``' own, every other one ``original``'s."""
+    prefix = f"autoencoder.{part}."
+    for key, value in out.state_dict().items():
+        source = weights.state_dict().get(key.replace(prefix, "autoencoder."))
+        expected = source if key.startswith(prefix) else original.state_dict()[key]
+        assert torch.equal(value, expected), key
+
+
 def test_config_variant_changes_settings_and_keeps_every_tensor(tmp_path):
     from recondefense import ReconstructiveDefense
 
@@ -513,10 +522,7 @@ def test_config_variant_changes_settings_and_keeps_every_tensor(tmp_path):
     assert module.main(args) == 0
     f = ReconstructiveDefense.from_pretrained(tmp_path / "f")
     assert (f.purifier_config.corruption_width, f.purifier_config.corruption_depth) == (8, 2)
-    for key, value in f.state_dict().items():
-        source = denoiser.state_dict().get(key.replace("autoencoder.corruption.", "autoencoder."))
-        expected = source if key.startswith("autoencoder.corruption.") else a.state_dict()[key]
-        assert torch.equal(value, expected), key
+    assert_part_swapped(f, a, "corruption", denoiser)
     card = (tmp_path / "f" / "README.md").read_text()
     assert f"its corruption purifier replaced by `{tmp_path / 'noise'}`, trained by `recondefense train ...`" in card
     for bad in (["--corruption", str(tmp_path / "a")], []):  # routed weights are not a residual purifier; no change
@@ -541,10 +547,7 @@ def test_config_variant_swaps_in_another_strong_purifier(tmp_path):
     assert module.main(args) == 0
     b = ReconstructiveDefense.from_pretrained(tmp_path / "b")
     assert list(b.purifier_config.strong_widths) == [8, 16] and b.purifier_config.strong_above == 0.5
-    for key, value in b.state_dict().items():
-        source = strong.state_dict().get(key.replace("autoencoder.strong.", "autoencoder."))
-        expected = source if key.startswith("autoencoder.strong.") else routed.state_dict()[key]
-        assert torch.equal(value, expected), key
+    assert_part_swapped(b, routed, "strong", strong)
     card = (tmp_path / "b" / "README.md").read_text()
     assert f"its strong purifier replaced by `{tmp_path / 'wide'}`, trained by `recondefense train ... (its" in card
     ReconstructiveDefense(arch="routed", **small).save_pretrained(tmp_path / "no-strong")

@@ -198,8 +198,8 @@ def defense_from_checkpoint(path: Path) -> ReconstructiveDefense:
     state = load_checkpoint(path)
     config = TrainConfig(**{k: v for k, v in state["config"].items() if k != "extra_meta"})
     shapes = {k: v.shape for k, v in state["model"].items()}
+    command = f"{config_to_command(config)} (its checkpoint at step {state['global_step']})"
     for channels in (3, 1):  # the config does not record the image channels; the weights' shapes tell
-        command = f"{config_to_command(config)} (its checkpoint at step {state['global_step']})"
         defense = ReconstructiveDefense.from_config(purifier_config(config, in_channels=channels), {"command": command})
         if {k: v.shape for k, v in defense.autoencoder.state_dict().items()} == shapes:
             defense.autoencoder.load_state_dict(state["model"])
