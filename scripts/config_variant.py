@@ -29,32 +29,13 @@ import torch
 from safetensors.torch import load_file
 
 from recondefense import ReconstructiveDefense
+from recondefense.purifier_config import ARCHITECTURE_KEYS, INT_RANGES
 from recondefense.train.setup import load_start
 
-#: The fields a variant may change: inference settings, not the shapes of any tensor.
-SETTINGS = (
-    "bypass_below",
-    "pass_smoothing",
-    "contrast_floor",
-    "contrast_target",
-    "black_point_floor",
-    "strong_above",
-    "corruption_strength",
-    "corruption_noise_range",
-    "deblur_sharpness_range",
-    "deblur_unsharp",
-    "deblur_ratio_range",
-    "brightness_veto",
-    "veto_black_point",
-    "veto_clipped",
-    "impulse_range",
-    "impulse_noise_range",
-    "fog_range",
-    "fog_yields_to_gate",
-    "gate_steep_opening",
-    "veto_to_floor",
-    "brightness_range",
-)
+#: The fields a variant may change: a routed purifier's inference settings (the thresholds and shares), not the
+#: shape of any tensor (the channels, widths, depths and the skip).
+_SHAPES = {*INT_RANGES, "skip", "widths", "strong_widths", "inner"}
+SETTINGS = tuple(key for key in ARCHITECTURE_KEYS["routed"] if key not in _SHAPES)
 
 #: The detectors a routed defense may be given, by step (``--fog``, ``--brightness``; ``PurifierConfig`` fields
 #: ``<step>_range`` and ``<step>_width``, tensors under ``autoencoder.<step>.``).

@@ -502,6 +502,7 @@ def test_config_variant_changes_settings_and_keeps_every_tensor(tmp_path):
     assert all(torch.equal(v, b.state_dict()[k]) for k, v in a.state_dict().items())
     bad_changes = (
         ["--set", "width=8"],
+        ["--set", "strong_widths=32,64,128"],  # tensor shapes are not settings
         ["--set", "strong_above=two"],
         ["--set", "corruption_strength=3"],
         ["--set", "brightness_veto=0.7"],
