@@ -48,7 +48,22 @@ def widen(defense: ReconstructiveDefense, widths: list[int], seed: int = 0) -> R
                 module.weight.narrow(out_dim, 0, old_out).narrow(
                     in_dim, old_in, module.weight.shape[in_dim] - old_in
                 ).zero_()
+        if defense.autoencoder.skip:
+            _split_skip_input(wide.autoencoder.decoder[0][0][0], defense.autoencoder.decoder[0][0][0])
     return wide
+
+
+def _split_skip_input(new: nn.ConvTranspose2d, old: nn.ConvTranspose2d) -> None:
+    """Re-place the weights of the last decoder block's transposed conv, whose input is the concatenation
+    ``[decoder output, first encoder block]`` (``widths[0]`` channels each): the leading-slice copy put the old skip
+    channels' weights on the new decoder channels; they move to the skip half, and every new channel's weight into
+    the old filters is zero. Weight shape ``(in, out, k, k)``: ``(2 * old_w, old_out, ...)`` into ``(2 * new_w, ...)``.
+    """
+    old_w, new_w, old_out = old.weight.shape[0] // 2, new.weight.shape[0] // 2, old.weight.shape[1]
+    kept = new.weight[:, :old_out]
+    kept.zero_()
+    kept[:old_w] = old.weight[:old_w]
+    kept[new_w : new_w + old_w] = old.weight[old_w:]
 
 
 def _copy_leading(new: torch.Tensor, old: torch.Tensor) -> None:

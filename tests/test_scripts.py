@@ -92,6 +92,8 @@ def test_widen_autoencoder_computes_the_same_function_and_then_learns_with_its_n
     net(x).sum().backward()
     carrying = net.decoder[2][0][0].weight  # the transposed conv reading the bottleneck's 8 (was 2) channels
     assert carrying.grad[2:].abs().sum() > 0
+    first_wider = widen(narrow, [12, 8, 8])  # the first block feeds the skip, concatenated in the last decoder block
+    torch.testing.assert_close(first_wider.eval()(x), narrow(x), atol=1e-6, rtol=0)
     with pytest.raises(ValueError, match="as wide or wider"):
         widen(narrow, [8, 2, 2])
 
