@@ -6,6 +6,10 @@ from __future__ import annotations
 import copy
 import json
 import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -18,6 +22,8 @@ from recondefense.purifiers import GatedPurifier, ResidualPurifier, RoutedPurifi
 from recondefense.routing import ROUTES
 
 pytestmark = pytest.mark.usefixtures("one_thread")
+
+REPO = Path(__file__).resolve().parents[1]
 
 SMALL = {"width": 4, "depth": 2, "detail_width": 4, "detail_depth": 1, "corruption_width": 4, "corruption_depth": 1}
 
@@ -568,29 +574,25 @@ def test_washed_out_images_are_stretched_back_before_the_gate_and_others_pass_ex
         PurifierConfig(arch="routed", contrast_target=0).validate()  # a target of 0 would flatten every stretched image
 
 
+def run_make(*args: str, rules: str | None = None) -> str:
+    """What ``make -s ARGS`` prints in the repository (``rules``: a makefile read after the repo's, from stdin);
+    skips the test on a machine without make."""
+    if shutil.which("make") is None:
+        pytest.skip("no make on this machine")
+    extra = ["-f", "Makefile", "-f", "-"] if rules is not None else []
+    command = ["make", "-s", *extra, *args]
+    return subprocess.run(command, input=rules, capture_output=True, text=True, cwd=REPO, check=True).stdout
+
+
 def test_the_makefile_composes_gpu_purifiers_with_the_options_that_composed_the_default():
     """``make imagenet-gpu-candidates`` puts a new purifier behind DEFAULT_COMPOSE: the options of the default's own
     ``compose_routed.py`` command (its card's "Trained by"), so a GPU candidate differs from it in the purifier alone
     (as the strong purifier, beside the default's small one, DEFAULT_ADVERSARIAL, from STRONG_ABOVE)."""
-    import shutil
-    import subprocess
-    from pathlib import Path
-
     from recondefense.defense import DEFAULT_IMAGENET_WEIGHTS
 
-    if shutil.which("make") is None:
-        pytest.skip("no make on this machine")
-    root = Path(__file__).resolve().parents[1]
     rule = "print-default-compose:\n\t@echo $(DEFAULT_COMPOSE) --adversarial $(DEFAULT_ADVERSARIAL) --strong-above $(STRONG_ABOVE)\n"
-    options = subprocess.run(
-        ["make", "-s", "-f", "Makefile", "-f", "-", "print-default-compose"],
-        input=rule,
-        capture_output=True,
-        text=True,
-        cwd=root,
-        check=True,
-    ).stdout.split()
-    card = (root / "weights" / DEFAULT_IMAGENET_WEIGHTS / "README.md").read_text()
+    options = run_make("print-default-compose", rules=rule).split()
+    card = (REPO / "weights" / DEFAULT_IMAGENET_WEIGHTS / "README.md").read_text()
     trained_by = next(line for line in card.splitlines() if line.startswith("- Trained by:")).split()
     assert "--gate-open-at" in options and "--strong" not in options  # --strong: the GPU purifier
     pairs = list(zip(options[::2], options[1::2]))
@@ -600,33 +602,17 @@ def test_the_makefile_composes_gpu_purifiers_with_the_options_that_composed_the_
 def test_the_makefile_validates_a_runs_wide_ae_as_the_defaults_strong_purifier(tmp_path):
     """``make imagenet-strong-candidate`` composes STRONG into the default (``config_variant.py --strong``) and
     validates that folder beside no defense."""
-    import shutil
-    import subprocess
-    import sys
-    from pathlib import Path
-
     from recondefense.defense import DEFAULT_IMAGENET_WEIGHTS
 
-    if shutil.which("make") is None:
-        pytest.skip("no make on this machine")
-    root = Path(__file__).resolve().parents[1]
     out = tmp_path / "candidate"
-    lines = subprocess.run(
-        [
-            "make",
-            "-n",
-            "-s",
-            "imagenet-strong-candidate",
-            f"PY={sys.executable}",
-            "STRONG=run/checkpoint.safetensors",
-            f"STRONG_OUT={out}",
-            "IMAGENET_STAMP=",  # no install: -n prints what it would run
-        ],
-        capture_output=True,
-        text=True,
-        cwd=root,
-        check=True,
-    ).stdout
+    lines = run_make(
+        "-n",  # print what it would run; IMAGENET_STAMP empty: no install either
+        "imagenet-strong-candidate",
+        f"PY={sys.executable}",
+        "STRONG=run/checkpoint.safetensors",
+        f"STRONG_OUT={out}",
+        "IMAGENET_STAMP=",
+    )
     strong = "--strong run/checkpoint.safetensors"
     compose = f"scripts/config_variant.py --weights {DEFAULT_IMAGENET_WEIGHTS} {strong} --out {out}"
     assert compose in lines
