@@ -378,6 +378,14 @@ _WEIGHTS: tuple[tuple[str, str, str, dict[str, Any], str, dict[str, Any]], ...] 
         "586963eb9cbf5753604dab45cef96143e0a05f2653c4923d3acc0a038b0a4b8a",
         *_ROUTED7,
     ),
+    # -routed20- with the strong purifier of the 12,288-triplet run at step 1,160 (checkpoints/objects-mix12k/step1160;
+    # config_variant.py --strong), validated above -routed20- by a few crops (objects-val-m12k-1160.json).
+    (
+        "imagenet-efficientnet_lite0_lite2-routed21-objects3-mix",
+        "933c932571f2c551c0637df03609ecf248581a3334f265e2b9f2ec9599709fbd",
+        "6ac60f0032fb7b25c0d72cee18b244ffb806e396280d9a0c141c2cbbb69888cb",
+        *_ROUTED7,
+    ),
 )
 for _name, _sha256, _config_sha256, _tier, _attack, _extra in _WEIGHTS:
     register(WeightsEntry(_name, _name, _sha256, config_sha256=_config_sha256, attack=_attack, **_tier, **_extra))
