@@ -366,7 +366,12 @@ def main(argv: list[str] | None = None) -> int:
     purify.add_argument(
         "--overwrite", action="store_true", help="replace existing files in --out (default: refuse before writing)"
     )
-    sub.add_parser("weights", help="list the shipped weights")
+    sub.add_parser(
+        "weights",
+        help="list the shipped weights",
+        description="List the shipped weights: each name (for --weights, from_pretrained and Defended) with its data, the "
+        "classifier it was trained against and its attack; the name 'default' loads the one marked default.",
+    )
     if argv and argv[0] == "train":
         from .train.__main__ import main as train_main
 

@@ -43,8 +43,9 @@ class Defended(nn.Module):
 
     Args:
         model: any classifier ``nn.Module``; exposed as ``.model``.
-        defense: a pixel-space defense (``ReconstructiveDefense`` or a baseline); None loads the
-            default shipped ImageNet weights (``"default"``, :data:`~recondefense.defense.DEFAULT_IMAGENET_WEIGHTS`).
+        defense: a pixel-space defense (``ReconstructiveDefense`` or a baseline), or a weights name, hub id or
+            folder for :meth:`ReconstructiveDefense.from_pretrained`; None loads the default shipped ImageNet
+            weights (``"default"``, :data:`~recondefense.defense.DEFAULT_IMAGENET_WEIGHTS`).
         mean, std: per-channel normalization the model expects, or None for pixel-space models.
         input: ``"normalized"`` (the default with ``mean``/``std``) or ``"pixels"`` (the only choice without them):
             what ``Defended`` takes (:data:`INPUT_CONVENTIONS`); exposed as ``.input``.
@@ -61,7 +62,7 @@ class Defended(nn.Module):
     def __init__(
         self,
         model: nn.Module,
-        defense: nn.Module | None = None,
+        defense: nn.Module | str | None = None,
         *,
         mean: Sequence[float] | None = IMAGENET_MEAN,
         std: Sequence[float] | None = IMAGENET_STD,
@@ -90,8 +91,12 @@ class Defended(nn.Module):
                     "Defended(model, ReconstructiveDefense.from_pretrained(...))"
                 )
             defense = ReconstructiveDefense.from_pretrained(default)
+        if isinstance(defense, str):
+            defense = ReconstructiveDefense.from_pretrained(defense)
         if not isinstance(defense, nn.Module):
-            raise TypeError(f"expected the defense as an nn.Module, got {type(defense).__name__}")
+            raise TypeError(
+                f"expected the defense as an nn.Module or a weights name, got {type(defense).__name__}"
+            )
         defense_channels = getattr(defense, "channels", None)
         if normalization is not None and defense_channels is not None and len(normalization[0]) != defense_channels:
             raise ValueError(
@@ -139,8 +144,6 @@ class Defended(nn.Module):
                 f"randomly initialized; name them ('{spec}:DEFAULT') or pass a network you trained: "
                 "Defended(net, mean=..., std=...)"
             )
-        if isinstance(defense, str):
-            defense = ReconstructiveDefense.from_pretrained(defense)
         return cls(load_classifier(spec), defense, mean=None, std=None)
 
     def train(self, mode: bool = True) -> Defended:
@@ -195,7 +198,8 @@ class Defended(nn.Module):
         if not self._warned_range and (lo < -tolerance or hi > 1 + tolerance):
             warnings.warn(
                 f"Defended: the input un-normalizes to pixels in [{lo:.3g}, {hi:.3g}], outside "
-                "[0, 1]; they are clamped (warned once). Feed images normalized with this model's mean/std.",
+                "[0, 1]; they are clamped (warned once). Feed images normalized with this model's mean/std"
+                + (": these look like 0-255 values, so divide by 255 before normalizing." if hi > 5 else "."),
                 stacklevel=5,  # the caller of Defended(...)(x): _purify, forward, Module._call_impl, __call__
             )
             self._warned_range = True

@@ -253,9 +253,14 @@ class ReconstructiveDefense(
         Raises:
             FileNotFoundError: not a registered name, not a folder, and not on the hub or in its cache (the message
                 says which it looked like, with the closest shipped names).
-            ValueError: a corrupt weights file or a config.json of another version.
+            ValueError: an empty name, a corrupt weights file or a config.json of another version.
         """
         key = str(pretrained_model_name_or_path)
+        if not key.strip():
+            raise ValueError(
+                f"an empty weights name: pass a shipped name (list_weights()), {DEFAULT_ALIAS!r}, a hub repo id or a "
+                "weights folder"
+            )
         if key == DEFAULT_ALIAS and not os.path.isdir(key):
             key = DEFAULT_IMAGENET_WEIGHTS
             if key not in list_weights():

@@ -158,11 +158,20 @@ def check_pixels(
         raise ValueError(f"{name} contain NaN or Inf values")
     tolerance = range_tolerance(batch.dtype)
     if lo < -tolerance or hi > 1 + tolerance:
-        raise ValueError(
-            f"expected pixel values in [0, 1], got min={lo:.3g} max={hi:.3g}: pass un-normalized images "
-            "(or wrap the classifier with Defended(model, mean=..., std=...), which un-normalizes for you)"
-        )
+        raise ValueError(f"expected pixel values in [0, 1], got min={lo:.3g} max={hi:.3g}: {_range_hint(lo, hi)}")
     return batch
+
+
+def _range_hint(lo: float, hi: float) -> str:
+    """What a batch outside [0, 1] most likely is, and the fix (for the error of :func:`check_pixels`)."""
+    if lo >= -0.5 and hi > 2:
+        return "these look like 0-255 values; divide by 255 (or pass uint8, or ToDtype(torch.float32, scale=True))"
+    if lo < 0:
+        return (
+            "these look normalized, (x - mean) / std; pass [0, 1] pixels, or, for a classifier that takes normalized "
+            "images, Defended(model) (its default input='normalized' un-normalizes for you)"
+        )
+    return "clamp or rescale them into [0, 1] (values a little above 1 come from resizing or sharpening)"
 
 
 class PixelDefense(nn.Module):

@@ -314,6 +314,38 @@ def test_defended_range_warning_points_at_the_caller(defense):
     assert [w.filename for w in caught if "clamped" in str(w.message)] == [__file__]
 
 
+def test_defended_takes_a_weights_name_as_from_classifier_does():
+    """``Defended(net, "default")`` raised "expected the defense as an nn.Module, got str" though ``fit`` and
+    ``Defended.from_classifier`` take names."""
+    model = Defended(TinyNet().eval(), "default")
+    assert isinstance(model.defense, ReconstructiveDefense)
+    assert model.defense.meta["classifier"] == ReconstructiveDefense.from_pretrained(DEFAULT_IMAGENET_WEIGHTS).meta[
+        "classifier"
+    ]
+    with pytest.raises(TypeError, match="nn.Module or a weights name, got int"):
+        Defended(TinyNet(), 3)
+
+
+def test_defended_range_warning_names_0_255_values(defense):
+    with pytest.warns(UserWarning, match="0-255 values, so divide by 255"):
+        Defended(TinyNet().eval(), defense)(torch.full((1, 3, 16, 16), 200.0))
+
+
+@pytest.mark.parametrize(
+    ("scale", "shift", "match"),
+    [(255.0, 0.0, "look like 0-255 values; divide by 255"), (2.0, -1.0, "look normalized"), (1.05, 0.0, "clamp or rescale")],
+    ids=["0-255", "normalized", "slightly-above-1"],
+)
+def test_out_of_range_pixels_get_the_likely_cause(defense, scale, shift, match):
+    """The error said "wrap the classifier with Defended(...)" for every out-of-range batch, also from inside a
+    ``Defended(input='pixels')`` and for 0-255 values."""
+    x = torch.linspace(0, 1, 3 * 16 * 16).view(1, 3, 16, 16) * scale + shift
+    with pytest.raises(ValueError, match=match):
+        defense(x)
+    with pytest.raises(ValueError, match=match):
+        Defended(TinyNet().eval(), defense, input="pixels")(x)
+
+
 def test_defended_without_a_defense_loads_the_shipped_imagenet_weights():
     from torchvision.models import resnet18
 
@@ -402,6 +434,13 @@ def test_a_missing_folder_is_said_first_without_the_list_of_names(tmp_path):
 def test_a_mistyped_name_gets_did_you_mean(typo, meant):
     with pytest.raises(FileNotFoundError, match=f"did you mean '{meant}'"):
         ReconstructiveDefense.from_pretrained(typo)
+
+
+@pytest.mark.parametrize("name", ["", "  "])
+def test_an_empty_name_is_refused_as_empty(name):
+    """``from_pretrained("")`` said "no folder <the working directory>"."""
+    with pytest.raises(ValueError, match="an empty weights name"):
+        ReconstructiveDefense.from_pretrained(name)
 
 
 # ----------------------------------------------------------------------------------- the input convention

