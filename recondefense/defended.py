@@ -94,9 +94,7 @@ class Defended(nn.Module):
         if isinstance(defense, str):
             defense = ReconstructiveDefense.from_pretrained(defense)
         if not isinstance(defense, nn.Module):
-            raise TypeError(
-                f"expected the defense as an nn.Module or a weights name, got {type(defense).__name__}"
-            )
+            raise TypeError(f"expected the defense as an nn.Module or a weights name, got {type(defense).__name__}")
         defense_channels = getattr(defense, "channels", None)
         if normalization is not None and defense_channels is not None and len(normalization[0]) != defense_channels:
             raise ValueError(

@@ -319,9 +319,10 @@ def test_defended_takes_a_weights_name_as_from_classifier_does():
     ``Defended.from_classifier`` take names."""
     model = Defended(TinyNet().eval(), "default")
     assert isinstance(model.defense, ReconstructiveDefense)
-    assert model.defense.meta["classifier"] == ReconstructiveDefense.from_pretrained(DEFAULT_IMAGENET_WEIGHTS).meta[
-        "classifier"
-    ]
+    assert (
+        model.defense.meta["classifier"]
+        == ReconstructiveDefense.from_pretrained(DEFAULT_IMAGENET_WEIGHTS).meta["classifier"]
+    )
     with pytest.raises(TypeError, match="nn.Module or a weights name, got int"):
         Defended(TinyNet(), 3)
 
@@ -333,7 +334,11 @@ def test_defended_range_warning_names_0_255_values(defense):
 
 @pytest.mark.parametrize(
     ("scale", "shift", "match"),
-    [(255.0, 0.0, "look like 0-255 values; divide by 255"), (2.0, -1.0, "look normalized"), (1.05, 0.0, "clamp or rescale")],
+    [
+        (255.0, 0.0, "look like 0-255 values; divide by 255"),
+        (2.0, -1.0, "look normalized"),
+        (1.05, 0.0, "clamp or rescale"),
+    ],
     ids=["0-255", "normalized", "slightly-above-1"],
 )
 def test_out_of_range_pixels_get_the_likely_cause(defense, scale, shift, match):
