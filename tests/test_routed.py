@@ -617,6 +617,16 @@ def test_the_makefile_validates_a_runs_wide_ae_as_the_defaults_strong_purifier(t
     compose = f"scripts/config_variant.py --weights {DEFAULT_IMAGENET_WEIGHTS} {strong} --out {out}"
     assert compose in lines
     assert "--tier imagenet-objects-val" in lines and f"--defenses none,{out} --json {out}-val.json" in lines
+    # then it and the default under the trained corruptions on validation crops, never the held-out four
+    from recondefense.budgets import HELD_OUT_CORRUPTIONS
+    from recondefense.corruptions import CORRUPTIONS
+
+    flat = " ".join(lines.replace("\\\n", " ").split())
+    assert "--tier imagenet-objects-val --no-progress --corruptions " in flat  # validation crops, not the test's
+    corruption_run = flat.split("--corruptions ", 1)[1]
+    named = corruption_run.split()[0].split(",")
+    assert named == [c for c in CORRUPTIONS if c not in HELD_OUT_CORRUPTIONS] and len(named) == 11
+    assert f"--defenses {DEFAULT_IMAGENET_WEIGHTS},{out} --json {out}-val-corruptions.json" in corruption_run
     assert not out.exists()  # -n: nothing run
 
 
