@@ -229,7 +229,7 @@ imagenet-gpu-candidates: $(IMAGENET_STAMP) data
 # and setting the default's), validated beside no defense as above (rows in STRONG_OUT-val.json; about 8 minutes on
 # one core): how -routed20- was chosen from the long run's checkpoint (checkpoints/README.md). Then it and the default
 # under the 11 trained corruptions at severities 1-5 on the first STRONG_CORRUPTION_LIMIT validation crops (rows in
-# STRONG_OUT-val-corruptions.json; about 16 minutes on one core; the 4 held-out corruptions never, they are not for
+# STRONG_OUT-val-corruptions.json; 24 minutes on one core beside another job for -routed21-; the 4 held-out corruptions never, they are not for
 # choosing): the gate flags some corrupted images too, and they meet the new AE (-routed21-'s snow, docs/design.md).
 # STRONG: a run's checkpoint.safetensors or a weights folder.
 STRONG ?= $(HOME)/.cache/recondefense/runs/objects-mix6k/recon/checkpoint.safetensors

@@ -1045,7 +1045,8 @@ PAGES: tuple[Page, ...] = (
                 kind="corruption",
                 tier="imagenet-objects-val",
                 rows=("imagenet/corruptions-val-*.json",),
-                command="make imagenet-strong-candidate (its last step; rows renamed from STRONG_OUT-val-corruptions.json)",
+                command="python -m recondefense.evaluate --tier imagenet-objects-val --corruptions <the 11 trained> --limit 128 "
+                "--defenses <the default>,<the candidate> (the last step of make imagenet-strong-candidate)",
                 intro=(
                     "The first 128 crops of the validation sources (never the test's), labelled by Lite0 and Lite2, "
                     "under the 11 trained corruptions at severities 1-5 (the held-out four are not for choosing). A "
