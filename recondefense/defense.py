@@ -57,6 +57,7 @@ _VARIANT_PARTS = (
     ("variant_strong", "its strong purifier replaced by"),
     ("variant_fog", "the fog detector"),
     ("variant_brightness", "the brightness detector"),
+    ("variant_snow", "the snow detector"),
 )
 
 
@@ -119,7 +120,7 @@ class ReconstructiveDefense(
     in their dtype.
 
     Args:
-        in_channels, width, depth, skip, widths, arch, detail_width, detail_depth, inner, bypass_below, corruption_width, corruption_depth, pass_smoothing, contrast_floor, contrast_target, strong_widths, strong_above, black_point_floor, corruption_strength, corruption_noise_range, deblur_width, deblur_depth, deblur_sharpness_range, brightness_veto, deblur_unsharp, deblur_ratio_range, impulse_range, impulse_noise_range, veto_black_point, veto_clipped, fog_range, fog_width, fog_yields_to_gate, gate_steep_opening, veto_to_floor, brightness_range, brightness_width: the purifier's
+        in_channels, width, depth, skip, widths, arch, detail_width, detail_depth, inner, bypass_below, corruption_width, corruption_depth, pass_smoothing, contrast_floor, contrast_target, strong_widths, strong_above, black_point_floor, corruption_strength, corruption_noise_range, deblur_width, deblur_depth, deblur_sharpness_range, brightness_veto, deblur_unsharp, deblur_ratio_range, impulse_range, impulse_noise_range, veto_black_point, veto_clipped, fog_range, fog_width, fog_yields_to_gate, gate_steep_opening, veto_to_floor, brightness_range, brightness_width, snow_range, snow_width: the purifier's
             hyper-parameters, the fields of :class:`~recondefense.purifier_config.PurifierConfig` (documented there, and
             their defaults: the paper's AE, width 16, depth 3, the skip on); listed one by one because the hub mixin
             writes config.json from them. :meth:`from_config` takes a ``PurifierConfig``.
@@ -172,6 +173,8 @@ class ReconstructiveDefense(
         veto_to_floor: bool = PurifierConfig.veto_to_floor,
         brightness_range: Sequence[float] | None = PurifierConfig.brightness_range,
         brightness_width: int = PurifierConfig.brightness_width,
+        snow_range: Sequence[float] | None = PurifierConfig.snow_range,
+        snow_width: int = PurifierConfig.snow_width,
     ) -> None:
         if format_version != FORMAT_VERSION:
             raise ValueError(

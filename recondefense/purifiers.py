@@ -289,7 +289,8 @@ class RoutedPurifier(RouteMixture):
             sees them; ``impulse_range``, if set, removes salt-and-pepper dots first; ``fog_range``, if set, adds
             ``.fog``, a :class:`~recondefense.haze.FogDetector`, and dehazes the images it reads as foggy (with
             ``fog_yields_to_gate``, not those the gate opens on as they came); ``brightness_range``, if set, adds
-            ``.brightness``, another, and lowers the images it reads as brightened to black;
+            ``.brightness``, another, and lowers the images it reads as brightened to black; ``snow_range``, if
+            set, adds ``.snow``, another, and shrinks the routes of the images it reads as snowy;
             ``brightness_veto`` > 0 keeps the gate shut on images it opens on only for their brightness,
             :func:`~recondefense.gate.veto_brightened`).
 
@@ -344,6 +345,8 @@ class RoutedPurifier(RouteMixture):
             config.veto_to_floor,
             None if config.brightness_range is None else FogDetector(in_channels, config.brightness_width),
             config.brightness_range,
+            None if config.snow_range is None else FogDetector(in_channels, config.snow_width),
+            config.snow_range,
         )
         self.in_channels = in_channels
         self.inner = config.inner

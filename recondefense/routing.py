@@ -99,6 +99,9 @@ class RouteMixture(nn.Module):
         brightness, brightness_range: a detector of ImageNet-C's brightness and the probability range over which an
             image is lowered to black (:func:`~recondefense.levels.restore_black_point`), after the levels (a
             washed-out image is stretched first); None and None: none. The gate reads the lowered image.
+        snow, snow_range: a detector of ImageNet-C's snow and the probability range over which an image's routes
+            shrink to none (:func:`~recondefense.haze.fog_share`), read after the levels; no pixel is changed (snowfall
+            passes as the levels left it); None and None: none.
 
     Shape: ``(N, C, H, W)`` in [0, 1] -> ``(N, C, H, W)`` in [0, 1].
     """
@@ -129,6 +132,8 @@ class RouteMixture(nn.Module):
         veto_to_floor: bool = False,
         brightness: nn.Module | None = None,
         brightness_range: tuple[float, float] | None = None,
+        snow: nn.Module | None = None,
+        snow_range: tuple[float, float] | None = None,
     ) -> None:
         super().__init__()
         self.gate = gate
@@ -153,6 +158,10 @@ class RouteMixture(nn.Module):
             raise ValueError("a brightness detector and its probability range come together: give both or neither")
         self.brightness = brightness
         self.brightness_range = None if brightness_range is None else tuple(float(p) for p in brightness_range)
+        if (snow is None) != (snow_range is None):
+            raise ValueError("a snow detector and its probability range come together: give both or neither")
+        self.snow = snow
+        self.snow_range = None if snow_range is None else tuple(float(p) for p in snow_range)
         self.fog_yields_to_gate = bool(fog_yields_to_gate)
         self.deblur_range = None if deblur_range is None else (float(deblur_range[0]), float(deblur_range[1]))
         self.deblur_ratio_range = None if deblur_ratio_range is None else tuple(float(b) for b in deblur_ratio_range)
@@ -269,15 +278,18 @@ class RouteMixture(nn.Module):
         return self._prepare(x)[0]
 
     def _prepare(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """:meth:`prepare`'s image and each image's share ``(N,)`` that the dot removal and the dehaze settled
-        (``1 - (1 - impulse share) (1 - fog share)``; None without either)."""
+        """:meth:`prepare`'s image and each image's share ``(N,)`` that the dot removal, the dehaze and the snow
+        step settled (``1 - (1 - impulse share) (1 - fog share) (1 - snow share)``; None without any)."""
         steps = (self.impulse_range, self.fog, self.brightness, self.deblur, self.contrast_floor or None)
-        steps += (self.black_point_floor or None,)
+        steps += (self.black_point_floor or None, self.snow)
         if all(step is None for step in steps):  # nothing to prepare: no layout round trip either
             return x, None
         channels_last = not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
         always = self.training or is_tracing(x)
         x, settled = self._dots_fog_levels(x.contiguous(), always)
+        if self.snow is not None and self.snow_range is not None:
+            snowy = fog_share(self.snow, x, self.snow_range)
+            settled = snowy if settled is None else 1 - (1 - settled) * (1 - snowy)
         if self.brightness is not None and self.brightness_range is not None:
             lowered = fog_share(self.brightness, x, self.brightness_range)
             x = partly(x, lowered, partial(restore_black_point, floor=VETO_BLACK_POINT), always)
@@ -305,6 +317,14 @@ class RouteMixture(nn.Module):
         x = self._dots_fog_levels(x.contiguous(), self.training or is_tracing(x))[0]
         return fog_share(self.brightness, x, self.brightness_range)
 
+    def snow_share(self, x: torch.Tensor) -> torch.Tensor:
+        """How far :meth:`forward` shrinks each image's routes for snow (read after the dots, the dehaze and the
+        levels; 0 without a snow step): ``(N, C, H, W)`` -> ``(N,)`` in [0, 1]."""
+        if self.snow is None or self.snow_range is None:
+            return x.new_zeros(x.shape[0])
+        x = self._dots_fog_levels(x.contiguous(), self.training or is_tracing(x))[0]
+        return fog_share(self.snow, x, self.snow_range)
+
     def dehaze_share(self, x: torch.Tensor) -> torch.Tensor:
         """How much of the dehaze :meth:`forward` gives each image (read after the dot removal; 0 without a fog
         step): ``(N, C, H, W)`` -> ``(N,)`` in [0, 1]."""
@@ -331,8 +351,8 @@ class RouteMixture(nn.Module):
 
     def _expert_routes(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """:meth:`prepare`'s image and its experts' route probabilities ``(N, experts)``, those of an image cleaned
-        of dots or dehazed scaled by ``1 -`` the share those settled: the gate reads their traces as an attack's,
-        and the classifier does best on the corrected image itself."""
+        of dots, dehazed or read as snowy scaled by ``1 -`` the share those settled: the gate reads their traces as
+        an attack's, and the classifier does best on the corrected image itself."""
         x, settled = self._prepare(x)
         routes = self.routes(x)[:, 1:]
         return x, routes if settled is None else routes * (1 - settled).unsqueeze(1)

@@ -12,8 +12,9 @@ what the settings change. ``--corruption WEIGHTS`` (residual weights, e.g. a den
 corruption purifier behind a routed defense's route 2, every other tensor and setting kept; ``--strong WEIGHTS``
 (paper-AE weights, e.g. a long run's checkpoint) another strong purifier on the images its gate flags; ``--fog FILE`` (a
 detector of ``scripts/train_fog_detector.py``) gives a routed defense a fog step, with ``--set fog_range=LOW,HIGH``,
-and ``--brightness FILE`` (its ``--corruption brightness`` detector) a brightness step, with ``--set
-brightness_range=LOW,HIGH``.
+``--brightness FILE`` (its ``--corruption brightness`` detector) a brightness step, with ``--set
+brightness_range=LOW,HIGH``, and ``--snow FILE`` (its ``--corruption snow`` detector) a snow step, with ``--set
+snow_range=LOW,HIGH``.
 """
 
 from __future__ import annotations
@@ -37,9 +38,9 @@ from recondefense.train.setup import load_start
 _SHAPES = {*INT_RANGES, "skip", "widths", "strong_widths", "inner"}
 SETTINGS = tuple(key for key in ARCHITECTURE_KEYS["routed"] if key not in _SHAPES)
 
-#: The detectors a routed defense may be given, by step (``--fog``, ``--brightness``; ``PurifierConfig`` fields
-#: ``<step>_range`` and ``<step>_width``, tensors under ``autoencoder.<step>.``).
-DETECTOR_STEPS = ("fog", "brightness")
+#: The detectors a routed defense may be given, by step (``--fog``, ``--brightness``, ``--snow``; ``PurifierConfig``
+#: fields ``<step>_range`` and ``<step>_width``, tensors under ``autoencoder.<step>.``).
+DETECTOR_STEPS = ("fog", "brightness", "snow")
 
 
 def parse_setting(text: str) -> tuple[str, object]:
@@ -85,7 +86,7 @@ def variant(
     """``defense`` with the config fields ``changes`` set (checked), its tensors copied, ``meta`` its config's;
     with ``parts`` (weights by part of :data:`PURIFIER_PARTS`) a routed ``defense``'s corruption or strong purifier
     is that one instead (its sizes with it), with ``detectors`` (:class:`~recondefense.haze.FogDetector` state
-    dicts by step of :data:`DETECTOR_STEPS`) its fog or brightness detector (``changes`` or the defense must give
+    dicts by step of :data:`DETECTOR_STEPS`) its fog, brightness or snow detector (``changes`` or the defense must give
     the step's ``<step>_range``), every other tensor and setting kept.
 
     Raises:
@@ -136,13 +137,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--fog", type=Path, help="a fog detector (fog.safetensors) for a routed defense")
     parser.add_argument("--brightness", type=Path, help="a brightness detector (brightness.safetensors), likewise")
+    parser.add_argument("--snow", type=Path, help="a snow detector (snow.safetensors), likewise")
     parser.add_argument("--out", required=True, type=Path, help="the new weights folder")
     args = parser.parse_args(argv)
     files = {step: getattr(args, step) for step in DETECTOR_STEPS if getattr(args, step) is not None}
     if not args.changes and not args.corruption and not args.strong and not files:
         parser.error(
-            "nothing to change: give --set KEY=VALUE, --corruption WEIGHTS, --strong WEIGHTS, --fog FILE or "
-            "--brightness FILE"
+            "nothing to change: give --set KEY=VALUE, --corruption WEIGHTS, --strong WEIGHTS, --fog FILE, "
+            "--brightness FILE or --snow FILE"
         )
     original = ReconstructiveDefense.from_pretrained(args.weights)
     parts = {part: load_start(getattr(args, part)) for part in PURIFIER_PARTS if getattr(args, part)}

@@ -24,7 +24,9 @@ images first (``deblur_sharpness_range``) how many it deblurs (``deblurred``: a 
 it cleans (``dots_removed``: :func:`~recondefense.routing.impulse_share` above 0), one with a fog step
 (``fog_range``) how many it dehazes (``dehazed``: :meth:`~recondefense.routing.RouteMixture.dehaze_share` at least 0.01), one
 with a brightness step (``brightness_range``) how many it lowers to black (``lowered``:
-:meth:`~recondefense.routing.RouteMixture.lowering_share` at least 0.01): changes to clean images the
+:meth:`~recondefense.routing.RouteMixture.lowering_share` at least 0.01), one with a snow step (``snow_range``) how
+many it reads as snowy (``snowy``: :meth:`~recondefense.routing.RouteMixture.snow_share` at least 0.01, their routes
+shrunk): changes to clean images the
 gate does not decide. The gate is read
 where the defense reads it, after those steps. No attack is run: seconds on a CPU. The share of attacked images a gate opens on is in
 the tier's rows (``gate_open_pgd``).
@@ -143,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
             counts["dehazed"] = int((batched(defense.autoencoder.dehaze_share, images) >= 0.01).sum())
         if config.arch == "routed" and config.brightness_range is not None:
             counts["lowered"] = int((batched(defense.autoencoder.lowering_share, images) >= 0.01).sum())
+        if config.arch == "routed" and config.snow_range is not None:
+            counts["snowy"] = int((batched(defense.autoencoder.snow_share, images) >= 0.01).sum())
         return counts
 
     rows = []
@@ -157,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
               + (f", deblurred {r['deblurred']}" if "deblurred" in r else "")
               + (f", dots removed {r['dots_removed']}" if "dots_removed" in r else "")
               + (f", dehazed {r['dehazed']}" if "dehazed" in r else "")
-              + (f", lowered {r['lowered']}" if "lowered" in r else ""))  # fmt: skip
+              + (f", lowered {r['lowered']}" if "lowered" in r else "")
+              + (f", read as snow {r['snowy']}" if "snowy" in r else ""))  # fmt: skip
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         command = "python scripts/gate_open.py " + " ".join(sys.argv[1:] if argv is None else argv)

@@ -223,8 +223,10 @@ def test_fine_tuning_keeps_the_start_weights_weightless_corrections(tmp_path):
         gate_steep_opening=[-2.0, 8.0],
         veto_to_floor=True,
         brightness_range=[0.6, 0.95],
+        snow_range=[0.7, 0.9],
     )
-    assert set(carried) | {"deblur_width", "deblur_depth", "fog_width", "brightness_width"} == set(START_SETTINGS)
+    widths = {"deblur_width", "deblur_depth", "fog_width", "brightness_width", "snow_width"}
+    assert set(carried) | widths == set(START_SETTINGS)
     network = dict(
         arch="routed", width=4, depth=2, detail_width=4, detail_depth=1, corruption_width=4, corruption_depth=1
     )
@@ -233,7 +235,8 @@ def test_fine_tuning_keeps_the_start_weights_weightless_corrections(tmp_path):
 
     def assert_carried(defense: ReconstructiveDefense) -> None:
         assert {k: defense.hyperparameters[k] for k in carried} == carried
-        detector = {k: v for k, v in defense.state_dict().items() if ".fog." in k}  # trained apart: never moved
+        detectors = (".fog.", ".brightness.", ".snow.")  # trained apart: never moved
+        detector = {k: v for k, v in defense.state_dict().items() if any(d in k for d in detectors)}
         assert detector and all(torch.equal(v, start.state_dict()[k]) for k, v in detector.items())
 
     gen = torch.Generator().manual_seed(1)

@@ -145,9 +145,10 @@ def purifier_config(config: NetworkOptions, in_channels: int = 1) -> PurifierCon
     return PurifierConfig(**(values | {k: v for k, v in config.start_settings.items() if k in carried}))
 
 
-#: Parameters trained apart, by their own recipe, that a purifier's training never changes: a routed purifier's fog
-#: detector (``scripts/train_fog_detector.py``; the triplet loss would otherwise move it through the dehaze's share).
-ALWAYS_FROZEN = ("fog.",)
+#: Parameters trained apart, by their own recipe, that a purifier's training never changes: a routed purifier's fog,
+#: brightness and snow detectors (``scripts/train_fog_detector.py``; the triplet loss would otherwise move them
+#: through the shares they give).
+ALWAYS_FROZEN = ("fog.", "brightness.", "snow.")
 
 
 def frozen_prefixes(config: NetworkOptions, names: Iterable[str]) -> list[str]:
