@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo venv data lint bench tables imagenet-tables imagenet-default-rows imagenet-fog-detector imagenet-brightness-detector imagenet-fog-readings imagenet-markdown imagenet-objects-tables imagenet-objects-markdown imagenet-objects-first-look imagenet-objects-val imagenet-gpu-candidates imagenet-strong-candidate imagenet-gate-open realworld-tables corruption-tables imagenet-corruption-tables imagenet-objects-corruption-tables imagenet-objects-routed-rows imagenet-objects-corruption-markdown imagenet-objects-corruption-full certify-tables certify-bfloat16 certify-full clean
+.PHONY: test demo venv data lint bench tables imagenet-tables imagenet-default-rows imagenet-fog-detector imagenet-brightness-detector imagenet-snow-detector imagenet-fog-readings imagenet-markdown imagenet-objects-tables imagenet-objects-markdown imagenet-objects-first-look imagenet-objects-val imagenet-gpu-candidates imagenet-strong-candidate imagenet-gate-open realworld-tables corruption-tables imagenet-corruption-tables imagenet-objects-corruption-tables imagenet-objects-routed-rows imagenet-objects-corruption-markdown imagenet-objects-corruption-full certify-tables certify-bfloat16 certify-full clean
 FMNIST := /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
 
 $(PY):
@@ -270,6 +270,19 @@ imagenet-brightness-detector: $(IMAGENET_STAMP) data
 	cp $(BRIGHTNESS_OUT)/validation.json $(IMAGENET)/brightness-detector-val.json
 	$(PY) scripts/config_variant.py --weights $(BRIGHTNESS_BASE) --brightness $(BRIGHTNESS_OUT)/brightness.safetensors \
 	  --set brightness_range=$(BRIGHTNESS_RANGE) --out $(BRIGHTNESS_CANDIDATE)
+# The snow detector (the same script and network with --corruption snow: snowy crops against clean ones, contrast,
+# the other trained corruptions and PGD), and the candidate that gives SNOW_BASE a snow step with it (SNOW_RANGE: the
+# detector's probability over which an image's routes shrink to none, so snowfall passes the gate untouched); the
+# detector's validation shares in results/imagenet/snow-detector-val.json.
+SNOW_OUT ?= runs/snow/w16
+SNOW_BASE ?= $(DEFAULT_IMAGENET)
+SNOW_RANGE ?= 0.5,0.9
+SNOW_CANDIDATE ?= runs/candidates/snow-w16
+imagenet-snow-detector: $(IMAGENET_STAMP) data
+	OMP_NUM_THREADS=1 $(PY) scripts/train_fog_detector.py --corruption snow --out $(SNOW_OUT)
+	cp $(SNOW_OUT)/validation.json $(IMAGENET)/snow-detector-val.json
+	$(PY) scripts/config_variant.py --weights $(SNOW_BASE) --snow $(SNOW_OUT)/snow.safetensors \
+	  --set snow_range=$(SNOW_RANGE) --out $(SNOW_CANDIDATE)
 # Where that detector reads fog on images that are not foggy (scripts/fog_readings.py: 512 random crops of the
 # validation photographs, clean and under FGSM and PGD against Lite0, Lite1 and Lite2; about 40 minutes on one core):
 # what an attack does to its reading, in results/imagenet/fog-readings.md (-routed16-'s detector: -routed17-'s and

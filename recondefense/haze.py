@@ -18,7 +18,7 @@ from torch import nn
 
 from .levels import gaussian_blur
 
-__all__ = ["DEHAZE_PATCH", "DEHAZE_SIGMA", "FogDetector", "dehaze", "fog_share"]
+__all__ = ["DEHAZE_PATCH", "DEHAZE_SIGMA", "DETECTOR_POOL", "FogDetector", "dehaze", "fog_share"]
 
 #: The dark channel's window, in pixels of a 224 px image.
 DEHAZE_PATCH = 15
@@ -26,6 +26,9 @@ DEHAZE_PATCH = 15
 DEHAZE_SIGMA = 8.0
 #: The most haze removed at a pixel (the division by ``1 - haze`` stays finite).
 HAZE_CAP = 0.95
+#: The average pooling each routed step's detector reads the image at (no tensor holds it, so the training script
+#: and the purifier take it from here): fog and brightness are smooth, snowflakes are a few pixels wide.
+DETECTOR_POOL = {"fog": 4, "brightness": 4, "snow": 1}
 
 
 def dehaze(images: torch.Tensor, patch: int = DEHAZE_PATCH, sigma: float = DEHAZE_SIGMA) -> torch.Tensor:
@@ -42,15 +45,16 @@ def dehaze(images: torch.Tensor, patch: int = DEHAZE_PATCH, sigma: float = DEHAZ
 
 
 class FogDetector(nn.Module):
-    """How foggy (or, trained on brightness, how brightened) an image looks: three strided 3 x 3 convolutions
-    (``width``, ``2 width``, ``2 width`` channels) on the image average-pooled by 4, their mean and maximum over the
-    image, one linear logit.
+    """How foggy (or, trained on brightness or snow, how brightened or snowy) an image looks: three strided 3 x 3
+    convolutions (``width``, ``2 width``, ``2 width`` channels) on the image average-pooled by ``pool``, their mean
+    and maximum over the image, one linear logit.
 
-    Shape: ``(N, C, H, W)`` in [0, 1], ``H`` and ``W`` at least 4 -> ``(N,)`` logits (above 0: fog).
+    Shape: ``(N, C, H, W)`` in [0, 1], ``H`` and ``W`` at least ``pool`` -> ``(N,)`` logits (above 0: fog).
     """
 
-    def __init__(self, in_channels: int = 3, width: int = 16) -> None:
+    def __init__(self, in_channels: int = 3, width: int = 16, pool: int = 4) -> None:
         super().__init__()
+        self.pool = int(pool)
         self.features = nn.Sequential(
             nn.Conv2d(in_channels, width, 3, 2, 1),
             nn.ReLU(),
@@ -62,7 +66,8 @@ class FogDetector(nn.Module):
         self.head = nn.Linear(4 * width, 1)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        features = self.features(F.avg_pool2d(images, 4) * 2 - 1)
+        pooled = F.avg_pool2d(images, self.pool) if self.pool > 1 else images
+        features = self.features(pooled * 2 - 1)
         return self.head(torch.cat([features.mean((2, 3)), features.amax((2, 3))], dim=1)).squeeze(1)
 
 

@@ -32,7 +32,7 @@ from torch import nn
 from .autoencoder import ReconAutoencoder
 from .blending import blend, bypass_thresholds
 from .gate import PerturbationGate, conv_relu
-from .haze import FogDetector
+from .haze import DETECTOR_POOL, FogDetector
 from .levels import noise_level, restore_levels, unsharp_mask
 from .purifier_config import ARCHITECTURE_KEYS, GATED_INNER, PurifierConfig
 from .routing import RouteMixture
@@ -345,7 +345,7 @@ class RoutedPurifier(RouteMixture):
             config.veto_to_floor,
             None if config.brightness_range is None else FogDetector(in_channels, config.brightness_width),
             config.brightness_range,
-            None if config.snow_range is None else FogDetector(in_channels, config.snow_width),
+            None if config.snow_range is None else FogDetector(in_channels, config.snow_width, DETECTOR_POOL["snow"]),
             config.snow_range,
         )
         self.in_channels = in_channels

@@ -39,7 +39,7 @@ from recondefense.corruptions import CORRUPTIONS, corrupt
 from recondefense.data import ObjectCrops
 from recondefense.evaluate.tiers import object_test_set
 from recondefense.files import write_atomic
-from recondefense.haze import FogDetector
+from recondefense.haze import DETECTOR_POOL, FogDetector
 
 #: The trained corruptions a detector can be trained for (the held-out four never appear, as positives or negatives).
 TRAINED = tuple(name for name in CORRUPTIONS if name not in HELD_OUT_CORRUPTIONS)
@@ -88,10 +88,11 @@ def labelled_images(
     return torch.cat(chunks), torch.cat(labels)
 
 
-def train(images: torch.Tensor, labels: torch.Tensor, width: int, epochs: int, seed: int) -> FogDetector:
-    """A :class:`FogDetector` of ``width`` trained with the binary cross-entropy, Adam at 3e-3, batches of 64."""
+def train(images: torch.Tensor, labels: torch.Tensor, width: int, epochs: int, seed: int, pool: int = 4) -> FogDetector:
+    """A :class:`FogDetector` of ``width`` reading at ``pool``, trained with the binary cross-entropy, Adam at 3e-3,
+    batches of 64."""
     torch.manual_seed(seed)
-    detector = FogDetector(images.shape[1], width)
+    detector = FogDetector(images.shape[1], width, pool)
     optimizer = torch.optim.Adam(detector.parameters(), lr=3e-3)
     for epoch in range(epochs):
         order = torch.randperm(len(images))
@@ -159,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{len(images)} training crops ({int(labels.sum())} under {args.corruption}) in {time.time() - started:.0f} s",
         flush=True,
     )
-    detector = train(images, labels, args.width, args.epochs, args.seed)
+    pool = DETECTOR_POOL.get(args.corruption, 4)
+    detector = train(images, labels, args.width, args.epochs, args.seed, pool)
     rows = validate(detector, args.seed, classifiers, args.corruption)
     for kind, share in rows.items():
         print(f"{kind:28} {share:.3f}")

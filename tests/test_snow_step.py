@@ -10,7 +10,7 @@ from test_haze import SMALL, assert_detector_step_config, assert_exports_and_com
 from test_scripts import load_script
 
 from recondefense import ReconstructiveDefense
-from recondefense.haze import FogDetector
+from recondefense.haze import DETECTOR_POOL, FogDetector
 from recondefense.purifiers import RoutedPurifier
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -41,6 +41,7 @@ def test_snow_step_shuts_the_gate_on_what_its_detector_reads_and_changes_no_pixe
     images = _dark_and_snowy()
     net = _opened(RoutedPurifier(**SMALL, snow_range=(0.5, 0.9)).eval())
     assert isinstance(net.snow, FogDetector) and any(k.startswith("snow.") for k in net.state_dict())
+    assert net.snow.pool == DETECTOR_POOL["snow"] == 1  # snowflakes are pixel-scale: read at full resolution
     plain = RoutedPurifier(**SMALL).eval()
     plain.load_state_dict({k: v for k, v in net.state_dict().items() if not k.startswith("snow.")})
     net.snow = BrightIsSnow()
@@ -80,3 +81,15 @@ def test_config_variant_gives_a_routed_defense_a_snow_detector(tmp_path):
     kept = {k: v for k, v in loaded.state_dict().items() if ".snow." not in k}
     assert all(torch.equal(v, base.state_dict()[k]) for k, v in kept.items())
     assert loaded.meta["variant_snow"] == str(tmp_path / "snow.safetensors")
+
+
+def test_a_detector_reads_pixel_scale_detail_only_at_full_resolution():
+    checkerboard = ((torch.arange(16)[:, None] + torch.arange(16)[None, :]) % 2).float().expand(1, 3, 16, 16)
+    grey = torch.full_like(checkerboard, 0.5)  # the checkerboard average-pooled by 2 or 4
+    torch.manual_seed(0)
+    quarter = FogDetector(3, 4, pool=4).eval()
+    full = FogDetector(3, 4, pool=1).eval()
+    full.load_state_dict(quarter.state_dict())  # the same tensors: only the pooling differs
+    with torch.no_grad():
+        assert torch.equal(quarter(checkerboard), quarter(grey))
+        assert not torch.equal(full(checkerboard), full(grey))
