@@ -178,6 +178,6 @@ _WEIGHTS: tuple[tuple[str, str, str, dict[str, Any], str, dict[str, Any]], ...] 
 for _name, _sha256, _config_sha256, _tier, _attack, _extra in _WEIGHTS:
     register(WeightsEntry(_name, _name, _sha256, config_sha256=_config_sha256, attack=_attack, **_tier, **_extra))
 
-from . import shipped_artifacts, shipped_objects  # noqa: E402, F401  (classifiers, STL dictionary, object-photo rows)
+from . import shipped_artifacts, shipped_objects, shipped_routed  # noqa: E402, F401  (classifiers, STL, object photos)
 
 del _name, _sha256, _config_sha256, _tier, _attack, _extra

@@ -47,8 +47,9 @@ _ROUTED7_PARTS: dict[str, Any] = {
     **_ROUTED3_MIX,
     "composed_from": (*_ROUTED3_MIX["composed_from"], ("strong", "checkpoints/objects-wide-mix/final")),
 }
-#: The tier, attack and parts of every routed weights folder from -routed7- on (the last three fields of an entry).
-_ROUTED7 = (_OBJECTS, "mix+corruption", _ROUTED7_PARTS)
+#: The tier, attack and parts of every routed weights folder from -routed7- on (the last three fields of an entry;
+#: :mod:`recondefense.shipped_routed` registers those from -routed13- on).
+ROUTED7 = (_OBJECTS, "mix+corruption", _ROUTED7_PARTS)
 _WEIGHTS: tuple[tuple[str, str, str, dict[str, Any], str, dict[str, Any]], ...] = (
     # The object-photo retraining (issue 24, scripts/train_imagenet_default.sh on a 2-core CPU): the AE of
     # imagenet-efficientnet_lite0_lite2-pgd (recondefense.shipped) widened to 16 / 32 / 64 filters per block (scripts/widen_autoencoder.py, function-preserving), then fine-tuned with the
@@ -235,7 +236,7 @@ _WEIGHTS: tuple[tuple[str, str, str, dict[str, Any], str, dict[str, Any]], ...] 
         "imagenet-efficientnet_lite0_lite2-routed7-objects3-mix",
         "ae080ae3879cb732dc81a084f144010da62aaa6dcc474e389b11d3e5002867f7",
         "3734b787fb832a13d4b6f03c7c1b16dfe8d336ce3697a0f853b28207ee8e7b11",
-        *_ROUTED7,
+        *ROUTED7,
     ),
     # The default of Defended(model) on 2026-12-05 (until -routed11- below): the same network (the same model.safetensors) with -routed5-'s
     # stretch of washed-out images (floor 0.10, target 1: as far as the image's own range allows;
@@ -245,7 +246,7 @@ _WEIGHTS: tuple[tuple[str, str, str, dict[str, Any], str, dict[str, Any]], ...] 
         "imagenet-efficientnet_lite0_lite2-routed8-objects3-mix",
         "ae080ae3879cb732dc81a084f144010da62aaa6dcc474e389b11d3e5002867f7",
         "1e1110eed80ffed30c733c5862d7123c9bcac0ec6d4cc0cb972df2b63d55bcfb",
-        *_ROUTED7,
+        *ROUTED7,
     ),
     # -routed8- (the same model.safetensors) with the gate's brightness veto at 0.05 (PurifierConfig.brightness_veto;
     # scripts/config_variant.py --set brightness_veto=0.05): the gate opens only where the image with its black point
@@ -256,7 +257,7 @@ _WEIGHTS: tuple[tuple[str, str, str, dict[str, Any], str, dict[str, Any]], ...] 
         "imagenet-efficientnet_lite0_lite2-routed9-objects3-mix",
         "ae080ae3879cb732dc81a084f144010da62aaa6dcc474e389b11d3e5002867f7",
         "78a468750ae6d27621a6419279265ff3d4fa501cf3183f6cbab378b8e7a9bdd7",
-        *_ROUTED7,
+        *ROUTED7,
     ),
     # -routed8- (the same model.safetensors) with an unsharp mask in front of the gate for blurred images
     # (PurifierConfig.deblur_unsharp, sigma 1 amount 3; its share rises with levels.blur_ratio from 2.6 to 3.0 and
@@ -268,7 +269,7 @@ _WEIGHTS: tuple[tuple[str, str, str, dict[str, Any], str, dict[str, Any]], ...] 
         "imagenet-efficientnet_lite0_lite2-routed10-objects3-mix",
         "ae080ae3879cb732dc81a084f144010da62aaa6dcc474e389b11d3e5002867f7",
         "9eeb9c246f274bc5c5efe44c4ee11d8ea855a5ff71312201a34a6fcb6a673fbc",
-        *_ROUTED7,
+        *ROUTED7,
     ),
     # The default of Defended(model) from 2026-12-05 (sixteenth session) until -routed14- below:
     # -routed10- (the same model.safetensors) with salt-and-pepper dots removed first (PurifierConfig.impulse_range:
@@ -282,7 +283,7 @@ _WEIGHTS: tuple[tuple[str, str, str, dict[str, Any], str, dict[str, Any]], ...] 
         "imagenet-efficientnet_lite0_lite2-routed11-objects3-mix",
         "ae080ae3879cb732dc81a084f144010da62aaa6dcc474e389b11d3e5002867f7",
         "ca0f989f9830bd49f0259fc9099f8a52dd093d27e518eb1838739c66cfd2f82c",
-        *_ROUTED7,
+        *ROUTED7,
     ),
     # -routed11- (the same model.safetensors) with -routed9-'s brightness veto (0.05), its second reading restoring
     # only images whose black point is at least 0.15 (PurifierConfig.veto_black_point; scripts/config_variant.py):
@@ -295,97 +296,7 @@ _WEIGHTS: tuple[tuple[str, str, str, dict[str, Any], str, dict[str, Any]], ...] 
         "imagenet-efficientnet_lite0_lite2-routed12-objects3-mix",
         "ae080ae3879cb732dc81a084f144010da62aaa6dcc474e389b11d3e5002867f7",
         "242ea62f95b2ad0f97e9820f4eacda695b93bd6591c13a21a8c753a4dfbc2713",
-        *_ROUTED7,
-    ),
-    # -routed12- with its veto's second reading only of images whose share of clipped pixels is at least 0.01
-    # (PurifierConfig.veto_clipped, levels.clipped_share): ImageNet-C's brightness clips what it raises past 1, an
-    # attack moves a photo's clipped pixels off 1. scripts/veto_probe.py on 128 validation crops: -routed12-'s veto
-    # shut the gate on 1 PGD-Lite0 and 4 PGD-Lite2 crops and on 8 / 8 / 11 / 7 brightened crops at severities 2-5;
-    # restricted to a clipped share of at least 0.01 on none of the attacked and 6 / 8 / 11 / 7 brightened (the largest
-    # threshold keeping every veto at severities 3-5, where the drops were). Test rows (objects-*routed13.json):
-    # brightness 0.801 -> 0.810 as -routed12-, rel. mCE 0.856 -> 0.853 (Lite1 0.857 -> 0.854), worst drop 2.4 -> 1.5
-    # (glass blur, 2); PGD 0.771 -> 0.768 (Lite0), 0.782 as before (Lite2), 0.656 -> 0.644 (unseen Lite1; -routed12-:
-    # 0.629): a smaller loss than -routed12-'s, still a loss, so not the default (design notes).
-    (
-        "imagenet-efficientnet_lite0_lite2-routed13-objects3-mix",
-        "ae080ae3879cb732dc81a084f144010da62aaa6dcc474e389b11d3e5002867f7",
-        "4f08e3574d14cdc6852db9f007c1ed9715b093d903c50cf77d8918d8004ac200",
-        *_ROUTED7,
-    ),
-    # The default of Defended(model) from 2026-12-06 (twentieth session) until -routed18- below:
-    # -routed13- with the clipped-share threshold 0.05, chosen by scripts/veto_probe.py --images 231 --veto
-    # 0.01,0.02,0.05 (the crops whose gate logit the veto lowers: at 0.05 none under PGD, 1 under FGSM). Test rows
-    # (objects-corruptions-*full-routed14.json): every attack row as -routed11-'s, rel. mCE 0.856 -> 0.853 (Lite1
-    # 0.857 -> 0.854), worst drop 2.4 -> 1.5 (glass blur, 2); validation and the rest in the design notes.
-    (
-        "imagenet-efficientnet_lite0_lite2-routed14-objects3-mix",
-        "ae080ae3879cb732dc81a084f144010da62aaa6dcc474e389b11d3e5002867f7",
-        "c4958e90b64a97db584c83f1a5900ecf6076ae0d8d61331d0e8ab8525e9f82d9",
-        *_ROUTED7,
-    ),
-    # -routed14- with a fog step before its gate (PurifierConfig.fog_range 0.5-0.9, recondefense.haze), its detector
-    # trained without contrast or attacked negatives: contrast 0.989 -> 0.838 on validation, unseen-Lite1 PGD 0.656 ->
-    # 0.647 on test (objects-lite1-routed15.json). Not the default (design notes, "Fog, read by a small network").
-    (
-        "imagenet-efficientnet_lite0_lite2-routed15-objects3-mix",
-        "13c305ae4946f4c70ff7898f5ca3c39fd9a35974465d4832e45d5b8b708613b0",
-        "967c8bc6071d73847b83b33455a7a1af3b1830fbe81d24e38a9025c796b5952a",
-        *_ROUTED7,
-    ),
-    # -routed15- with a detector that also learned contrast and PGD as negatives (make imagenet-fog-detector): fog
-    # 0.520 -> 0.673 and rel. mCE 0.853 -> 0.834 on test, but one attacked crop fewer with each classifier (an
-    # attacked photo that looks foggy is dehazed, not purified). Not the default (design notes).
-    (
-        "imagenet-efficientnet_lite0_lite2-routed16-objects3-mix",
-        "43c9546b18d62ba9dd8fa7fd8826dbd6f3e823bb398cf9391ef767d272b0f818",
-        "5bb0c0fc5bc050f43b859437c493bd0342d2c913a5116223d378297c15932f5d",
-        *_ROUTED7,
-    ),
-    # -routed16- with a margin on the fog step (fog_range 0.9-0.99; no fogged validation crop lost): the same test
-    # attack rows as -routed16- (the lost crop reads as fog, clean or attacked). Not the default (design notes).
-    (
-        "imagenet-efficientnet_lite0_lite2-routed17-objects3-mix",
-        "43c9546b18d62ba9dd8fa7fd8826dbd6f3e823bb398cf9391ef767d272b0f818",
-        "298a6bb2690fd355016f7b0c3808b62c6087c46684d3482e0289e878f0daaf1a",
-        *_ROUTED7,
-    ),
-    # The default of Defended(model) from 2026-12-06 (twenty-first session) until -routed20-: -routed16- whose fog
-    # step yields to the gate (PurifierConfig.fog_yields_to_gate): an image the gate opens on as it came keeps its
-    # routes and is not dehazed. Test rows: every attack row as -routed14-'s, fog 0.520 -> 0.678, rel. mCE 0.853 ->
-    # 0.833 (design notes).
-    (
-        "imagenet-efficientnet_lite0_lite2-routed18-objects3-mix",
-        "43c9546b18d62ba9dd8fa7fd8826dbd6f3e823bb398cf9391ef767d272b0f818",
-        "0da1d83e0f09f37a9543f8eb1b8d058e69a41461f67e0752ef94fec6c66b11c5",
-        *_ROUTED7,
-    ),
-    # -routed18- with a brightness step (PurifierConfig.brightness_range 0.5-0.9, make imagenet-brightness-detector):
-    # images its detector reads as brightened are lowered to black before the gate. Brightness 0.809 -> 0.817 on the
-    # test crops, but its false reads cost other corruptions as much (rel. mCE 0.834): not the default (design notes).
-    (
-        "imagenet-efficientnet_lite0_lite2-routed19-objects3-mix",
-        "50c4fd99a762271f525d50c964a70a1fee8c5966f8c1ee770f63bf3334d94d24",
-        "2d8215d4acd1f7c81b1152d3cd6856115cd8d4dc52dcff55ae92dccf89927760",
-        *_ROUTED7,
-    ),
-    # The default of Defended(model) since 2026-12-07 (twenty-fifth session): -routed18- with the strong purifier of
-    # the long CPU run at step 1,658 of 3,072 (checkpoints/objects-mix6k/step1658; config_variant.py --strong).
-    # Test rows: FGSM 0.732 -> 0.762, PGD 0.771 -> 0.779, Lite1 PGD 0.656 -> 0.712, clean and DeepFool as before,
-    # rel. mCE 0.833 -> 0.834 (design notes).
-    (
-        "imagenet-efficientnet_lite0_lite2-routed20-objects3-mix",
-        "cb144258bc45a44bd3b0f4c58bb56fb4e0c46ba74d7f584c5461c6549a576426",
-        "586963eb9cbf5753604dab45cef96143e0a05f2653c4923d3acc0a038b0a4b8a",
-        *_ROUTED7,
-    ),
-    # -routed20- with the strong purifier of the 12,288-triplet run at step 1,160 (checkpoints/objects-mix12k/step1160;
-    # config_variant.py --strong), validated above -routed20- by a few crops. Test rows: PGD 0.779 -> 0.797, Lite1 PGD
-    # 0.712 -> 0.700, snow at severity 5 2.1 points below no defense (issue 25's bound is 2): not the default.
-    (
-        "imagenet-efficientnet_lite0_lite2-routed21-objects3-mix",
-        "933c932571f2c551c0637df03609ecf248581a3334f265e2b9f2ec9599709fbd",
-        "6ac60f0032fb7b25c0d72cee18b244ffb806e396280d9a0c141c2cbbb69888cb",
-        *_ROUTED7,
+        *ROUTED7,
     ),
 )
 for _name, _sha256, _config_sha256, _tier, _attack, _extra in _WEIGHTS:
