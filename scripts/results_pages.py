@@ -90,6 +90,10 @@ RADII = (0.0, 0.25, 0.5, 0.75, 1.0)
 DEFAULT = "imagenet-efficientnet_lite0_lite2-routed20-objects3-mix"  # checked against recondefense.defense in the tests
 #: A candidate not taken: DEFAULT with the 12,288-triplet run's strong AE at step 1,160 (design notes).
 ROUTED21 = "imagenet-efficientnet_lite0_lite2-routed21-objects3-mix"
+#: A candidate: DEFAULT with a snow step (PurifierConfig.snow_range; make imagenet-snow-detector), validated as
+#: SNOW_CANDIDATE, the folder make imagenet-snow-detector writes (the same tensors and settings).
+ROUTED22 = "imagenet-efficientnet_lite0_lite2-routed22-objects3-mix"
+SNOW_CANDIDATE = "runs/candidates/snow-p1"
 #: The default before it (on 2026-12-06/07): ROUTED14 (the same tensors but a small fog detector) with a fog step
 #: before its gate, which yields to the gate on images it opens on as they came (PurifierConfig.fog_range,
 #: fog_yields_to_gate).
@@ -753,7 +757,7 @@ PAGES: tuple[Page, ...] = (
                     f"`{ROUTED8}`, `runs/candidates/veto-bp0.15` is `{ROUTED12}`, "
                     f"`runs/veto/v05-t05` is `{ROUTED14}`, `runs/candidates/fog-w16` is "
                     "`imagenet-efficientnet_lite0_lite2-routed15-objects3-mix`, `runs/candidates/strong1658` is "
-                    f"`{DEFAULT}`); the "
+                    f"`{DEFAULT}`, `{SNOW_CANDIDATE}` is `{ROUTED22}`); the "
                     "[design notes](../design.md) say what each one is."
                 ),
             ),
@@ -1041,12 +1045,13 @@ PAGES: tuple[Page, ...] = (
             ),
             Table(
                 key="objcval",
-                title="Validation: the default and a strong-AE candidate under the 11 trained corruptions",
+                title="Validation: the default and its candidates under the 11 trained corruptions",
                 kind="corruption",
                 tier="imagenet-objects-val",
                 rows=("imagenet/corruptions-val-*.json",),
                 command="python -m recondefense.evaluate --tier imagenet-objects-val --corruptions <the 11 trained> --limit 128 "
-                "--defenses <the default>,<the candidate> (the last step of make imagenet-strong-candidate)",
+                "--defenses <the default>,<the candidate> (the last step of make imagenet-strong-candidate; the snow "
+                "step's candidate alone, one thread)",
                 intro=(
                     "The first 128 crops of the validation sources (never the test's), labelled by Lite0 and Lite2, "
                     "under the 11 trained corruptions at severities 1-5 (the held-out four are not for choosing). A "
@@ -1058,7 +1063,9 @@ PAGES: tuple[Page, ...] = (
                     f"{{objcval[{ROUTED21}/snow]}} against {{objcval[{DEFAULT}/snow]}}, brightness "
                     f"{{objcval[{ROUTED21}/brightness]}} against {{objcval[{DEFAULT}/brightness]}}, every other "
                     "cell the same; on the test crops it fell 2.1 points below no defense on snow at severity 5 and "
-                    "was not taken (design notes)."
+                    f"was not taken (design notes). `{SNOW_CANDIDATE}` (the default with a snow step, registered as "
+                    f"`{ROUTED22}`): snow {{objcval[{SNOW_CANDIDATE}/snow]}}, brightness "
+                    f"{{objcval[{SNOW_CANDIDATE}/brightness]}}."
                 ),
             ),
             Table(
