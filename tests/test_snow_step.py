@@ -93,3 +93,24 @@ def test_a_detector_reads_pixel_scale_detail_only_at_full_resolution():
     with torch.no_grad():
         assert torch.equal(quarter(checkerboard), quarter(grey))
         assert not torch.equal(full(checkerboard), full(grey))
+
+
+def test_the_makefile_trains_the_snow_detector_and_composes_routed22s_candidate(tmp_path):
+    """``make imagenet-snow-detector`` trains a snow detector and gives -routed20- its step over 0.85-0.95: the
+    recipe of the registered -routed22-."""
+    import sys
+
+    from test_routed import run_make
+
+    from recondefense import ReconstructiveDefense
+
+    out = tmp_path / "detector"
+    lines = run_make("-n", "imagenet-snow-detector", f"PY={sys.executable}", f"SNOW_OUT={out}", "IMAGENET_STAMP=")
+    flat = " ".join(lines.replace("\\\n", " ").split())
+    assert f"scripts/train_fog_detector.py --corruption snow --out {out}" in flat
+    routed20 = "imagenet-efficientnet_lite0_lite2-routed20-objects3-mix"
+    compose = f"config_variant.py --weights {routed20} --snow {out}/snow.safetensors --set snow_range=0.85,0.95"
+    assert compose in flat
+    shipped = ReconstructiveDefense.from_pretrained("imagenet-efficientnet_lite0_lite2-routed22-objects3-mix")
+    assert shipped.purifier_config.snow_range == (0.85, 0.95)
+    assert shipped.meta["variant_of"] == routed20 and not out.exists()
