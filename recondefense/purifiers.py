@@ -338,12 +338,14 @@ class RoutedPurifier(RouteMixture):
             config.impulse_noise_range,
             config.veto_black_point,
             config.veto_clipped,
-            None if config.fog_range is None else FogDetector(in_channels, config.fog_width),
+            None if config.fog_range is None else FogDetector(in_channels, config.fog_width, DETECTOR_POOL["fog"]),
             config.fog_range,
             config.fog_yields_to_gate,
             config.gate_steep_opening,
             config.veto_to_floor,
-            None if config.brightness_range is None else FogDetector(in_channels, config.brightness_width),
+            None
+            if config.brightness_range is None
+            else FogDetector(in_channels, config.brightness_width, DETECTOR_POOL["brightness"]),
             config.brightness_range,
             None if config.snow_range is None else FogDetector(in_channels, config.snow_width, DETECTOR_POOL["snow"]),
             config.snow_range,

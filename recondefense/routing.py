@@ -312,18 +312,22 @@ class RouteMixture(nn.Module):
     def lowering_share(self, x: torch.Tensor) -> torch.Tensor:
         """How far :meth:`forward` lowers each image to black (read after the dots, the dehaze and the levels; 0
         without a brightness step): ``(N, C, H, W)`` -> ``(N,)`` in [0, 1]."""
-        if self.brightness is None or self.brightness_range is None:
-            return x.new_zeros(x.shape[0])
-        x = self._dots_fog_levels(x.contiguous(), self.training or is_tracing(x))[0]
-        return fog_share(self.brightness, x, self.brightness_range)
+        return self._share_after_levels(self.brightness, self.brightness_range, x)
 
     def snow_share(self, x: torch.Tensor) -> torch.Tensor:
         """How far :meth:`forward` shrinks each image's routes for snow (read after the dots, the dehaze and the
         levels; 0 without a snow step): ``(N, C, H, W)`` -> ``(N,)`` in [0, 1]."""
-        if self.snow is None or self.snow_range is None:
+        return self._share_after_levels(self.snow, self.snow_range, x)
+
+    def _share_after_levels(
+        self, detector: nn.Module | None, share_range: tuple[float, float] | None, x: torch.Tensor
+    ) -> torch.Tensor:
+        """``detector``'s :func:`~recondefense.haze.fog_share` of ``x`` after the dots, the dehaze and the levels;
+        0 without a detector: ``(N, C, H, W)`` -> ``(N,)`` in [0, 1]."""
+        if detector is None or share_range is None:
             return x.new_zeros(x.shape[0])
         x = self._dots_fog_levels(x.contiguous(), self.training or is_tracing(x))[0]
-        return fog_share(self.snow, x, self.snow_range)
+        return fog_share(detector, x, share_range)
 
     def dehaze_share(self, x: torch.Tensor) -> torch.Tensor:
         """How much of the dehaze :meth:`forward` gives each image (read after the dot removal; 0 without a fog
