@@ -5,23 +5,58 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .transform import is_tracing
 
-__all__ = ["ReconAutoencoder"]
+__all__ = ["ConvBNReLU", "ReconAutoencoder"]
 
 
-def _conv_bn_relu(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(
+class ConvBNReLU(nn.Sequential):
+    """``conv -> BatchNorm2d -> ReLU`` (children 0, 1, 2; the state-dict keys of a plain ``nn.Sequential``).
+
+    Outside training the batch norm is folded into the convolution's weight and bias on the fly (``w * s``,
+    ``beta - mean * s`` with ``s = gamma / sqrt(var + eps)``), so inference makes one convolution and no
+    normalisation pass over the activations: the same values within float rounding (about 1e-7 on the default
+    AE), about 10% less time for the AE on the CPU (``benchmarks/inference.py``), and still differentiable in the
+    input and every parameter. In training the three layers run as they are.
+
+    Shape: ``(N, C_in, H, W)`` -> ``(N, C_out, H', W')``, as the convolution gives.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        conv, norm, act = self
+        if self.training or norm.training or norm.running_var is None:
+            return super().forward(x)
+        scale = norm.running_var.add(norm.eps).rsqrt()
+        if norm.weight is not None:
+            scale = scale * norm.weight
+        bias = -norm.running_mean * scale
+        if norm.bias is not None:
+            bias = bias + norm.bias
+        if conv.bias is not None:
+            bias = bias + conv.bias * scale
+        if isinstance(conv, nn.ConvTranspose2d):  # weight (C_in, C_out / groups, k, k)
+            weight = conv.weight * scale.view(1, -1, 1, 1)
+            out = F.conv_transpose2d(
+                x, weight, bias, conv.stride, conv.padding, conv.output_padding, conv.groups, conv.dilation
+            )
+        else:  # weight (C_out, C_in / groups, k, k)
+            out = conv._conv_forward(x, conv.weight * scale.view(-1, 1, 1, 1), bias)
+        return act(out)
+
+
+def _conv_bn_relu(c_in: int, c_out: int, stride: int = 1) -> ConvBNReLU:
+    return ConvBNReLU(
         nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False),
         nn.BatchNorm2d(c_out),
         nn.ReLU(inplace=True),
     )
 
 
-def _tconv_bn_relu(c_in: int, c_out: int) -> nn.Sequential:
-    return nn.Sequential(
+def _tconv_bn_relu(c_in: int, c_out: int) -> ConvBNReLU:
+    return ConvBNReLU(
         nn.ConvTranspose2d(c_in, c_out, 3, stride=2, padding=1, output_padding=1, bias=False),
         nn.BatchNorm2d(c_out),
         nn.ReLU(inplace=True),

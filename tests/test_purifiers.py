@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from recondefense import ReconstructiveDefense
-from recondefense.autoencoder import ReconAutoencoder
+from recondefense.autoencoder import ConvBNReLU, ReconAutoencoder
 from recondefense.purifier_config import ARCHITECTURE_KEYS, PurifierConfig
 from recondefense.purifiers import (
     ARCHITECTURES,
@@ -145,6 +145,35 @@ def test_recon_autoencoder_refuses_sizes_off_its_stride_with_the_fix():
         ae(torch.rand(1, 1, 28, 28))
     with pytest.raises(ValueError, match="got 32x20"):
         DetailPurifier(1, width=4, depth=3, detail_width=4, detail_depth=1)(torch.rand(1, 1, 32, 20))
+
+
+def test_conv_bn_relu_folds_its_batch_norm_outside_training_to_the_same_values():
+    torch.manual_seed(0)
+    ae = ReconAutoencoder(widths=(8, 4))
+    for module in ae.modules():  # running statistics and affine terms far from the identity
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.2, 3.0)
+            module.weight.data.uniform_(0.5, 2.0)
+            module.bias.data.uniform_(-0.3, 0.3)
+    blocks = [m for m in ae.modules() if isinstance(m, ConvBNReLU)]
+    assert any(isinstance(b[0], torch.nn.ConvTranspose2d) for b in blocks) and len(blocks) == 7
+    x = torch.rand(2, 3, 16, 16, requires_grad=True)
+    ae.eval()
+    folded = ae(x)
+    (grad_folded,) = torch.autograd.grad(folded.sum(), x)
+    unfolded = torch.nn.Sequential.forward
+    with pytest.MonkeyPatch.context() as patch:  # the three layers one after another, as in training
+        patch.setattr(ConvBNReLU, "forward", unfolded)
+        reference = ae(x)
+        (grad_reference,) = torch.autograd.grad(reference.sum(), x)
+    torch.testing.assert_close(folded, reference, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(grad_folded, grad_reference, atol=1e-5, rtol=1e-4)
+    ae.train()  # training normalises with the batch's statistics and updates the running ones
+    before = blocks[0][1].running_mean.clone()
+    ae(x)
+    assert not torch.equal(blocks[0][1].running_mean, before)
+    assert set(ae.state_dict()) == set(ReconAutoencoder(widths=(8, 4)).state_dict())
 
 
 def test_pad_to_stride_replicates_the_bottom_and_right_edges():
