@@ -54,6 +54,7 @@ ANNEAL_LR=${ANNEAL_LR:-5e-4}
 ANNEAL_MINUTES=${ANNEAL_MINUTES:-}
 BYPASS=${BYPASS:-0}
 CHECKPOINT_EVERY=${CHECKPOINT_EVERY:-20}
+CPU_AMP=${CPU_AMP:-}  # 1: bfloat16 autocast on the CPU (--cpu-amp: faster steps where it has AMX; may start at a resume)
 WIDTHS=${WIDTHS:-16,32,64}
 RESULT=${RESULT:-$OUT/composed}
 STOP_AFTER=${STOP_AFTER:-}  # triplets, gate, purifier or anneal: end there (the GPU driver, scripts/gpu_run.sh)
@@ -72,10 +73,11 @@ train() {  # train FOLDER ARGS...: resumes when FOLDER holds a checkpoint (or on
   if [ ! -f "$out/checkpoint.safetensors" ] && [ ! -f "$out/checkpoint.pt" ] && [ -f "$committed" ]; then
     mkdir -p "$out" && cp "$committed" "$out/" && echo "resuming from $committed"
   fi
-  local resume=(); { [ -f "$out/checkpoint.safetensors" ] || [ -f "$out/checkpoint.pt" ]; } && resume=(--resume)
+  local flags=(); { [ -f "$out/checkpoint.safetensors" ] || [ -f "$out/checkpoint.pt" ]; } && flags=(--resume)
+  [ -n "$CPU_AMP" ] && flags+=(--cpu-amp)
   "$PY" -m recondefense.train --data "objects:$IMAGES" --classifier "$CLASSIFIERS" --attack "$ATTACK" --triplets cached \
     --warmup-epochs 0 --batch-size "$BATCH" --val-limit "$VAL" --num-workers "$WORKERS" --no-progress \
-    --out "$out" "${resume[@]}" "$@"
+    --out "$out" "${flags[@]}" "$@"
 }
 share_cache() {  # hard-link the cached triplets into a stage's folder (no copy of the ~1 GB)
   mkdir -p "$1"

@@ -99,3 +99,26 @@ def test_training_scripts_tune_malloc_as_the_benchmark_does():
     assert kept.split()[-1] == "7" and list(namespace["TUNED_MALLOC"])[-1] == "MALLOC_TOP_PAD_"
     for training in ("train_imagenet_default.sh", "train_imagenet_realworld.sh"):
         assert 'source "$(dirname "$0")/tuned_malloc.sh"' in (sourced.parent / training).read_text()
+
+
+def test_bfloat16_training_benchmark_prints_both_runs_losses_and_its_ratio(tmp_path, monkeypatch, capsys):
+    from PIL import Image
+
+    gen = torch.Generator().manual_seed(0)
+    for split in ("train", "val"):
+        for c in range(2):
+            folder = tmp_path / split / f"class{c}"
+            folder.mkdir(parents=True)
+            for i in range(4):
+                pixels = (torch.rand(16, 16, 3, generator=gen) * 128 + 100 * c).byte().numpy()
+                Image.fromarray(pixels).save(folder / f"{i}.png")
+    args = ["--data", str(tmp_path), "--image-size", "16", "--classifier", "tiny_models:tiny_classifier"]
+    args += ["--widths", "4,4", "--init-from", "", "--batch-size", "2", "--steps", "1", "--rounds", "1"]
+    out = _run("train_bfloat16.py", args, monkeypatch, capsys)
+    fp32 = re.search(r"^losses float32: +(.+)$", out, re.MULTILINE)
+    bf16 = re.search(r"^losses bfloat16: +(.+)$", out, re.MULTILINE)
+    assert fp32 and bf16, out
+    first32, first16 = float(fp32.group(1).split()[0]), float(bf16.group(1).split()[0])
+    assert len(fp32.group(1).split()) == 2 and abs(first16 - first32) <= 0.05 * abs(first32), out  # the same batch
+    ratio = re.search(r"^cpu: float32 \d+ ms/step, bfloat16 \d+ ms/step, ratio (\d+\.\d+|n/a .+)$", out, re.MULTILINE)
+    assert ratio, out  # at this size the steps may be shorter than what metrics.jsonl resolves

@@ -497,6 +497,17 @@ def test_resume_refuses_changed_settings_and_corrupt_checkpoints(data, tmp_path)
     assert any(m.get("changed") == {"epochs": [2, 3]} for m in records)
 
 
+def test_cpu_bfloat16_autocast_trains_the_same_batches_and_may_be_switched_on_at_resume(data, tmp_path):
+    float32, bfloat16 = tmp_path / "float32", tmp_path / "bfloat16"
+    train(_config(data, float32, epochs=1, warmup_epochs=0, stop_after_steps=2))
+    train(_config(data, bfloat16, epochs=1, warmup_epochs=0, stop_after_steps=2, cpu_amp=True))
+    losses = [[m["loss"] for m in _metrics(run) if "loss" in m] for run in (float32, bfloat16)]
+    assert len(losses[0]) == len(losses[1]) == 2 and losses[0] != losses[1]  # bfloat16 arithmetic, same batches
+    assert losses[1] == pytest.approx(losses[0], rel=0.05)
+    train(_config(data, float32, epochs=1, warmup_epochs=0, stop_after_steps=3, cpu_amp=True, resume=True))
+    assert any(m.get("changed", {}).get("cpu_amp") == [False, True] for m in _metrics(float32))
+
+
 def test_unwritable_out_and_undecodable_data_are_one_line_errors(data, tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("x")

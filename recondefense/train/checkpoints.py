@@ -36,7 +36,7 @@ _FORMAT = "recondefense-training-checkpoint"
 METRICS = "metrics.jsonl"
 
 #: Settings a resumed run may change; the change is recorded in metrics.jsonl.
-_RESUMABLE_CHANGES = {"epochs", "stop_after_steps", "max_minutes"}
+_RESUMABLE_CHANGES = {"epochs", "stop_after_steps", "max_minutes", "cpu_amp"}
 
 
 def check_out(out: Path, config: TrainConfig) -> None:

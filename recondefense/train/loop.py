@@ -178,7 +178,9 @@ class _Run:
             (out / METRICS).unlink(missing_ok=True)
         self.cached = triplet_cache(self.train_set, self.maker, config, out, device, self.relabel, rank, world)
         self.log = MetricsLog(out / METRICS if rank == 0 else None)
-        self.autocast = torch.autocast("cuda", dtype=torch.bfloat16) if self.use_cuda and config.amp else nullcontext()
+        self.autocast = nullcontext()
+        if (self.use_cuda and config.amp) or (not self.use_cuda and config.cpu_amp):
+            self.autocast = torch.autocast(device.type, dtype=torch.bfloat16)
         self.sampler = DistributedSampler(
             WithIndex(self.train_set), num_replicas=world, rank=rank, shuffle=True, seed=config.seed, drop_last=False
         )
