@@ -171,9 +171,7 @@ class TrainConfig:
         "with --gate-negatives: the kinds of look-alike, comma-separated, some of jpeg, noise, sharpen and brightness "
         "(ImageNet-C's brightness, which no route undoes: the gate should stay shut on it)",
     )
-    clean_weight: float = _opt(
-        0.0, "beyond the paper: weight of the clean-consistency term (guidance on purify(clean x))"
-    )
+    clean_weight: float = _opt(0.0, "beyond the paper: weight of the clean-consistency term (guidance on purify(x))")
     # validation, logging, checkpoints
     val_limit: int | None = _opt(2000, "validation images per evaluation")
     log_every: int = _opt(50, "steps between metrics.jsonl records")
