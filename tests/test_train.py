@@ -506,6 +506,12 @@ def test_cpu_bfloat16_autocast_trains_the_same_batches_and_may_be_switched_on_at
     assert losses[1] == pytest.approx(losses[0], rel=0.05)
     train(_config(data, float32, epochs=1, warmup_epochs=0, stop_after_steps=3, cpu_amp=True, resume=True))
     assert any(m.get("changed", {}).get("cpu_amp") == [False, True] for m in _metrics(float32))
+    from recondefense.train.config import changed_fields
+
+    config = _config(data, float32)
+    older = {k: v for k, v in dataclasses.asdict(config).items() if k != "cpu_amp"}  # a checkpoint that predates it
+    assert changed_fields(older, config) == {}  # it ran at the default
+    assert changed_fields(older, dataclasses.replace(config, cpu_amp=True)) == {"cpu_amp": (False, True)}
 
 
 def test_unwritable_out_and_undecodable_data_are_one_line_errors(data, tmp_path, capsys):

@@ -387,9 +387,10 @@ def changed_fields(saved: dict, config: TrainConfig) -> dict[str, tuple]:
     ``{name: (saved value, new value)}`` (operational fields such as ``out`` or ``progress`` are ignored)."""
     changed = {}
     for f in dataclasses.fields(TrainConfig):
-        if f.name in _OPERATIONAL or f.name in ("extra_meta", "stop_after_steps") or f.name not in saved:
+        skipped = f.name in _OPERATIONAL or f.name in ("extra_meta", "stop_after_steps")
+        if skipped or (f.name not in saved and f.default is dataclasses.MISSING):
             continue
-        old, new = saved[f.name], getattr(config, f.name)
+        old, new = saved.get(f.name, f.default), getattr(config, f.name)  # a field added since: it ran at the default
         if isinstance(new, tuple) and isinstance(old, list):
             old = tuple(old)
         if f.name == "start_settings":  # settings added since the checkpoint was written: it ran at their defaults
