@@ -94,6 +94,8 @@ ROUTED21 = "imagenet-efficientnet_lite0_lite2-routed21-objects3-mix"
 #: SNOW_CANDIDATE, the folder make imagenet-snow-detector writes (the same tensors and settings).
 ROUTED22 = "imagenet-efficientnet_lite0_lite2-routed22-objects3-mix"
 SNOW_CANDIDATE = "runs/candidates/snow-p1"
+#: A screen not taken: DEFAULT with the 12,288-triplet run's strong AE at its end, step 3,072 (validation only).
+M12K_END = "runs/candidates/m12k-3072"
 #: The default before it (on 2026-12-06/07): ROUTED14 (the same tensors but a small fog detector) with a fog step
 #: before its gate, which yields to the gate on images it opens on as they came (PurifierConfig.fog_range,
 #: fog_yields_to_gate).
@@ -1065,7 +1067,8 @@ PAGES: tuple[Page, ...] = (
                     "cell the same; on the test crops it fell 2.1 points below no defense on snow at severity 5 and "
                     f"was not taken (design notes). `{SNOW_CANDIDATE}` (the default with a snow step, registered as "
                     f"`{ROUTED22}`): snow {{objcval[{SNOW_CANDIDATE}/snow]}}, brightness "
-                    f"{{objcval[{SNOW_CANDIDATE}/brightness]}}."
+                    f"{{objcval[{SNOW_CANDIDATE}/brightness]}}. `{M12K_END}` (the same run's end, step 3,072): "
+                    f"snow {{objcval[{M12K_END}/snow]}}, brightness {{objcval[{M12K_END}/brightness]}}."
                 ),
             ),
             Table(
