@@ -9,9 +9,12 @@ purifier ``P`` (the ``.strong`` AE of routed weights, else their adversarial AE,
 - ``noise s`` / ``noise s x4``: ``P`` of ``x`` plus Gaussian noise of sigma ``s`` (one draw; the mean over 4);
 - ``half resolution``: ``P`` of ``x`` downsampled by 2 (antialiased) and back;
 - ``low from x, sigma s``: the Gaussian low-pass of ``x`` plus the high-pass of ``P(x)``;
+- ``shift 1 px``: ``P`` of ``x`` moved one pixel down and right (reflected at the edge), its output moved back;
+- ``shifts kxk``: the mean of ``P`` over the image shifted by 0 to k-1 pixels down and right (reflected at the
+  edges), each output shifted back: the strided AE is not shift-equivariant, so its errors may average out;
 - ``mean with S``: ``(P(x) + S(x)) / 2``.
 
-    python scripts/purifier_variants.py [--weights NAME or FOLDER] [--images 96] [--attacks fgsm,pgd]
+    python scripts/purifier_variants.py [--weights NAME or FOLDER] [--images 96] [--attacks fgsm,pgd] [--only once,...]
 
 About 5 minutes on 2 CPU cores for 96 crops, most of it the attacks and the 4-draw variants.
 """
@@ -52,6 +55,16 @@ def variants(p: nn.Module, s: nn.Module | None, seed: int = 0) -> dict[str, Call
 
         return run
 
+    def through_shift(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+        """``P`` of ``x`` moved ``dy`` / ``dx`` pixels down / right (reflected at the edges), its output moved back."""
+        size, pad = x.shape[-2:], max(dy, dx)
+        window = F.pad(x, (pad,) * 4, mode="reflect")[..., pad - dy : pad - dy + size[0], pad - dx : pad - dx + size[1]]
+        out = F.pad(p(window), (pad,) * 4, mode="reflect")
+        return out[..., pad + dy : pad + dy + size[0], pad + dx : pad + dx + size[1]]
+
+    def shifted(k: int) -> Callable[[torch.Tensor], torch.Tensor]:
+        return lambda x: torch.stack([through_shift(x, dy, dx) for dy in range(k) for dx in range(k)]).mean(0)
+
     def half(x: torch.Tensor) -> torch.Tensor:
         small = F.interpolate(x, scale_factor=0.5, mode="bilinear", antialias=True)
         return p(F.interpolate(small, size=x.shape[-2:], mode="bilinear"))
@@ -66,6 +79,9 @@ def variants(p: nn.Module, s: nn.Module | None, seed: int = 0) -> dict[str, Call
         "noise 0.04 x4": noisy(0.04, 4),
         "half resolution": half,
         **{f"low from x, sigma {sigma:g}": low_from_x(sigma) for sigma in (1.0, 2.0, 4.0, 8.0)},
+        "shift 1 px": lambda x: through_shift(x, 1, 1),
+        "shifts 2x2": shifted(2),
+        "shifts 4x4": shifted(4),
     }
     if s is not None:
         table["mean with S"] = lambda x: 0.5 * (p(x) + s(x))
@@ -91,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--second", default=None, help="weights of S (default: the small AE of --weights, if any)")
     parser.add_argument("--images", type=int, default=96)
     parser.add_argument("--attacks", default="fgsm,pgd", help="comma-separated, the tier's parameters")
+    parser.add_argument("--only", default=None, help="comma-separated variant names (default: every variant)")
     args = parser.parse_args(argv)
     p, s = purifiers(ReconstructiveDefense.from_pretrained(args.weights).autoencoder.eval())
     if args.second is not None:
@@ -98,7 +115,13 @@ def main(argv: list[str] | None = None) -> int:
     classifier, y, sets = validation_sets(args.images, args.attacks)
     print(f"P: {args.weights}, {len(y)} validation object crops, target Lite0\n")
     print("| variant | " + " | ".join(sets) + " |\n|---|" + "---|" * len(sets))
-    for name, fn in variants(p, s).items():
+    table = variants(p, s)
+    chosen = list(table) if args.only is None else [name.strip() for name in args.only.split(",")]
+    unknown = sorted(set(chosen) - set(table))
+    if unknown:
+        parser.error(f"unknown variants {unknown}; known: {', '.join(table)}")
+    for name in chosen:
+        fn = table[name]
         cells = (f"{accuracy(fn, classifier, images, y):.3f}" for images in sets.values())
         print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
     return 0

@@ -468,6 +468,13 @@ def test_purifier_variants_run_the_purifier_they_name():
             out = fn(x)
             assert out.shape == x.shape and 0 <= out.min() and out.max() <= 1, name
     assert "mean with S" not in module.variants(p, None)
+    moved = module.variants(torch.nn.Identity(), None)  # a shift-equivariant P: its output moved back in place
+    assert torch.equal(moved["shift 1 px"](x)[..., 1:-1, 1:-1], x[..., 1:-1, 1:-1])
+    assert torch.allclose(moved["shifts 4x4"](x)[..., 3:-3, 3:-3], x[..., 3:-3, 3:-3], atol=1e-6)
+    conv = torch.nn.Conv2d(3, 3, 3, padding=1)  # shift-equivariant away from the edges, not the identity
+    with torch.no_grad():
+        out = module.variants(conv, None)["shift 1 px"](x)
+        assert torch.allclose(out[..., 2:-2, 2:-2], conv(x)[..., 2:-2, 2:-2], atol=1e-6)
     classifier = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 40 * 40, 5)).eval()
     with torch.no_grad():
         labels = classifier(p(x)).argmax(1)
