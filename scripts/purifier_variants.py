@@ -9,7 +9,8 @@ purifier ``P`` (the ``.strong`` AE of routed weights, else their adversarial AE,
 - ``noise s`` / ``noise s x4``: ``P`` of ``x`` plus Gaussian noise of sigma ``s`` (one draw; the mean over 4);
 - ``half resolution``: ``P`` of ``x`` downsampled by 2 (antialiased) and back;
 - ``low from x, sigma s``: the Gaussian low-pass of ``x`` plus the high-pass of ``P(x)``;
-- ``shift 1 px``: ``P`` of ``x`` moved one pixel down and right (reflected at the edge), its output moved back;
+- ``shift 1 px`` / ``shift 2 px``: ``P`` of ``x`` moved one / two pixels down and right (reflected at the edge), its
+  output moved back;
 - ``shifts kxk``: the mean of ``P`` over the image shifted by 0 to k-1 pixels down and right (reflected at the
   edges), each output shifted back: the strided AE is not shift-equivariant, so its errors may average out;
 - ``mean with S``: ``(P(x) + S(x)) / 2``.
@@ -80,6 +81,7 @@ def variants(p: nn.Module, s: nn.Module | None, seed: int = 0) -> dict[str, Call
         "half resolution": half,
         **{f"low from x, sigma {sigma:g}": low_from_x(sigma) for sigma in (1.0, 2.0, 4.0, 8.0)},
         "shift 1 px": lambda x: through_shift(x, 1, 1),
+        "shift 2 px": lambda x: through_shift(x, 2, 2),
         "shifts 2x2": shifted(2),
         "shifts 4x4": shifted(4),
     }
