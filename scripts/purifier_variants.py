@@ -12,10 +12,11 @@ purifier ``P`` (the ``.strong`` AE of routed weights, else their adversarial AE,
 - ``shift 1 px`` / ``shift 2 px``: ``P`` of ``x`` moved one / two pixels down and right (reflected at the edge), its
   output moved back;
 - ``shifts kxk``: the mean of ``P`` over the image shifted by 0 to k-1 pixels down and right (reflected at the
-  edges), each output shifted back: the strided AE is not shift-equivariant, so its errors may average out;
+  edges), each output shifted back (whether the strided AE's errors average out over shifts: they do not, its
+  removal of a perturbation is bound to its pixel grid, docs/design.md);
 - ``mean with S``: ``(P(x) + S(x)) / 2``.
 
-    python scripts/purifier_variants.py [--weights NAME or FOLDER] [--images 96] [--attacks fgsm,pgd] [--only once,...]
+    python scripts/purifier_variants.py [--weights NAME or FOLDER] [--images 96] [--attacks fgsm,pgd] [--only VARIANT ...]
 
 About 5 minutes on 2 CPU cores for 96 crops, most of it the attacks and the 4-draw variants.
 """
@@ -109,19 +110,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--second", default=None, help="weights of S (default: the small AE of --weights, if any)")
     parser.add_argument("--images", type=int, default=96)
     parser.add_argument("--attacks", default="fgsm,pgd", help="comma-separated, the tier's parameters")
-    parser.add_argument("--only", default=None, help="comma-separated variant names (default: every variant)")
+    parser.add_argument(
+        "--only", action="append", metavar="VARIANT", help="a variant to run (repeatable; default: every variant)"
+    )
     args = parser.parse_args(argv)
     p, s = purifiers(ReconstructiveDefense.from_pretrained(args.weights).autoencoder.eval())
     if args.second is not None:
         s = ReconstructiveDefense.from_pretrained(args.second).autoencoder.eval()
+    table = variants(p, s)
+    chosen = args.only or list(table)
+    unknown = sorted(set(chosen) - set(table))
+    if unknown:  # before the attacks, which take minutes
+        parser.error(f"unknown variants {unknown}; known: {', '.join(table)}")
     classifier, y, sets = validation_sets(args.images, args.attacks)
     print(f"P: {args.weights}, {len(y)} validation object crops, target Lite0\n")
     print("| variant | " + " | ".join(sets) + " |\n|---|" + "---|" * len(sets))
-    table = variants(p, s)
-    chosen = list(table) if args.only is None else [name.strip() for name in args.only.split(",")]
-    unknown = sorted(set(chosen) - set(table))
-    if unknown:
-        parser.error(f"unknown variants {unknown}; known: {', '.join(table)}")
     for name in chosen:
         fn = table[name]
         cells = (f"{accuracy(fn, classifier, images, y):.3f}" for images in sets.values())

@@ -447,7 +447,7 @@ def test_recovery_breakdown_separates_the_gate_from_the_purifier_behind_it():
     assert calls == [6]  # on every image, once (the untrained gate flags none: the defense itself never ran it)
 
 
-def test_purifier_variants_run_the_purifier_they_name():
+def test_purifier_variants_run_the_purifier_they_name(capsys):
     module = load_script("purifier_variants")
     torch.manual_seed(0)
     routed = ReconstructiveDefense(arch="routed", width=4, depth=2, detail_depth=1, strong_widths=[8, 8])
@@ -479,6 +479,9 @@ def test_purifier_variants_run_the_purifier_they_name():
     with torch.no_grad():
         labels = classifier(p(x)).argmax(1)
     assert module.accuracy(table["once"], classifier, x, labels, batch_size=1) == 1.0
+    with pytest.raises(SystemExit):  # an unknown --only name stops before the minutes of attacks
+        module.main(["--weights", "fashionmnist-smallcnn-pgd", "--only", "once", "--only", "no such variant"])
+    assert "unknown variants ['no such variant']" in capsys.readouterr().err
 
 
 def assert_part_swapped(out, original, part, weights) -> None:
