@@ -96,6 +96,8 @@ ROUTED22 = "imagenet-efficientnet_lite0_lite2-routed22-objects3-mix"
 SNOW_CANDIDATE = "runs/candidates/snow-p1"
 #: A screen not taken: DEFAULT with the 12,288-triplet run's strong AE at its end, step 3,072 (validation only).
 M12K_END = "runs/candidates/m12k-3072"
+#: A screen under way: DEFAULT with the longer noise denoiser (checkpoints/realworld/noise-long) behind route 2.
+NOISE_LONG = "runs/candidates/noiseLL-800"
 #: The default before it (on 2026-12-06/07): ROUTED14 (the same tensors but a small fog detector) with a fog step
 #: before its gate, which yields to the gate on images it opens on as they came (PurifierConfig.fog_range,
 #: fog_yields_to_gate).
@@ -1053,7 +1055,7 @@ PAGES: tuple[Page, ...] = (
                 rows=("imagenet/corruptions-val-*.json",),
                 command="python -m recondefense.evaluate --tier imagenet-objects-val --corruptions <the 11 trained> --limit 128 "
                 "--defenses <the default>,<the candidate> (the last step of make imagenet-strong-candidate; the snow "
-                "step's candidate alone, one thread)",
+                "step's and the longer denoiser's candidates alone, one thread)",
                 intro=(
                     "The first 128 crops of the validation sources (never the test's), labelled by Lite0 and Lite2, "
                     "under the 11 trained corruptions at severities 1-5 (the held-out four are not for choosing). A "
@@ -1068,7 +1070,10 @@ PAGES: tuple[Page, ...] = (
                     f"was not taken (design notes). `{SNOW_CANDIDATE}` (the default with a snow step, registered as "
                     f"`{ROUTED22}`): snow {{objcval[{SNOW_CANDIDATE}/snow]}}, brightness "
                     f"{{objcval[{SNOW_CANDIDATE}/brightness]}}. `{M12K_END}` (the same run's end, step 3,072): "
-                    f"snow {{objcval[{M12K_END}/snow]}}, brightness {{objcval[{M12K_END}/brightness]}}."
+                    f"snow {{objcval[{M12K_END}/snow]}}, brightness {{objcval[{M12K_END}/brightness]}}. "
+                    f"`{NOISE_LONG}` (the default with the longer noise denoiser, step 800 of its run, behind route "
+                    f"2; design notes): Gaussian / shot noise {{objcval[{NOISE_LONG}/gaussian_noise]}} / "
+                    f"{{objcval[{NOISE_LONG}/shot_noise]}}, every other cell the default's."
                 ),
             ),
             Table(
