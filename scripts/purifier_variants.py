@@ -18,7 +18,8 @@ purifier ``P`` (the ``.strong`` AE of routed weights, else their adversarial AE,
 
     python scripts/purifier_variants.py [--weights NAME or FOLDER] [--images 96] [--attacks fgsm,pgd] [--only VARIANT ...]
 
-About 5 minutes on 2 CPU cores for 96 crops, most of it the attacks and the 4-draw variants.
+About 5 minutes on 2 CPU cores for 96 crops before the shift variants were added (``shifts 4x4`` runs ``P``
+16 times), most of it the attacks and the 4-draw variants.
 """
 
 from __future__ import annotations

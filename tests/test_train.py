@@ -20,7 +20,7 @@ from recondefense import ReconstructiveDefense
 from recondefense.train import TrainConfig, TrainingInterrupted, train
 from recondefense.train.__main__ import main as train_cli
 from recondefense.train.checkpoints import load_checkpoint
-from recondefense.train.config import add_config_arguments, config_from_args, config_to_command
+from recondefense.train.config import add_config_arguments, changed_fields, config_from_args, config_to_command
 
 TESTS = Path(__file__).parent
 
@@ -506,8 +506,6 @@ def test_cpu_bfloat16_autocast_trains_the_same_batches_and_may_be_switched_on_at
     assert losses[1] == pytest.approx(losses[0], rel=0.05)
     train(_config(data, float32, epochs=1, warmup_epochs=0, stop_after_steps=3, cpu_amp=True, resume=True))
     assert any(m.get("changed", {}).get("cpu_amp") == [False, True] for m in _metrics(float32))
-    from recondefense.train.config import changed_fields
-
     config = _config(data, float32)
     older = {k: v for k, v in dataclasses.asdict(config).items() if k != "cpu_amp"}  # a checkpoint that predates it
     assert changed_fields(older, config) == {}  # it ran at the default
