@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo venv data lint bench tables imagenet-tables imagenet-default-rows imagenet-fog-detector imagenet-brightness-detector imagenet-snow-detector imagenet-fog-readings imagenet-markdown imagenet-objects-tables imagenet-objects-markdown imagenet-objects-first-look imagenet-objects-val imagenet-gpu-candidates imagenet-strong-candidate imagenet-gate-open realworld-tables corruption-tables imagenet-corruption-tables imagenet-objects-corruption-tables imagenet-objects-routed-rows imagenet-objects-corruption-markdown imagenet-objects-corruption-full certify-tables certify-bfloat16 certify-full clean
+.PHONY: test demo venv data lint bench tables imagenet-tables imagenet-default-rows imagenet-fog-detector imagenet-brightness-detector imagenet-snow-detector imagenet-fog-readings imagenet-markdown imagenet-objects-tables imagenet-objects-markdown imagenet-objects-first-look imagenet-objects-val imagenet-gpu-candidates imagenet-strong-candidate imagenet-denoiser-candidate imagenet-gate-open realworld-tables corruption-tables imagenet-corruption-tables imagenet-objects-corruption-tables imagenet-objects-routed-rows imagenet-objects-corruption-markdown imagenet-objects-corruption-full certify-tables certify-bfloat16 certify-full clean
 FMNIST := /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
 
 $(PY):
@@ -236,12 +236,26 @@ STRONG ?= $(HOME)/.cache/recondefense/runs/objects-mix6k/recon/checkpoint.safete
 STRONG_OUT ?= runs/candidates/strong
 STRONG_CORRUPTION_LIMIT ?= 128
 TRAINED_CORRUPTIONS := gaussian_noise,shot_noise,defocus_blur,glass_blur,zoom_blur,snow,fog,brightness,contrast,elastic_transform,jpeg_compression
+# A candidate folder ($(1)) and the default under the trained corruptions on the first STRONG_CORRUPTION_LIMIT
+# validation crops (the 4 held-out corruptions never: they are not for choosing).
+CANDIDATE_CORRUPTIONS_VAL = OMP_NUM_THREADS=1 $(PY) -m recondefense.evaluate --tier imagenet-objects-val --no-progress \
+  --corruptions $(TRAINED_CORRUPTIONS) --limit $(STRONG_CORRUPTION_LIMIT) --defenses $(DEFAULT_IMAGENET),$(1) \
+  --json $(1)-val-corruptions.json --markdown $(1)-val-corruptions.md
 imagenet-strong-candidate: $(IMAGENET_STAMP) data
 	$(PY) scripts/config_variant.py --weights $(DEFAULT_IMAGENET) --strong $(STRONG) --out $(STRONG_OUT)
 	$(MAKE) imagenet-objects-val CANDIDATES=$(STRONG_OUT) VAL_ROWS=$(STRONG_OUT)-val.json
-	OMP_NUM_THREADS=1 $(PY) -m recondefense.evaluate --tier imagenet-objects-val --no-progress \
-	  --corruptions $(TRAINED_CORRUPTIONS) --limit $(STRONG_CORRUPTION_LIMIT) --defenses $(DEFAULT_IMAGENET),$(STRONG_OUT) \
-	  --json $(STRONG_OUT)-val-corruptions.json --markdown $(STRONG_OUT)-val-corruptions.md
+	$(call CANDIDATE_CORRUPTIONS_VAL,$(STRONG_OUT))
+# A denoiser run's checkpoint behind the default's route 2 (scripts/config_variant.py --corruption: every other tensor
+# and setting the default's): it and the default under the 11 trained corruptions on the first
+# STRONG_CORRUPTION_LIMIT validation crops first (DENOISER_OUT-val-corruptions.json; route 2 takes the noisy images),
+# then the attack rows beside no defense (DENOISER_OUT-val.json): how the longer noise denoiser is screened
+# (checkpoints/README.md). DENOISER: a run's checkpoint.safetensors or a weights folder.
+DENOISER ?= checkpoints/realworld/noise-long/final
+DENOISER_OUT ?= runs/candidates/noise-long
+imagenet-denoiser-candidate: $(IMAGENET_STAMP) data
+	$(PY) scripts/config_variant.py --weights $(DEFAULT_IMAGENET) --corruption $(DENOISER) --out $(DENOISER_OUT)
+	$(call CANDIDATE_CORRUPTIONS_VAL,$(DENOISER_OUT))
+	$(MAKE) imagenet-objects-val CANDIDATES=$(DENOISER_OUT) VAL_ROWS=$(DENOISER_OUT)-val.json
 # The fog detector of -routed16- and -routed17- (scripts/train_fog_detector.py: train split crops, fog against clean,
 # contrast, the other trained corruptions and PGD against Lite0 and Lite2; about 17 minutes on one core), and the
 # candidate that gives FOG_BASE a fog step with it (FOG_RANGE: the detector's probability over which the dehaze rises

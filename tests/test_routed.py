@@ -599,23 +599,27 @@ def test_the_makefile_composes_gpu_purifiers_with_the_options_that_composed_the_
     assert pairs and all((flag, value) in zip(trained_by, trained_by[1:]) for flag, value in pairs), (pairs, trained_by)
 
 
-def test_the_makefile_validates_a_runs_wide_ae_as_the_defaults_strong_purifier(tmp_path):
-    """``make imagenet-strong-candidate`` composes STRONG into the default (``config_variant.py --strong``) and
-    validates that folder beside no defense."""
+@pytest.mark.parametrize(
+    "target, part, variable",
+    [("imagenet-strong-candidate", "strong", "STRONG"), ("imagenet-denoiser-candidate", "corruption", "DENOISER")],
+)
+def test_the_makefile_validates_a_runs_purifier_behind_the_default(tmp_path, target, part, variable):
+    """``make imagenet-strong-candidate`` composes STRONG into the default as its strong purifier (``config_variant.py
+    --strong``), ``make imagenet-denoiser-candidate`` DENOISER as its route-2 denoiser (``--corruption``), and each
+    validates that folder beside no defense and beside the default under the trained corruptions."""
     from recondefense.defense import DEFAULT_IMAGENET_WEIGHTS
 
     out = tmp_path / "candidate"
     lines = run_make(
         "-n",  # print what it would run; IMAGENET_STAMP empty: no install either
-        "imagenet-strong-candidate",
+        target,
         f"PY={sys.executable}",
-        "STRONG=run/checkpoint.safetensors",
-        f"STRONG_OUT={out}",
+        f"{variable}=run/checkpoint.safetensors",
+        f"{variable}_OUT={out}",
         "IMAGENET_STAMP=",
     )
-    strong = "--strong run/checkpoint.safetensors"
-    compose = f"scripts/config_variant.py --weights {DEFAULT_IMAGENET_WEIGHTS} {strong} --out {out}"
-    assert compose in lines
+    compose = f"scripts/config_variant.py --weights {DEFAULT_IMAGENET_WEIGHTS} --{part} run/checkpoint.safetensors"
+    assert f"{compose} --out {out}" in lines
     assert "--tier imagenet-objects-val" in lines and f"--defenses none,{out} --json {out}-val.json" in lines
     # then it and the default under the trained corruptions on validation crops, never the held-out four
     from recondefense.budgets import HELD_OUT_CORRUPTIONS
