@@ -96,8 +96,12 @@ ROUTED22 = "imagenet-efficientnet_lite0_lite2-routed22-objects3-mix"
 SNOW_CANDIDATE = "runs/candidates/snow-p1"
 #: A screen not taken: DEFAULT with the 12,288-triplet run's strong AE at its end, step 3,072 (validation only).
 M12K_END = "runs/candidates/m12k-3072"
-#: A screen under way: DEFAULT with the longer noise denoiser (checkpoints/realworld/noise-long) behind route 2.
+#: A screen: DEFAULT with the longer noise denoiser (checkpoints/realworld/noise-long) behind route 2, at step 800.
 NOISE_LONG = "runs/candidates/noiseLL-800"
+#: A candidate: DEFAULT with that denoiser at its end (checkpoints/realworld/noise-long/final), validated as
+#: NOISE_LONG_END (make imagenet-denoiser-candidate; the same tensors and settings).
+ROUTED23 = "imagenet-efficientnet_lite0_lite2-routed23-objects3-mix"
+NOISE_LONG_END = "runs/candidates/noise-long"
 #: The default before it (on 2026-12-06/07): ROUTED14 (the same tensors but a small fog detector) with a fog step
 #: before its gate, which yields to the gate on images it opens on as they came (PurifierConfig.fog_range,
 #: fog_yields_to_gate).
@@ -761,7 +765,7 @@ PAGES: tuple[Page, ...] = (
                     f"`{ROUTED8}`, `runs/candidates/veto-bp0.15` is `{ROUTED12}`, "
                     f"`runs/veto/v05-t05` is `{ROUTED14}`, `runs/candidates/fog-w16` is "
                     "`imagenet-efficientnet_lite0_lite2-routed15-objects3-mix`, `runs/candidates/strong1658` is "
-                    f"`{DEFAULT}`, `{SNOW_CANDIDATE}` is `{ROUTED22}`); the "
+                    f"`{DEFAULT}`, `{SNOW_CANDIDATE}` is `{ROUTED22}`, `{NOISE_LONG_END}` is `{ROUTED23}`); the "
                     "[design notes](../design.md) say what each one is."
                 ),
             ),
@@ -1055,7 +1059,7 @@ PAGES: tuple[Page, ...] = (
                 rows=("imagenet/corruptions-val-*.json",),
                 command="python -m recondefense.evaluate --tier imagenet-objects-val --corruptions <the 11 trained> --limit 128 "
                 "--defenses <the default>,<the candidate> (the last step of make imagenet-strong-candidate; the snow "
-                "step's and the longer denoiser's candidates alone, one thread)",
+                "step's and the longer denoiser's candidates alone, one thread; make imagenet-denoiser-candidate)",
                 intro=(
                     "The first 128 crops of the validation sources (never the test's), labelled by Lite0 and Lite2, "
                     "under the 11 trained corruptions at severities 1-5 (the held-out four are not for choosing). A "
@@ -1073,7 +1077,10 @@ PAGES: tuple[Page, ...] = (
                     f"snow {{objcval[{M12K_END}/snow]}}, brightness {{objcval[{M12K_END}/brightness]}}. "
                     f"`{NOISE_LONG}` (the default with the longer noise denoiser, step 800 of its run, behind route "
                     f"2; design notes): Gaussian / shot noise {{objcval[{NOISE_LONG}/gaussian_noise]}} / "
-                    f"{{objcval[{NOISE_LONG}/shot_noise]}}, every other cell the default's."
+                    f"{{objcval[{NOISE_LONG}/shot_noise]}}, every other cell the default's. `{NOISE_LONG_END}` "
+                    f"(that denoiser at the end of its run, registered as `{ROUTED23}`; make "
+                    f"imagenet-denoiser-candidate): Gaussian / shot noise {{objcval[{NOISE_LONG_END}/gaussian_noise]}} "
+                    f"/ {{objcval[{NOISE_LONG_END}/shot_noise]}}, every other cell the default's."
                 ),
             ),
             Table(
