@@ -319,11 +319,11 @@ imagenet-gate-open: $(IMAGENET_STAMP) data
 	  --json $(IMAGENET)/gate-open-$$(basename $$w).json || exit 1; done
 imagenet-objects-markdown:
 	$(OBJECTS) --from-json $(wildcard $(IMAGENET)/objects-baselines.json) $(IMAGENET)/objects-ours.json \
-	  $(wildcard $(IMAGENET)/objects-routed22.json $(IMAGENET)/objects-routed21.json $(IMAGENET)/objects-routed18.json $(IMAGENET)/objects-routed14.json $(IMAGENET)/objects-routed17.json $(IMAGENET)/objects-routed16.json $(IMAGENET)/objects-routed15.json $(IMAGENET)/objects-routed11.json $(IMAGENET)/objects-routed13.json $(IMAGENET)/objects-routed12.json $(IMAGENET)/objects-routed8.json $(IMAGENET)/objects-routed10.json $(IMAGENET)/objects-routed9.json $(IMAGENET)/objects-routed7.json $(IMAGENET)/objects-routed6.json $(IMAGENET)/objects-previous.json $(IMAGENET)/objects-routed3.json \
+	  $(wildcard $(IMAGENET)/objects-routed23.json $(IMAGENET)/objects-routed22.json $(IMAGENET)/objects-routed21.json $(IMAGENET)/objects-routed18.json $(IMAGENET)/objects-routed14.json $(IMAGENET)/objects-routed17.json $(IMAGENET)/objects-routed16.json $(IMAGENET)/objects-routed15.json $(IMAGENET)/objects-routed11.json $(IMAGENET)/objects-routed13.json $(IMAGENET)/objects-routed12.json $(IMAGENET)/objects-routed8.json $(IMAGENET)/objects-routed10.json $(IMAGENET)/objects-routed9.json $(IMAGENET)/objects-routed7.json $(IMAGENET)/objects-routed6.json $(IMAGENET)/objects-previous.json $(IMAGENET)/objects-routed3.json \
 	    $(IMAGENET)/objects-gated.json) \
 	  --markdown $(IMAGENET)/objects.md
 	for c in 1 2; do $(OBJECTS) --classifier imagenet-efficientnet_lite$$c --from-json $(IMAGENET)/objects-lite$$c.json \
-	  $$(for r in routed22 routed21 routed18 routed14 routed17 routed16 routed15 routed11 routed13 routed12 routed8 routed10 routed9 routed7 routed6 previous routed3 gated; do ls $(IMAGENET)/objects-lite$$c-$$r.json 2>/dev/null; done) --markdown $(IMAGENET)/objects-lite$$c.md; done
+	  $$(for r in routed23 routed22 routed21 routed18 routed14 routed17 routed16 routed15 routed11 routed13 routed12 routed8 routed10 routed9 routed7 routed6 previous routed3 gated; do ls $(IMAGENET)/objects-lite$$c-$$r.json 2>/dev/null; done) --markdown $(IMAGENET)/objects-lite$$c.md; done
 
 # the markdown tables from the JSON rows (seconds)
 imagenet-markdown:
