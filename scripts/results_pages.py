@@ -1017,7 +1017,12 @@ PAGES: tuple[Page, ...] = (
                     f"({{objcfull[{ROUTED7}/contrast]}} without the stretch). The first 60 crops overstated what the denoiser "
                     f"recovers: Gaussian noise {{objc[none/gaussian_noise]}} -> {{objc[{MIX}/gaussian_noise]}} "
                     f"there, {{objcfull[none/gaussian_noise]}} -> {{objcfull[{MIX}/gaussian_noise]}} on all 340 "
-                    f"(for `{MIX}`)."
+                    f"(for `{MIX}`). `{ROUTED23}` (the default with the longer noise denoiser behind route 2, a "
+                    f"candidate): Gaussian / shot noise {{objcfull[{ROUTED23}/gaussian_noise]}} / "
+                    f"{{objcfull[{ROUTED23}/shot_noise]}} against {{objcfull[{DEFAULT}/gaussian_noise]}} / "
+                    f"{{objcfull[{DEFAULT}/shot_noise]}}, every other cell the default's; rel. mCE "
+                    f"{{objcfull[{ROUTED23}/rel. mCE]}} ({{objcfull.trained[{ROUTED23}/rel. mCE]}} / "
+                    f"{{objcfull.held[{ROUTED23}/rel. mCE]}}), worst drop {{objcfull[{ROUTED23}/worst drop]}}."
                 ),
             ),
             Table(
@@ -1048,6 +1053,9 @@ PAGES: tuple[Page, ...] = (
                     f"{{objcfulllite1[{ROUTED6}/worst drop]}}; that of `{MIX}`, "
                     f"the one before that, {{objcfulllite1[{MIX}/rel. mCE]}}, worst drop "
                     f"{{objcfulllite1[{MIX}/worst drop]}}; `{ROUTED3}`'s {{objcfulllite1[{ROUTED3}/rel. mCE]}}; "
+                    f"the candidate `{ROUTED23}`'s {{objcfulllite1[{ROUTED23}/rel. mCE]}} "
+                    f"({{objcfulllite1.trained[{ROUTED23}/rel. mCE]}} / {{objcfulllite1.held[{ROUTED23}/rel. mCE]}}), "
+                    f"worst drop {{objcfulllite1[{ROUTED23}/worst drop]}}; "
                     f"`-routed5-`'s {{objcfulllite1[{ROUTED5}/rel. mCE]}}."
                 ),
             ),
