@@ -107,7 +107,8 @@ _WEIGHTS: tuple[tuple[str, str, str], ...] = (
     # objects:12288; config_variant.py --corruption, make imagenet-denoiser-candidate). Validation (128 crops, the
     # 11 trained corruptions): Gaussian / shot noise 0.447 / 0.419 -> 0.455 / 0.433, the rest equal; attack rows
     # as -routed20-'s but PGD 0.805 -> 0.814. Test rows: Gaussian / shot 0.449 / 0.412 -> 0.464 / 0.442, rel. mCE
-    # 0.834 -> 0.829 (Lite1 0.838 -> 0.834), PGD 0.779 -> 0.776, Lite1 PGD 0.712 -> 0.724 (design notes).
+    # 0.834 -> 0.829 (Lite1 0.838 -> 0.834), PGD 0.779 -> 0.776, Lite1 PGD 0.712 -> 0.724: one attack test crop
+    # lost, so not the default (design notes).
     (
         "imagenet-efficientnet_lite0_lite2-routed23-objects3-mix",
         "d73235fda021582ff770b5fab56a92bca4be83208c28821bdb72dbadaefe527a",
