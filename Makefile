@@ -179,6 +179,18 @@ imagenet-objects-tables: $(IMAGENET_STAMP) data
 	    --defenses none,$(OBJECT_DEFENSES) --json $(IMAGENET)/objects-lite$$c$(if $(OBJECT_ROWS),-$(OBJECT_ROWS)).json; done ) & \
 	wait
 	$(MAKE) imagenet-objects-markdown
+# Defenses judged on the very same attacked crops: PGD aimed at Lite0 and at the unseen Lite1, all 340 test crops, for
+# each of PAIRED (comma-separated weights; about 8 minutes on 2 cores for two). Rows of one defense measured in
+# separate runs on different days have differed by 1 and 4 crops (docs/design.md, thirty-third session), so a choice
+# between two defenses that differ by a few crops rests on these rows: objects-paired-PAIRED_ROWS.json and
+# objects-lite1-paired-PAIRED_ROWS.json.
+PAIRED ?= $(DEFAULT_IMAGENET)
+PAIRED_ROWS ?= default
+imagenet-objects-paired: $(IMAGENET_STAMP) data
+	$(OBJECTS) --attacks pgd --defenses $(PAIRED) --json $(IMAGENET)/objects-paired-$(PAIRED_ROWS).json & \
+	$(OBJECTS) --classifier imagenet-efficientnet_lite1 --attacks pgd --defenses $(PAIRED) \
+	  --json $(IMAGENET)/objects-lite1-paired-$(PAIRED_ROWS).json & \
+	wait
 # The first look at the object tier on the CPU (about 20 minutes on 2 cores), kept as it was measured: no defense and
 # the two defaults before the current one, clean and under the paper's PGD aimed at Lite0. objects-first-look.json:
 # no defense and -gated2-pgd (the default before the object photos); objects-first-look-default.json: -gated-objects-pgd
@@ -319,11 +331,11 @@ imagenet-gate-open: $(IMAGENET_STAMP) data
 	  --json $(IMAGENET)/gate-open-$$(basename $$w).json || exit 1; done
 imagenet-objects-markdown:
 	$(OBJECTS) --from-json $(wildcard $(IMAGENET)/objects-baselines.json) $(IMAGENET)/objects-ours.json \
-	  $(wildcard $(IMAGENET)/objects-routed23.json $(IMAGENET)/objects-routed22.json $(IMAGENET)/objects-routed21.json $(IMAGENET)/objects-routed18.json $(IMAGENET)/objects-routed14.json $(IMAGENET)/objects-routed17.json $(IMAGENET)/objects-routed16.json $(IMAGENET)/objects-routed15.json $(IMAGENET)/objects-routed11.json $(IMAGENET)/objects-routed13.json $(IMAGENET)/objects-routed12.json $(IMAGENET)/objects-routed8.json $(IMAGENET)/objects-routed10.json $(IMAGENET)/objects-routed9.json $(IMAGENET)/objects-routed7.json $(IMAGENET)/objects-routed6.json $(IMAGENET)/objects-previous.json $(IMAGENET)/objects-routed3.json \
+	  $(wildcard $(IMAGENET)/objects-routed20.json $(IMAGENET)/objects-routed22.json $(IMAGENET)/objects-routed21.json $(IMAGENET)/objects-routed18.json $(IMAGENET)/objects-routed14.json $(IMAGENET)/objects-routed17.json $(IMAGENET)/objects-routed16.json $(IMAGENET)/objects-routed15.json $(IMAGENET)/objects-routed11.json $(IMAGENET)/objects-routed13.json $(IMAGENET)/objects-routed12.json $(IMAGENET)/objects-routed8.json $(IMAGENET)/objects-routed10.json $(IMAGENET)/objects-routed9.json $(IMAGENET)/objects-routed7.json $(IMAGENET)/objects-routed6.json $(IMAGENET)/objects-previous.json $(IMAGENET)/objects-routed3.json \
 	    $(IMAGENET)/objects-gated.json) \
 	  --markdown $(IMAGENET)/objects.md
 	for c in 1 2; do $(OBJECTS) --classifier imagenet-efficientnet_lite$$c --from-json $(IMAGENET)/objects-lite$$c.json \
-	  $$(for r in routed23 routed22 routed21 routed18 routed14 routed17 routed16 routed15 routed11 routed13 routed12 routed8 routed10 routed9 routed7 routed6 previous routed3 gated; do ls $(IMAGENET)/objects-lite$$c-$$r.json 2>/dev/null; done) --markdown $(IMAGENET)/objects-lite$$c.md; done
+	  $$(for r in routed20 routed22 routed21 routed18 routed14 routed17 routed16 routed15 routed11 routed13 routed12 routed8 routed10 routed9 routed7 routed6 previous routed3 gated; do ls $(IMAGENET)/objects-lite$$c-$$r.json 2>/dev/null; done) --markdown $(IMAGENET)/objects-lite$$c.md; done
 
 # the markdown tables from the JSON rows (seconds)
 imagenet-markdown:
@@ -478,14 +490,15 @@ imagenet-objects-corruption-full: $(IMAGENET_STAMP) data
 	$(MAKE) imagenet-objects-corruption-markdown
 # One more defense's rows on all 340 crops, Lite0 and the unseen Lite1 side by side (about 30 minutes on 2 cores for
 # one defense): objects-corruptions-full-FULL_ROWS.json and objects-corruptions-lite1-full-FULL_ROWS.json, resumable
-# as above; by default the current default's (those of the ones before it: FULL_CANDIDATE=<-routed18-> FULL_ROWS=routed18,
+# as above; by default the current default's (those of the ones before it: FULL_CANDIDATE=<-routed20-> FULL_ROWS=routed20,
+# FULL_CANDIDATE=<-routed18-> FULL_ROWS=routed18,
 # FULL_CANDIDATE=<-routed14-> FULL_ROWS=routed14,
 # FULL_CANDIDATE=<-routed11-> FULL_ROWS=routed11,
 # FULL_CANDIDATE=<-routed8-> FULL_ROWS=routed8,
 # FULL_CANDIDATE=<-routed7-> FULL_ROWS=routed7, FULL_CANDIDATE=$(ROUTED6_OBJECTS)
 # FULL_ROWS=routed6, FULL_CANDIDATE=$(PREVIOUS_OBJECTS) FULL_ROWS=mix; a candidate: make imagenet-objects-corruption-full-candidate FULL_CANDIDATE=<weights> FULL_ROWS=<name>).
 FULL_CANDIDATE ?= $(DEFAULT_IMAGENET)
-FULL_ROWS ?= routed20
+FULL_ROWS ?= routed23
 imagenet-objects-corruption-full-candidate: $(IMAGENET_STAMP) data
 	$(OBJECT_FULL) --defenses $(FULL_CANDIDATE) --json $(IMAGENET)/objects-corruptions-full-$(FULL_ROWS).json & \
 	$(OBJECT_FULL) $(OBJECT_LITE1) --defenses $(FULL_CANDIDATE) \

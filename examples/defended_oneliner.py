@@ -1,7 +1,7 @@
 """Put a reconstructive defense in front of a classifier in one line.
 
 `Defended(model)` takes exactly what `model` takes and returns what it returns. Without a defense it
-loads the shipped default ImageNet weights (`imagenet-efficientnet_lite0_lite2-routed20-objects3-mix`) and assumes
+loads the shipped default ImageNet weights (`imagenet-efficientnet_lite0_lite2-routed23-objects3-mix`) and assumes
 torchvision's ImageNet normalization; pass `mean=`/`std=` for other models, or None for models that
 take [0, 1] pixels.
 """

@@ -48,7 +48,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 #: Weights ``Defended(model)`` loads when no defense is given, and what the name ``"default"`` stands for
 #: (``from_pretrained("default")``, ``recondefense purify``'s ``--weights``, the mark in ``list_weights()``).
-DEFAULT_IMAGENET_WEIGHTS = "imagenet-efficientnet_lite0_lite2-routed20-objects3-mix"
+DEFAULT_IMAGENET_WEIGHTS = "imagenet-efficientnet_lite0_lite2-routed23-objects3-mix"
 
 
 #: What ``scripts/config_variant.py`` may swap into a defense (its meta key), as its card names it.

@@ -76,8 +76,9 @@ _WEIGHTS: tuple[tuple[str, str, str], ...] = (
         "50c4fd99a762271f525d50c964a70a1fee8c5966f8c1ee770f63bf3334d94d24",
         "2d8215d4acd1f7c81b1152d3cd6856115cd8d4dc52dcff55ae92dccf89927760",
     ),
-    # The default of Defended(model) since 2026-12-07 (twenty-fifth session): -routed18- with the strong purifier of
-    # the long CPU run at step 1,658 of 3,072 (checkpoints/objects-mix6k/step1658; config_variant.py --strong).
+    # The default of Defended(model) from 2026-12-07 (twenty-fifth session) until -routed23-: -routed18- with the
+    # strong purifier of the long CPU run at step 1,658 of 3,072 (checkpoints/objects-mix6k/step1658;
+    # config_variant.py --strong).
     # Test rows: FGSM 0.732 -> 0.762, PGD 0.771 -> 0.779, Lite1 PGD 0.656 -> 0.712, clean and DeepFool as before,
     # rel. mCE 0.833 -> 0.834 (design notes).
     (
@@ -103,12 +104,12 @@ _WEIGHTS: tuple[tuple[str, str, str], ...] = (
         "a0b7db389794311a6480758c5acaca2acdf2a1e97a505b173134cc95c4d89a6c",
         "70773bc46126b229687fa30aaa6c2a98676c1d53c661bab16ef25e67f989bbf2",
     ),
-    # -routed20- with the longer noise denoiser behind route 2 (checkpoints/realworld/noise-long/final, 4 epochs on
-    # objects:12288; config_variant.py --corruption, make imagenet-denoiser-candidate). Validation (128 crops, the
-    # 11 trained corruptions): Gaussian / shot noise 0.447 / 0.419 -> 0.455 / 0.433, the rest equal; attack rows
-    # as -routed20-'s but PGD 0.805 -> 0.814. Test rows: Gaussian / shot 0.449 / 0.412 -> 0.464 / 0.442, rel. mCE
-    # 0.834 -> 0.829 (Lite1 0.838 -> 0.834), PGD 0.779 -> 0.776, Lite1 PGD 0.712 -> 0.724: one attack test crop
-    # lost, so not the default (design notes).
+    # The default of Defended(model) since 2026-12-08 (thirty-third session): -routed20- with the longer noise
+    # denoiser behind route 2 (checkpoints/realworld/noise-long/final, 4 epochs on objects:12288; config_variant.py
+    # --corruption, make imagenet-denoiser-candidate). Validation (128 crops, the 11 trained corruptions): Gaussian /
+    # shot noise 0.447 / 0.419 -> 0.455 / 0.433, the rest equal. Test rows: Gaussian / shot 0.449 / 0.412 -> 0.464 /
+    # 0.442, rel. mCE 0.834 -> 0.829 (Lite1 0.838 -> 0.834); PGD judged on the same attacked crops as -routed20-
+    # (make imagenet-objects-paired): equal with Lite0 and Lite1, as route 2 takes no attacked crop (design notes).
     (
         "imagenet-efficientnet_lite0_lite2-routed23-objects3-mix",
         "d73235fda021582ff770b5fab56a92bca4be83208c28821bdb72dbadaefe527a",

@@ -85,23 +85,25 @@ GATE_OPEN_STEPS = (
 )
 #: The radii of the certification tables (``recondefense certify``'s default ``--radii``).
 RADII = (0.0, 0.25, 0.5, 0.75, 1.0)
-#: The default: ROUTED18 with the strong AE of a long CPU run at step 1,658 (checkpoints/objects-mix6k/step1658) on
-#: the images its gate flags (scripts/config_variant.py --strong).
-DEFAULT = "imagenet-efficientnet_lite0_lite2-routed20-objects3-mix"  # checked against recondefense.defense in the tests
-#: A candidate not taken: DEFAULT with the 12,288-triplet run's strong AE at step 1,160 (design notes).
+#: The default before it (on 2026-12-07/08): ROUTED18 with the strong AE of a long CPU run at step 1,658
+#: (checkpoints/objects-mix6k/step1658) on the images its gate flags (scripts/config_variant.py --strong).
+ROUTED20 = "imagenet-efficientnet_lite0_lite2-routed20-objects3-mix"
+#: A candidate not taken: ROUTED20 with the 12,288-triplet run's strong AE at step 1,160 (design notes).
 ROUTED21 = "imagenet-efficientnet_lite0_lite2-routed21-objects3-mix"
-#: A candidate: DEFAULT with a snow step (PurifierConfig.snow_range; make imagenet-snow-detector), validated as
+#: A candidate: ROUTED20 with a snow step (PurifierConfig.snow_range; make imagenet-snow-detector), validated as
 #: SNOW_CANDIDATE, the folder make imagenet-snow-detector writes (the same tensors and settings).
 ROUTED22 = "imagenet-efficientnet_lite0_lite2-routed22-objects3-mix"
 SNOW_CANDIDATE = "runs/candidates/snow-p1"
-#: A screen not taken: DEFAULT with the 12,288-triplet run's strong AE at its end, step 3,072 (validation only).
+#: A screen not taken: ROUTED20 with the 12,288-triplet run's strong AE at its end, step 3,072 (validation only).
 M12K_END = "runs/candidates/m12k-3072"
-#: A screen: DEFAULT with the longer noise denoiser (checkpoints/realworld/noise-long) behind route 2, at step 800.
+#: A screen: ROUTED20 with the longer noise denoiser (checkpoints/realworld/noise-long) behind route 2, at step 800.
 NOISE_LONG = "runs/candidates/noiseLL-800"
-#: A candidate: DEFAULT with that denoiser at its end (checkpoints/realworld/noise-long/final), validated as
-#: NOISE_LONG_END (make imagenet-denoiser-candidate; the same tensors and settings).
+#: ROUTED20 with that denoiser at its end (checkpoints/realworld/noise-long/final), validated as NOISE_LONG_END (make
+#: imagenet-denoiser-candidate; the same tensors and settings): the default since 2026-12-08.
 ROUTED23 = "imagenet-efficientnet_lite0_lite2-routed23-objects3-mix"
 NOISE_LONG_END = "runs/candidates/noise-long"
+#: The default of Defended(model).
+DEFAULT = ROUTED23  # checked against recondefense.defense in the tests
 #: The default before it (on 2026-12-06/07): ROUTED14 (the same tensors but a small fog detector) with a fog step
 #: before its gate, which yields to the gate on images it opens on as they came (PurifierConfig.fog_range,
 #: fog_yields_to_gate).
@@ -635,6 +637,7 @@ PAGES: tuple[Page, ...] = (
                 rows=(
                     "imagenet/objects-baselines.json",
                     "imagenet/objects-ours.json",
+                    "imagenet/objects-routed20.json",
                     "imagenet/objects-routed18.json",
                     "imagenet/objects-routed14.json",
                     "imagenet/objects-routed11.json",
@@ -647,7 +650,12 @@ PAGES: tuple[Page, ...] = (
                 ),
                 command=OBJECT_TABLES_COMMAND,
                 notes=(
-                    f"`{DEFAULT}` is the default of `Defended(model)`: `{ROUTED18}`, the default before it, with "
+                    f"`{DEFAULT}` is the default of `Defended(model)`: `{ROUTED20}`, the default before it, with "
+                    "the longer-trained noise denoiser behind its noise route (the same gate and AEs): on attacked "
+                    "crops, which that route does not take, the same rows to the crop when both are judged on the "
+                    "same attacked crops (the paired table below); these rows and `-routed20-`'s were measured in "
+                    "separate runs, whose attacked crops differ slightly. "
+                    f"`{ROUTED20}` is `{ROUTED18}`, the one before, with "
                     "a wide AE behind its gate trained on for longer (a CPU run of 16 epochs on 6,144 object "
                     "triplets, taken at step 1,658 of 3,072, chosen on the validation crops): more of the attacked "
                     "crops back with every classifier, clean and DeepFool rows unchanged. "
@@ -691,6 +699,7 @@ PAGES: tuple[Page, ...] = (
                 classifier="imagenet-efficientnet_lite1",
                 rows=(
                     "imagenet/objects-lite1.json",
+                    "imagenet/objects-lite1-routed20.json",
                     "imagenet/objects-lite1-routed18.json",
                     "imagenet/objects-lite1-routed14.json",
                     "imagenet/objects-lite1-routed11.json",
@@ -711,6 +720,7 @@ PAGES: tuple[Page, ...] = (
                 classifier="imagenet-efficientnet_lite2",
                 rows=(
                     "imagenet/objects-lite2.json",
+                    "imagenet/objects-lite2-routed20.json",
                     "imagenet/objects-lite2-routed18.json",
                     "imagenet/objects-lite2-routed14.json",
                     "imagenet/objects-lite2-routed11.json",
@@ -722,6 +732,33 @@ PAGES: tuple[Page, ...] = (
                     "imagenet/objects-lite2-gated.json",
                 ),
                 command=OBJECT_TABLES_COMMAND,
+            ),
+            Table(
+                key="objectspaired",
+                title="Two defaults judged on the very same attacked crops, PGD aimed at Lite0",
+                kind="attack",
+                tier="imagenet-objects",
+                rows=("imagenet/objects-paired-*.json",),
+                command=f"make imagenet-objects-paired PAIRED={ROUTED20},{DEFAULT} PAIRED_ROWS=routed23",
+                notes=(
+                    "The tables above put together rows of separate runs, and the attacked crops of one run differ "
+                    "slightly from another's (PGD's gradients in float arithmetic): `-routed20-` measured again "
+                    f"here gives {{objectspaired[{ROUTED20}/PGD]}} against the {{objects[{ROUTED20}/PGD]}} of its "
+                    "own earlier run, with Lite1 "
+                    f"{{objectspairedlite1[{ROUTED20}/PGD]}} against {{objectslite1[{ROUTED20}/PGD]}}. A choice "
+                    "between defenses a few crops apart rests on rows like these: "
+                    f"`{DEFAULT}` {{objectspaired[{DEFAULT}/PGD]}} and `{ROUTED20}` "
+                    f"{{objectspaired[{ROUTED20}/PGD]}} (its noise route takes no attacked crop)."
+                ),
+            ),
+            Table(
+                key="objectspairedlite1",
+                title="The same, PGD aimed at the unseen Lite1",
+                kind="attack",
+                tier="imagenet-objects",
+                classifier="imagenet-efficientnet_lite1",
+                rows=("imagenet/objects-lite1-paired-*.json",),
+                command=f"make imagenet-objects-paired PAIRED={ROUTED20},{DEFAULT} PAIRED_ROWS=routed23",
             ),
             Table(
                 key="objectsrouted",
@@ -765,7 +802,7 @@ PAGES: tuple[Page, ...] = (
                     f"`{ROUTED8}`, `runs/candidates/veto-bp0.15` is `{ROUTED12}`, "
                     f"`runs/veto/v05-t05` is `{ROUTED14}`, `runs/candidates/fog-w16` is "
                     "`imagenet-efficientnet_lite0_lite2-routed15-objects3-mix`, `runs/candidates/strong1658` is "
-                    f"`{DEFAULT}`, `{SNOW_CANDIDATE}` is `{ROUTED22}`, `{NOISE_LONG_END}` is `{ROUTED23}`); the "
+                    f"`{ROUTED20}`, `{SNOW_CANDIDATE}` is `{ROUTED22}`, `{NOISE_LONG_END}` is `{ROUTED23}`); the "
                     "[design notes](../design.md) say what each one is."
                 ),
             ),
@@ -975,8 +1012,14 @@ PAGES: tuple[Page, ...] = (
                     f"({{objcfull.trained[{DEFAULT}/rel. mCE]}} on the 11 trained corruptions, "
                     f"{{objcfull.held[{DEFAULT}/rel. mCE]}} on the 4 held out; issue 25 asks for 0.75 and 0.85), its "
                     f"worst drop {{objcfull[{DEFAULT}/worst drop]}}, fog {{objcfull[{DEFAULT}/fog]}} against "
-                    f"{{objcfull[none/fog]}} undefended; that of `{ROUTED18}`, the default before it (the same "
-                    f"network with the earlier wide AE, which corrupted images seldom reach), "
+                    f"{{objcfull[none/fog]}} undefended, Gaussian / shot noise "
+                    f"{{objcfull[{DEFAULT}/gaussian_noise]}} / {{objcfull[{DEFAULT}/shot_noise]}}; that of "
+                    f"`{ROUTED20}`, the default before it (the same network with the shorter-trained noise denoiser), "
+                    f"{{objcfull[{ROUTED20}/rel. mCE]}} ({{objcfull.trained[{ROUTED20}/rel. mCE]}} / "
+                    f"{{objcfull.held[{ROUTED20}/rel. mCE]}}), worst drop {{objcfull[{ROUTED20}/worst drop]}}, "
+                    f"Gaussian / shot noise {{objcfull[{ROUTED20}/gaussian_noise]}} / "
+                    f"{{objcfull[{ROUTED20}/shot_noise]}}, every other cell the default's; that of `{ROUTED18}`, "
+                    f"the one before (the same network with the earlier wide AE, which corrupted images seldom reach), "
                     f"{{objcfull[{ROUTED18}/rel. mCE]}} ({{objcfull.trained[{ROUTED18}/rel. mCE]}} / "
                     f"{{objcfull.held[{ROUTED18}/rel. mCE]}}), worst drop {{objcfull[{ROUTED18}/worst drop]}}; that "
                     f"of `{ROUTED14}`, the one before (the same "
@@ -1017,12 +1060,7 @@ PAGES: tuple[Page, ...] = (
                     f"({{objcfull[{ROUTED7}/contrast]}} without the stretch). The first 60 crops overstated what the denoiser "
                     f"recovers: Gaussian noise {{objc[none/gaussian_noise]}} -> {{objc[{MIX}/gaussian_noise]}} "
                     f"there, {{objcfull[none/gaussian_noise]}} -> {{objcfull[{MIX}/gaussian_noise]}} on all 340 "
-                    f"(for `{MIX}`). `{ROUTED23}` (the default with the longer noise denoiser behind route 2, a "
-                    f"candidate): Gaussian / shot noise {{objcfull[{ROUTED23}/gaussian_noise]}} / "
-                    f"{{objcfull[{ROUTED23}/shot_noise]}} against {{objcfull[{DEFAULT}/gaussian_noise]}} / "
-                    f"{{objcfull[{DEFAULT}/shot_noise]}}, every other cell the default's; rel. mCE "
-                    f"{{objcfull[{ROUTED23}/rel. mCE]}} ({{objcfull.trained[{ROUTED23}/rel. mCE]}} / "
-                    f"{{objcfull.held[{ROUTED23}/rel. mCE]}}), worst drop {{objcfull[{ROUTED23}/worst drop]}}."
+                    f"(for `{MIX}`)."
                 ),
             ),
             Table(
@@ -1038,8 +1076,11 @@ PAGES: tuple[Page, ...] = (
                     f"With Lite1, which no purifier here was trained with, the default's rel. mCE is "
                     f"{{objcfulllite1[{DEFAULT}/rel. mCE]}} ({{objcfulllite1.trained[{DEFAULT}/rel. mCE]}} on the 11 "
                     f"trained corruptions, where issue 25 asks for 0.85; {{objcfulllite1.held[{DEFAULT}/rel. mCE]}} on "
-                    f"the 4 held out), its worst drop {{objcfulllite1[{DEFAULT}/worst drop]}}; that of `{ROUTED18}`, "
-                    f"the default before it, {{objcfulllite1[{ROUTED18}/rel. mCE]}}, worst drop "
+                    f"the 4 held out), its worst drop {{objcfulllite1[{DEFAULT}/worst drop]}}; that of `{ROUTED20}`, "
+                    f"the default before it, {{objcfulllite1[{ROUTED20}/rel. mCE]}} "
+                    f"({{objcfulllite1.trained[{ROUTED20}/rel. mCE]}} / {{objcfulllite1.held[{ROUTED20}/rel. mCE]}}), "
+                    f"worst drop {{objcfulllite1[{ROUTED20}/worst drop]}}; that of `{ROUTED18}`, "
+                    f"the one before, {{objcfulllite1[{ROUTED18}/rel. mCE]}}, worst drop "
                     f"{{objcfulllite1[{ROUTED18}/worst drop]}}; that of `{ROUTED14}`, "
                     f"the one before, {{objcfulllite1[{ROUTED14}/rel. mCE]}}, worst drop "
                     f"{{objcfulllite1[{ROUTED14}/worst drop]}}; that of `{ROUTED11}`, "
@@ -1053,9 +1094,6 @@ PAGES: tuple[Page, ...] = (
                     f"{{objcfulllite1[{ROUTED6}/worst drop]}}; that of `{MIX}`, "
                     f"the one before that, {{objcfulllite1[{MIX}/rel. mCE]}}, worst drop "
                     f"{{objcfulllite1[{MIX}/worst drop]}}; `{ROUTED3}`'s {{objcfulllite1[{ROUTED3}/rel. mCE]}}; "
-                    f"the candidate `{ROUTED23}`'s {{objcfulllite1[{ROUTED23}/rel. mCE]}} "
-                    f"({{objcfulllite1.trained[{ROUTED23}/rel. mCE]}} / {{objcfulllite1.held[{ROUTED23}/rel. mCE]}}), "
-                    f"worst drop {{objcfulllite1[{ROUTED23}/worst drop]}}; "
                     f"`-routed5-`'s {{objcfulllite1[{ROUTED5}/rel. mCE]}}."
                 ),
             ),
@@ -1075,20 +1113,20 @@ PAGES: tuple[Page, ...] = (
                     "this is where a candidate that only changes the strong AE may lose them."
                 ),
                 notes=(
-                    f"`{ROUTED21}` (the 12,288-triplet run's AE at step 1,160) against the default: snow "
-                    f"{{objcval[{ROUTED21}/snow]}} against {{objcval[{DEFAULT}/snow]}}, brightness "
-                    f"{{objcval[{ROUTED21}/brightness]}} against {{objcval[{DEFAULT}/brightness]}}, every other "
+                    f"`{ROUTED21}` (the 12,288-triplet run's AE at step 1,160) against `{ROUTED20}`, the default "
+                    f"then: snow {{objcval[{ROUTED21}/snow]}} against {{objcval[{ROUTED20}/snow]}}, brightness "
+                    f"{{objcval[{ROUTED21}/brightness]}} against {{objcval[{ROUTED20}/brightness]}}, every other "
                     "cell the same; on the test crops it fell 2.1 points below no defense on snow at severity 5 and "
-                    f"was not taken (design notes). `{SNOW_CANDIDATE}` (the default with a snow step, registered as "
+                    f"was not taken (design notes). `{SNOW_CANDIDATE}` (`-routed20-` with a snow step, registered as "
                     f"`{ROUTED22}`): snow {{objcval[{SNOW_CANDIDATE}/snow]}}, brightness "
                     f"{{objcval[{SNOW_CANDIDATE}/brightness]}}. `{M12K_END}` (the same run's end, step 3,072): "
                     f"snow {{objcval[{M12K_END}/snow]}}, brightness {{objcval[{M12K_END}/brightness]}}. "
-                    f"`{NOISE_LONG}` (the default with the longer noise denoiser, step 800 of its run, behind route "
+                    f"`{NOISE_LONG}` (`{ROUTED20}` with the longer noise denoiser, step 800 of its run, behind route "
                     f"2; design notes): Gaussian / shot noise {{objcval[{NOISE_LONG}/gaussian_noise]}} / "
-                    f"{{objcval[{NOISE_LONG}/shot_noise]}}, every other cell the default's. `{NOISE_LONG_END}` "
-                    f"(that denoiser at the end of its run, registered as `{ROUTED23}`; make "
+                    f"{{objcval[{NOISE_LONG}/shot_noise]}}, every other cell `-routed20-`'s. `{NOISE_LONG_END}` "
+                    f"(that denoiser at the end of its run, registered as `{ROUTED23}`, the default since; make "
                     f"imagenet-denoiser-candidate): Gaussian / shot noise {{objcval[{NOISE_LONG_END}/gaussian_noise]}} "
-                    f"/ {{objcval[{NOISE_LONG_END}/shot_noise]}}, every other cell the default's."
+                    f"/ {{objcval[{NOISE_LONG_END}/shot_noise]}}, every other cell `-routed20-`'s."
                 ),
             ),
             Table(
@@ -1202,11 +1240,11 @@ SUMMARY: tuple[tuple[str, str, str, str, str, str, str], ...] = (
     ),
     (
         "",
-        "rel. mCE, the default before it (the earlier wide AE)",
+        "rel. mCE, the default before it (the shorter-trained denoiser)",
         "objcfull",
         "rel. mCE",
         "none",
-        ROUTED18,
+        ROUTED20,
         "corruptions",
     ),
     ("", "Gaussian noise, the default", "objcfull", "gaussian_noise", "none", DEFAULT, "corruptions"),

@@ -40,7 +40,7 @@
 # 1c. the gentle denoiser (EXPERT=noise): 1b's denoiser trained on for NOISE_GENTLE_EPOCHS (2) more epochs at lr 5e-4
 #    cosine, a quarter of its inputs clean with the same KL on them (--clean-weight 1), so that it leaves lightly
 #    noisy images more alone (about 11 s a step, 17 minutes an epoch on 2 cores). What -routed3-objects2-pgd, -routed3-objects3-mix
-#    -routed6-objects3-mix, -routed7-objects3-mix, -routed8-objects3-mix, -routed11-objects3-mix, -routed14-objects3-mix, -routed18-objects3-mix and the default of Defended(model), -routed20-objects3-mix, ship behind route 2; checkpoints/realworld/noise-gentle holds its last checkpoint, so
+#    -routed6-objects3-mix, -routed7-objects3-mix, -routed8-objects3-mix, -routed11-objects3-mix, -routed14-objects3-mix, -routed18-objects3-mix and -routed20-objects3-mix ship behind route 2 (the default of Defended(model), -routed23-objects3-mix, ships it trained on longer: checkpoints/realworld/noise-long); checkpoints/realworld/noise-gentle holds its last checkpoint, so
 #    on a fresh machine with 1b done the stage only writes final/.
 #    EXPERT=all puts stage 1's expert behind route 2 instead (what -routed-objects2-pgd ships; 1b and 1c are skipped).
 # 2. the routes. By default (GATE=threshold) none is trained: the default's gate (DEFAULT) already opens by a few

@@ -634,6 +634,25 @@ def test_the_makefile_validates_a_runs_purifier_behind_the_default(tmp_path, tar
     assert not out.exists()  # -n: nothing run
 
 
+def test_the_makefile_judges_two_defenses_on_the_very_same_attacked_test_crops():
+    """``make imagenet-objects-paired``: PGD aimed at Lite0 and at the unseen Lite1 on the object test crops, every
+    defense of PAIRED in one run each (one attack, every defense judged on it), rows named by PAIRED_ROWS; the
+    results page's paired tables cite that command."""
+    lines = run_make(
+        "-n", "imagenet-objects-paired", f"PY={sys.executable}", "PAIRED=a,b", "PAIRED_ROWS=x", "IMAGENET_STAMP="
+    )
+    flat = " ".join(lines.replace("\\\n", " ").split())
+    runs = flat.split("python -m recondefense.evaluate")[1:]
+    assert len(runs) == 2 and all(
+        "--tier imagenet-objects " in run and "--attacks pgd --defenses a,b" in run for run in runs
+    )
+    assert "--json results/imagenet/objects-paired-x.json" in runs[0] and "--classifier" not in runs[0]
+    assert "--classifier imagenet-efficientnet_lite1" in runs[1]
+    assert "--json results/imagenet/objects-lite1-paired-x.json" in runs[1]
+    pages = (REPO / "scripts" / "results_pages.py").read_text()
+    assert pages.count('f"make imagenet-objects-paired PAIRED={ROUTED20},{DEFAULT} PAIRED_ROWS=routed23"') == 2
+
+
 # ------------------------------------------------------------------------------------------ the strong purifier
 
 
