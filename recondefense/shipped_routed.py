@@ -98,7 +98,8 @@ _WEIGHTS: tuple[tuple[str, str, str], ...] = (
     # full resolution whose share shrinks the gate's routes): snowfall passes untouched. Validation (128 crops, the
     # 11 trained corruptions): snow 0.255 -> 0.284 (brightness 0.761 -> 0.755, the rest equal); attack rows as
     # -routed20-'s. Test rows: 1-3 attacked crops fewer on every attack row (PGD 0.779 -> 0.774, Lite1 0.712 ->
-    # 0.703): not the default (design notes).
+    # 0.703; on the same attacked crops as -routed20-, make imagenet-objects-paired: 0.776 -> 0.771, Lite1 0.724 ->
+    # 0.715): not the default (design notes).
     (
         "imagenet-efficientnet_lite0_lite2-routed22-objects3-mix",
         "a0b7db389794311a6480758c5acaca2acdf2a1e97a505b173134cc95c4d89a6c",

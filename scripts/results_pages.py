@@ -144,6 +144,11 @@ ROUTED2 = "imagenet-efficientnet_lite0_lite2-routed2-objects2-pgd"
 ROUTED4 = "imagenet-efficientnet_lite0_lite2-routed4-objects2-pgd"
 #: The same, the stretch bounded by each image's range (floor 0.10, target 1).
 ROUTED5 = "imagenet-efficientnet_lite0_lite2-routed5-objects2-pgd"
+#: What made the paired tables: the default and the one before it, then a candidate not taken and that one.
+PAIRED_COMMAND = (
+    f"make imagenet-objects-paired PAIRED={ROUTED20},{DEFAULT} PAIRED_ROWS=routed23, and the same with "
+    f"PAIRED={ROUTED20},{ROUTED22} PAIRED_ROWS=routed22"
+)
 #: What made the object tier's attack tables: the default's rows, then those of the four defaults before it.
 OBJECT_TABLES_COMMAND = (
     "make imagenet-objects-tables, and make imagenet-objects-tables OBJECT_ROWS=routed18 OBJECT_BASELINES= "
@@ -735,20 +740,23 @@ PAGES: tuple[Page, ...] = (
             ),
             Table(
                 key="objectspaired",
-                title="Two defaults judged on the very same attacked crops, PGD aimed at Lite0",
+                title="Defenses judged on the very same attacked crops, PGD aimed at Lite0",
                 kind="attack",
                 tier="imagenet-objects",
                 rows=("imagenet/objects-paired-*.json",),
-                command=f"make imagenet-objects-paired PAIRED={ROUTED20},{DEFAULT} PAIRED_ROWS=routed23",
+                command=PAIRED_COMMAND,
                 notes=(
                     "The tables above put together rows of separate runs, and the attacked crops of one run differ "
-                    "slightly from another's (PGD's gradients in float arithmetic): `-routed20-` measured again "
+                    "slightly from another's (the attack's float arithmetic differs with the machine and the thread "
+                    "count, and its sign steps amplify the rounding): `-routed20-` measured again "
                     f"here gives {{objectspaired[{ROUTED20}/PGD]}} against the {{objects[{ROUTED20}/PGD]}} of its "
                     "own earlier run, with Lite1 "
                     f"{{objectspairedlite1[{ROUTED20}/PGD]}} against {{objectslite1[{ROUTED20}/PGD]}}. A choice "
                     "between defenses a few crops apart rests on rows like these: "
                     f"`{DEFAULT}` {{objectspaired[{DEFAULT}/PGD]}} and `{ROUTED20}` "
-                    f"{{objectspaired[{ROUTED20}/PGD]}} (its noise route takes no attacked crop)."
+                    f"{{objectspaired[{ROUTED20}/PGD]}} (its noise route takes no attacked crop); "
+                    f"`{ROUTED22}` {{objectspaired[{ROUTED22}/PGD]}} (its snow step passes a few attacked crops "
+                    "unpurified)."
                 ),
             ),
             Table(
@@ -758,7 +766,7 @@ PAGES: tuple[Page, ...] = (
                 tier="imagenet-objects",
                 classifier="imagenet-efficientnet_lite1",
                 rows=("imagenet/objects-lite1-paired-*.json",),
-                command=f"make imagenet-objects-paired PAIRED={ROUTED20},{DEFAULT} PAIRED_ROWS=routed23",
+                command=PAIRED_COMMAND,
             ),
             Table(
                 key="objectsrouted",

@@ -326,6 +326,21 @@ def test_gate_logits_reports_every_corruption_and_refuses_a_defense_without_a_ga
         module.gate_logits(str(tmp_path / "recon"), images=2)
 
 
+def test_gate_logits_reports_a_routed_defenses_route_shares_and_refuses_a_gated_one(tmp_path, monkeypatch):
+    """``--routes``: each row's route probabilities ``(images, 1 + experts)``, rows summing to 1 (the share of its
+    noise route on attacked images, for the design notes), and a clear refusal for a gate without routes."""
+    module = load_script("gate_logits")
+    monkeypatch.setattr(module, "ObjectCrops", lambda split, length: [(torch.rand(3, 32, 32), -1)] * length)
+    small = {"width": 4, "depth": 2, "detail_width": 4, "detail_depth": 1, "corruption_width": 4, "corruption_depth": 1}
+    ReconstructiveDefense(arch="routed", **small).save_pretrained(tmp_path / "routed")
+    shares = module.route_shares(str(tmp_path / "routed"), images=2)
+    assert len(shares) == 1 + 15 * 3 and all(v.shape == (2, 3) for v in shares.values())
+    torch.testing.assert_close(shares["clean"].sum(dim=1), torch.ones(2))
+    ReconstructiveDefense(arch="gated", width=4, depth=2, detail_depth=1).save_pretrained(tmp_path / "gated")
+    with pytest.raises(ValueError, match="no routes"):
+        module.route_shares(str(tmp_path / "gated"), images=2)
+
+
 def test_gpu_pack_mirrors_the_train_and_val_sources_only_and_rounds_the_classifiers_to_float16(tmp_path, monkeypatch):
     gpu_pack = load_script("gpu_pack")
     split = gpu_pack.source_split
