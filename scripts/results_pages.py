@@ -1107,7 +1107,7 @@ PAGES: tuple[Page, ...] = (
             ),
             Table(
                 key="objcval",
-                title="Validation: the default and its candidates under the 11 trained corruptions",
+                title="Validation: the default of the day and its candidates under the 11 trained corruptions",
                 kind="corruption",
                 tier="imagenet-objects-val",
                 rows=("imagenet/corruptions-val-*.json",),
