@@ -341,6 +341,28 @@ def test_gate_logits_reports_a_routed_defenses_route_shares_and_refuses_a_gated_
         module.route_shares(str(tmp_path / "gated"), images=2)
 
 
+def test_denoiser_probe_rows_every_method_at_every_severity_and_refuses_unknown_ones(tmp_path, monkeypatch):
+    """``scripts/denoiser_probe.py``: Lite0's accuracy per method and severity on validation crops (here a tiny routed
+    defense and a stand-in classifier); the untouched crops keep every label of a classifier that reads brightness."""
+    pytest.importorskip("skimage")
+    module = load_script("denoiser_probe")
+    small = {"width": 4, "depth": 2, "detail_width": 4, "detail_depth": 1, "corruption_width": 4, "corruption_depth": 1}
+    ReconstructiveDefense(arch="routed", **small).save_pretrained(tmp_path / "routed")
+    monkeypatch.setattr(module, "object_test_set", lambda split: [(torch.rand(3, 32, 32), 0)] * 4)
+
+    class Constant(torch.nn.Module):
+        def forward(self, x):
+            return torch.stack([torch.ones(len(x)), torch.zeros(len(x))], dim=1)  # always class 0
+
+    monkeypatch.setattr(module, "load_classifier", lambda name: Constant())
+    names = ["none", "denoiser", "wavelet", "tv", "mean"]
+    rows = module.probe(4, ["gaussian_noise"], names, weights=str(tmp_path / "routed"))
+    assert list(rows) == ["gaussian_noise"] and list(rows["gaussian_noise"]) == names
+    assert all(accuracies == [1.0] * 5 for accuracies in rows["gaussian_noise"].values())
+    with pytest.raises(ValueError, match="unknown methods"):
+        module.probe(4, ["gaussian_noise"], ["bm3d"], weights=str(tmp_path / "routed"))
+
+
 def test_gpu_pack_mirrors_the_train_and_val_sources_only_and_rounds_the_classifiers_to_float16(tmp_path, monkeypatch):
     gpu_pack = load_script("gpu_pack")
     split = gpu_pack.source_split
